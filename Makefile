@@ -1,0 +1,70 @@
+# Top-level entry points.  The real build is Meson; this file strings the steps together so
+# that a fresh Debian 12 machine needs exactly two commands: `make demo` and `make check`.
+#
+#   make deps     install the Debian packages (scripts/install-deps.sh)
+#   make build    configure and build into build/
+#   make unit     unit tests; make asan: unit tests with ASan+UBSan; make fuzz: short fuzz runs
+#   make kernel   build (or fetch from cache) the guest kernel
+#   make image    build (or fetch from cache) the guest initramfs and rootfs
+#   make integration   pytest integration tests (root and /dev/kvm tests say when skipped)
+#   make check    all of the above
+#   make demo     the VPN appliance end to end
+#   make bench    the benchmarks (figures go into docs/performance.md)
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+PYTHON     ?= /usr/bin/python3
+FUZZ_SECONDS ?= 20
+export MICROVM_BUILD := $(abspath $(BUILD))
+
+.PHONY: all deps build unit asan fuzz kernel image integration check demo bench clean
+
+all: build
+
+deps:
+	@sh scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+unit: build
+	meson test -C $(BUILD) --suite unit --print-errorlogs
+
+$(BUILD_ASAN)/build.ninja:
+	meson setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false
+
+asan: deps $(BUILD_ASAN)/build.ninja
+	ninja -C $(BUILD_ASAN)
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  meson test -C $(BUILD_ASAN) --suite unit --print-errorlogs
+
+$(BUILD_FUZZ)/build.ninja:
+	CC=clang meson setup $(BUILD_FUZZ) -Dfuzz=true -Db_lundef=false
+
+fuzz: deps $(BUILD_FUZZ)/build.ninja
+	ninja -C $(BUILD_FUZZ)
+	sh scripts/run-fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
+
+kernel: deps
+	sh guest/kernel/build.sh
+
+image: build
+	sh guest/image/build.sh
+
+integration: build
+	$(PYTHON) -m pytest -v -rs tests/integration
+
+check: build unit asan fuzz integration
+
+demo: build
+	sh scripts/demo.sh
+
+bench: build
+	sh bench/run-all.sh
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

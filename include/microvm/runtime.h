@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * DOC: runtime
+ *
+ * One API for every backend: fill a &struct mvm_config, create, start, then talk to the guest
+ * through its vsock client and console; stop (gracefully, forcefully after a timeout), wait
+ * for the exit reason, destroy.  The backend (KVM, namespace box, WSL2, HVF) is chosen by the
+ * config, or automatically; callers never branch on the platform.
+ *
+ * Lifecycle: CREATED --start--> RUNNING --(guest exits | stop | kill)--> STOPPED.
+ */
+#ifndef MICROVM_RUNTIME_H
+#define MICROVM_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "microvm/error.h"
+#include "microvm/vsock.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mvm_vm mvm_vm;
+
+enum mvm_backend_kind {
+	MVM_BACKEND_AUTO = 0,	/* KVM if it can run the guest, else the namespace box */
+	MVM_BACKEND_KVM,
+	MVM_BACKEND_NSBOX,
+	MVM_BACKEND_WSL,
+	MVM_BACKEND_HVF,
+};
+
+enum mvm_state {
+	MVM_STATE_CREATED = 0,
+	MVM_STATE_RUNNING,
+	MVM_STATE_STOPPING,
+	MVM_STATE_STOPPED,
+};
+
+enum mvm_exit_reason {
+	MVM_EXIT_NONE = 0,	/* still running */
+	MVM_EXIT_POWEROFF,	/* guest powered off (or the box's init exited 0) */
+	MVM_EXIT_REBOOT,	/* guest asked for a reboot (i8042 reset, triple fault with reboot=t) */
+	MVM_EXIT_PANIC,		/* guest kernel panicked */
+	MVM_EXIT_ERROR,		/* the VMM gave up: emulation failure, bad guest state, I/O error */
+	MVM_EXIT_KILLED,	/* mvm_vm_kill() or a stop that timed out */
+};
+
+/**
+ * struct mvm_config - what to run
+ * @backend:	which backend; MVM_BACKEND_AUTO picks one
+ * @kernel_path: vmlinux (ELF) or bzImage, for VM backends
+ * @initrd_path: initramfs, or NULL
+ * @cmdline:	kernel command line; the runtime appends its own device arguments
+ * @rootfs_path: root file system (directory or .tar.gz) for the namespace/WSL2 backends
+ * @mem_mib:	guest memory in MiB
+ * @cpus:	number of vCPUs
+ * @guest_cid:	vsock context id of the guest (host is 2)
+ * @net:	attach user-mode networking (libslirp)
+ * @vsock_uds_path: Firecracker-style Unix socket bridge for vsock, or NULL
+ * @quiet:	do not print notices (such as the PVM one) to stderr
+ */
+struct mvm_config {
+	enum mvm_backend_kind backend;
+	const char *kernel_path;
+	const char *initrd_path;
+	const char *cmdline;
+	const char *rootfs_path;
+	uint32_t mem_mib;
+	uint32_t cpus;
+	uint32_t guest_cid;
+	bool net;
+	const char *vsock_uds_path;
+	bool quiet;
+};
+
+/** mvm_config_init() - defaults: auto backend, 256 MiB, 1 vCPU, CID 3, no net. */
+void mvm_config_init(struct mvm_config *cfg);
+
+/**
+ * mvm_vm_create() - check the config and prepare a VM (nothing runs yet)
+ * Return: the VM, or NULL with mvm_last_error() set (missing kernel, bad sizes, no /dev/kvm...).
+ */
+mvm_vm *mvm_vm_create(const struct mvm_config *cfg);
+
+/** mvm_vm_start() - start the guest. Return: 0 or -errno. */
+int mvm_vm_start(mvm_vm *vm);
+
+/**
+ * mvm_vm_stop() - ask the guest to stop; kill it if it has not after @timeout_ms
+ * Return: 0 once stopped, or -errno.
+ */
+int mvm_vm_stop(mvm_vm *vm, int timeout_ms);
+
+/** mvm_vm_kill() - stop the guest now. Return: 0 or -errno. */
+int mvm_vm_kill(mvm_vm *vm);
+
+/**
+ * mvm_vm_wait() - wait until the guest has stopped
+ * @timeout_ms:	negative waits forever
+ * @reason:	the exit reason (may be NULL)
+ * Return: 0 when stopped, -ETIMEDOUT otherwise.
+ */
+int mvm_vm_wait(mvm_vm *vm, int timeout_ms, enum mvm_exit_reason *reason);
+
+enum mvm_state mvm_vm_state(mvm_vm *vm);
+
+/** mvm_vm_hypervisor() - "KVM", "nsbox", "WSL2", "HVF". */
+const char *mvm_vm_hypervisor(mvm_vm *vm);
+
+/** mvm_vm_vsock() - the VM's vsock client (owned by the VM; valid until destroy). */
+mvm_vsock *mvm_vm_vsock(mvm_vm *vm);
+
+/** mvm_vm_destroy() - kill if needed and free everything. */
+void mvm_vm_destroy(mvm_vm *vm);
+
+/** mvm_exit_reason_name() - "poweroff", "reboot", "panic", "error", "killed", "none". */
+const char *mvm_exit_reason_name(enum mvm_exit_reason reason);
+
+/*
+ * Console.  Output is fanned out to any number of subscribers; the last 64 KiB are replayed
+ * to a new subscriber first.  A slow subscriber loses bytes (it is told how many), the guest
+ * never waits for it.
+ */
+
+/**
+ * typedef mvm_console_cb - console bytes for a subscriber
+ * @data/@len:	bytes, in order; @lost counts bytes this subscriber missed before these
+ */
+typedef void (*mvm_console_cb)(void *opaque, const uint8_t *data, size_t len, uint64_t lost);
+
+/** mvm_console_subscribe() - Return: a subscription id (>= 0) or -errno. */
+int mvm_console_subscribe(mvm_vm *vm, mvm_console_cb cb, void *opaque);
+
+/** mvm_console_subscribe_fd() - write console output to @fd (not closed by the VM). */
+int mvm_console_subscribe_fd(mvm_vm *vm, int fd);
+
+void mvm_console_unsubscribe(mvm_vm *vm, int id);
+
+/** mvm_console_write() - type into the guest's console. Return: bytes accepted or -errno. */
+long mvm_console_write(mvm_vm *vm, const void *data, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * DOC: vsock client
+ *
+ * The host's way to talk to programs in the guest, whatever the backend.  A client maps a
+ * port number to a byte stream: under KVM through the virtio-vsock device (guest CID, host
+ * CID 2), under WSL2 or the namespace backend through TCP (port N <-> 127.0.0.1:N or another
+ * dialer supplied by the backend).  Callers never branch on which one it is.
+ *
+ * A stream is a plain file descriptor (a socket, or one end of a socketpair whose other end
+ * the device serves): read, write, poll, shutdown(SHUT_WR) for half-close, close when done.
+ * EOF means the guest closed its side.
+ *
+ * All functions are thread-safe.  Every call that can block takes a timeout in milliseconds
+ * (negative: wait forever).
+ */
+#ifndef MICROVM_VSOCK_H
+#define MICROVM_VSOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mvm_vsock mvm_vsock;
+
+/**
+ * typedef mvm_vsock_accept_cb - a guest opened a connection to a host port we listen on
+ * @opaque:	as given to mvm_vsock_listen()
+ * @port:	the host port the guest connected to
+ * @fd:		the stream; the callback owns it and must close it eventually
+ *
+ * Called from a libmicrovm thread: hand the fd off quickly rather than serving it inline.
+ */
+typedef void (*mvm_vsock_accept_cb)(void *opaque, uint32_t port, int fd);
+
+/**
+ * struct mvm_vsock_transport - what a backend provides underneath a client
+ * @connect:	open a stream to guest port @port; return a file descriptor or -errno
+ *		(-ECONNREFUSED when nothing listens, -ETIMEDOUT on timeout)
+ * @listen:	start accepting guest-initiated connections to host port @port (may be NULL:
+ *		then mvm_vsock_listen() fails with -EOPNOTSUPP)
+ * @unlisten:	stop accepting on @port (may be NULL)
+ * @destroy:	release @ctx when the client is freed (may be NULL)
+ */
+struct mvm_vsock_transport {
+	int (*connect)(void *ctx, uint32_t port, int timeout_ms);
+	int (*listen)(void *ctx, uint32_t port, mvm_vsock_accept_cb cb, void *opaque);
+	void (*unlisten)(void *ctx, uint32_t port);
+	void (*destroy)(void *ctx);
+};
+
+/**
+ * mvm_vsock_new() - a client over a backend-supplied transport
+ * @ops:	the transport (must outlive the client)
+ * @ctx:	passed to every op
+ *
+ * Return: the client, or NULL with mvm_last_error() set.
+ */
+mvm_vsock *mvm_vsock_new(const struct mvm_vsock_transport *ops, void *ctx);
+
+/**
+ * mvm_vsock_new_tcp() - a client whose port N is TCP @host:N
+ * @host:	numeric address or name; NULL means 127.0.0.1
+ *
+ * The TCP flavour used for WSL2 and for tests that run the agent outside a VM.
+ */
+mvm_vsock *mvm_vsock_new_tcp(const char *host);
+
+/**
+ * mvm_vsock_new_tcp_netns() - like mvm_vsock_new_tcp(), dialling from inside a network namespace
+ * @netns_path:	e.g. "/run/netns/NAME" or "/proc/PID/ns/net"
+ * @host:	address inside that namespace; NULL means 127.0.0.1
+ *
+ * Sockets are created in the namespace (needs CAP_SYS_ADMIN over it) and then used from here.
+ */
+mvm_vsock *mvm_vsock_new_tcp_netns(const char *netns_path, const char *host);
+
+/** mvm_vsock_free() - release the client; open streams stay usable until closed. */
+void mvm_vsock_free(mvm_vsock *vs);
+
+/**
+ * mvm_vsock_connect() - open a stream to a guest port
+ * Return: a file descriptor, or -errno with mvm_last_error() set.
+ */
+int mvm_vsock_connect(mvm_vsock *vs, uint32_t port, int timeout_ms);
+
+/**
+ * mvm_vsock_request() - one newline-framed request and its response
+ * @vs:		client
+ * @port:	guest port (1025 for the agent)
+ * @req:	request bytes; a '\n' is appended if @req does not end with one
+ * @req_len:	length of @req
+ * @resp:	on success, a malloc'd NUL-terminated response without its '\n' (caller frees)
+ * @resp_len:	on success, its length (may be NULL)
+ * @timeout_ms:	for the whole exchange
+ *
+ * Opens a stream, writes the request, reads until a newline or EOF (any length), closes.
+ * Return: 0, or -errno (-ETIMEDOUT, -ECONNREFUSED, -EPROTO for EOF before any byte).
+ */
+int mvm_vsock_request(mvm_vsock *vs, uint32_t port, const void *req, size_t req_len,
+		      char **resp, size_t *resp_len, int timeout_ms);
+
+/**
+ * mvm_vsock_listen() - accept guest-initiated connections to host port @port
+ * Return: 0 or -errno (-EADDRINUSE when already listening, -EOPNOTSUPP by transport).
+ */
+int mvm_vsock_listen(mvm_vsock *vs, uint32_t port, mvm_vsock_accept_cb cb, void *opaque);
+
+/** mvm_vsock_unlisten() - stop accepting on @port. */
+void mvm_vsock_unlisten(mvm_vsock *vs, uint32_t port);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

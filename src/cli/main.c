@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - the `microvm` command: dispatch to subcommands.
+ *
+ * Each subcommand lives in its own file and parses its own options; this file only knows the
+ * table below.  `microvm help CMD` and `microvm CMD --help` print the same text.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static int cli_help(int argc, char **argv);
+
+static const struct cli_command cli_commands[] = {
+	{ "help", "show help for microvm or a subcommand", cli_help },
+};
+
+#define CLI_NCOMMANDS (sizeof(cli_commands) / sizeof(cli_commands[0]))
+
+/**
+ * cli_usage() - print the top-level help
+ * @out:	stream to print to
+ */
+static void cli_usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out,
+		"usage: microvm COMMAND [OPTIONS]\n"
+		"\n"
+		"A small micro-VM runtime and an isolated VPN appliance.\n"
+		"\n"
+		"Commands:\n");
+	for (i = 0; i < CLI_NCOMMANDS; i++)
+		fprintf(out, "  %-12s %s\n", cli_commands[i].name, cli_commands[i].summary);
+	fprintf(out, "\nRun 'microvm COMMAND --help' for a command's options.\n");
+}
+
+/**
+ * cli_find() - look up a subcommand by name
+ * Return: the command, or NULL.
+ */
+static const struct cli_command *cli_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < CLI_NCOMMANDS; i++)
+		if (!strcmp(cli_commands[i].name, name))
+			return &cli_commands[i];
+	return NULL;
+}
+
+static int cli_help(int argc, char **argv)
+{
+	const struct cli_command *c;
+	char help[] = "--help";
+	char *args[] = { NULL, help, NULL };
+
+	if (argc < 2) {
+		cli_usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	c = cli_find(argv[1]);
+	if (!c || c->run == cli_help) {
+		cli_usage(c ? stdout : stderr);
+		return c ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+	}
+	args[0] = argv[1];
+	return c->run(2, args);
+}
+
+int main(int argc, char **argv)
+{
+	const struct cli_command *c;
+
+	if (argc < 2) {
+		cli_usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		cli_usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("microvm %s\n", MVM_VERSION);
+		return CLI_EXIT_OK;
+	}
+	c = cli_find(argv[1]);
+	if (!c) {
+		fprintf(stderr, "microvm: unknown command '%s' (see 'microvm --help')\n", argv[1]);
+		return CLI_EXIT_USAGE;
+	}
+	return c->run(argc - 1, argv + 1);
+}
