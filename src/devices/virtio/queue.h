@@ -143,7 +143,8 @@ int virtq_enable(struct virtq *vq);
  * virtq_reset() - disable the queue and forget its configuration (transport side)
  * @vq:		the queue
  *
- * Elements still held by devices become stale (virtq_push() drops them).
+ * Elements still held by devices become stale (virtq_push() drops them).  @indirect is kept:
+ * the transport sets it from the negotiated features before the device may pop.
  */
 void virtq_reset(struct virtq *vq);
 
