@@ -75,6 +75,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/virtio/virtio.h"
 #include "devices/virtio/vsock.h"
 #include "runtime/error.h"
 
@@ -1089,6 +1090,20 @@ void vsock_dev_set_forward(struct vsock_dev *d, vsock_forward_cb cb, void *opaqu
 	pthread_mutex_unlock(&d->lock);
 }
 
+/** vsock_dev_kick() - wake the device thread (queue notify from a vCPU; never blocks) */
+void vsock_dev_kick(struct vsock_dev *d)
+{
+	vsock_kick(d);
+}
+
+/** vsock_dev_report() - count and report a guest error found outside the engine */
+void vsock_dev_report(struct vsock_dev *d, const char *why)
+{
+	pthread_mutex_lock(&d->lock);
+	vsock_guest_error(d, "%s", why);
+	pthread_mutex_unlock(&d->lock);
+}
+
 unsigned long vsock_dev_guest_errors(const struct vsock_dev *d)
 {
 	return d->guest_errors;
@@ -1125,3 +1140,208 @@ const struct mvm_vsock_transport vsock_dev_transport = {
 	.listen = vsock_tr_listen,
 	.unlisten = vsock_tr_unlisten,
 };
+
+/*
+ * The virtio glue: a device thread that waits in vsock_dev_poll(), then drains TX into the
+ * engine and fills RX from it.  @qlock keeps a driver reset (vCPU thread, transport lock
+ * held) from pulling the queues away while the thread uses them.
+ */
+struct vsock_virtio {
+	struct vsock_dev *core;
+	pthread_mutex_t qlock;		/* protects @vqs, @stop */
+	struct virtq *vqs;		/* NULL unless DRIVER_OK */
+	bool stop;
+	pthread_t thread;
+	struct virtq_elem elem;
+	uint8_t scratch[VSOCK_HDR_LEN + VSOCK_MAX_PAYLOAD];
+};
+
+/** vsock_virtio_tx() - every TX chain into the engine; Return: true if any was used */
+static bool vsock_virtio_tx(struct vsock_virtio *v, struct virtq *vq)
+{
+	struct virtq_elem *e = &v->elem;
+	bool used = false;
+
+	while (virtq_pop(vq, e) > 0) {
+		if (e->in_num)
+			vsock_dev_report(v->core, "TX chain with writable descriptors");
+		else if (e->out_len > sizeof(v->scratch))
+			vsock_dev_report(v->core, "TX packet larger than header + 64 KiB");
+		else
+			vsock_dev_tx(v->core, v->scratch,
+				     virtq_iov_to_buf(e->out, e->out_num, 0, v->scratch,
+						      e->out_len));
+		virtq_push(vq, e, 0);
+		used = true;
+	}
+	return used;
+}
+
+/** vsock_virtio_rx() - fill RX buffers while the engine has packets; Return: true if any */
+static bool vsock_virtio_rx(struct vsock_virtio *v, struct virtq *vq)
+{
+	struct virtq_elem *e = &v->elem;
+	bool used = false;
+	size_t n, cap;
+
+	while (virtq_pop(vq, e) > 0) {
+		if (e->out_num || e->in_len < VSOCK_HDR_LEN) {
+			vsock_dev_report(v->core, "RX buffer readable or shorter than a header");
+			virtq_push(vq, e, 0);
+			used = true;
+			continue;
+		}
+		cap = e->in_len < sizeof(v->scratch) ? e->in_len : sizeof(v->scratch);
+		n = vsock_dev_rx(v->core, v->scratch, cap);
+		if (!n) {
+			virtq_unpop(vq, e);
+			break;
+		}
+		virtq_buf_to_iov(e->in, e->in_num, 0, v->scratch, n);
+		virtq_push(vq, e, (uint32_t)n);
+		used = true;
+	}
+	return used;
+}
+
+/** vsock_virtio_thread() - the device thread */
+static void *vsock_virtio_thread(void *arg)
+{
+	struct vsock_virtio *v = arg;
+	int timeout = -1;
+
+	for (;;) {
+		timeout = vsock_dev_poll(v->core, timeout);
+		if (timeout < 0)
+			timeout = -1;
+		pthread_mutex_lock(&v->qlock);
+		if (v->stop) {
+			pthread_mutex_unlock(&v->qlock);
+			return NULL;
+		}
+		if (v->vqs) {
+			if (vsock_virtio_tx(v, &v->vqs[1]))
+				virtq_notify(&v->vqs[1]);
+			if (vsock_virtio_rx(v, &v->vqs[0]))
+				virtq_notify(&v->vqs[0]);
+		}
+		pthread_mutex_unlock(&v->qlock);
+	}
+}
+
+static void vsock_virtio_config_read(void *dev, uint32_t offset, void *data, unsigned int len)
+{
+	struct vsock_virtio *v = dev;
+	uint8_t cfg[8];
+
+	put32(cfg, (uint32_t)v->core->guest_cid);
+	put32(cfg + 4, (uint32_t)(v->core->guest_cid >> 32));
+	if (offset < sizeof(cfg) && len <= sizeof(cfg) - offset)
+		memcpy(data, cfg + offset, len);
+}
+
+static void vsock_virtio_notify(void *dev, struct virtq *vq, unsigned int qidx)
+{
+	struct vsock_virtio *v = dev;
+
+	vsock_dev_kick(v->core);
+}
+
+static int vsock_virtio_activate(void *dev, struct virtq *vqs, uint64_t features)
+{
+	struct vsock_virtio *v = dev;
+
+	pthread_mutex_lock(&v->qlock);
+	v->vqs = vqs;
+	pthread_mutex_unlock(&v->qlock);
+	vsock_dev_kick(v->core);
+	return 0;
+}
+
+static void vsock_virtio_reset(void *dev)
+{
+	struct vsock_virtio *v = dev;
+
+	pthread_mutex_lock(&v->qlock);
+	v->vqs = NULL;
+	pthread_mutex_unlock(&v->qlock);
+	vsock_dev_reset(v->core);
+}
+
+/* queues: 0 RX, 1 TX, 2 event (never used: we do not migrate); config: le64 guest_cid */
+const struct virtio_dev_ops vsock_virtio_ops = {
+	.name = "vsock",
+	.device_id = 19,	/* VIRTIO_ID_VSOCK */
+	.features = 0,
+	.num_queues = 3,
+	.queue_max = 256,
+	.config_size = 8,
+	.config_read = vsock_virtio_config_read,
+	.queue_notify = vsock_virtio_notify,
+	.activate = vsock_virtio_activate,
+	.reset = vsock_virtio_reset,
+};
+
+/**
+ * vsock_virtio_new() - a virtio-vsock device with its thread running
+ * @guest_cid:	the guest's CID (3 or more)
+ *
+ * Pass it with &vsock_virtio_ops to virtio_mmio_new().
+ * Return: the device, or NULL with mvm_last_error() set.
+ */
+struct vsock_virtio *vsock_virtio_new(uint64_t guest_cid)
+{
+	struct vsock_virtio *v = calloc(1, sizeof(*v));
+	int rc;
+
+	if (!v) {
+		mvm_set_error(-ENOMEM, "vsock: out of memory");
+		return NULL;
+	}
+	v->core = vsock_dev_new(guest_cid);
+	if (!v->core)
+		goto err;
+	pthread_mutex_init(&v->qlock, NULL);
+	rc = pthread_create(&v->thread, NULL, vsock_virtio_thread, v);
+	if (rc) {
+		mvm_set_error(-rc, "vsock: cannot start the device thread: %s", strerror(rc));
+		pthread_mutex_destroy(&v->qlock);
+		vsock_dev_free(v->core);
+		goto err;
+	}
+	return v;
+err:
+	free(v);
+	return NULL;
+}
+
+/** vsock_virtio_free() - stop the thread and free everything (before the transport) */
+void vsock_virtio_free(struct vsock_virtio *v)
+{
+	if (!v)
+		return;
+	pthread_mutex_lock(&v->qlock);
+	v->stop = true;
+	v->vqs = NULL;
+	pthread_mutex_unlock(&v->qlock);
+	vsock_dev_kick(v->core);
+	pthread_join(v->thread, NULL);
+	vsock_dev_free(v->core);
+	pthread_mutex_destroy(&v->qlock);
+	free(v);
+}
+
+/** vsock_virtio_engine() - the connection engine (listen, connect, forwarder) */
+struct vsock_dev *vsock_virtio_engine(struct vsock_virtio *v)
+{
+	return v->core;
+}
+
+/**
+ * vsock_virtio_client() - a runtime vsock client over this device
+ * Return: the client (free it before the device), or NULL with mvm_last_error() set.
+ */
+mvm_vsock *vsock_virtio_client(struct vsock_virtio *v)
+{
+	return mvm_vsock_new(&vsock_dev_transport, v->core);
+}

@@ -82,9 +82,21 @@ int vsock_dev_listen(struct vsock_dev *d, uint32_t port, mvm_vsock_accept_cb cb,
 void vsock_dev_unlisten(struct vsock_dev *d, uint32_t port);
 void vsock_dev_set_forward(struct vsock_dev *d, vsock_forward_cb cb, void *opaque);
 
+void vsock_dev_kick(struct vsock_dev *d);
+void vsock_dev_report(struct vsock_dev *d, const char *why);
 unsigned long vsock_dev_guest_errors(const struct vsock_dev *d);
 unsigned int vsock_dev_nconns(struct vsock_dev *d);
 
 extern const struct mvm_vsock_transport vsock_dev_transport;
+
+/* The virtio device around the engine: a thread that moves packets between the queues
+ * and the engine.  Create it, then virtio_mmio_new(&vsock_virtio_ops, v, ...). */
+struct virtio_dev_ops;
+struct vsock_virtio;
+extern const struct virtio_dev_ops vsock_virtio_ops;
+struct vsock_virtio *vsock_virtio_new(uint64_t guest_cid);
+void vsock_virtio_free(struct vsock_virtio *v);
+struct vsock_dev *vsock_virtio_engine(struct vsock_virtio *v);
+mvm_vsock *vsock_virtio_client(struct vsock_virtio *v);
 
 #endif
