@@ -121,6 +121,7 @@ struct vsock_conn {
 	bool wr_shut;			/* we shut the host fd's write side */
 	bool credit_requested;
 	bool free_after_rst;		/* drop once the pending RST is out */
+	bool fc_ok;			/* write "OK <host_port>\n" to fd when established */
 	struct vsock_wait *waiter;	/* host-initiated connect in progress */
 	/* guest -> host */
 	uint8_t *ring;			/* VSOCK_BUF_ALLOC bytes while any is pending */
@@ -579,6 +580,16 @@ static int vsock_dev_tx_locked(struct vsock_dev *d, const uint8_t *pkt, size_t l
 			break;
 		}
 		c->state = VSOCK_ESTABLISHED;
+		if (c->fc_ok) {
+			char ok[24];
+			int n = snprintf(ok, sizeof(ok), "OK %u\n", c->host_port);
+
+			/* a fresh socket always has room for these few bytes */
+			if (send(c->fd, ok, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n) {
+				vsock_conn_reset(d, c);
+				break;
+			}
+		}
 		if (c->waiter) {
 			c->waiter->result = 0;
 			c->waiter = NULL;
@@ -977,12 +988,13 @@ static uint32_t vsock_alloc_host_port(struct vsock_dev *d, uint32_t guest_port)
  * @port:	guest port
  * @fd:		stream the device will serve (it owns it from now on, even on failure)
  * @timeout_ms:	how long to wait for the guest's answer (negative: forever)
- * @host_port:	if not NULL, the local port used (the bridge prints it)
+ * @flags:	VSOCK_CONNECT_FC_OK: write "OK <host_port>\n" to @fd the moment the guest
+ *		accepts, before any guest byte (Firecracker's Unix socket protocol)
  *
  * Return: 0, -ECONNREFUSED (guest RST), -ETIMEDOUT, -ECONNRESET (driver reset), -EMFILE.
  */
 int vsock_dev_connect_fd(struct vsock_dev *d, uint32_t port, int fd, int timeout_ms,
-			 uint32_t *host_port)
+			 unsigned int flags)
 {
 	struct vsock_wait w = { .result = 1 };
 	struct vsock_conn *c;
@@ -1005,8 +1017,7 @@ int vsock_dev_connect_fd(struct vsock_dev *d, uint32_t port, int fd, int timeout
 		close(fd);
 		return -EMFILE;
 	}
-	if (host_port)
-		*host_port = c->host_port;
+	c->fc_ok = flags & VSOCK_CONNECT_FC_OK;
 	c->pending |= VSOCK_PEND_REQUEST;
 	c->waiter = &w;
 	vsock_kick(d);
@@ -1037,7 +1048,7 @@ int vsock_dev_connect(struct vsock_dev *d, uint32_t port, int timeout_ms)
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		return -errno;
-	rc = vsock_dev_connect_fd(d, port, sv[0], timeout_ms, NULL);
+	rc = vsock_dev_connect_fd(d, port, sv[0], timeout_ms, 0);
 	if (rc) {
 		close(sv[1]);
 		return rc;

@@ -75,8 +75,9 @@ int vsock_dev_poll(struct vsock_dev *d, int timeout_ms);
 void vsock_dev_reset(struct vsock_dev *d);
 void vsock_dev_set_kick(struct vsock_dev *d, void (*kick)(void *opaque), void *opaque);
 
+#define VSOCK_CONNECT_FC_OK	1u
 int vsock_dev_connect_fd(struct vsock_dev *d, uint32_t port, int fd, int timeout_ms,
-			 uint32_t *host_port);
+			 unsigned int flags);
 int vsock_dev_connect(struct vsock_dev *d, uint32_t port, int timeout_ms);
 int vsock_dev_listen(struct vsock_dev *d, uint32_t port, mvm_vsock_accept_cb cb, void *opaque);
 void vsock_dev_unlisten(struct vsock_dev *d, uint32_t port);
@@ -98,5 +99,10 @@ struct vsock_virtio *vsock_virtio_new(uint64_t guest_cid);
 void vsock_virtio_free(struct vsock_virtio *v);
 struct vsock_dev *vsock_virtio_engine(struct vsock_virtio *v);
 mvm_vsock *vsock_virtio_client(struct vsock_virtio *v);
+
+/* Firecracker-compatible Unix socket bridge (vsock_uds.c) */
+struct vsock_uds;
+struct vsock_uds *vsock_uds_new(struct vsock_dev *d, const char *path);
+void vsock_uds_free(struct vsock_uds *u);
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -647,6 +648,93 @@ static void test_many_connections(void **state)
 	}
 }
 
+static int unix_connect(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	return fd;
+}
+
+static int unix_listen(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	unlink(path);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	return fd;
+}
+
+/* Firecracker's protocol: CONNECT <port> / OK <host_port>, and PATH_<port> for the guest */
+static void test_uds_bridge(void **state)
+{
+	struct vsock_dev *d = *state;
+	char path[64], ppath[80], buf[64];
+	struct vsock_uds *u;
+	struct pkt p;
+	int fd, lfd, afd;
+
+	snprintf(path, sizeof(path), "/tmp/mvm-vsock-test-%d.sock", (int)getpid());
+	u = vsock_uds_new(d, path);
+	assert_non_null(u);
+	fd = unix_connect(path);
+	assert_int_equal(write(fd, "CONNECT 1025\nearly", 18), 18);	/* data right behind */
+	gexpect(d, &p, VSOCK_OP_REQUEST);
+	assert_int_equal(p.h.dst_port, 1025);
+	uint32_t hport = p.h.src_port;
+
+	gsend(d, VSOCK_OP_RESPONSE, 1025, hport, 0, NULL, 0, 65536, 0);
+	gsend(d, VSOCK_OP_RW, 1025, hport, 0, "guest", 5, 65536, 0);
+	snprintf(ppath, sizeof(ppath), "OK %u\nguest", hport);
+	read_exact(fd, buf, strlen(ppath));
+	assert_memory_equal(buf, ppath, strlen(ppath));
+	gexpect(d, &p, VSOCK_OP_RW);
+	assert_int_equal(p.h.len, 5);
+	assert_memory_equal(p.data, "early", 5);
+	close(fd);
+	gexpect(d, &p, VSOCK_OP_SHUTDOWN);
+	gsend(d, VSOCK_OP_RST, 1025, hport, 0, NULL, 0, 65536, 0);
+	/* refused by the guest: the socket is closed without OK */
+	fd = unix_connect(path);
+	assert_int_equal(write(fd, "CONNECT 7\n", 10), 10);
+	gexpect(d, &p, VSOCK_OP_REQUEST);
+	gsend(d, VSOCK_OP_RST, 7, p.h.src_port, 0, NULL, 0, 0, 0);
+	assert_true(read(fd, buf, sizeof(buf)) <= 0);
+	close(fd);
+	/* garbage instead of CONNECT: closed */
+	fd = unix_connect(path);
+	assert_int_equal(write(fd, "HELLO 1\n", 8), 8);
+	assert_true(read(fd, buf, sizeof(buf)) <= 0);
+	close(fd);
+	/* guest -> host port 6000: PATH_6000 */
+	snprintf(ppath, sizeof(ppath), "%s_6000", path);
+	lfd = unix_listen(ppath);
+	gsend(d, VSOCK_OP_REQUEST, 42000, 6000, 0, NULL, 0, 65536, 0);
+	gexpect(d, &p, VSOCK_OP_RESPONSE);
+	afd = accept(lfd, NULL, NULL);
+	gsend(d, VSOCK_OP_RW, 42000, 6000, 0, "hi", 2, 65536, 0);
+	read_exact(afd, buf, 2);
+	assert_memory_equal(buf, "hi", 2);
+	/* nobody on PATH_6001 */
+	gsend(d, VSOCK_OP_REQUEST, 42001, 6001, 0, NULL, 0, 65536, 0);
+	gexpect(d, &p, VSOCK_OP_RST);
+	close(afd);
+	close(lfd);
+	unlink(ppath);
+	vsock_uds_free(u);
+	assert_int_equal(access(path, F_OK), -1);
+	/* a regular file in the way is an error, not replaced */
+	fd = open(path, O_CREAT | O_WRONLY, 0600);
+	close(fd);
+	assert_null(vsock_uds_new(d, path));
+	unlink(path);
+}
+
 static void test_bad_cid(void **state)
 {
 	(void)state;
@@ -673,6 +761,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_packets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_connections, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uds_bridge, setup, teardown),
 		cmocka_unit_test(test_bad_cid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
