@@ -150,7 +150,8 @@ int init_opt_set(struct init_opts *o, const char *key, const char *val)
 	} else if (!strcmp(key, "backoff_min_ms") || !strcmp(key, "backoff_max_ms")) {
 		if (parse_uint(val, 3600000, &n) || n == 0)
 			return -EINVAL;
-		*(key[8] == 'i' ? &o->backoff_min_ms : &o->backoff_max_ms) = (unsigned int)n;
+		*(!strcmp(key, "backoff_min_ms") ? &o->backoff_min_ms : &o->backoff_max_ms) =
+			(unsigned int)n;
 	} else if (!strcmp(key, "debug")) {
 		if (strcmp(val, "0") && strcmp(val, "1"))
 			return -EINVAL;

@@ -436,8 +436,12 @@ static void reap(struct init_state *s)
 		uint64_t ran;
 		unsigned int delay;
 
-		if (pid != s->agent_pid)
+		if (pid != s->agent_pid) {
+			if (s->opts.debug)
+				ilog("reaped pid %d (%s)", (int)pid,
+				     describe_status(wstatus, what, sizeof(what)));
 			continue;
+		}
 		s->agent_pid = 0;
 		ran = now_ms() - s->agent_started;
 		describe_status(wstatus, what, sizeof(what));
@@ -521,6 +525,12 @@ int main(int argc, char **argv)
 	ilog("starting (pid %d)", (int)getpid());
 	make_tun_node();
 	read_options(&s.opts, argc, argv);
+	if (s.opts.debug)
+		ilog("options: agent=%s listen=%s net=%s ifname=%s backoff=%u..%u ms",
+		     s.opts.agent == INIT_AGENT_TCP ? "tcp" :
+		     s.opts.agent == INIT_AGENT_NONE ? "none" : "vsock",
+		     s.opts.listen[0] ? s.opts.listen : "(default)", s.opts.net ? "static" : "none",
+		     s.opts.ifname, s.opts.backoff_min_ms, s.opts.backoff_max_ms);
 	set_clock(&s.opts);
 	if (s.pid1 && sethostname("microvm", 7))
 		ilog("sethostname: %s", strerror(errno));

@@ -59,7 +59,9 @@ static void test_real_cmdline(void **state)
 	assert_int_equal(init_cmdline_parse(&o,
 		"console=ttyS0 reboot=t panic=-1 microvm.agent=tcp microvm.listen=0.0.0.0:1025 "
 		"virtio_mmio.device=4K@0xd0000000:5 microvm.ip=192.168.7.2/16 microvm.gw=192.168.0.1 "
-		"microvm.dns=1.1.1.1 microvm.time=1800000000 microvm.debug=1\n", collect, &r), 0);
+		"microvm.dns=1.1.1.1 microvm.time=1800000000 microvm.debug=1 "
+		"microvm.backoff_min_ms=100 microvm.backoff_max_ms=2000 microvm.ifname=enp0s1\n",
+		collect, &r), 0);
 	assert_int_equal(r.n, 0);
 	assert_int_equal(o.agent, INIT_AGENT_TCP);
 	assert_string_equal(o.listen, "0.0.0.0:1025");
@@ -69,6 +71,9 @@ static void test_real_cmdline(void **state)
 	assert_string_equal(ip(o.dns), "1.1.1.1");
 	assert_int_equal(o.time, 1800000000);
 	assert_true(o.debug);
+	assert_int_equal(o.backoff_min_ms, 100);
+	assert_int_equal(o.backoff_max_ms, 2000);
+	assert_string_equal(o.ifname, "enp0s1");
 }
 
 static void test_quotes_and_blanks(void **state)
