@@ -65,13 +65,13 @@ def wait_line(proc, text, timeout):
 class Appliance:
     """`microvm up` attached to the agent inside namespace `ns`."""
 
-    def __init__(self, microvm_bin, ns, tmp_path, extra=(), stdin=None):
+    def __init__(self, microvm_bin, ns, tmp_path, extra=(), stdin=None, addr="127.0.0.1"):
         self.bin = str(microvm_bin)
         self.port = free_port()
         self.control = str(tmp_path / "ctl" / "control.sock")
         self.env = dict(os.environ, MICROVM_CONTROL=self.control)
         args = [self.bin, "up", "--agent-netns", f"/run/netns/{ns}",
-                "--socks", f"127.0.0.1:{self.port}", "--boot-timeout", "20", *extra]
+                "--socks", f"[{addr}]:{self.port}", "--boot-timeout", "20", *extra]
         self.proc = subprocess.Popen(args, env=self.env, text=True, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if stdin is not None:
@@ -94,9 +94,9 @@ class Appliance:
         self.proc.stdout.close()
 
 
-def socks_open(port, host, dport, auth=None, timeout=10):
-    """SOCKS5 CONNECT through 127.0.0.1:port.  Returns (reply_code, socket or None)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+def socks_open(port, host, dport, auth=None, timeout=10, proxy="127.0.0.1"):
+    """SOCKS5 CONNECT through proxy:port.  Returns (reply_code, socket or None)."""
+    s = socket.create_connection((proxy, port), timeout=timeout)
     s.sendall(b"\x05\x01" + (b"\x02" if auth else b"\x00"))
     ver, method = recv_exact(s, 2)
     assert ver == 5

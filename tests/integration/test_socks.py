@@ -238,3 +238,18 @@ def test_down_stops_proxy(microvm_bin, agent_ns, tmp_path):
     r = app.cli("status")
     assert r.returncode == 1 and "not running" in r.stderr
     app.close()
+
+
+def test_ipv6_listen_and_idle_timeout(microvm_bin, agent_ns, tmp_path):
+    app = Appliance(microvm_bin, agent_ns, tmp_path, addr="::1", extra=["--idle-timeout", "1"])
+    try:
+        rep, s = socks_open(app.port, "127.0.0.1", ECHO, proxy="::1")
+        assert rep == 0
+        s.sendall(b"abc")
+        assert recv_exact(s, 3) == b"abc"
+        start = time.monotonic()
+        assert s.recv(1) == b""             # idle for 1 s: closed by the proxy
+        assert 0.5 < time.monotonic() - start < 5
+        s.close()
+    finally:
+        app.close()
