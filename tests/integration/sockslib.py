@@ -8,7 +8,6 @@
 """
 import contextlib
 import os
-import pathlib
 import signal
 import socket
 import struct
@@ -142,4 +141,4 @@ def wait_port_in_ns(ns, port, timeout=10):
     raise AssertionError(f"nothing listens on port {port} in {ns}")
 
 
-HERE = pathlib.Path(__file__).resolve().parent
+
