@@ -174,25 +174,18 @@ static int box_fail(struct box_status *st, int err, const char *what)
 /* ---- S: namespaces and network ---- */
 
 /**
- * box_userns_map() - map root in the new user namespace to the caller
+ * box_userns_map_self() - map root in our new user namespace to our own uid and gid
  * @spec:	the box
  *
- * Root maps the whole id space 1:1 (the box's root is root, but its capabilities only reach
- * the box's own namespaces); anyone else maps just their own uid and gid.
+ * An unprivileged process may write exactly this one-line map for itself.
  *
  * Return: 0 or -errno.
  */
-static int box_userns_map(const struct nsbox_spec *spec)
+static int box_userns_map_self(const struct nsbox_spec *spec)
 {
 	char line[64];
 	int ret;
 
-	if (spec->uid == 0) {
-		ret = box_write_file("/proc/self/uid_map", "0 0 4294967295\n");
-		if (!ret)
-			ret = box_write_file("/proc/self/gid_map", "0 0 4294967295\n");
-		return ret;
-	}
 	ret = box_write_file("/proc/self/setgroups", "deny\n");
 	if (ret && ret != -ENOENT)
 		return ret;
@@ -202,6 +195,64 @@ static int box_userns_map(const struct nsbox_spec *spec)
 		return ret;
 	snprintf(line, sizeof(line), "0 %u 1\n", (unsigned int)spec->gid);
 	return box_write_file("/proc/self/gid_map", line);
+}
+
+/**
+ * box_unshare_root() - root: a user namespace with every id mapped 1:1
+ * @st:		failure details
+ *
+ * The box's root stays root for file ownership (the unpacked rootfs keeps its owners, and
+ * programs may drop to other users), while its capabilities only reach the box's own
+ * namespaces.  A full map can only be written from the parent namespace, so a helper forked
+ * before unshare() writes it once we are in.
+ *
+ * Return: 0, -EPERM/-EINVAL/-ENOSPC when user namespaces are unavailable, or -errno.
+ */
+static int box_unshare_root(struct box_status *st)
+{
+	static const char *const maps[] = { "uid_map", "gid_map" };
+	pid_t self = getpid(), helper;
+	int go[2], status, err = 0;
+	char c = 'x';
+
+	if (pipe2(go, O_CLOEXEC))
+		return box_fail(st, -errno, "pipe");
+	helper = fork();
+	if (helper < 0) {
+		err = -errno;
+		close(go[0]);
+		close(go[1]);
+		return box_fail(st, err, "fork");
+	}
+	if (helper == 0) {
+		char path[64];
+		size_t i;
+
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(0);	/* unshare failed: nothing to map */
+		for (i = 0; i < 2; i++) {
+			snprintf(path, sizeof(path), "/proc/%d/%s", (int)self, maps[i]);
+			err = box_write_file(path, "0 0 4294967295\n");
+			if (err)
+				_exit(-err);
+		}
+		_exit(0);
+	}
+	close(go[0]);
+	if (unshare(CLONE_NEWUSER | BOX_NS_FLAGS))
+		err = -errno;
+	else if (write(go[1], &c, 1) != 1)
+		err = -EIO;
+	close(go[1]);
+	while (waitpid(helper, &status, 0) < 0 && errno == EINTR)
+		;
+	if (err)
+		return err;	/* caller falls back to no user namespace */
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return box_fail(st, WIFEXITED(status) ? -WEXITSTATUS(status) : -EIO,
+				"user namespace id map");
+	return 0;
 }
 
 /**
@@ -215,14 +266,16 @@ static int box_unshare(const struct nsbox_spec *spec, struct box_status *st)
 {
 	int ret;
 
-	if (spec->userns) {
-		if (!unshare(CLONE_NEWUSER | BOX_NS_FLAGS)) {
-			ret = box_userns_map(spec);
-			return ret ? box_fail(st, ret, "user namespace id map") : 0;
-		}
-		/* Root may run without a user namespace where they are disabled. */
-		if (geteuid() != 0)
+	if (spec->userns && spec->uid == 0) {
+		ret = box_unshare_root(st);
+		if (ret != -EPERM && ret != -EINVAL && ret != -ENOSPC && ret != -EUSERS)
+			return ret;
+		/* User namespaces are disabled here: root runs the box without one. */
+	} else if (spec->userns) {
+		if (unshare(CLONE_NEWUSER | BOX_NS_FLAGS))
 			return box_fail(st, -errno, "unshare(user, net, uts, ipc, pid)");
+		ret = box_userns_map_self(spec);
+		return ret ? box_fail(st, ret, "user namespace id map") : 0;
 	}
 	if (unshare(BOX_NS_FLAGS))
 		return box_fail(st, -errno, "unshare(net, uts, ipc, pid)");
@@ -597,8 +650,12 @@ static void __attribute__((noreturn)) box_init_loop(const struct nsbox_spec *spe
 				continue;
 			if (stopping || (WIFEXITED(status) && WEXITSTATUS(status) == 0))
 				_exit(box_exit_code(status));
-			fprintf(stderr, "microvm-nsbox: %s ended (status %d), restarting\n",
-				spec->argv[0], box_exit_code(status));
+			if (WIFSIGNALED(status))
+				fprintf(stderr, "microvm-nsbox: %s killed by signal %d, restarting\n",
+					spec->argv[0], WTERMSIG(status));
+			else
+				fprintf(stderr, "microvm-nsbox: %s exited with status %d, restarting\n",
+					spec->argv[0], box_exit_code(status));
 			nanosleep(&backoff, NULL);
 			if (backoff.tv_sec < 5) {
 				backoff.tv_nsec *= 2;
