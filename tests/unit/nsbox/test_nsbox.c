@@ -403,6 +403,27 @@ static void test_box_errors(void **state)
 	assert_int_equal(box_processes(), 0);
 }
 
+/* Where KVM cannot run guest user space (PVM, no /dev/kvm), AUTO picks the box. */
+static void test_auto_picks_nsbox(void **state)
+{
+	static const char *const argv[] = { "/bin/sh", "-c", "exit 0", NULL };
+	struct mvm_config cfg;
+	mvm_vm *vm;
+
+	(void)state;
+	need_box();
+	if (access("/sys/module/kvm_pvm", F_OK) && !access("/dev/kvm", R_OK | W_OK))
+		skip();		/* a real KVM host: AUTO rightly picks KVM */
+	mvm_config_init(&cfg);
+	cfg.rootfs_path = rootdir;
+	cfg.box_argv = argv;
+	cfg.quiet = true;
+	vm = mvm_vm_create(&cfg);
+	assert_non_null(vm);
+	assert_string_equal(mvm_vm_hypervisor(vm), "nsbox");
+	mvm_vm_destroy(vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -411,6 +432,7 @@ int main(void)
 		cmocka_unit_test(test_box_kill_targz),
 		cmocka_unit_test(test_box_readonly_dir),
 		cmocka_unit_test(test_box_errors),
+		cmocka_unit_test(test_auto_picks_nsbox),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
