@@ -501,6 +501,33 @@ static int box_readonly_root(struct box_status *st)
 }
 
 /**
+ * box_resolv_conf() - point the box's resolver at slirp's DNS (10.0.2.3)
+ * @root_ro:	the root is read-only: only /run can be written
+ *
+ * Written to /run/resolv.conf, which the guest image links /etc/resolv.conf to; a writable
+ * root without that link gets /etc/resolv.conf itself.  Best effort: the box runs without.
+ */
+static void box_resolv_conf(bool root_ro)
+{
+	static const char resolv[] = "nameserver 10.0.2.3\n";
+	const char *path = "/run/resolv.conf";
+	struct stat sb;
+	int fd;
+
+	if (!root_ro && lstat("/etc/resolv.conf", &sb) == 0 && !S_ISLNK(sb.st_mode))
+		path = "/etc/resolv.conf";
+	else if (!root_ro && lstat("/etc", &sb) == 0 && lstat("/etc/resolv.conf", &sb) != 0 &&
+		 symlink("../run/resolv.conf", "/etc/resolv.conf") != 0)
+		path = "/etc/resolv.conf";
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return;
+	if (write(fd, resolv, sizeof(resolv) - 1) < 0)
+		path = NULL;	/* best effort */
+	close(fd);
+}
+
+/**
  * box_root() - build the box's root file system and pivot into it
  * @spec:	the box
  * @st:		failure details
@@ -510,7 +537,7 @@ static int box_readonly_root(struct box_status *st)
 static int box_root(const struct nsbox_spec *spec, struct box_status *st)
 {
 	const char *root = spec->root;
-	int ret, fd;
+	int ret;
 
 	if (unshare(CLONE_NEWNS))
 		return box_fail(st, -errno, "unshare(mount)");
@@ -528,6 +555,10 @@ static int box_root(const struct nsbox_spec *spec, struct box_status *st)
 		ret = box_mount("tmpfs", root, "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", st);
 	if (ret)
 		return ret;
+	/* /sys (read-only: the box's own network devices) where the rootfs has the mount point. */
+	box_mount("sysfs", root, "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  NULL, st);
+	st->result = 0;
 
 	/* pivot_root(".", ".") stacks the old root under the new one; detach it at once. */
 	if (chdir(root))
@@ -538,18 +569,12 @@ static int box_root(const struct nsbox_spec *spec, struct box_status *st)
 		return box_fail(st, -errno, "detach the old root");
 	if (chdir("/"))
 		return box_fail(st, -errno, "chdir /");
-	if (spec->root_ro)
-		return box_readonly_root(st);
-
-	/* Our private copy: point the resolver at slirp's DNS. */
-	fd = open("/etc/resolv.conf", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd >= 0) {
-		static const char resolv[] = "nameserver 10.0.2.3\n";
-
-		if (write(fd, resolv, sizeof(resolv) - 1) < 0)
-			ret = 0;	/* best effort */
-		close(fd);
+	if (spec->root_ro) {
+		ret = box_readonly_root(st);
+		if (ret)
+			return ret;
 	}
+	box_resolv_conf(spec->root_ro);
 	return 0;
 }
 

@@ -107,9 +107,9 @@ static int group_setup(void **state)
 		return -1;
 	snprintf(rootdir, sizeof(rootdir), "%s/root", workdir);
 	snprintf(cmd, sizeof(cmd),
-		 "mkdir -p %s/bin %s/etc %s/proc %s/dev %s/run %s/tmp %s/unpack && cp %s %s/bin/busybox"
+		 "mkdir -p %s/bin %s/etc %s/proc %s/dev %s/run %s/tmp %s/sys %s/unpack && cp %s %s/bin/busybox"
 		 " && ln -s busybox %s/bin/sh",
-		 rootdir, rootdir, rootdir, rootdir, rootdir, rootdir, workdir, BUSYBOX, rootdir,
+		 rootdir, rootdir, rootdir, rootdir, rootdir, rootdir, rootdir, workdir, BUSYBOX, rootdir,
 		 rootdir);
 	if (run(cmd))
 		return -1;
@@ -139,7 +139,7 @@ static void need_box(void)
 }
 
 /* Are any processes started in a box still running?  (They carry container=microvm-nsbox.) */
-static int box_processes(void)
+static int box_processes_now(void)
 {
 	DIR *d = opendir("/proc");
 	struct dirent *e;
@@ -168,6 +168,22 @@ static int box_processes(void)
 	closedir(d);
 	return n;
 }
+
+/* The count once it settles on @want (connection handlers may still be exiting), or the last. */
+static int box_processes_wait(int want)
+{
+	int i, n = -1;
+
+	for (i = 0; i < 100; i++) {
+		n = box_processes_now();
+		if (n == want)
+			break;
+		usleep(20000);
+	}
+	return n;
+}
+
+#define box_processes_is(n) assert_int_equal(box_processes_wait(n), (n))
 
 static mvm_vm *box_new(const char *rootfs, const char *const *argv, bool net,
 		       struct console_buf *con)
@@ -232,7 +248,7 @@ static void test_box_basics(void **state)
 	free(resp);
 	/* Nothing listens on 1026 in the box: refused, not a hang. */
 	assert_int_equal(mvm_vsock_connect(mvm_vm_vsock(vm), 1026, 2000), -ECONNREFUSED);
-	assert_int_equal(box_processes(), 1);
+	box_processes_is(1);
 
 	assert_int_equal(mvm_vm_stop(vm, 5000), 0);
 	assert_int_equal(mvm_vm_wait(vm, 1000, &reason), 0);
@@ -240,7 +256,7 @@ static void test_box_basics(void **state)
 	/* Once stopped, connects fail at once. */
 	assert_true(mvm_vsock_connect(mvm_vm_vsock(vm), 1025, 1000) < 0);
 	mvm_vm_destroy(vm);
-	assert_int_equal(box_processes(), 0);
+	assert_int_equal(box_processes_now(), 0);	/* at once */
 }
 
 /* A host TCP server on 127.0.0.1 that the box reaches as 10.0.2.2 through slirp. */
@@ -288,7 +304,7 @@ static void test_box_net_slirp(void **state)
 
 	/* Exits 0 on its own: a poweroff. */
 	snprintf(script, sizeof(script),
-		 "ip -4 addr show eth0; ip route;"
+		 "ip -4 addr show eth0; ip route; ls /sys/class/net;"
 		 "echo hello-from-box | nc -w 5 10.0.2.2 %u > /tmp/reply; echo reply=$(cat /tmp/reply)",
 		 ntohs(a.sin_port));
 	vm = box_new(rootdir, argv, true, &con);
@@ -299,15 +315,18 @@ static void test_box_net_slirp(void **state)
 	assert_true(console_wait(&con, "inet 10.0.2.15/24", 100));
 	assert_true(console_wait(&con, "default via 10.0.2.2 dev eth0", 100));
 	assert_true(console_wait(&con, "reply=hello-from-host", 100));
+	assert_true(console_wait(&con, "eth0\nlo\n", 100));	/* the box's own /sys */
 	assert_string_equal(h.got, "hello-from-box\n");
 	mvm_vm_destroy(vm);
-	assert_int_equal(box_processes(), 0);
+	assert_int_equal(box_processes_now(), 0);	/* at once */
 }
 
 static void test_box_kill_targz(void **state)
 {
 	static const char *const argv[] = {
-		"/bin/sh", "-c", "trap '' TERM; echo ready; touch /written; sleep 1000 & wait", NULL,
+		"/bin/sh", "-c",
+		"trap '' TERM; echo dns=$(cat /etc/resolv.conf); echo ready; touch /written;"
+		"sleep 1000 & wait", NULL,
 	};
 	struct console_buf con;
 	enum mvm_exit_reason reason;
@@ -322,17 +341,18 @@ static void test_box_kill_targz(void **state)
 	vm = box_new(tgz, argv, false, &con);
 	unsetenv("TMPDIR");
 	assert_true(console_wait(&con, "ready", 5000));
+	assert_true(console_wait(&con, "dns=nameserver 10.0.2.3", 100));
 	/* The private copy is writable; the caller's rootfs was not touched. */
 	snprintf(cmd, sizeof(cmd), "test $(ls %s/unpack | wc -l) = 1 && test -e %s/unpack/*/root/written"
 		 " && test ! -e %s/written", workdir, workdir, rootdir);
 	assert_int_equal(run(cmd), 0);
-	assert_int_equal(box_processes(), 2);	/* sh and sleep */
+	box_processes_is(2);	/* sh and sleep */
 
 	/* SIGTERM is ignored in the box: stop falls back to kill after its timeout. */
 	assert_int_equal(mvm_vm_stop(vm, 300), 0);
 	assert_int_equal(mvm_vm_wait(vm, 1000, &reason), 0);
 	assert_int_equal(reason, MVM_EXIT_KILLED);
-	assert_int_equal(box_processes(), 0);
+	assert_int_equal(box_processes_now(), 0);	/* at once */
 	mvm_vm_destroy(vm);
 	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s/unpack)\"", workdir);
 	assert_int_equal(run(cmd), 0);
@@ -341,7 +361,8 @@ static void test_box_kill_targz(void **state)
 static void test_box_readonly_dir(void **state)
 {
 	static const char *const argv[] = {
-		"/bin/sh", "-c", "touch /x 2>/dev/null && echo rw || echo ro; touch /tmp/x && echo tmp-ok",
+		"/bin/sh", "-c", "touch /x 2>/dev/null && echo rw || echo ro; touch /tmp/x && echo tmp-ok;"
+		"cat /run/resolv.conf",
 		NULL,
 	};
 	struct console_buf con;
@@ -352,7 +373,7 @@ static void test_box_readonly_dir(void **state)
 	need_box();
 	vm = box_new(rootdir, argv, false, &con);
 	assert_int_equal(mvm_vm_wait(vm, 5000, &reason), 0);
-	assert_true(console_wait(&con, "ro\ntmp-ok", 100));
+	assert_true(console_wait(&con, "ro\ntmp-ok\nnameserver 10.0.2.3", 100));
 	mvm_vm_destroy(vm);
 }
 
@@ -400,7 +421,7 @@ static void test_box_errors(void **state)
 	assert_int_equal(mvm_vm_stop(vm, 2000), 0);
 	assert_int_equal(mvm_vm_wait(vm, 1000, &reason), 0);
 	mvm_vm_destroy(vm);
-	assert_int_equal(box_processes(), 0);
+	assert_int_equal(box_processes_now(), 0);	/* at once */
 }
 
 /* Where KVM cannot run guest user space (PVM, no /dev/kvm), AUTO picks the box. */
