@@ -18,7 +18,7 @@
  * mount namespace, builds the root (bind of the rootfs, /proc, a minimal /dev bind-mounted
  * from the host, tmpfs /run and /tmp), pivot_root()s into it, forks and execs the main
  * program (the agent), and then acts as init: reaps every zombie, restarts the program with
- * back-off if it crashes, forwards SIGTERM to every process in the box, and exits with the
+ * back-off if it crashes or fails (any exit but 0, 100 = power off, 101 = reboot), forwards SIGTERM to every process in the box, and exits with the
  * program's status when it ends normally.  PID 1's exit makes the kernel kill everything
  * left in the PID namespace, and the last process leaving takes the namespaces (and with
  * them every mount) away: nothing outlives the box.
@@ -673,7 +673,10 @@ static void __attribute__((noreturn)) box_init_loop(const struct nsbox_spec *spe
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 			if (pid != child)
 				continue;
-			if (stopping || (WIFEXITED(status) && WEXITSTATUS(status) == 0))
+			/* The agent's contract: 0 (stopped), 100 power off, 101 reboot. */
+			if (stopping || (WIFEXITED(status) && (WEXITSTATUS(status) == 0 ||
+							       WEXITSTATUS(status) == NSBOX_EXIT_POWEROFF ||
+							       WEXITSTATUS(status) == NSBOX_EXIT_REBOOT)))
 				_exit(box_exit_code(status));
 			if (WIFSIGNALED(status))
 				fprintf(stderr, "microvm-nsbox: %s killed by signal %d, restarting\n",

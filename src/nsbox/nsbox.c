@@ -276,8 +276,9 @@ static bool nsbox_console_read(struct nsbox *nb)
  * @detail:	filled with a line for the user
  * @len:	size of @detail
  *
- * S exits with PID 1's exit code, or 128 + the signal that ended it.  In a PID namespace,
- * reboot(2) ends PID 1 with SIGINT (power off, halt) or SIGHUP (restart).
+ * S exits with PID 1's exit code, or 128 + the signal that ended it.  PID 1 passes on the
+ * program's 0 or 100 (power off) and 101 (reboot).  In a PID namespace, reboot(2) ends PID 1
+ * with SIGINT (power off, halt) or SIGHUP (restart).
  *
  * Return: the reason.
  */
@@ -295,9 +296,10 @@ static enum mvm_exit_reason nsbox_exit_reason(struct nsbox *nb, int status, char
 		return killed ? MVM_EXIT_KILLED : MVM_EXIT_ERROR;
 	}
 	code = WEXITSTATUS(status);
-	if (code == 0 || code == 128 + SIGINT || code == 128 + SIGTERM)
+	if (code == 0 || code == NSBOX_EXIT_POWEROFF || code == 128 + SIGINT ||
+	    code == 128 + SIGTERM)
 		return MVM_EXIT_POWEROFF;
-	if (code == 128 + SIGHUP)
+	if (code == NSBOX_EXIT_REBOOT || code == 128 + SIGHUP)
 		return MVM_EXIT_REBOOT;
 	if (code == 128 + SIGKILL && killed)
 		return MVM_EXIT_KILLED;

@@ -12,6 +12,9 @@
 
 #define NSBOX_HOSTNAME		"microvm"
 #define NSBOX_MAX_ARGS		32
+/* Exit statuses of the box's program that end the box (the agent's and microvm-init's). */
+#define NSBOX_EXIT_POWEROFF	100
+#define NSBOX_EXIT_REBOOT	101
 
 /**
  * struct nsbox_spec - everything the box processes need, prepared before fork()

@@ -385,6 +385,8 @@ static void test_box_errors(void **state)
 		"/bin/sh", "-c",
 		"if [ -e /tmp/once ]; then echo second-run; exit 0; fi; touch /tmp/once; exit 3", NULL,
 	};
+	static const char *const reboots[] = { "/bin/sh", "-c", "exit 101", NULL };
+	static const char *const powers_off[] = { "/bin/sh", "-c", "exit 100", NULL };
 	static const char *const crashes[] = { "/bin/sh", "-c", "kill -SEGV $$", NULL };
 	struct console_buf con;
 	struct mvm_config cfg;
@@ -413,6 +415,16 @@ static void test_box_errors(void **state)
 	assert_int_equal(reason, MVM_EXIT_POWEROFF);
 	assert_true(console_wait(&con, "exited with status 3, restarting", 100));
 	assert_true(console_wait(&con, "second-run", 100));
+	mvm_vm_destroy(vm);
+
+	/* The agent's contract: exit 101 asks for a reboot, 100 for power off. */
+	vm = box_new(rootdir, reboots, false, &con);
+	assert_int_equal(mvm_vm_wait(vm, 5000, &reason), 0);
+	assert_int_equal(reason, MVM_EXIT_REBOOT);
+	mvm_vm_destroy(vm);
+	vm = box_new(rootdir, powers_off, false, &con);
+	assert_int_equal(mvm_vm_wait(vm, 5000, &reason), 0);
+	assert_int_equal(reason, MVM_EXIT_POWEROFF);
 	mvm_vm_destroy(vm);
 
 	/* One that keeps crashing is restarted with back-off until stopped. */
