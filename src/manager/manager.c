@@ -125,6 +125,7 @@ void mvm_manager_config_init(struct mvm_manager_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	mvm_config_init(&cfg->vm);
+	cfg->vm.net = true;	/* the appliance reaches its VPN server through user-mode networking */
 	mvm_socks_config_init(&cfg->socks);
 	cfg->boot_timeout_ms = 60000;
 	cfg->request_timeout_ms = 10000;
