@@ -600,5 +600,11 @@ int main(int argc, char **argv)
 		}
 	}
 	agent_log(&a, "exit %d", a.quit);
+	ctl_fini(&a);
+	proxy_fini(&a);
+	vpn_fini(&a);
+	for (size_t i = 0; i < a.ngrave; i++)
+		free(a.graveyard[i]);
+	free(a.graveyard);
 	return a.quit;
 }
