@@ -526,9 +526,12 @@ static int setup(struct agent *a)
 		agent_log(a, "setup: %s", strerror(-ret));
 		return ret;
 	}
-	agent_log(a, "listening (%s%s%s) control port %u, proxy port %u",
-		  a->opts.vsock ? "vsock" : "tcp ", a->opts.vsock ? "" : a->opts.listen, "",
-		  a->opts.control_port, a->opts.proxy_port);
+	if (a->opts.vsock)
+		agent_log(a, "listening (vsock) control port %u, proxy port %u",
+			  a->opts.control_port, a->opts.proxy_port);
+	else
+		agent_log(a, "listening (tcp %s) control port %u, proxy port %u", a->opts.listen,
+			  a->opts.control_port, a->opts.proxy_port);
 	return 0;
 }
 
