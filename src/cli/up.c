@@ -848,6 +848,9 @@ int cli_up(int argc, char **argv)
 	}
 	up_serve(&u, lfd);
 	mvm_manager_stop_vm(u.m, 10000);
+	/* let the client that asked for `down` get its answer out (bounded) */
+	for (int i = 0; i < 200 && atomic_load(&u.clients) > 0; i++)
+		usleep(10 * 1000);
 	ret = CLI_EXIT_OK;
 out:
 	memset(vpn_pass, 0, sizeof(vpn_pass));

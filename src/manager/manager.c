@@ -297,6 +297,26 @@ static enum mvm_vpn_state mgr_state_from_text(const char *s)
 	return MVM_VPN_UNKNOWN;
 }
 
+/**
+ * mgr_openvpn_in_progress() - is @state an OpenVPN state on the way to CONNECTED?
+ * @state:	OpenVPN's state name (management interface), or NULL
+ *
+ * Return: true for CONNECTING, WAIT, AUTH, GET_CONFIG, ... (not EXITING or empty).
+ */
+static bool mgr_openvpn_in_progress(const char *state)
+{
+	static const char *const words[] = {
+		"CONNECTING", "WAIT", "AUTH", "GET_CONFIG", "ASSIGN_IP", "ADD_ROUTES",
+		"RECONNECTING", "RESOLVE", "TCP_CONNECT", "AUTH_PENDING", "HOLD", "STARTING",
+	};
+	size_t i;
+
+	for (i = 0; state && i < sizeof(words) / sizeof(words[0]); i++)
+		if (!strcmp(state, words[i]))
+			return true;
+	return false;
+}
+
 int mvm_manager_parse_vpn_reply(const char *json, struct mvm_vpn_info *info)
 {
 	cJSON *o = cJSON_Parse(json);
@@ -313,10 +333,15 @@ int mvm_manager_parse_vpn_reply(const char *json, struct mvm_vpn_info *info)
 	state = mgr_str(o, "state");
 	if (state && (info->state == MVM_VPN_UNKNOWN || !strcmp(status, "ok")))
 		info->state = mgr_state_from_text(state);
+	/* the agent says "disconnected" until OpenVPN is up; its state says how far it is */
+	if (info->state == MVM_VPN_DISCONNECTED && mgr_openvpn_in_progress(state))
+		info->state = MVM_VPN_CONNECTING;
 	mgr_copy(info->tun_ip, sizeof(info->tun_ip), mgr_str(o, "tun_ip"));
 	mgr_copy(info->auth_url, sizeof(info->auth_url), mgr_str(o, "auth_url"));
 	mgr_copy(info->profile, sizeof(info->profile), mgr_str(o, "profile"));
 	mgr_copy(info->error, sizeof(info->error), mgr_str(o, "error"));
+	if (!info->error[0])	/* why the VPN went down (auth failure...) */
+		mgr_copy(info->error, sizeof(info->error), mgr_str(o, "reason"));
 	if (info->error[0] && info->state == MVM_VPN_UNKNOWN)
 		info->state = MVM_VPN_ERROR;
 out:

@@ -60,6 +60,19 @@ static void test_states(void **state)
 	assert_int_equal(mvm_manager_parse_vpn_reply("{\"status\":\"weird\"}", &v), 0);
 	assert_int_equal(v.state, MVM_VPN_UNKNOWN);
 	assert_string_equal(mvm_vpn_state_name((enum mvm_vpn_state)99), "unknown");
+	/* the agent's view: disconnected until up, OpenVPN's own state alongside */
+	assert_int_equal(mvm_manager_parse_vpn_reply(
+		"{\"status\":\"disconnected\",\"state\":\"AUTH\",\"profile\":\"p\"}", &v), 0);
+	assert_int_equal(v.state, MVM_VPN_CONNECTING);
+	assert_int_equal(mvm_manager_parse_vpn_reply(
+		"{\"status\":\"disconnected\",\"state\":\"EXITING\",\"reason\":\"auth-failure\"}",
+		&v), 0);
+	assert_int_equal(v.state, MVM_VPN_DISCONNECTED);
+	assert_string_equal(v.error, "auth-failure");
+	assert_int_equal(mvm_manager_parse_vpn_reply(
+		"{\"status\":\"connected\",\"state\":\"CONNECTED\",\"tun_ip\":\"10.8.0.2\"}",
+		&v), 0);
+	assert_int_equal(v.state, MVM_VPN_CONNECTED);
 }
 
 static void test_malformed(void **state)
