@@ -40,6 +40,7 @@ work=
 ovpn_pid=
 http_pid=
 up=0
+route_added=0
 step_no=0
 
 step() {
@@ -65,6 +66,7 @@ cleanup() {
 	for p in $http_pid $ovpn_pid; do
 		wait "$p" 2>/dev/null || true
 	done
+	[ "$route_added" = 1 ] && ip route del unreachable "$vpn_net/24" 2>/dev/null || true
 	ip netns del "$ns" 2>/dev/null || true
 	ip link del "$veth_host" 2>/dev/null || true
 	if [ -n "$work" ]; then
@@ -190,7 +192,11 @@ until ip netns exec "$ns" curl -s -o /dev/null --max-time 1 "http://$page_ip:$pa
 	[ $i -le 50 ] || die "the web server did not start"
 	sleep 0.1
 done
-echo "this host has no route into $vpn_net/24: only a VPN client can reach the page"
+# The VPN network is unreachable from this host's own stack (so nothing for it can ever leave
+# the machine, even with the tunnel down): the page exists only behind the VPN.
+ip route add unreachable "$vpn_net/24"
+route_added=1
+echo "$vpn_net/24 is unreachable from this host: only a VPN client can reach the page"
 
 step "microvm up --backend nsbox with the demo profile"
 printf 'demo-password\n' | "$microvm" up --backend nsbox --rootfs "$rootfs" \
@@ -209,3 +215,10 @@ echo "the page came through the VPN"
 step "microvm down"
 "$microvm" down --control "$work/control.sock"
 up=0
+i=0
+while "$microvm" status --control "$work/control.sock" >/dev/null 2>&1; do
+	i=$((i + 1))
+	[ $i -le 50 ] || die "the appliance did not stop"
+	sleep 0.1
+done
+echo "the appliance has stopped (box, agent and OpenVPN client gone)"
