@@ -171,6 +171,27 @@ static int box_fail(struct box_status *st, int err, const char *what)
 	return err;
 }
 
+/**
+ * box_reset_signals() - default dispositions and an empty mask
+ *
+ * A forked copy of the host inherits its handlers (a CLI's SIGTERM handler, SIGPIPE or
+ * SIGCHLD ignored): none of them makes sense in the box, and an ignored SIGCHLD would even
+ * make waitpid() fail.
+ */
+static void box_reset_signals(void)
+{
+	struct sigaction sa;
+	sigset_t none;
+	int sig;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &sa, NULL);	/* EINVAL for SIGKILL/SIGSTOP: fine */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 /* ---- S: namespaces and network ---- */
 
 /**
@@ -713,6 +734,7 @@ static void __attribute__((noreturn)) box_init(const struct nsbox_spec *spec, in
 	pid_t child;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	prctl(PR_SET_NAME, "nsbox-init");
 	/* Block the signals init handles synchronously, before anything can send them. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -870,6 +892,8 @@ void nsbox_supervisor(const struct nsbox_spec *spec)
 	ssize_t n;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	prctl(PR_SET_NAME, "nsbox-super");
+	box_reset_signals();
 	ret = box_setup_fds(spec);
 	if (ret) {
 		box_fail(&st, ret, "set up descriptors");

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -436,6 +437,38 @@ static void test_box_errors(void **state)
 	assert_int_equal(box_processes_now(), 0);	/* at once */
 }
 
+static void on_term(int sig)
+{
+	(void)sig;
+}
+
+/* The host's own signal set-up (ignored SIGCHLD, handlers) does not leak into the box. */
+static void test_box_host_signals(void **state)
+{
+	static const char *const argv[] = {
+		"/bin/sh", "-c", "echo started; sleep 1000 & wait", NULL,
+	};
+	struct sigaction ign = { .sa_handler = SIG_IGN }, term = { .sa_handler = on_term };
+	struct sigaction old_chld, old_term;
+	struct console_buf con;
+	enum mvm_exit_reason reason;
+	mvm_vm *vm;
+
+	(void)state;
+	need_box();
+	sigaction(SIGCHLD, &ign, &old_chld);
+	sigaction(SIGTERM, &term, &old_term);
+	vm = box_new(rootdir, argv, false, &con);
+	sigaction(SIGCHLD, &old_chld, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	assert_true(console_wait(&con, "started", 5000));
+	assert_int_equal(mvm_vm_stop(vm, 5000), 0);
+	assert_int_equal(mvm_vm_wait(vm, 1000, &reason), 0);
+	assert_int_equal(reason, MVM_EXIT_POWEROFF);	/* not an error from a failed waitpid */
+	mvm_vm_destroy(vm);
+	assert_int_equal(box_processes_now(), 0);
+}
+
 /* Where KVM cannot run guest user space (PVM, no /dev/kvm), AUTO picks the box. */
 static void test_auto_picks_nsbox(void **state)
 {
@@ -465,6 +498,7 @@ int main(void)
 		cmocka_unit_test(test_box_kill_targz),
 		cmocka_unit_test(test_box_readonly_dir),
 		cmocka_unit_test(test_box_errors),
+		cmocka_unit_test(test_box_host_signals),
 		cmocka_unit_test(test_auto_picks_nsbox),
 	};
 
