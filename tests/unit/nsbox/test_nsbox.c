@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <grp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -469,6 +472,93 @@ static void test_box_host_signals(void **state)
 	assert_int_equal(box_processes_now(), 0);
 }
 
+/*
+ * Rootless: an unprivileged user (nobody, from root here) runs a box from the tar.gz; root in
+ * the box is that user outside.  Networking needs /dev/net/tun, which may be root-only, so
+ * the box runs without it.  Runs in a forked child that drops its privileges.
+ */
+static int rootless_child(void)
+{
+	static const char *const argv[] = {
+		"/bin/sh", "-c", "echo uid=$(id -u) map=$(cat /proc/self/uid_map)", NULL,
+	};
+	char tgz[300], tmp[300];
+	struct console_buf con;
+	struct mvm_config cfg;
+	enum mvm_exit_reason reason;
+	mvm_vm *vm;
+	int ok;
+
+	snprintf(tgz, sizeof(tgz), "%s/rootfs.tar.gz", workdir);
+	snprintf(tmp, sizeof(tmp), "%s/unpack-nobody", workdir);
+	setenv("TMPDIR", tmp, 1);
+	if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+		return 10;
+	/*
+	 * Changing credentials made us non-dumpable, which makes /proc/self root's: a user who
+	 * simply runs a program (exec) is dumpable and may write its own uid_map.
+	 */
+	prctl(PR_SET_DUMPABLE, 1);
+	mvm_config_init(&cfg);
+	cfg.backend = MVM_BACKEND_NSBOX;
+	cfg.rootfs_path = tgz;
+	cfg.box_argv = argv;
+	vm = mvm_vm_create_ops(&mvm_nsbox_backend, &cfg);
+	if (!vm) {
+		fprintf(stderr, "rootless create: %s\n", mvm_last_error());
+		return 11;
+	}
+	memset(&con, 0, sizeof(con));
+	pthread_mutex_init(&con.lock, NULL);
+	mvm_console_subscribe(vm, console_cb, &con);
+	if (mvm_vm_start(vm)) {
+		fprintf(stderr, "rootless start: %s\n", mvm_last_error());
+		return 12;
+	}
+	if (mvm_vm_wait(vm, 10000, &reason) || reason != MVM_EXIT_POWEROFF)
+		return 13;
+	ok = console_wait(&con, "uid=0 map=", 100) && console_wait(&con, " 0 65534 1\n", 100);
+	mvm_vm_destroy(vm);
+	return ok ? 0 : 14;
+}
+
+static void test_box_rootless(void **state)
+{
+	char cmd[600];
+	int status;
+	pid_t pid;
+
+	(void)state;
+	need_box();
+	if (geteuid() != 0)
+		skip();		/* already unprivileged: every other test ran rootless */
+	snprintf(cmd, sizeof(cmd), "chmod 755 %s && mkdir -p %s/unpack-nobody && "
+		 "chown 65534:65534 %s/unpack-nobody", workdir, workdir, workdir);
+	assert_int_equal(run(cmd), 0);
+	/* Hosts that forbid unprivileged user namespaces: nothing to test there. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
+		    setresuid(65534, 65534, 65534))
+			_exit(2);
+		_exit(unshare(CLONE_NEWUSER) ? 1 : 0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WEXITSTATUS(status) == 1)
+		skip();		/* no unprivileged user namespaces on this host */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(rootless_child());
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s/unpack-nobody)\"", workdir);
+	assert_int_equal(run(cmd), 0);		/* the private copy is gone */
+	assert_int_equal(box_processes_now(), 0);
+}
+
 /* Where KVM cannot run guest user space (PVM, no /dev/kvm), AUTO picks the box. */
 static void test_auto_picks_nsbox(void **state)
 {
@@ -499,6 +589,7 @@ int main(void)
 		cmocka_unit_test(test_box_readonly_dir),
 		cmocka_unit_test(test_box_errors),
 		cmocka_unit_test(test_box_host_signals),
+		cmocka_unit_test(test_box_rootless),
 		cmocka_unit_test(test_auto_picks_nsbox),
 	};
 
