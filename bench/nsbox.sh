@@ -43,9 +43,11 @@ if [ -n "$image" ] && [ -f "$image/rootfs.tar.gz" ]; then
 		"$run $image/rootfs.tar.gz /usr/bin/microvm-agent --help"
 	echo "== microvm up (nsbox) to agent ready"
 	ctl=$work/control.sock
+	# --prepare runs before every run: the previous run's appliance goes down (and is gone)
 	hyperfine --warmup 1 --runs 10 --export-markdown "$work/up.md" \
-		--cleanup "$microvm down --control $ctl >/dev/null 2>&1 || true" \
+		--prepare "$microvm down --control $ctl >/dev/null 2>&1; while $microvm status --control $ctl >/dev/null 2>&1; do sleep 0.01; done" \
 		"$microvm up --backend nsbox --rootfs $image/rootfs.tar.gz --no-socks --detach --control $ctl"
+	"$microvm" down --control "$ctl" >/dev/null 2>&1 || true
 else
 	echo "(no guest image: run 'make image' for the rootfs.tar.gz and 'microvm up' figures)"
 fi

@@ -469,6 +469,7 @@ static int64_t mgr_now_ms(void)
 static int mgr_wait_agent_locked(struct mvm_manager *m)
 {
 	int64_t deadline = mgr_now_ms() + m->cfg.boot_timeout_ms;
+	useconds_t pause = 5 * 1000;	/* doubles up to 200 ms: a box is up in milliseconds */
 
 	for (;;) {
 		if (mgr_ping_locked(m, 1000))
@@ -479,7 +480,9 @@ static int mgr_wait_agent_locked(struct mvm_manager *m)
 			return mgr_fail(m, -ETIMEDOUT,
 					"the agent did not answer within %d ms (is it running?)",
 					m->cfg.boot_timeout_ms);
-		usleep(200 * 1000);
+		usleep(pause);
+		if (pause < 200 * 1000)
+			pause *= 2;
 	}
 }
 

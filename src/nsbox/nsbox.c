@@ -10,16 +10,17 @@
  *
  * Processes (see box.c for the two in the middle):
  *
- *   host process (this file)            box thread: TAP <-> slirp, console, exit
+ *   host process (this file)            box thread: console, exit; slirp thread: TAP
  *     `- S  supervisor, in the box's user/net/uts/ipc namespaces, outside its PID namespace
  *          `- I  the box's PID 1: mounts, pivot_root, init duties
  *               `- the agent (microvm-agent --transport tcp --listen 127.0.0.1)
  *
  * Network: S creates a TAP device eth0 in the box's network namespace and hands its fd to
- * the host over a SOCK_SEQPACKET control socket (SCM_RIGHTS).  The box thread reads frames
- * from it into the libslirp module (src/net/slirp.c) and slirp's frames for the guest are
- * written back to it: the box sees 10.0.2.15 behind gateway 10.0.2.2 and reaches whatever the
- * host can, with no privilege, no host interface and no host route.
+ * the host over a SOCK_SEQPACKET control socket (SCM_RIGHTS).  The libslirp module
+ * (src/net/slirp.c) serves it from its own thread: frames read from the TAP go into slirp,
+ * slirp's frames for the guest are written back to it.  The box sees 10.0.2.15 behind
+ * gateway 10.0.2.2 and reaches whatever the host can, with no privilege, no host interface
+ * and no host route.
  *
  * vsock: the agent listens on TCP inside the box.  The vsock client's connect asks S over
  * the control socket to connect to 127.0.0.1:port (S lives in the box's network namespace)
@@ -58,7 +59,6 @@
 
 #define NSBOX_AGENT		"/usr/bin/microvm-agent"
 #define NSBOX_START_TIMEOUT_MS	10000
-#define NSBOX_FRAME_MAX		65536
 
 /**
  * struct nsbox - one box
@@ -85,7 +85,6 @@
  * @lock:	protects @killed and @exited
  * @killed:	kill() was called
  * @exited:	the box has been reported as exited
- * @frame:	TAP read buffer (box thread)
  */
 struct nsbox {
 	mvm_vm *vm;
@@ -113,7 +112,6 @@ struct nsbox {
 	pthread_mutex_t lock;
 	bool killed;
 	bool exited;
-	uint8_t frame[NSBOX_FRAME_MAX];
 };
 
 static int nsbox_pidfd_signal(int pidfd, int sig)
@@ -221,37 +219,6 @@ static const struct mvm_vsock_transport nsbox_vsock_ops = {
 /* ---- the box thread ---- */
 
 /**
- * nsbox_slirp_rx() - slirp has a frame for the box: write it to the TAP
- * @opaque:	the box
- * @frame:	Ethernet frame
- * @len:	its length
- *
- * A full TAP queue drops the frame (TCP retransmits), like a NIC without buffers.
- */
-static void nsbox_slirp_rx(void *opaque, const uint8_t *frame, size_t len)
-{
-	struct nsbox *nb = opaque;
-
-	if (write(nb->tap, frame, len) < 0)
-		return;
-}
-
-/**
- * nsbox_tap_read() - move every frame waiting on the TAP into slirp
- * @nb:		the box
- */
-static void nsbox_tap_read(struct nsbox *nb)
-{
-	for (;;) {
-		ssize_t n = read(nb->tap, nb->frame, sizeof(nb->frame));
-
-		if (n <= 0)
-			return;
-		mvm_slirp_send(nb->slirp, nb->frame, (size_t)n);
-	}
-}
-
-/**
  * nsbox_console_read() - forward console bytes to the runtime
  * @nb:		the box
  *
@@ -347,7 +314,7 @@ static void nsbox_finish(struct nsbox *nb)
 }
 
 /**
- * nsbox_thread() - one poll loop for the TAP, the console and the box's end
+ * nsbox_thread() - one poll loop for the console and the box's end
  * @arg:	the box
  *
  * Return: NULL.
@@ -355,12 +322,11 @@ static void nsbox_finish(struct nsbox *nb)
 static void *nsbox_thread(void *arg)
 {
 	struct nsbox *nb = arg;
-	enum { P_WAKE, P_EXIT, P_CONSOLE, P_TAP, P_N };
+	enum { P_WAKE, P_EXIT, P_CONSOLE, P_N };
 	struct pollfd p[P_N] = {
 		[P_WAKE] = { .fd = nb->wake, .events = POLLIN },
 		[P_EXIT] = { .fd = nb->s_pidfd, .events = POLLIN },
 		[P_CONSOLE] = { .fd = nb->console_rd, .events = POLLIN },
-		[P_TAP] = { .fd = nb->slirp ? nb->tap : -1, .events = POLLIN },
 	};
 
 	for (;;) {
@@ -369,8 +335,6 @@ static void *nsbox_thread(void *arg)
 				continue;
 			break;
 		}
-		if (p[P_TAP].revents)
-			nsbox_tap_read(nb);
 		if (p[P_CONSOLE].revents && !nsbox_console_read(nb))
 			p[P_CONSOLE].fd = -1;
 		if (p[P_EXIT].revents) {
@@ -609,7 +573,7 @@ static int nsbox_start(void *priv)
 	if (ret)
 		goto err;
 	if (nb->net) {
-		nb->slirp = mvm_slirp_new(NULL, nsbox_slirp_rx, nb);
+		nb->slirp = mvm_slirp_new_fd(NULL, nb->tap);
 		if (!nb->slirp) {
 			ret = -EIO;
 			goto err;

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -381,6 +382,46 @@ static void test_bad_frames(void **state)
 	arp_gateway(fx);
 }
 
+/* A frame descriptor served by the slirp thread itself (how the namespace backend's TAP is). */
+static void test_frame_fd(void **state)
+{
+	uint8_t req[42], resp[2048];
+	struct mvm_slirp *s;
+	struct pollfd p;
+	size_t o;
+	ssize_t n;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv), 0);
+	s = mvm_slirp_new_fd(NULL, sv[1]);
+	assert_non_null(s);
+	o = eth_hdr(req, bcast_mac, 0x0806);
+	put16(req + o, 1);
+	put16(req + o + 2, 0x0800);
+	req[o + 4] = 6;
+	req[o + 5] = 4;
+	put16(req + o + 6, 1);
+	memcpy(req + o + 8, guest_mac, 6);
+	put32(req + o + 14, IP(10, 0, 2, 15));
+	memset(req + o + 18, 0, 6);
+	put32(req + o + 24, IP(10, 0, 2, 3));		/* the DNS address answers ARP too */
+	assert_int_equal(write(sv[0], req, sizeof(req)), (ssize_t)sizeof(req));
+	p.fd = sv[0];
+	p.events = POLLIN;
+	assert_int_equal(poll(&p, 1, 3000), 1);
+	n = read(sv[0], resp, sizeof(resp));
+	assert_true(n >= 42);
+	assert_true(is_arp_reply(resp, (size_t)n, NULL));
+	assert_memory_equal(resp, guest_mac, 6);
+	assert_int_equal(get16(resp + 28), 0x0a00);	/* sender 10.0.2.3 */
+	assert_int_equal(get16(resp + 30), 0x0203);
+	mvm_slirp_free(s);
+	close(sv[0]);
+	close(sv[1]);
+	assert_null(mvm_slirp_new_fd(NULL, -1));
+}
+
 static void test_bad_config(void **state)
 {
 	struct mvm_slirp_cfg cfg;
@@ -401,6 +442,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dhcp_offer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostfwd_syn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_frames, setup, teardown),
+		cmocka_unit_test(test_frame_fd),
 		cmocka_unit_test(test_bad_config),
 	};
 
