@@ -27,7 +27,12 @@ py=/usr/bin/python3
 
 [ -x "$run" ] || { echo "bench/nsbox.sh: build first (no $run)" >&2; exit 1; }
 work=$(mktemp -d /tmp/bench-nsbox-XXXXXX)
-trap 'rm -rf "$work"' EXIT INT TERM
+cleanup() {
+	"$build/src/cli/microvm" down --control "$work/control.sock" >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 root=$work/root
 mkdir -p "$root/bin" "$root/etc" "$root/proc" "$root/dev" "$root/run" "$root/tmp" "$root/sys"

@@ -142,7 +142,30 @@ static void need_box(void)
 		skip();		/* no busybox or no namespaces here: said by usable() */
 }
 
-/* Are any processes started in a box still running?  (They carry container=microvm-nsbox.) */
+/* The parent of @pid, or 0. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');	/* after the command name, which may hold anything */
+	return p ? (pid_t)strtol(p + 4, NULL, 10) : 0;
+}
+
+/*
+ * Are processes started in one of our boxes still running?  They carry
+ * container=microvm-nsbox and descend from this test (boxes of others do not count).
+ */
 static int box_processes_now(void)
 {
 	DIR *d = opendir("/proc");
@@ -153,6 +176,7 @@ static int box_processes_now(void)
 	while ((e = readdir(d))) {
 		char path[300], env[8192];
 		ssize_t len, i;
+		pid_t q;
 		int fd;
 
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
@@ -163,9 +187,15 @@ static int box_processes_now(void)
 			continue;
 		len = read(fd, env, sizeof(env) - 1);
 		close(fd);
+		if (len <= 0)
+			continue;
+		env[len] = '\0';
 		for (i = 0; i < len; i += (ssize_t)strlen(env + i) + 1) {
-			env[len] = '\0';
-			if (!strcmp(env + i, "container=microvm-nsbox"))
+			if (strcmp(env + i, "container=microvm-nsbox"))
+				continue;
+			for (q = (pid_t)atoi(e->d_name); q > 1 && q != getpid(); q = parent_of(q))
+				;
+			if (q == getpid())
 				n++;
 		}
 	}
