@@ -15,7 +15,8 @@
  * status that encodes PID 1's (code, or 128 + signal).
  *
  * I, the box's PID 1 (box_init()), forked by S into the new PID namespace.  It unshares the
- * mount namespace, builds the root (bind of the rootfs, /proc, a minimal /dev bind-mounted
+ * mount namespace, builds the root (an overlay over the cached rootfs with a private upper
+ * layer, or a bind of the rootfs; /proc, a minimal /dev bind-mounted
  * from the host, tmpfs /run and /tmp), pivot_root()s into it, forks and execs the main
  * program (the agent), and then acts as init: reaps every zombie, restarts the program with
  * back-off if it crashes or fails (any exit but 0, 100 = power off, 101 = reboot), forwards SIGTERM to every process in the box, and exits with the
@@ -565,6 +566,15 @@ static int box_root(const struct nsbox_spec *spec, struct box_status *st)
 	/* Nothing we mount may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
 		return box_fail(st, -errno, "make / private");
+	if (spec->lower) {
+		char opts[3 * 4096 + 64];
+
+		/* The cached tree stays untouched: the box writes into its private upper layer. */
+		snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s", spec->lower,
+			 spec->upper, spec->work);
+		if (mount("overlay", root, "overlay", 0, opts))
+			return box_fail(st, -errno, "overlay mount of the cached rootfs");
+	}
 	if (mount(root, root, NULL, MS_BIND | MS_REC, NULL))
 		return box_fail(st, -errno, "bind the rootfs");
 	ret = box_mount("proc", root, "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, st);

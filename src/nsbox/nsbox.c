@@ -64,9 +64,8 @@
  * struct nsbox - one box
  * @vm:		the runtime's VM
  * @net:	attach user-mode networking
- * @tmpdir:	private directory holding an unpacked rootfs, or NULL
- * @root:	the box's root directory
- * @root_ro:	@root is the caller's directory (bound read-only)
+ * @rootfs_path: the configured rootfs (for the fallback to a private copy)
+ * @fs:		the box's root (see rootfs.c)
  * @argv:	the main program and its arguments
  * @spid:	the supervisor S
  * @s_pidfd:	pidfd of S
@@ -89,9 +88,8 @@
 struct nsbox {
 	mvm_vm *vm;
 	bool net;
-	char *tmpdir;
-	char *root;
-	bool root_ro;
+	char *rootfs_path;
+	struct nsbox_rootfs fs;
 	char *argv[NSBOX_MAX_ARGS + 1];
 
 	pid_t spid;
@@ -380,7 +378,7 @@ static int nsbox_set_argv(struct nsbox *nb, const char *const *box_argv)
 		if (!nb->argv[i])
 			return mvm_set_error(-ENOMEM, "nsbox: out of memory");
 	}
-	snprintf(path, sizeof(path), "%s%s", nb->root, a[0]);
+	snprintf(path, sizeof(path), "%s%s", nb->fs.lower ? nb->fs.lower : nb->fs.root, a[0]);
 	if (lstat(path, &st))
 		return mvm_set_error(-ENOENT, "nsbox: the rootfs has no %s", a[0]);
 	return 0;
@@ -390,10 +388,8 @@ static void nsbox_free(struct nsbox *nb)
 {
 	size_t i;
 
-	if (nb->tmpdir)
-		nsbox_rmtree(nb->tmpdir);
-	free(nb->tmpdir);
-	free(nb->root);
+	nsbox_rootfs_release(&nb->fs);
+	free(nb->rootfs_path);
 	for (i = 0; nb->argv[i]; i++)
 		free(nb->argv[i]);
 	pthread_mutex_destroy(&nb->ctl_lock);
@@ -419,7 +415,12 @@ static int nsbox_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 		ret = mvm_set_error(-EINVAL, "nsbox: no rootfs (a directory or rootfs.tar.gz)");
 		goto err;
 	}
-	ret = nsbox_rootfs_prepare(cfg->rootfs_path, &nb->tmpdir, &nb->root, &nb->root_ro);
+	nb->rootfs_path = strdup(cfg->rootfs_path);
+	if (!nb->rootfs_path) {
+		ret = mvm_set_error(-ENOMEM, "nsbox: out of memory");
+		goto err;
+	}
+	ret = nsbox_rootfs_prepare(cfg->rootfs_path, &nb->fs, true);
 	if (!ret)
 		ret = nsbox_set_argv(nb, cfg->box_argv);
 	if (ret)
@@ -479,7 +480,8 @@ static int nsbox_wait_ready(struct nsbox *nb)
 static int nsbox_spawn(struct nsbox *nb)
 {
 	struct nsbox_spec spec = {
-		.root = nb->root, .root_ro = nb->root_ro, .argv = nb->argv, .net = nb->net,
+		.root = nb->fs.root, .root_ro = nb->fs.ro, .lower = nb->fs.lower,
+		.upper = nb->fs.upper, .work = nb->fs.work, .argv = nb->argv, .net = nb->net,
 		.userns = true, .uid = geteuid(), .gid = getegid(),
 	};
 	int ctl[2], con[2], in[2], ret;
@@ -570,6 +572,16 @@ static int nsbox_start(void *priv)
 	ret = nsbox_spawn(nb);
 	if (!ret)
 		ret = nsbox_wait_ready(nb);
+	if (ret && nb->fs.lower) {
+		/* No overlayfs here (old kernel, odd file system): a private copy instead. */
+		nsbox_reap_failed(nb);
+		nsbox_rootfs_release(&nb->fs);
+		ret = nsbox_rootfs_prepare(nb->rootfs_path, &nb->fs, false);
+		if (!ret)
+			ret = nsbox_spawn(nb);
+		if (!ret)
+			ret = nsbox_wait_ready(nb);
+	}
 	if (ret)
 		goto err;
 	if (nb->net) {

@@ -18,8 +18,12 @@
 
 /**
  * struct nsbox_spec - everything the box processes need, prepared before fork()
- * @root:	the rootfs directory (host path)
+ * @root:	the rootfs directory (host path); with @lower, the overlay's mount point
  * @root_ro:	bind the root read-only (a caller's directory, not our private copy)
+ * @lower:	read-only tree (an unpacked archive in the cache) to mount @root as an overlay
+ *		of, with @upper and @work as its writable layer; NULL: @root as it is
+ * @upper:	the overlay's upper directory (private, removed with the box)
+ * @work:	the overlay's work directory
  * @argv:	the box's main program and its arguments (paths inside the rootfs)
  * @ctl_fd:	the box's end of the control socketpair
  * @console_fd:	write end of the console pipe (the box's stdout and stderr)
@@ -32,6 +36,9 @@
 struct nsbox_spec {
 	const char *root;
 	bool root_ro;
+	const char *lower;
+	const char *upper;
+	const char *work;
 	char *const *argv;
 	int ctl_fd;
 	int console_fd;
@@ -108,15 +115,40 @@ ssize_t nsbox_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds);
 /* rootfs.c */
 
 /**
- * nsbox_rootfs_prepare() - a root directory for the box
+ * struct nsbox_rootfs - where the box's root comes from
+ * @tmpdir:	private temporary directory, removed with the box (or NULL)
+ * @root:	the box's root: the caller's directory, a private unpacked copy, or the mount
+ *		point of an overlay (in @tmpdir) over @lower
+ * @lower:	the archive unpacked in the cache (read-only to boxes), or NULL
+ * @upper:	overlay upper directory in @tmpdir, or NULL
+ * @work:	overlay work directory in @tmpdir, or NULL
+ * @ro:		@root is the caller's own directory: bind it read-only
+ */
+struct nsbox_rootfs {
+	char *tmpdir;
+	char *root;
+	char *lower;
+	char *upper;
+	char *work;
+	bool ro;
+};
+
+/**
+ * nsbox_rootfs_prepare() - a root for the box
  * @path:	a directory, or a .tar.gz / .tgz / .tar archive
- * @tmpdir:	set to the private temporary directory to remove later (malloc'd), or NULL
- * @root:	set to the root directory to use (malloc'd)
- * @ro:		set when @root is the caller's own directory (bind it read-only)
+ * @fs:		filled (free with nsbox_rootfs_release())
+ * @overlay:	for an archive: unpack it once into the cache and give each box an overlay
+ *		over it (fast); false: unpack a private copy for this box
  *
  * Return: 0 or -errno with mvm_last_error() set.
  */
-int nsbox_rootfs_prepare(const char *path, char **tmpdir, char **root, bool *ro);
+int nsbox_rootfs_prepare(const char *path, struct nsbox_rootfs *fs, bool overlay);
+
+/**
+ * nsbox_rootfs_release() - remove the private directory and free @fs
+ * @fs:		as filled by nsbox_rootfs_prepare()
+ */
+void nsbox_rootfs_release(struct nsbox_rootfs *fs);
 
 /**
  * nsbox_rmtree() - remove a directory tree (no symlinks followed, no mounts crossed)

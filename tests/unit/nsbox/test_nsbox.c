@@ -4,7 +4,7 @@
  * busybox, run through the runtime API.  Checks PID 1 and the hostname inside, the console,
  * the vsock client reaching a TCP server in the box, the box reaching the host through
  * slirp (10.0.2.2), graceful stop and kill with their exit reasons, a .tar.gz rootfs, and
- * that nothing is left afterwards (processes, the unpacked copy).
+ * that nothing is left afterwards (processes, the private writable layer).
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -110,6 +110,8 @@ static int group_setup(void **state)
 	if (!mkdtemp(workdir))
 		return -1;
 	snprintf(rootdir, sizeof(rootdir), "%s/root", workdir);
+	snprintf(path, sizeof(path), "%s/cache", workdir);
+	setenv("MICROVM_CACHE", path, 1);	/* unpacked archives go here, not to ~/.cache */
 	snprintf(cmd, sizeof(cmd),
 		 "mkdir -p %s/bin %s/etc %s/proc %s/dev %s/run %s/tmp %s/sys %s/unpack && cp %s %s/bin/busybox"
 		 " && ln -s busybox %s/bin/sh",
@@ -362,6 +364,9 @@ static void test_box_kill_targz(void **state)
 		"trap '' TERM; echo dns=$(cat /etc/resolv.conf); echo ready; touch /written;"
 		"sleep 1000 & wait", NULL,
 	};
+	static const char *const fresh[] = {
+		"/bin/sh", "-c", "test -e /written || echo fresh", NULL,
+	};
 	struct console_buf con;
 	enum mvm_exit_reason reason;
 	char tgz[300], cmd[4096];
@@ -376,9 +381,13 @@ static void test_box_kill_targz(void **state)
 	unsetenv("TMPDIR");
 	assert_true(console_wait(&con, "ready", 5000));
 	assert_true(console_wait(&con, "dns=nameserver 10.0.2.3", 100));
-	/* The private copy is writable; the caller's rootfs was not touched. */
-	snprintf(cmd, sizeof(cmd), "test $(ls %s/unpack | wc -l) = 1 && test -e %s/unpack/*/root/written"
-		 " && test ! -e %s/written", workdir, workdir, rootdir);
+	/*
+	 * The root is writable: writes land in the box's private upper layer, never in the
+	 * archive's unpacked tree in the cache (shared by every box) nor the source directory.
+	 */
+	snprintf(cmd, sizeof(cmd), "test $(ls %s/unpack | wc -l) = 1 && test -e %s/unpack/*/upper/written"
+		 " && test -d %s/cache/nsbox/*/root/bin && test ! -e %s/cache/nsbox/*/root/written"
+		 " && test ! -e %s/written", workdir, workdir, workdir, workdir, rootdir);
 	assert_int_equal(run(cmd), 0);
 	box_processes_is(2);	/* sh and sleep */
 
@@ -387,6 +396,47 @@ static void test_box_kill_targz(void **state)
 	assert_int_equal(mvm_vm_wait(vm, 1000, &reason), 0);
 	assert_int_equal(reason, MVM_EXIT_KILLED);
 	assert_int_equal(box_processes_now(), 0);	/* at once */
+	mvm_vm_destroy(vm);
+	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s/unpack)\"", workdir);
+	assert_int_equal(run(cmd), 0);
+
+	/* Another box from the same archive: the cached tree, and none of the first's writes. */
+	vm = box_new(tgz, fresh, false, &con);
+	assert_int_equal(mvm_vm_wait(vm, 5000, &reason), 0);
+	assert_true(console_wait(&con, "fresh", 100));
+	mvm_vm_destroy(vm);
+	snprintf(cmd, sizeof(cmd), "test $(ls %s/cache/nsbox | wc -l) = 1", workdir);
+	assert_int_equal(run(cmd), 0);
+}
+
+/* Where the overlay cannot be mounted, the box still starts, on a private unpacked copy. */
+static void test_box_overlay_fallback(void **state)
+{
+	static const char *const argv[] = {
+		"/bin/sh", "-c", "touch /w && echo fallback-ok", NULL,
+	};
+	struct console_buf con;
+	enum mvm_exit_reason reason;
+	char tgz[300], dir[300], cmd[1024];
+	mvm_vm *vm;
+
+	(void)state;
+	need_box();
+	snprintf(tgz, sizeof(tgz), "%s/rootfs.tar.gz", workdir);
+	/* A comma in the lower directory's path makes overlay's option string invalid. */
+	snprintf(dir, sizeof(dir), "%s/cache,bad", workdir);
+	setenv("MICROVM_CACHE", dir, 1);
+	snprintf(dir, sizeof(dir), "%s/unpack", workdir);
+	setenv("TMPDIR", dir, 1);
+	vm = box_new(tgz, argv, false, &con);
+	snprintf(dir, sizeof(dir), "%s/cache", workdir);
+	setenv("MICROVM_CACHE", dir, 1);
+	unsetenv("TMPDIR");
+	assert_int_equal(mvm_vm_wait(vm, 5000, &reason), 0);
+	assert_int_equal(reason, MVM_EXIT_POWEROFF);
+	assert_true(console_wait(&con, "fallback-ok", 100));
+	snprintf(cmd, sizeof(cmd), "test -e %s/unpack/*/root/w", workdir);	/* the private copy */
+	assert_int_equal(run(cmd), 0);
 	mvm_vm_destroy(vm);
 	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s/unpack)\"", workdir);
 	assert_int_equal(run(cmd), 0);
@@ -522,6 +572,8 @@ static int rootless_child(void)
 	snprintf(tgz, sizeof(tgz), "%s/rootfs.tar.gz", workdir);
 	snprintf(tmp, sizeof(tmp), "%s/unpack-nobody", workdir);
 	setenv("TMPDIR", tmp, 1);
+	snprintf(tmp, sizeof(tmp), "%s/cache-nobody", workdir);
+	setenv("MICROVM_CACHE", tmp, 1);
 	if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
 		return 10;
 	/*
@@ -562,8 +614,9 @@ static void test_box_rootless(void **state)
 	need_box();
 	if (geteuid() != 0)
 		skip();		/* already unprivileged: every other test ran rootless */
-	snprintf(cmd, sizeof(cmd), "chmod 755 %s && mkdir -p %s/unpack-nobody && "
-		 "chown 65534:65534 %s/unpack-nobody", workdir, workdir, workdir);
+	snprintf(cmd, sizeof(cmd), "chmod 755 %s && mkdir -p %s/unpack-nobody %s/cache-nobody && "
+		 "chown 65534:65534 %s/unpack-nobody %s/cache-nobody", workdir, workdir, workdir,
+		 workdir, workdir);
 	assert_int_equal(run(cmd), 0);
 	/* Hosts that forbid unprivileged user namespaces: nothing to test there. */
 	pid = fork();
@@ -616,6 +669,7 @@ int main(void)
 		cmocka_unit_test(test_box_basics),
 		cmocka_unit_test(test_box_net_slirp),
 		cmocka_unit_test(test_box_kill_targz),
+		cmocka_unit_test(test_box_overlay_fallback),
 		cmocka_unit_test(test_box_readonly_dir),
 		cmocka_unit_test(test_box_errors),
 		cmocka_unit_test(test_box_host_signals),
