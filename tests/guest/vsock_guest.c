@@ -28,10 +28,11 @@
 #define COM1		0x3f8
 #define QSZ		64		/* entries per queue */
 #define RX_BUF		(44 + 65536)
-#define TX_BUF		(44 + 65536)
+#define TX_SMALL	(44 + 256)	/* header plus payloads small enough to copy */
 #define CONN_BUF	65536
 #define MAX_CONNS	128
 #define HOST_CID	2
+#define SINK_ALLOC	(1u << 20)	/* ports that consume at once may promise more */
 
 /* virtio-mmio v2 registers */
 #define R_MAGIC		0x000
@@ -108,11 +109,14 @@ static struct vq rxq __attribute__((aligned(4096)));
 static struct vq txq __attribute__((aligned(4096)));
 static struct vq evq __attribute__((aligned(4096)));
 static uint8_t rx_bufs[QSZ][RX_BUF] __attribute__((aligned(16)));
-static uint8_t tx_bufs[QSZ][TX_BUF] __attribute__((aligned(16)));
+static uint8_t tx_bufs[QSZ][TX_SMALL] __attribute__((aligned(16)));
 static uint16_t tx_free[QSZ], tx_nfree;
+static int tx_hold[QSZ];	/* RX buffer to give back when this TX chain completes */
+static int cur_rx = -1, rx_held;	/* the RX buffer being handled; kept by a zero-copy echo */
 static struct conn conns[MAX_CONNS];
 static volatile uint8_t *mmio;
 static uint64_t guest_cid;
+static int dev_irq = -1;		/* legacy PIC line of the device, -1: poll */
 static uint32_t connect_port = 9000;
 uint8_t guest_stack[65536] __attribute__((aligned(16), used));
 
@@ -220,6 +224,79 @@ static void wr(uint32_t off, uint32_t v)
 	*(volatile uint32_t *)(mmio + off) = v;
 }
 
+/* ---- interrupts: the legacy PIC wakes us from hlt; the handler only acknowledges ---- */
+
+struct idt_gate {
+	uint16_t off_lo, sel;
+	uint8_t ist, type;
+	uint16_t off_mid;
+	uint32_t off_hi, zero;
+} __attribute__((packed));
+
+static struct idt_gate idt[256] __attribute__((aligned(16)));
+void irq_entry(void);
+void irq_handler(void);
+
+void irq_handler(void)
+{
+	uint32_t isr = rd(0x060);	/* InterruptStatus */
+
+	wr(0x064, isr);			/* InterruptACK: the line drops */
+	outb(0x20, 0x20);		/* PIC EOI */
+}
+
+__asm__(".text\n"
+	".globl irq_entry\n"
+	"irq_entry:\n"
+	"	push %rax\n push %rcx\n push %rdx\n push %rsi\n push %rdi\n"
+	"	push %r8\n push %r9\n push %r10\n push %r11\n"
+	"	call irq_handler\n"
+	"	pop %r11\n pop %r10\n pop %r9\n pop %r8\n"
+	"	pop %rdi\n pop %rsi\n pop %rdx\n pop %rcx\n pop %rax\n"
+	"	iretq\n");
+
+/** irq_setup() - IDT gates for the PIC vectors, PIC remapped to 0x20, only our line open */
+static void irq_setup(void)
+{
+	struct { uint16_t limit; uint64_t base; } __attribute__((packed)) idtr = {
+		sizeof(idt) - 1, (uintptr_t)idt,
+	};
+	uint64_t h = (uintptr_t)irq_entry;
+	uint16_t cs;
+
+	if (dev_irq < 0 || dev_irq > 7)
+		return;		/* only the master PIC here: fall back to polling */
+	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
+	for (int v = 0x20; v < 0x30; v++)
+		idt[v] = (struct idt_gate){ .off_lo = (uint16_t)h, .sel = cs, .type = 0x8e,
+					    .off_mid = (uint16_t)(h >> 16),
+					    .off_hi = (uint32_t)(h >> 32) };
+	__asm__ volatile("lidt %0" : : "m"(idtr));
+	outb(0x20, 0x11);
+	outb(0xa0, 0x11);
+	outb(0x21, 0x20);
+	outb(0xa1, 0x28);
+	outb(0x21, 0x04);
+	outb(0xa1, 0x02);
+	outb(0x21, 0x01);
+	outb(0xa1, 0x01);
+	outb(0x21, (uint8_t)~(1u << dev_irq));
+	outb(0xa1, 0xff);
+}
+
+/** wait_used() - sleep until @q has a used entry we have not seen (or an interrupt) */
+static void wait_used(struct vq *q)
+{
+	if (dev_irq < 0 || dev_irq > 7) {
+		__asm__ volatile("pause");
+		return;
+	}
+	__asm__ volatile("cli" : : : "memory");
+	if (q->last_used == *(volatile uint16_t *)&q->used.idx)
+		__asm__ volatile("sti; hlt" : : : "memory");	/* no lost wake-up: sti shadow */
+	__asm__ volatile("sti" : : : "memory");
+}
+
 /* ---- boot: find the vsock device ---- */
 
 static uint64_t parse_hex(const char *s, const char **end)
@@ -272,6 +349,12 @@ static int find_vsock(const char *cmdline)
 		if (*p != '@' || !starts(p, "@0x"))
 			continue;
 		mmio = (volatile uint8_t *)(uintptr_t)parse_hex(p + 3, &e);
+		dev_irq = -1;
+		if (*e == ':' && e[1] >= '0' && e[1] <= '9') {
+			dev_irq = e[1] - '0';
+			if (e[2] >= '0' && e[2] <= '9')
+				dev_irq = dev_irq * 10 + e[2] - '0';
+		}
 		if (rd(R_MAGIC) == 0x74726976 && rd(R_VERSION) == 2 && rd(R_DEVICE_ID) == 19) {
 			puts_("vsock-guest: found the vsock device\n");
 			return 0;
@@ -293,7 +376,7 @@ static void setup_queue(uint32_t idx, struct vq *q, uint16_t n)
 	wr(R_AVAIL_HI, (uint32_t)(a >> 32));
 	wr(R_USED_LO, (uint32_t)u);
 	wr(R_USED_HI, (uint32_t)(u >> 32));
-	q->avail.flags = 1;	/* VRING_AVAIL_F_NO_INTERRUPT: we poll */
+	q->avail.flags = 0;	/* interrupts wake us from hlt */
 	wr(R_QUEUE_READY, 1);
 }
 
@@ -324,6 +407,7 @@ static int init_device(void)
 		rxq.desc[i].flags = 2;	/* VRING_DESC_F_WRITE */
 		rxq.avail.ring[i] = i;
 		tx_free[tx_nfree++] = i;
+		tx_hold[i] = -1;
 	}
 	barrier();
 	rxq.avail.idx = QSZ;
@@ -334,35 +418,88 @@ static int init_device(void)
 
 /* ---- TX ---- */
 
+static void rx_give_back(uint16_t id)
+{
+	rxq.avail.ring[rxq.avail.idx % QSZ] = id;
+	barrier();
+	rxq.avail.idx++;
+}
+
+/*
+ * Payloads are not copied (ring 0 is emulated here: a copy costs about a microsecond per
+ * byte): a packet is a header descriptor chained to a descriptor pointing at the data, which
+ * must stay put until the device has used the chain.  The device gathers a TX chain before
+ * it looks at any later packet, so data whose credit we return in the same or a later
+ * packet is safe to reuse once the host sends more.
+ */
 static void tx_reclaim(void)
 {
+	int gave = 0;
+
 	while (txq.last_used != *(volatile uint16_t *)&txq.used.idx) {
+		uint16_t head;
+
 		barrier();
-		tx_free[tx_nfree++] = (uint16_t)txq.used.ring[txq.last_used % QSZ].id;
+		head = (uint16_t)txq.used.ring[txq.last_used % QSZ].id;
 		txq.last_used++;
+		if (head >= QSZ)
+			continue;
+		if (txq.desc[head].flags & 1)	/* VRING_DESC_F_NEXT */
+			tx_free[tx_nfree++] = txq.desc[head].next;
+		tx_free[tx_nfree++] = head;
+		if (tx_hold[head] >= 0) {
+			rx_give_back((uint16_t)tx_hold[head]);
+			tx_hold[head] = -1;
+			gave = 1;
+		}
+	}
+	if (gave) {
+		barrier();
+		wr(R_QUEUE_NOTIFY, 0);
 	}
 }
 
-/** send_raw() - one packet to the host (waits for a free TX buffer) */
+static uint16_t desc_alloc(void)
+{
+	for (;;) {
+		tx_reclaim();
+		if (tx_nfree)
+			return tx_free[--tx_nfree];
+		wait_used(&txq);
+	}
+}
+
+/**
+ * send_raw() - one packet to the host (waits for free descriptors)
+ * @hold:	RX buffer that @data lives in, given back when the device is done; or -1
+ */
 static void send_raw(struct conn *c, uint32_t lport, uint32_t pport, uint16_t op,
-		     uint32_t flags, const void *data, uint32_t len)
+		     uint32_t flags, const void *data, uint32_t len, int hold)
 {
 	struct hdr h = {
 		.src_cid = guest_cid, .dst_cid = HOST_CID, .src_port = lport, .dst_port = pport,
-		.len = len, .type = 1, .op = op, .flags = flags, .buf_alloc = CONN_BUF,
+		.len = len, .type = 1, .op = op, .flags = flags,
+		.buf_alloc = c && c->lport != 1026 ? SINK_ALLOC : CONN_BUF,
 		.fwd_cnt = c ? c->fwd_cnt : 0,
 	};
-	uint16_t d;
+	uint16_t d = desc_alloc(), d2;
 
-	while (!tx_nfree)
-		tx_reclaim();
-	d = tx_free[--tx_nfree];
 	memcpy(tx_bufs[d], &h, sizeof(h));
-	if (len)
-		memcpy(tx_bufs[d] + sizeof(h), data, len);
 	txq.desc[d].addr = (uintptr_t)tx_bufs[d];
-	txq.desc[d].len = (uint32_t)sizeof(h) + len;
+	txq.desc[d].len = (uint32_t)sizeof(h);
 	txq.desc[d].flags = 0;
+	tx_hold[d] = hold;
+	if (len && len <= TX_SMALL - sizeof(h) && hold < 0) {
+		memcpy(tx_bufs[d] + sizeof(h), data, len);
+		txq.desc[d].len += len;
+	} else if (len) {
+		d2 = desc_alloc();
+		txq.desc[d2].addr = (uintptr_t)data;
+		txq.desc[d2].len = len;
+		txq.desc[d2].flags = 0;
+		txq.desc[d].flags = 1;
+		txq.desc[d].next = d2;
+	}
 	txq.avail.ring[txq.avail.idx % QSZ] = d;
 	barrier();
 	txq.avail.idx++;
@@ -376,7 +513,7 @@ static void send_raw(struct conn *c, uint32_t lport, uint32_t pport, uint16_t op
 
 static void send_ctl(struct conn *c, uint16_t op, uint32_t flags)
 {
-	send_raw(c, c->lport, c->pport, op, flags, 0, 0);
+	send_raw(c, c->lport, c->pport, op, flags, 0, 0, -1);
 }
 
 static uint32_t credit(struct conn *c)
@@ -400,7 +537,7 @@ static uint32_t send_data(struct conn *c, const uint8_t *data, uint32_t len)
 			n = cr;
 		if (!n)
 			break;
-		send_raw(c, c->lport, c->pport, OP_RW, 0, data + done, n);
+		send_raw(c, c->lport, c->pport, OP_RW, 0, data + done, n, -1);
 		done += n;
 	}
 	return done;
@@ -409,7 +546,7 @@ static uint32_t send_data(struct conn *c, const uint8_t *data, uint32_t len)
 static void consumed(struct conn *c, uint32_t n)
 {
 	c->fwd_cnt += n;
-	if (c->fwd_cnt - c->fwd_told >= CONN_BUF / 4)
+	if (c->fwd_cnt - c->fwd_told >= (c->lport == 1026 ? CONN_BUF / 4 : SINK_ALLOC / 4))
 		send_ctl(c, OP_CREDIT_UPDATE, 0);
 }
 
@@ -457,21 +594,29 @@ static void echo_flush(struct conn *c)
 		conn_close(c);
 }
 
+/* byte i of a source stream is i * 7 (mod 256): period 256, built once by doubling copies */
+static uint8_t source_pattern[65536 + 256];
+
+static void source_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++)
+		source_pattern[i] = (uint8_t)(i * 7);
+	for (uint32_t n = 256; n < sizeof(source_pattern); n *= 2)
+		memcpy(source_pattern + n, source_pattern,
+		       n <= sizeof(source_pattern) - n ? n : sizeof(source_pattern) - n);
+}
+
 static void source_run(struct conn *c)
 {
-	static uint8_t chunk[65536];
-
 	while (c->count && !c->closed) {
-		uint32_t n = c->count > sizeof(chunk) ? sizeof(chunk) : (uint32_t)c->count, cr;
+		uint32_t n = c->count > 65536 ? 65536 : (uint32_t)c->count, cr;
 
 		cr = credit(c);
 		if (n > cr)
 			n = cr;
 		if (!n)
 			return;
-		for (uint32_t i = 0; i < n; i++)
-			chunk[i] = (uint8_t)((c->tx_cnt + i) * 7);
-		send_data(c, chunk, n);
+		send_data(c, source_pattern + c->tx_cnt % 256, n);
 		c->count -= n;
 	}
 	if (!c->count)
@@ -493,9 +638,23 @@ static void on_data(struct conn *c, const uint8_t *p, uint32_t len)
 		consumed(c, len);
 		break;
 	case 1026:
-		for (uint32_t i = 0; i < len && c->len < CONN_BUF; i++) {	/* credit bounds it */
-			c->buf[(c->head + c->len) % CONN_BUF] = p[i];
-			c->len++;
+		if (!c->len && len <= credit(c) && cur_rx >= 0) {
+			/* send it straight back from the RX buffer, which we keep until then */
+			c->fwd_cnt += len;
+			send_raw(c, c->lport, c->pport, OP_RW, 0, p, len, cur_rx);
+			rx_held = 1;
+			break;
+		}
+		if (len > CONN_BUF - c->len)	/* the host's credit rules this out */
+			len = CONN_BUF - c->len;
+		{
+			/* whole-buffer copies: byte loops are slow when ring 0 is emulated */
+			uint32_t tail = (c->head + c->len) % CONN_BUF;
+			uint32_t first = CONN_BUF - tail < len ? CONN_BUF - tail : len;
+
+			memcpy(c->buf + tail, p, first);
+			memcpy(c->buf, p + first, len - first);
+			c->len += len;
 		}
 		echo_flush(c);
 		break;
@@ -605,7 +764,7 @@ static void on_packet(const struct hdr *h, const uint8_t *payload)
 			c->peer_fwd = h->fwd_cnt;
 			send_ctl(c, OP_RESPONSE, 0);
 		} else if (h->op != OP_RST) {
-			send_raw(NULL, h->dst_port, h->src_port, OP_RST, 0, 0, 0);
+			send_raw(NULL, h->dst_port, h->src_port, OP_RST, 0, 0, 0, -1);
 		}
 		return;
 	}
@@ -633,7 +792,7 @@ static void on_packet(const struct hdr *h, const uint8_t *payload)
 	case OP_RST:
 		if (c == out_conn && c->state == C_CONNECTING) {
 			out_conn = NULL;
-			out_retry_at = rdtsc() + 500000000ull;	/* try again a little later */
+			out_retry_at = rdtsc() + 200000000ull;	/* try again a little later */
 		}
 		c->state = C_FREE;
 		break;
@@ -665,14 +824,18 @@ static int poll_rx(void)
 		id = rxq.used.ring[rxq.last_used % QSZ].id;
 		len = rxq.used.ring[rxq.last_used % QSZ].len;
 		rxq.last_used++;
-		if (id < QSZ && len >= sizeof(h)) {
+		if (id >= QSZ)
+			continue;
+		cur_rx = (int)id;
+		rx_held = 0;
+		if (len >= sizeof(h)) {
 			memcpy(&h, rx_bufs[id], sizeof(h));
 			if (h.len <= len - sizeof(h))
 				on_packet(&h, rx_bufs[id] + sizeof(h));
 		}
-		rxq.avail.ring[rxq.avail.idx % QSZ] = (uint16_t)id;
-		barrier();
-		rxq.avail.idx++;
+		cur_rx = -1;
+		if (!rx_held)
+			rx_give_back((uint16_t)id);
 		n++;
 	}
 	if (n) {
@@ -708,6 +871,8 @@ void guest_main(const uint8_t *bp)
 		for (;;)
 			__asm__ volatile("hlt");
 	}
+	irq_setup();
+	source_init();
 	puts_("vsock-guest: ready cid=");
 	putu(guest_cid);
 	puts_(" ports 1025-1028\n");
@@ -716,9 +881,12 @@ void guest_main(const uint8_t *bp)
 		poll_rx();
 		service();
 		tx_reclaim();
-		if (!out_done && !out_conn && out_tries < 60 && rdtsc() > out_retry_at)
+		if (!out_done && !out_conn && out_tries < 60) {
+			while (rdtsc() < out_retry_at)
+				__asm__ volatile("pause");	/* refused: try again a bit later */
 			connect_host();
-		__asm__ volatile("pause");
+		}
+		wait_used(&rxq);
 	}
 }
 
