@@ -108,6 +108,13 @@ int mvm_vm_wait(mvm_vm *vm, int timeout_ms, enum mvm_exit_reason *reason);
 
 enum mvm_state mvm_vm_state(mvm_vm *vm);
 
+/**
+ * mvm_vm_exit_detail() - one line from the backend about why the guest stopped
+ * ("triple fault", "KVM internal error ..."), "" if it has nothing to add.
+ * Return: a string valid until mvm_vm_destroy().
+ */
+const char *mvm_vm_exit_detail(mvm_vm *vm);
+
 /** mvm_vm_hypervisor() - "KVM", "nsbox", "WSL2", "HVF". */
 const char *mvm_vm_hypervisor(mvm_vm *vm);
 
@@ -139,6 +146,13 @@ int mvm_console_subscribe(mvm_vm *vm, mvm_console_cb cb, void *opaque);
 int mvm_console_subscribe_fd(mvm_vm *vm, int fd);
 
 void mvm_console_unsubscribe(mvm_vm *vm, int id);
+
+/**
+ * mvm_console_drain() - wait until every subscriber was handed all output so far
+ * @timeout_ms:	negative waits forever
+ * Return: 0, or -ETIMEDOUT.
+ */
+int mvm_console_drain(mvm_vm *vm, int timeout_ms);
 
 /** mvm_console_write() - type into the guest's console. Return: bytes accepted or -errno. */
 long mvm_console_write(mvm_vm *vm, const void *data, size_t len);

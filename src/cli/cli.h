@@ -22,4 +22,7 @@ enum {
 	CLI_EXIT_USAGE = 2,	/* bad command line */
 };
 
+/* Subcommands (one file each). */
+int cli_run(int argc, char **argv);
+
 #endif

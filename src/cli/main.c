@@ -14,6 +14,7 @@ static int cli_help(int argc, char **argv);
 
 static const struct cli_command cli_commands[] = {
 	{ "help", "show help for microvm or a subcommand", cli_help },
+	{ "run", "boot a kernel in a KVM micro-VM with its console here", cli_run },
 };
 
 #define CLI_NCOMMANDS (sizeof(cli_commands) / sizeof(cli_commands[0]))

@@ -1,0 +1,720 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vm.c - the KVM backend: a VM with guest RAM, in-kernel irqchip and PIT, legacy devices,
+ * virtio-mmio devices, direct Linux boot, and the reasons a guest stops.
+ *
+ * Theory of operation
+ * -------------------
+ * create():  open /dev/kvm, KVM_CREATE_VM, TSS and identity-map pages (needed on Intel before
+ *            vCPUs exist), KVM_CREATE_IRQCHIP (PIC + IOAPIC + LAPICs) and KVM_CREATE_PIT2;
+ *            one anonymous mapping for all RAM, announced as one slot below the MMIO hole
+ *            (3 GiB) and, for more than 3 GiB, a second slot at 4 GiB; devices (COM1 serial,
+ *            i8042, then the virtio-mmio devices of kvm_devices_add()); the kernel, initrd,
+ *            command line, boot_params, MP table, GDT and page tables (boot.c, mptable.c);
+ *            finally the vCPUs (cpu.c).
+ * start():   one thread per vCPU.
+ * stop:      kvm_vm_stop() records the first reason, tells the runtime (mvm_vm_exited()) and
+ *            kicks every vCPU out of KVM_RUN.  Reasons:
+ *              - triple fault (KVM_EXIT_SHUTDOWN; Linux's reboot=t) and the i8042 reset command
+ *                (reboot=k) -> REBOOT, or PANIC if the console showed "Kernel panic" first
+ *                (with panic=-1 a panicking Linux reboots at once);
+ *              - poweroff -> POWEROFF.  Without ACPI, Linux turns reboot(RB_POWER_OFF) into a
+ *                halt: it prints "reboot: System halted" (or "reboot: Power down" when some
+ *                driver can power off) and then halts every CPU with interrupts off.  The
+ *                in-kernel LAPIC handles HLT itself, so userspace never sees the halt: we
+ *                watch the console for those two lines instead (a KVM_EXIT_HLT with IF=0,
+ *                possible only without the in-kernel LAPIC, counts too);
+ *              - KVM errors (emulation failure, entry failure) -> ERROR;
+ *              - kill -> KILLED.
+ *            There is no graceful "please power off" signal for a guest without ACPI, so
+ *            request_stop is not provided and mvm_vm_stop() kills.
+ *
+ * Devices: port I/O goes through kvm_pio() (a switch over the few legacy ports); MMIO through
+ * kvm_mmio() over the table filled by kvm_add_mmio(), which also assigns each device its slot
+ * (0xd0000000 + i * 0x1000) and IRQ (5 + i) and is what puts the "virtio_mmio.device=" token
+ * on the command line.  Interrupt lines are driven with KVM_IRQ_LINE, as levels.
+ *
+ * PVM hosts (/sys/module/kvm_pvm): see /work/shared/notes/kvm-here.md.  The backend adds the
+ * kernel arguments that let a stock kernel boot under PVM, says so once on stderr (unless
+ * cfg.quiet), and reports itself unusable to MVM_BACKEND_AUTO because guest user space cannot
+ * run there; asking for MVM_BACKEND_KVM explicitly still works (the kernel boots to init).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kvm/boot.h"
+#include "kvm/kvm.h"
+#include "runtime/backend.h"
+#include "runtime/error.h"
+
+#define KVM_TSS_ADDR		0xfffbd000ULL
+#define KVM_IDENTITY_MAP_ADDR	0xfffbc000ULL
+#define KVM_MAX_KERNEL_SIZE	(512ULL << 20)
+
+/* From kvm-here.md: what a stock kernel needs to boot under PVM. */
+static const char kvm_pvm_args[] =
+	"console=ttyS0 reboot=t panic=-1 noxsave "
+	"clearcpuid=151,308,295,288,156,293,291,296,150,158,306,311,534,145,298";
+
+static const char kvm_default_cmdline[] = "console=ttyS0 reboot=t panic=-1";
+
+/**
+ * kvm_pvm_host() - is /dev/kvm provided by the kvm_pvm module?
+ * Return: 1 if so (MICROVM_PVM=0/1 in the environment overrides, for tests), else 0.
+ */
+int kvm_pvm_host(void)
+{
+	const char *force = getenv("MICROVM_PVM");
+	struct stat st;
+
+	if (force && (force[0] == '0' || force[0] == '1'))
+		return force[0] == '1';
+	return stat("/sys/module/kvm_pvm", &st) == 0;
+}
+
+/**
+ * kvm_cmdline_has() - is @tok a whole space-separated token of @s?
+ */
+static int kvm_cmdline_has(const char *s, const char *tok, size_t len)
+{
+	const char *p = s;
+
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		if (!strncmp(p, tok, len) && (p[len] == ' ' || p[len] == '\0'))
+			return 1;
+		while (*p && *p != ' ')
+			p++;
+	}
+	return 0;
+}
+
+/**
+ * kvm_cmdline_append() - append " tok" unless already present
+ * Return: 0, or -E2BIG when @out is full.
+ */
+static int kvm_cmdline_append(char *out, size_t out_len, const char *tok, size_t len, int dedup)
+{
+	size_t cur = strlen(out);
+
+	if (dedup && kvm_cmdline_has(out, tok, len))
+		return 0;
+	if (cur + 1 + len + 1 > out_len)
+		return -E2BIG;
+	if (cur)
+		out[cur++] = ' ';
+	memcpy(out + cur, tok, len);
+	out[cur + len] = '\0';
+	return 0;
+}
+
+/**
+ * kvm_cmdline_build() - the guest command line
+ * @out/@out_len: result buffer
+ * @user:	the caller's command line, or NULL for "console=ttyS0 reboot=t panic=-1"
+ * @pvm:	add the PVM arguments (those not already present)
+ * @devs/@nr:	MMIO devices, each announced as virtio_mmio.device=4K@BASE:IRQ
+ *
+ * Return: 0, or -E2BIG with mvm_last_error() set.
+ */
+int kvm_cmdline_build(char *out, size_t out_len, const char *user, int pvm,
+		      const struct kvm_mmio_dev *devs, unsigned int nr)
+{
+	const char *p, *e;
+	char tok[64];
+	unsigned int i;
+	int n;
+
+	if (!out_len)
+		return -E2BIG;
+	out[0] = '\0';
+	if (!user)
+		user = kvm_default_cmdline;
+	if (strlen(user) + 1 > out_len)
+		return mvm_set_error(-E2BIG, "kernel command line too long");
+	strcpy(out, user);
+	for (p = pvm ? kvm_pvm_args : ""; *p; p = e) {
+		while (*p == ' ')
+			p++;
+		e = strchr(p, ' ');
+		if (!e)
+			e = p + strlen(p);
+		if (e > p && kvm_cmdline_append(out, out_len, p, (size_t)(e - p), 1))
+			return mvm_set_error(-E2BIG, "kernel command line too long");
+	}
+	for (i = 0; i < nr; i++) {
+		n = snprintf(tok, sizeof(tok), "virtio_mmio.device=%lluK@0x%llx:%u",
+			     (unsigned long long)(devs[i].size >> 10),
+			     (unsigned long long)devs[i].base, devs[i].irq);
+		if (kvm_cmdline_append(out, out_len, tok, (size_t)n, 0))
+			return mvm_set_error(-E2BIG, "kernel command line too long");
+	}
+	return 0;
+}
+
+/**
+ * kvm_vm_stop() - the guest is done: record why (first caller wins), tell the runtime, kick
+ * @reason:	exit reason (REBOOT becomes PANIC when the console showed a panic)
+ * @fmt:	detail for the user
+ */
+void kvm_vm_stop(struct kvm_vm *kvm, enum mvm_exit_reason reason, const char *fmt, ...)
+{
+	char detail[200];
+	unsigned int i;
+	va_list ap;
+
+	if (atomic_exchange(&kvm->stopping, true))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	if (reason == MVM_EXIT_REBOOT && atomic_load(&kvm->panicked))
+		reason = MVM_EXIT_PANIC;
+	mvm_vm_exited(kvm->vm, reason, detail);
+	for (i = 0; i < kvm->ncpus; i++)
+		kvm_cpu_kick(&kvm->cpus[i]);
+}
+
+/**
+ * kvm_console_line() - look at one complete console line for panics and poweroff
+ */
+static void kvm_console_line(struct kvm_vm *kvm, const char *line)
+{
+	if (strstr(line, "Kernel panic - not syncing"))
+		atomic_store(&kvm->panicked, true);
+	else if (strstr(line, "reboot: System halted") || strstr(line, "reboot: Power down"))
+		kvm_vm_stop(kvm, MVM_EXIT_POWEROFF, "guest powered off");
+}
+
+/**
+ * kvm_serial_output() - bytes from the UART: to the console, and through the line watcher
+ */
+static void kvm_serial_output(void *opaque, const uint8_t *data, size_t len)
+{
+	struct kvm_vm *kvm = opaque;
+	size_t i;
+
+	mvm_vm_console_output(kvm->vm, data, len);
+	pthread_mutex_lock(&kvm->line_lock);
+	for (i = 0; i < len; i++) {
+		if (data[i] == '\n' || kvm->line_len == sizeof(kvm->line) - 1) {
+			kvm->line[kvm->line_len] = '\0';
+			kvm->line_len = 0;
+			kvm_console_line(kvm, kvm->line);
+		}
+		if (data[i] != '\n' && data[i] != '\r')
+			kvm->line[kvm->line_len++] = (char)data[i];
+	}
+	pthread_mutex_unlock(&kvm->line_lock);
+}
+
+/**
+ * kvm_irq_line() - drive interrupt line @irq (PIC and IOAPIC pin) to @level
+ */
+void kvm_irq_line(struct kvm_vm *kvm, unsigned int irq, int level)
+{
+	struct kvm_irq_level l = { .irq = irq, .level = level ? 1 : 0 };
+
+	ioctl(kvm->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+static void kvm_serial_irq(void *opaque, int level)
+{
+	kvm_irq_line(opaque, SERIAL_COM1_IRQ, level);
+}
+
+static const struct serial_ops kvm_serial_ops = {
+	.output = kvm_serial_output,
+	.set_irq = kvm_serial_irq,
+};
+
+/**
+ * kvm_pio() - one port access from the guest
+ * @size:	1, 2 or 4; legacy devices take bytes, wider accesses are split or ignored
+ */
+void kvm_pio(struct kvm_vm *kvm, uint16_t port, uint8_t *data, uint32_t size, int is_write)
+{
+	if (port >= SERIAL_COM1_BASE && port < SERIAL_COM1_BASE + SERIAL_NR_REGS && size == 1) {
+		serial_io(kvm->serial, port - SERIAL_COM1_BASE, is_write, data);
+		return;
+	}
+	if ((port == I8042_DATA_PORT || port == I8042_PORT_B || port == I8042_COMMAND_PORT) &&
+	    size == 1) {
+		if (i8042_io(&kvm->i8042, port, is_write, data) == I8042_RESET)
+			kvm_vm_stop(kvm, MVM_EXIT_REBOOT, "i8042 reset");
+		return;
+	}
+	if (!is_write)	/* nothing there: the bus floats high */
+		memset(data, 0xff, size);
+}
+
+/**
+ * kvm_mmio() - one MMIO access from the guest
+ */
+void kvm_mmio(struct kvm_vm *kvm, uint64_t addr, uint8_t *data, uint32_t len, int is_write)
+{
+	unsigned int i;
+
+	for (i = 0; i < kvm->nr_mmio; i++) {
+		struct kvm_mmio_dev *d = &kvm->mmio[i];
+
+		if (addr >= d->base && addr - d->base < d->size &&
+		    len <= d->size - (addr - d->base)) {
+			d->fn(d->opaque, addr - d->base, data, len, is_write);
+			return;
+		}
+	}
+	if (!is_write)
+		memset(data, 0xff, len);
+}
+
+/**
+ * kvm_add_mmio() - put a device in the next virtio-mmio slot
+ * @fn/@opaque:	access handler and its device
+ * @free_fn:	frees @opaque when the VM goes (may be NULL)
+ * @irq:	set to the slot's interrupt line
+ * @base:	set to the slot's guest physical base
+ *
+ * Must be called before the command line is built (kvm_devices_add() is the place).
+ * Return: 0, or -ENOSPC when all slots are taken.
+ */
+int kvm_add_mmio(struct kvm_vm *kvm, kvm_mmio_fn fn, void *opaque, void (*free_fn)(void *),
+		 unsigned int *irq, uint64_t *base)
+{
+	struct kvm_mmio_dev *d;
+
+	if (kvm->nr_mmio >= KVM_MAX_MMIO)
+		return mvm_set_error(-ENOSPC, "too many MMIO devices (max %d)", KVM_MAX_MMIO);
+	d = &kvm->mmio[kvm->nr_mmio];
+	d->base = KVM_MMIO_BASE + kvm->nr_mmio * KVM_MMIO_SLOT_SIZE;
+	d->size = KVM_MMIO_SLOT_SIZE;
+	d->irq = KVM_MMIO_FIRST_IRQ + kvm->nr_mmio;
+	d->fn = fn;
+	d->opaque = opaque;
+	d->free = free_fn;
+	kvm->nr_mmio++;
+	if (irq)
+		*irq = d->irq;
+	if (base)
+		*base = d->base;
+	return 0;
+}
+
+/**
+ * kvm_open() - open /dev/kvm with an error that says what to do
+ * Return: the fd, or -errno with mvm_last_error() set.
+ */
+static int kvm_open(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC), err, ver;
+
+	if (fd < 0) {
+		err = errno;
+		if (err == ENOENT)
+			return mvm_set_error(-ENOENT,
+					     "no /dev/kvm: load the kvm module or use --backend nsbox");
+		if (err == EACCES || err == EPERM)
+			return mvm_set_error(-err,
+					     "cannot open /dev/kvm: %s (add yourself to the 'kvm' group)",
+					     strerror(err));
+		return mvm_set_error(-err, "cannot open /dev/kvm: %s", strerror(err));
+	}
+	ver = ioctl(fd, KVM_GET_API_VERSION, 0);
+	if (ver != KVM_API_VERSION) {
+		close(fd);
+		return mvm_set_error(-ENOTSUP, "/dev/kvm speaks API version %d, need %d", ver,
+				     KVM_API_VERSION);
+	}
+	return fd;
+}
+
+/**
+ * kvm_usable() - can KVM run a whole guest (kernel and user space) here?
+ */
+static int kvm_usable(char *why, size_t why_len)
+{
+	int fd = kvm_open();
+
+	if (fd < 0) {
+		snprintf(why, why_len, "%s", mvm_last_error());
+		return 0;
+	}
+	close(fd);
+	if (kvm_pvm_host()) {
+		snprintf(why, why_len,
+			 "/dev/kvm is PVM-backed (kvm_pvm): guest user space cannot run");
+		return 0;
+	}
+	return 1;
+}
+
+/**
+ * kvm_read_file() - whole file into memory, at most @max bytes
+ * @what:	"kernel" or "initrd", for messages
+ * Return: 0 or -errno with mvm_last_error() set.
+ */
+static int kvm_read_file(const char *path, const char *what, uint64_t max, uint8_t **buf,
+			 size_t *len)
+{
+	struct stat st;
+	ssize_t r;
+	size_t got = 0;
+	int fd, err;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = errno;
+		return mvm_set_error(-err, "cannot open %s %s: %s", what, path, strerror(err));
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return mvm_set_error(-EINVAL, "%s %s is not a regular file", what, path);
+	}
+	if ((uint64_t)st.st_size > max) {
+		close(fd);
+		return mvm_set_error(-EFBIG, "%s %s is too big (%lld MiB) for guest memory",
+				     what, path, (long long)(st.st_size >> 20));
+	}
+	*buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!*buf) {
+		close(fd);
+		return mvm_set_error(-ENOMEM, "out of memory reading %s", path);
+	}
+	while (got < (size_t)st.st_size) {
+		r = read(fd, *buf + got, (size_t)st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			err = r < 0 ? errno : EIO;
+			close(fd);
+			free(*buf);
+			return mvm_set_error(-err, "reading %s %s: %s", what, path, strerror(err));
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	*len = got;
+	return 0;
+}
+
+/**
+ * kvm_check_config() - sizes a user could get wrong, with messages saying what is allowed
+ */
+static int kvm_check_config(const struct mvm_config *cfg)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	uint64_t host_mib = pages > 0 && psz > 0 ? ((uint64_t)pages * (uint64_t)psz) >> 20 : 0;
+
+	if (!cfg->kernel_path || !cfg->kernel_path[0])
+		return mvm_set_error(-EINVAL, "no kernel given");
+	if (cfg->mem_mib < KVM_MIN_MEM_MIB)
+		return mvm_set_error(-EINVAL, "guest memory %u MiB is too small (minimum %d MiB)",
+				     cfg->mem_mib, KVM_MIN_MEM_MIB);
+	if (host_mib && cfg->mem_mib > host_mib)
+		return mvm_set_error(-EINVAL,
+				     "guest memory %u MiB is more than this host has (%llu MiB)",
+				     cfg->mem_mib, (unsigned long long)host_mib);
+	if (cfg->cpus < 1 || cfg->cpus > KVM_MAX_CPUS)
+		return mvm_set_error(-EINVAL, "%u vCPUs is out of range (1..%d)", cfg->cpus,
+				     KVM_MAX_CPUS);
+	return 0;
+}
+
+/**
+ * kvm_setup_vm() - VM fd, irqchip, PIT, and guest memory slots
+ */
+static int kvm_setup_vm(struct kvm_vm *kvm)
+{
+	struct kvm_pit_config pit = { .flags = 0 };
+	struct kvm_userspace_memory_region r;
+	int ret;
+
+	kvm->vm_fd = ioctl(kvm->kvm_fd, KVM_CREATE_VM, 0);
+	if (kvm->vm_fd < 0)
+		return mvm_set_error(-errno, "KVM_CREATE_VM: %s", strerror(errno));
+	ret = ioctl(kvm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (ret <= 0)
+		return mvm_set_error(-EIO, "KVM_GET_VCPU_MMAP_SIZE failed");
+	kvm->run_size = (size_t)ret;
+	if (ioctl(kvm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0)
+		return mvm_set_error(-errno, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+	{
+		uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
+
+		if (ioctl(kvm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+			return mvm_set_error(-errno, "KVM_SET_IDENTITY_MAP_ADDR: %s",
+					     strerror(errno));
+	}
+	if (ioctl(kvm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return mvm_set_error(-errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+	if (ioctl(kvm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return mvm_set_error(-errno, "KVM_CREATE_PIT2: %s", strerror(errno));
+
+	kvm->mem_size = (uint64_t)kvm->cfg.mem_mib << 20;
+	kvm->low_size = kvm->mem_size < BOOT_MMIO_HOLE ? kvm->mem_size : BOOT_MMIO_HOLE;
+	kvm->mem = mmap(NULL, kvm->mem_size, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (kvm->mem == MAP_FAILED) {
+		kvm->mem = NULL;
+		return mvm_set_error(-ENOMEM, "cannot map %u MiB of guest memory: %s",
+				     kvm->cfg.mem_mib, strerror(errno));
+	}
+	madvise(kvm->mem, kvm->mem_size, MADV_MERGEABLE);
+	memset(&r, 0, sizeof(r));
+	r.slot = 0;
+	r.guest_phys_addr = 0;
+	r.memory_size = kvm->low_size;
+	r.userspace_addr = (uintptr_t)kvm->mem;
+	if (ioctl(kvm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+		return mvm_set_error(-errno, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+	if (kvm->mem_size > kvm->low_size) {
+		r.slot = 1;
+		r.guest_phys_addr = BOOT_HIGH_RAM;
+		r.memory_size = kvm->mem_size - kvm->low_size;
+		r.userspace_addr = (uintptr_t)(kvm->mem + kvm->low_size);
+		if (ioctl(kvm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+			return mvm_set_error(-errno, "KVM_SET_USER_MEMORY_REGION (high): %s",
+					     strerror(errno));
+	}
+	return 0;
+}
+
+/**
+ * kvm_get_cpuid() - what KVM can offer the guest
+ */
+static int kvm_get_cpuid(struct kvm_vm *kvm)
+{
+	unsigned int n = 128;
+
+	for (;;) {
+		kvm->cpuid = calloc(1, sizeof(*kvm->cpuid) + n * sizeof(kvm->cpuid->entries[0]));
+		if (!kvm->cpuid)
+			return mvm_set_error(-ENOMEM, "out of memory");
+		kvm->cpuid->nent = n;
+		if (ioctl(kvm->kvm_fd, KVM_GET_SUPPORTED_CPUID, kvm->cpuid) == 0)
+			return 0;
+		free(kvm->cpuid);
+		kvm->cpuid = NULL;
+		if (errno != E2BIG || n >= 4096)
+			return mvm_set_error(-errno, "KVM_GET_SUPPORTED_CPUID: %s",
+					     strerror(errno));
+		n *= 2;
+	}
+}
+
+/**
+ * kvm_load_guest() - kernel, initrd, command line and boot tables into guest memory
+ * @entry:	set to the kernel's 64-bit entry
+ */
+static int kvm_load_guest(struct kvm_vm *kvm, uint64_t *entry)
+{
+	struct mptable_irq lv[KVM_MAX_MMIO];
+	struct boot_image bi;
+	uint64_t initrd_addr = 0;
+	size_t klen, ilen = 0;
+	uint8_t *kimg = NULL, *iimg = NULL;
+	unsigned int i;
+	int pvm = kvm_pvm_host(), ret;
+
+	ret = kvm_read_file(kvm->cfg.kernel_path, "kernel", KVM_MAX_KERNEL_SIZE, &kimg, &klen);
+	if (ret < 0)
+		return ret;
+	ret = boot_load_kernel(kvm->mem, kvm->low_size, kimg, klen, &bi);
+	free(kimg);
+	if (ret < 0)
+		return ret;
+	if (kvm->cfg.initrd_path) {
+		ret = kvm_read_file(kvm->cfg.initrd_path, "initrd", kvm->low_size, &iimg, &ilen);
+		if (ret == -EFBIG)
+			return mvm_set_error(-EFBIG,
+					     "initrd %s does not fit in %u MiB of guest memory: use a larger --mem",
+					     kvm->cfg.initrd_path, kvm->cfg.mem_mib);
+		if (ret < 0)
+			return ret;
+		ret = boot_place_initrd(kvm->mem, kvm->low_size, &bi, iimg, ilen, &initrd_addr);
+		free(iimg);
+		if (ret < 0)
+			return ret;
+	}
+	ret = kvm_cmdline_build(kvm->cmdline, sizeof(kvm->cmdline), kvm->cfg.cmdline, pvm,
+				kvm->mmio, kvm->nr_mmio);
+	if (ret < 0)
+		return ret;
+	if (pvm && !kvm->cfg.quiet)
+		fprintf(stderr, "microvm: /dev/kvm is PVM-backed (kvm_pvm): added kernel arguments "
+			"noxsave clearcpuid=... so the guest kernel can boot; guest user space "
+			"will not run here\n");
+	ret = boot_write_params(kvm->mem, kvm->low_size, &bi, kvm->cmdline, initrd_addr, ilen,
+				kvm->mem_size);
+	if (ret < 0)
+		return ret;
+	for (i = 0; i < kvm->nr_mmio; i++) {
+		lv[i].irq = (uint8_t)kvm->mmio[i].irq;
+		lv[i].level = 1;
+	}
+	ret = mptable_write(kvm->mem, kvm->low_size, kvm->ncpus, lv, kvm->nr_mmio);
+	if (ret < 0)
+		return ret;
+	if (boot_write_gdt(kvm->mem, kvm->low_size) || boot_write_page_tables(kvm->mem,
+									    kvm->low_size))
+		return mvm_set_error(-EINVAL, "guest memory too small");
+	*entry = bi.entry;
+	return 0;
+}
+
+static void kvm_destroy(void *priv);
+
+/**
+ * kvm_create() - the backend's create op
+ */
+static int kvm_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
+{
+	struct kvm_vm *kvm;
+	uint64_t entry = 0;
+	unsigned int i;
+	int ret;
+
+	ret = kvm_check_config(cfg);
+	if (ret < 0)
+		return ret;
+	kvm = calloc(1, sizeof(*kvm));
+	if (!kvm)
+		return mvm_set_error(-ENOMEM, "out of memory");
+	kvm->vm = vm;
+	kvm->cfg = *cfg;
+	kvm->vm_fd = -1;
+	kvm->ncpus = cfg->cpus;
+	pthread_mutex_init(&kvm->line_lock, NULL);
+	for (i = 0; i < KVM_MAX_CPUS; i++)
+		kvm->cpus[i].fd = -1;
+
+	kvm->kvm_fd = kvm_open();
+	if (kvm->kvm_fd < 0) {
+		ret = kvm->kvm_fd;
+		goto err;
+	}
+	ret = kvm_setup_vm(kvm);
+	if (ret < 0)
+		goto err;
+	kvm->serial = serial_new(&kvm_serial_ops, kvm);
+	if (!kvm->serial) {
+		ret = mvm_set_error(-ENOMEM, "out of memory");
+		goto err;
+	}
+	ret = kvm_devices_add(kvm);
+	if (ret < 0)
+		goto err;
+	ret = kvm_load_guest(kvm, &entry);
+	if (ret < 0)
+		goto err;
+	ret = kvm_get_cpuid(kvm);
+	if (ret < 0)
+		goto err;
+	for (i = 0; i < kvm->ncpus; i++) {
+		ret = kvm_cpu_init(kvm, &kvm->cpus[i], i, entry);
+		if (ret < 0)
+			goto err;
+	}
+	/* Strings in the config belong to the caller; nothing after create() needs them. */
+	kvm->cfg.kernel_path = kvm->cfg.initrd_path = kvm->cfg.cmdline = NULL;
+	kvm->cfg.rootfs_path = kvm->cfg.vsock_uds_path = NULL;
+	*priv = kvm;
+	return 0;
+err:
+	kvm_destroy(kvm);
+	return ret;
+}
+
+/**
+ * kvm_start() - one thread per vCPU
+ */
+static int kvm_start(void *priv)
+{
+	struct kvm_vm *kvm = priv;
+	unsigned int i;
+	int err;
+
+	for (i = 0; i < kvm->ncpus; i++) {
+		err = pthread_create(&kvm->cpus[i].thread, NULL, kvm_cpu_thread, &kvm->cpus[i]);
+		if (err) {
+			kvm_vm_stop(kvm, MVM_EXIT_ERROR, "cannot start vCPU thread: %s",
+				    strerror(err));
+			return mvm_set_error(-err, "cannot start vCPU thread: %s", strerror(err));
+		}
+		kvm->cpus[i].started = true;
+	}
+	return 0;
+}
+
+static int kvm_kill(void *priv)
+{
+	kvm_vm_stop(priv, MVM_EXIT_KILLED, "stopped by the host");
+	return 0;
+}
+
+static long kvm_console_write(void *priv, const void *data, size_t len)
+{
+	struct kvm_vm *kvm = priv;
+
+	return (long)serial_input(kvm->serial, data, len);
+}
+
+/**
+ * kvm_destroy() - stop threads, free devices, vCPUs, memory and fds
+ */
+static void kvm_destroy(void *priv)
+{
+	struct kvm_vm *kvm = priv;
+	unsigned int i;
+
+	if (!kvm)
+		return;
+	atomic_store(&kvm->stopping, true);
+	for (i = 0; i < kvm->ncpus; i++) {
+		struct kvm_cpu *cpu = &kvm->cpus[i];
+
+		if (cpu->started) {
+			kvm_cpu_kick(cpu);
+			pthread_join(cpu->thread, NULL);
+		}
+		if (cpu->run)
+			munmap(cpu->run, kvm->run_size);
+		if (cpu->fd >= 0)
+			close(cpu->fd);
+	}
+	for (i = 0; i < kvm->nr_mmio; i++)
+		if (kvm->mmio[i].free)
+			kvm->mmio[i].free(kvm->mmio[i].opaque);
+	serial_free(kvm->serial);
+	free(kvm->cpuid);
+	if (kvm->mem)
+		munmap(kvm->mem, kvm->mem_size);
+	if (kvm->vm_fd >= 0)
+		close(kvm->vm_fd);
+	if (kvm->kvm_fd >= 0)
+		close(kvm->kvm_fd);
+	pthread_mutex_destroy(&kvm->line_lock);
+	free(kvm);
+}
+
+const struct mvm_backend_ops mvm_kvm_backend = {
+	.name = "KVM",
+	.kind = MVM_BACKEND_KVM,
+	.usable = kvm_usable,
+	.create = kvm_create,
+	.start = kvm_start,
+	.request_stop = NULL,
+	.kill = kvm_kill,
+	.console_write = kvm_console_write,
+	.vsock = NULL,
+	.destroy = kvm_destroy,
+};
