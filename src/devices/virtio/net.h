@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/virtio_net.h>
+
 #include "devices/virtio/virtio.h"
 
 /* Largest Ethernet frame (without the virtio header) carried in either direction. */
