@@ -193,6 +193,15 @@ void virtio_mmio_free(struct virtio_mmio_dev *t)
 	free(t);
 }
 
+void virtio_mmio_set_irq(struct virtio_mmio_dev *t, void (*set_irq)(void *opaque, int level),
+			 void *irq_opaque)
+{
+	pthread_mutex_lock(&t->irq_lock);
+	t->set_irq = set_irq;
+	t->irq_opaque = irq_opaque;
+	pthread_mutex_unlock(&t->irq_lock);
+}
+
 struct virtq *virtio_mmio_queue(struct virtio_mmio_dev *t, unsigned int qidx)
 {
 	return qidx < t->ops->num_queues ? &t->vqs[qidx] : NULL;
@@ -501,4 +510,12 @@ void virtio_mmio_write(struct virtio_mmio_dev *t, uint64_t offset, const void *d
 		virtio_mmio_reg_write(t, offset, le32toh(v));
 	}
 	pthread_mutex_unlock(&t->reg_lock);
+}
+
+void virtio_mmio_access(void *t, uint64_t offset, uint8_t *data, uint32_t len, int is_write)
+{
+	if (is_write)
+		virtio_mmio_write(t, offset, data, len);
+	else
+		virtio_mmio_read(t, offset, data, len);
 }
