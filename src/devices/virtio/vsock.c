@@ -229,6 +229,7 @@ void vsock_hdr_encode(const struct vsock_hdr *h, uint8_t *p)
 }
 
 /** vsock_guest_error() - count and (rate limited) report something the guest got wrong */
+static void vsock_guest_error(struct vsock_dev *d, const char *fmt, ...) MVM_PRINTF(2, 3);
 static void vsock_guest_error(struct vsock_dev *d, const char *fmt, ...)
 {
 	va_list ap;
