@@ -13,6 +13,10 @@
  *	source:BYTES		guest -> host throughput
  *	latency:N		N ping requests, p50/p99
  * Prints one "ok ..." line per scenario (with figures) and exits 0, or "FAIL ..." and 1.
+ *
+ * vsock-driver --tcp-loopback SCENARIO... runs the same scenarios (ping, echo, sink, source,
+ * latency) against an in-process TCP server on 127.0.0.1 that behaves like the guest, through
+ * mvm_vsock_new_tcp(): the reference the benchmark compares vsock with.
  */
 #include <errno.h>
 #include <poll.h>
@@ -22,6 +26,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include "microvm/runtime.h"
@@ -32,6 +38,7 @@ static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static char console[65536];
 static size_t console_len;
 static int accepted_fd = -1;
+static uint32_t port_base;	/* added to guest ports in TCP mode */
 
 static double now(void)
 {
@@ -94,7 +101,7 @@ static int fail(const char *scenario, const char *why)
 static int sc_ping(mvm_vsock *vs)
 {
 	char *resp = NULL;
-	int rc = mvm_vsock_request(vs, 1025, "{\"cmd\":\"ping\"}", 14, &resp, NULL, 5000);
+	int rc = mvm_vsock_request(vs, port_base + 1025, "{\"cmd\":\"ping\"}", 14, &resp, NULL, 5000);
 
 	if (rc)
 		return fail("ping", strerror(-rc));
@@ -118,7 +125,7 @@ static int sc_echo(mvm_vsock *vs, uint64_t total)
 	static uint8_t out[65536], in[65536];
 	uint64_t sent = 0, got = 0, sum_out = 14695981039346656037ull, sum_in = sum_out;
 	double t0 = now();
-	int fd = mvm_vsock_connect(vs, 1026, 5000);
+	int fd = mvm_vsock_connect(vs, port_base + 1026, 5000);
 
 	if (fd < 0)
 		return fail("echo", "connect");
@@ -186,7 +193,7 @@ static int sc_concurrent(mvm_vsock *vs, int n)
 	char buf[64];
 
 	for (int i = 0; i < n; i++) {
-		fds[i] = mvm_vsock_connect(vs, 1025, 5000);
+		fds[i] = mvm_vsock_connect(vs, port_base + 1025, 5000);
 		if (fds[i] < 0)
 			return fail("concurrent", "connect");
 	}
@@ -277,7 +284,7 @@ static int sc_sink(mvm_vsock *vs, uint64_t total)
 	char buf[32];
 	ssize_t n = 0, r;
 	double t0 = now(), dt;
-	int fd = mvm_vsock_connect(vs, 1027, 5000);
+	int fd = mvm_vsock_connect(vs, port_base + 1027, 5000);
 
 	if (fd < 0)
 		return fail("sink", "connect");
@@ -312,7 +319,7 @@ static int sc_source(mvm_vsock *vs, uint64_t total)
 	char req[32];
 	double t0 = now(), dt;
 	ssize_t r;
-	int fd = mvm_vsock_connect(vs, 1028, 5000);
+	int fd = mvm_vsock_connect(vs, port_base + 1028, 5000);
 
 	if (fd < 0)
 		return fail("source", "connect");
@@ -352,7 +359,7 @@ static int sc_latency(mvm_vsock *vs, int n)
 	for (int i = 0; i < n; i++) {
 		double t0 = now();
 
-		if (mvm_vsock_request(vs, 1025, "{\"cmd\":\"ping\"}", 14, &resp, NULL, 5000))
+		if (mvm_vsock_request(vs, port_base + 1025, "{\"cmd\":\"ping\"}", 14, &resp, NULL, 5000))
 			return fail("latency", "request");
 		free(resp);
 		t[i] = (now() - t0) * 1e6;
@@ -362,6 +369,118 @@ static int sc_latency(mvm_vsock *vs, int n)
 	       t[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1]);
 	free(t);
 	return 0;
+}
+
+/* ---- the TCP loopback reference: the guest's four services as a threaded TCP server ---- */
+
+static void tcp_serve_conn(int fd, uint32_t svc)
+{
+	static const char pong[] = "{\"status\":\"pong\"}\n";
+	uint8_t buf[65536];
+	uint64_t count = 0, n = 0;
+	ssize_t r;
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	switch (svc) {
+	case 1025:
+		while ((r = read(fd, buf, sizeof(buf))) > 0)
+			for (ssize_t i = 0; i < r; i++)
+				if (buf[i] == '\n' && write(fd, pong, sizeof(pong) - 1) < 0)
+					break;
+		break;
+	case 1026:
+		while ((r = read(fd, buf, sizeof(buf))) > 0)
+			for (ssize_t off = 0, w; off < r; off += w)
+				if ((w = write(fd, buf + off, (size_t)(r - off))) <= 0)
+					goto out;
+		shutdown(fd, SHUT_WR);
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+		break;
+	case 1027:
+		while ((r = read(fd, buf, sizeof(buf))) > 0)
+			count += (uint64_t)r;
+		r = snprintf((char *)buf, sizeof(buf), "%llu\n", (unsigned long long)count);
+		if (write(fd, buf, (size_t)r) < 0)
+			break;
+		break;
+	case 1028:
+		while (read(fd, buf, 1) == 1 && buf[0] != '\n')
+			n = n * 10 + (uint64_t)(buf[0] - '0');
+		for (size_t i = 0; i < sizeof(buf); i++)
+			buf[i] = (uint8_t)(i * 7);
+		while (count < n) {
+			size_t len = n - count > 65280 ? 65280 : n - count;	/* 255 * 256 */
+
+			r = write(fd, buf + count % 256, len);
+			if (r <= 0)
+				break;
+			count += (uint64_t)r;
+		}
+		break;
+	}
+out:
+	close(fd);
+}
+
+struct tcp_conn {
+	int fd;
+	uint32_t svc;
+};
+
+static void *tcp_conn_thread(void *arg)
+{
+	struct tcp_conn c = *(struct tcp_conn *)arg;
+
+	free(arg);
+	tcp_serve_conn(c.fd, c.svc);
+	return NULL;
+}
+
+static void *tcp_listen_thread(void *arg)
+{
+	uint32_t svc = (uint32_t)(uintptr_t)arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port_base + svc),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) || listen(lfd, 256)) {
+		perror("tcp reference server");
+		exit(1);
+	}
+	for (;;) {
+		struct tcp_conn *c = malloc(sizeof(*c));
+		pthread_t t;
+
+		c->fd = accept(lfd, NULL, NULL);
+		c->svc = svc;
+		if (c->fd < 0 || pthread_create(&t, NULL, tcp_conn_thread, c)) {
+			free(c);
+			continue;
+		}
+		pthread_detach(t);
+	}
+	return NULL;
+}
+
+static int run_scenarios(mvm_vsock *vs, int argc, char **argv, int first);
+
+static int tcp_loopback(int argc, char **argv)
+{
+	mvm_vsock *vs;
+	pthread_t t;
+	int rc;
+
+	port_base = 30000;
+	for (uint32_t svc = 1025; svc <= 1028; svc++)
+		pthread_create(&t, NULL, tcp_listen_thread, (void *)(uintptr_t)svc);
+	usleep(100000);
+	vs = mvm_vsock_new_tcp(NULL);
+	rc = run_scenarios(vs, argc, argv, 2);
+	mvm_vsock_free(vs);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -376,6 +495,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(argv[1], "--tcp-loopback"))
+		return tcp_loopback(argc, argv);
 	mvm_config_init(&cfg);
 	cfg.backend = MVM_BACKEND_KVM;
 	cfg.kernel_path = argv[1];
@@ -398,7 +519,17 @@ int main(int argc, char **argv)
 		mvm_vm_destroy(vm);
 		return 1;
 	}
-	for (int i = 2; i < argc && !rc; i++) {
+	rc = run_scenarios(vs, argc, argv, 2);
+	mvm_vm_destroy(vm);
+	return rc;
+}
+
+/** run_scenarios() - argv[first..] in order; stops at the first failure */
+static int run_scenarios(mvm_vsock *vs, int argc, char **argv, int first)
+{
+	int rc = 0;
+
+	for (int i = first; i < argc && !rc; i++) {
 		const char *a = argv[i], *colon = strchr(a, ':');
 		unsigned long long v = colon ? strtoull(colon + 1, NULL, 0) : 0;
 
@@ -421,6 +552,5 @@ int main(int argc, char **argv)
 		else
 			rc = fail(a, "unknown scenario");
 	}
-	mvm_vm_destroy(vm);
 	return rc;
 }

@@ -32,6 +32,9 @@
 #define CONN_BUF	65536
 #define MAX_CONNS	128
 #define HOST_CID	2
+#ifndef SPIN
+#define SPIN		2000
+#endif
 #define SINK_ALLOC	(1u << 20)	/* ports that consume at once may promise more */
 
 /* virtio-mmio v2 registers */
@@ -290,6 +293,11 @@ static void wait_used(struct vq *q)
 	if (dev_irq < 0 || dev_irq > 7) {
 		__asm__ volatile("pause");
 		return;
+	}
+	for (int i = 0; i < SPIN; i++) {	/* a short spin first: waking from hlt is slow */
+		if (q->last_used != *(volatile uint16_t *)&q->used.idx)
+			return;
+		__asm__ volatile("pause");
 	}
 	__asm__ volatile("cli" : : : "memory");
 	if (q->last_used == *(volatile uint16_t *)&q->used.idx)
