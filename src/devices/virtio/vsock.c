@@ -122,6 +122,7 @@ struct vsock_conn {
 	bool credit_requested;
 	bool free_after_rst;		/* drop once the pending RST is out */
 	bool fc_ok;			/* write "OK <host_port>\n" to fd when established */
+	bool req_sent;			/* our REQUEST reached an RX buffer */
 	struct vsock_wait *waiter;	/* host-initiated connect in progress */
 	/* guest -> host */
 	uint8_t *ring;			/* VSOCK_BUF_ALLOC bytes while any is pending */
@@ -683,6 +684,8 @@ static bool vsock_ctl_packet(struct vsock_dev *d, struct vsock_conn *c, struct v
 			continue;
 		c->pending &= ~order[i].bit;
 		vsock_fill_hdr(d, c, h, order[i].op);
+		if (order[i].op == VSOCK_OP_REQUEST)
+			c->req_sent = true;
 		if (order[i].op == VSOCK_OP_SHUTDOWN)
 			h->flags = c->shut_send;
 		return true;
@@ -953,6 +956,7 @@ void vsock_dev_free(struct vsock_dev *d)
 	free(d);
 }
 
+/** vsock_dev_guest_cid() - the guest's CID (as in the device config space) */
 uint64_t vsock_dev_guest_cid(const struct vsock_dev *d)
 {
 	return d->guest_cid;
@@ -1030,8 +1034,13 @@ int vsock_dev_connect_fd(struct vsock_dev *d, uint32_t port, int fd, int timeout
 	}
 	if (w.result == 1) {	/* timed out: c is still ours to cancel */
 		c->waiter = NULL;
-		vsock_conn_reset(d, c);
-		vsock_kick(d);
+		if (c->req_sent) {
+			vsock_conn_reset(d, c);
+			vsock_kick(d);
+		} else {
+			/* the guest never saw it (no driver, no RX buffers): nothing to undo */
+			vsock_conn_free(d, c, 0);
+		}
 		w.result = -ETIMEDOUT;
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -1116,11 +1125,13 @@ void vsock_dev_report(struct vsock_dev *d, const char *why)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/** vsock_dev_guest_errors() - how many guest errors were seen (for tests and diagnostics) */
 unsigned long vsock_dev_guest_errors(const struct vsock_dev *d)
 {
 	return d->guest_errors;
 }
 
+/** vsock_dev_nconns() - connections in the table right now */
 unsigned int vsock_dev_nconns(struct vsock_dev *d)
 {
 	unsigned int n;
@@ -1131,6 +1142,7 @@ unsigned int vsock_dev_nconns(struct vsock_dev *d)
 	return n;
 }
 
+/* &struct mvm_vsock_transport over the engine (the client's ctx is the engine) */
 static int vsock_tr_connect(void *ctx, uint32_t port, int timeout_ms)
 {
 	return vsock_dev_connect(ctx, port, timeout_ms);
@@ -1241,6 +1253,7 @@ static void *vsock_virtio_thread(void *arg)
 	}
 }
 
+/** vsock_virtio_config_read() - config space: le64 guest_cid (bounds checked by mmio.c) */
 static void vsock_virtio_config_read(void *dev, uint32_t offset, void *data, unsigned int len)
 {
 	struct vsock_virtio *v = dev;
@@ -1252,6 +1265,7 @@ static void vsock_virtio_config_read(void *dev, uint32_t offset, void *data, uns
 		memcpy(data, cfg + offset, len);
 }
 
+/** vsock_virtio_notify() - a vCPU kicked a queue: wake the device thread, nothing else */
 static void vsock_virtio_notify(void *dev, struct virtq *vq, unsigned int qidx)
 {
 	struct vsock_virtio *v = dev;
@@ -1259,6 +1273,7 @@ static void vsock_virtio_notify(void *dev, struct virtq *vq, unsigned int qidx)
 	vsock_dev_kick(v->core);
 }
 
+/** vsock_virtio_activate() - DRIVER_OK: the thread may use @vqs from now on */
 static int vsock_virtio_activate(void *dev, struct virtq *vqs, uint64_t features)
 {
 	struct vsock_virtio *v = dev;
@@ -1270,6 +1285,7 @@ static int vsock_virtio_activate(void *dev, struct virtq *vqs, uint64_t features
 	return 0;
 }
 
+/** vsock_virtio_reset() - driver reset: take the queues away, then drop every connection */
 static void vsock_virtio_reset(void *dev)
 {
 	struct vsock_virtio *v = dev;
