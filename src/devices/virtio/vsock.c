@@ -154,8 +154,6 @@ struct vsock_dev {
 	pthread_cond_t cond;		/* connect results */
 	uint64_t guest_cid;
 	int epfd, kickfd;
-	void (*kick)(void *opaque);	/* wake whoever fills RX (defaults to kickfd) */
-	void *kick_opaque;
 	struct vsock_conn *slots[VSOCK_MAX_CONNS];
 	uint32_t gens[VSOCK_MAX_CONNS];
 	struct vsock_conn head;		/* list sentinel */
@@ -249,10 +247,7 @@ static void vsock_kick(struct vsock_dev *d)
 {
 	uint64_t one = 1;
 
-	if (d->kick)
-		d->kick(d->kick_opaque);
-	else
-		(void)!write(d->kickfd, &one, sizeof(one));
+	(void)!write(d->kickfd, &one, sizeof(one));	/* eventfd: never blocks */
 }
 
 static uint64_t vsock_conn_id(const struct vsock_conn *c)
@@ -960,18 +955,6 @@ void vsock_dev_free(struct vsock_dev *d)
 uint64_t vsock_dev_guest_cid(const struct vsock_dev *d)
 {
 	return d->guest_cid;
-}
-
-/**
- * vsock_dev_set_kick() - who to wake when there is something for the guest
- * @kick:	called with the device lock held; must not block (NULL: the internal eventfd)
- */
-void vsock_dev_set_kick(struct vsock_dev *d, void (*kick)(void *opaque), void *opaque)
-{
-	pthread_mutex_lock(&d->lock);
-	d->kick = kick;
-	d->kick_opaque = opaque;
-	pthread_mutex_unlock(&d->lock);
 }
 
 /** vsock_alloc_host_port() - an unused local port for a host-initiated connection */

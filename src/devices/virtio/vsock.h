@@ -73,7 +73,6 @@ int vsock_dev_tx(struct vsock_dev *d, const uint8_t *pkt, size_t len);
 size_t vsock_dev_rx(struct vsock_dev *d, uint8_t *buf, size_t cap);
 int vsock_dev_poll(struct vsock_dev *d, int timeout_ms);
 void vsock_dev_reset(struct vsock_dev *d);
-void vsock_dev_set_kick(struct vsock_dev *d, void (*kick)(void *opaque), void *opaque);
 
 #define VSOCK_CONNECT_FC_OK	1u
 int vsock_dev_connect_fd(struct vsock_dev *d, uint32_t port, int fd, int timeout_ms,
