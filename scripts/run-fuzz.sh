@@ -8,7 +8,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 n=0
 fail=0
 for t in "$build"/fuzz/fuzz-*; do
-	[ -x "$t" ] || continue
+	[ -f "$t" ] && [ -x "$t" ] || continue	# skip meson's NAME.p object dirs
 	name=$(basename "$t")
 	work=$(mktemp -d)
 	[ -d "$top/fuzz/corpus/$name" ] && cp -r "$top/fuzz/corpus/$name/." "$work/"

@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * DOC: Theory of operation - vsock client
+ *
+ * A client is a thin, thread-safe layer over a transport ops table
+ * (&struct mvm_vsock_transport): the KVM backend's virtio-vsock device, plain TCP
+ * (vsock_tcp.c), or anything a backend supplies.  The transport only knows how to open a
+ * stream to a port and how to accept guest-initiated streams; everything a caller needs on
+ * top of that lives here:
+ *
+ * - mvm_vsock_request(): one newline-framed exchange with a single deadline covering
+ *   connect, write and read.  The response may have any length (the buffer grows); it ends
+ *   at the first '\n' or at EOF.  EOF before any byte is -EPROTO (the peer closed without
+ *   answering), which callers can tell apart from -ECONNREFUSED (nothing listens) and
+ *   -ETIMEDOUT.
+ * - the set of ports we listen on, so that a second listen on a port fails with
+ *   -EADDRINUSE whatever the transport, and mvm_vsock_free() stops every listener.
+ *
+ * Streams are plain file descriptors owned by the caller; freeing the client does not close
+ * them.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "microvm/vsock.h"
+#include "runtime/error.h"
+#include "runtime/vsock_client.h"
+
+struct mvm_vsock {
+	const struct mvm_vsock_transport *ops;
+	void *ctx;
+	pthread_mutex_t lock;	/* protects @ports/@nports/@cap */
+	uint32_t *ports;	/* ports we listen on */
+	size_t nports;
+	size_t cap;
+};
+
+mvm_vsock *mvm_vsock_new(const struct mvm_vsock_transport *ops, void *ctx)
+{
+	mvm_vsock *vs;
+
+	if (!ops || !ops->connect) {
+		mvm_set_error(-EINVAL, "vsock: transport without a connect operation");
+		return NULL;
+	}
+	vs = calloc(1, sizeof(*vs));
+	if (!vs) {
+		mvm_set_error(-ENOMEM, "vsock: out of memory");
+		return NULL;
+	}
+	vs->ops = ops;
+	vs->ctx = ctx;
+	pthread_mutex_init(&vs->lock, NULL);
+	return vs;
+}
+
+void mvm_vsock_free(mvm_vsock *vs)
+{
+	size_t i;
+
+	if (!vs)
+		return;
+	if (vs->ops->unlisten) {
+		for (i = 0; i < vs->nports; i++)
+			vs->ops->unlisten(vs->ctx, vs->ports[i]);
+	}
+	if (vs->ops->destroy)
+		vs->ops->destroy(vs->ctx);
+	pthread_mutex_destroy(&vs->lock);
+	free(vs->ports);
+	free(vs);
+}
+
+int mvm_vsock_connect(mvm_vsock *vs, uint32_t port, int timeout_ms)
+{
+	int fd;
+
+	if (!vs)
+		return mvm_set_error(-EINVAL, "vsock: no client");
+	fd = vs->ops->connect(vs->ctx, port, timeout_ms);
+	if (fd >= 0)
+		return fd;
+	switch (fd) {
+	case -ECONNREFUSED:
+	case -ECONNRESET:
+		return mvm_set_error(-ECONNREFUSED, "vsock: nothing listens on guest port %u",
+				     port);
+	case -ETIMEDOUT:
+		return mvm_set_error(fd, "vsock: connecting to guest port %u timed out", port);
+	default:
+		return mvm_set_error(fd, "vsock: cannot connect to guest port %u: %s", port,
+				     strerror(-fd));
+	}
+}
+
+/**
+ * vsock_deadline_left() - milliseconds left until @deadline
+ * @deadline:	absolute CLOCK_MONOTONIC time in ms, or a negative value for "no deadline"
+ *
+ * Return: -1 for no deadline, otherwise the remaining milliseconds (0 when passed).
+ */
+static int vsock_deadline_left(int64_t deadline)
+{
+	int64_t left;
+
+	if (deadline < 0)
+		return -1;
+	left = deadline - vsock_now_ms();
+	if (left <= 0)
+		return 0;
+	return left > 0x7fffffff ? 0x7fffffff : (int)left;
+}
+
+int64_t vsock_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/**
+ * vsock_wait() - poll @fd for @events until @deadline
+ * Return: 0 when ready, -ETIMEDOUT, or -errno.
+ */
+static int vsock_wait(int fd, short events, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+	int rc;
+
+	for (;;) {
+		rc = poll(&pfd, 1, vsock_deadline_left(deadline));
+		if (rc > 0)
+			return 0;
+		if (rc == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/**
+ * vsock_write_all() - write @len bytes of @buf to the stream @fd before @deadline
+ * Return: 0, or -errno (-ETIMEDOUT, -EPIPE...).
+ */
+static int vsock_write_all(int fd, const char *buf, size_t len, int64_t deadline)
+{
+	ssize_t n;
+	int rc;
+
+	while (len) {
+		rc = vsock_wait(fd, POLLOUT, deadline);
+		if (rc)
+			return rc;
+		n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			return -errno;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/**
+ * vsock_read_line() - read from @fd until a newline or EOF, before @deadline
+ * @fd:		stream
+ * @out:	on success the malloc'd, NUL-terminated line without its newline
+ * @out_len:	its length
+ * @deadline:	absolute ms or negative
+ *
+ * Return: 0, -EPROTO for EOF before any byte, -ETIMEDOUT, -ENOMEM or -errno.
+ */
+static int vsock_read_line(int fd, char **out, size_t *out_len, int64_t deadline)
+{
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap), *nl;
+	ssize_t n;
+	int rc;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb) {
+				rc = -ENOMEM;
+				goto err;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		rc = vsock_wait(fd, POLLIN, deadline);
+		if (rc)
+			goto err;
+		n = recv(fd, buf + len, cap - len - 1, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			rc = -errno;
+			goto err;
+		}
+		if (n == 0) {
+			if (!len) {
+				rc = -EPROTO;
+				goto err;
+			}
+			break;
+		}
+		nl = memchr(buf + len, '\n', (size_t)n);
+		if (nl) {
+			len = (size_t)(nl - buf);
+			break;
+		}
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*out_len = len;
+	return 0;
+err:
+	free(buf);
+	return rc;
+}
+
+int mvm_vsock_request(mvm_vsock *vs, uint32_t port, const void *req, size_t req_len,
+		      char **resp, size_t *resp_len, int timeout_ms)
+{
+	int64_t deadline = timeout_ms < 0 ? -1 : vsock_now_ms() + timeout_ms;
+	size_t len = 0;
+	int fd, rc;
+
+	if (!vs || !resp || (!req && req_len))
+		return mvm_set_error(-EINVAL, "vsock: bad request arguments");
+	*resp = NULL;
+	fd = mvm_vsock_connect(vs, port, timeout_ms);
+	if (fd < 0)
+		return fd;
+	rc = vsock_write_all(fd, req, req_len, deadline);
+	if (!rc && (!req_len || ((const char *)req)[req_len - 1] != '\n'))
+		rc = vsock_write_all(fd, "\n", 1, deadline);
+	if (rc)
+		goto out;
+	rc = vsock_read_line(fd, resp, &len, deadline);
+	if (!rc && resp_len)
+		*resp_len = len;
+out:
+	close(fd);
+	switch (rc) {
+	case 0:
+		return 0;
+	case -ETIMEDOUT:
+		return mvm_set_error(rc, "vsock: request to guest port %u timed out after %d ms",
+				     port, timeout_ms);
+	case -EPROTO:
+		return mvm_set_error(rc, "vsock: guest port %u closed without answering", port);
+	default:
+		return mvm_set_error(rc, "vsock: request to guest port %u failed: %s", port,
+				     strerror(-rc));
+	}
+}
+
+/** vsock_port_index() - where @port is in @vs->ports, or -1 (call with the lock held). */
+static long vsock_port_index(mvm_vsock *vs, uint32_t port)
+{
+	size_t i;
+
+	for (i = 0; i < vs->nports; i++)
+		if (vs->ports[i] == port)
+			return (long)i;
+	return -1;
+}
+
+int mvm_vsock_listen(mvm_vsock *vs, uint32_t port, mvm_vsock_accept_cb cb, void *opaque)
+{
+	int rc;
+
+	if (!vs || !cb)
+		return mvm_set_error(-EINVAL, "vsock: listen needs a client and a callback");
+	if (!vs->ops->listen)
+		return mvm_set_error(-EOPNOTSUPP, "vsock: this transport cannot accept connections");
+	pthread_mutex_lock(&vs->lock);
+	if (vsock_port_index(vs, port) >= 0) {
+		rc = mvm_set_error(-EADDRINUSE, "vsock: already listening on host port %u", port);
+		goto out;
+	}
+	if (vs->nports == vs->cap) {
+		size_t cap = vs->cap ? vs->cap * 2 : 8;
+		uint32_t *p = realloc(vs->ports, cap * sizeof(*p));
+
+		if (!p) {
+			rc = mvm_set_error(-ENOMEM, "vsock: out of memory");
+			goto out;
+		}
+		vs->ports = p;
+		vs->cap = cap;
+	}
+	rc = vs->ops->listen(vs->ctx, port, cb, opaque);
+	if (rc) {
+		rc = mvm_set_error(rc, "vsock: cannot listen on host port %u: %s", port,
+				   strerror(-rc));
+		goto out;
+	}
+	vs->ports[vs->nports++] = port;
+out:
+	pthread_mutex_unlock(&vs->lock);
+	return rc;
+}
+
+void mvm_vsock_unlisten(mvm_vsock *vs, uint32_t port)
+{
+	long i;
+
+	if (!vs)
+		return;
+	pthread_mutex_lock(&vs->lock);
+	i = vsock_port_index(vs, port);
+	if (i >= 0) {
+		vs->ports[i] = vs->ports[--vs->nports];
+		if (vs->ops->unlisten)
+			vs->ops->unlisten(vs->ctx, port);
+	}
+	pthread_mutex_unlock(&vs->lock);
+}
