@@ -555,10 +555,6 @@ static int kvm_load_guest(struct kvm_vm *kvm, uint64_t *entry)
 				kvm->mmio, kvm->nr_mmio);
 	if (ret < 0)
 		return ret;
-	if (pvm && !kvm->cfg.quiet)
-		fprintf(stderr, "microvm: /dev/kvm is PVM-backed (kvm_pvm): added kernel arguments "
-			"noxsave clearcpuid=... so the guest kernel can boot; guest user space "
-			"will not run here\n");
 	ret = boot_write_params(kvm->mem, kvm->low_size, &bi, kvm->cmdline, initrd_addr, ilen,
 				kvm->mem_size);
 	if (ret < 0)
@@ -573,6 +569,10 @@ static int kvm_load_guest(struct kvm_vm *kvm, uint64_t *entry)
 	if (boot_write_gdt(kvm->mem, kvm->low_size) || boot_write_page_tables(kvm->mem,
 									    kvm->low_size))
 		return mvm_set_error(-EINVAL, "guest memory too small");
+	if (pvm && !kvm->cfg.quiet)	/* once everything loaded: errors stay one line */
+		fprintf(stderr, "microvm: /dev/kvm is PVM-backed (kvm_pvm): added kernel arguments "
+			"noxsave clearcpuid=... so the guest kernel can boot; guest user space "
+			"will not run here\n");
 	*entry = bi.entry;
 	return 0;
 }
