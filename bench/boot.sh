@@ -31,9 +31,10 @@ if os.path.exists("/sys/module/kvm_pvm"):
 mem = 256
 microvm = [os.path.join(build, "src", "cli", "microvm"), "run", "--quiet", "--kernel", kernel,
            "--initrd", initrd, "--mem", str(mem), "--cmdline", args]
-# -cpu host minus arch-capabilities: QEMU 7.2 aborts setting MSR 0x10a under kvm_pvm.
+# -cpu max minus arch-capabilities: under kvm_pvm, QEMU 7.2 aborts with -cpu host (it cannot
+# set MSR 0x10a), and -cpu host,-arch-capabilities hit an emulation failure in one try.
 qemu = ["qemu-system-x86_64", "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=off,acpi=off",
-        "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", str(mem), "-nodefaults",
+        "-enable-kvm", "-cpu", "max,-arch-capabilities", "-m", str(mem), "-nodefaults",
         "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
         "-device", "virtio-rng-device", "-kernel", kernel, "-initrd", initrd, "-append", args]
 
