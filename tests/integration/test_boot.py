@@ -196,3 +196,18 @@ def test_no_permission_on_dev_kvm(microvm_bin, tmp_path):
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 1
     assert "add yourself to the 'kvm' group" in r.stderr
+
+
+def test_default_kernel_is_the_projects(microvm_bin, kernel):
+    # Without --kernel, run finds the kernel guest/kernel/build.sh built; the memory check
+    # failing afterwards proves it got that far without booting anything.
+    r = run(microvm_bin, "--mem", "8")
+    assert r.returncode == 1
+    assert "guest memory 8 MiB is too small" in r.stderr, r.stderr
+
+
+def test_no_default_kernel(microvm_bin, tmp_path):
+    env = dict(os.environ, MICROVM_CACHE=str(tmp_path / "empty-cache"))
+    r = run(microvm_bin, env=env)
+    assert r.returncode == 1
+    assert "no built guest kernel found: run 'make kernel' or pass --kernel" in r.stderr
