@@ -1159,6 +1159,8 @@ struct vsock_virtio {
 	struct virtq *vqs;		/* NULL unless DRIVER_OK */
 	bool stop;
 	pthread_t thread;
+	mvm_vsock *client;		/* vsock_virtio_client(), freed with the device */
+	struct vsock_uds *uds;		/* vsock_virtio_bridge() */
 	struct virtq_elem elem;
 	uint8_t scratch[VSOCK_HDR_LEN + VSOCK_MAX_PAYLOAD];
 };
@@ -1326,11 +1328,13 @@ err:
 	return NULL;
 }
 
-/** vsock_virtio_free() - stop the thread and free everything (before the transport) */
+/** vsock_virtio_free() - free the client and bridge, stop the thread, free the rest (before the transport) */
 void vsock_virtio_free(struct vsock_virtio *v)
 {
 	if (!v)
 		return;
+	mvm_vsock_free(v->client);
+	vsock_uds_free(v->uds);
 	pthread_mutex_lock(&v->qlock);
 	v->stop = true;
 	v->vqs = NULL;
@@ -1349,10 +1353,25 @@ struct vsock_dev *vsock_virtio_engine(struct vsock_virtio *v)
 }
 
 /**
- * vsock_virtio_client() - a runtime vsock client over this device
- * Return: the client (free it before the device), or NULL with mvm_last_error() set.
+ * vsock_virtio_client() - the runtime vsock client over this device
+ * Return: the client (owned by the device: valid until vsock_virtio_free()), or NULL with
+ * mvm_last_error() set.
  */
 mvm_vsock *vsock_virtio_client(struct vsock_virtio *v)
 {
-	return mvm_vsock_new(&vsock_dev_transport, v->core);
+	if (!v->client)
+		v->client = mvm_vsock_new(&vsock_dev_transport, v->core);
+	return v->client;
+}
+
+/**
+ * vsock_virtio_bridge() - serve the Firecracker-style Unix socket @path for this device
+ * Return: 0, or -errno with mvm_last_error() set (-EBUSY if already bridged).
+ */
+int vsock_virtio_bridge(struct vsock_virtio *v, const char *path)
+{
+	if (v->uds)
+		return mvm_set_error(-EBUSY, "vsock: already bridged to a Unix socket");
+	v->uds = vsock_uds_new(v->core, path);
+	return v->uds ? 0 : -EINVAL;
 }

@@ -98,6 +98,7 @@ struct vsock_virtio *vsock_virtio_new(uint64_t guest_cid);
 void vsock_virtio_free(struct vsock_virtio *v);
 struct vsock_dev *vsock_virtio_engine(struct vsock_virtio *v);
 mvm_vsock *vsock_virtio_client(struct vsock_virtio *v);
+int vsock_virtio_bridge(struct vsock_virtio *v, const char *path);
 
 /* Firecracker-compatible Unix socket bridge (vsock_uds.c) */
 struct vsock_uds;
