@@ -74,7 +74,7 @@ def test_throughput_both_directions(guest):
 
 @pytest.fixture
 def uds_vm(guest, microvm_bin, tmp_path):
-    """microvm run --vsock-uds with socat already listening on PATH_9000 for the guest."""
+    """microvm run --vsock-uds --cid 42, socat already listening on PATH_9000 for the guest."""
     elf, _ = guest
     sock = tmp_path / "v.sock"
     got = tmp_path / "from-guest.txt"
@@ -87,7 +87,7 @@ def uds_vm(guest, microvm_bin, tmp_path):
     console = tmp_path / "console.txt"
     with open(console, "w") as out:
         vm = subprocess.Popen([str(microvm_bin), "run", "--kernel", str(elf), "--mem", "64",
-                               "--quiet", "--vsock-uds", str(sock)],
+                               "--quiet", "--vsock-uds", str(sock), "--cid", "42"],
                               stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 30
@@ -124,4 +124,4 @@ def test_uds_bridge_with_socat(uds_vm):
     while not (got.exists() and got.read_text()):
         assert time.time() < deadline, console.read_text()
         time.sleep(0.05)
-    assert got.read_text() == "hello from guest cid 3\n"
+    assert got.read_text() == "hello from guest cid 42\n"  # --cid reached the guest
