@@ -29,7 +29,7 @@
 #define QSZ		64		/* entries per queue */
 #define RX_BUF		(44 + 65536)
 #define TX_SMALL	(44 + 256)	/* header plus payloads small enough to copy */
-#define CONN_BUF	65536
+#define CONN_BUF	(256 * 1024)
 #define MAX_CONNS	128
 #define HOST_CID	2
 #ifndef SPIN
