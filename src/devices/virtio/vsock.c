@@ -1109,9 +1109,14 @@ void vsock_dev_report(struct vsock_dev *d, const char *why)
 }
 
 /** vsock_dev_guest_errors() - how many guest errors were seen (for tests and diagnostics) */
-unsigned long vsock_dev_guest_errors(const struct vsock_dev *d)
+unsigned long vsock_dev_guest_errors(struct vsock_dev *d)
 {
-	return d->guest_errors;
+	unsigned long n;
+
+	pthread_mutex_lock(&d->lock);
+	n = d->guest_errors;
+	pthread_mutex_unlock(&d->lock);
+	return n;
 }
 
 /** vsock_dev_nconns() - connections in the table right now */

@@ -84,7 +84,7 @@ void vsock_dev_set_forward(struct vsock_dev *d, vsock_forward_cb cb, void *opaqu
 
 void vsock_dev_kick(struct vsock_dev *d);
 void vsock_dev_report(struct vsock_dev *d, const char *why);
-unsigned long vsock_dev_guest_errors(const struct vsock_dev *d);
+unsigned long vsock_dev_guest_errors(struct vsock_dev *d);
 unsigned int vsock_dev_nconns(struct vsock_dev *d);
 
 extern const struct mvm_vsock_transport vsock_dev_transport;
