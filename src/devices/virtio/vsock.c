@@ -20,7 +20,8 @@
  * Connection set-up.  Host-initiated: the caller's thread allocates a connection in
  * CONNECTING with a pending REQUEST and sleeps on d->cond; the guest answers RESPONSE
  * (established: the caller gets its fd) or RST (-ECONNREFUSED).  On timeout the caller marks
- * the connection for RST and leaves.  Guest-initiated: a REQUEST to host CID 2 port P is
+ * the connection for RST and leaves (or just drops it if the REQUEST never reached the guest,
+ * e.g. no driver yet, so a dead guest does not fill the table).  Guest-initiated: a REQUEST to host CID 2 port P is
  * accepted if a listener (mvm_vsock_listen) or the forwarder (Unix socket bridge) takes P,
  * answered RESPONSE, and the listener's callback gets its fd after the lock is dropped.
  * Anything else gets RST.
@@ -30,7 +31,7 @@
  * A sender may have at most buf_alloc - (tx_cnt - fwd_cnt) bytes in flight.
  *
  *  guest -> host: we advertise VSOCK_BUF_ALLOC and back that promise with a per-connection
- *  ring of that size.  RW payload is written straight to the host fd; what the fd does not
+ *  ring of that size (allocated only while bytes wait in it).  RW payload is written straight to the host fd; what the fd does not
  *  take goes into the ring and is flushed on EPOLLOUT.  fwd_cnt counts bytes written to the
  *  host fd, so a slow host program throttles the guest.  Whenever fwd_cnt has moved by a
  *  quarter of buf_alloc since we last told the guest (any header we send tells it), we queue
@@ -56,7 +57,10 @@
  * wrong CIDs, unknown ops or types, packets for unknown connections, RW before RESPONSE,
  * credit lies: each is counted as a guest error (reported on stderr, rate limited) and
  * answered with RST where a connection can be named; other connections are unaffected.
- * Malformed descriptor chains are the virtio queue code's business (it refuses them).
+ * Chains of the wrong shape (writable TX, readable or sub-header RX, TX over header + 64 KiB)
+ * are reported and returned unused by the glue; malformed descriptor chains (addresses
+ * outside RAM, loops, zero or huge lengths) are refused by the virtio queue code, which sets
+ * DEVICE_NEEDS_RESET; nothing blocks and the next driver reset starts afresh.
  *
  * Reset.  A driver reset drops every connection (host fds are closed, so host programs see
  * EOF; pending connects fail with -ECONNRESET); listeners stay.
