@@ -11,8 +11,10 @@
  * concurrent starts never see half an entry.  Where overlayfs is not available the backend
  * falls back to unpacking a private copy per box.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -91,7 +93,37 @@ static int rootfs_mountpoints(const char *root, bool ro)
 }
 
 /**
- * rootfs_mkdtemp() - a private directory under $TMPDIR (or /tmp)
+ * rootfs_sweep() - remove private directories left by boxes whose host process died
+ * @base:	the temporary directory
+ *
+ * A host killed with SIGKILL takes its box down (parent-death signals) but cannot remove the
+ * box's directory; its name carries the host's pid, so the next start cleans up after it.
+ * Only directories owned by us, of processes that no longer exist, are touched.
+ */
+static void rootfs_sweep(const char *base)
+{
+	DIR *d = opendir(base);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char path[4096];
+		struct stat st;
+		int pid;
+
+		if (sscanf(e->d_name, "microvm-nsbox-%d-", &pid) != 1 || pid <= 0 ||
+		    pid == getpid() || !kill(pid, 0) || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", base, e->d_name);
+		if (!lstat(path, &st) && S_ISDIR(st.st_mode) && st.st_uid == geteuid())
+			nsbox_rmtree(path);
+	}
+	closedir(d);
+}
+
+/**
+ * rootfs_mkdtemp() - a private directory $TMPDIR/microvm-nsbox-<our pid>-XXXXXX
  * Return: the path (malloc'd), or NULL with mvm_last_error() set.
  */
 static char *rootfs_mkdtemp(void)
@@ -99,7 +131,10 @@ static char *rootfs_mkdtemp(void)
 	const char *base = getenv("TMPDIR");
 	char *dir;
 
-	if (asprintf(&dir, "%s/microvm-nsbox-XXXXXX", base && *base ? base : "/tmp") < 0) {
+	if (!base || !*base)
+		base = "/tmp";
+	rootfs_sweep(base);
+	if (asprintf(&dir, "%s/microvm-nsbox-%d-XXXXXX", base, (int)getpid()) < 0) {
 		mvm_set_error(-ENOMEM, "nsbox: out of memory");
 		return NULL;
 	}

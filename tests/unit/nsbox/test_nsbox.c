@@ -371,10 +371,20 @@ static void test_box_kill_targz(void **state)
 	enum mvm_exit_reason reason;
 	char tgz[300], cmd[4096];
 	mvm_vm *vm;
+	pid_t dead;
 
 	(void)state;
 	need_box();
 	snprintf(tgz, sizeof(tgz), "%s/rootfs.tar.gz", workdir);
+	/* What a host killed with SIGKILL leaves: its box's directory, named after its pid. */
+	dead = fork();
+	assert_true(dead >= 0);
+	if (dead == 0)
+		_exit(0);
+	assert_int_equal(waitpid(dead, NULL, 0), dead);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/unpack/microvm-nsbox-%d-stale/upper/x", workdir,
+		 (int)dead);
+	assert_int_equal(run(cmd), 0);
 	snprintf(cmd, sizeof(cmd), "%s/unpack", workdir);
 	setenv("TMPDIR", cmd, 1);
 	vm = box_new(tgz, argv, false, &con);
@@ -384,6 +394,7 @@ static void test_box_kill_targz(void **state)
 	/*
 	 * The root is writable: writes land in the box's private upper layer, never in the
 	 * archive's unpacked tree in the cache (shared by every box) nor the source directory.
+	 * The stale directory of the dead host is gone: ours is the only one.
 	 */
 	snprintf(cmd, sizeof(cmd), "test $(ls %s/unpack | wc -l) = 1 && test -e %s/unpack/*/upper/written"
 		 " && test -d %s/cache/nsbox/*/root/bin && test ! -e %s/cache/nsbox/*/root/written"
