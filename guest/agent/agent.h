@@ -240,6 +240,7 @@ int agent_listen(const struct agent_opts *o, unsigned int port);
 int ctl_init(struct agent *a, int lfd);
 void ctl_vpn_changed(struct agent *a);
 void ctl_flush_all(struct agent *a, int timeout_ms);
+void ctl_fini(struct agent *a);
 
 /* ---------------------------------------------------------------- vpn.c */
 
@@ -270,11 +271,13 @@ size_t vpn_dns(const struct agent *a, struct sockaddr_storage *out, size_t max);
 void vpn_tick(struct agent *a);
 void vpn_reap(struct agent *a);
 void vpn_shutdown(struct agent *a);
+void vpn_fini(struct agent *a);
 
 /* ---------------------------------------------------------------- proxy.c / resolve.c */
 
 int proxy_init(struct agent *a, int lfd);
 void proxy_tick(struct agent *a);
+void proxy_fini(struct agent *a);
 
 /**
  * struct resolve_job - one name to resolve in a worker thread

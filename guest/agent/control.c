@@ -630,6 +630,17 @@ void ctl_vpn_changed(struct agent *a)
 }
 
 /**
+ * ctl_fini() - close every control connection (agent exit)
+ * @a:		agent
+ */
+void ctl_fini(struct agent *a)
+{
+	while (a->ctl)
+		ctl_close(a, a->ctl);
+	agent_ev_close(a, &lsn_ev);
+}
+
+/**
  * ctl_flush_all() - push out pending answers before exiting (bounded wait)
  * @a:		agent
  * @timeout_ms:	total time allowed

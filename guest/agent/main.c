@@ -526,9 +526,12 @@ static int setup(struct agent *a)
 		agent_log(a, "setup: %s", strerror(-ret));
 		return ret;
 	}
-	agent_log(a, "listening (%s%s%s) control port %u, proxy port %u",
-		  a->opts.vsock ? "vsock" : "tcp ", a->opts.vsock ? "" : a->opts.listen, "",
-		  a->opts.control_port, a->opts.proxy_port);
+	if (a->opts.vsock)
+		agent_log(a, "listening (vsock) control port %u, proxy port %u",
+			  a->opts.control_port, a->opts.proxy_port);
+	else
+		agent_log(a, "listening (tcp %s) control port %u, proxy port %u", a->opts.listen,
+			  a->opts.control_port, a->opts.proxy_port);
 	return 0;
 }
 
@@ -600,5 +603,11 @@ int main(int argc, char **argv)
 		}
 	}
 	agent_log(&a, "exit %d", a.quit);
+	ctl_fini(&a);
+	proxy_fini(&a);
+	vpn_fini(&a);
+	for (size_t i = 0; i < a.ngrave; i++)
+		free(a.graveyard[i]);
+	free(a.graveyard);
 	return a.quit;
 }

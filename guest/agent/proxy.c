@@ -533,3 +533,14 @@ void proxy_tick(struct agent *a)
 			proxy_fail(a, p, p->st == PX_HS ? HS_ERR_GENERAL : HS_ERR_TIMEOUT);
 	}
 }
+
+/**
+ * proxy_fini() - close every proxy connection (agent exit)
+ * @a:		agent
+ */
+void proxy_fini(struct agent *a)
+{
+	while (a->proxies)
+		proxy_close(a, a->proxies);
+	agent_ev_close(a, &lsn_ev);
+}

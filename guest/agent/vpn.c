@@ -967,3 +967,13 @@ size_t vpn_dns(const struct agent *a, struct sockaddr_storage *out, size_t max)
 	memcpy(out, v->dns, n * sizeof(*out));
 	return n;
 }
+
+/**
+ * vpn_fini() - free the supervisor (after vpn_shutdown())
+ * @a:		agent
+ */
+void vpn_fini(struct agent *a)
+{
+	free(a->vpn);
+	a->vpn = NULL;
+}

@@ -125,6 +125,7 @@ void mvm_manager_config_init(struct mvm_manager_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	mvm_config_init(&cfg->vm);
+	cfg->vm.net = true;	/* the appliance reaches its VPN server through user-mode networking */
 	mvm_socks_config_init(&cfg->socks);
 	cfg->boot_timeout_ms = 60000;
 	cfg->request_timeout_ms = 10000;
@@ -468,6 +469,7 @@ static int64_t mgr_now_ms(void)
 static int mgr_wait_agent_locked(struct mvm_manager *m)
 {
 	int64_t deadline = mgr_now_ms() + m->cfg.boot_timeout_ms;
+	useconds_t pause = 5 * 1000;	/* doubles up to 200 ms: a box is up in milliseconds */
 
 	for (;;) {
 		if (mgr_ping_locked(m, 1000))
@@ -478,7 +480,9 @@ static int mgr_wait_agent_locked(struct mvm_manager *m)
 			return mgr_fail(m, -ETIMEDOUT,
 					"the agent did not answer within %d ms (is it running?)",
 					m->cfg.boot_timeout_ms);
-		usleep(200 * 1000);
+		usleep(pause);
+		if (pause < 200 * 1000)
+			pause *= 2;
 	}
 }
 

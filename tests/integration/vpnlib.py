@@ -395,8 +395,9 @@ class ControlConn:
             left = end - time.monotonic()
             if left <= 0:
                 raise TimeoutError("no answer from the agent")
-            r, _, _ = select.select([self.sock], [], [], left)
-            if not r:
+            p = select.poll()
+            p.register(self.sock, select.POLLIN)
+            if not p.poll(left * 1000):
                 continue
             d = self.sock.recv(65536)
             if not d:

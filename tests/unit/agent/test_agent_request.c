@@ -94,21 +94,19 @@ static void test_set_profile(void **state)
 
 static void test_content_limit(void **state)
 {
-	size_t n = AGENT_PROFILE_MAX + 1;
-	const char *pre = "{\"cmd\":\"vpn_set_profile\",\"name\":\"a\",\"content\":\"";
-	char *s = malloc(strlen(pre) + n + 3);
+	static const char pre[] = "{\"cmd\":\"vpn_set_profile\",\"name\":\"a\",\"content\":\"";
+	static char s[sizeof(pre) + AGENT_PROFILE_MAX + 4];
+	size_t p = sizeof(pre) - 1;
 	struct agent_req r;
 	char err[256];
 
 	(void)state;
-	assert_non_null(s);
-	strcpy(s, pre);
-	memset(s + strlen(pre), 'x', n);
-	strcpy(s + strlen(pre) + n, "\"}");
+	memcpy(s, pre, p);
+	memset(s + p, 'x', AGENT_PROFILE_MAX + 1);
+	memcpy(s + p + AGENT_PROFILE_MAX + 1, "\"}", 3);
 	/* over the line limit (which also bounds the content) */
 	assert_int_equal(parse(&r, s, err), -EINVAL);
 	agent_req_free(&r);
-	free(s);
 }
 
 static void test_start(void **state)

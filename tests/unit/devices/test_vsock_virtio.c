@@ -102,8 +102,7 @@ static int teardown(void **state)
 {
 	struct env *e = *state;
 
-	mvm_vsock_free(e->client);
-	vsock_virtio_free(e->v);	/* stops the thread: then the queues may go */
+	vsock_virtio_free(e->v);	/* frees the client, stops the thread: then the queues may go */
 	vsim_fini(&e->s);
 	return 0;
 }
