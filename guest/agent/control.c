@@ -131,7 +131,7 @@ static int ctl_flush(struct ctl_conn *c)
 static void ctl_update(struct agent *a, struct ctl_conn *c)
 {
 	uint32_t mask = 0;
-	bool pending_out = c->outoff < c->outlen;
+	bool pending_out;
 
 	if (ctl_flush(c) < 0) {
 		ctl_close(a, c);

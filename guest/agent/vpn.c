@@ -85,6 +85,7 @@ enum vpn_st { VPN_ST_IDLE, VPN_ST_RUNNING, VPN_ST_STOPPING };
  * @webauth:		web authentication URL received, not yet connected
  * @failed:		the session failed (@reason set)
  * @user_stop:		vpn_stop or shutdown asked for the end
+ * @webauth_default:	@webauth_deadline is our default, not the server's timeout
  * @dns:		pushed DNS servers
  * @ndns:		count
  * @env_dns:		DNS servers of the current >UPDOWN block
@@ -111,7 +112,7 @@ struct vpn {
 	char auth_url[MGMT_FIELD_MAX];
 	char state[32];
 	char reason[256];
-	bool connected, webauth, failed, user_stop;
+	bool connected, webauth, failed, user_stop, webauth_default;
 	struct sockaddr_storage dns[AGENT_DNS_MAX];
 	size_t ndns;
 	struct sockaddr_storage env_dns[AGENT_DNS_MAX];
@@ -358,15 +359,21 @@ static void on_state(struct agent *a, const struct mgmt_msg *m)
 		copy_str(v->tun_ip, sizeof(v->tun_ip), m->c[0] ? m->c : v->env_ip);
 		v->connected = true;
 		v->webauth = false;
+		v->webauth_deadline = 0;
 		agent_log(a, "vpn connected (%s %s)", v->dev[0] ? v->dev : a->opts.tun_dev,
 			  v->tun_ip);
 		ctl_vpn_changed(a);
 	} else if (!strcmp(m->a, "AUTH_PENDING")) {
 		unsigned int t = 0;
 
+		/* OpenVPN restarts and re-authenticates while the user takes their time (each
+		 * round announces the timeout again): the first announcement counts. */
 		if (sscanf(m->b, "timeout %u", &t) != 1 || t == 0 || t > 86400)
 			t = VPN_WEBAUTH_DEFAULT_S;
-		v->webauth_deadline = agent_now_ms() + (uint64_t)t * 1000 + 5000;
+		if (!v->webauth_deadline || v->webauth_default) {
+			v->webauth_deadline = agent_now_ms() + (uint64_t)t * 1000 + 5000;
+			v->webauth_default = false;
+		}
 	} else if (!strcmp(m->a, "RECONNECTING")) {
 		if (v->connected) {
 			agent_log(a, "vpn reconnecting (%s)", m->b);
@@ -451,8 +458,10 @@ static void on_line(struct agent *a, const char *line, size_t len)
 		if (v->failed || v->connected)
 			break;
 		copy_str(v->auth_url, sizeof(v->auth_url), m.a);
-		if (!v->webauth_deadline)
+		if (!v->webauth_deadline) {
 			v->webauth_deadline = agent_now_ms() + VPN_WEBAUTH_DEFAULT_S * 1000ULL;
+			v->webauth_default = true;
+		}
 		if (!v->webauth) {
 			v->webauth = true;
 			agent_log(a, "vpn needs web authentication");
@@ -729,6 +738,7 @@ int vpn_start(struct agent *a, const char *profile, const char *user, const char
 	v->connected = v->webauth = v->failed = v->user_stop = false;
 	v->ndns = v->env_ndns = 0;
 	v->webauth_deadline = v->kill_at = 0;
+	v->webauth_default = false;
 	v->timeout_s = timeout_s > 0 ? timeout_s : (int)a->opts.vpn_timeout_s;
 	v->deadline = agent_now_ms() + (uint64_t)v->timeout_s * 1000;
 	wipe_free(&v->user);

@@ -272,6 +272,21 @@ def test_webauth_denied(agent, bed, profile):
     vpnlib.wait_for(lambda: agent.openvpn_pid() is None, 10, "openvpn to exit")
 
 
+def test_webauth_timeout(agent, bed, profile):
+    # The server gives this user 3 s to finish; nobody approves.
+    r = agent.request({"cmd": "vpn_start", "profile": profile, "username": "webslow",
+                       "password": "web"})
+    assert r["status"] == "webauth_required"
+
+    def done():
+        a = agent.request({"cmd": "vpn_check_webauth"})
+        return a if a["status"] != "webauth_required" else None
+    a = vpnlib.wait_for(done, 30, "web authentication to time out", interval=0.5)
+    assert a["status"] == "error" and "web authentication" in a["error"], a
+    vpnlib.wait_for(lambda: agent.openvpn_pid() is None, 10, "openvpn to exit")
+    bed.pending("webslow")     # consume the server's note
+
+
 def test_openvpn_killed(agent, bed, profile):
     connect_alice(agent, profile)
     pid = agent.openvpn_pid()
@@ -489,6 +504,18 @@ def test_vsock_transport_listens(bed, agent_bin, tmp_path):
         p.terminate()
         assert p.wait(10) == 0
         p.stdout.close()
+
+
+def test_poweroff_on_shutdown(bed, agent_bin):
+    # As PID 1 of a PID namespace, reboot(RB_POWER_OFF) ends the namespace with SIGINT
+    # (what a VM would see as power-off), visible as unshare's exit status.
+    a = vpnlib.Agent(bed, agent_bin, control_port=1028, proxy_port=7605,
+                     args=["--poweroff-on-shutdown"], wrapper=["unshare", "--pid", "--fork"])
+    with a:
+        assert a.request({"cmd": "shutdown"}) == {"status": "ok"}
+        rc = a.proc.wait(15)
+    assert rc in (-signal.SIGINT, 128 + signal.SIGINT), rc
+    assert "powering off" in a.log_path.read_text()
 
 
 def test_shutdown_stops_openvpn_and_exits(bed, agent_bin):
