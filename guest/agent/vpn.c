@@ -919,6 +919,17 @@ enum vpn_view vpn_view(const struct agent *a)
 }
 
 /**
+ * vpn_stopping() - is OpenVPN on its way out (failed or stopped, not yet exited)
+ * @a:		agent
+ *
+ * Return: true if so
+ */
+bool vpn_stopping(const struct agent *a)
+{
+	return a->vpn->st == VPN_ST_STOPPING;
+}
+
+/**
  * vpn_running() - is there an OpenVPN process (starting, up, or stopping)
  * @a:		agent
  *

@@ -194,6 +194,35 @@ def test_wrong_password(agent, bed, profile):
     assert all(state != "Z" for _, state, _ in agent.children())
 
 
+def test_retry_right_after_failure(bed, agent_bin, tmp_path):
+    # OpenVPN behind a wrapper that lingers 1.5 s after OpenVPN exits: a retry right after
+    # "authentication failed" arrives while the old session is still exiting. It must wait
+    # for that exit and start afresh, not get the old error.
+    wrapper = tmp_path / "slow-openvpn"
+    wrapper.write_text(f"""#!/bin/sh
+{vpnlib.OPENVPN} "$@" &
+child=$!
+trap 'kill -TERM $child; wait $child; sleep 1.5; exit 0' TERM
+wait $child
+sleep 1.5
+""")
+    wrapper.chmod(0o755)
+    with vpnlib.Agent(bed, agent_bin, control_port=1029, proxy_port=7606,
+                      args=["--openvpn", str(wrapper), "--tun-dev", "tun2"]) as a:
+        assert a.request({"cmd": "vpn_set_profile", "name": "p.ovpn",
+                          "content": bed.profile()}) == {"status": "ok"}
+        with a.conn() as c:
+            r = c.request({"cmd": "vpn_start", "profile": "p.ovpn", "username": "alice",
+                           "password": "wrong"})
+            assert r["status"] == "error" and "authentication failed" in r["error"]
+            t0 = time.monotonic()
+            r = c.request({"cmd": "vpn_start", "profile": "p.ovpn", "username": "alice",
+                           "password": vpnlib.USERS["alice"]})
+            assert r["status"] == "connected", r
+            assert time.monotonic() - t0 > 1.0      # it did wait for the old session
+            assert c.request({"cmd": "vpn_stop"}) == {"status": "disconnected"}
+
+
 def test_missing_credentials(agent, bed, profile):
     # The server wants a username/password; the profile asks for it, the request has none.
     assert agent.request({"cmd": "vpn_set_profile", "name": "up.ovpn",
