@@ -697,7 +697,7 @@ static int spawn(struct agent *a, const char *config)
 		dup2(logfd, 1);
 		dup2(logfd, 2);
 		execv(argv[0], (char *const *)argv);
-		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+		dprintf(2, "ERROR: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
 	close(logfd);

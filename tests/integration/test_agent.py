@@ -500,9 +500,15 @@ def test_auth_secret_file_and_bad_options(bed, agent_bin, tmp_path):
     f = tmp_path / "secret"
     f.write_text(secret + "\n")
     with vpnlib.Agent(bed, agent_bin, control_port=1027, proxy_port=7604,
-                      args=["--auth-secret-file", str(f)]) as a:
+                      args=["--auth-secret-file", str(f),
+                            "--openvpn", "/nonexistent/openvpn"]) as a:
         assert a.request({"cmd": "get_auth_secret"}) == {"status": "ok",
                                                           "auth_secret": secret.lower()}
+        # no OpenVPN binary: a clear error, and the child is reaped
+        assert a.request({"cmd": "vpn_set_profile", "name": "p", "content": "x"})["status"] == "ok"
+        r = a.request({"cmd": "vpn_start", "profile": "p"})
+        assert r["status"] == "error" and "cannot run /nonexistent/openvpn" in r["error"], r
+        assert a.children() == []
     f.write_text("tooshort\n")
     r = subprocess.run([str(agent_bin), "--transport", "tcp", "--auth-secret-file", str(f),
                         "--state-dir", str(tmp_path / "s"), "--run-dir", str(tmp_path / "r")],
