@@ -940,31 +940,67 @@ bool vpn_running(const struct agent *a)
 	return a->vpn->st != VPN_ST_IDLE;
 }
 
+/**
+ * vpn_tun_ip() - the tunnel address while connected
+ * @a:		agent
+ *
+ * Return: dotted address, "" when not connected
+ */
 const char *vpn_tun_ip(const struct agent *a)
 {
 	return a->vpn->tun_ip;
 }
 
+/**
+ * vpn_auth_url() - the web authentication URL of the session
+ * @a:		agent
+ *
+ * Return: URL, "" if none
+ */
 const char *vpn_auth_url(const struct agent *a)
 {
 	return a->vpn->auth_url;
 }
 
+/**
+ * vpn_reason() - why the last session failed or ended on its own
+ * @a:		agent
+ *
+ * Return: text, "" if none
+ */
 const char *vpn_reason(const struct agent *a)
 {
 	return a->vpn->reason;
 }
 
+/**
+ * vpn_profile() - profile of the current (or failed) session
+ * @a:		agent
+ *
+ * Return: name, "" when idle after a clean stop
+ */
 const char *vpn_profile(const struct agent *a)
 {
 	return a->vpn->st == VPN_ST_IDLE && !a->vpn->failed ? "" : a->vpn->profile;
 }
 
+/**
+ * vpn_state_name() - OpenVPN's last >STATE name
+ * @a:		agent
+ *
+ * Return: e.g. "CONNECTED", "" when idle
+ */
 const char *vpn_state_name(const struct agent *a)
 {
 	return a->vpn->state;
 }
 
+/**
+ * vpn_dev() - the tun device
+ * @a:		agent
+ *
+ * Return: device name from OpenVPN, else --tun-dev
+ */
 const char *vpn_dev(const struct agent *a)
 {
 	return a->vpn->dev[0] ? a->vpn->dev : a->opts.tun_dev;

@@ -140,6 +140,17 @@ def test_profiles_upload_list_and_names(agent):
     assert r == {"status": "error", "error": "no such profile"}
 
 
+def test_large_profile(agent):
+    content = "".join(f"# line {i:07d} with some padding to make it longer\n"
+                      for i in range(16000))          # ~880 KiB
+    assert 800_000 < len(content) < 1024 * 1024 - 100
+    with agent.conn() as c:
+        assert c.request({"cmd": "vpn_set_profile", "name": "big.ovpn",
+                          "content": content}) == {"status": "ok"}
+        assert c.request({"cmd": "ping"}) == {"status": "pong"}
+    assert (agent.dir / "state" / "profiles" / "big.ovpn").read_text() == content
+
+
 def test_status_when_idle(agent):
     assert agent.request({"cmd": "vpn_status"})["status"] == "disconnected"
     assert agent.request({"cmd": "vpn_stop"}) == {"status": "disconnected"}
