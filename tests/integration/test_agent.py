@@ -234,6 +234,34 @@ sleep 1.5
             assert c.request({"cmd": "vpn_stop"}) == {"status": "disconnected"}
 
 
+def test_stop_escalates_to_sigkill(bed, agent_bin, tmp_path):
+    # A supervised process that ignores SIGTERM: vpn_stop answers after the SIGKILL that
+    # follows 5 s later. OpenVPN itself (a grandchild here) exits once its management
+    # connection is gone.
+    wrapper = tmp_path / "stubborn-openvpn"
+    wrapper.write_text(f"""#!/bin/sh
+trap '' TERM
+{vpnlib.OPENVPN} "$@" &
+echo $! > {tmp_path}/ovpn.pid
+while :; do wait; done
+""")
+    wrapper.chmod(0o755)
+    with vpnlib.Agent(bed, agent_bin, control_port=1030, proxy_port=7607,
+                      args=["--openvpn", str(wrapper), "--tun-dev", "tun3"]) as a:
+        assert a.request({"cmd": "vpn_set_profile", "name": "p.ovpn",
+                          "content": bed.profile()}) == {"status": "ok"}
+        connect_alice(a, "p.ovpn")
+        ovpn = int((tmp_path / "ovpn.pid").read_text())
+        t0 = time.monotonic()
+        assert a.request({"cmd": "vpn_stop"}) == {"status": "disconnected"}
+        assert 4.5 < time.monotonic() - t0 < 8
+        assert a.children() == []
+        vpnlib.wait_for(lambda: not os.path.exists(f"/proc/{ovpn}/cmdline") or
+                        not open(f"/proc/{ovpn}/cmdline").read(), 10,
+                        "openvpn to exit after losing its management connection")
+        assert "SIGKILL" in a.log_path.read_text()
+
+
 def test_missing_credentials(agent, bed, profile):
     # The server wants a username/password; the profile asks for it, the request has none.
     assert agent.request({"cmd": "vpn_set_profile", "name": "up.ovpn",
