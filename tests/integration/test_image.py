@@ -309,7 +309,9 @@ def test_openvpn_configures_tun_in_guest(build_dir, kernel, tmp_path):
                      "net_addr_v6_add: fd00:8::1/64 dev tun0",
                      "net_route_v4_add: 10.9.0.0/24 via 10.8.0.2",
                      "net_route_v6_add: fd00:9::/64 via :: dev tun0",
-                     "UID set to nobody"):
+                     "UID set to nobody",
+                     # init's default route, as OpenVPN finds it over netlink
+                     "net_route_v4_best_gw result: via 10.0.2.2 dev eth0"):
             assert line in text, f"{line!r} missing:\n{text}"
         assert "ERROR:" not in text and "fatal" not in text, text
     finally:
