@@ -168,12 +168,17 @@ def netns_ping(ns, port=1025):
     return r.stdout.strip() if r.returncode == 0 else None
 
 
-def test_init_as_pid1_in_namespaces(rootfs, netns, tmp_path):
+@pytest.mark.parametrize("sig,said,ended_by", [
+    (signal.SIGTERM, "powering off", signal.SIGINT),
+    (signal.SIGINT, "rebooting", signal.SIGHUP),
+])
+def test_init_as_pid1_in_namespaces(rootfs, netns, tmp_path, sig, said, ended_by):
     """What the namespace backend does: the rootfs's /init as PID 1 of new namespaces.
 
     init mounts its file systems in the private mount namespace, skips eth0
-    (microvm.net=none), starts the agent over TCP; SIGTERM then powers off, which in a PID
-    namespace ends init with SIGINT (reboot(2) semantics for PID namespaces).
+    (microvm.net=none), starts the agent over TCP; SIGTERM then powers off and SIGINT
+    reboots, which in a PID namespace end init with SIGINT and SIGHUP respectively
+    (reboot(2) semantics for PID namespaces).
     """
     log = open(tmp_path / "console", "w+")
     p = subprocess.Popen(
@@ -193,12 +198,11 @@ def test_init_as_pid1_in_namespaces(rootfs, netns, tmp_path):
         unshare_pid = int(child[0]) if child else p.pid
         init_pid = int(subprocess.run(["pgrep", "-P", str(unshare_pid)], capture_output=True,
                                       text=True, check=True).stdout.split()[0])
-        os.kill(init_pid, signal.SIGTERM)
+        os.kill(init_pid, sig)
         p.wait(timeout=30)
         console = (tmp_path / "console").read_text()
-        assert "microvm-init: powering off" in console, console
-        # reboot(RB_POWER_OFF) by a PID namespace's init: the namespace ends with SIGINT
-        assert p.returncode in (-signal.SIGINT, 128 + signal.SIGINT), p.returncode
+        assert "microvm-init: " + said in console, console
+        assert p.returncode in (-ended_by, 128 + ended_by), (p.returncode, console)
         assert netns_ping(netns) is None
     finally:
         if p.poll() is None:
