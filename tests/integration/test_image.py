@@ -176,7 +176,8 @@ def test_init_as_pid1_in_namespaces(rootfs, netns, tmp_path, sig, said, ended_by
     """What the namespace backend does: the rootfs's /init as PID 1 of new namespaces.
 
     init mounts its file systems in the private mount namespace, skips eth0
-    (microvm.net=none), starts the agent over TCP; SIGTERM then powers off and SIGINT
+    (microvm.net=none), starts the agent over TCP and restarts it when it is killed;
+    SIGTERM then powers off and SIGINT
     reboots, which in a PID namespace end init with SIGINT and SIGHUP respectively
     (reboot(2) semantics for PID namespaces).
     """
@@ -198,6 +199,15 @@ def test_init_as_pid1_in_namespaces(rootfs, netns, tmp_path, sig, said, ended_by
         unshare_pid = int(child[0]) if child else p.pid
         init_pid = int(subprocess.run(["pgrep", "-P", str(unshare_pid)], capture_output=True,
                                       text=True, check=True).stdout.split()[0])
+        # a crashed agent is restarted (first back-off 250 ms) and answers again
+        agent_pid = int(subprocess.run(["pgrep", "-P", str(init_pid), "-x", "microvm-agent"],
+                                       capture_output=True, text=True,
+                                       check=True).stdout.split()[0])
+        os.kill(agent_pid, signal.SIGKILL)
+        assert guestlib.wait_for(
+            lambda: "agent ended (signal 9)" in (tmp_path / "console").read_text(), 10)
+        reply = guestlib.wait_for(lambda: netns_ping(netns), timeout=30, interval=0.3)
+        assert reply and "'status': 'pong'" in reply, (tmp_path / "console").read_text()
         os.kill(init_pid, sig)
         p.wait(timeout=30)
         console = (tmp_path / "console").read_text()
