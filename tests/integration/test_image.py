@@ -112,6 +112,30 @@ def test_image_size_budget(image, kernel):
     assert total <= 10 * 1024 * 1024, f"bzImage + initramfs = {total} bytes"
 
 
+def test_kernel_cache_matches_fragment(kernel):
+    """The cached kernel was built from the current fragment and patch, with every option."""
+    frag = (guestlib.TOP / "guest" / "kernel" / "microvm.config").read_text()
+    assert (kernel / "microvm.config").read_text() == frag
+    assert (kernel / "0001-skip-int3-selftest.patch").read_bytes() == (
+        guestlib.TOP / "guest" / "kernel" / "0001-skip-int3-selftest.patch").read_bytes()
+    config = set((kernel / "config").read_text().splitlines())
+    for line in frag.splitlines():
+        if not line.startswith("CONFIG_"):
+            continue
+        opt, val = line.split("=", 1)
+        if val == "n":
+            assert not any(c.startswith(opt + "=") for c in config), opt
+        else:
+            assert line in config, line
+    assert (kernel / "vmlinux").read_bytes()[:4] == b"\x7fELF"
+    assert (kernel / "bzImage").read_bytes()[0x202:0x206] == b"HdrS"
+    # a second run is served from the cache and prints the same directory
+    r = subprocess.run(["sh", str(guestlib.KERNEL_SH)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == str(kernel)
+    assert "cached" in r.stderr
+
+
 def test_image_build_is_reproducible(build_dir, image, tmp_path):
     # --out bypasses the cache: two independent stagings and packings of the same inputs.
     a = guestlib.build_image(build_dir, "--out", str(tmp_path / "a"))
