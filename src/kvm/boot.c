@@ -232,7 +232,7 @@ static uint64_t boot_initrd_max(const struct boot_image *bi)
 	uint64_t max = 0x7fffffffULL;	/* the default for protocol < 2.03, safe for all */
 
 	if (bi->is_bzimage && bi->setup_len >= HDR_INITRD_ADDR_MAX + 4 - BP_HDR)
-		max = rd32(bi->setup + HDR_INITRD_ADDR_MAX - BP_HDR);
+		max = rd32(bi->setup + (HDR_INITRD_ADDR_MAX - BP_HDR));
 	return max + 1;
 }
 

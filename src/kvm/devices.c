@@ -1,25 +1,175 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * devices.c - which virtio-mmio devices a KVM guest gets.
+ * devices.c - which virtio-mmio devices a KVM guest gets, and how they are wired.
  *
- * This is the one place to add a device: call kvm_add_mmio() from kvm_devices_add() with the
- * device's MMIO handler; the slot (0xd0000000 + i * 0x1000), its IRQ (5 + i), the
- * virtio_mmio.device= token on the kernel command line and the MP table's level-triggered
- * interrupt entry all follow from that call.  Devices are added before the kernel is loaded.
+ * Theory of operation
+ * -------------------
+ * kvm_devices_add() is the one place to add a device: it calls kvm_virtio_add() with the
+ * device's ops and context.  That puts a virtio-mmio transport (devices/virtio/mmio.c) over
+ * the device in the next MMIO slot (0xd0000000 + i * 0x1000) with IRQ 5 + i; the slot's
+ * "virtio_mmio.device=4K@0x...:IRQ" token on the kernel command line and its level-triggered
+ * entry in the MP table follow from that (vm.c builds both after this function).  MMIO exits in
+ * the slot go to virtio_mmio_read()/virtio_mmio_write(); the transport drives the line with
+ * KVM_IRQ_LINE as a level (1 while InterruptStatus is non-zero).
+ *
+ * Order matters for the guest's device names, not for correctness: virtio-rng is always first.
  */
 #include <errno.h>
+#include <stdlib.h>
 
+#include "devices/virtio/rng.h"
+#include "devices/virtio/virtio.h"
+#include "devices/virtio/vsock.h"
 #include "kvm/kvm.h"
 #include "runtime/error.h"
 
 /**
+ * struct kvm_virtio - one virtio device in an MMIO slot
+ * @kvm:	the VM
+ * @irq:	its interrupt line
+ * @t:		the transport
+ * @dev:	the device context
+ * @dev_free:	frees @dev after the transport (may be NULL)
+ */
+struct kvm_virtio {
+	struct kvm_vm *kvm;
+	unsigned int irq;
+	struct virtio_mmio_dev *t;
+	void *dev;
+	void (*dev_free)(void *dev);
+};
+
+static void kvm_virtio_irq(void *opaque, int level)
+{
+	struct kvm_virtio *v = opaque;
+
+	kvm_irq_line(v->kvm, v->irq, level);
+}
+
+static void kvm_virtio_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
+			      int is_write)
+{
+	struct kvm_virtio *v = opaque;
+
+	if (is_write)
+		virtio_mmio_write(v->t, offset, data, len);
+	else
+		virtio_mmio_read(v->t, offset, data, len);
+}
+
+static void kvm_virtio_free(void *opaque)
+{
+	struct kvm_virtio *v = opaque;
+
+	/* the device first: a device with its own thread (vsock) must stop using the queues,
+	 * which live in the transport, before the transport goes */
+	if (v->dev_free)
+		v->dev_free(v->dev);
+	virtio_mmio_free(v->t);
+	free(v);
+}
+
+/**
+ * kvm_virtio_add() - put a virtio device in the next MMIO slot
+ * @kvm:	the VM
+ * @ops:	the device's ops
+ * @dev:	its context; on success the VM owns it and frees it with @dev_free
+ * @dev_free:	how to free @dev (may be NULL); on failure @dev is freed too
+ *
+ * Return: 0 or -errno with mvm_last_error() set.
+ */
+int kvm_virtio_add(struct kvm_vm *kvm, const struct virtio_dev_ops *ops, void *dev,
+		   void (*dev_free)(void *dev))
+{
+	struct kvm_virtio *v;
+	int ret;
+
+	if (!dev)
+		return mvm_set_error(-ENOMEM, "cannot create the %s device", ops->name);
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		ret = mvm_set_error(-ENOMEM, "out of memory");
+		goto err_dev;
+	}
+	v->kvm = kvm;
+	v->dev = dev;
+	v->dev_free = dev_free;
+	v->t = virtio_mmio_new(ops, dev, &kvm->gmem, kvm_virtio_irq, v);
+	if (!v->t) {
+		ret = -ENOMEM;
+		goto err_v;
+	}
+	ret = kvm_add_mmio(kvm, kvm_virtio_access, v, kvm_virtio_free, &v->irq, NULL);
+	if (ret < 0)
+		goto err_t;
+	return 0;
+
+err_t:
+	virtio_mmio_free(v->t);
+err_v:
+	free(v);
+err_dev:
+	if (dev_free)
+		dev_free(dev);
+	return ret;
+}
+
+static void kvm_rng_free(void *dev)
+{
+	virtio_rng_free(dev);
+}
+
+static void kvm_vsock_free(void *dev)
+{
+	vsock_virtio_free(dev);	/* also frees the client and the Unix socket bridge */
+}
+
+/**
+ * kvm_vsock_add() - the virtio-vsock device for kvm->cfg.guest_cid, the VM's vsock client
+ * over it (kvm->vsock, owned by the device) and the --vsock-uds bridge if asked for
+ * Return: 0 or -errno with mvm_last_error() set.
+ */
+static int kvm_vsock_add(struct kvm_vm *kvm)
+{
+	struct vsock_virtio *v;
+	int ret;
+
+	v = vsock_virtio_new(kvm->cfg.guest_cid ? kvm->cfg.guest_cid : VSOCK_DEFAULT_GUEST_CID);
+	if (!v)
+		return -EINVAL;
+	if (kvm->cfg.vsock_uds_path) {
+		ret = vsock_virtio_bridge(v, kvm->cfg.vsock_uds_path);
+		if (ret < 0) {
+			vsock_virtio_free(v);
+			return ret;
+		}
+	}
+	kvm->vsock = vsock_virtio_client(v);
+	if (!kvm->vsock) {
+		vsock_virtio_free(v);
+		return -ENOMEM;
+	}
+	ret = kvm_virtio_add(kvm, &vsock_virtio_ops, v, kvm_vsock_free);
+	if (ret < 0)
+		kvm->vsock = NULL;	/* freed with the device */
+	return ret;
+}
+
+/**
  * kvm_devices_add() - create the VM's virtio devices
- * @kvm:	the VM (memory is mapped, nothing loaded yet)
+ * @kvm:	the VM (memory mapped and kvm->gmem filled, nothing loaded yet)
+ *
+ * Add a device here with one kvm_virtio_add() call (vsock: a vsock device for
+ * kvm->cfg.guest_cid and kvm->cfg.vsock_uds_path; net: when kvm->cfg.net).
+ *
  * Return: 0 or -errno with mvm_last_error() set.
  */
 int kvm_devices_add(struct kvm_vm *kvm)
 {
-	if (kvm->cfg.vsock_uds_path)
-		return mvm_set_error(-ENOTSUP, "--vsock-uds: this build has no virtio-vsock device yet");
-	return 0;
+	int ret;
+
+	ret = kvm_virtio_add(kvm, &virtio_rng_ops, virtio_rng_new(), kvm_rng_free);
+	if (ret < 0)
+		return ret;
+	return kvm_vsock_add(kvm);
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/guest_mem.h"
 #include "devices/i8042.h"
 #include "devices/serial.h"
 #include "microvm/runtime.h"
@@ -74,6 +75,7 @@ struct kvm_vm {
 	uint8_t *mem;			/* all guest RAM, one mapping */
 	uint64_t mem_size;		/* bytes of guest RAM */
 	uint64_t low_size;		/* of which below BOOT_MMIO_HOLE */
+	struct mvm_gmem gmem;		/* the same RAM, for devices */
 	unsigned int ncpus;
 	struct kvm_cpu cpus[KVM_MAX_CPUS];
 	struct serial *serial;
@@ -87,6 +89,7 @@ struct kvm_vm {
 	size_t line_len;
 	pthread_mutex_t line_lock;
 	struct kvm_cpuid2 *cpuid;
+	mvm_vsock *vsock;		/* client over the virtio-vsock device (devices.c) */
 };
 
 int kvm_cpu_init(struct kvm_vm *kvm, struct kvm_cpu *cpu, unsigned int id, uint64_t entry);
@@ -101,6 +104,9 @@ void kvm_irq_line(struct kvm_vm *kvm, unsigned int irq, int level);
 int kvm_add_mmio(struct kvm_vm *kvm, kvm_mmio_fn fn, void *opaque, void (*free_fn)(void *),
 		 unsigned int *irq, uint64_t *base);
 int kvm_devices_add(struct kvm_vm *kvm);
+struct virtio_dev_ops;
+int kvm_virtio_add(struct kvm_vm *kvm, const struct virtio_dev_ops *ops, void *dev,
+		   void (*dev_free)(void *dev));
 
 int kvm_pvm_host(void);
 int kvm_cmdline_build(char *out, size_t out_len, const char *user, int pvm,

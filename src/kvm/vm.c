@@ -17,7 +17,8 @@
  *            kicks every vCPU out of KVM_RUN.  Reasons:
  *              - triple fault (KVM_EXIT_SHUTDOWN; Linux's reboot=t) and the i8042 reset command
  *                (reboot=k) -> REBOOT, or PANIC if the console showed "Kernel panic" first
- *                (with panic=-1 a panicking Linux reboots at once);
+ *                (with panic=-1 a panicking Linux reboots at once; under PVM that reboot
+ *                may end in an emulation failure instead, also reported as PANIC);
  *              - poweroff -> POWEROFF.  Without ACPI, Linux turns reboot(RB_POWER_OFF) into a
  *                halt: it prints "reboot: System halted" (or "reboot: Power down" when some
  *                driver can power off) and then halts every CPU with interrupts off.  The
@@ -163,7 +164,7 @@ int kvm_cmdline_build(char *out, size_t out_len, const char *user, int pvm,
 
 /**
  * kvm_vm_stop() - the guest is done: record why (first caller wins), tell the runtime, kick
- * @reason:	exit reason (REBOOT becomes PANIC when the console showed a panic)
+ * @reason:	exit reason (REBOOT or ERROR becomes PANIC when the console showed a panic)
  * @fmt:	detail for the user
  */
 void kvm_vm_stop(struct kvm_vm *kvm, enum mvm_exit_reason reason, const char *fmt, ...)
@@ -177,7 +178,8 @@ void kvm_vm_stop(struct kvm_vm *kvm, enum mvm_exit_reason reason, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
-	if (reason == MVM_EXIT_REBOOT && atomic_load(&kvm->panicked))
+	/* After a panic, the reboot (or a failure on the way there) is the panic's doing. */
+	if ((reason == MVM_EXIT_REBOOT || reason == MVM_EXIT_ERROR) && atomic_load(&kvm->panicked))
 		reason = MVM_EXIT_PANIC;
 	mvm_vm_exited(kvm->vm, reason, detail);
 	for (i = 0; i < kvm->ncpus; i++)
@@ -476,7 +478,11 @@ static int kvm_setup_vm(struct kvm_vm *kvm)
 	r.userspace_addr = (uintptr_t)kvm->mem;
 	if (ioctl(kvm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
 		return mvm_set_error(-errno, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+	mvm_gmem_init(&kvm->gmem);
+	mvm_gmem_add(&kvm->gmem, 0, kvm->low_size, kvm->mem);
 	if (kvm->mem_size > kvm->low_size) {
+		mvm_gmem_add(&kvm->gmem, BOOT_HIGH_RAM, kvm->mem_size - kvm->low_size,
+			     kvm->mem + kvm->low_size);
 		r.slot = 1;
 		r.guest_phys_addr = BOOT_HIGH_RAM;
 		r.memory_size = kvm->mem_size - kvm->low_size;
@@ -549,10 +555,6 @@ static int kvm_load_guest(struct kvm_vm *kvm, uint64_t *entry)
 				kvm->mmio, kvm->nr_mmio);
 	if (ret < 0)
 		return ret;
-	if (pvm && !kvm->cfg.quiet)
-		fprintf(stderr, "microvm: /dev/kvm is PVM-backed (kvm_pvm): added kernel arguments "
-			"noxsave clearcpuid=... so the guest kernel can boot; guest user space "
-			"will not run here\n");
 	ret = boot_write_params(kvm->mem, kvm->low_size, &bi, kvm->cmdline, initrd_addr, ilen,
 				kvm->mem_size);
 	if (ret < 0)
@@ -567,6 +569,10 @@ static int kvm_load_guest(struct kvm_vm *kvm, uint64_t *entry)
 	if (boot_write_gdt(kvm->mem, kvm->low_size) || boot_write_page_tables(kvm->mem,
 									    kvm->low_size))
 		return mvm_set_error(-EINVAL, "guest memory too small");
+	if (pvm && !kvm->cfg.quiet)	/* once everything loaded: errors stay one line */
+		fprintf(stderr, "microvm: /dev/kvm is PVM-backed (kvm_pvm): added kernel arguments "
+			"noxsave clearcpuid=... so the guest kernel can boot; guest user space "
+			"will not run here\n");
 	*entry = bi.entry;
 	return 0;
 }
@@ -668,6 +674,11 @@ static long kvm_console_write(void *priv, const void *data, size_t len)
 	return (long)serial_input(kvm->serial, data, len);
 }
 
+static mvm_vsock *kvm_vsock(void *priv)
+{
+	return ((struct kvm_vm *)priv)->vsock;
+}
+
 /**
  * kvm_destroy() - stop threads, free devices, vCPUs, memory and fds
  */
@@ -715,6 +726,6 @@ const struct mvm_backend_ops mvm_kvm_backend = {
 	.request_stop = NULL,
 	.kill = kvm_kill,
 	.console_write = kvm_console_write,
-	.vsock = NULL,
+	.vsock = kvm_vsock,
 	.destroy = kvm_destroy,
 };

@@ -1,0 +1,142 @@
+#!/bin/sh
+# bench/boot.sh - boot time and memory overhead of `microvm run` next to QEMU's microvm machine.
+#
+# Usage: bench/boot.sh [RUNS]        (default 3; environment: MICROVM_BUILD, KERNEL, INITRD)
+#
+# Boots the project's guest kernel (guest/kernel/build.sh) with a tiny initramfs
+# (tests/integration/kvmlib.py) RUNS times under each VMM, alternating, and reports per VMM the
+# median time from process start to the first console byte and to "Run /init", the ratio
+# microvm/QEMU, and the peak RSS of the VMM process minus the resident guest memory (sampled
+# every 0.2 s from /proc/PID/smaps: the largest anonymous mapping is the guest RAM).
+# Both get the same kernel, initramfs and command line (with the PVM arguments on PVM hosts),
+# 256 MiB and one vCPU.  A run is stopped once "Run /init" appeared; a run that does not get
+# there (timeout, exit, or QEMU's "emulation failure", which pauses the guest for good) is
+# reported as failed and left out of the medians.  Console logs are kept in a temp directory.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${MICROVM_BUILD:-$top/build}
+runs=${1:-3}
+exec /usr/bin/python3 - "$top" "$build" "$runs" <<'PY'
+import os, re, select, statistics, subprocess, sys, tempfile, threading, time
+top, build, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sys.path.insert(0, os.path.join(top, "tests", "integration"))
+import kvmlib
+
+kernel = os.environ.get("KERNEL") or str(kvmlib.project_kernel() or "")
+if not kernel:
+    sys.exit("bench/boot.sh: no guest kernel: run 'make kernel' or set KERNEL=")
+initrd = os.environ.get("INITRD") or str(kvmlib.tiny_initramfs(tempfile.mkdtemp()))
+args = "console=ttyS0 reboot=t panic=-1"
+if os.path.exists("/sys/module/kvm_pvm"):
+    args += (" noxsave clearcpuid=151,308,295,288,156,293,291,296,150,158,306,311,534,145,"
+             "298")
+mem = 256
+RUN_TIMEOUT = 900
+logdir = tempfile.mkdtemp(prefix="microvm-bench-")
+microvm = [os.path.join(build, "src", "cli", "microvm"), "run", "--quiet", "--kernel", kernel,
+           "--initrd", initrd, "--mem", str(mem), "--cmdline", args]
+# -cpu max minus arch-capabilities: under kvm_pvm, QEMU 7.2 aborts with -cpu host (it cannot
+# set MSR 0x10a), and -cpu host,-arch-capabilities hit an emulation failure in one try.
+qemu = ["qemu-system-x86_64", "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=off,acpi=off",
+        "-enable-kvm", "-cpu", "max,-arch-capabilities", "-m", str(mem), "-nodefaults",
+        "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
+        "-device", "virtio-rng-device", "-kernel", kernel, "-initrd", initrd, "-append", args]
+
+
+def overhead_kib(pid):
+    """VmRSS minus the resident part of the biggest anonymous mapping (guest RAM), in KiB."""
+    try:
+        rss = guest = 0
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+        size = cur = 0
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                    a, b = line.split()[0].split("-")
+                    cur_size = (int(b, 16) - int(a, 16)) // 1024
+                    anon = len(line.split()) < 6
+                elif line.startswith("Rss:") and anon and cur_size >= size:
+                    size, guest = cur_size, int(line.split()[1])
+        return rss - guest
+    except (OSError, ValueError):
+        return None
+
+
+def one(name, cmd, log_path):
+    """One boot: (first byte s, Run /init s or None, peak overhead KiB, failure or None)."""
+    t0 = time.monotonic()
+    err = open(log_path + ".stderr", "wb")
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            o = overhead_kib(p.pid)
+            if o is not None:
+                peak[0] = max(peak[0], o)
+            time.sleep(0.2)
+    threading.Thread(target=sample, daemon=True).start()
+    first = init = failure = None
+    log = b""
+    while failure is None:
+        left = t0 + RUN_TIMEOUT - time.monotonic()
+        if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
+            failure = f"no 'Run /init' within {RUN_TIMEOUT} s"
+            break
+        chunk = os.read(p.stdout.fileno(), 4096)
+        if not chunk:
+            failure = "exited before 'Run /init'"
+            break
+        if first is None:
+            first = time.monotonic() - t0
+        log += chunk
+        if b"Run /init" in log[-len(chunk) - 16:]:
+            init = time.monotonic() - t0
+            break
+        # QEMU pauses the guest (and keeps running) on an emulation failure
+        if b"emulation failure" in log[-len(chunk) - 32:]:
+            failure = "KVM emulation failure (PVM)"
+    done.set()
+    p.kill()
+    p.wait()
+    err.close()
+    with open(log_path, "wb") as f:
+        f.write(log)
+    return first, init, peak[0], failure
+
+
+res = {"microvm": [], "qemu": []}
+for i in range(runs):
+    for name, cmd in (("microvm", microvm), ("qemu", qemu)):
+        r = one(name, cmd, os.path.join(logdir, f"{name}-{i + 1}.log"))
+        res[name].append(r)
+        if r[3]:
+            print(f"run {i + 1} {name:8s} FAILED: {r[3]} (console log in {logdir})", flush=True)
+        else:
+            print(f"run {i + 1} {name:8s} first byte {r[0]:.2f} s, Run /init {r[1]:.2f} s, "
+                  f"VMM RSS minus guest RAM {r[2] / 1024:.1f} MiB", flush=True)
+
+
+def med(name, k):
+    v = [r[k] for r in res[name] if r[k] is not None and r[3] is None]
+    return statistics.median(v) if v else float("nan")
+
+
+print()
+print(f"{'':10s} {'first byte':>12s} {'Run /init':>12s} {'RSS-guest':>12s}")
+for name in ("microvm", "qemu"):
+    print(f"{name:10s} {med(name, 0):11.2f}s {med(name, 1):11.2f}s "
+          f"{med(name, 2) / 1024:10.1f}MiB")
+print(f"{'ratio':10s} {med('microvm', 0) / med('qemu', 0):12.2f} "
+      f"{med('microvm', 1) / med('qemu', 1):12.2f} "
+      f"{med('microvm', 2) / med('qemu', 2):12.2f}")
+for name in ("microvm", "qemu"):
+    ok = sum(1 for r in res[name] if r[3] is None)
+    print(f"{name}: {ok} of {runs} runs reached Run /init")
+print(f"(medians of the runs that reached Run /init; kernel {kernel}; PVM host: "
+      f"{os.path.exists('/sys/module/kvm_pvm')}; console logs in {logdir})")
+PY
