@@ -260,6 +260,7 @@ int vpn_start(struct agent *a, const char *profile, const char *user, const char
 	      int timeout_s, char *err, size_t errlen);
 void vpn_stop(struct agent *a);
 bool vpn_running(const struct agent *a);
+bool vpn_stopping(const struct agent *a);
 enum vpn_view vpn_view(const struct agent *a);
 const char *vpn_tun_ip(const struct agent *a);
 const char *vpn_auth_url(const struct agent *a);

@@ -41,6 +41,7 @@ enum ctl_wait {
 	CTL_WAIT_NONE,
 	CTL_WAIT_START,		/* an outcome of vpn_start */
 	CTL_WAIT_STOP,		/* OpenVPN gone */
+	CTL_WAIT_IDLE,		/* a failed or stopped session to end, then rerun @deferred */
 };
 
 /**
@@ -57,6 +58,8 @@ enum ctl_wait {
  * @rd_eof:	the client half-closed
  * @closing:	close once the output is flushed
  * @wait:	parked on the VPN
+ * @deferred:	CTL_WAIT_IDLE: copy of the request line to run again (wiped when freed)
+ * @deferred_len: its length
  * @next:	list link
  * @prev:	list link
  */
@@ -68,12 +71,28 @@ struct ctl_conn {
 	size_t outoff, outlen, outcap;
 	bool rd_eof, closing;
 	enum ctl_wait wait;
+	char *deferred;
+	size_t deferred_len;
 	struct ctl_conn *next, *prev;
 };
 
 static struct agent_ev lsn_ev;
 
 static void ctl_process(struct agent *a, struct ctl_conn *c);
+
+/**
+ * drop_deferred() - wipe and free a deferred request
+ * @c:		connection
+ */
+static void drop_deferred(struct ctl_conn *c)
+{
+	if (!c->deferred)
+		return;
+	explicit_bzero(c->deferred, c->deferred_len);
+	free(c->deferred);
+	c->deferred = NULL;
+	c->deferred_len = 0;
+}
 
 /**
  * ctl_close() - drop a connection
@@ -95,6 +114,7 @@ static void ctl_close(struct agent *a, struct ctl_conn *c)
 	}
 	free(c->out);
 	c->in = c->out = NULL;
+	drop_deferred(c);
 	agent_defer_free(a, c);
 }
 
@@ -131,7 +151,7 @@ static int ctl_flush(struct ctl_conn *c)
 static void ctl_update(struct agent *a, struct ctl_conn *c)
 {
 	uint32_t mask = 0;
-	bool pending_out = c->outoff < c->outlen;
+	bool pending_out;
 
 	if (ctl_flush(c) < 0) {
 		ctl_close(a, c);
@@ -316,14 +336,31 @@ static cJSON *do_list(struct agent *a)
  * @a:		agent
  * @c:		connection (parked on success)
  * @r:		request
+ * @line:	the request line (kept when the request has to wait)
+ * @len:	its length
+ *
+ * A session that failed or is being stopped is still "running" until OpenVPN has exited;
+ * a vpn_start in that window waits for the exit and then runs as if it came afterwards,
+ * so a quick retry after "authentication failed" starts afresh.
  *
  * Return: an answer now, or NULL when parked
  */
-static cJSON *do_start(struct agent *a, struct ctl_conn *c, const struct agent_req *r)
+static cJSON *do_start(struct agent *a, struct ctl_conn *c, const struct agent_req *r,
+		       const char *line, size_t len)
 {
 	char err[256];
 	int ret;
 
+	if (vpn_stopping(a)) {
+		drop_deferred(c);
+		c->deferred = malloc(len);
+		if (!c->deferred)
+			return answer_error("out of memory");
+		memcpy(c->deferred, line, len);
+		c->deferred_len = len;
+		c->wait = CTL_WAIT_IDLE;
+		return NULL;
+	}
 	if (vpn_running(a)) {
 		if (strcmp(vpn_profile(a), r->profile)) {
 			snprintf(err, sizeof(err), "vpn already started with profile %s; vpn_stop "
@@ -407,7 +444,7 @@ static cJSON *handle(struct agent *a, struct ctl_conn *c, const char *line, size
 		o = do_list(a);
 		break;
 	case AGENT_CMD_VPN_START:
-		o = do_start(a, c, &r);
+		o = do_start(a, c, &r, line, len);
 		break;
 	case AGENT_CMD_VPN_STOP:
 		if (vpn_running(a)) {
@@ -616,10 +653,25 @@ void ctl_vpn_changed(struct agent *a)
 		cJSON *o = NULL;
 
 		next = c->next;
-		if (c->wait == CTL_WAIT_START)
+		if (c->wait == CTL_WAIT_START) {
 			o = start_outcome(a);
-		else if (c->wait == CTL_WAIT_STOP && !vpn_running(a))
+		} else if (c->wait == CTL_WAIT_STOP && !vpn_running(a)) {
 			o = answer("disconnected");
+		} else if (c->wait == CTL_WAIT_IDLE && !vpn_stopping(a)) {
+			char *line = c->deferred;
+			size_t len = c->deferred_len;
+
+			c->deferred = NULL;
+			c->deferred_len = 0;
+			c->wait = CTL_WAIT_NONE;
+			o = handle(a, c, line, len);
+			explicit_bzero(line, len);
+			free(line);
+			if (!o) {
+				ctl_update(a, c);
+				continue;
+			}
+		}
 		if (!o)
 			continue;
 		c->wait = CTL_WAIT_NONE;

@@ -85,6 +85,7 @@ enum vpn_st { VPN_ST_IDLE, VPN_ST_RUNNING, VPN_ST_STOPPING };
  * @webauth:		web authentication URL received, not yet connected
  * @failed:		the session failed (@reason set)
  * @user_stop:		vpn_stop or shutdown asked for the end
+ * @webauth_default:	@webauth_deadline is our default, not the server's timeout
  * @dns:		pushed DNS servers
  * @ndns:		count
  * @env_dns:		DNS servers of the current >UPDOWN block
@@ -111,7 +112,7 @@ struct vpn {
 	char auth_url[MGMT_FIELD_MAX];
 	char state[32];
 	char reason[256];
-	bool connected, webauth, failed, user_stop;
+	bool connected, webauth, failed, user_stop, webauth_default;
 	struct sockaddr_storage dns[AGENT_DNS_MAX];
 	size_t ndns;
 	struct sockaddr_storage env_dns[AGENT_DNS_MAX];
@@ -358,15 +359,21 @@ static void on_state(struct agent *a, const struct mgmt_msg *m)
 		copy_str(v->tun_ip, sizeof(v->tun_ip), m->c[0] ? m->c : v->env_ip);
 		v->connected = true;
 		v->webauth = false;
+		v->webauth_deadline = 0;
 		agent_log(a, "vpn connected (%s %s)", v->dev[0] ? v->dev : a->opts.tun_dev,
 			  v->tun_ip);
 		ctl_vpn_changed(a);
 	} else if (!strcmp(m->a, "AUTH_PENDING")) {
 		unsigned int t = 0;
 
+		/* OpenVPN restarts and re-authenticates while the user takes their time (each
+		 * round announces the timeout again): the first announcement counts. */
 		if (sscanf(m->b, "timeout %u", &t) != 1 || t == 0 || t > 86400)
 			t = VPN_WEBAUTH_DEFAULT_S;
-		v->webauth_deadline = agent_now_ms() + (uint64_t)t * 1000 + 5000;
+		if (!v->webauth_deadline || v->webauth_default) {
+			v->webauth_deadline = agent_now_ms() + (uint64_t)t * 1000 + 5000;
+			v->webauth_default = false;
+		}
 	} else if (!strcmp(m->a, "RECONNECTING")) {
 		if (v->connected) {
 			agent_log(a, "vpn reconnecting (%s)", m->b);
@@ -451,8 +458,10 @@ static void on_line(struct agent *a, const char *line, size_t len)
 		if (v->failed || v->connected)
 			break;
 		copy_str(v->auth_url, sizeof(v->auth_url), m.a);
-		if (!v->webauth_deadline)
+		if (!v->webauth_deadline) {
 			v->webauth_deadline = agent_now_ms() + VPN_WEBAUTH_DEFAULT_S * 1000ULL;
+			v->webauth_default = true;
+		}
 		if (!v->webauth) {
 			v->webauth = true;
 			agent_log(a, "vpn needs web authentication");
@@ -688,7 +697,7 @@ static int spawn(struct agent *a, const char *config)
 		dup2(logfd, 1);
 		dup2(logfd, 2);
 		execv(argv[0], (char *const *)argv);
-		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+		dprintf(2, "ERROR: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
 	close(logfd);
@@ -729,6 +738,7 @@ int vpn_start(struct agent *a, const char *profile, const char *user, const char
 	v->connected = v->webauth = v->failed = v->user_stop = false;
 	v->ndns = v->env_ndns = 0;
 	v->webauth_deadline = v->kill_at = 0;
+	v->webauth_default = false;
 	v->timeout_s = timeout_s > 0 ? timeout_s : (int)a->opts.vpn_timeout_s;
 	v->deadline = agent_now_ms() + (uint64_t)v->timeout_s * 1000;
 	wipe_free(&v->user);
@@ -909,6 +919,17 @@ enum vpn_view vpn_view(const struct agent *a)
 }
 
 /**
+ * vpn_stopping() - is OpenVPN on its way out (failed or stopped, not yet exited)
+ * @a:		agent
+ *
+ * Return: true if so
+ */
+bool vpn_stopping(const struct agent *a)
+{
+	return a->vpn->st == VPN_ST_STOPPING;
+}
+
+/**
  * vpn_running() - is there an OpenVPN process (starting, up, or stopping)
  * @a:		agent
  *
@@ -919,31 +940,67 @@ bool vpn_running(const struct agent *a)
 	return a->vpn->st != VPN_ST_IDLE;
 }
 
+/**
+ * vpn_tun_ip() - the tunnel address while connected
+ * @a:		agent
+ *
+ * Return: dotted address, "" when not connected
+ */
 const char *vpn_tun_ip(const struct agent *a)
 {
 	return a->vpn->tun_ip;
 }
 
+/**
+ * vpn_auth_url() - the web authentication URL of the session
+ * @a:		agent
+ *
+ * Return: URL, "" if none
+ */
 const char *vpn_auth_url(const struct agent *a)
 {
 	return a->vpn->auth_url;
 }
 
+/**
+ * vpn_reason() - why the last session failed or ended on its own
+ * @a:		agent
+ *
+ * Return: text, "" if none
+ */
 const char *vpn_reason(const struct agent *a)
 {
 	return a->vpn->reason;
 }
 
+/**
+ * vpn_profile() - profile of the current (or failed) session
+ * @a:		agent
+ *
+ * Return: name, "" when idle after a clean stop
+ */
 const char *vpn_profile(const struct agent *a)
 {
 	return a->vpn->st == VPN_ST_IDLE && !a->vpn->failed ? "" : a->vpn->profile;
 }
 
+/**
+ * vpn_state_name() - OpenVPN's last >STATE name
+ * @a:		agent
+ *
+ * Return: e.g. "CONNECTED", "" when idle
+ */
 const char *vpn_state_name(const struct agent *a)
 {
 	return a->vpn->state;
 }
 
+/**
+ * vpn_dev() - the tun device
+ * @a:		agent
+ *
+ * Return: device name from OpenVPN, else --tun-dev
+ */
 const char *vpn_dev(const struct agent *a)
 {
 	return a->vpn->dev[0] ? a->vpn->dev : a->opts.tun_dev;

@@ -140,6 +140,17 @@ def test_profiles_upload_list_and_names(agent):
     assert r == {"status": "error", "error": "no such profile"}
 
 
+def test_large_profile(agent):
+    content = "".join(f"# line {i:07d} with some padding to make it longer\n"
+                      for i in range(16000))          # ~880 KiB
+    assert 800_000 < len(content) < 1024 * 1024 - 100
+    with agent.conn() as c:
+        assert c.request({"cmd": "vpn_set_profile", "name": "big.ovpn",
+                          "content": content}) == {"status": "ok"}
+        assert c.request({"cmd": "ping"}) == {"status": "pong"}
+    assert (agent.dir / "state" / "profiles" / "big.ovpn").read_text() == content
+
+
 def test_status_when_idle(agent):
     assert agent.request({"cmd": "vpn_status"})["status"] == "disconnected"
     assert agent.request({"cmd": "vpn_stop"}) == {"status": "disconnected"}
@@ -192,6 +203,63 @@ def test_wrong_password(agent, bed, profile):
     st = agent.request({"cmd": "vpn_status"})
     assert st["status"] == "disconnected" and "authentication failed" in st["reason"]
     assert all(state != "Z" for _, state, _ in agent.children())
+
+
+def test_retry_right_after_failure(bed, agent_bin, tmp_path):
+    # OpenVPN behind a wrapper that lingers 1.5 s after OpenVPN exits: a retry right after
+    # "authentication failed" arrives while the old session is still exiting. It must wait
+    # for that exit and start afresh, not get the old error.
+    wrapper = tmp_path / "slow-openvpn"
+    wrapper.write_text(f"""#!/bin/sh
+{vpnlib.OPENVPN} "$@" &
+child=$!
+trap 'kill -TERM $child; wait $child; sleep 1.5; exit 0' TERM
+wait $child
+sleep 1.5
+""")
+    wrapper.chmod(0o755)
+    with vpnlib.Agent(bed, agent_bin, control_port=1029, proxy_port=7606,
+                      args=["--openvpn", str(wrapper), "--tun-dev", "tun2"]) as a:
+        assert a.request({"cmd": "vpn_set_profile", "name": "p.ovpn",
+                          "content": bed.profile()}) == {"status": "ok"}
+        with a.conn() as c:
+            r = c.request({"cmd": "vpn_start", "profile": "p.ovpn", "username": "alice",
+                           "password": "wrong"})
+            assert r["status"] == "error" and "authentication failed" in r["error"]
+            t0 = time.monotonic()
+            r = c.request({"cmd": "vpn_start", "profile": "p.ovpn", "username": "alice",
+                           "password": vpnlib.USERS["alice"]})
+            assert r["status"] == "connected", r
+            assert time.monotonic() - t0 > 1.0      # it did wait for the old session
+            assert c.request({"cmd": "vpn_stop"}) == {"status": "disconnected"}
+
+
+def test_stop_escalates_to_sigkill(bed, agent_bin, tmp_path):
+    # A supervised process that ignores SIGTERM: vpn_stop answers after the SIGKILL that
+    # follows 5 s later. OpenVPN itself (a grandchild here) exits once its management
+    # connection is gone.
+    wrapper = tmp_path / "stubborn-openvpn"
+    wrapper.write_text(f"""#!/bin/sh
+trap '' TERM
+{vpnlib.OPENVPN} "$@" &
+echo $! > {tmp_path}/ovpn.pid
+while :; do wait; done
+""")
+    wrapper.chmod(0o755)
+    with vpnlib.Agent(bed, agent_bin, control_port=1030, proxy_port=7607,
+                      args=["--openvpn", str(wrapper), "--tun-dev", "tun3"]) as a:
+        assert a.request({"cmd": "vpn_set_profile", "name": "p.ovpn",
+                          "content": bed.profile()}) == {"status": "ok"}
+        connect_alice(a, "p.ovpn")
+        ovpn = int((tmp_path / "ovpn.pid").read_text())
+        t0 = time.monotonic()
+        assert a.request({"cmd": "vpn_stop"}) == {"status": "disconnected"}
+        assert 4.5 < time.monotonic() - t0 < 8
+        assert a.children() == []
+        vpnlib.wait_for(lambda: not os.path.exists(f"/proc/{ovpn}/cmdline") or
+                        not open(f"/proc/{ovpn}/cmdline").read(), 10,
+                        "openvpn to exit after losing its management connection")
+        assert "SIGKILL" in a.log_path.read_text()
 
 
 def test_missing_credentials(agent, bed, profile):
@@ -270,6 +338,21 @@ def test_webauth_denied(agent, bed, profile):
     a = vpnlib.wait_for(done, 30, "web authentication to be denied", interval=0.5)
     assert a["status"] == "error" and "authentication failed" in a["error"], a
     vpnlib.wait_for(lambda: agent.openvpn_pid() is None, 10, "openvpn to exit")
+
+
+def test_webauth_timeout(agent, bed, profile):
+    # The server gives this user 3 s to finish; nobody approves.
+    r = agent.request({"cmd": "vpn_start", "profile": profile, "username": "webslow",
+                       "password": "web"})
+    assert r["status"] == "webauth_required"
+
+    def done():
+        a = agent.request({"cmd": "vpn_check_webauth"})
+        return a if a["status"] != "webauth_required" else None
+    a = vpnlib.wait_for(done, 30, "web authentication to time out", interval=0.5)
+    assert a["status"] == "error" and "web authentication" in a["error"], a
+    vpnlib.wait_for(lambda: agent.openvpn_pid() is None, 10, "openvpn to exit")
+    bed.pending("webslow")     # consume the server's note
 
 
 def test_openvpn_killed(agent, bed, profile):
@@ -456,9 +539,15 @@ def test_auth_secret_file_and_bad_options(bed, agent_bin, tmp_path):
     f = tmp_path / "secret"
     f.write_text(secret + "\n")
     with vpnlib.Agent(bed, agent_bin, control_port=1027, proxy_port=7604,
-                      args=["--auth-secret-file", str(f)]) as a:
+                      args=["--auth-secret-file", str(f),
+                            "--openvpn", "/nonexistent/openvpn"]) as a:
         assert a.request({"cmd": "get_auth_secret"}) == {"status": "ok",
                                                           "auth_secret": secret.lower()}
+        # no OpenVPN binary: a clear error, and the child is reaped
+        assert a.request({"cmd": "vpn_set_profile", "name": "p", "content": "x"})["status"] == "ok"
+        r = a.request({"cmd": "vpn_start", "profile": "p"})
+        assert r["status"] == "error" and "cannot run /nonexistent/openvpn" in r["error"], r
+        assert a.children() == []
     f.write_text("tooshort\n")
     r = subprocess.run([str(agent_bin), "--transport", "tcp", "--auth-secret-file", str(f),
                         "--state-dir", str(tmp_path / "s"), "--run-dir", str(tmp_path / "r")],
@@ -489,6 +578,18 @@ def test_vsock_transport_listens(bed, agent_bin, tmp_path):
         p.terminate()
         assert p.wait(10) == 0
         p.stdout.close()
+
+
+def test_poweroff_on_shutdown(bed, agent_bin):
+    # As PID 1 of a PID namespace, reboot(RB_POWER_OFF) ends the namespace with SIGINT
+    # (what a VM would see as power-off), visible as unshare's exit status.
+    a = vpnlib.Agent(bed, agent_bin, control_port=1028, proxy_port=7605,
+                     args=["--poweroff-on-shutdown"], wrapper=["unshare", "--pid", "--fork"])
+    with a:
+        assert a.request({"cmd": "shutdown"}) == {"status": "ok"}
+        rc = a.proc.wait(15)
+    assert rc in (-signal.SIGINT, 128 + signal.SIGINT), rc
+    assert "powering off" in a.log_path.read_text()
 
 
 def test_shutdown_stops_openvpn_and_exits(bed, agent_bin):

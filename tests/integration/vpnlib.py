@@ -57,7 +57,9 @@ TARGET_NAME = "target.vpn.test"
 TARGET_BANNER = b"hello from target\n"
 TARGET_BYE = b"bye\n"
 # username -> password accepted by the server's verification script.
-USERS = {"alice": 'pa ss"w\\rd', "webok": "web", "webno": "web"}
+USERS = {"alice": 'pa ss"w\\rd', "webok": "web", "webno": "web", "webslow": "web"}
+# Pending-auth timeout (seconds) the server announces per deferred user (default 60).
+WEBAUTH_TIMEOUT = {"webslow": 3}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _CLONE_NEWNET = 0x40000000
@@ -157,6 +159,7 @@ VERIFY_SCRIPT = r'''#!/usr/bin/python3
 # OpenVPN auth-user-pass-verify script (via-file): $1 holds username and password.
 import os, sys
 USERS = %(users)r
+TIMEOUTS = %(timeouts)r
 state = %(state)r
 user, pw = open(sys.argv[1]).read().split("\n")[:2]
 if USERS.get(user) != pw:
@@ -170,7 +173,8 @@ with open(os.path.join(state, "pending-" + user + ".tmp"), "w") as f:
             os.environ.get("auth_failed_reason_file", "") + "\n")
 os.rename(os.path.join(state, "pending-" + user + ".tmp"), os.path.join(state, "pending-" + user))
 with open(os.environ["auth_pending_file"], "w") as f:
-    f.write("60\nwebauth\nWEB_AUTH::http://auth.test/login/" + user + "\n")
+    f.write(str(TIMEOUTS.get(user, 60)) + "\nwebauth\nWEB_AUTH::http://auth.test/login/" +
+            user + "\n")
 sys.exit(2)
 '''
 
@@ -283,7 +287,8 @@ class Testbed:
         self.auth_state.mkdir()
         (d / "tmp").mkdir()
         verify = d / "verify.py"
-        verify.write_text(VERIFY_SCRIPT % {"users": USERS, "state": str(self.auth_state)})
+        verify.write_text(VERIFY_SCRIPT % {"users": USERS, "timeouts": WEBAUTH_TIMEOUT,
+                                           "state": str(self.auth_state)})
         verify.chmod(0o755)
         conf = textwrap.dedent(f"""\
             dev tunsrv0
@@ -423,7 +428,7 @@ class ControlConn:
 class Agent:
     """microvm-agent over TCP inside the test bed's client namespace."""
 
-    def __init__(self, bed, binary, control_port=1025, proxy_port=7602, args=()):
+    def __init__(self, bed, binary, control_port=1025, proxy_port=7602, args=(), wrapper=()):
         self.bed = bed
         self.ns = bed.client
         self.binary = str(binary)
@@ -431,6 +436,7 @@ class Agent:
         self.proxy_port = proxy_port
         self.dir = pathlib.Path(bed.dir) / ("agent-" + uuid.uuid4().hex[:6])
         self.args = list(args)
+        self.wrapper = list(wrapper)   # e.g. ["unshare", "--pid", "--fork"]
         self.proc = None
 
     def __enter__(self):
@@ -445,7 +451,7 @@ class Agent:
         self.log_path = self.dir / "agent.log"
         self.log = open(self.log_path, "a")
         self.proc = self.ns.popen(
-            [self.binary, "--transport", "tcp", "--listen", "127.0.0.1",
+            [*self.wrapper, self.binary, "--transport", "tcp", "--listen", "127.0.0.1",
              "--control-port", str(self.control_port), "--proxy-port", str(self.proxy_port),
              "--state-dir", str(self.dir / "state"), "--run-dir", str(self.dir / "run"),
              "--verbose", *self.args],
