@@ -208,6 +208,17 @@ static void MVM_PRINTF(2, 3) socks_log(struct mvm_socks *s, const char *fmt, ...
 	s->cfg.log(s->cfg.log_opaque, line);
 }
 
+/**
+ * socks_idle_deadline() - when a relayed connection idle from now on gets closed
+ * Return: monotonic ms, or never (UINT64_MAX) without an idle timeout.
+ */
+static uint64_t socks_idle_deadline(struct mvm_socks *s)
+{
+	if (s->cfg.idle_timeout_ms <= 0)
+		return UINT64_MAX;
+	return socks_now() + (uint64_t)s->cfg.idle_timeout_ms;
+}
+
 void mvm_socks_config_init(struct mvm_socks_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -645,7 +656,7 @@ static void conn_status(struct mvm_socks *s, struct socks_conn *c)
 	}
 	atomic_fetch_add(&s->st_relayed, 1);
 	c->phase = PH_RELAY;
-	c->deadline = socks_now() + (uint64_t)s->cfg.idle_timeout_ms;
+	c->deadline = socks_idle_deadline(s);
 }
 
 /* ---- relay ------------------------------------------------------------------------------ */
@@ -675,7 +686,7 @@ static int conn_pump(struct mvm_socks *s, struct socks_conn *c, struct socks_ep 
 		else if (n < 0 && n != -EAGAIN)
 			return (int)n;
 		if (n > 0)
-			c->deadline = socks_now() + (uint64_t)s->cfg.idle_timeout_ms;
+			c->deadline = socks_idle_deadline(s);
 	}
 	if (*dst_shut)
 		return buf_len(b) ? -EPIPE : 0;
@@ -684,7 +695,7 @@ static int conn_pump(struct mvm_socks *s, struct socks_conn *c, struct socks_ep 
 		return (int)n;
 	if (n > 0) {
 		atomic_fetch_add(counter, (uint64_t)n);
-		c->deadline = socks_now() + (uint64_t)s->cfg.idle_timeout_ms;
+		c->deadline = socks_idle_deadline(s);
 	}
 	if (*src_eof && !buf_len(b)) {
 		shutdown(dst->fd, SHUT_WR);
