@@ -9,13 +9,15 @@
 # microvm/QEMU, and the peak RSS of the VMM process minus the resident guest memory (sampled
 # every 0.2 s from /proc/PID/smaps: the largest anonymous mapping is the guest RAM).
 # Both get the same kernel, initramfs and command line (with the PVM arguments on PVM hosts),
-# 256 MiB and one vCPU.  A run is stopped once "Run /init" appeared.
+# 256 MiB and one vCPU.  A run is stopped once "Run /init" appeared; a run that does not get
+# there (timeout, exit, or QEMU's "emulation failure", which pauses the guest for good) is
+# reported as failed and left out of the medians.  Console logs are kept in a temp directory.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${MICROVM_BUILD:-$top/build}
 runs=${1:-3}
 exec /usr/bin/python3 - "$top" "$build" "$runs" <<'PY'
-import os, re, statistics, subprocess, sys, tempfile, threading, time
+import os, re, select, statistics, subprocess, sys, tempfile, threading, time
 top, build, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 sys.path.insert(0, os.path.join(top, "tests", "integration"))
 import kvmlib
@@ -29,6 +31,8 @@ if os.path.exists("/sys/module/kvm_pvm"):
     args += (" noxsave clearcpuid=151,308,295,288,156,293,291,296,150,158,306,311,534,145,"
              "298")
 mem = 256
+RUN_TIMEOUT = 900
+logdir = tempfile.mkdtemp(prefix="microvm-bench-")
 microvm = [os.path.join(build, "src", "cli", "microvm"), "run", "--quiet", "--kernel", kernel,
            "--initrd", initrd, "--mem", str(mem), "--cmdline", args]
 # -cpu max minus arch-capabilities: under kvm_pvm, QEMU 7.2 aborts with -cpu host (it cannot
@@ -61,10 +65,11 @@ def overhead_kib(pid):
         return None
 
 
-def one(cmd):
+def one(name, cmd, log_path):
+    """One boot: (first byte s, Run /init s or None, peak overhead KiB, failure or None)."""
     t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL)
+    err = open(log_path + ".stderr", "wb")
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
     peak = [0]
     done = threading.Event()
 
@@ -75,36 +80,49 @@ def one(cmd):
                 peak[0] = max(peak[0], o)
             time.sleep(0.2)
     threading.Thread(target=sample, daemon=True).start()
-    first = init = None
-    buf = b""
-    while True:
+    first = init = failure = None
+    log = b""
+    while failure is None:
+        left = t0 + RUN_TIMEOUT - time.monotonic()
+        if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
+            failure = f"no 'Run /init' within {RUN_TIMEOUT} s"
+            break
         chunk = os.read(p.stdout.fileno(), 4096)
         if not chunk:
+            failure = "exited before 'Run /init'"
             break
         if first is None:
             first = time.monotonic() - t0
-        buf += chunk
-        if b"Run /init" in buf:
+        log += chunk
+        if b"Run /init" in log[-len(chunk) - 16:]:
             init = time.monotonic() - t0
             break
-        buf = buf[-64:]
+        # QEMU pauses the guest (and keeps running) on an emulation failure
+        if b"emulation failure" in log[-len(chunk) - 32:]:
+            failure = "KVM emulation failure (PVM)"
     done.set()
     p.kill()
     p.wait()
-    return first, init, peak[0]
+    err.close()
+    with open(log_path, "wb") as f:
+        f.write(log)
+    return first, init, peak[0], failure
 
 
 res = {"microvm": [], "qemu": []}
 for i in range(runs):
     for name, cmd in (("microvm", microvm), ("qemu", qemu)):
-        r = one(cmd)
+        r = one(name, cmd, os.path.join(logdir, f"{name}-{i + 1}.log"))
         res[name].append(r)
-        print(f"run {i + 1} {name:8s} first byte {r[0]:.2f} s, Run /init {r[1]:.2f} s, "
-              f"VMM RSS minus guest RAM {r[2] / 1024:.1f} MiB", flush=True)
+        if r[3]:
+            print(f"run {i + 1} {name:8s} FAILED: {r[3]} (console log in {logdir})", flush=True)
+        else:
+            print(f"run {i + 1} {name:8s} first byte {r[0]:.2f} s, Run /init {r[1]:.2f} s, "
+                  f"VMM RSS minus guest RAM {r[2] / 1024:.1f} MiB", flush=True)
 
 
 def med(name, k):
-    v = [r[k] for r in res[name] if r[k] is not None]
+    v = [r[k] for r in res[name] if r[k] is not None and r[3] is None]
     return statistics.median(v) if v else float("nan")
 
 
@@ -116,6 +134,9 @@ for name in ("microvm", "qemu"):
 print(f"{'ratio':10s} {med('microvm', 0) / med('qemu', 0):12.2f} "
       f"{med('microvm', 1) / med('qemu', 1):12.2f} "
       f"{med('microvm', 2) / med('qemu', 2):12.2f}")
-print(f"(medians of {runs} runs; kernel {kernel}; PVM host: "
-      f"{os.path.exists('/sys/module/kvm_pvm')})")
+for name in ("microvm", "qemu"):
+    ok = sum(1 for r in res[name] if r[3] is None)
+    print(f"{name}: {ok} of {runs} runs reached Run /init")
+print(f"(medians of the runs that reached Run /init; kernel {kernel}; PVM host: "
+      f"{os.path.exists('/sys/module/kvm_pvm')}; console logs in {logdir})")
 PY

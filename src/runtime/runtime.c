@@ -89,6 +89,21 @@ const char *mvm_exit_reason_name(enum mvm_exit_reason reason)
 }
 
 /**
+ * mvm_backend_kind_name() - what users call a backend kind
+ */
+static const char *mvm_backend_kind_name(enum mvm_backend_kind kind)
+{
+	switch (kind) {
+	case MVM_BACKEND_KVM:	return "KVM";
+	case MVM_BACKEND_NSBOX:	return "nsbox";
+	case MVM_BACKEND_WSL:	return "WSL2";
+	case MVM_BACKEND_HVF:	return "HVF";
+	case MVM_BACKEND_AUTO:
+	default:		return "auto";
+	}
+}
+
+/**
  * mvm_backend_pick() - the backend for a config
  * @kind:	requested kind
  * @quiet:	no notice on stderr when AUTO falls back from the first backend
@@ -118,7 +133,8 @@ static const struct mvm_backend_ops *mvm_backend_pick(enum mvm_backend_kind kind
 			snprintf(first_why, sizeof(first_why), "%s: %s", b->name, why);
 	}
 	if (kind != MVM_BACKEND_AUTO) {
-		mvm_set_error(-ENOTSUP, "backend %d is not available in this build", (int)kind);
+		mvm_set_error(-ENOTSUP, "the %s backend is not available in this build",
+			      mvm_backend_kind_name(kind));
 		return NULL;
 	}
 	mvm_set_error(-ENOTSUP, "no usable backend (%s)", first_why[0] ? first_why : "none built");

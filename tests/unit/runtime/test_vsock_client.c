@@ -231,13 +231,13 @@ static void on_accept(void *opaque, uint32_t port, int fd)
 	char buf[64];
 
 	read_line(fd, buf, sizeof(buf));
-	write_all(fd, "ack\n", 4);
-	close(fd);
-	pthread_mutex_lock(&a->lock);
+	pthread_mutex_lock(&a->lock);	/* before the ack: the client checks right after it */
 	a->port = port;
 	a->n++;
 	snprintf(a->line, sizeof(a->line), "%s", buf);
 	pthread_mutex_unlock(&a->lock);
+	write_all(fd, "ack\n", 4);
+	close(fd);
 }
 
 static void test_listen(void **state)
