@@ -8,6 +8,7 @@ OpenVPN with curl and ssh.  Targets listen on 127.0.0.1 *inside* the namespace, 
 proxy can reach them.
 """
 import concurrent.futures
+import json
 import random
 import resource
 import socket
@@ -226,7 +227,7 @@ def test_auth_required_wrong_password_refused(microvm_bin, agent_ns, tmp_path):
         app.close()
 
 
-def test_generated_secret(microvm_bin, agent_ns, tmp_path):
+def test_socks_auth_secret_is_the_agents(microvm_bin, agent_ns, tmp_path):
     app = Appliance(microvm_bin, agent_ns, tmp_path, extra=["--socks-auth"])
     try:
         secret = tmp_path / "ctl" / "socks.secret"
@@ -238,6 +239,15 @@ def test_generated_secret(microvm_bin, agent_ns, tmp_path):
         rep, s = socks_open(app.port, "127.0.0.1", ECHO, auth=(user, pw))
         assert rep == 0
         s.close()
+        # it is the agent's own secret: ask the agent (through the proxy) for it
+        rep, s = socks_open(app.port, "127.0.0.1", 1025, auth=(user, pw))
+        assert rep == 0
+        s.sendall(b'{"cmd":"get_auth_secret"}\n')
+        answer = b""
+        while not answer.endswith(b"\n"):
+            answer += s.recv(4096)
+        s.close()
+        assert json.loads(answer)["auth_secret"] == pw
     finally:
         app.close()
     assert not secret.exists()
