@@ -736,6 +736,12 @@ static int up_detach(int *ready)
 	return c == 'R' ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
 
+/**
+ * cli_up() - `microvm up`: parse, (detach,) start or attach, serve until down or a signal
+ * @argc/@argv:	argv[0] is "up"
+ *
+ * Return: exit status.
+ */
 int cli_up(int argc, char **argv)
 {
 	struct mvm_manager_config cfg;
