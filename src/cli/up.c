@@ -97,7 +97,8 @@ static void up_usage(FILE *out)
 "General:\n"
 "  --control PATH        control socket (default $XDG_RUNTIME_DIR/microvm/control.sock or\n"
 "                        /run/microvm/control.sock; $MICROVM_CONTROL overrides)\n"
-"  --detach              go to the background once everything is up\n"
+"  --detach              go to the background once everything is up (messages go to\n"
+"                        up.log beside the control socket)\n"
 "  -h, --help            this help\n"
 "\n"
 "Examples:\n"
@@ -507,6 +508,19 @@ static int up_write_secret(struct up_ctx *u)
 }
 
 /**
+ * up_open_log() - the detached process' log: up.log beside the control socket (0600)
+ * Return: a descriptor or -1.
+ */
+static int up_open_log(struct up_ctx *u)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+
+	snprintf(dir, sizeof(dir), "%s", u->ctl_path);
+	snprintf(path, sizeof(path), "%s/up.log", dirname(dir));
+	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+}
+
+/**
  * struct up_opts - parsed command line
  */
 struct up_opts {
@@ -769,7 +783,7 @@ int cli_up(int argc, char **argv)
 	char socks_addr[64] = "127.0.0.1", vpn_pass[512] = "", socks_pass[256] = "";
 	struct sigaction sa = { .sa_handler = up_on_signal };
 	bool have_pass = false;
-	int ret, lfd = -1, ready = -1, null;
+	int ret, lfd = -1, ready = -1, null, logfd;
 	FILE *f;
 
 	mvm_manager_config_init(&cfg);
@@ -861,13 +875,17 @@ int cli_up(int argc, char **argv)
 	printf("microvm is up; control socket %s\n", u.ctl_path);
 	fflush(stdout);
 	if (ready >= 0) {
+		/* detached: messages go to up.log next to the control socket */
 		null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		logfd = up_open_log(&u);
 		if (null >= 0) {
 			dup2(null, STDIN_FILENO);
-			dup2(null, STDOUT_FILENO);
-			dup2(null, STDERR_FILENO);
+			dup2(logfd >= 0 ? logfd : null, STDOUT_FILENO);
+			dup2(logfd >= 0 ? logfd : null, STDERR_FILENO);
 			close(null);
 		}
+		if (logfd >= 0)
+			close(logfd);
 		if (write(ready, "R", 1) < 0) {
 			/* the parent is gone: carry on */
 		}
