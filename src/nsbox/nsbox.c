@@ -585,7 +585,11 @@ static int nsbox_start(void *priv)
 	if (ret)
 		goto err;
 	if (nb->net) {
-		nb->slirp = mvm_slirp_new_fd(NULL, nb->tap);
+		struct mvm_slirp_cfg scfg;
+
+		mvm_slirp_cfg_init(&scfg);
+		scfg.mtu = NSBOX_MTU;
+		nb->slirp = mvm_slirp_new_fd(&scfg, nb->tap);
 		if (!nb->slirp) {
 			ret = -EIO;
 			goto err;
