@@ -411,16 +411,14 @@ static int nsbox_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 	nb->tap = nb->wake = -1;
 	pthread_mutex_init(&nb->ctl_lock, NULL);
 	pthread_mutex_init(&nb->lock, NULL);
-	if (!cfg->rootfs_path) {
-		ret = mvm_set_error(-EINVAL, "nsbox: no rootfs (a directory or rootfs.tar.gz)");
-		goto err;
-	}
-	nb->rootfs_path = strdup(cfg->rootfs_path);
+	nb->rootfs_path = cfg->rootfs_path ? strdup(cfg->rootfs_path) : nsbox_rootfs_default();
 	if (!nb->rootfs_path) {
-		ret = mvm_set_error(-ENOMEM, "nsbox: out of memory");
+		ret = mvm_set_error(cfg->rootfs_path ? -ENOMEM : -ENOENT,
+				    "nsbox: no rootfs given and no guest image built "
+				    "(make image, or a directory or rootfs.tar.gz)");
 		goto err;
 	}
-	ret = nsbox_rootfs_prepare(cfg->rootfs_path, &nb->fs, true);
+	ret = nsbox_rootfs_prepare(nb->rootfs_path, &nb->fs, true);
 	if (!ret)
 		ret = nsbox_set_argv(nb, cfg->box_argv);
 	if (ret)

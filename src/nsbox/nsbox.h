@@ -147,6 +147,15 @@ struct nsbox_rootfs {
 int nsbox_rootfs_prepare(const char *path, struct nsbox_rootfs *fs, bool overlay);
 
 /**
+ * nsbox_rootfs_default() - the newest guest image built by `make image`
+ *
+ * ${MICROVM_CACHE:-$HOME/.cache/microvm}/image/<key>/rootfs.tar.gz (guest/image/build.sh).
+ *
+ * Return: its path (malloc'd), or NULL when there is none.
+ */
+char *nsbox_rootfs_default(void);
+
+/**
  * nsbox_rootfs_release() - remove the private directory and free @fs
  * @fs:		as filled by nsbox_rootfs_prepare()
  */
