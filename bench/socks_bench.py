@@ -36,8 +36,12 @@ def dial(host, port, socks):
     addr, sport = socks.rsplit(":", 1)
     s = socket.create_connection((addr, int(sport)))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    s.sendall(b"\x05\x01\x00\x05\x01\x00\x01" + socket.inet_aton(host) + struct.pack(">H", port))
-    if recv_exact(s, 2) != b"\x05\x00" or recv_exact(s, 10)[1] != 0:
+    # greeting, then the request: two round trips, like curl (microsocks needs them apart)
+    s.sendall(b"\x05\x01\x00")
+    if recv_exact(s, 2) != b"\x05\x00":
+        raise ConnectionError("SOCKS method refused")
+    s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton(host) + struct.pack(">H", port))
+    if recv_exact(s, 10)[1] != 0:
         raise ConnectionError("SOCKS refused")
     return s
 

@@ -303,6 +303,8 @@ static cJSON *up_handle(struct up_client *c, cJSON *req, bool *done)
 	}
 	if (!strcmp(cmd, "down")) {
 		mvm_manager_stop_vm(u->m, 10000);
+		/* from now on `status` says "not running" rather than reaching a closing server */
+		unlink(u->ctl_path);
 		if (write(u->wake[1], "d", 1) < 0) {
 			/* the pipe cannot be full: one byte per event */
 		}

@@ -276,3 +276,26 @@ def test_ipv6_listen_and_idle_timeout(microvm_bin, agent_ns, tmp_path):
         s.close()
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("cmd", [["up"], ["vpn"], ["vpn", "connect"], ["status"], ["down"],
+                                 ["console"]])
+def test_help_teaches(microvm_bin, cmd):
+    r = subprocess.run([str(microvm_bin), *cmd, "--help"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 0
+    assert r.stdout.startswith(f"usage: microvm {cmd[0]}")
+    assert "Example" in r.stdout
+
+
+def test_password_never_on_argv(microvm_bin, tmp_path):
+    # there is no option that takes a password; one given positionally is rejected
+    r = subprocess.run([str(microvm_bin), "vpn", "connect", "p", "--password", "x"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2
+    r = subprocess.run([str(microvm_bin), "vpn", "connect", "p", "--user", "u"],
+                       capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL,
+                       env={"MICROVM_CONTROL": str(tmp_path / "none.sock"), "PATH": "/usr/bin"},
+                       start_new_session=True)      # no terminal to prompt on
+    assert r.returncode == 2
+    assert "--password-stdin" in r.stderr

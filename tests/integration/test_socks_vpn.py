@@ -218,3 +218,23 @@ def test_z_disconnect_webauth_and_wrong_password(app, bed):
     st = vpn_state(app)
     assert st["state"] in ("disconnected", "error")
     assert st["tun_ip"] == ""
+
+
+def test_zz_up_with_profile_connects_at_start(microvm_bin, bed, agent, tmp_path):
+    prof = tmp_path / "start.ovpn"
+    prof.write_text(bed.profile())
+    app2 = Appliance(microvm_bin, bed.client.name, tmp_path,
+                     extra=["--profile", str(prof), "--user", "alice", "--password-stdin"],
+                     stdin=vpnlib.USERS["alice"] + "\n")
+    try:
+        out = "".join(app2.startup)
+        assert "VPN connected, tunnel address 10.77.8." in out
+        assert vpnlib.USERS["alice"] not in out
+        assert vpn_state(app2)["state"] == "connected"
+        assert "start.ovpn" in app2.cli("vpn", "profiles").stdout.split()
+        r = curl(app2, "--socks5-hostname", f"127.0.0.1:{app2.port}",
+                 f"http://{vpnlib.TARGET_NAME}:{HTTP_PORT}/page.txt")
+        assert r.stdout == PAGE
+        assert app2.cli("vpn", "disconnect").returncode == 0
+    finally:
+        app2.close()
