@@ -3,8 +3,7 @@
  * test_slirp.c - the libslirp module answers like a gateway: ARP for 10.0.2.2, ICMP echo to
  * 10.0.2.2, a DHCP offer of 10.0.2.15, UDP to the host and back, a forwarded host port
  * arriving as a SYN to the guest, IPv6 neighbour discovery and echo (when enabled), a frame
- * fd served by the slirp thread, and bad frames
- * rejected or ignored without a crash.
+ * fd served by the slirp thread, and bad frames rejected or ignored without a crash.
  */
 #include <arpa/inet.h>
 #include <errno.h>
