@@ -156,6 +156,9 @@ EOF
 echo "profile: $work/demo.ovpn (user demo, password demo-password)"
 
 step "starting the VPN server in network namespace $ns ($srv_ip, reachable from here over a veth pair)"
+# The demo's private addresses must be free on this machine.
+[ -z "$(ip -4 addr show to "$host_ip/30")" ] && [ -z "$(ip route show "$vpn_net/24")" ] ||
+	die "$host_ip/30 or $vpn_net/24 is already in use here (another demo running?)"
 ip netns add "$ns"
 ip link add "$veth_host" type veth peer name "$veth_srv"
 ip link set "$veth_srv" netns "$ns"

@@ -55,7 +55,8 @@ enum mvm_exit_reason {
  * @kernel_path: vmlinux (ELF) or bzImage, for VM backends
  * @initrd_path: initramfs, or NULL
  * @cmdline:	kernel command line; the runtime appends its own device arguments
- * @rootfs_path: root file system (directory or .tar.gz) for the namespace/WSL2 backends
+ * @rootfs_path: root file system (directory or .tar.gz) for the namespace/WSL2 backends;
+ *		NULL for the namespace backend: the newest image of `make image` in the cache
  * @mem_mib:	guest memory in MiB
  * @cpus:	number of vCPUs
  * @guest_cid:	vsock context id of the guest (host is 2)

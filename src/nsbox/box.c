@@ -381,6 +381,11 @@ static int box_eth0(struct box_status *st)
 		ret = box_fail(st, -errno, "set eth0 netmask");
 		goto err;
 	}
+	ifr.ifr_mtu = NSBOX_MTU;
+	if (ioctl(sock, SIOCSIFMTU, &ifr)) {
+		ret = box_fail(st, -errno, "set eth0 MTU");
+		goto err;
+	}
 	ret = box_ifflags(sock, "eth0", IFF_UP);
 	if (ret) {
 		box_fail(st, ret, "bring up eth0");

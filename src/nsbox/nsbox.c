@@ -112,6 +112,13 @@ struct nsbox {
 	bool exited;
 };
 
+/**
+ * nsbox_pidfd_signal() - signal a process through its pidfd (never a recycled pid)
+ * @pidfd:	pidfd, or -1
+ * @sig:	signal
+ *
+ * Return: 0 (also when the process is already gone), -ESRCH without a pidfd, or -errno.
+ */
 static int nsbox_pidfd_signal(int pidfd, int sig)
 {
 	if (pidfd < 0)
@@ -347,6 +354,13 @@ static void *nsbox_thread(void *arg)
 
 /* ---- backend ops ---- */
 
+/**
+ * nsbox_usable() - &mvm_backend_ops.usable: can this process create a box here?
+ * @why:	filled with a reason when not
+ * @why_len:	size of @why
+ *
+ * Return: 1 or 0.
+ */
 static int nsbox_usable(char *why, size_t why_len)
 {
 	return nsbox_probe(why, why_len);
@@ -384,6 +398,10 @@ static int nsbox_set_argv(struct nsbox *nb, const char *const *box_argv)
 	return 0;
 }
 
+/**
+ * nsbox_free() - release what create() allocated (the rootfs's private directory too)
+ * @nb:		the box, not running
+ */
 static void nsbox_free(struct nsbox *nb)
 {
 	size_t i;
@@ -397,6 +415,16 @@ static void nsbox_free(struct nsbox *nb)
 	free(nb);
 }
 
+/**
+ * nsbox_create() - &mvm_backend_ops.create: check the config, prepare the root
+ * @vm:		the runtime's VM
+ * @cfg:	config: rootfs_path (NULL: the newest guest image), box_argv, net
+ * @priv:	set to the box
+ *
+ * An archive is unpacked into the cache here (once per archive version).
+ *
+ * Return: 0 or -errno with mvm_last_error() set.
+ */
 static int nsbox_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 {
 	struct nsbox *nb = calloc(1, sizeof(*nb));
@@ -411,16 +439,14 @@ static int nsbox_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 	nb->tap = nb->wake = -1;
 	pthread_mutex_init(&nb->ctl_lock, NULL);
 	pthread_mutex_init(&nb->lock, NULL);
-	if (!cfg->rootfs_path) {
-		ret = mvm_set_error(-EINVAL, "nsbox: no rootfs (a directory or rootfs.tar.gz)");
-		goto err;
-	}
-	nb->rootfs_path = strdup(cfg->rootfs_path);
+	nb->rootfs_path = cfg->rootfs_path ? strdup(cfg->rootfs_path) : nsbox_rootfs_default();
 	if (!nb->rootfs_path) {
-		ret = mvm_set_error(-ENOMEM, "nsbox: out of memory");
+		ret = mvm_set_error(cfg->rootfs_path ? -ENOMEM : -ENOENT,
+				    "nsbox: no rootfs given and no guest image built "
+				    "(make image, or a directory or rootfs.tar.gz)");
 		goto err;
 	}
-	ret = nsbox_rootfs_prepare(cfg->rootfs_path, &nb->fs, true);
+	ret = nsbox_rootfs_prepare(nb->rootfs_path, &nb->fs, true);
 	if (!ret)
 		ret = nsbox_set_argv(nb, cfg->box_argv);
 	if (ret)
@@ -561,6 +587,15 @@ static void nsbox_reap_failed(struct nsbox *nb)
 	nsbox_close(&nb->wake);
 }
 
+/**
+ * nsbox_start() - &mvm_backend_ops.start: run the box, attach slirp, start the box thread
+ * @priv:	the box
+ *
+ * Returns once the box's program has been exec'd (or failed to be).  With an overlay root
+ * that cannot be mounted, retries once on a private unpacked copy.
+ *
+ * Return: 0 or -errno with mvm_last_error() set.
+ */
 static int nsbox_start(void *priv)
 {
 	struct nsbox *nb = priv;
@@ -585,7 +620,11 @@ static int nsbox_start(void *priv)
 	if (ret)
 		goto err;
 	if (nb->net) {
-		nb->slirp = mvm_slirp_new_fd(NULL, nb->tap);
+		struct mvm_slirp_cfg scfg;
+
+		mvm_slirp_cfg_init(&scfg);
+		scfg.mtu = NSBOX_MTU;
+		nb->slirp = mvm_slirp_new_fd(&scfg, nb->tap);
 		if (!nb->slirp) {
 			ret = -EIO;
 			goto err;
@@ -613,6 +652,14 @@ err:
 	return ret;
 }
 
+/**
+ * nsbox_request_stop() - &mvm_backend_ops.request_stop: SIGTERM to the box's PID 1
+ * @priv:	the box
+ *
+ * PID 1 passes it to every process in the box and exits when the program has.
+ *
+ * Return: 0 or -errno.
+ */
 static int nsbox_request_stop(void *priv)
 {
 	struct nsbox *nb = priv;
@@ -620,6 +667,12 @@ static int nsbox_request_stop(void *priv)
 	return nsbox_pidfd_signal(nb->i_pidfd, SIGTERM);
 }
 
+/**
+ * nsbox_kill() - &mvm_backend_ops.kill: SIGKILL to the box's PID 1 (and so to the box)
+ * @priv:	the box
+ *
+ * Return: 0 or -errno.
+ */
 static int nsbox_kill(void *priv)
 {
 	struct nsbox *nb = priv;
@@ -630,6 +683,14 @@ static int nsbox_kill(void *priv)
 	return nsbox_pidfd_signal(nb->i_pidfd, SIGKILL);
 }
 
+/**
+ * nsbox_console_write() - &mvm_backend_ops.console_write: bytes for the box's stdin
+ * @priv:	the box
+ * @data:	bytes
+ * @len:	how many
+ *
+ * Return: bytes taken (never blocks), or -errno (-EAGAIN when nobody reads).
+ */
 static long nsbox_console_write(void *priv, const void *data, size_t len)
 {
 	struct nsbox *nb = priv;
@@ -641,6 +702,12 @@ static long nsbox_console_write(void *priv, const void *data, size_t len)
 	return n < 0 ? -errno : (long)n;
 }
 
+/**
+ * nsbox_vsock() - &mvm_backend_ops.vsock: the client whose streams S dials inside the box
+ * @priv:	the box
+ *
+ * Return: the client (owned by the box), or NULL with mvm_last_error() set.
+ */
 static mvm_vsock *nsbox_vsock(void *priv)
 {
 	struct nsbox *nb = priv;
@@ -650,6 +717,10 @@ static mvm_vsock *nsbox_vsock(void *priv)
 	return nb->vsock;
 }
 
+/**
+ * nsbox_destroy() - &mvm_backend_ops.destroy: kill if still running, wait, free everything
+ * @priv:	the box
+ */
 static void nsbox_destroy(void *priv)
 {
 	struct nsbox *nb = priv;

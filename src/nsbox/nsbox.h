@@ -12,6 +12,8 @@
 
 #define NSBOX_HOSTNAME		"microvm"
 #define NSBOX_MAX_ARGS		32
+/* eth0's MTU, and slirp's: large frames cost slirp far less per byte than 1500-byte ones. */
+#define NSBOX_MTU		65520
 /* Exit statuses of the box's program that end the box (the agent's and microvm-init's). */
 #define NSBOX_EXIT_POWEROFF	100
 #define NSBOX_EXIT_REBOOT	101
@@ -143,6 +145,15 @@ struct nsbox_rootfs {
  * Return: 0 or -errno with mvm_last_error() set.
  */
 int nsbox_rootfs_prepare(const char *path, struct nsbox_rootfs *fs, bool overlay);
+
+/**
+ * nsbox_rootfs_default() - the newest guest image built by `make image`
+ *
+ * ${MICROVM_CACHE:-$HOME/.cache/microvm}/image/<key>/rootfs.tar.gz (guest/image/build.sh).
+ *
+ * Return: its path (malloc'd), or NULL when there is none.
+ */
+char *nsbox_rootfs_default(void);
 
 /**
  * nsbox_rootfs_release() - remove the private directory and free @fs

@@ -156,11 +156,11 @@ def ns_users(ns_id):
 class Up:
     """`microvm up --backend nsbox` in the foreground, on a free port and a private socket."""
 
-    def __init__(self, microvm_bin, rootfs, tmp):
+    def __init__(self, microvm_bin, rootfs, tmp, tmpdir=None):
         self.bin = str(microvm_bin)
         self.port = free_port()
-        self.tmpdir = tmp / "unpack"
-        self.tmpdir.mkdir()
+        self.tmpdir = tmpdir or tmp / "unpack"
+        self.tmpdir.mkdir(exist_ok=True)
         self.env = dict(os.environ, MICROVM_CONTROL=str(tmp / "control.sock"),
                         TMPDIR=str(self.tmpdir))
         self.proc = subprocess.Popen(
@@ -310,3 +310,32 @@ def test_z_down_leaves_nothing(app):
         assert ns_users(ns) == [], ns
     assert list(app.tmpdir.iterdir()) == []        # the unpacked rootfs is gone
     assert "microvm-nsbox" not in pathlib.Path("/proc/self/mountinfo").read_text()
+
+
+
+def test_killed_host_takes_its_box_down(microvm_bin, image, tmp_path):
+    """`microvm up` killed with SIGKILL: its box dies with it (parent-death signals), and the
+    next start removes the private directory the dead host could not remove itself."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = Up(microvm_bin, image, tmp_path / "a", tmpdir=tmp_path / "unpack")
+    try:
+        pids = box_pids(a.proc.pid)
+        assert pids
+        namespaces = {os.readlink(f"/proc/{pids[0]}/ns/{k}") for k in ("net", "mnt", "pid")}
+        a.proc.kill()
+        a.proc.wait(timeout=10)
+        vpnlib.wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids), 10,
+                        "the box's processes to end")
+        for ns in namespaces:
+            vpnlib.wait_for(lambda n=ns: ns_users(n) == [], 10, f"{ns} to be released")
+        assert len(list(a.tmpdir.iterdir())) == 1          # the dead host's upper layer
+    finally:
+        a.close()
+    b = Up(microvm_bin, image, tmp_path / "b", tmpdir=tmp_path / "unpack")
+    try:
+        assert len(list(b.tmpdir.iterdir())) == 1          # only b's own now
+        assert box_pids(b.proc.pid)
+    finally:
+        b.close()
+    assert list(b.tmpdir.iterdir()) == []

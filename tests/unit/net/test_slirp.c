@@ -2,8 +2,8 @@
 /*
  * test_slirp.c - the libslirp module answers like a gateway: ARP for 10.0.2.2, ICMP echo to
  * 10.0.2.2, a DHCP offer of 10.0.2.15, UDP to the host and back, a forwarded host port
- * arriving as a SYN to the guest, a frame fd served by the slirp thread, and bad frames
- * rejected or ignored without a crash.
+ * arriving as a SYN to the guest, IPv6 neighbour discovery and echo (when enabled), a frame
+ * fd served by the slirp thread, and bad frames rejected or ignored without a crash.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -486,6 +486,96 @@ static void test_frame_fd(void **state)
 	assert_null(mvm_slirp_new_fd(NULL, -1));
 }
 
+/* ICMPv6 checksum: pseudo-header (src, dst, length, next header 58) plus the message. */
+static uint16_t icmp6_csum(const uint8_t *ip6, const uint8_t *msg, size_t len)
+{
+	uint8_t buf[40 + 256];
+
+	memcpy(buf, ip6 + 8, 32);
+	put32(buf + 32, (uint32_t)len);
+	put32(buf + 36, 58);
+	memcpy(buf + 40, msg, len);
+	return csum(buf, 40 + len);
+}
+
+/* An IPv6 frame to @dst carrying the ICMPv6 message @msg (checksum filled in). */
+static size_t ip6_frame(uint8_t *f, const uint8_t *dmac, const uint8_t *src, const uint8_t *dst,
+			uint8_t *msg, size_t len)
+{
+	uint8_t *ip6 = f + 14;
+
+	eth_hdr(f, dmac, 0x86dd);
+	memset(ip6, 0, 40);
+	ip6[0] = 0x60;
+	put16(ip6 + 4, (uint16_t)len);
+	ip6[6] = 58;
+	ip6[7] = 255;
+	memcpy(ip6 + 8, src, 16);
+	memcpy(ip6 + 24, dst, 16);
+	put16(msg + 2, 0);
+	put16(msg + 2, icmp6_csum(ip6, msg, len));
+	memcpy(ip6 + 40, msg, len);
+	return 14 + 40 + len;
+}
+
+static int is_icmp6_type(const uint8_t *f, size_t len, void *arg)
+{
+	return len >= 14 + 40 + 8 && get16(f + 12) == 0x86dd && f[14 + 6] == 58 &&
+	       f[54] == *(const uint8_t *)arg;
+}
+
+/* With IPv6 on: neighbour discovery for the gateway fec0::2, then an echo to it. */
+static void test_ipv6_ndp_and_echo(void **state)
+{
+	struct fixture *fx = *state;
+	struct mvm_slirp_cfg cfg;
+	uint8_t me[16], gw[16], snm[16], f[200], msg[64], mac[6], want;
+	const uint8_t mcast_mac[6] = { 0x33, 0x33, 0xff, 0x00, 0x00, 0x02 };
+	const uint8_t *r;
+	int i;
+
+	mvm_slirp_free(fx->s);
+	mvm_slirp_cfg_init(&cfg);
+	cfg.ipv6 = true;
+	fx->s = mvm_slirp_new(&cfg, sink_rx, &fx->k);
+	assert_non_null(fx->s);
+	inet_pton(AF_INET6, "fec0::5054:ff:fe12:3456", me);
+	inet_pton(AF_INET6, "fec0::2", gw);
+	inet_pton(AF_INET6, "ff02::1:ff00:2", snm);	/* solicited-node multicast of fec0::2 */
+
+	/* Neighbour solicitation: type 135, target fec0::2, our link-layer address. */
+	memset(msg, 0, 32);
+	msg[0] = 135;
+	memcpy(msg + 8, gw, 16);
+	msg[24] = 1;		/* source link-layer address option, 8 bytes */
+	msg[25] = 1;
+	memcpy(msg + 26, guest_mac, 6);
+	assert_int_equal(mvm_slirp_send(fx->s, f, ip6_frame(f, mcast_mac, me, snm, msg, 32)), 0);
+	want = 136;		/* neighbour advertisement */
+	i = wait_frame(&fx->k, is_icmp6_type, &want);
+	assert_true(i >= 0);
+	r = fx->k.frames[i];
+	assert_memory_equal(r, guest_mac, 6);
+	assert_memory_equal(r + 14 + 8, gw, 16);		/* from fec0::2 */
+	assert_memory_equal(r + 54 + 8, gw, 16);		/* about fec0::2 */
+	memcpy(mac, r + 6, 6);
+
+	/* Echo request to the gateway: type 128, answered with 129 and the same payload. */
+	memset(msg, 0, 24);
+	msg[0] = 128;
+	put16(msg + 4, 0x4242);
+	put16(msg + 6, 1);
+	memcpy(msg + 8, "microvm-ipv6-pin", 16);
+	assert_int_equal(mvm_slirp_send(fx->s, f, ip6_frame(f, mac, me, gw, msg, 24)), 0);
+	want = 129;
+	i = wait_frame(&fx->k, is_icmp6_type, &want);
+	assert_true(i >= 0);
+	r = fx->k.frames[i];
+	assert_memory_equal(r + 14 + 24, me, 16);		/* to us */
+	assert_int_equal(get16(r + 54 + 4), 0x4242);
+	assert_memory_equal(r + 54 + 8, "microvm-ipv6-pin", 16);
+}
+
 static void test_bad_config(void **state)
 {
 	struct mvm_slirp_cfg cfg;
@@ -507,6 +597,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostfwd_syn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_to_host_and_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_frames, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ipv6_ndp_and_echo, setup, teardown),
 		cmocka_unit_test(test_frame_fd),
 		cmocka_unit_test(test_bad_config),
 	};

@@ -481,12 +481,14 @@ static void test_box_errors(void **state)
 		"if [ -e /tmp/once ]; then echo second-run; exit 0; fi; touch /tmp/once; exit 3", NULL,
 	};
 	static const char *const reboots[] = { "/bin/sh", "-c", "exit 101", NULL };
+	static const char *const exits0[] = { "/bin/sh", "-c", "exit 0", NULL };
 	static const char *const powers_off[] = { "/bin/sh", "-c", "exit 100", NULL };
 	static const char *const crashes[] = { "/bin/sh", "-c", "kill -SEGV $$", NULL };
 	struct console_buf con;
 	struct mvm_config cfg;
 	enum mvm_exit_reason reason;
 	mvm_vm *vm;
+	char cmd[2048];
 
 	(void)state;
 	need_box();
@@ -501,8 +503,24 @@ static void test_box_errors(void **state)
 	cfg.rootfs_path = "/nonexistent/rootfs.tar.gz";
 	assert_null(mvm_vm_create_ops(&mvm_nsbox_backend, &cfg));
 	assert_non_null(strstr(mvm_last_error(), "/nonexistent"));
-	cfg.rootfs_path = NULL;
+	cfg.rootfs_path = NULL;		/* and no image in $MICROVM_CACHE/image */
 	assert_null(mvm_vm_create_ops(&mvm_nsbox_backend, &cfg));
+	assert_non_null(strstr(mvm_last_error(), "make image"));
+	/* With a built image, no rootfs means the newest one. */
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/cache/image/old %s/cache/image/new && "
+		 "echo garbage > %s/cache/image/old/rootfs.tar.gz && touch -d 2020-01-01 "
+		 "%s/cache/image/old/rootfs.tar.gz && cp %s/rootfs.tar.gz %s/cache/image/new/",
+		 workdir, workdir, workdir, workdir, workdir, workdir);
+	assert_int_equal(run(cmd), 0);
+	cfg.box_argv = exits0;
+	vm = mvm_vm_create_ops(&mvm_nsbox_backend, &cfg);
+	assert_non_null(vm);
+	assert_int_equal(mvm_vm_start(vm), 0);
+	assert_int_equal(mvm_vm_wait(vm, 5000, &reason), 0);
+	assert_int_equal(reason, MVM_EXIT_POWEROFF);
+	mvm_vm_destroy(vm);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/cache/image", workdir);
+	assert_int_equal(run(cmd), 0);
 
 	/* PID 1 restarts a program that fails; its clean exit then powers the box off. */
 	vm = box_new(rootdir, exits, false, &con);
