@@ -246,14 +246,17 @@ int ctl_read_password(bool from_stdin, const char *prompt, char *buf, size_t cap
 }
 
 /**
- * ctl_read_file() - a whole (text) file, NUL-terminated
- * Return: 0 or -errno; -EFBIG past 1 MiB.
+ * ctl_read_file() - a whole (text) file of at most 1 MiB (the agent's profile limit),
+ * NUL-terminated
+ * Return: 0 or -errno; -EFBIG past 1 MiB, -EISDIR for a directory, -EIO on a read error.
  */
 int ctl_read_file(const char *path, char **out)
 {
+	const size_t max = 1024 * 1024;
 	FILE *f = fopen(path, "r");
 	size_t len = 0, cap = 8192, n;
 	char *buf, *nb;
+	int ret = 0;
 
 	if (!f)
 		return -errno;
@@ -261,27 +264,36 @@ int ctl_read_file(const char *path, char **out)
 	while (buf) {
 		n = fread(buf + len, 1, cap - len - 1, f);
 		len += n;
-		if (n == 0)
+		if (len > max) {
+			ret = -EFBIG;
 			break;
+		}
+		if (n == 0) {
+			if (ferror(f))
+				ret = errno == EISDIR ? -EISDIR : -EIO;
+			break;
+		}
 		if (cap - len - 1 == 0) {
-			if (cap >= 1024 * 1024) {
-				free(buf);
-				fclose(f);
-				return -EFBIG;
-			}
-			nb = realloc(buf, cap * 2);
+			/* room for one byte past the limit, to tell "exactly 1 MiB" from more */
+			size_t ncap = cap * 2 > max + 2 ? max + 2 : cap * 2;
+
+			nb = realloc(buf, ncap);
 			if (!nb) {
 				free(buf);
 				buf = NULL;
 				break;
 			}
 			buf = nb;
-			cap *= 2;
+			cap = ncap;
 		}
 	}
 	fclose(f);
 	if (!buf)
 		return -ENOMEM;
+	if (ret) {
+		free(buf);
+		return ret;
+	}
 	buf[len] = '\0';
 	*out = buf;
 	return 0;

@@ -257,8 +257,8 @@ def test_non_loopback_listen_needs_force(microvm_bin, agent_ns, tmp_path):
     r = subprocess.run([str(microvm_bin), "up", "--agent-netns", f"/run/netns/{agent_ns}",
                         "--socks", "0.0.0.0:0", "--control", str(tmp_path / "c.sock")],
                        capture_output=True, text=True, timeout=30)
-    assert r.returncode == 1
-    assert "non-loopback" in r.stderr
+    assert r.returncode == 2
+    assert "non-loopback" in r.stderr and "--socks-allow-remote" in r.stderr
 
 
 def test_down_stops_proxy(microvm_bin, agent_ns, tmp_path):

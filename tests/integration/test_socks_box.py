@@ -29,6 +29,23 @@ def rootfs(build_dir):
     return path
 
 
+@pytest.fixture(scope="module")
+def shell_rootfs(rootfs, tmp_path_factory):
+    """The guest image plus busybox as /usr/bin/sh (the image has no shell), for --box-exec."""
+    import shutil
+    import tarfile
+    d = tmp_path_factory.mktemp("shellbox")
+    tree = d / "tree"
+    tree.mkdir()
+    with tarfile.open(rootfs) as t:
+        t.extractall(tree)
+    shutil.copy("/bin/busybox", tree / "usr/bin/busybox")
+    (tree / "usr/bin/sh").symlink_to("busybox")
+    box = d / "box.tar.gz"
+    subprocess.run(["tar", "czf", str(box), "-C", str(tree), "."], check=True)
+    return box
+
+
 def test_box_status_console_relay_down(microvm_bin, rootfs, tmp_path):
     env = dict(os.environ, MICROVM_CONTROL=str(tmp_path / "ctl.sock"))
     port = free_port()
@@ -119,3 +136,19 @@ def test_console_input_reaches_the_box(microvm_bin, rootfs, tmp_path):
             up.kill()
             up.wait()
         up.stdout.close()
+
+
+def test_vm_only_options_get_a_notice_under_nsbox(microvm_bin, shell_rootfs, tmp_path):
+    # the box exits at once (no agent): `up` fails, but first says what it ignores
+    r = subprocess.run([str(microvm_bin), "up", "--backend", "nsbox", "--rootfs",
+                        str(shell_rootfs),
+                        "--memory", "64", "--kernel", "/nonexistent/vmlinux", "--initrd",
+                        "/nonexistent/initrd", "--cmdline", "quiet", "--box-exec", "exit 0",
+                        "--boot-timeout", "10", "--control", str(tmp_path / "c.sock"),
+                        "--socks", f"127.0.0.1:{free_port()}"],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1
+    notes = [l for l in r.stderr.splitlines() if "note:" in l]
+    assert notes == ["microvm up: note: the nsbox backend does not use --memory, --kernel, "
+                     "--initrd, --cmdline; ignored"], r.stderr
+    assert "stopped before its agent answered" in r.stderr, r.stderr
