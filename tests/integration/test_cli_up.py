@@ -5,6 +5,7 @@ an option were only checked after start-up, `up` would first wait for that agent
 the test would see the wrong error, too late.  Messages must name the option and the valid
 values.  (The nsbox notices for VM-only options are in test_socks_box.py.)
 """
+import json
 import subprocess
 import time
 
@@ -95,3 +96,18 @@ def test_profile_size_limit_is_1mib(microvm_bin, empty_ns, tmp_path):
     prof.write_bytes(b"#" * (1024 * 1024))
     r, _ = up(microvm_bin, empty_ns, tmp_path, "--profile", str(prof), "--boot-timeout", "1")
     assert r.returncode == 1 and "agent did not answer" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("cmd", [["status"], ["vpn", "status"]])
+def test_json_status_when_nothing_runs(microvm_bin, tmp_path, cmd):
+    sock = tmp_path / "none" / "control.sock"
+    r = subprocess.run([str(microvm_bin), *cmd, "--json", "--control", str(sock)],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1
+    out = json.loads(r.stdout)
+    assert out["running"] is False
+    assert "not running" in out["error"] and str(sock) in out["error"]
+    assert "not running" in r.stderr
+    h = subprocess.run([str(microvm_bin), *cmd, "--help"], capture_output=True, text=True,
+                       timeout=10).stdout
+    assert '"running": false' in h

@@ -261,6 +261,15 @@ def test_non_loopback_listen_needs_force(microvm_bin, agent_ns, tmp_path):
     assert "non-loopback" in r.stderr and "--socks-allow-remote" in r.stderr
 
 
+def test_json_status_says_running(appliance):
+    st = appliance.cli("status", "--json")
+    assert st.returncode == 0 and json.loads(st.stdout)["running"] is True
+    vpn = appliance.cli("vpn", "status", "--json")
+    assert vpn.returncode == 0
+    assert json.loads(vpn.stdout)["running"] is True
+    assert json.loads(vpn.stdout)["state"] == "disconnected"
+
+
 def test_down_stops_proxy(microvm_bin, agent_ns, tmp_path):
     app = Appliance(microvm_bin, agent_ns, tmp_path)
     r = app.cli("down")
