@@ -37,7 +37,8 @@ static const char *const st_help[] = {
 	"usage: microvm down [--control PATH]\n"
 	"\n"
 	"Stop the appliance started with 'microvm up': the SOCKS5 proxy closes, the agent is told\n"
-	"to shut down and the VM is stopped (killed after 10 s).\n"
+	"to shut down and the VM is stopped (killed if it has not stopped after the time\n"
+	"given to 'microvm up --stop-timeout', 10 s by default).\n"
 	"\n"
 	"Example:\n"
 	"  microvm down\n",

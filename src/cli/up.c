@@ -42,6 +42,7 @@ int cli_up(int argc, char **argv);
  * @secret_path: file with a generated SOCKS password, or ""
  * @wake:	self-pipe: signals and `down` write to [1], the accept loop polls [0]
  * @clients:	control client threads alive
+ * @stop_timeout_ms: how long the guest gets to stop before it is killed (--stop-timeout)
  */
 struct up_ctx {
 	mvm_manager *m;
@@ -49,6 +50,7 @@ struct up_ctx {
 	char secret_path[PATH_MAX];
 	int wake[2];
 	atomic_int clients;
+	int stop_timeout_ms;
 };
 
 static int up_wake_fd = -1;
@@ -97,6 +99,8 @@ static void up_usage(FILE *out)
 "  --cmdline TEXT        extra kernel command line (not for nsbox)\n"
 "  --memory MIB          guest memory, 16-65536 (default 256; not for nsbox)\n"
 "  --boot-timeout SEC    how long to wait for the agent (default 60)\n"
+"  --stop-timeout SEC    at 'down' or a signal: how long the guest gets to stop after the\n"
+"                        agent's shutdown before it is killed (default 10)\n"
 "  --box-exec CMD        nsbox backend: run /bin/sh -c CMD in the box instead of the agent\n"
 "                        (CMD must start the agent for 'up' to succeed)\n"
 "\n"
@@ -331,7 +335,7 @@ static cJSON *up_handle(struct up_client *c, cJSON *req, bool *done)
 		return resp;
 	}
 	if (!strcmp(cmd, "down")) {
-		mvm_manager_stop_vm(u->m, 10000);
+		mvm_manager_stop_vm(u->m, u->stop_timeout_ms);
 		/* from now on `status` says "not running" rather than reaching a closing server */
 		unlink(u->ctl_path);
 		if (write(u->wake[1], "d", 1) < 0) {
@@ -540,6 +544,7 @@ struct up_opts {
 	const char *profile, *user, *control, *agent, *agent_netns;
 	const char *socks_user, *socks_pw_file;
 	bool password_stdin, detach, socks_auth;
+	int stop_timeout_ms;
 	char vm_only[64];	/* options given that only a real VM uses, for a notice */
 };
 
@@ -629,7 +634,7 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 	enum {
 		O_PROFILE = 256, O_USER, O_PWSTDIN, O_SOCKS, O_REMOTE, O_SAUTH, O_SUSER, O_SPWFILE,
 		O_IDLE, O_NOSOCKS, O_BACKEND, O_KERNEL, O_INITRD, O_ROOTFS, O_CMDLINE, O_MEMORY,
-		O_BOOT, O_AGENT, O_AGENT_NETNS, O_CONTROL, O_DETACH, O_BOX_EXEC,
+		O_BOOT, O_AGENT, O_AGENT_NETNS, O_CONTROL, O_DETACH, O_BOX_EXEC, O_STOP,
 	};
 	static const struct option opts[] = {
 		{ "profile", required_argument, NULL, O_PROFILE },
@@ -649,6 +654,7 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 		{ "cmdline", required_argument, NULL, O_CMDLINE },
 		{ "memory", required_argument, NULL, O_MEMORY },
 		{ "boot-timeout", required_argument, NULL, O_BOOT },
+		{ "stop-timeout", required_argument, NULL, O_STOP },
 		{ "box-exec", required_argument, NULL, O_BOX_EXEC },
 		{ "agent", required_argument, NULL, O_AGENT },
 		{ "agent-netns", required_argument, NULL, O_AGENT_NETNS },
@@ -715,6 +721,10 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 			break;
 		case O_BOOT:
 			if (up_parse_seconds(optarg, &cfg->boot_timeout_ms))
+				goto bad_seconds;
+			break;
+		case O_STOP:
+			if (up_parse_seconds(optarg, &o->stop_timeout_ms))
 				goto bad_seconds;
 			break;
 		case O_AGENT:
@@ -906,7 +916,7 @@ static int up_detach(int *ready)
 int cli_up(int argc, char **argv)
 {
 	struct mvm_manager_config cfg;
-	struct up_opts o = { 0 };
+	struct up_opts o = { .stop_timeout_ms = 10000 };
 	struct up_ctx u = { .wake = { -1, -1 } };
 	char socks_addr[64] = "127.0.0.1", vpn_pass[512] = "", socks_pass[256] = "";
 	char *profile = NULL;
@@ -966,6 +976,7 @@ int cli_up(int argc, char **argv)
 			return ret;
 		}
 	}
+	u.stop_timeout_ms = o.stop_timeout_ms;
 	u.m = mvm_manager_new(&cfg);
 	memset(socks_pass, 0, sizeof(socks_pass));
 	if (!u.m) {
@@ -1041,7 +1052,7 @@ int cli_up(int argc, char **argv)
 		ready = -1;
 	}
 	up_serve(&u, lfd);
-	mvm_manager_stop_vm(u.m, 10000);
+	mvm_manager_stop_vm(u.m, u.stop_timeout_ms);
 	/* let the client that asked for `down` get its answer out (bounded) */
 	for (int i = 0; i < 200 && atomic_load(&u.clients) > 0; i++)
 		usleep(10 * 1000);

@@ -683,6 +683,7 @@ out:
 int mvm_manager_stop_vm(mvm_manager *m, int timeout_ms)
 {
 	cJSON *req, *resp = NULL;
+	int64_t t0;
 	int ret = 0;
 
 	pthread_rwlock_wrlock(&m->life);
@@ -696,9 +697,13 @@ int mvm_manager_stop_vm(mvm_manager *m, int timeout_ms)
 		if (req && !mgr_request_locked(m, req, 2000, &resp))
 			cJSON_Delete(resp);
 		cJSON_Delete(req);
+		/* mvm_vm_stop() returns before @timeout_ms unless it had to kill the guest */
+		t0 = mgr_now_ms();
 		ret = mvm_vm_stop(m->vm, timeout_ms);
 		if (ret)
 			mgr_fail(m, ret, "stopping the VM: %s", mvm_last_error());
+		else if (mgr_now_ms() - t0 >= timeout_ms)
+			mgr_log(m, "the VM did not stop within %d ms: killed it", timeout_ms);
 	}
 	mgr_log(m, "%s", m->vm ? "VM stopped" : "detached from the agent");
 	mgr_release_locked(m);

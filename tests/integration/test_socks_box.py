@@ -152,3 +152,45 @@ def test_vm_only_options_get_a_notice_under_nsbox(microvm_bin, shell_rootfs, tmp
     assert notes == ["microvm up: note: the nsbox backend does not use --memory, --kernel, "
                      "--initrd, --cmdline; ignored"], r.stderr
     assert "stopped before its agent answered" in r.stderr, r.stderr
+
+
+def test_down_kills_a_box_that_ignores_sigterm(microvm_bin, shell_rootfs, tmp_path):
+    """The manager's forced-kill path: the agent answers 'shutdown', but the box's shell
+    ignores SIGTERM (so does its `sleep`), so stop_vm must kill it after --stop-timeout."""
+    import uuid
+    token = uuid.uuid4().hex
+    env = dict(os.environ, MICROVM_CONTROL=str(tmp_path / "ctl.sock"))
+    script = ("trap '' TERM; /usr/bin/microvm-agent --transport tcp --listen 127.0.0.1 & "
+              f"while :; do sleep 1; done; : {token}")
+    up = subprocess.Popen([str(microvm_bin), "up", "--backend", "nsbox", "--rootfs",
+                           str(shell_rootfs), "--socks", f"127.0.0.1:{free_port()}",
+                           "--box-exec", script, "--stop-timeout", "1.5"],
+                          env=env, text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT)
+
+    def box_alive():
+        for p in pathlib.Path("/proc").iterdir():
+            try:
+                if p.name.isdigit() and token.encode() in (p / "cmdline").read_bytes():
+                    return True
+            except OSError:
+                pass
+        return False
+    try:
+        wait_line(up, "microvm is up", 60)
+        assert box_alive()
+        start = time.monotonic()
+        r = subprocess.run([str(microvm_bin), "down"], env=env, capture_output=True,
+                           text=True, timeout=60)
+        took = time.monotonic() - start
+        assert r.returncode == 0, r.stderr
+        assert 1.5 <= took < 10, took
+        out, _ = up.communicate(timeout=30)
+        assert up.returncode == 0, out
+        assert "the VM did not stop within 1500 ms: killed it" in out, out
+        assert not box_alive()
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        up.stdout.close()
