@@ -270,6 +270,18 @@ def test_json_status_says_running(appliance):
     assert json.loads(vpn.stdout)["state"] == "disconnected"
 
 
+def test_import_profile_of_exactly_1mib(appliance, tmp_path):
+    # control characters: JSON escapes each as \u00XX, 6 MiB on both control channels
+    prof = tmp_path / "max.ovpn"
+    prof.write_bytes((b"\x01\x02\t" * (1024 * 1024 // 3 + 1))[:1024 * 1024])
+    r = appliance.cli("vpn", "import", str(prof))
+    assert r.returncode == 0, r.stderr
+    assert "max.ovpn" in json.loads(appliance.cli("vpn", "profiles", "--json").stdout)
+    prof.write_bytes(b"#" * (1024 * 1024 + 1))
+    r = appliance.cli("vpn", "import", str(prof), "--name", "over.ovpn")
+    assert r.returncode == 1 and "too large" in r.stderr.lower(), r.stderr
+
+
 def test_down_stops_proxy(microvm_bin, agent_ns, tmp_path):
     app = Appliance(microvm_bin, agent_ns, tmp_path)
     r = app.cli("down")
