@@ -155,8 +155,14 @@ static void fuzz_registers(const uint8_t *data, size_t size, bool net)
 	t = virtio_mmio_new(ops, dev, &gm, NULL, NULL);
 	if (t) {
 		replay(t, data, nops);
-		if (net)
-			virtio_net_receive(dev, ram, (size_t)ram[0] << 4 | ram[1]);
+		if (net) {
+			/* Frames come from the back end (host memory), never from guest RAM. */
+			static uint8_t frame[4096];
+			size_t flen = ((size_t)ram[0] << 4 | ram[1]) % sizeof(frame);
+
+			memcpy(frame, ram, flen);
+			virtio_net_receive(dev, frame, flen);
+		}
 		virtio_mmio_free(t);
 	}
 	if (net)

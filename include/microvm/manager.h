@@ -45,8 +45,9 @@ enum mvm_vpn_state {
  * struct mvm_manager_config - how to run the appliance
  * @vm:		VM configuration for start_vm (backend, kernel, initrd, rootfs, memory...)
  * @socks:	SOCKS server configuration (address, port, credentials, timeouts)
- * @socks_generate_secret: require auth with user "microvm" and a random password (see
- *		mvm_manager_socks_credentials()) unless @socks has a username
+ * @socks_generate_secret: require auth with user "microvm" and a 64-hex-character password
+ *		(see mvm_manager_socks_credentials()) unless @socks has a username: the agent's
+ *		auth secret (get_auth_secret) when it gives one, else a random one made here
  * @no_socks:	do not run the SOCKS server
  * @boot_timeout_ms: how long start_vm/attach wait for the agent's "pong" (60 s)
  * @request_timeout_ms: timeout of ordinary agent requests (10 s)

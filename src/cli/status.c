@@ -126,6 +126,12 @@ static void st_print(const cJSON *st)
 		printf("error:     %s\n", st_str(st, "last_error"));
 }
 
+/**
+ * cli_status() - `microvm status [--json]`
+ * @argc/@argv:	argv[0] is "status"
+ *
+ * Return: exit status (1 when not running).
+ */
 int cli_status(int argc, char **argv)
 {
 	const char *control = NULL;
@@ -161,6 +167,12 @@ int cli_status(int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
+/**
+ * cli_down() - `microvm down`: stop the appliance and wait until it has stopped
+ * @argc/@argv:	argv[0] is "down"
+ *
+ * Return: exit status.
+ */
 int cli_down(int argc, char **argv)
 {
 	const char *control = NULL;
@@ -187,6 +199,12 @@ int cli_down(int argc, char **argv)
 	return ret;
 }
 
+/**
+ * cli_console() - `microvm console`: copy the console stream to stdout until EOF
+ * @argc/@argv:	argv[0] is "console"
+ *
+ * Return: exit status.
+ */
 int cli_console(int argc, char **argv)
 {
 	const char *control = NULL;

@@ -68,8 +68,9 @@ static void up_usage(FILE *out)
 "SOCKS5 proxy:\n"
 "  --socks ADDR:PORT     listen address (default 127.0.0.1:1080; [::1]:PORT for IPv6)\n"
 "  --socks-allow-remote  allow a non-loopback listen address (anyone reaching it uses the VPN)\n"
-"  --socks-auth          require username 'microvm' and a generated password (written to\n"
-"                        socks.secret next to the control socket, mode 0600)\n"
+"  --socks-auth          require username 'microvm' and the agent's auth secret as the\n"
+"                        password (or a random one; written to socks.secret next to the\n"
+"                        control socket, mode 0600)\n"
 "  --socks-user USER     require this username ...\n"
 "  --socks-password-file FILE   ... with the password in FILE (first line)\n"
 "  --idle-timeout SEC    close relayed connections idle this long (default 3600)\n"
@@ -735,6 +736,12 @@ static int up_detach(int *ready)
 	return c == 'R' ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
 
+/**
+ * cli_up() - `microvm up`: parse, (detach,) start or attach, serve until down or a signal
+ * @argc/@argv:	argv[0] is "up"
+ *
+ * Return: exit status.
+ */
 int cli_up(int argc, char **argv)
 {
 	struct mvm_manager_config cfg;

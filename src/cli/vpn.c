@@ -149,6 +149,14 @@ static void vpn_print_state(const cJSON *vpn)
 		printf("error:    %s\n", vpn_str(vpn, "error"));
 }
 
+/**
+ * vpn_import() - `vpn import FILE`: upload a profile through the appliance
+ * @path:	control socket
+ * @file:	profile file
+ * @o:		options (--name)
+ *
+ * Return: exit status.
+ */
 static int vpn_import(const char *path, const char *file, const struct vpn_opts *o)
 {
 	char *content, tmp[PATH_MAX];
@@ -180,6 +188,11 @@ static int vpn_import(const char *path, const char *file, const struct vpn_opts 
 
 /**
  * vpn_connect() - start a profile and wait until it is up (or fails)
+ * @path:	control socket
+ * @name:	profile name
+ * @o:		options (--user, --password-stdin, --timeout, --no-wait)
+ *
+ * Return: exit status.
  */
 static int vpn_connect(const char *path, const char *name, const struct vpn_opts *o)
 {
@@ -264,6 +277,13 @@ static int vpn_connect(const char *path, const char *name, const struct vpn_opts
 	}
 }
 
+/**
+ * vpn_status() - `vpn status [--json]`
+ * @path:	control socket
+ * @o:		options
+ *
+ * Return: exit status.
+ */
 static int vpn_status(const char *path, const struct vpn_opts *o)
 {
 	cJSON *resp = vpn_simple(path, "vpn_status"), *vpn;
@@ -289,6 +309,13 @@ static int vpn_status(const char *path, const struct vpn_opts *o)
 	return ret;
 }
 
+/**
+ * vpn_profiles() - `vpn profiles [--json]`
+ * @path:	control socket
+ * @o:		options
+ *
+ * Return: exit status.
+ */
 static int vpn_profiles(const char *path, const struct vpn_opts *o)
 {
 	cJSON *resp = vpn_simple(path, "vpn_profiles"), *list, *it;
@@ -315,6 +342,12 @@ static int vpn_profiles(const char *path, const struct vpn_opts *o)
 	return CLI_EXIT_OK;
 }
 
+/**
+ * vpn_disconnect() - `vpn disconnect`
+ * @path:	control socket
+ *
+ * Return: exit status.
+ */
 static int vpn_disconnect(const char *path)
 {
 	cJSON *resp = vpn_simple(path, "vpn_disconnect");
@@ -331,6 +364,12 @@ static int vpn_disconnect(const char *path)
 	return ret;
 }
 
+/**
+ * cli_vpn() - `microvm vpn SUBCOMMAND ...`: dispatch
+ * @argc/@argv:	argv[0] is "vpn"
+ *
+ * Return: exit status.
+ */
 int cli_vpn(int argc, char **argv)
 {
 	struct vpn_opts o = { 0 };

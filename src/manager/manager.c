@@ -55,6 +55,7 @@ struct mvm_manager {
 
 	char socks_user[256];
 	char socks_pass[256];
+	bool secret_generated;		/* socks_pass is ours to replace by the agent's */
 
 	pthread_mutex_t lock;
 	struct mvm_vpn_info vpn;
@@ -175,6 +176,7 @@ mvm_manager *mvm_manager_new(const struct mvm_manager_config *cfg)
 		mgr_copy(m->socks_user, sizeof(m->socks_user), "microvm");
 		if (mvm_socks_generate_secret(m->socks_pass, sizeof(m->socks_pass)))
 			goto err;
+		m->secret_generated = true;
 	}
 	m->cfg.socks.username = m->socks_user[0] ? m->socks_user : NULL;
 	m->cfg.socks.password = m->socks_user[0] ? m->socks_pass : NULL;
@@ -487,6 +489,29 @@ static int mgr_wait_agent_locked(struct mvm_manager *m)
 }
 
 /**
+ * mgr_adopt_agent_secret_locked() - use the agent's auth secret as the SOCKS password
+ * @m:	manager with a guest link, @life held for writing
+ *
+ * The agent holds a secret for its whole life (get_auth_secret: 64 hex characters, random or
+ * provisioned by the host); with a generated SOCKS password the app can read the same value
+ * from the guest.  Keeps the host-generated one if the agent has none to give.
+ */
+static void mgr_adopt_agent_secret_locked(struct mvm_manager *m)
+{
+	cJSON *req = mgr_cmd("get_auth_secret"), *resp = NULL;
+	const char *secret;
+
+	if (!req || mgr_request_locked(m, req, m->cfg.request_timeout_ms, &resp))
+		goto out;
+	secret = mgr_str(resp, "auth_secret");
+	if (secret && strlen(secret) == 64 && strspn(secret, "0123456789abcdef") == 64)
+		mgr_copy(m->socks_pass, sizeof(m->socks_pass), secret);
+out:
+	cJSON_Delete(resp);
+	cJSON_Delete(req);
+}
+
+/**
  * mgr_start_socks_locked() - start the SOCKS server on the current guest link
  * Return: 0 or -errno.
  */
@@ -496,6 +521,8 @@ static int mgr_start_socks_locked(struct mvm_manager *m)
 
 	if (m->cfg.no_socks)
 		return 0;
+	if (m->secret_generated)
+		mgr_adopt_agent_secret_locked(m);
 	m->socks = mvm_socks_new(&m->cfg.socks, m->vs);
 	if (!m->socks)
 		return mgr_fail(m, -EINVAL, "%s", mvm_last_error());

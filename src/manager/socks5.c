@@ -134,6 +134,7 @@ struct socks_buf {
  * @in_worker:	queued to or held by a connect worker
  * @dead:	closed while @in_worker; freed when the worker's result arrives
  * @result:	worker's result: a stream fd or -errno
+ * @a2c_proto:	SOCKS reply bytes still queued in @a2c (not counted as relayed)
  * @prev/@next:	list of all connections
  * @qnext:	job or completion queue link
  * @gnext:	graveyard link (freed after the current batch of events)
@@ -150,6 +151,7 @@ struct socks_conn {
 	bool in_worker;
 	bool dead;
 	int result;
+	size_t a2c_proto;
 	struct socks_conn *prev, *next;
 	struct socks_conn *qnext;
 	struct socks_conn *gnext;
@@ -656,6 +658,7 @@ static void conn_status(struct mvm_socks *s, struct socks_conn *c)
 		return;
 	}
 	atomic_fetch_add(&s->st_relayed, 1);
+	c->a2c_proto = buf_len(&c->a2c);
 	c->phase = PH_RELAY;
 	c->deadline = socks_idle_deadline(s);
 }
@@ -671,13 +674,15 @@ static void conn_status(struct mvm_socks *s, struct socks_conn *c)
  * @dst:	endpoint to write to
  * @src_eof/@dst_shut:	that direction's flags
  * @counter:	byte counter
+ * @proto:	protocol bytes at the head of @b, written but not counted
  *
  * Return: 0, or -errno if the connection must be dropped.
  */
 static int conn_pump(struct mvm_socks *s, struct socks_conn *c, struct socks_ep *src,
 		     struct socks_buf *b, struct socks_ep *dst, bool *src_eof, bool *dst_shut,
-		     _Atomic uint64_t *counter)
+		     _Atomic uint64_t *counter, size_t *proto)
 {
+	size_t skip;
 	ssize_t rd, wr;
 	int round;
 
@@ -697,8 +702,11 @@ static int conn_pump(struct mvm_socks *s, struct socks_conn *c, struct socks_ep 
 		wr = buf_write(b, dst->fd);
 		if (wr < 0 && wr != -EAGAIN)
 			return (int)wr;
-		if (wr > 0)
-			atomic_fetch_add(counter, (uint64_t)wr);
+		if (wr > 0) {
+			skip = *proto < (size_t)wr ? *proto : (size_t)wr;
+			*proto -= skip;
+			atomic_fetch_add(counter, (uint64_t)wr - skip);
+		}
 		if (rd > 0 || wr > 0)
 			c->deadline = socks_idle_deadline(s);
 		if (*src_eof && !buf_len(b)) {
@@ -721,6 +729,7 @@ static int conn_pump(struct mvm_socks *s, struct socks_conn *c, struct socks_ep 
 static void conn_event(struct mvm_socks *s, struct socks_ep *ep, uint32_t events)
 {
 	struct socks_conn *c = ep->conn;
+	size_t none = 0;
 	ssize_t n;
 	int ret;
 
@@ -769,10 +778,10 @@ static void conn_event(struct mvm_socks *s, struct socks_ep *ep, uint32_t events
 		break;
 	case PH_RELAY:
 		ret = conn_pump(s, c, &c->cli, &c->c2a, &c->agt, &c->cli_eof, &c->agt_shut,
-				&s->st_up);
+				&s->st_up, &none);
 		if (!ret)
 			ret = conn_pump(s, c, &c->agt, &c->a2c, &c->cli, &c->agt_eof,
-					&c->cli_shut, &s->st_down);
+					&c->cli_shut, &s->st_down, &c->a2c_proto);
 		if (ret || (c->cli_shut && c->agt_shut))
 			goto drop;
 		break;

@@ -8,6 +8,7 @@ OpenVPN with curl and ssh.  Targets listen on 127.0.0.1 *inside* the namespace, 
 proxy can reach them.
 """
 import concurrent.futures
+import json
 import random
 import resource
 import socket
@@ -17,8 +18,8 @@ import time
 
 import pytest
 
-from sockslib import (Appliance, need_root, netns, recv_exact, socks_open, wait_line,
-                      wait_port_in_ns)
+from sockslib import (Appliance, free_port, need_root, netns, recv_exact, socks_open,
+                      wait_line, wait_port_in_ns)
 
 ECHO = 7000
 ECHO_SERVER = r"""
@@ -226,7 +227,7 @@ def test_auth_required_wrong_password_refused(microvm_bin, agent_ns, tmp_path):
         app.close()
 
 
-def test_generated_secret(microvm_bin, agent_ns, tmp_path):
+def test_socks_auth_secret_is_the_agents(microvm_bin, agent_ns, tmp_path):
     app = Appliance(microvm_bin, agent_ns, tmp_path, extra=["--socks-auth"])
     try:
         secret = tmp_path / "ctl" / "socks.secret"
@@ -238,6 +239,15 @@ def test_generated_secret(microvm_bin, agent_ns, tmp_path):
         rep, s = socks_open(app.port, "127.0.0.1", ECHO, auth=(user, pw))
         assert rep == 0
         s.close()
+        # it is the agent's own secret: ask the agent (through the proxy) for it
+        rep, s = socks_open(app.port, "127.0.0.1", 1025, auth=(user, pw))
+        assert rep == 0
+        s.sendall(b'{"cmd":"get_auth_secret"}\n')
+        answer = b""
+        while not answer.endswith(b"\n"):
+            answer += s.recv(4096)
+        s.close()
+        assert json.loads(answer)["auth_secret"] == pw
     finally:
         app.close()
     assert not secret.exists()
@@ -299,3 +309,26 @@ def test_password_never_on_argv(microvm_bin, tmp_path):
                        start_new_session=True)      # no terminal to prompt on
     assert r.returncode == 2
     assert "--password-stdin" in r.stderr
+
+
+def test_detach(microvm_bin, agent_ns, tmp_path):
+    env = dict(MICROVM_CONTROL=str(tmp_path / "d" / "ctl.sock"), PATH="/usr/bin:/bin")
+    port = free_port()
+    r = subprocess.run([str(microvm_bin), "up", "--agent-netns", f"/run/netns/{agent_ns}",
+                        "--socks", f"127.0.0.1:{port}", "--detach"], env=env,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "microvm is up" in r.stdout
+    try:
+        rep, s = socks_open(port, "127.0.0.1", ECHO)
+        assert rep == 0
+        s.close()
+        st = subprocess.run([str(microvm_bin), "status"], env=env, capture_output=True,
+                            text=True, timeout=30)
+        assert st.returncode == 0 and "reachable" in st.stdout
+    finally:
+        d = subprocess.run([str(microvm_bin), "down"], env=env, capture_output=True,
+                           text=True, timeout=30)
+    assert d.returncode == 0
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2)
