@@ -43,7 +43,8 @@ enum mvm_vpn_state {
 
 /**
  * struct mvm_manager_config - how to run the appliance
- * @vm:		VM configuration for start_vm (backend, kernel, initrd, rootfs, memory...)
+ * @vm:		VM configuration for start_vm (backend, kernel, initrd, rootfs, memory...);
+ *		strings are copied, @vm.box_argv must outlive the manager
  * @socks:	SOCKS server configuration (address, port, credentials, timeouts)
  * @socks_generate_secret: require auth with user "microvm" and a 64-hex-character password
  *		(see mvm_manager_socks_credentials()) unless @socks has a username: the agent's
@@ -195,6 +196,12 @@ void mvm_manager_socks_credentials(mvm_manager *m, char *user, char *pass);
  * Return: subscription id or -errno (-ENOTSUP in attach mode: no console there).
  */
 int mvm_manager_console_subscribe(mvm_manager *m, mvm_console_cb cb, void *opaque);
+
+/**
+ * mvm_manager_console_write() - type into the guest's console
+ * Return: bytes accepted, or -errno (-ENOTSUP in attach mode, -ENOTCONN without a VM).
+ */
+long mvm_manager_console_write(mvm_manager *m, const void *data, size_t len);
 
 /** mvm_manager_console_unsubscribe() - stop a subscription. */
 void mvm_manager_console_unsubscribe(mvm_manager *m, int id);

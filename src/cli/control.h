@@ -6,8 +6,8 @@
  * object per line, {"cmd": NAME, ...}, and reads one JSON object per line back:
  * {"ok": true, ...} or {"ok": false, "error": TEXT}.  Commands: status, vpn_import (name,
  * content), vpn_connect (name, username?, password?), vpn_status, vpn_check_webauth,
- * vpn_profiles, vpn_disconnect, down, console (after the answer, raw console bytes follow
- * until either side closes).
+ * vpn_profiles, vpn_disconnect, down, console (after the answer, raw console bytes follow,
+ * and what the client sends is typed into the guest, until either side closes).
  */
 #ifndef MVM_CLI_CONTROL_H
 #define MVM_CLI_CONTROL_H

@@ -3,11 +3,15 @@
  * status.c - `microvm status`, `microvm down`, `microvm console`: small clients of the control
  * socket of `microvm up` (see control.h).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -39,11 +43,13 @@ static const char *const st_help[] = {
 
 	"usage: microvm console [--control PATH]\n"
 	"\n"
-	"Print the VM's console (the last 64 KiB first, then live) until interrupted with Ctrl-C.\n"
-	"Not available when 'microvm up' attached to an agent without a VM.\n"
+	"Print the VM's console (the last 64 KiB first, then live) and send what you type to it.\n"
+	"On a terminal the keys go to the guest as typed (Ctrl-C too); Ctrl-] quits.  Not\n"
+	"available when 'microvm up' attached to an agent without a VM.\n"
 	"\n"
-	"Example:\n"
-	"  microvm console | tee guest.log\n",
+	"Examples:\n"
+	"  microvm console\n"
+	"  microvm console </dev/null | tee guest.log\n",
 };
 
 /**
@@ -200,6 +206,61 @@ int cli_down(int argc, char **argv)
 }
 
 /**
+ * st_console_pump() - console bytes to stdout, stdin to the console
+ * @fd:	control connection in console mode
+ *
+ * On a terminal, stdin is switched to raw mode (keys, Ctrl-C included, go to the guest) and
+ * Ctrl-] quits.  EOF on stdin only stops the input side; output goes on until the appliance
+ * closes the stream or the process is interrupted.
+ */
+static void st_console_pump(int fd)
+{
+	struct pollfd pf[2] = { { .fd = fd, .events = POLLIN },
+				{ .fd = STDIN_FILENO, .events = POLLIN } };
+	struct termios old, raw;
+	bool tty = false, in_open = true;
+	char buf[4096], *quit;
+	ssize_t n;
+
+	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0) {
+		raw = old;
+		cfmakeraw(&raw);
+		tty = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
+		if (tty)
+			fprintf(stderr, "microvm console: Ctrl-] to quit\r\n");
+	}
+	for (;;) {
+		if (poll(pf, in_open ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pf[0].revents) {
+			n = read(fd, buf, sizeof(buf));
+			if (n <= 0 || fwrite(buf, 1, (size_t)n, stdout) != (size_t)n ||
+			    fflush(stdout))
+				break;
+		}
+		if (in_open && pf[1].revents) {
+			n = read(STDIN_FILENO, buf, sizeof(buf));
+			if (n <= 0) {
+				in_open = false;
+				continue;
+			}
+			quit = tty ? memchr(buf, 0x1d, (size_t)n) : NULL;
+			if (quit)
+				n = quit - buf;
+			if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
+				break;
+			if (quit)
+				break;
+		}
+	}
+	if (tty)
+		tcsetattr(STDIN_FILENO, TCSANOW, &old);
+}
+
+/**
  * cli_console() - `microvm console`: copy the console stream to stdout until EOF
  * @argc/@argv:	argv[0] is "console"
  *
@@ -208,9 +269,8 @@ int cli_down(int argc, char **argv)
 int cli_console(int argc, char **argv)
 {
 	const char *control = NULL;
-	char path[PATH_MAX], buf[4096];
+	char path[PATH_MAX];
 	cJSON *req, *resp = NULL;
-	ssize_t n;
 	int fd, ret;
 
 	ret = st_parse(argc, argv, 2, NULL, &control);
@@ -237,9 +297,7 @@ int cli_console(int argc, char **argv)
 		return CLI_EXIT_FAIL;
 	}
 	cJSON_Delete(resp);
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n || fflush(stdout))
-			break;
+	st_console_pump(fd);
 	close(fd);
 	return CLI_EXIT_OK;
 }

@@ -50,6 +50,8 @@ struct up_ctx {
 };
 
 static int up_wake_fd = -1;
+/* --box-exec CMD: the box runs /bin/sh -c CMD instead of the agent */
+static const char *up_box_argv[] = { "/bin/sh", "-c", NULL, NULL };
 
 static void up_usage(FILE *out)
 {
@@ -84,6 +86,8 @@ static void up_usage(FILE *out)
 "  --cmdline TEXT        extra kernel command line\n"
 "  --memory MIB          guest memory (default 256)\n"
 "  --boot-timeout SEC    how long to wait for the agent (default 60)\n"
+"  --box-exec CMD        nsbox backend: run /bin/sh -c CMD in the box instead of the agent\n"
+"                        (CMD must start the agent for 'up' to succeed)\n"
 "\n"
 "Attach to an agent that already runs (no VM; for tests and development):\n"
 "  --agent tcp:HOST      the agent's ports are TCP ports on HOST\n"
@@ -93,7 +97,8 @@ static void up_usage(FILE *out)
 "General:\n"
 "  --control PATH        control socket (default $XDG_RUNTIME_DIR/microvm/control.sock or\n"
 "                        /run/microvm/control.sock; $MICROVM_CONTROL overrides)\n"
-"  --detach              go to the background once everything is up\n"
+"  --detach              go to the background once everything is up (messages go to\n"
+"                        up.log beside the control socket)\n"
 "  -h, --help            this help\n"
 "\n"
 "Examples:\n"
@@ -217,12 +222,17 @@ static void up_console_cb(void *opaque, const uint8_t *data, size_t len, uint64_
 }
 
 /**
- * up_console() - stream the console to a client until it goes away
+ * up_console() - stream the console to a client, and its input to the guest, until it goes
+ * away
+ * @c:	client
  */
 static void up_console(struct up_client *c)
 {
 	cJSON *resp;
 	char buf[256];
+	size_t off;
+	ssize_t n;
+	long w;
 	int id;
 
 	id = mvm_manager_console_subscribe(c->u->m, up_console_cb, (void *)(intptr_t)c->fd);
@@ -231,8 +241,13 @@ static void up_console(struct up_client *c)
 	cJSON_Delete(resp);
 	if (id < 0)
 		return;
-	while (read(c->fd, buf, sizeof(buf)) > 0)
-		;
+	/* what the client types goes to the guest; its EOF or close ends the session */
+	while ((n = read(c->fd, buf, sizeof(buf))) > 0)
+		for (off = 0; off < (size_t)n; off += (size_t)w) {
+			w = mvm_manager_console_write(c->u->m, buf + off, (size_t)n - off);
+			if (w <= 0)
+				break;	/* the guest does not take input now: drop it */
+		}
 	mvm_manager_console_unsubscribe(c->u->m, id);
 }
 
@@ -493,6 +508,19 @@ static int up_write_secret(struct up_ctx *u)
 }
 
 /**
+ * up_open_log() - the detached process' log: up.log beside the control socket (0600)
+ * Return: a descriptor or -1.
+ */
+static int up_open_log(struct up_ctx *u)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+
+	snprintf(dir, sizeof(dir), "%s", u->ctl_path);
+	snprintf(path, sizeof(path), "%s/up.log", dirname(dir));
+	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+}
+
+/**
  * struct up_opts - parsed command line
  */
 struct up_opts {
@@ -547,7 +575,7 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 	enum {
 		O_PROFILE = 256, O_USER, O_PWSTDIN, O_SOCKS, O_REMOTE, O_SAUTH, O_SUSER, O_SPWFILE,
 		O_IDLE, O_NOSOCKS, O_BACKEND, O_KERNEL, O_INITRD, O_ROOTFS, O_CMDLINE, O_MEMORY,
-		O_BOOT, O_AGENT, O_AGENT_NETNS, O_CONTROL, O_DETACH,
+		O_BOOT, O_AGENT, O_AGENT_NETNS, O_CONTROL, O_DETACH, O_BOX_EXEC,
 	};
 	static const struct option opts[] = {
 		{ "profile", required_argument, NULL, O_PROFILE },
@@ -567,6 +595,7 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 		{ "cmdline", required_argument, NULL, O_CMDLINE },
 		{ "memory", required_argument, NULL, O_MEMORY },
 		{ "boot-timeout", required_argument, NULL, O_BOOT },
+		{ "box-exec", required_argument, NULL, O_BOX_EXEC },
 		{ "agent", required_argument, NULL, O_AGENT },
 		{ "agent-netns", required_argument, NULL, O_AGENT_NETNS },
 		{ "control", required_argument, NULL, O_CONTROL },
@@ -630,6 +659,10 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 			break;
 		case O_AGENT_NETNS: o->agent_netns = optarg; break;
 		case O_CONTROL: o->control = optarg; break;
+		case O_BOX_EXEC:
+			up_box_argv[2] = optarg;
+			cfg->vm.box_argv = up_box_argv;
+			break;
 		case O_DETACH: o->detach = true; break;
 		default:
 			up_usage(stderr);
@@ -750,7 +783,7 @@ int cli_up(int argc, char **argv)
 	char socks_addr[64] = "127.0.0.1", vpn_pass[512] = "", socks_pass[256] = "";
 	struct sigaction sa = { .sa_handler = up_on_signal };
 	bool have_pass = false;
-	int ret, lfd = -1, ready = -1, null;
+	int ret, lfd = -1, ready = -1, null, logfd;
 	FILE *f;
 
 	mvm_manager_config_init(&cfg);
@@ -842,13 +875,17 @@ int cli_up(int argc, char **argv)
 	printf("microvm is up; control socket %s\n", u.ctl_path);
 	fflush(stdout);
 	if (ready >= 0) {
+		/* detached: messages go to up.log next to the control socket */
 		null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		logfd = up_open_log(&u);
 		if (null >= 0) {
 			dup2(null, STDIN_FILENO);
-			dup2(null, STDOUT_FILENO);
-			dup2(null, STDERR_FILENO);
+			dup2(logfd >= 0 ? logfd : null, STDOUT_FILENO);
+			dup2(logfd >= 0 ? logfd : null, STDERR_FILENO);
 			close(null);
 		}
+		if (logfd >= 0)
+			close(logfd);
 		if (write(ready, "R", 1) < 0) {
 			/* the parent is gone: carry on */
 		}

@@ -845,6 +845,21 @@ int mvm_manager_console_subscribe(mvm_manager *m, mvm_console_cb cb, void *opaqu
 	return ret;
 }
 
+long mvm_manager_console_write(mvm_manager *m, const void *data, size_t len)
+{
+	long ret;
+
+	pthread_rwlock_rdlock(&m->life);
+	if (m->vm)
+		ret = mvm_console_write(m->vm, data, len);
+	else
+		ret = mvm_set_error(m->attached ? -ENOTSUP : -ENOTCONN, "%s",
+				    m->attached ? "no console: attached to an agent without a VM"
+						: "no VM running");
+	pthread_rwlock_unlock(&m->life);
+	return ret;
+}
+
 void mvm_manager_console_unsubscribe(mvm_manager *m, int id)
 {
 	pthread_rwlock_rdlock(&m->life);

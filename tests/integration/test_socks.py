@@ -332,3 +332,5 @@ def test_detach(microvm_bin, agent_ns, tmp_path):
     assert d.returncode == 0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2)
+    log = (tmp_path / "d" / "up.log").read_text()
+    assert "detached from the agent" in log

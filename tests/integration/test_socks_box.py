@@ -72,3 +72,50 @@ def test_box_status_console_relay_down(microvm_bin, rootfs, tmp_path):
             up.kill()
             up.wait()
         up.stdout.close()
+
+
+def test_console_input_reaches_the_box(microvm_bin, rootfs, tmp_path):
+    """`microvm console` both ways: the box runs the agent plus a shell loop that answers
+    what it reads on the console (the image has no shell: busybox-static is added)."""
+    import shutil
+    import tarfile
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    with tarfile.open(rootfs) as t:
+        t.extractall(tree)
+    shutil.copy("/bin/busybox", tree / "usr/bin/busybox")
+    (tree / "usr/bin/sh").symlink_to("busybox")
+    box = tmp_path / "box.tar.gz"
+    subprocess.run(["tar", "czf", str(box), "-C", str(tree), "."], check=True)
+
+    env = dict(os.environ, MICROVM_CONTROL=str(tmp_path / "ctl.sock"))
+    script = ("/usr/bin/microvm-agent --transport tcp --listen 127.0.0.1 & "
+              "while read l; do echo \"box got: $l\"; done; wait")
+    up = subprocess.Popen([str(microvm_bin), "up", "--backend", "nsbox", "--rootfs", str(box),
+                           "--socks", f"127.0.0.1:{free_port()}", "--box-exec", script],
+                          env=env, text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT)
+    try:
+        wait_line(up, "microvm is up", 60)
+        con = subprocess.Popen([str(microvm_bin), "console"], env=env, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE)
+        con.stdin.write(b"hello console\n")
+        con.stdin.flush()
+        seen = b""
+        deadline = time.monotonic() + 10
+        os.set_blocking(con.stdout.fileno(), False)
+        while b"box got: hello console" not in seen and time.monotonic() < deadline:
+            chunk = con.stdout.read()
+            seen += chunk or b""
+            time.sleep(0.1)
+        con.kill()
+        con.wait()
+        assert b"box got: hello console" in seen
+        assert subprocess.run([str(microvm_bin), "down"], env=env, capture_output=True,
+                              timeout=30).returncode == 0
+        assert up.wait(timeout=30) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        up.stdout.close()
