@@ -55,7 +55,7 @@ kernel: deps
 image: build
 	sh guest/image/build.sh
 
-integration: build
+integration: build kernel image
 	$(PYTHON) -m pytest -v -rs tests/integration
 
 check: build unit asan fuzz integration

@@ -11,16 +11,20 @@
  * target pops every chain it can (touching every byte of every segment so ASan sees any bad
  * pointer), pushes some back with fuzz-chosen lengths, unpops some, and stops on -EIO.
  *
- * Mode 1 (registers): guest RAM is filled from the input tail and virtio-rng is attached to
- * a real transport; the head of the input is a sequence of 7-byte MMIO accesses
- * {op, offset lo/hi, value x4}, so the status machine, queue setup and the rng data path run
- * against arbitrary register writes and ring contents.
+ * Modes 1 and 2 (registers): guest RAM is filled from the input tail and a device is attached
+ * to a real transport (mode 1 virtio-rng, mode 2 virtio-net with a back end that accepts
+ * everything); byte 1 counts 7-byte MMIO accesses {op, offset lo/hi, value x4} that follow,
+ * so the status machine, queue setup and the device data paths (rng fill, net TX header
+ * parsing) run against arbitrary register writes and ring contents.  In mode 2 the first
+ * bytes of RAM are then also delivered as a received frame, exercising the RX path.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "devices/guest_mem.h"
+#include "devices/virtio/net.h"
 #include "devices/virtio/queue.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio.h"
@@ -102,47 +106,85 @@ out:
 	virtq_destroy(&vq);
 }
 
-static void fuzz_registers(const uint8_t *data, size_t size)
+static int accept_frame(void *be, const void *frame, size_t len)
 {
-	struct virtio_mmio_dev *t;
-	struct virtio_rng *rng;
-	struct mvm_gmem gm;
-	size_t ops = size > 1 ? (size_t)data[1] * 7 : 0, i;
+	(void)be;
+	fuzz_virtq_sink += len ? ((const unsigned char *)frame)[len - 1] : 0;
+	return 0;
+}
 
-	data += 2;
-	size = size > 2 ? size - 2 : 0;
-	if (ops > size)
-		ops = size - size % 7;
-	setup_mem(&gm, data + ops, size - ops);
-	rng = virtio_rng_new();
-	t = virtio_mmio_new(&virtio_rng_ops, rng, &gm, NULL, NULL);
-	if (!t)
-		goto out;
-	for (i = 0; i + 7 <= ops; i += 7) {
-		uint64_t off = (uint64_t)data[i + 1] | (uint64_t)(data[i + 2] & 0x0f) << 8;
-		unsigned int len = 1u << (data[i] >> 1 & 3);
+static const struct virtio_net_backend_ops accept_ops = { .send = accept_frame };
+
+/* Replay the MMIO accesses in @ops (7 bytes each) against @t. */
+static void replay(struct virtio_mmio_dev *t, const uint8_t *ops, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i + 7 <= n; i += 7) {
+		uint64_t off = (uint64_t)ops[i + 1] | (uint64_t)(ops[i + 2] & 0x0f) << 8;
+		unsigned int len = 1u << (ops[i] >> 1 & 3);
 		uint64_t v = 0;
 
-		memcpy(&v, data + i + 3, 4);
-		if (!(data[i] & 0x20))
+		memcpy(&v, ops + i + 3, 4);
+		if (!(ops[i] & 0x20))
 			len = 4;
-		if (data[i] & 1)
+		if (ops[i] & 1)
 			virtio_mmio_write(t, off, &v, len);
 		else
 			virtio_mmio_read(t, off, &v, len);
 	}
-	virtio_mmio_free(t);
-out:
-	virtio_rng_free(rng);
+}
+
+static void fuzz_registers(const uint8_t *data, size_t size, bool net)
+{
+	static const uint8_t mac[6] = { 0x52, 0x54, 0, 0, 0, 1 };
+	const struct virtio_dev_ops *ops = net ? &virtio_net_ops : &virtio_rng_ops;
+	struct virtio_mmio_dev *t;
+	struct mvm_gmem gm;
+	size_t nops = size > 1 ? (size_t)data[1] * 7 : 0;
+	void *dev;
+
+	data += 2;
+	size = size > 2 ? size - 2 : 0;
+	if (nops > size)
+		nops = size - size % 7;
+	setup_mem(&gm, data + nops, size - nops);
+	dev = net ? (void *)virtio_net_new(mac, &accept_ops, NULL) : (void *)virtio_rng_new();
+	if (!dev)
+		return;
+	t = virtio_mmio_new(ops, dev, &gm, NULL, NULL);
+	if (t) {
+		replay(t, data, nops);
+		if (net) {
+			/* Frames come from the back end (host memory), never from guest RAM. */
+			static uint8_t frame[4096];
+			size_t flen = ((size_t)ram[0] << 4 | ram[1]) % sizeof(frame);
+
+			memcpy(frame, ram, flen);
+			virtio_net_receive(dev, frame, flen);
+		}
+		virtio_mmio_free(t);
+	}
+	if (net)
+		virtio_net_free(dev);
+	else
+		virtio_rng_free(dev);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!size)
 		return 0;
-	if (data[0] & 1)
-		fuzz_registers(data, size);
-	else
+	switch (data[0] % 3) {
+	case 0:
 		fuzz_rings(data, size);
+		break;
+	case 1:
+		fuzz_registers(data, size, false);
+		break;
+	default:
+		fuzz_registers(data, size, true);
+		break;
+	}
 	return 0;
 }

@@ -25,11 +25,17 @@ def rings(qsel, flags, descs, heads, extra=b'', desc_off=0x0, avail_off=0x200, u
     return hdr + bytes(ram)
 
 
-def regs(ops, ram=b''):
+def regs(ops, ram=b'', mode=1):
     body = b''
     for write, off, val in ops:
         body += bytes([1 if write else 0, off & 0xff, off >> 8]) + struct.pack('<I', val)
-    return bytes([1, len(ops)]) + body + ram
+    return bytes([mode, len(ops)]) + body + ram
+
+
+def queue_ops(q, size, desc, avail, used):
+    return [(1, 0x30, q), (0, 0x34, 0), (1, 0x38, size), (1, 0x80, RAM + desc), (1, 0x84, 0),
+            (1, 0x90, RAM + avail), (1, 0x94, 0), (1, 0xa0, RAM + used), (1, 0xa4, 0),
+            (1, 0x44, 1)]
 
 
 def main():
@@ -53,6 +59,20 @@ def main():
         (1, 0x80, RAM), (1, 0x84, 0), (1, 0x90, RAM + 0x200), (1, 0x94, 0),
         (1, 0xa0, RAM + 0x300), (1, 0xa4, 0), (1, 0x44, 1), (1, 0x70, 15), (1, 0x50, 0),
         (0, 0x60, 0), (1, 0x64, 1), (1, 0x70, 0)], bytes(ram))
+    # virtio-net: RX queue 0 with one buffer, TX queue 1 with header + 60-byte frame; the
+    # RX path then receives the first bytes of RAM (length from RAM[0..1]).
+    ram = bytearray(0x800)
+    ram[0:2] = bytes([0, 60])
+    ram[0x40:0x50] = desc(0x400, 1526, F_WRITE)
+    ram[0x200:0x206] = struct.pack('<HHH', 0, 1, 0)
+    ram[0x80:0x90] = desc(0x600, 12 + 60, 0)
+    ram[0x280:0x286] = struct.pack('<HHH', 0, 1, 0)
+    ram[0x60c:0x612] = b'\xff' * 6
+    net_ops = [(1, 0x70, 0), (1, 0x70, 3), (1, 0x24, 1), (1, 0x20, 1), (1, 0x24, 0),
+               (1, 0x20, 1 << 5), (1, 0x70, 11)]
+    net_ops += queue_ops(0, 4, 0x40, 0x200, 0x300) + queue_ops(1, 4, 0x80, 0x280, 0x380)
+    net_ops += [(1, 0x70, 15), (1, 0x50, 1), (1, 0x50, 0), (0, 0x100, 0), (0, 0x104, 0)]
+    seeds['net-driver'] = regs(net_ops, bytes(ram), mode=2)
     for name, data in seeds.items():
         with open(os.path.join(OUT, name), 'wb') as f:
             f.write(data)

@@ -13,11 +13,15 @@ for t in "$build"/fuzz/fuzz-*; do
 	work=$(mktemp -d)
 	[ -d "$top/fuzz/corpus/$name" ] && cp -r "$top/fuzz/corpus/$name/." "$work/"
 	echo "fuzz: $name for ${secs}s"
-	if "$t" -max_total_time="$secs" -print_final_stats=0 "$work" >"$work.log" 2>&1; then
+	art="$build/fuzz-artifacts/$name/"
+	mkdir -p "$art"
+	if "$t" -max_total_time="$secs" -print_final_stats=0 -artifact_prefix="$art" "$work" \
+		>"$work.log" 2>&1; then
 		n=$((n + 1))
 	else
 		fail=$((fail + 1))
 		tail -n 40 "$work.log"
+		echo "fuzz: $name failed; reproducer in $art"
 	fi
 	rm -rf "$work" "$work.log"
 done

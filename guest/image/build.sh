@@ -41,7 +41,8 @@ build=${MICROVM_BUILD:-$top/build}
 init_bin=${MICROVM_INIT:-$build/guest/init/microvm-init}
 agent_bin=${MICROVM_AGENT:-$build/guest/agent/microvm-agent}
 openvpn_bin=${MICROVM_OPENVPN:-/usr/sbin/openvpn}
-cache=${MICROVM_CACHE:-$HOME/.cache/microvm}/image
+home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+cache=${MICROVM_CACHE:-$home/.cache/microvm}/image
 # Kernel + initramfs budget from the design note ("~10MB total").
 budget=$((10 * 1024 * 1024))
 

@@ -241,3 +241,17 @@ int init_cmdline_parse(struct init_opts *o, const char *cmdline, init_report_fn 
 	}
 	return bad;
 }
+
+/**
+ * init_opts_finish() - defaults that depend on other options
+ * @o:		options after parsing
+ *
+ * An agent on TCP listens on the guest's own address when init configures the NIC (the
+ * VMM's user-mode network forwards host ports to 10.0.2.15); with microvm.net=none (the
+ * namespace backend) it keeps its own default, loopback. An explicit microvm.listen= wins.
+ */
+void init_opts_finish(struct init_opts *o)
+{
+	if (o->agent == INIT_AGENT_TCP && !o->listen[0] && o->net)
+		inet_ntop(AF_INET, &o->addr, o->listen, sizeof(o->listen));
+}

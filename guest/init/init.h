@@ -42,7 +42,9 @@ enum init_transport {
 /**
  * struct init_opts - everything microvm-init takes from the kernel command line
  * @agent:		transport given to the agent (microvm.agent=vsock|tcp|none)
- * @listen:		--listen argument for the agent, empty for its default (microvm.listen=)
+ * @listen:		--listen argument for the agent (microvm.listen=); empty: the agent's
+ *			default, except that a TCP agent on a configured NIC gets the guest's
+ *			address (init_opts_finish())
  * @net:		configure the NIC statically (microvm.net=static|none)
  * @ifname:		interface to configure (microvm.ifname=, default eth0)
  * @addr:		IPv4 address of the guest (microvm.ip=A.B.C.D/N, default 10.0.2.15/24)
@@ -77,6 +79,7 @@ void init_opts_default(struct init_opts *o);
 int init_opt_set(struct init_opts *o, const char *key, const char *val);
 int init_cmdline_parse(struct init_opts *o, const char *cmdline, init_report_fn report,
 		       void *ctx);
+void init_opts_finish(struct init_opts *o);
 
 /**
  * struct init_backoff - restart delay state of a supervised program

@@ -217,6 +217,7 @@ static void read_options(struct init_opts *o, int argc, char **argv)
 	}
 	for (i = 1; i < argc; i++)
 		init_cmdline_parse(o, argv[i], report_opt, NULL);
+	init_opts_finish(o);
 }
 
 /**

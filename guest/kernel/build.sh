@@ -30,7 +30,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 fragment=$here/microvm.config
 src_tar=${MICROVM_KERNEL_SOURCE:-/usr/src/linux-source-6.1.tar.xz}
-cache=${MICROVM_CACHE:-$HOME/.cache/microvm}/kernel
+home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+cache=${MICROVM_CACHE:-$home/.cache/microvm}/kernel
 # Bump when the way the kernel is built changes in a way that changes the output.
 recipe=1
 

@@ -55,13 +55,17 @@ enum mvm_exit_reason {
  * @kernel_path: vmlinux (ELF) or bzImage, for VM backends
  * @initrd_path: initramfs, or NULL
  * @cmdline:	kernel command line; the runtime appends its own device arguments
- * @rootfs_path: root file system (directory or .tar.gz) for the namespace/WSL2 backends
+ * @rootfs_path: root file system (directory or .tar.gz) for the namespace/WSL2 backends;
+ *		NULL for the namespace backend: the newest image of `make image` in the cache
  * @mem_mib:	guest memory in MiB
  * @cpus:	number of vCPUs
  * @guest_cid:	vsock context id of the guest (host is 2)
  * @net:	attach user-mode networking (libslirp)
  * @vsock_uds_path: Firecracker-style Unix socket bridge for vsock, or NULL
  * @quiet:	do not print notices (such as the PVM one) to stderr
+ * @box_argv:	namespace backend: the program run under the box's PID 1 and its arguments,
+ *		NULL-terminated, paths inside the rootfs (NULL: the agent, TCP transport on
+ *		127.0.0.1)
  */
 struct mvm_config {
 	enum mvm_backend_kind backend;
@@ -75,6 +79,7 @@ struct mvm_config {
 	bool net;
 	const char *vsock_uds_path;
 	bool quiet;
+	const char *const *box_argv;
 };
 
 /** mvm_config_init() - defaults: auto backend, 256 MiB, 1 vCPU, CID 3, no net. */

@@ -11,10 +11,20 @@
 #include "cli/cli.h"
 
 static int cli_help(int argc, char **argv);
+int cli_up(int argc, char **argv);
+int cli_down(int argc, char **argv);
+int cli_status(int argc, char **argv);
+int cli_vpn(int argc, char **argv);
+int cli_console(int argc, char **argv);
 
 static const struct cli_command cli_commands[] = {
 	{ "help", "show help for microvm or a subcommand", cli_help },
 	{ "run", "boot a kernel in a KVM micro-VM with its console here", cli_run },
+	{ "up", "run the VPN appliance (VM, agent, SOCKS5 proxy on localhost:1080)", cli_up },
+	{ "vpn", "import, connect, disconnect VPN profiles; VPN status", cli_vpn },
+	{ "status", "state of the appliance started with 'up'", cli_status },
+	{ "console", "print the appliance VM's console", cli_console },
+	{ "down", "stop the appliance started with 'up'", cli_down },
 };
 
 #define CLI_NCOMMANDS (sizeof(cli_commands) / sizeof(cli_commands[0]))

@@ -43,7 +43,7 @@ static void run_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: microvm run [--kernel FILE] [--initrd FILE] [--cmdline ARGS] [--mem MiB]\n"
-		"                   [--cpus N] [--vsock-uds PATH] [--quiet]\n"
+		"                   [--cpus N] [--vsock-uds PATH] [--cid N] [--quiet]\n"
 		"\n"
 		"Boot a Linux kernel in a KVM micro-VM with its serial console on this terminal.\n"
 		"\n"
@@ -55,7 +55,10 @@ static void run_usage(FILE *out)
 		"                    virtio-mmio device arguments are appended\n"
 		"  --mem MiB         guest memory (default 256, at least 32, at most host RAM)\n"
 		"  --cpus N          vCPUs (default 1, 1..32)\n"
-		"  --vsock-uds PATH  Unix socket bridge for the guest's vsock (Firecracker style)\n"
+		"  --vsock-uds PATH  Unix socket bridge for the guest's vsock (Firecracker style):\n"
+		"                    connect to PATH, send \"CONNECT <port>\\n\", read \"OK <n>\\n\";\n"
+		"                    guest connections to host port P go to PATH_P\n"
+		"  --cid N           the guest's vsock context id (default 3)\n"
 		"  --quiet           no notices on stderr (the PVM notice, the exit line)\n"
 		"  -h, --help        this text\n"
 		"\n"
@@ -235,6 +238,7 @@ int cli_run(int argc, char **argv)
 		{ "mem", required_argument, NULL, 'm' },
 		{ "cpus", required_argument, NULL, 'n' },
 		{ "vsock-uds", required_argument, NULL, 'u' },
+		{ "cid", required_argument, NULL, 'C' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -264,6 +268,10 @@ int cli_run(int argc, char **argv)
 			break;
 		case 'n':
 			if (run_parse_u32("--cpus", optarg, 1, 32, &cfg.cpus))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'C':	/* 0-2 are reserved, 2^32-1 is VMADDR_CID_ANY */
+			if (run_parse_u32("--cid", optarg, 3, 0xfffffffeUL, &cfg.guest_cid))
 				return CLI_EXIT_USAGE;
 			break;
 		case 'h':

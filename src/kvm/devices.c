@@ -19,6 +19,7 @@
 
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio.h"
+#include "devices/virtio/vsock.h"
 #include "kvm/kvm.h"
 #include "runtime/error.h"
 
@@ -60,9 +61,11 @@ static void kvm_virtio_free(void *opaque)
 {
 	struct kvm_virtio *v = opaque;
 
-	virtio_mmio_free(v->t);
+	/* the device first: a device with its own thread (vsock) must stop using the queues,
+	 * which live in the transport, before the transport goes */
 	if (v->dev_free)
 		v->dev_free(v->dev);
+	virtio_mmio_free(v->t);
 	free(v);
 }
 
@@ -116,6 +119,42 @@ static void kvm_rng_free(void *dev)
 	virtio_rng_free(dev);
 }
 
+static void kvm_vsock_free(void *dev)
+{
+	vsock_virtio_free(dev);	/* also frees the client and the Unix socket bridge */
+}
+
+/**
+ * kvm_vsock_add() - the virtio-vsock device for kvm->cfg.guest_cid, the VM's vsock client
+ * over it (kvm->vsock, owned by the device) and the --vsock-uds bridge if asked for
+ * Return: 0 or -errno with mvm_last_error() set.
+ */
+static int kvm_vsock_add(struct kvm_vm *kvm)
+{
+	struct vsock_virtio *v;
+	int ret;
+
+	v = vsock_virtio_new(kvm->cfg.guest_cid ? kvm->cfg.guest_cid : VSOCK_DEFAULT_GUEST_CID);
+	if (!v)
+		return -EINVAL;
+	if (kvm->cfg.vsock_uds_path) {
+		ret = vsock_virtio_bridge(v, kvm->cfg.vsock_uds_path);
+		if (ret < 0) {
+			vsock_virtio_free(v);
+			return ret;
+		}
+	}
+	kvm->vsock = vsock_virtio_client(v);
+	if (!kvm->vsock) {
+		vsock_virtio_free(v);
+		return -ENOMEM;
+	}
+	ret = kvm_virtio_add(kvm, &vsock_virtio_ops, v, kvm_vsock_free);
+	if (ret < 0)
+		kvm->vsock = NULL;	/* freed with the device */
+	return ret;
+}
+
 /**
  * kvm_devices_add() - create the VM's virtio devices
  * @kvm:	the VM (memory mapped and kvm->gmem filled, nothing loaded yet)
@@ -132,8 +171,5 @@ int kvm_devices_add(struct kvm_vm *kvm)
 	ret = kvm_virtio_add(kvm, &virtio_rng_ops, virtio_rng_new(), kvm_rng_free);
 	if (ret < 0)
 		return ret;
-	if (kvm->cfg.vsock_uds_path)
-		return mvm_set_error(-ENOTSUP,
-				     "--vsock-uds: the KVM backend has no virtio-vsock device yet");
-	return 0;
+	return kvm_vsock_add(kvm);
 }

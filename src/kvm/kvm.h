@@ -89,6 +89,7 @@ struct kvm_vm {
 	size_t line_len;
 	pthread_mutex_t line_lock;
 	struct kvm_cpuid2 *cpuid;
+	mvm_vsock *vsock;		/* client over the virtio-vsock device (devices.c) */
 };
 
 int kvm_cpu_init(struct kvm_vm *kvm, struct kvm_cpu *cpu, unsigned int id, uint64_t entry);

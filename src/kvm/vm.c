@@ -674,6 +674,11 @@ static long kvm_console_write(void *priv, const void *data, size_t len)
 	return (long)serial_input(kvm->serial, data, len);
 }
 
+static mvm_vsock *kvm_vsock(void *priv)
+{
+	return ((struct kvm_vm *)priv)->vsock;
+}
+
 /**
  * kvm_destroy() - stop threads, free devices, vCPUs, memory and fds
  */
@@ -721,6 +726,6 @@ const struct mvm_backend_ops mvm_kvm_backend = {
 	.request_stop = NULL,
 	.kill = kvm_kill,
 	.console_write = kvm_console_write,
-	.vsock = NULL,
+	.vsock = kvm_vsock,
 	.destroy = kvm_destroy,
 };

@@ -78,6 +78,7 @@
 #define SOCKS_PAUSE_MS		100
 #define SOCKS_ACCEPT_BATCH	64
 #define SOCKS_MAX_EVENTS	256
+#define SOCKS_PUMP_ROUNDS	4
 
 _Static_assert(SOCKS_BUF_SIZE > SOCKS_AUTH_MAX + SOCKS_HANDSHAKE_MAX,
 	       "handshake messages must fit a buffer");
@@ -133,6 +134,7 @@ struct socks_buf {
  * @in_worker:	queued to or held by a connect worker
  * @dead:	closed while @in_worker; freed when the worker's result arrives
  * @result:	worker's result: a stream fd or -errno
+ * @a2c_proto:	SOCKS reply bytes still queued in @a2c (not counted as relayed)
  * @prev/@next:	list of all connections
  * @qnext:	job or completion queue link
  * @gnext:	graveyard link (freed after the current batch of events)
@@ -149,6 +151,7 @@ struct socks_conn {
 	bool in_worker;
 	bool dead;
 	int result;
+	size_t a2c_proto;
 	struct socks_conn *prev, *next;
 	struct socks_conn *qnext;
 	struct socks_conn *gnext;
@@ -206,6 +209,17 @@ static void MVM_PRINTF(2, 3) socks_log(struct mvm_socks *s, const char *fmt, ...
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	s->cfg.log(s->cfg.log_opaque, line);
+}
+
+/**
+ * socks_idle_deadline() - when a relayed connection idle from now on gets closed
+ * Return: monotonic ms, or never (UINT64_MAX) without an idle timeout.
+ */
+static uint64_t socks_idle_deadline(struct mvm_socks *s)
+{
+	if (s->cfg.idle_timeout_ms <= 0)
+		return UINT64_MAX;
+	return socks_now() + (uint64_t)s->cfg.idle_timeout_ms;
 }
 
 void mvm_socks_config_init(struct mvm_socks_config *cfg)
@@ -644,8 +658,9 @@ static void conn_status(struct mvm_socks *s, struct socks_conn *c)
 		return;
 	}
 	atomic_fetch_add(&s->st_relayed, 1);
+	c->a2c_proto = buf_len(&c->a2c);
 	c->phase = PH_RELAY;
-	c->deadline = socks_now() + (uint64_t)s->cfg.idle_timeout_ms;
+	c->deadline = socks_idle_deadline(s);
 }
 
 /* ---- relay ------------------------------------------------------------------------------ */
@@ -659,36 +674,48 @@ static void conn_status(struct mvm_socks *s, struct socks_conn *c)
  * @dst:	endpoint to write to
  * @src_eof/@dst_shut:	that direction's flags
  * @counter:	byte counter
+ * @proto:	protocol bytes at the head of @b, written but not counted
  *
  * Return: 0, or -errno if the connection must be dropped.
  */
 static int conn_pump(struct mvm_socks *s, struct socks_conn *c, struct socks_ep *src,
 		     struct socks_buf *b, struct socks_ep *dst, bool *src_eof, bool *dst_shut,
-		     _Atomic uint64_t *counter)
+		     _Atomic uint64_t *counter, size_t *proto)
 {
-	ssize_t n;
+	size_t skip;
+	ssize_t rd, wr;
+	int round;
 
-	if (!*src_eof && src->fd >= 0) {
-		n = buf_read(b, src->fd);
-		if (n == 0)
-			*src_eof = true;
-		else if (n < 0 && n != -EAGAIN)
-			return (int)n;
-		if (n > 0)
-			c->deadline = socks_now() + (uint64_t)s->cfg.idle_timeout_ms;
-	}
-	if (*dst_shut)
-		return buf_len(b) ? -EPIPE : 0;
-	n = buf_write(b, dst->fd);
-	if (n < 0 && n != -EAGAIN)
-		return (int)n;
-	if (n > 0) {
-		atomic_fetch_add(counter, (uint64_t)n);
-		c->deadline = socks_now() + (uint64_t)s->cfg.idle_timeout_ms;
-	}
-	if (*src_eof && !buf_len(b)) {
-		shutdown(dst->fd, SHUT_WR);
-		*dst_shut = true;
+	/* a few rounds per event while both sides keep up: fewer epoll_wait calls on bulk
+	 * transfers, still a bounded share of the loop for this connection */
+	for (round = 0; round < SOCKS_PUMP_ROUNDS; round++) {
+		rd = 0;
+		if (!*src_eof && src->fd >= 0) {
+			rd = buf_read(b, src->fd);
+			if (rd == 0)
+				*src_eof = true;
+			else if (rd < 0 && rd != -EAGAIN)
+				return (int)rd;
+		}
+		if (*dst_shut)
+			return buf_len(b) ? -EPIPE : 0;
+		wr = buf_write(b, dst->fd);
+		if (wr < 0 && wr != -EAGAIN)
+			return (int)wr;
+		if (wr > 0) {
+			skip = *proto < (size_t)wr ? *proto : (size_t)wr;
+			*proto -= skip;
+			atomic_fetch_add(counter, (uint64_t)wr - skip);
+		}
+		if (rd > 0 || wr > 0)
+			c->deadline = socks_idle_deadline(s);
+		if (*src_eof && !buf_len(b)) {
+			shutdown(dst->fd, SHUT_WR);
+			*dst_shut = true;
+			return 0;
+		}
+		if (rd <= 0 || buf_len(b))
+			break;
 	}
 	return 0;
 }
@@ -702,6 +729,7 @@ static int conn_pump(struct mvm_socks *s, struct socks_conn *c, struct socks_ep 
 static void conn_event(struct mvm_socks *s, struct socks_ep *ep, uint32_t events)
 {
 	struct socks_conn *c = ep->conn;
+	size_t none = 0;
 	ssize_t n;
 	int ret;
 
@@ -750,10 +778,10 @@ static void conn_event(struct mvm_socks *s, struct socks_ep *ep, uint32_t events
 		break;
 	case PH_RELAY:
 		ret = conn_pump(s, c, &c->cli, &c->c2a, &c->agt, &c->cli_eof, &c->agt_shut,
-				&s->st_up);
+				&s->st_up, &none);
 		if (!ret)
 			ret = conn_pump(s, c, &c->agt, &c->a2c, &c->cli, &c->agt_eof,
-					&c->cli_shut, &s->st_down);
+					&c->cli_shut, &s->st_down, &c->a2c_proto);
 		if (ret || (c->cli_shut && c->agt_shut))
 			goto drop;
 		break;

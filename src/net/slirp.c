@@ -30,6 +30,11 @@
  * signalled when the ring goes from empty to non-empty.  The slirp thread processes a batch
  * of slots outside the lock (producers only ever write past the batch), then releases them.
  * A full ring drops the frame, as a NIC would; TCP recovers.
+ *
+ * A frame descriptor (the namespace backend's TAP) can instead be handed to the instance at
+ * creation (mvm_slirp_new_fd()): the thread polls it beside slirp's sockets, reads frames
+ * straight into slirp_input() and writes slirp's frames to it, with no queue and no thread
+ * hop in either direction.
  */
 #include <errno.h>
 #include <poll.h>
@@ -51,6 +56,8 @@
 #define SLIRP_MTU_DEFAULT	1500
 #define SLIRP_MTU_MIN		576
 #define SLIRP_ETH_MIN		14	/* Ethernet header without a tag */
+#define SLIRP_FD_BATCH		64	/* frames read from the frame fd per wake-up */
+#define SLIRP_FD_BUF		65536	/* any frame a TAP can hand us */
 
 /**
  * struct slirp_timer - one timer libslirp asked for
@@ -73,8 +80,10 @@ struct slirp_timer {
  * @slirp:	the libslirp object (slirp thread only, after start)
  * @thread:	the slirp thread
  * @wake_fd:	eventfd that interrupts the thread's poll()
- * @rx:		frames for the guest
+ * @rx:		frames for the guest (or NULL: written to @frame_fd)
  * @opaque:	argument for @rx
+ * @frame_fd:	a frame descriptor (TAP) served by the thread itself, or -1
+ * @frame_buf:	read buffer for @frame_fd
  * @lock:	protects the queue, @stop and the call fields
  * @cond:	signals call completion
  * @slots:	queue storage, @nslots slots of @slot_size bytes
@@ -90,7 +99,8 @@ struct slirp_timer {
  * @call_ret:	its result
  * @timers:	timers created by libslirp (slirp thread only)
  * @pfd:	poll array (slirp thread only)
- * @npfd:	entries used in @pfd
+ * @npfd:	entries used in @pfd (the first @nfixed are ours: wake-up, frame fd)
+ * @nfixed:	entries of @pfd before slirp's
  * @pfd_cap:	entries allocated in @pfd
  */
 struct mvm_slirp {
@@ -99,6 +109,8 @@ struct mvm_slirp {
 	int wake_fd;
 	mvm_slirp_rx_cb rx;
 	void *opaque;
+	int frame_fd;
+	uint8_t *frame_buf;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -119,6 +131,7 @@ struct mvm_slirp {
 	struct slirp_timer *timers;
 	struct pollfd *pfd;
 	size_t npfd;
+	size_t nfixed;
 	size_t pfd_cap;
 };
 
@@ -154,7 +167,10 @@ static ssize_t slirp_cb_send_packet(const void *buf, size_t len, void *opaque)
 {
 	struct mvm_slirp *s = opaque;
 
-	s->rx(s->opaque, buf, len);
+	if (s->rx)
+		s->rx(s->opaque, buf, len);
+	else if (write(s->frame_fd, buf, len) < 0)
+		return (ssize_t)len;	/* a full TAP queue drops the frame, like a NIC */
 	return (ssize_t)len;
 }
 
@@ -289,7 +305,7 @@ static int slirp_get_revents(int idx, void *opaque)
 	struct mvm_slirp *s = opaque;
 	short r;
 
-	if (idx < 1 || (size_t)idx >= s->npfd)
+	if (idx < 0 || (size_t)idx < s->nfixed || (size_t)idx >= s->npfd)
 		return 0;
 	r = s->pfd[idx].revents;
 	return ((r & POLLIN) ? SLIRP_POLL_IN : 0) | ((r & POLLOUT) ? SLIRP_POLL_OUT : 0) |
@@ -411,6 +427,26 @@ static void slirp_drain(struct mvm_slirp *s)
 }
 
 /**
+ * slirp_frame_fd_read() - feed the frames waiting on the frame descriptor to libslirp
+ * @s:		instance
+ *
+ * At most a batch per wake-up, so that slirp's sockets get their turn under load.
+ */
+static void slirp_frame_fd_read(struct mvm_slirp *s)
+{
+	int i;
+
+	for (i = 0; i < SLIRP_FD_BATCH; i++) {
+		ssize_t n = read(s->frame_fd, s->frame_buf, SLIRP_FD_BUF);
+
+		if (n <= 0)
+			return;
+		if (n >= SLIRP_ETH_MIN && (size_t)n <= s->slot_size)
+			slirp_input(s->slirp, s->frame_buf, (int)n);
+	}
+}
+
+/**
  * slirp_thread() - the loop described in the theory of operation
  * @arg:	the instance
  *
@@ -432,10 +468,13 @@ static void *slirp_thread(void *arg)
 		if (stop)
 			break;
 
-		s->npfd = 1;
 		s->pfd[0].fd = s->wake_fd;
 		s->pfd[0].events = POLLIN;
 		s->pfd[0].revents = 0;
+		s->pfd[1].fd = s->frame_fd;	/* -1: ignored by poll() */
+		s->pfd[1].events = POLLIN;
+		s->pfd[1].revents = 0;
+		s->npfd = s->nfixed = 2;
 		timeout = slirp_timers_timeout(s, slirp_now_ns() / 1000000);
 		slirp_pollfds_fill(s->slirp, &timeout, slirp_add_poll, s);
 		n = poll(s->pfd, s->npfd, timeout > INT32_MAX ? -1 : (int)timeout);
@@ -445,6 +484,8 @@ static void *slirp_thread(void *arg)
 			if (read(s->wake_fd, &ev, sizeof(ev)) < 0 && errno != EAGAIN)
 				break;
 		}
+		if (n > 0 && s->pfd[1].revents)
+			slirp_frame_fd_read(s);
 		slirp_drain(s);
 	}
 	return NULL;
@@ -496,8 +537,17 @@ static void slirp_config(const struct mvm_slirp_cfg *cfg, SlirpConfig *sc)
 	sc->disable_host_loopback = cfg->disable_host_loopback;
 }
 
-struct mvm_slirp *mvm_slirp_new(const struct mvm_slirp_cfg *cfg, mvm_slirp_rx_cb rx,
-				void *opaque)
+/**
+ * slirp_create() - an instance delivering frames to @rx or to @frame_fd; its thread started
+ * @cfg:	parameters (NULL: defaults)
+ * @rx:		receive callback, or NULL with @frame_fd
+ * @opaque:	for @rx
+ * @frame_fd:	frame descriptor served by the thread, or -1
+ *
+ * Return: the instance, or NULL with mvm_last_error() set.
+ */
+static struct mvm_slirp *slirp_create(const struct mvm_slirp_cfg *cfg, mvm_slirp_rx_cb rx,
+				      void *opaque, int frame_fd)
 {
 	struct mvm_slirp_cfg defaults;
 	SlirpConfig sc;
@@ -510,7 +560,7 @@ struct mvm_slirp *mvm_slirp_new(const struct mvm_slirp_cfg *cfg, mvm_slirp_rx_cb
 		mvm_slirp_cfg_init(&defaults);
 		cfg = &defaults;
 	}
-	if (!rx) {
+	if (!rx && frame_fd < 0) {
 		mvm_set_error(-EINVAL, "slirp: no receive callback");
 		return NULL;
 	}
@@ -524,6 +574,7 @@ struct mvm_slirp *mvm_slirp_new(const struct mvm_slirp_cfg *cfg, mvm_slirp_rx_cb
 		goto err_nomem;
 	s->rx = rx;
 	s->opaque = opaque;
+	s->frame_fd = frame_fd;
 	s->wake_fd = -1;
 	s->nslots = SLIRP_QUEUE_SLOTS;
 	s->slot_size = (cfg->mtu ? cfg->mtu : SLIRP_MTU_DEFAULT) + MVM_SLIRP_ETH_HLEN;
@@ -531,7 +582,9 @@ struct mvm_slirp *mvm_slirp_new(const struct mvm_slirp_cfg *cfg, mvm_slirp_rx_cb
 	s->slot_len = calloc(s->nslots, sizeof(*s->slot_len));
 	s->pfd_cap = 64;
 	s->pfd = calloc(s->pfd_cap, sizeof(*s->pfd));
-	if (!s->slots || !s->slot_len || !s->pfd)
+	if (frame_fd >= 0)
+		s->frame_buf = malloc(SLIRP_FD_BUF);
+	if (!s->slots || !s->slot_len || !s->pfd || (frame_fd >= 0 && !s->frame_buf))
 		goto err_nomem_free;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
@@ -580,6 +633,7 @@ err_free:
 		close(s->wake_fd);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
+	free(s->frame_buf);
 	free(s->pfd);
 	free(s->slot_len);
 	free(s->slots);
@@ -587,6 +641,7 @@ err_free:
 	return NULL;
 
 err_nomem_free:
+	free(s->frame_buf);
 	free(s->pfd);
 	free(s->slot_len);
 	free(s->slots);
@@ -594,6 +649,25 @@ err_nomem_free:
 err_nomem:
 	mvm_set_error(-ENOMEM, "slirp: out of memory");
 	return NULL;
+}
+
+struct mvm_slirp *mvm_slirp_new(const struct mvm_slirp_cfg *cfg, mvm_slirp_rx_cb rx,
+				void *opaque)
+{
+	if (!rx) {
+		mvm_set_error(-EINVAL, "slirp: no receive callback");
+		return NULL;
+	}
+	return slirp_create(cfg, rx, opaque, -1);
+}
+
+struct mvm_slirp *mvm_slirp_new_fd(const struct mvm_slirp_cfg *cfg, int fd)
+{
+	if (fd < 0) {
+		mvm_set_error(-EBADF, "slirp: no frame descriptor");
+		return NULL;
+	}
+	return slirp_create(cfg, NULL, NULL, fd);
 }
 
 int mvm_slirp_send(struct mvm_slirp *s, const void *frame, size_t len)
@@ -673,6 +747,7 @@ void mvm_slirp_free(struct mvm_slirp *s)
 	close(s->wake_fd);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
+	free(s->frame_buf);
 	free(s->pfd);
 	free(s->slot_len);
 	free(s->slots);

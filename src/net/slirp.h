@@ -85,6 +85,20 @@ struct mvm_slirp *mvm_slirp_new(const struct mvm_slirp_cfg *cfg, mvm_slirp_rx_cb
 				void *opaque);
 
 /**
+ * mvm_slirp_new_fd() - create an instance serving a frame descriptor itself
+ * @cfg:	parameters (NULL: defaults); not referenced after the call
+ * @fd:		non-blocking descriptor that reads and writes one Ethernet frame per call (a TAP
+ *		opened with IFF_TAP | IFF_NO_PI); stays the caller's, to close after
+ *		mvm_slirp_free()
+ *
+ * The slirp thread reads guest frames from @fd and writes frames for the guest to it (a
+ * full queue drops them).  mvm_slirp_send() still works too.
+ *
+ * Return: the instance, or NULL with mvm_last_error() set.
+ */
+struct mvm_slirp *mvm_slirp_new_fd(const struct mvm_slirp_cfg *cfg, int fd);
+
+/**
  * mvm_slirp_send() - a frame from the guest (any thread; copied, never blocks)
  * @s:		instance
  * @frame:	Ethernet frame

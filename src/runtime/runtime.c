@@ -32,12 +32,14 @@
 
 #ifdef __linux__
 extern const struct mvm_backend_ops mvm_kvm_backend;
+extern const struct mvm_backend_ops mvm_nsbox_backend;
 #endif
 
 /* Preference order for MVM_BACKEND_AUTO.  A new backend: declare it above, add one line. */
 static const struct mvm_backend_ops *const mvm_backends[] = {
 #ifdef __linux__
 	&mvm_kvm_backend,
+	&mvm_nsbox_backend,
 #endif
 	NULL,
 };
@@ -104,9 +106,10 @@ static const char *mvm_backend_kind_name(enum mvm_backend_kind kind)
 /**
  * mvm_backend_pick() - the backend for a config
  * @kind:	requested kind
+ * @quiet:	no notice on stderr when AUTO falls back from the first backend
  * Return: the ops, or NULL with mvm_last_error() set.
  */
-static const struct mvm_backend_ops *mvm_backend_pick(enum mvm_backend_kind kind)
+static const struct mvm_backend_ops *mvm_backend_pick(enum mvm_backend_kind kind, bool quiet)
 {
 	char why[256] = "", first_why[256] = "";
 	size_t i;
@@ -119,8 +122,13 @@ static const struct mvm_backend_ops *mvm_backend_pick(enum mvm_backend_kind kind
 				return b;
 			continue;
 		}
-		if (!b->usable || b->usable(why, sizeof(why)))
+		if (!b->usable || b->usable(why, sizeof(why))) {
+			/* A fallback is worth one line: the user may expect a VM. */
+			if (first_why[0] && !quiet)
+				fprintf(stderr, "microvm: %s; using the %s backend\n", first_why,
+					b->name);
 			return b;
+		}
 		if (!first_why[0])
 			snprintf(first_why, sizeof(first_why), "%s: %s", b->name, why);
 	}
@@ -184,7 +192,7 @@ mvm_vm *mvm_vm_create(const struct mvm_config *cfg)
 		mvm_set_error(-EINVAL, "no configuration given");
 		return NULL;
 	}
-	ops = mvm_backend_pick(cfg->backend);
+	ops = mvm_backend_pick(cfg->backend, cfg->quiet);
 	if (!ops)
 		return NULL;
 	return mvm_vm_create_ops(ops, cfg);

@@ -49,7 +49,8 @@
  * @mem:	guest memory
  * @set_irq:	interrupt line callback
  * @irq_opaque:	its argument
- * @status:	device status as written by the driver (without NEEDS_RESET)
+ * @status:	device status as written by the driver (without NEEDS_RESET); written with
+ *		both locks held, so either lock suffices to read it
  * @dev_feat_sel: DeviceFeaturesSel
  * @drv_feat_sel: DriverFeaturesSel
  * @driver_features: features written by the driver
@@ -193,6 +194,15 @@ void virtio_mmio_free(struct virtio_mmio_dev *t)
 	free(t);
 }
 
+void virtio_mmio_set_irq(struct virtio_mmio_dev *t, void (*set_irq)(void *opaque, int level),
+			 void *irq_opaque)
+{
+	pthread_mutex_lock(&t->irq_lock);
+	t->set_irq = set_irq;
+	t->irq_opaque = irq_opaque;
+	pthread_mutex_unlock(&t->irq_lock);
+}
+
 struct virtq *virtio_mmio_queue(struct virtio_mmio_dev *t, unsigned int qidx)
 {
 	return qidx < t->ops->num_queues ? &t->vqs[qidx] : NULL;
@@ -232,11 +242,11 @@ static void virtio_mmio_reset(struct virtio_mmio_dev *t)
 		t->ops->reset(t->dev);
 	for (i = 0; i < t->ops->num_queues; i++)
 		virtq_reset(&t->vqs[i]);
-	t->status = 0;
 	t->dev_feat_sel = t->drv_feat_sel = 0;
 	t->driver_features = 0;
 	t->queue_sel = 0;
 	pthread_mutex_lock(&t->irq_lock);
+	t->status = 0;
 	t->needs_reset = false;
 	if (t->isr && t->set_irq)
 		t->set_irq(t->irq_opaque, 0);
@@ -293,7 +303,9 @@ static void virtio_mmio_write_status(struct virtio_mmio_dev *t, uint32_t val)
 		virtio_mmio_fail(t, "DRIVER_OK without FEATURES_OK");
 		val &= ~VIRTIO_CONFIG_S_DRIVER_OK;
 	}
+	pthread_mutex_lock(&t->irq_lock);
 	t->status = val;
+	pthread_mutex_unlock(&t->irq_lock);
 	if ((val & VIRTIO_CONFIG_S_DRIVER_OK) && !(old & VIRTIO_CONFIG_S_DRIVER_OK))
 		virtio_mmio_activate(t);
 }
@@ -501,4 +513,12 @@ void virtio_mmio_write(struct virtio_mmio_dev *t, uint64_t offset, const void *d
 		virtio_mmio_reg_write(t, offset, le32toh(v));
 	}
 	pthread_mutex_unlock(&t->reg_lock);
+}
+
+void virtio_mmio_access(void *t, uint64_t offset, uint8_t *data, uint32_t len, int is_write)
+{
+	if (is_write)
+		virtio_mmio_write(t, offset, data, len);
+	else
+		virtio_mmio_read(t, offset, data, len);
 }

@@ -7,14 +7,14 @@
  * avail->idx) and the used ring (we publish {head, bytes written} and bump used->idx).  Indexes
  * are free-running 16-bit counters taken modulo the (power of two) queue size.
  *
- * Reading: virtq_pop() loads avail->idx, then (acquire fence) the ring entry, then walks the
+ * Reading: virtq_pop() loads avail->idx (acquire), then the ring entry, then walks the
  * chain.  Each descriptor is copied out of guest RAM exactly once before it is checked, so a
  * guest rewriting descriptors under us cannot make a checked value differ from a used one.
  * Every address goes through mvm_gmem_ptr(); the chain walk counts descriptors and refuses
  * more than the table holds, which catches loops without any visited-set.  An indirect
  * descriptor switches the walk to its table (bounds-checked, no nesting, no NEXT flag).
  *
- * Writing: virtq_push() writes the used element, then (release fence) used->idx.
+ * Writing: virtq_push() writes the used element, then used->idx (release).
  * virtq_notify() then reads avail->flags after a full fence, so that either we see the
  * driver's NO_INTERRUPT cleared or the driver sees our new used->idx.
  *
@@ -115,15 +115,24 @@ void virtq_reset(struct virtq *vq)
 	pthread_mutex_unlock(&vq->lock);
 }
 
-/* Guest-shared 16-bit little-endian load/store; the compiler must not merge or tear them. */
+/*
+ * Guest-shared 16-bit little-endian indexes and flags.  Atomic accesses so that the compiler
+ * never tears, merges or re-reads them; acquire/release order the ring contents against the
+ * index that publishes them (the guest pairs them with its own barriers).
+ */
 static uint16_t virtq_load16(const uint16_t *p)
 {
-	return le16toh(*(const volatile uint16_t *)p);
+	return le16toh(__atomic_load_n(p, __ATOMIC_RELAXED));
 }
 
-static void virtq_store16(uint16_t *p, uint16_t v)
+static uint16_t virtq_load16_acquire(const uint16_t *p)
 {
-	*(volatile uint16_t *)p = htole16(v);
+	return le16toh(__atomic_load_n(p, __ATOMIC_ACQUIRE));
+}
+
+static void virtq_store16_release(uint16_t *p, uint16_t v)
+{
+	__atomic_store_n(p, htole16(v), __ATOMIC_RELEASE);
 }
 
 /*
@@ -260,15 +269,14 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *elem)
 	}
 	if (vq->broken)
 		return virtq_fail(vq, "queue broken");
-	avail_idx = virtq_load16(&vq->avail->idx);
+	avail_idx = virtq_load16_acquire(&vq->avail->idx);
 	if (avail_idx == vq->last_avail) {
 		pthread_mutex_unlock(&vq->lock);
 		return 0;
 	}
 	if ((uint16_t)(avail_idx - vq->last_avail) > vq->size)
 		return virtq_fail(vq, "avail index too far ahead");
-	/* Read the ring entry and descriptors only after seeing the index. */
-	atomic_thread_fence(memory_order_acquire);
+	/* The acquire load above orders the ring entry and descriptor reads after it. */
 	head = virtq_load16(&vq->avail->ring[vq->last_avail & (vq->size - 1)]);
 	if (head >= vq->size)
 		return virtq_fail(vq, "avail ring entry out of range");
@@ -304,10 +312,9 @@ int virtq_push(struct virtq *vq, const struct virtq_elem *elem, uint32_t written
 	ue.id = htole32(elem->head);
 	ue.len = htole32(written);
 	memcpy((void *)&vq->used->ring[vq->used_idx & (vq->size - 1)], &ue, sizeof(ue));
-	/* The element must be visible before the index that publishes it. */
-	atomic_thread_fence(memory_order_release);
+	/* The release store makes the element visible before the index that publishes it. */
 	vq->used_idx++;
-	virtq_store16(&vq->used->idx, vq->used_idx);
+	virtq_store16_release(&vq->used->idx, vq->used_idx);
 	pthread_mutex_unlock(&vq->lock);
 	return 0;
 }

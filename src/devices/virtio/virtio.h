@@ -97,6 +97,30 @@ struct virtio_mmio_dev *virtio_mmio_new(const struct virtio_dev_ops *ops, void *
 					void *irq_opaque);
 
 /**
+ * virtio_mmio_set_irq() - (re)connect the interrupt line, before the guest runs
+ * @t:		the transport
+ * @set_irq:	see virtio_mmio_new()
+ * @irq_opaque:	its first argument
+ *
+ * For backends that learn the device's IRQ number only after creating the transport.
+ */
+void virtio_mmio_set_irq(struct virtio_mmio_dev *t, void (*set_irq)(void *opaque, int level),
+			 void *irq_opaque);
+
+/**
+ * virtio_mmio_access() - one guest access, in the shape of an MMIO-exit handler
+ * @t:		the transport (a struct virtio_mmio_dev *)
+ * @offset:	offset within the window
+ * @data:	bytes written, or where to store the bytes read
+ * @len:	access width
+ * @is_write:	non-zero for a write
+ *
+ * Same as virtio_mmio_write() / virtio_mmio_read(); matches the KVM backend's kvm_mmio_fn so
+ * it can be registered directly.
+ */
+void virtio_mmio_access(void *t, uint64_t offset, uint8_t *data, uint32_t len, int is_write);
+
+/**
  * virtio_mmio_free() - destroy a transport (the device must no longer use its queues)
  * @t:		the transport, or NULL
  */

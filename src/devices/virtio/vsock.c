@@ -20,7 +20,8 @@
  * Connection set-up.  Host-initiated: the caller's thread allocates a connection in
  * CONNECTING with a pending REQUEST and sleeps on d->cond; the guest answers RESPONSE
  * (established: the caller gets its fd) or RST (-ECONNREFUSED).  On timeout the caller marks
- * the connection for RST and leaves.  Guest-initiated: a REQUEST to host CID 2 port P is
+ * the connection for RST and leaves (or just drops it if the REQUEST never reached the guest,
+ * e.g. no driver yet, so a dead guest does not fill the table).  Guest-initiated: a REQUEST to host CID 2 port P is
  * accepted if a listener (mvm_vsock_listen) or the forwarder (Unix socket bridge) takes P,
  * answered RESPONSE, and the listener's callback gets its fd after the lock is dropped.
  * Anything else gets RST.
@@ -30,7 +31,7 @@
  * A sender may have at most buf_alloc - (tx_cnt - fwd_cnt) bytes in flight.
  *
  *  guest -> host: we advertise VSOCK_BUF_ALLOC and back that promise with a per-connection
- *  ring of that size.  RW payload is written straight to the host fd; what the fd does not
+ *  ring of that size (allocated only while bytes wait in it).  RW payload is written straight to the host fd; what the fd does not
  *  take goes into the ring and is flushed on EPOLLOUT.  fwd_cnt counts bytes written to the
  *  host fd, so a slow host program throttles the guest.  Whenever fwd_cnt has moved by a
  *  quarter of buf_alloc since we last told the guest (any header we send tells it), we queue
@@ -56,7 +57,10 @@
  * wrong CIDs, unknown ops or types, packets for unknown connections, RW before RESPONSE,
  * credit lies: each is counted as a guest error (reported on stderr, rate limited) and
  * answered with RST where a connection can be named; other connections are unaffected.
- * Malformed descriptor chains are the virtio queue code's business (it refuses them).
+ * Chains of the wrong shape (writable TX, readable or sub-header RX, TX over header + 64 KiB)
+ * are reported and returned unused by the glue; malformed descriptor chains (addresses
+ * outside RAM, loops, zero or huge lengths) are refused by the virtio queue code, which sets
+ * DEVICE_NEEDS_RESET; nothing blocks and the next driver reset starts afresh.
  *
  * Reset.  A driver reset drops every connection (host fds are closed, so host programs see
  * EOF; pending connects fail with -ECONNRESET); listeners stay.
@@ -122,6 +126,7 @@ struct vsock_conn {
 	bool credit_requested;
 	bool free_after_rst;		/* drop once the pending RST is out */
 	bool fc_ok;			/* write "OK <host_port>\n" to fd when established */
+	bool req_sent;			/* our REQUEST reached an RX buffer */
 	struct vsock_wait *waiter;	/* host-initiated connect in progress */
 	/* guest -> host */
 	uint8_t *ring;			/* VSOCK_BUF_ALLOC bytes while any is pending */
@@ -153,8 +158,6 @@ struct vsock_dev {
 	pthread_cond_t cond;		/* connect results */
 	uint64_t guest_cid;
 	int epfd, kickfd;
-	void (*kick)(void *opaque);	/* wake whoever fills RX (defaults to kickfd) */
-	void *kick_opaque;
 	struct vsock_conn *slots[VSOCK_MAX_CONNS];
 	uint32_t gens[VSOCK_MAX_CONNS];
 	struct vsock_conn head;		/* list sentinel */
@@ -248,10 +251,7 @@ static void vsock_kick(struct vsock_dev *d)
 {
 	uint64_t one = 1;
 
-	if (d->kick)
-		d->kick(d->kick_opaque);
-	else
-		(void)!write(d->kickfd, &one, sizeof(one));
+	(void)!write(d->kickfd, &one, sizeof(one));	/* eventfd: never blocks */
 }
 
 static uint64_t vsock_conn_id(const struct vsock_conn *c)
@@ -683,6 +683,8 @@ static bool vsock_ctl_packet(struct vsock_dev *d, struct vsock_conn *c, struct v
 			continue;
 		c->pending &= ~order[i].bit;
 		vsock_fill_hdr(d, c, h, order[i].op);
+		if (order[i].op == VSOCK_OP_REQUEST)
+			c->req_sent = true;
 		if (order[i].op == VSOCK_OP_SHUTDOWN)
 			h->flags = c->shut_send;
 		return true;
@@ -953,21 +955,10 @@ void vsock_dev_free(struct vsock_dev *d)
 	free(d);
 }
 
+/** vsock_dev_guest_cid() - the guest's CID (as in the device config space) */
 uint64_t vsock_dev_guest_cid(const struct vsock_dev *d)
 {
 	return d->guest_cid;
-}
-
-/**
- * vsock_dev_set_kick() - who to wake when there is something for the guest
- * @kick:	called with the device lock held; must not block (NULL: the internal eventfd)
- */
-void vsock_dev_set_kick(struct vsock_dev *d, void (*kick)(void *opaque), void *opaque)
-{
-	pthread_mutex_lock(&d->lock);
-	d->kick = kick;
-	d->kick_opaque = opaque;
-	pthread_mutex_unlock(&d->lock);
 }
 
 /** vsock_alloc_host_port() - an unused local port for a host-initiated connection */
@@ -1030,8 +1021,13 @@ int vsock_dev_connect_fd(struct vsock_dev *d, uint32_t port, int fd, int timeout
 	}
 	if (w.result == 1) {	/* timed out: c is still ours to cancel */
 		c->waiter = NULL;
-		vsock_conn_reset(d, c);
-		vsock_kick(d);
+		if (c->req_sent) {
+			vsock_conn_reset(d, c);
+			vsock_kick(d);
+		} else {
+			/* the guest never saw it (no driver, no RX buffers): nothing to undo */
+			vsock_conn_free(d, c, 0);
+		}
 		w.result = -ETIMEDOUT;
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -1116,11 +1112,18 @@ void vsock_dev_report(struct vsock_dev *d, const char *why)
 	pthread_mutex_unlock(&d->lock);
 }
 
-unsigned long vsock_dev_guest_errors(const struct vsock_dev *d)
+/** vsock_dev_guest_errors() - how many guest errors were seen (for tests and diagnostics) */
+unsigned long vsock_dev_guest_errors(struct vsock_dev *d)
 {
-	return d->guest_errors;
+	unsigned long n;
+
+	pthread_mutex_lock(&d->lock);
+	n = d->guest_errors;
+	pthread_mutex_unlock(&d->lock);
+	return n;
 }
 
+/** vsock_dev_nconns() - connections in the table right now */
 unsigned int vsock_dev_nconns(struct vsock_dev *d)
 {
 	unsigned int n;
@@ -1131,6 +1134,7 @@ unsigned int vsock_dev_nconns(struct vsock_dev *d)
 	return n;
 }
 
+/* &struct mvm_vsock_transport over the engine (the client's ctx is the engine) */
 static int vsock_tr_connect(void *ctx, uint32_t port, int timeout_ms)
 {
 	return vsock_dev_connect(ctx, port, timeout_ms);
@@ -1164,6 +1168,8 @@ struct vsock_virtio {
 	struct virtq *vqs;		/* NULL unless DRIVER_OK */
 	bool stop;
 	pthread_t thread;
+	mvm_vsock *client;		/* vsock_virtio_client(), freed with the device */
+	struct vsock_uds *uds;		/* vsock_virtio_bridge() */
 	struct virtq_elem elem;
 	uint8_t scratch[VSOCK_HDR_LEN + VSOCK_MAX_PAYLOAD];
 };
@@ -1241,6 +1247,7 @@ static void *vsock_virtio_thread(void *arg)
 	}
 }
 
+/** vsock_virtio_config_read() - config space: le64 guest_cid (bounds checked by mmio.c) */
 static void vsock_virtio_config_read(void *dev, uint32_t offset, void *data, unsigned int len)
 {
 	struct vsock_virtio *v = dev;
@@ -1252,6 +1259,7 @@ static void vsock_virtio_config_read(void *dev, uint32_t offset, void *data, uns
 		memcpy(data, cfg + offset, len);
 }
 
+/** vsock_virtio_notify() - a vCPU kicked a queue: wake the device thread, nothing else */
 static void vsock_virtio_notify(void *dev, struct virtq *vq, unsigned int qidx)
 {
 	struct vsock_virtio *v = dev;
@@ -1259,6 +1267,7 @@ static void vsock_virtio_notify(void *dev, struct virtq *vq, unsigned int qidx)
 	vsock_dev_kick(v->core);
 }
 
+/** vsock_virtio_activate() - DRIVER_OK: the thread may use @vqs from now on */
 static int vsock_virtio_activate(void *dev, struct virtq *vqs, uint64_t features)
 {
 	struct vsock_virtio *v = dev;
@@ -1270,6 +1279,7 @@ static int vsock_virtio_activate(void *dev, struct virtq *vqs, uint64_t features
 	return 0;
 }
 
+/** vsock_virtio_reset() - driver reset: take the queues away, then drop every connection */
 static void vsock_virtio_reset(void *dev)
 {
 	struct vsock_virtio *v = dev;
@@ -1327,11 +1337,13 @@ err:
 	return NULL;
 }
 
-/** vsock_virtio_free() - stop the thread and free everything (before the transport) */
+/** vsock_virtio_free() - free the client and bridge, stop the thread, free the rest (before the transport) */
 void vsock_virtio_free(struct vsock_virtio *v)
 {
 	if (!v)
 		return;
+	mvm_vsock_free(v->client);
+	vsock_uds_free(v->uds);
 	pthread_mutex_lock(&v->qlock);
 	v->stop = true;
 	v->vqs = NULL;
@@ -1350,10 +1362,25 @@ struct vsock_dev *vsock_virtio_engine(struct vsock_virtio *v)
 }
 
 /**
- * vsock_virtio_client() - a runtime vsock client over this device
- * Return: the client (free it before the device), or NULL with mvm_last_error() set.
+ * vsock_virtio_client() - the runtime vsock client over this device
+ * Return: the client (owned by the device: valid until vsock_virtio_free()), or NULL with
+ * mvm_last_error() set.
  */
 mvm_vsock *vsock_virtio_client(struct vsock_virtio *v)
 {
-	return mvm_vsock_new(&vsock_dev_transport, v->core);
+	if (!v->client)
+		v->client = mvm_vsock_new(&vsock_dev_transport, v->core);
+	return v->client;
+}
+
+/**
+ * vsock_virtio_bridge() - serve the Firecracker-style Unix socket @path for this device
+ * Return: 0, or -errno with mvm_last_error() set (-EBUSY if already bridged).
+ */
+int vsock_virtio_bridge(struct vsock_virtio *v, const char *path)
+{
+	if (v->uds)
+		return mvm_set_error(-EBUSY, "vsock: already bridged to a Unix socket");
+	v->uds = vsock_uds_new(v->core, path);
+	return v->uds ? 0 : -EINVAL;
 }

@@ -73,7 +73,6 @@ int vsock_dev_tx(struct vsock_dev *d, const uint8_t *pkt, size_t len);
 size_t vsock_dev_rx(struct vsock_dev *d, uint8_t *buf, size_t cap);
 int vsock_dev_poll(struct vsock_dev *d, int timeout_ms);
 void vsock_dev_reset(struct vsock_dev *d);
-void vsock_dev_set_kick(struct vsock_dev *d, void (*kick)(void *opaque), void *opaque);
 
 #define VSOCK_CONNECT_FC_OK	1u
 int vsock_dev_connect_fd(struct vsock_dev *d, uint32_t port, int fd, int timeout_ms,
@@ -85,7 +84,7 @@ void vsock_dev_set_forward(struct vsock_dev *d, vsock_forward_cb cb, void *opaqu
 
 void vsock_dev_kick(struct vsock_dev *d);
 void vsock_dev_report(struct vsock_dev *d, const char *why);
-unsigned long vsock_dev_guest_errors(const struct vsock_dev *d);
+unsigned long vsock_dev_guest_errors(struct vsock_dev *d);
 unsigned int vsock_dev_nconns(struct vsock_dev *d);
 
 extern const struct mvm_vsock_transport vsock_dev_transport;
@@ -99,6 +98,7 @@ struct vsock_virtio *vsock_virtio_new(uint64_t guest_cid);
 void vsock_virtio_free(struct vsock_virtio *v);
 struct vsock_dev *vsock_virtio_engine(struct vsock_virtio *v);
 mvm_vsock *vsock_virtio_client(struct vsock_virtio *v);
+int vsock_virtio_bridge(struct vsock_virtio *v, const char *path);
 
 /* Firecracker-compatible Unix socket bridge (vsock_uds.c) */
 struct vsock_uds;

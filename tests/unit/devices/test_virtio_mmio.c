@@ -257,6 +257,33 @@ static void test_interrupts(void **state)
 	assert_int_equal(f->s.irq_level, 0);
 }
 
+static int other_level = -1;
+
+static void other_irq(void *opaque, int level)
+{
+	(void)opaque;
+	other_level = level;
+}
+
+static void test_late_irq_and_access(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t buf[4];
+	uint32_t v = 0;
+
+	virtio_mmio_access(f->s.t, VIRTIO_MMIO_DEVICE_ID, buf, 4, 0);
+	memcpy(&v, buf, 4);
+	assert_int_equal(v, 42);
+	virtio_mmio_set_irq(f->s.t, other_irq, NULL);
+	virtio_mmio_notify_used(f->s.t, 0);
+	assert_int_equal(other_level, 1);
+	assert_int_equal(f->s.irq_level, 0);
+	v = VIRTIO_MMIO_INT_VRING;
+	memcpy(buf, &v, 4);
+	virtio_mmio_access(f->s.t, VIRTIO_MMIO_INTERRUPT_ACK, buf, 4, 1);
+	assert_int_equal(other_level, 0);
+}
+
 static void test_config_space(void **state)
 {
 	struct fixture *f = *state;
@@ -322,6 +349,7 @@ int main(void)
 		T(test_status_and_reset),
 		T(test_interrupts),
 		T(test_config_space),
+		T(test_late_irq_and_access),
 		cmocka_unit_test(test_cmdline),
 		cmocka_unit_test(test_bad_ops),
 	};

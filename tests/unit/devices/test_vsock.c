@@ -218,6 +218,17 @@ static void test_connect_timeout(void **state)
 	gexpect(d, &p, VSOCK_OP_RST);
 }
 
+/* A guest that takes no RX buffers never sees the REQUEST: a timeout leaves nothing behind. */
+static void test_connect_timeout_unseen(void **state)
+{
+	struct vsock_dev *d = *state;
+
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(vsock_dev_connect(d, 1025, 50), -ETIMEDOUT);
+	assert_int_equal(vsock_dev_nconns(d), 0);
+	gexpect_none(d);
+}
+
 struct accepted {
 	int fd;
 	uint32_t port;
@@ -749,6 +760,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_connect_and_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connect_timeout_unseen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_initiated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forwarder, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_connection, setup, teardown),

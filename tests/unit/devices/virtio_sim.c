@@ -239,9 +239,8 @@ void vsim_publish(struct vsim *s, unsigned int qidx, uint16_t head)
 	struct vsim_queue *q = &s->q[qidx];
 
 	q->avail->ring[q->avail_idx % q->size] = htole16(head);
-	atomic_thread_fence(memory_order_release);
 	q->avail_idx++;
-	*(volatile uint16_t *)&q->avail->idx = htole16(q->avail_idx);
+	__atomic_store_n(&q->avail->idx, htole16(q->avail_idx), __ATOMIC_RELEASE);
 }
 
 void vsim_kick(struct vsim *s, unsigned int qidx)
@@ -256,7 +255,7 @@ unsigned int vsim_used_pending(struct vsim *s, unsigned int qidx)
 
 	if (!q->size)
 		return 0;
-	idx = le16toh(*(volatile uint16_t *)&q->used->idx);
+	idx = le16toh(__atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE));
 	return (uint16_t)(idx - q->used_seen);
 }
 
@@ -308,9 +307,8 @@ int vsim_used(struct vsim *s, unsigned int qidx, uint32_t *len, void *buf, size_
 	struct vring_desc *d;
 	uint32_t id, l;
 
-	if (!vsim_used_pending(s, qidx))
+	if (!vsim_used_pending(s, qidx))	/* acquire: the entry is visible */
 		return -1;
-	atomic_thread_fence(memory_order_acquire);
 	e = q->used->ring[q->used_seen % q->size];
 	q->used_seen++;
 	id = le32toh(e.id);

@@ -203,6 +203,31 @@ static void test_agent_argv(void **state)
 	assert_int_equal(init_agent_argv(&o, argv, 8), -EINVAL);
 }
 
+static void test_finish_listen(void **state)
+{
+	struct init_opts o;
+
+	(void)state;
+	/* TCP agent, NIC configured: listen on the guest address (reachable by hostfwd) */
+	init_opts_default(&o);
+	init_cmdline_parse(&o, "microvm.agent=tcp microvm.ip=10.0.2.99/24", NULL, NULL);
+	init_opts_finish(&o);
+	assert_string_equal(o.listen, "10.0.2.99");
+	/* namespace backend: no NIC set up, the agent's own default (loopback) */
+	init_opts_default(&o);
+	init_cmdline_parse(&o, "microvm.agent=tcp microvm.net=none", NULL, NULL);
+	init_opts_finish(&o);
+	assert_string_equal(o.listen, "");
+	/* explicit wins; vsock never gets a TCP address */
+	init_opts_default(&o);
+	init_cmdline_parse(&o, "microvm.agent=tcp microvm.listen=0.0.0.0", NULL, NULL);
+	init_opts_finish(&o);
+	assert_string_equal(o.listen, "0.0.0.0");
+	init_opts_default(&o);
+	init_opts_finish(&o);
+	assert_string_equal(o.listen, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +239,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_and_foreign),
 		cmocka_unit_test(test_overlong),
 		cmocka_unit_test(test_agent_argv),
+		cmocka_unit_test(test_finish_listen),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_slirp.c - the libslirp module answers like a gateway: ARP for 10.0.2.2, ICMP echo to
- * 10.0.2.2, a DHCP offer of 10.0.2.15, a forwarded host port arriving as a SYN to the guest,
- * and bad frames rejected or ignored without a crash.
+ * 10.0.2.2, a DHCP offer of 10.0.2.15, UDP to the host and back, a forwarded host port
+ * arriving as a SYN to the guest, IPv6 neighbour discovery and echo (when enabled), a frame
+ * fd served by the slirp thread, and bad frames rejected or ignored without a crash.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -355,6 +358,68 @@ static void test_hostfwd_syn(void **state)
 	close(fd);
 }
 
+struct udp_want {
+	uint16_t sport;
+	uint16_t dport;
+};
+
+static int is_udp_reply(const uint8_t *f, size_t len, void *arg)
+{
+	const struct udp_want *w = arg;
+
+	return len >= 14 + 20 + 8 && get16(f + 12) == 0x0800 && f[14 + 9] == 17 &&
+	       get16(f + 34) == w->sport && get16(f + 36) == w->dport;
+}
+
+/* UDP out (what OpenVPN uses): a datagram to 10.0.2.2 reaches the host's 127.0.0.1, and the
+ * host's answer comes back to the guest from 10.0.2.2. */
+static void test_udp_to_host_and_back(void **state)
+{
+	struct fixture *fx = *state;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in from;
+	socklen_t al = sizeof(a), fl = sizeof(from);
+	uint8_t f[14 + 20 + 8 + 5], buf[64];
+	struct udp_want w;
+	struct timeval tv = { 3, 0 };
+	const uint8_t *r;
+	ssize_t n;
+	int fd, i;
+
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+
+	arp_gateway(fx);
+	eth_hdr(f, fx->gw_mac, 0x0800);
+	ip_hdr(f + 14, 17, IP(10, 0, 2, 15), IP(10, 0, 2, 2), 8 + 5);
+	put16(f + 34, 40000);			/* guest port */
+	put16(f + 36, ntohs(a.sin_port));
+	put16(f + 38, 8 + 5);
+	put16(f + 40, 0);			/* no checksum */
+	memcpy(f + 42, "hello", 5);
+	assert_int_equal(mvm_slirp_send(fx->s, f, sizeof(f)), 0);
+
+	n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
+	assert_int_equal(n, 5);
+	assert_memory_equal(buf, "hello", 5);
+	assert_int_equal(sendto(fd, "world!", 6, 0, (struct sockaddr *)&from, fl), 6);
+
+	w.sport = ntohs(a.sin_port);
+	w.dport = 40000;
+	i = wait_frame(&fx->k, is_udp_reply, &w);
+	assert_true(i >= 0);
+	r = fx->k.frames[i];
+	assert_memory_equal(r, guest_mac, 6);
+	assert_int_equal(get16(r + 14 + 12), 0x0a00);	/* from 10.0.2.2 */
+	assert_int_equal(get16(r + 14 + 14), 0x0202);
+	assert_int_equal(get16(r + 38), 8 + 6);
+	assert_memory_equal(r + 42, "world!", 6);
+	close(fd);
+}
+
 static void test_bad_frames(void **state)
 {
 	struct fixture *fx = *state;
@@ -381,6 +446,136 @@ static void test_bad_frames(void **state)
 	arp_gateway(fx);
 }
 
+/* A frame descriptor served by the slirp thread itself (how the namespace backend's TAP is). */
+static void test_frame_fd(void **state)
+{
+	uint8_t req[42], resp[2048];
+	struct mvm_slirp *s;
+	struct pollfd p;
+	size_t o;
+	ssize_t n;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv), 0);
+	s = mvm_slirp_new_fd(NULL, sv[1]);
+	assert_non_null(s);
+	o = eth_hdr(req, bcast_mac, 0x0806);
+	put16(req + o, 1);
+	put16(req + o + 2, 0x0800);
+	req[o + 4] = 6;
+	req[o + 5] = 4;
+	put16(req + o + 6, 1);
+	memcpy(req + o + 8, guest_mac, 6);
+	put32(req + o + 14, IP(10, 0, 2, 15));
+	memset(req + o + 18, 0, 6);
+	put32(req + o + 24, IP(10, 0, 2, 3));		/* the DNS address answers ARP too */
+	assert_int_equal(write(sv[0], req, sizeof(req)), (ssize_t)sizeof(req));
+	p.fd = sv[0];
+	p.events = POLLIN;
+	assert_int_equal(poll(&p, 1, 3000), 1);
+	n = read(sv[0], resp, sizeof(resp));
+	assert_true(n >= 42);
+	assert_true(is_arp_reply(resp, (size_t)n, NULL));
+	assert_memory_equal(resp, guest_mac, 6);
+	assert_int_equal(get16(resp + 28), 0x0a00);	/* sender 10.0.2.3 */
+	assert_int_equal(get16(resp + 30), 0x0203);
+	mvm_slirp_free(s);
+	close(sv[0]);
+	close(sv[1]);
+	assert_null(mvm_slirp_new_fd(NULL, -1));
+}
+
+/* ICMPv6 checksum: pseudo-header (src, dst, length, next header 58) plus the message. */
+static uint16_t icmp6_csum(const uint8_t *ip6, const uint8_t *msg, size_t len)
+{
+	uint8_t buf[40 + 256];
+
+	memcpy(buf, ip6 + 8, 32);
+	put32(buf + 32, (uint32_t)len);
+	put32(buf + 36, 58);
+	memcpy(buf + 40, msg, len);
+	return csum(buf, 40 + len);
+}
+
+/* An IPv6 frame to @dst carrying the ICMPv6 message @msg (checksum filled in). */
+static size_t ip6_frame(uint8_t *f, const uint8_t *dmac, const uint8_t *src, const uint8_t *dst,
+			uint8_t *msg, size_t len)
+{
+	uint8_t *ip6 = f + 14;
+
+	eth_hdr(f, dmac, 0x86dd);
+	memset(ip6, 0, 40);
+	ip6[0] = 0x60;
+	put16(ip6 + 4, (uint16_t)len);
+	ip6[6] = 58;
+	ip6[7] = 255;
+	memcpy(ip6 + 8, src, 16);
+	memcpy(ip6 + 24, dst, 16);
+	put16(msg + 2, 0);
+	put16(msg + 2, icmp6_csum(ip6, msg, len));
+	memcpy(ip6 + 40, msg, len);
+	return 14 + 40 + len;
+}
+
+static int is_icmp6_type(const uint8_t *f, size_t len, void *arg)
+{
+	return len >= 14 + 40 + 8 && get16(f + 12) == 0x86dd && f[14 + 6] == 58 &&
+	       f[54] == *(const uint8_t *)arg;
+}
+
+/* With IPv6 on: neighbour discovery for the gateway fec0::2, then an echo to it. */
+static void test_ipv6_ndp_and_echo(void **state)
+{
+	struct fixture *fx = *state;
+	struct mvm_slirp_cfg cfg;
+	uint8_t me[16], gw[16], snm[16], f[200], msg[64], mac[6], want;
+	const uint8_t mcast_mac[6] = { 0x33, 0x33, 0xff, 0x00, 0x00, 0x02 };
+	const uint8_t *r;
+	int i;
+
+	mvm_slirp_free(fx->s);
+	mvm_slirp_cfg_init(&cfg);
+	cfg.ipv6 = true;
+	fx->s = mvm_slirp_new(&cfg, sink_rx, &fx->k);
+	assert_non_null(fx->s);
+	inet_pton(AF_INET6, "fec0::5054:ff:fe12:3456", me);
+	inet_pton(AF_INET6, "fec0::2", gw);
+	inet_pton(AF_INET6, "ff02::1:ff00:2", snm);	/* solicited-node multicast of fec0::2 */
+
+	/* Neighbour solicitation: type 135, target fec0::2, our link-layer address. */
+	memset(msg, 0, 32);
+	msg[0] = 135;
+	memcpy(msg + 8, gw, 16);
+	msg[24] = 1;		/* source link-layer address option, 8 bytes */
+	msg[25] = 1;
+	memcpy(msg + 26, guest_mac, 6);
+	assert_int_equal(mvm_slirp_send(fx->s, f, ip6_frame(f, mcast_mac, me, snm, msg, 32)), 0);
+	want = 136;		/* neighbour advertisement */
+	i = wait_frame(&fx->k, is_icmp6_type, &want);
+	assert_true(i >= 0);
+	r = fx->k.frames[i];
+	assert_memory_equal(r, guest_mac, 6);
+	assert_memory_equal(r + 14 + 8, gw, 16);		/* from fec0::2 */
+	assert_memory_equal(r + 54 + 8, gw, 16);		/* about fec0::2 */
+	memcpy(mac, r + 6, 6);
+
+	/* Echo request to the gateway: type 128, answered with 129 and the same payload. */
+	memset(msg, 0, 24);
+	msg[0] = 128;
+	put16(msg + 4, 0x4242);
+	put16(msg + 6, 1);
+	memcpy(msg + 8, "microvm-ipv6-pin", 16);
+	assert_int_equal(mvm_slirp_send(fx->s, f, ip6_frame(f, mac, me, gw, msg, 24)), 0);
+	want = 129;
+	i = wait_frame(&fx->k, is_icmp6_type, &want);
+	assert_true(i >= 0);
+	r = fx->k.frames[i];
+	assert_memory_equal(r + 14 + 24, me, 16);		/* to us */
+	assert_int_equal(get16(r + 54 + 4), 0x4242);
+	assert_memory_equal(r + 54 + 8, "microvm-ipv6-pin", 16);
+}
+
 static void test_bad_config(void **state)
 {
 	struct mvm_slirp_cfg cfg;
@@ -400,7 +595,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_icmp_echo_gateway, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dhcp_offer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostfwd_syn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_udp_to_host_and_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_frames, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ipv6_ndp_and_echo, setup, teardown),
+		cmocka_unit_test(test_frame_fd),
 		cmocka_unit_test(test_bad_config),
 	};
 

@@ -231,13 +231,13 @@ static void on_accept(void *opaque, uint32_t port, int fd)
 	char buf[64];
 
 	read_line(fd, buf, sizeof(buf));
-	write_all(fd, "ack\n", 4);
-	close(fd);
-	pthread_mutex_lock(&a->lock);
+	pthread_mutex_lock(&a->lock);	/* before the ack: the client checks right after it */
 	a->port = port;
 	a->n++;
 	snprintf(a->line, sizeof(a->line), "%s", buf);
 	pthread_mutex_unlock(&a->lock);
+	write_all(fd, "ack\n", 4);
+	close(fd);
 }
 
 static void test_listen(void **state)
@@ -268,6 +268,32 @@ static void test_listen(void **state)
 	assert_int_equal(mvm_vsock_connect(vs, port, 1000), -ECONNREFUSED);
 	/* listen again after unlisten, then let free() stop it */
 	assert_int_equal(mvm_vsock_listen(vs, port, on_accept, &a), 0);
+	mvm_vsock_free(vs);
+}
+
+/* The transport takes any address family getaddrinfo() gives: IPv6 loopback here. */
+static void test_ipv6(void **state)
+{
+	struct accepted a = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	socklen_t len = sizeof(sin6);
+	mvm_vsock *vs;
+	char *resp = NULL;
+	int fd;
+
+	(void)state;
+	fd = socket(AF_INET6, SOCK_STREAM, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin6, sizeof(sin6)))
+		skip();	/* no IPv6 loopback on this machine */
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin6, &len), 0);
+	close(fd);
+	vs = mvm_vsock_new_tcp("::1");
+	assert_non_null(vs);
+	assert_int_equal(mvm_vsock_listen(vs, ntohs(sin6.sin6_port), on_accept, &a), 0);
+	assert_int_equal(mvm_vsock_request(vs, ntohs(sin6.sin6_port), "v6", 2, &resp, NULL, 5000),
+			 0);
+	assert_string_equal(resp, "ack");
+	free(resp);
 	mvm_vsock_free(vs);
 }
 
@@ -362,6 +388,18 @@ static void test_netns(void **state)
 	assert_string_equal(resp, "inside");
 	free(resp);
 	pthread_join(t, NULL);
+	/* listeners live in the namespace too (our fd keeps it alive after the thread) */
+	struct accepted a = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+	uint16_t lport = ns.port == 65535 ? 1024 : ns.port + 1;	/* the fresh ns has all free */
+
+	assert_int_equal(mvm_vsock_listen(vs, lport, on_accept, &a), 0);
+	assert_int_equal(mvm_vsock_request(vs, lport, "in ns", 5, &resp, NULL, 5000), 0);
+	assert_string_equal(resp, "ack");
+	free(resp);
+	pthread_mutex_lock(&a.lock);
+	assert_int_equal(a.n, 1);
+	pthread_mutex_unlock(&a.lock);
 	mvm_vsock_free(vs);
 }
 
@@ -417,6 +455,7 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_listen),
+		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_bad_args),
 		cmocka_unit_test(test_netns),
 		cmocka_unit_test(test_threads),

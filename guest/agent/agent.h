@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * agent.h - microvm-agent: the VPN daemon (control port 1025) and inbound proxy (port 7602)
+ *
+ * Modules (one prefix each):
+ *   main.c       options, the epoll loop, signals, shutdown            agent_*
+ *   transport.c  listening sockets: vsock (any CID) or TCP            agent_listen()
+ *   request.c    control request parser (pure, fuzzed)                 agent_req_*
+ *   control.c    control connections: framing, dispatch, answers       ctl_*
+ *   profiles.c   profile names and the on-disk profile store           profile_*
+ *   mgmt.c       OpenVPN management line parser (pure, fuzzed)         mgmt_*
+ *   vpn.c        OpenVPN supervisor and management client              vpn_*
+ *   handshake.c  inbound proxy handshake parser (pure, fuzzed)         hs_*
+ *   proxy.c      inbound proxy: connect and relay                      proxy_*
+ *   resolve.c    name resolution off the event loop                    resolve_*
+ *
+ * docs/protocol.md is the wire contract of both ports.
+ */
+#ifndef AGENT_H
+#define AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* Longest control request line (without the newline). */
+#define AGENT_LINE_MAX		(1024 * 1024)
+/* Largest profile content, decoded. */
+#define AGENT_PROFILE_MAX	(1024 * 1024)
+/* Profile names: 1..64 characters of [A-Za-z0-9._-], not starting with a dot. */
+#define AGENT_PROFILE_NAME_MAX	64
+/* Longest username or password accepted (management command lines are <= 1024 bytes). */
+#define AGENT_CRED_MAX		256
+/* Exit status after a "shutdown" request: microvm-init powers the machine off. */
+#define AGENT_EXIT_POWEROFF	100
+/* At most this many DNS servers pushed by the VPN are used. */
+#define AGENT_DNS_MAX		3
+/* Addresses tried per proxy connection. */
+#define AGENT_ADDR_MAX		8
+
+/* ---------------------------------------------------------------- request.c */
+
+/**
+ * enum agent_cmd - control commands (docs/protocol.md)
+ */
+enum agent_cmd {
+	AGENT_CMD_PING,
+	AGENT_CMD_GET_AUTH_SECRET,
+	AGENT_CMD_VPN_SET_PROFILE,
+	AGENT_CMD_LIST_PROFILES,
+	AGENT_CMD_VPN_START,
+	AGENT_CMD_VPN_STOP,
+	AGENT_CMD_VPN_STATUS,
+	AGENT_CMD_VPN_CHECK_WEBAUTH,
+	AGENT_CMD_SHUTDOWN,
+};
+
+struct cJSON;
+
+/**
+ * struct agent_req - one parsed control request; strings point into @root
+ * @cmd:		the command
+ * @root:		parsed JSON document (owned; agent_req_free() releases it)
+ * @name:		vpn_set_profile: profile name (validated)
+ * @content:		vpn_set_profile: profile text
+ * @content_len:	its length
+ * @profile:		vpn_start: profile name (validated)
+ * @username:		vpn_start: username or NULL
+ * @password:		vpn_start: password or NULL
+ * @timeout_s:		vpn_start: outcome timeout in seconds, 0 for the default
+ */
+struct agent_req {
+	enum agent_cmd cmd;
+	struct cJSON *root;
+	const char *name;
+	const char *content;
+	size_t content_len;
+	const char *profile;
+	const char *username;
+	const char *password;
+	int timeout_s;
+};
+
+int agent_req_parse(struct agent_req *r, const char *line, size_t len, char *err, size_t errlen);
+void agent_req_free(struct agent_req *r);
+
+/* ---------------------------------------------------------------- profiles.c */
+
+int profile_name_valid(const char *name);
+int profile_store(const char *dir, const char *name, const char *content, size_t len);
+int profile_list(const char *dir, char ***names, size_t *n);
+void profile_list_free(char **names, size_t n);
+int profile_exists(const char *dir, const char *name);
+
+/* ---------------------------------------------------------------- mgmt.c */
+
+#define MGMT_FIELD_MAX 512
+
+/**
+ * enum mgmt_type - kinds of lines from the OpenVPN management interface
+ */
+enum mgmt_type {
+	MGMT_OTHER,		/* anything we do not act on */
+	MGMT_HOLD,		/* >HOLD:Waiting for hold release */
+	MGMT_STATE,		/* >STATE:ts,NAME,desc,tun_ip,...: a=NAME b=desc c=tun_ip */
+	MGMT_PASSWORD_NEED,	/* >PASSWORD:Need 'TYPE' ...: a=TYPE, n1=1 if username too */
+	MGMT_PASSWORD_FAILED,	/* >PASSWORD:Verification Failed: 'TYPE' ['reason']: a, b */
+	MGMT_WEBAUTH_URL,	/* >INFOMSG:WEB_AUTH:flags:URL or OPEN_URL:URL: a=URL */
+	MGMT_FATAL,		/* >FATAL:text: a=text (truncated) */
+	MGMT_UPDOWN,		/* >UPDOWN:UP|DOWN: a */
+	MGMT_UPDOWN_ENV,	/* >UPDOWN:ENV,name=value: a=name b=value */
+	MGMT_UPDOWN_END,	/* >UPDOWN:ENV,END */
+	MGMT_BYTECOUNT,		/* >BYTECOUNT:in,out: n1, n2 */
+	MGMT_SUCCESS,		/* SUCCESS: ... */
+	MGMT_ERROR,		/* ERROR: ... a=text */
+};
+
+/**
+ * struct mgmt_msg - one parsed management line
+ * @type:	what it is
+ * @a:		first text field (see enum mgmt_type)
+ * @b:		second text field
+ * @c:		third text field
+ * @n1:		first number
+ * @n2:		second number
+ */
+struct mgmt_msg {
+	enum mgmt_type type;
+	char a[MGMT_FIELD_MAX];
+	char b[MGMT_FIELD_MAX];
+	char c[64];
+	uint64_t n1, n2;
+};
+
+void mgmt_parse(const char *line, size_t len, struct mgmt_msg *m);
+int mgmt_quote(char *dst, size_t size, const char *s);
+
+/* ---------------------------------------------------------------- handshake.c */
+
+#define HS_HOST_MAX 255
+#define HS_MAX (1 + HS_HOST_MAX + 2)
+
+/* Status bytes sent after the handshake. */
+#define HS_OK			0x00
+#define HS_ERR_GENERAL		0x01
+#define HS_ERR_NETUNREACH	0x03
+#define HS_ERR_HOSTUNREACH	0x04
+#define HS_ERR_REFUSED		0x05
+#define HS_ERR_TIMEOUT		0x06
+
+int hs_parse(const uint8_t *buf, size_t len, char *host, uint16_t *port);
+uint8_t hs_status_from_errno(int err);
+
+/* ---------------------------------------------------------------- main.c */
+
+struct agent;
+
+/**
+ * struct agent_ev - an epoll registration: a file descriptor and its handler
+ * @fd:		the descriptor, -1 once closed
+ * @mask:	events currently registered (0: not in the epoll set)
+ * @cb:		called with the returned events
+ */
+struct agent_ev {
+	int fd;
+	uint32_t mask;
+	void (*cb)(struct agent *a, struct agent_ev *ev, uint32_t events);
+};
+
+/**
+ * struct agent_opts - command-line options (see usage() in main.c)
+ */
+struct agent_opts {
+	bool vsock;
+	char listen[64];
+	unsigned int control_port;
+	unsigned int proxy_port;
+	char state_dir[256];
+	char run_dir[256];
+	char openvpn[256];
+	char tun_dev[16];
+	const char *auth_secret_file;
+	unsigned int connect_timeout_s;
+	unsigned int vpn_timeout_s;
+	bool poweroff_on_shutdown;
+	bool verbose;
+};
+
+struct vpn;
+struct ctl_conn;
+struct proxy_conn;
+struct resolver;
+
+/**
+ * struct agent - the daemon
+ * @opts:		options
+ * @epfd:		the epoll instance
+ * @profile_dir:	state_dir/profiles
+ * @auth_secret:	64 hex characters
+ * @vpn:		the OpenVPN supervisor
+ * @ctl:		open control connections
+ * @proxies:		open proxy connections
+ * @nproxies:		how many
+ * @resolver:		name resolution thread pool
+ * @graveyard:		objects freed after the current batch of events
+ * @ngrave:		entries used
+ * @cgrave:		capacity
+ * @quit:		exit status requested (-1: keep running)
+ */
+struct agent {
+	struct agent_opts opts;
+	int epfd;
+	char profile_dir[300];
+	char auth_secret[65];
+	struct vpn *vpn;
+	struct ctl_conn *ctl;
+	struct proxy_conn *proxies;
+	size_t nproxies;
+	struct resolver *resolver;
+	void **graveyard;
+	size_t ngrave, cgrave;
+	int quit;
+};
+
+void agent_log(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void agent_debug(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int agent_ev_set(struct agent *a, struct agent_ev *ev, uint32_t mask);
+void agent_ev_close(struct agent *a, struct agent_ev *ev);
+void agent_defer_free(struct agent *a, void *p);
+uint64_t agent_now_ms(void);
+
+/* ---------------------------------------------------------------- transport.c */
+
+int agent_listen(const struct agent_opts *o, unsigned int port);
+
+/* ---------------------------------------------------------------- control.c */
+
+int ctl_init(struct agent *a, int lfd);
+void ctl_vpn_changed(struct agent *a);
+void ctl_flush_all(struct agent *a, int timeout_ms);
+void ctl_fini(struct agent *a);
+
+/* ---------------------------------------------------------------- vpn.c */
+
+/**
+ * enum vpn_view - what a control client sees of the VPN
+ */
+enum vpn_view {
+	VPN_VIEW_IDLE,		/* no OpenVPN, nothing failed since the last start */
+	VPN_VIEW_PENDING,	/* OpenVPN starting or connecting, no outcome yet */
+	VPN_VIEW_WEBAUTH,	/* waiting for the user to finish web authentication */
+	VPN_VIEW_CONNECTED,	/* tunnel up */
+	VPN_VIEW_FAILED,	/* the last attempt failed (reason known); maybe still exiting */
+};
+
+int vpn_init(struct agent *a);
+int vpn_start(struct agent *a, const char *profile, const char *user, const char *pass,
+	      int timeout_s, char *err, size_t errlen);
+void vpn_stop(struct agent *a);
+bool vpn_running(const struct agent *a);
+bool vpn_stopping(const struct agent *a);
+enum vpn_view vpn_view(const struct agent *a);
+const char *vpn_tun_ip(const struct agent *a);
+const char *vpn_auth_url(const struct agent *a);
+const char *vpn_reason(const struct agent *a);
+const char *vpn_profile(const struct agent *a);
+const char *vpn_state_name(const struct agent *a);
+const char *vpn_dev(const struct agent *a);
+size_t vpn_dns(const struct agent *a, struct sockaddr_storage *out, size_t max);
+void vpn_tick(struct agent *a);
+void vpn_reap(struct agent *a);
+void vpn_shutdown(struct agent *a);
+void vpn_fini(struct agent *a);
+
+/* ---------------------------------------------------------------- proxy.c / resolve.c */
+
+int proxy_init(struct agent *a, int lfd);
+void proxy_tick(struct agent *a);
+void proxy_fini(struct agent *a);
+
+/**
+ * struct resolve_job - one name to resolve in a worker thread
+ * @host:	the name
+ * @port:	port for the results
+ * @dns:	DNS servers pushed by the VPN (tried first)
+ * @ndns:	how many
+ * @addrs:	results
+ * @naddrs:	how many
+ * @status:	HS_OK or the status byte for the failure
+ * @owner:	the proxy connection waiting, NULL when it went away (main thread only)
+ * @next:	queue link
+ */
+struct resolve_job {
+	char host[HS_HOST_MAX + 1];
+	uint16_t port;
+	struct sockaddr_storage dns[AGENT_DNS_MAX];
+	size_t ndns;
+	struct sockaddr_storage addrs[AGENT_ADDR_MAX];
+	size_t naddrs;
+	uint8_t status;
+	struct proxy_conn *owner;
+	struct resolve_job *next;
+};
+
+int resolve_init(struct agent *a, void (*done)(struct agent *a, struct resolve_job *j));
+void resolve_submit(struct agent *a, struct resolve_job *j);
+void resolve_run(struct resolve_job *j);
+
+#endif /* AGENT_H */

@@ -1,0 +1,613 @@
+// SPDX-License-Identifier: MIT
+/*
+ * main.c - microvm-agent: the guest's VPN daemon and inbound proxy
+ *
+ * Theory of operation
+ *
+ *   One thread runs one epoll loop; every file descriptor is a struct agent_ev whose
+ *   callback gets the events. Objects closed while a batch of events is being dispatched
+ *   are freed after the batch (agent_defer_free()), so a later event of the same batch
+ *   never touches freed memory. A descriptor with nothing to wait for is removed from the
+ *   epoll set rather than registered with an empty mask, so a hung-up peer cannot spin the
+ *   loop.
+ *
+ *   Sources of events:
+ *   - the control listener (port 1025) and its connections (control.c): newline-delimited
+ *     JSON requests, one answer line each, in order; vpn_start and vpn_stop park the
+ *     connection until the VPN reaches an outcome (ctl_vpn_changed()).
+ *   - the proxy listener (port 7602) and its relays (proxy.c).
+ *   - OpenVPN's management socket (vpn.c): OpenVPN is a child process started per
+ *     connection with --management-client; it connects to our Unix socket and is driven
+ *     from there only.
+ *   - a signalfd: SIGCHLD reaps OpenVPN (no zombies), SIGTERM/SIGINT end the agent.
+ *   - a 250 ms timerfd: connect, handshake and VPN outcome timeouts.
+ *   - the resolver's pipe: results from the name resolution threads (resolve.c), the
+ *     only other threads; they never touch agent state.
+ *
+ *   Exit: SIGTERM/SIGINT stop OpenVPN and exit 0. The "shutdown" request answers "ok",
+ *   stops OpenVPN and exits with AGENT_EXIT_POWEROFF (100), which microvm-init takes as
+ *   "power the machine off"; with --poweroff-on-shutdown the agent calls
+ *   reboot(RB_POWER_OFF) itself (for a guest without microvm-init). Start-up errors exit 1.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/reboot.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+/**
+ * agent_log() - a line on stderr with the program prefix
+ * @a:		agent (unused, for symmetry)
+ * @fmt:	printf format
+ */
+void agent_log(struct agent *a, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	(void)a;
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	fprintf(stderr, "microvm-agent: %s\n", buf);
+}
+
+/**
+ * agent_debug() - agent_log() when --verbose
+ * @a:		agent
+ * @fmt:	printf format
+ */
+void agent_debug(struct agent *a, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	if (!a->opts.verbose)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	agent_log(a, "%s", buf);
+}
+
+/**
+ * agent_now_ms() - monotonic clock in milliseconds
+ *
+ * Return: milliseconds
+ */
+uint64_t agent_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/**
+ * agent_ev_set() - register @ev for @mask (0: remove from the epoll set)
+ * @a:		agent
+ * @ev:		registration (fd set)
+ * @mask:	EPOLLIN/EPOLLOUT/...
+ *
+ * Return: 0 or -errno
+ */
+int agent_ev_set(struct agent *a, struct agent_ev *ev, uint32_t mask)
+{
+	struct epoll_event e = { .events = mask, .data.ptr = ev };
+	int op;
+
+	if (ev->fd < 0 || mask == ev->mask)
+		return 0;
+	if (!mask)
+		op = EPOLL_CTL_DEL;
+	else if (!ev->mask)
+		op = EPOLL_CTL_ADD;
+	else
+		op = EPOLL_CTL_MOD;
+	if (epoll_ctl(a->epfd, op, ev->fd, &e) < 0)
+		return -errno;
+	ev->mask = mask;
+	return 0;
+}
+
+/**
+ * agent_ev_close() - unregister and close @ev's descriptor
+ * @a:		agent
+ * @ev:		registration; fd becomes -1
+ */
+void agent_ev_close(struct agent *a, struct agent_ev *ev)
+{
+	if (ev->fd < 0)
+		return;
+	if (ev->mask)
+		epoll_ctl(a->epfd, EPOLL_CTL_DEL, ev->fd, NULL);
+	close(ev->fd);
+	ev->fd = -1;
+	ev->mask = 0;
+}
+
+/**
+ * agent_defer_free() - free @p after the current batch of events
+ * @a:		agent
+ * @p:		heap object
+ */
+void agent_defer_free(struct agent *a, void *p)
+{
+	if (a->ngrave == a->cgrave) {
+		size_t nc = a->cgrave ? a->cgrave * 2 : 64;
+		void **g = realloc(a->graveyard, nc * sizeof(*g));
+
+		if (!g) {
+			/* Leaking beats a use-after-free. */
+			agent_log(a, "out of memory; leaking %p", p);
+			return;
+		}
+		a->graveyard = g;
+		a->cgrave = nc;
+	}
+	a->graveyard[a->ngrave++] = p;
+}
+
+static struct agent_ev sig_ev, tick_ev;
+
+/**
+ * on_signal() - SIGCHLD reaps, SIGTERM/SIGINT end the loop
+ * @a:		agent
+ * @ev:		the signalfd
+ * @events:	unused
+ */
+static void on_signal(struct agent *a, struct agent_ev *ev, uint32_t events)
+{
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(ev->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD) {
+			vpn_reap(a);
+		} else if (a->quit < 0) {
+			agent_log(a, "signal %u: exiting", si.ssi_signo);
+			a->quit = 0;
+		}
+	}
+}
+
+/**
+ * on_tick() - periodic timeouts
+ * @a:		agent
+ * @ev:		the timerfd
+ * @events:	unused
+ */
+static void on_tick(struct agent *a, struct agent_ev *ev, uint32_t events)
+{
+	uint64_t n;
+
+	(void)events;
+	if (read(ev->fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;
+	vpn_tick(a);
+	proxy_tick(a);
+}
+
+/**
+ * mkdir_p() - create a directory and its parents
+ * @path:	directory
+ * @mode:	mode of the last component
+ *
+ * Return: 0 or -errno
+ */
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char tmp[300];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	memcpy(tmp, path, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/**
+ * load_secret() - the auth secret: from --auth-secret-file or random
+ * @a:		agent
+ *
+ * Return: 0 or -errno (file unreadable or not 64 hex characters)
+ */
+static int load_secret(struct agent *a)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char rnd[32];
+	char buf[128];
+	ssize_t n;
+	int fd;
+
+	if (a->opts.auth_secret_file) {
+		fd = open(a->opts.auth_secret_file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n < 0)
+			return -errno;
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+			n--;
+		if (n != 64)
+			return -EINVAL;
+		for (int i = 0; i < 64; i++) {
+			char c = buf[i];
+
+			if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+			      (c >= 'A' && c <= 'F')))
+				return -EINVAL;
+			a->auth_secret[i] = (char)(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
+		}
+		a->auth_secret[64] = '\0';
+		return 0;
+	}
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return -EIO;
+	for (int i = 0; i < 32; i++) {
+		a->auth_secret[2 * i] = hex[rnd[i] >> 4];
+		a->auth_secret[2 * i + 1] = hex[rnd[i] & 15];
+	}
+	a->auth_secret[64] = '\0';
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: microvm-agent [OPTIONS]\n"
+"The microvm guest agent: VPN control (JSON lines) and the inbound proxy.\n"
+"\n"
+"  --transport vsock|tcp     listen on vsock (any CID; default) or TCP\n"
+"  --listen ADDR             TCP address to listen on (default 127.0.0.1)\n"
+"  --control-port N          control port (default 1025)\n"
+"  --proxy-port N            inbound proxy port (default 7602)\n"
+"  --state-dir DIR           persistent state; profiles in DIR/profiles\n"
+"                            (default /var/lib/microvm-agent)\n"
+"  --run-dir DIR             runtime files: management socket, openvpn.log\n"
+"                            (default /run/agent)\n"
+"  --openvpn PATH            OpenVPN binary (default /usr/sbin/openvpn)\n"
+"  --tun-dev NAME            tun device for the VPN (default tun0)\n"
+"  --auth-secret-file PATH   read the auth secret (64 hex chars) from PATH\n"
+"                            (default: random at start)\n"
+"  --connect-timeout SEC     proxy connect timeout (default 10)\n"
+"  --vpn-timeout SEC         default vpn_start outcome timeout (default 60)\n"
+"  --poweroff-on-shutdown    \"shutdown\" powers the machine off (reboot(2))\n"
+"                            instead of exiting with status 100\n"
+"  -v, --verbose             log more\n"
+"  -h, --help                this text\n"
+"\n"
+"Exit status: 0 on SIGTERM/SIGINT, 100 after a \"shutdown\" request, 1 on errors.\n"
+"Protocol: docs/protocol.md.\n");
+}
+
+/**
+ * parse_uint() - a decimal option value within bounds
+ * @s:		text
+ * @min:	smallest allowed
+ * @max:	largest allowed
+ * @out:	result
+ *
+ * Return: 0 or -EINVAL
+ */
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned int *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -EINVAL;
+	*out = (unsigned int)v;
+	return 0;
+}
+
+/**
+ * copy_opt() - copy an option string into a fixed buffer
+ * @dst:	buffer
+ * @size:	its size
+ * @s:		value
+ *
+ * Return: 0 or -ENAMETOOLONG
+ */
+static int copy_opt(char *dst, size_t size, const char *s)
+{
+	if (strlen(s) >= size)
+		return -ENAMETOOLONG;
+	strcpy(dst, s);
+	return 0;
+}
+
+/**
+ * parse_args() - command line into @o
+ * @argc:	count
+ * @argv:	arguments
+ * @o:		options, defaults already set
+ *
+ * Return: 0, 1 for --help, -EINVAL on errors (reported)
+ */
+static int parse_args(int argc, char **argv, struct agent_opts *o)
+{
+	enum { O_TRANSPORT = 256, O_LISTEN, O_CPORT, O_PPORT, O_STATE, O_RUN, O_OPENVPN,
+	       O_TUN, O_SECRET, O_CTIMEOUT, O_VTIMEOUT, O_POWEROFF };
+	static const struct option lo[] = {
+		{ "transport", required_argument, NULL, O_TRANSPORT },
+		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "control-port", required_argument, NULL, O_CPORT },
+		{ "proxy-port", required_argument, NULL, O_PPORT },
+		{ "state-dir", required_argument, NULL, O_STATE },
+		{ "run-dir", required_argument, NULL, O_RUN },
+		{ "openvpn", required_argument, NULL, O_OPENVPN },
+		{ "tun-dev", required_argument, NULL, O_TUN },
+		{ "auth-secret-file", required_argument, NULL, O_SECRET },
+		{ "connect-timeout", required_argument, NULL, O_CTIMEOUT },
+		{ "vpn-timeout", required_argument, NULL, O_VTIMEOUT },
+		{ "poweroff-on-shutdown", no_argument, NULL, O_POWEROFF },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, bad = 0;
+
+	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+		switch (c) {
+		case O_TRANSPORT:
+			if (!strcmp(optarg, "vsock"))
+				o->vsock = true;
+			else if (!strcmp(optarg, "tcp"))
+				o->vsock = false;
+			else
+				bad = 1;
+			break;
+		case O_LISTEN:
+			bad |= copy_opt(o->listen, sizeof(o->listen), optarg) != 0;
+			break;
+		case O_CPORT:
+			bad |= parse_uint(optarg, 1, 0xffffffffUL, &o->control_port) != 0;
+			break;
+		case O_PPORT:
+			bad |= parse_uint(optarg, 1, 0xffffffffUL, &o->proxy_port) != 0;
+			break;
+		case O_STATE:
+			bad |= copy_opt(o->state_dir, sizeof(o->state_dir), optarg) != 0;
+			break;
+		case O_RUN:
+			bad |= copy_opt(o->run_dir, sizeof(o->run_dir), optarg) != 0;
+			break;
+		case O_OPENVPN:
+			bad |= copy_opt(o->openvpn, sizeof(o->openvpn), optarg) != 0;
+			break;
+		case O_TUN:
+			bad |= copy_opt(o->tun_dev, sizeof(o->tun_dev), optarg) != 0;
+			break;
+		case O_SECRET:
+			o->auth_secret_file = optarg;
+			break;
+		case O_CTIMEOUT:
+			bad |= parse_uint(optarg, 1, 3600, &o->connect_timeout_s) != 0;
+			break;
+		case O_VTIMEOUT:
+			bad |= parse_uint(optarg, 1, 3600, &o->vpn_timeout_s) != 0;
+			break;
+		case O_POWEROFF:
+			o->poweroff_on_shutdown = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+		if (bad) {
+			fprintf(stderr, "microvm-agent: bad value for --%s: %s\n",
+				lo[c - O_TRANSPORT].name, optarg);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "microvm-agent: unexpected argument: %s\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!o->vsock && (o->control_port > 65535 || o->proxy_port > 65535)) {
+		fprintf(stderr, "microvm-agent: TCP ports are 1-65535\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/**
+ * setup() - directories, secret, sockets, signals, timers
+ * @a:		agent with options set
+ *
+ * Return: 0 or -errno (reported)
+ */
+static int setup(struct agent *a)
+{
+	struct itimerspec its = { .it_interval = { 0, 250000000 }, .it_value = { 0, 250000000 } };
+	struct rlimit rl;
+	sigset_t set;
+	int ret, cfd, pfd;
+
+	/* A thousand relays need two descriptors each. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if ((size_t)snprintf(a->profile_dir, sizeof(a->profile_dir), "%s/profiles",
+			     a->opts.state_dir) >= sizeof(a->profile_dir))
+		return -ENAMETOOLONG;
+	ret = mkdir_p(a->profile_dir, 0700);
+	if (ret) {
+		agent_log(a, "cannot create %s: %s", a->profile_dir, strerror(-ret));
+		return ret;
+	}
+	ret = mkdir_p(a->opts.run_dir, 0700);
+	if (ret) {
+		agent_log(a, "cannot create %s: %s", a->opts.run_dir, strerror(-ret));
+		return ret;
+	}
+	chmod(a->opts.run_dir, 0700);
+	ret = load_secret(a);
+	if (ret) {
+		agent_log(a, "auth secret: %s", ret == -EINVAL ?
+			  "the file must hold 64 hex characters" : strerror(-ret));
+		return ret;
+	}
+
+	a->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (a->epfd < 0)
+		return -errno;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sig_ev.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	sig_ev.cb = on_signal;
+	tick_ev.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	tick_ev.cb = on_tick;
+	if (sig_ev.fd < 0 || tick_ev.fd < 0 ||
+	    timerfd_settime(tick_ev.fd, 0, &its, NULL) < 0 ||
+	    agent_ev_set(a, &sig_ev, EPOLLIN) || agent_ev_set(a, &tick_ev, EPOLLIN))
+		return -errno;
+
+	cfd = agent_listen(&a->opts, a->opts.control_port);
+	if (cfd < 0) {
+		agent_log(a, "control port %u: %s", a->opts.control_port, strerror(-cfd));
+		return cfd;
+	}
+	pfd = agent_listen(&a->opts, a->opts.proxy_port);
+	if (pfd < 0) {
+		agent_log(a, "proxy port %u: %s", a->opts.proxy_port, strerror(-pfd));
+		close(cfd);
+		return pfd;
+	}
+	ret = vpn_init(a);
+	if (!ret)
+		ret = ctl_init(a, cfd);
+	if (!ret)
+		ret = proxy_init(a, pfd);
+	if (ret) {
+		agent_log(a, "setup: %s", strerror(-ret));
+		return ret;
+	}
+	if (a->opts.vsock)
+		agent_log(a, "listening (vsock) control port %u, proxy port %u",
+			  a->opts.control_port, a->opts.proxy_port);
+	else
+		agent_log(a, "listening (tcp %s) control port %u, proxy port %u", a->opts.listen,
+			  a->opts.control_port, a->opts.proxy_port);
+	return 0;
+}
+
+/**
+ * run() - the event loop, until a->quit is set
+ * @a:		agent
+ */
+static void run(struct agent *a)
+{
+	struct epoll_event evs[64];
+
+	while (a->quit < 0) {
+		int n = epoll_wait(a->epfd, evs, 64, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			agent_log(a, "epoll_wait: %s", strerror(errno));
+			a->quit = 1;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			struct agent_ev *ev = evs[i].data.ptr;
+
+			if (ev->fd >= 0)
+				ev->cb(a, ev, evs[i].events);
+		}
+		for (size_t i = 0; i < a->ngrave; i++)
+			free(a->graveyard[i]);
+		a->ngrave = 0;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct agent a = {
+		.opts = {
+			.vsock = true,
+			.listen = "127.0.0.1",
+			.control_port = 1025,
+			.proxy_port = 7602,
+			.state_dir = "/var/lib/microvm-agent",
+			.run_dir = "/run/agent",
+			.openvpn = "/usr/sbin/openvpn",
+			.tun_dev = "tun0",
+			.connect_timeout_s = 10,
+			.vpn_timeout_s = 60,
+		},
+		.epfd = -1,
+		.quit = -1,
+	};
+	int ret;
+
+	setvbuf(stderr, NULL, _IOLBF, 0);
+	ret = parse_args(argc, argv, &a.opts);
+	if (ret)
+		return ret > 0 ? 0 : 1;
+	if (setup(&a))
+		return 1;
+	run(&a);
+	vpn_shutdown(&a);
+	if (a.quit == AGENT_EXIT_POWEROFF) {
+		ctl_flush_all(&a, 1000);
+		if (a.opts.poweroff_on_shutdown) {
+			agent_log(&a, "powering off");
+			sync();
+			reboot(RB_POWER_OFF);
+			agent_log(&a, "reboot(RB_POWER_OFF): %s", strerror(errno));
+		}
+	}
+	agent_log(&a, "exit %d", a.quit);
+	ctl_fini(&a);
+	proxy_fini(&a);
+	vpn_fini(&a);
+	for (size_t i = 0; i < a.ngrave; i++)
+		free(a.graveyard[i]);
+	free(a.graveyard);
+	return a.quit;
+}

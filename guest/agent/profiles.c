@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: MIT
+/*
+ * profiles.c - the profile store: one file per profile in STATE_DIR/profiles
+ *
+ * Names are checked before they ever reach a path (1..64 of [A-Za-z0-9._-], no leading
+ * dot), so a name is always a plain file name in the store directory. Writes are atomic:
+ * a temporary ".tmp-XXXXXX" file (hidden: names never start with a dot) is written, synced
+ * and renamed over the old profile, then the directory is synced. Files are mode 0600.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+/**
+ * profile_name_valid() - is @name acceptable as a profile name
+ * @name:	NUL-terminated candidate
+ *
+ * Return: 1 if valid, 0 if not
+ */
+int profile_name_valid(const char *name)
+{
+	size_t n;
+
+	if (!name || name[0] == '\0' || name[0] == '.')
+		return 0;
+	for (n = 0; name[n]; n++) {
+		char c = name[n];
+
+		if (n >= AGENT_PROFILE_NAME_MAX)
+			return 0;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/**
+ * write_all() - write a whole buffer
+ * @fd:		file
+ * @p:		data
+ * @len:	length
+ *
+ * Return: 0 or -errno
+ */
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/**
+ * profile_store() - atomically create or replace a profile
+ * @dir:	store directory (exists)
+ * @name:	valid profile name
+ * @content:	file content
+ * @len:	its length
+ *
+ * Return: 0 or -errno
+ */
+int profile_store(const char *dir, const char *name, const char *content, size_t len)
+{
+	char tmp[512], dst[512];
+	int fd, dfd, ret;
+
+	if (!profile_name_valid(name))
+		return -EINVAL;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.tmp-XXXXXX", dir) >= sizeof(tmp) ||
+	    (size_t)snprintf(dst, sizeof(dst), "%s/%s", dir, name) >= sizeof(dst))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = write_all(fd, content, len);
+	if (!ret && fchmod(fd, 0600) < 0)
+		ret = -errno;
+	if (!ret && fsync(fd) < 0)
+		ret = -errno;
+	if (close(fd) < 0 && !ret)
+		ret = -errno;
+	if (!ret && rename(tmp, dst) < 0)
+		ret = -errno;
+	if (ret) {
+		unlink(tmp);
+		return ret;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+/**
+ * profile_exists() - is there a stored profile @name
+ * @dir:	store directory
+ * @name:	profile name (checked)
+ *
+ * Return: 1 if a regular file by that name exists, 0 if not or invalid
+ */
+int profile_exists(const char *dir, const char *name)
+{
+	char path[512];
+	struct stat st;
+
+	if (!profile_name_valid(name))
+		return 0;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
+		return 0;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int cmp_names(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/**
+ * profile_list() - sorted names of the stored profiles
+ * @dir:	store directory
+ * @names:	receives a malloc'ed array of malloc'ed names (free with profile_list_free())
+ * @n:		receives the count
+ *
+ * Return: 0 or -errno
+ */
+int profile_list(const char *dir, char ***names, size_t *n)
+{
+	struct dirent *de;
+	char **v = NULL;
+	size_t cnt = 0, cap = 0;
+	DIR *d;
+
+	*names = NULL;
+	*n = 0;
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		char **nv;
+
+		if (!profile_name_valid(de->d_name) ||
+		    (de->d_type != DT_REG && de->d_type != DT_UNKNOWN))
+			continue;
+		if (de->d_type == DT_UNKNOWN && !profile_exists(dir, de->d_name))
+			continue;
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv)
+				goto nomem;
+			v = nv;
+		}
+		v[cnt] = strdup(de->d_name);
+		if (!v[cnt])
+			goto nomem;
+		cnt++;
+	}
+	closedir(d);
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), cmp_names);
+	*names = v;
+	*n = cnt;
+	return 0;
+nomem:
+	closedir(d);
+	profile_list_free(v, cnt);
+	return -ENOMEM;
+}
+
+/**
+ * profile_list_free() - release what profile_list() returned
+ * @names:	array
+ * @n:		count
+ */
+void profile_list_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}

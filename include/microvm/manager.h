@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * DOC: VPN appliance manager
+ *
+ * What an application (or `microvm up`) uses to run the isolated VPN: start the VM, wait for
+ * its agent, drive OpenVPN inside it through the agent's JSON protocol on port 1025, and serve
+ * the SOCKS5 proxy that routes connections through the guest.  The manager never branches on
+ * the backend: it only uses the runtime API and the VM's vsock client - or, in attach mode, a
+ * vsock client given to it for an agent that already runs (TCP, or TCP inside a network
+ * namespace), with no VM at all.
+ *
+ * All functions are thread-safe; calls that talk to the agent block for at most their
+ * timeout.  Passwords passed in are sent to the agent and never logged or kept.
+ */
+#ifndef MICROVM_MANAGER_H
+#define MICROVM_MANAGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "microvm/error.h"
+#include "microvm/runtime.h"
+#include "microvm/socks.h"
+#include "microvm/vsock.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mvm_manager mvm_manager;
+
+#define MVM_AGENT_PORT	1025
+
+enum mvm_vpn_state {
+	MVM_VPN_UNKNOWN = 0,	/* agent not asked yet, or not reachable */
+	MVM_VPN_DISCONNECTED,
+	MVM_VPN_CONNECTING,
+	MVM_VPN_WEBAUTH,	/* waiting for the user to finish web authentication */
+	MVM_VPN_CONNECTED,
+	MVM_VPN_ERROR,
+};
+
+/**
+ * struct mvm_manager_config - how to run the appliance
+ * @vm:		VM configuration for start_vm (backend, kernel, initrd, rootfs, memory...);
+ *		strings are copied, @vm.box_argv must outlive the manager
+ * @socks:	SOCKS server configuration (address, port, credentials, timeouts)
+ * @socks_generate_secret: require auth with user "microvm" and a 64-hex-character password
+ *		(see mvm_manager_socks_credentials()) unless @socks has a username: the agent's
+ *		auth secret (get_auth_secret) when it gives one, else a random one made here
+ * @no_socks:	do not run the SOCKS server
+ * @boot_timeout_ms: how long start_vm/attach wait for the agent's "pong" (60 s)
+ * @request_timeout_ms: timeout of ordinary agent requests (10 s)
+ * @connect_timeout_ms: timeout of vpn_start (90 s)
+ * @log:	one line per notable event, or NULL (never sees passwords)
+ * @log_opaque:	passed to @log
+ */
+struct mvm_manager_config {
+	struct mvm_config vm;
+	struct mvm_socks_config socks;
+	bool socks_generate_secret;
+	bool no_socks;
+	int boot_timeout_ms;
+	int request_timeout_ms;
+	int connect_timeout_ms;
+	void (*log)(void *opaque, const char *line);
+	void *log_opaque;
+};
+
+/**
+ * struct mvm_vpn_info - the VPN as the agent reports it
+ * @state:	state
+ * @tun_ip:	address of the tunnel interface when connected
+ * @auth_url:	URL to open in a browser when @state is MVM_VPN_WEBAUTH
+ * @profile:	active profile name, if the agent says
+ * @error:	agent's error text when @state is MVM_VPN_ERROR (or a request failed)
+ */
+struct mvm_vpn_info {
+	enum mvm_vpn_state state;
+	char tun_ip[64];
+	char auth_url[1024];
+	char profile[256];
+	char error[512];
+};
+
+/**
+ * struct mvm_manager_status - everything get_status reports
+ * @vm_running:	a VM runs (or, attached, the agent is there)
+ * @attached:	attach mode (no VM managed here)
+ * @hypervisor:	"KVM", "nsbox", "WSL2", "HVF", or "attached" in attach mode; "" when stopped
+ * @agent_reachable: the agent answered a ping just now
+ * @vpn:	VPN state
+ * @socks_running: the SOCKS server listens
+ * @socks_addr/@socks_port: where
+ * @socks_auth:	SOCKS requires a username/password
+ * @last_error:	last failure the manager saw ("" if none)
+ */
+struct mvm_manager_status {
+	bool vm_running;
+	bool attached;
+	char hypervisor[32];
+	bool agent_reachable;
+	struct mvm_vpn_info vpn;
+	bool socks_running;
+	char socks_addr[64];
+	uint16_t socks_port;
+	bool socks_auth;
+	char last_error[512];
+};
+
+/** mvm_manager_config_init() - defaults (auto backend, SOCKS on 127.0.0.1:1080, no auth). */
+void mvm_manager_config_init(struct mvm_manager_config *cfg);
+
+/**
+ * mvm_manager_new() - a manager (nothing runs yet)
+ * @cfg:	configuration; strings are copied
+ * Return: the manager or NULL with mvm_last_error() set.
+ */
+mvm_manager *mvm_manager_new(const struct mvm_manager_config *cfg);
+
+/**
+ * mvm_manager_start_vm() - create and start the VM, wait for the agent, start SOCKS
+ * Return: 0 or -errno (mvm_last_error() and the status' last_error say why).
+ */
+int mvm_manager_start_vm(mvm_manager *m);
+
+/**
+ * mvm_manager_attach() - use an agent that already runs, reached through @vs; start SOCKS
+ * @m:		manager without a VM
+ * @vs:		vsock client (owned by the manager from now on, even on failure)
+ * Return: 0 or -errno.
+ */
+int mvm_manager_attach(mvm_manager *m, mvm_vsock *vs);
+
+/**
+ * mvm_manager_stop_vm() - stop SOCKS, ask the agent to shut down, stop the VM
+ * @timeout_ms:	how long the guest gets before it is killed
+ *
+ * In attach mode only SOCKS stops and the manager lets go of the agent (which keeps running).
+ * Return: 0 or -errno.
+ */
+int mvm_manager_stop_vm(mvm_manager *m, int timeout_ms);
+
+/** mvm_manager_get_status() - ping the agent, ask the VPN state, fill @st. */
+void mvm_manager_get_status(mvm_manager *m, struct mvm_manager_status *st);
+
+/**
+ * mvm_manager_upload_profile() - store an OpenVPN profile in the guest
+ * @name:	file name ("corp.ovpn"); plain name, no '/'
+ * @content:	the profile text
+ * Return: 0 or -errno.
+ */
+int mvm_manager_upload_profile(mvm_manager *m, const char *name, const char *content);
+
+/**
+ * mvm_manager_vpn_connect() - (upload and) start a profile
+ * @name:	profile name
+ * @content:	profile text to upload first, or NULL to use one uploaded before
+ * @username/@password:	credentials, or NULL
+ * @info:	the result: connected (with tun IP), web auth required (with URL) or error
+ * Return: 0 when the agent answered (whatever the state), -errno when it could not be asked.
+ */
+int mvm_manager_vpn_connect(mvm_manager *m, const char *name, const char *content,
+			    const char *username, const char *password,
+			    struct mvm_vpn_info *info);
+
+/** mvm_manager_vpn_disconnect() - stop OpenVPN. Return: 0 or -errno. */
+int mvm_manager_vpn_disconnect(mvm_manager *m);
+
+/** mvm_manager_vpn_status() - ask the agent. Return: 0 or -errno. */
+int mvm_manager_vpn_status(mvm_manager *m, struct mvm_vpn_info *info);
+
+/** mvm_manager_check_webauth() - has the web authentication completed? Return: 0 or -errno. */
+int mvm_manager_check_webauth(mvm_manager *m, struct mvm_vpn_info *info);
+
+/**
+ * mvm_manager_list_profiles() - profile names stored in the guest
+ * @names:	malloc'd array of malloc'd strings (free with mvm_manager_free_list())
+ * @count:	entries
+ * Return: 0 or -errno.
+ */
+int mvm_manager_list_profiles(mvm_manager *m, char ***names, size_t *count);
+
+/** mvm_manager_free_list() - free what mvm_manager_list_profiles() returned. */
+void mvm_manager_free_list(char **names, size_t count);
+
+/**
+ * mvm_manager_socks_credentials() - the SOCKS username and password in force
+ * @user/@pass:	buffers of at least 256 bytes; set to "" without auth
+ */
+void mvm_manager_socks_credentials(mvm_manager *m, char *user, char *pass);
+
+/**
+ * mvm_manager_console_subscribe() - receive the guest console (see mvm_console_subscribe())
+ * Return: subscription id or -errno (-ENOTSUP in attach mode: no console there).
+ */
+int mvm_manager_console_subscribe(mvm_manager *m, mvm_console_cb cb, void *opaque);
+
+/**
+ * mvm_manager_console_write() - type into the guest's console
+ * Return: bytes accepted, or -errno (-ENOTSUP in attach mode, -ENOTCONN without a VM).
+ */
+long mvm_manager_console_write(mvm_manager *m, const void *data, size_t len);
+
+/** mvm_manager_console_unsubscribe() - stop a subscription. */
+void mvm_manager_console_unsubscribe(mvm_manager *m, int id);
+
+/** mvm_manager_free() - stop everything and free. */
+void mvm_manager_free(mvm_manager *m);
+
+/** mvm_vpn_state_name() - "unknown", "disconnected", "connecting", "webauth_required",
+ * "connected", "error". */
+const char *mvm_vpn_state_name(enum mvm_vpn_state state);
+
+/**
+ * mvm_manager_parse_vpn_reply() - turn an agent JSON response into @info
+ * @json:	the response line
+ * @info:	filled
+ * Return: 0, or -EPROTO if it is not a JSON object with a "status" string.
+ */
+int mvm_manager_parse_vpn_reply(const char *json, struct mvm_vpn_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+/* control.c - client side of the control socket (see control.h), and input helpers. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli/control.h"
+
+/**
+ * ctl_default_path() - $MICROVM_CONTROL, else $XDG_RUNTIME_DIR/microvm/control.sock, else
+ * /run/microvm/control.sock
+ * Return: 0 or -ENAMETOOLONG.
+ */
+int ctl_default_path(char *out, size_t cap)
+{
+	const char *env = getenv("MICROVM_CONTROL"), *xdg = getenv("XDG_RUNTIME_DIR");
+	int n;
+
+	if (env && *env)
+		n = snprintf(out, cap, "%s", env);
+	else if (xdg && *xdg)
+		n = snprintf(out, cap, "%s/microvm/control.sock", xdg);
+	else
+		n = snprintf(out, cap, "/run/microvm/control.sock");
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+/**
+ * ctl_path() - the control socket: @opt if given (--control), else the default
+ * Return: 0 or -ENAMETOOLONG.
+ */
+int ctl_path(const char *opt, char *out, size_t cap)
+{
+	if (opt) {
+		if (strlen(opt) >= cap)
+			return -ENAMETOOLONG;
+		strcpy(out, opt);
+		return 0;
+	}
+	return ctl_default_path(out, cap);
+}
+
+/**
+ * ctl_connect() - connect to the `up` process
+ * Return: a socket or -errno.
+ */
+int ctl_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, err;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/**
+ * ctl_send() - write one JSON line
+ * Return: 0 or -errno.
+ */
+int ctl_send(int fd, const cJSON *msg)
+{
+	char *text = cJSON_PrintUnformatted(msg);
+	size_t len, off = 0;
+	ssize_t n;
+	int ret = 0;
+
+	if (!text)
+		return -ENOMEM;
+	len = strlen(text);
+	text[len] = '\n';	/* replaces the NUL; cJSON allocated len + 1 */
+	while (off < len + 1) {
+		n = send(fd, text + off, len + 1 - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			break;
+		}
+		off += (size_t)n;
+	}
+	memset(text, 0, len + 1);	/* may carry a password */
+	cJSON_free(text);
+	return ret;
+}
+
+/**
+ * ctl_recv() - read one JSON line (byte by byte: the console stream may follow it)
+ * @fd:		socket
+ * @msg:	the parsed object
+ *
+ * Return: 0, -EPIPE on EOF before a line, -EPROTO for a bad or too long line, -errno.
+ */
+int ctl_recv(int fd, cJSON **msg)
+{
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap), *nb;
+	ssize_t n;
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		if (len + 1 >= cap) {
+			if (cap >= CTL_LINE_MAX) {
+				ret = -EPROTO;
+				goto out;
+			}
+			nb = realloc(buf, cap * 2);
+			if (!nb) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		n = read(fd, buf + len, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			goto out;
+		}
+		if (n == 0) {
+			ret = -EPIPE;
+			goto out;
+		}
+		if (buf[len] == '\n')
+			break;
+		len++;
+	}
+	buf[len] = '\0';
+	*msg = cJSON_Parse(buf);
+	if (!cJSON_IsObject(*msg)) {
+		cJSON_Delete(*msg);
+		*msg = NULL;
+		ret = -EPROTO;
+	}
+out:
+	memset(buf, 0, len < cap ? len : cap);
+	free(buf);
+	return ret;
+}
+
+/**
+ * ctl_call() - one request/response with the `up` process
+ * @path:	control socket
+ * @req:	request (consumed)
+ *
+ * Return: the response, or NULL after printing why (typically: `up` is not running).
+ */
+cJSON *ctl_call(const char *path, cJSON *req)
+{
+	cJSON *resp = NULL;
+	int fd, ret;
+
+	fd = ctl_connect(path);
+	if (fd < 0) {
+		fprintf(stderr, "microvm: not running (cannot reach %s: %s); start it with "
+			"'microvm up'\n", path, strerror(-fd));
+		cJSON_Delete(req);
+		return NULL;
+	}
+	ret = ctl_send(fd, req);
+	if (!ret)
+		ret = ctl_recv(fd, &resp);
+	close(fd);
+	cJSON_Delete(req);
+	if (ret) {
+		fprintf(stderr, "microvm: no answer from the appliance: %s\n", strerror(-ret));
+		return NULL;
+	}
+	return resp;
+}
+
+/**
+ * ctl_print_error() - print the error of a failed response
+ */
+void ctl_print_error(const char *cmd, const cJSON *resp)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(resp, "error");
+
+	fprintf(stderr, "microvm %s: %s\n", cmd,
+		cJSON_IsString(e) ? e->valuestring : "failed");
+}
+
+/**
+ * ctl_read_password() - a password from stdin (first line) or a no-echo prompt on the tty
+ * @from_stdin:	--password-stdin was given
+ * @prompt:	prompt text
+ * @buf:	output
+ * @cap:	its size
+ *
+ * Return: 0, -ENOTTY if there is no terminal to ask on, -EINVAL if empty/too long.
+ */
+int ctl_read_password(bool from_stdin, const char *prompt, char *buf, size_t cap)
+{
+	struct termios old, noecho;
+	FILE *in = stdin;
+	size_t n;
+	bool tty = false;
+	int ret = 0;
+
+	if (!from_stdin) {
+		in = fopen("/dev/tty", "r+");
+		if (!in)
+			return -ENOTTY;
+		if (tcgetattr(fileno(in), &old) == 0) {
+			noecho = old;
+			noecho.c_lflag &= ~(tcflag_t)ECHO;
+			tty = tcsetattr(fileno(in), TCSAFLUSH, &noecho) == 0;
+		}
+		fprintf(stderr, "%s", prompt);
+	}
+	if (!fgets(buf, (int)cap, in))
+		ret = -EINVAL;
+	if (tty) {
+		tcsetattr(fileno(in), TCSAFLUSH, &old);
+		fprintf(stderr, "\n");
+	}
+	if (in != stdin)
+		fclose(in);
+	if (ret)
+		return ret;
+	n = strcspn(buf, "\r\n");
+	if (buf[n] == '\0' && n + 1 >= cap)
+		return -EINVAL;		/* did not fit */
+	buf[n] = '\0';
+	return 0;
+}
+
+/**
+ * ctl_read_file() - a whole (text) file, NUL-terminated
+ * Return: 0 or -errno; -EFBIG past 1 MiB.
+ */
+int ctl_read_file(const char *path, char **out)
+{
+	FILE *f = fopen(path, "r");
+	size_t len = 0, cap = 8192, n;
+	char *buf, *nb;
+
+	if (!f)
+		return -errno;
+	buf = malloc(cap);
+	while (buf) {
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0)
+			break;
+		if (cap - len - 1 == 0) {
+			if (cap >= 1024 * 1024) {
+				free(buf);
+				fclose(f);
+				return -EFBIG;
+			}
+			nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	fclose(f);
+	if (!buf)
+		return -ENOMEM;
+	buf[len] = '\0';
+	*out = buf;
+	return 0;
+}

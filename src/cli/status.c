@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * status.c - `microvm status`, `microvm down`, `microvm console`: small clients of the control
+ * socket of `microvm up` (see control.h).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/cli.h"
+#include "cli/control.h"
+
+int cli_status(int argc, char **argv);
+int cli_down(int argc, char **argv);
+int cli_console(int argc, char **argv);
+
+static const char *const st_help[] = {
+	"usage: microvm status [--json] [--control PATH]\n"
+	"\n"
+	"Show the appliance started with 'microvm up': VM, hypervisor, agent, VPN state, tunnel\n"
+	"address, web-auth URL, SOCKS5 proxy, last error.  Exit status 1 if it is not running.\n"
+	"\n"
+	"Examples:\n"
+	"  microvm status\n"
+	"  microvm status --json | jq .vpn.state\n",
+
+	"usage: microvm down [--control PATH]\n"
+	"\n"
+	"Stop the appliance started with 'microvm up': the SOCKS5 proxy closes, the agent is told\n"
+	"to shut down and the VM is stopped (killed after 10 s).\n"
+	"\n"
+	"Example:\n"
+	"  microvm down\n",
+
+	"usage: microvm console [--control PATH]\n"
+	"\n"
+	"Print the VM's console (the last 64 KiB first, then live) and send what you type to it.\n"
+	"On a terminal the keys go to the guest as typed (Ctrl-C too); Ctrl-] quits.  Not\n"
+	"available when 'microvm up' attached to an agent without a VM.\n"
+	"\n"
+	"Examples:\n"
+	"  microvm console\n"
+	"  microvm console </dev/null | tee guest.log\n",
+};
+
+/**
+ * st_parse() - --json, --control, --help
+ * Return: -1 to continue, else an exit status.
+ */
+static int st_parse(int argc, char **argv, int which, bool *json, const char **control)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "control", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			if (!json)
+				goto usage;
+			*json = true;
+			break;
+		case 'c':
+			*control = optarg;
+			break;
+		case 'h':
+			fputs(st_help[which], stdout);
+			return CLI_EXIT_OK;
+		default:
+			goto usage;
+		}
+	}
+	if (optind == argc)
+		return -1;
+usage:
+	fputs(st_help[which], stderr);
+	return CLI_EXIT_USAGE;
+}
+
+static const char *st_str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static bool st_bool(const cJSON *o, const char *key)
+{
+	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+/**
+ * st_print() - the status for people
+ */
+static void st_print(const cJSON *st)
+{
+	const cJSON *vpn = cJSON_GetObjectItemCaseSensitive(st, "vpn");
+	const cJSON *socks = cJSON_GetObjectItemCaseSensitive(st, "socks");
+	const cJSON *port = cJSON_GetObjectItemCaseSensitive(socks, "port");
+
+	printf("vm:        %s%s%s\n", st_bool(st, "vm_running") ? "running" : "stopped",
+	       *st_str(st, "hypervisor") ? " on " : "", st_str(st, "hypervisor"));
+	printf("agent:     %s\n", st_bool(st, "agent_reachable") ? "reachable" : "not reachable");
+	printf("vpn:       %s\n", st_str(vpn, "state"));
+	if (*st_str(vpn, "tun_ip"))
+		printf("tun ip:    %s\n", st_str(vpn, "tun_ip"));
+	if (*st_str(vpn, "auth_url"))
+		printf("auth url:  %s\n", st_str(vpn, "auth_url"));
+	if (st_bool(socks, "running"))
+		printf("socks5:    %s:%d%s\n", st_str(socks, "address"),
+		       cJSON_IsNumber(port) ? port->valueint : 0,
+		       st_bool(socks, "auth") ? " (username/password)" : "");
+	else
+		printf("socks5:    off\n");
+	if (*st_str(socks, "secret_file"))
+		printf("secret:    %s\n", st_str(socks, "secret_file"));
+	if (*st_str(st, "last_error"))
+		printf("error:     %s\n", st_str(st, "last_error"));
+}
+
+/**
+ * cli_status() - `microvm status [--json]`
+ * @argc/@argv:	argv[0] is "status"
+ *
+ * Return: exit status (1 when not running).
+ */
+int cli_status(int argc, char **argv)
+{
+	const char *control = NULL;
+	char path[PATH_MAX], *text;
+	bool json = false;
+	cJSON *req, *resp, *st;
+	int ret;
+
+	ret = st_parse(argc, argv, 0, &json, &control);
+	if (ret >= 0)
+		return ret;
+	if (ctl_path(control, path, sizeof(path)))
+		return CLI_EXIT_USAGE;
+	req = cJSON_CreateObject();
+	cJSON_AddStringToObject(req, "cmd", "status");
+	resp = ctl_call(path, req);
+	if (!resp)
+		return CLI_EXIT_FAIL;
+	st = cJSON_GetObjectItemCaseSensitive(resp, "status");
+	if (!st_bool(resp, "ok") || !st) {
+		ctl_print_error("status", resp);
+		cJSON_Delete(resp);
+		return CLI_EXIT_FAIL;
+	}
+	if (json) {
+		text = cJSON_Print(st);
+		printf("%s\n", text ? text : "{}");
+		cJSON_free(text);
+	} else {
+		st_print(st);
+	}
+	cJSON_Delete(resp);
+	return CLI_EXIT_OK;
+}
+
+/**
+ * cli_down() - `microvm down`: stop the appliance and wait until it has stopped
+ * @argc/@argv:	argv[0] is "down"
+ *
+ * Return: exit status.
+ */
+int cli_down(int argc, char **argv)
+{
+	const char *control = NULL;
+	char path[PATH_MAX];
+	cJSON *req, *resp;
+	int ret;
+
+	ret = st_parse(argc, argv, 1, NULL, &control);
+	if (ret >= 0)
+		return ret;
+	if (ctl_path(control, path, sizeof(path)))
+		return CLI_EXIT_USAGE;
+	req = cJSON_CreateObject();
+	cJSON_AddStringToObject(req, "cmd", "down");
+	resp = ctl_call(path, req);
+	if (!resp)
+		return CLI_EXIT_FAIL;
+	ret = st_bool(resp, "ok") ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+	if (ret)
+		ctl_print_error("down", resp);
+	else
+		printf("stopped\n");
+	cJSON_Delete(resp);
+	return ret;
+}
+
+/**
+ * st_console_pump() - console bytes to stdout, stdin to the console
+ * @fd:	control connection in console mode
+ *
+ * On a terminal, stdin is switched to raw mode (keys, Ctrl-C included, go to the guest) and
+ * Ctrl-] quits.  EOF on stdin only stops the input side; output goes on until the appliance
+ * closes the stream or the process is interrupted.
+ */
+static void st_console_pump(int fd)
+{
+	struct pollfd pf[2] = { { .fd = fd, .events = POLLIN },
+				{ .fd = STDIN_FILENO, .events = POLLIN } };
+	struct termios old, raw;
+	bool tty = false, in_open = true;
+	char buf[4096], *quit;
+	ssize_t n;
+
+	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0) {
+		raw = old;
+		cfmakeraw(&raw);
+		tty = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
+		if (tty)
+			fprintf(stderr, "microvm console: Ctrl-] to quit\r\n");
+	}
+	for (;;) {
+		if (poll(pf, in_open ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pf[0].revents) {
+			n = read(fd, buf, sizeof(buf));
+			if (n <= 0 || fwrite(buf, 1, (size_t)n, stdout) != (size_t)n ||
+			    fflush(stdout))
+				break;
+		}
+		if (in_open && pf[1].revents) {
+			n = read(STDIN_FILENO, buf, sizeof(buf));
+			if (n <= 0) {
+				in_open = false;
+				continue;
+			}
+			quit = tty ? memchr(buf, 0x1d, (size_t)n) : NULL;
+			if (quit)
+				n = quit - buf;
+			if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
+				break;
+			if (quit)
+				break;
+		}
+	}
+	if (tty)
+		tcsetattr(STDIN_FILENO, TCSANOW, &old);
+}
+
+/**
+ * cli_console() - `microvm console`: copy the console stream to stdout until EOF
+ * @argc/@argv:	argv[0] is "console"
+ *
+ * Return: exit status.
+ */
+int cli_console(int argc, char **argv)
+{
+	const char *control = NULL;
+	char path[PATH_MAX];
+	cJSON *req, *resp = NULL;
+	int fd, ret;
+
+	ret = st_parse(argc, argv, 2, NULL, &control);
+	if (ret >= 0)
+		return ret;
+	if (ctl_path(control, path, sizeof(path)))
+		return CLI_EXIT_USAGE;
+	fd = ctl_connect(path);
+	if (fd < 0) {
+		fprintf(stderr, "microvm console: not running (cannot reach %s)\n", path);
+		return CLI_EXIT_FAIL;
+	}
+	req = cJSON_CreateObject();
+	cJSON_AddStringToObject(req, "cmd", "console");
+	ret = ctl_send(fd, req);
+	cJSON_Delete(req);
+	if (ret || ctl_recv(fd, &resp) || !st_bool(resp, "ok")) {
+		if (resp)
+			ctl_print_error("console", resp);
+		else
+			fprintf(stderr, "microvm console: no answer\n");
+		cJSON_Delete(resp);
+		close(fd);
+		return CLI_EXIT_FAIL;
+	}
+	cJSON_Delete(resp);
+	st_console_pump(fd);
+	close(fd);
+	return CLI_EXIT_OK;
+}

@@ -1,0 +1,915 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * up.c - `microvm up`: run the VPN appliance and serve the control socket.
+ *
+ * The process owns a manager (VM + agent + SOCKS5 server).  It listens on a Unix socket
+ * (control.h) and serves each client on its own short-lived thread, so a `vpn connect` that
+ * waits for OpenVPN does not block `status`.  SIGINT/SIGTERM or `microvm down` stop the VM
+ * and exit.  With --detach the process forks after parsing its options; the parent returns
+ * once the child serves its control socket (or reports why it could not).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/cli.h"
+#include "cli/control.h"
+#include "microvm/manager.h"
+
+int cli_up(int argc, char **argv);
+
+/**
+ * struct up_ctx - the running appliance
+ * @m:		manager
+ * @ctl_path:	control socket path
+ * @secret_path: file with a generated SOCKS password, or ""
+ * @wake:	self-pipe: signals and `down` write to [1], the accept loop polls [0]
+ * @clients:	control client threads alive
+ */
+struct up_ctx {
+	mvm_manager *m;
+	char ctl_path[PATH_MAX];
+	char secret_path[PATH_MAX];
+	int wake[2];
+	atomic_int clients;
+};
+
+static int up_wake_fd = -1;
+/* --box-exec CMD: the box runs /bin/sh -c CMD instead of the agent */
+static const char *up_box_argv[] = { "/bin/sh", "-c", NULL, NULL };
+
+static void up_usage(FILE *out)
+{
+	fprintf(out,
+"usage: microvm up [OPTIONS]\n"
+"\n"
+"Run the VPN appliance in the foreground: start the micro-VM, wait for its agent, serve the\n"
+"SOCKS5 proxy (127.0.0.1:1080) that routes connections through the VM's VPN, and accept\n"
+"commands from 'microvm vpn ...', 'status', 'console' and 'down' on a control socket.\n"
+"\n"
+"VPN:\n"
+"  --profile FILE        upload this OpenVPN profile and connect it at start\n"
+"  --user USER           VPN username (the password is asked without echo)\n"
+"  --password-stdin      read the VPN password from the first line of stdin\n"
+"\n"
+"SOCKS5 proxy:\n"
+"  --socks ADDR:PORT     listen address (default 127.0.0.1:1080; [::1]:PORT for IPv6)\n"
+"  --socks-allow-remote  allow a non-loopback listen address (anyone reaching it uses the VPN)\n"
+"  --socks-auth          require username 'microvm' and the agent's auth secret as the\n"
+"                        password (or a random one; written to socks.secret next to the\n"
+"                        control socket, mode 0600)\n"
+"  --socks-user USER     require this username ...\n"
+"  --socks-password-file FILE   ... with the password in FILE (first line)\n"
+"  --idle-timeout SEC    close relayed connections idle this long (default 3600)\n"
+"  --no-socks            do not serve SOCKS5\n"
+"\n"
+"VM:\n"
+"  --backend NAME        auto (default), kvm, nsbox, wsl, hvf\n"
+"  --kernel FILE         guest kernel (vmlinux or bzImage)\n"
+"  --initrd FILE         guest initramfs\n"
+"  --rootfs PATH         root file system for the nsbox/WSL2 backends\n"
+"  --cmdline TEXT        extra kernel command line\n"
+"  --memory MIB          guest memory (default 256)\n"
+"  --boot-timeout SEC    how long to wait for the agent (default 60)\n"
+"  --box-exec CMD        nsbox backend: run /bin/sh -c CMD in the box instead of the agent\n"
+"                        (CMD must start the agent for 'up' to succeed)\n"
+"\n"
+"Attach to an agent that already runs (no VM; for tests and development):\n"
+"  --agent tcp:HOST      the agent's ports are TCP ports on HOST\n"
+"  --agent-netns PATH    ... dialled from inside this network namespace (/run/netns/NAME);\n"
+"                        HOST defaults to 127.0.0.1 there\n"
+"\n"
+"General:\n"
+"  --control PATH        control socket (default $XDG_RUNTIME_DIR/microvm/control.sock or\n"
+"                        /run/microvm/control.sock; $MICROVM_CONTROL overrides)\n"
+"  --detach              go to the background once everything is up (messages go to\n"
+"                        up.log beside the control socket)\n"
+"  -h, --help            this help\n"
+"\n"
+"Examples:\n"
+"  microvm up --kernel vmlinux --initrd initrd.img --profile corp.ovpn --user alice\n"
+"  printf '%%s\\n' \"$PW\" | microvm up --profile corp.ovpn --user alice --password-stdin --detach\n"
+"  microvm up --agent-netns /run/netns/vpnclient --socks 127.0.0.1:1081\n"
+"  ssh -o ProxyCommand='nc -X 5 -x 127.0.0.1:1080 %%h %%p' admin@10.8.0.1\n"
+"  curl --socks5-hostname 127.0.0.1:1080 http://intranet.example/\n");
+}
+
+static void up_log(void *opaque, const char *line)
+{
+	(void)opaque;
+	fprintf(stderr, "microvm: %s\n", line);
+}
+
+static void up_on_signal(int sig)
+{
+	char c = (char)sig;
+
+	if (up_wake_fd >= 0 && write(up_wake_fd, &c, 1) < 0) {
+		/* nothing to do in a signal handler */
+	}
+}
+
+/* ---- JSON views of the manager state ---------------------------------------------------- */
+
+/**
+ * up_vpn_json() - {"state", "tun_ip", "auth_url", "profile", "error"}
+ * Return: a new object (NULL on OOM).
+ */
+static cJSON *up_vpn_json(const struct mvm_vpn_info *v)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "state", mvm_vpn_state_name(v->state));
+	cJSON_AddStringToObject(o, "tun_ip", v->tun_ip);
+	cJSON_AddStringToObject(o, "auth_url", v->auth_url);
+	cJSON_AddStringToObject(o, "profile", v->profile);
+	cJSON_AddStringToObject(o, "error", v->error);
+	return o;
+}
+
+/**
+ * up_status_json() - the whole status as the `status` command shows it
+ */
+static cJSON *up_status_json(struct up_ctx *u)
+{
+	struct mvm_manager_status st;
+	cJSON *o = cJSON_CreateObject(), *s;
+
+	mvm_manager_get_status(u->m, &st);
+	cJSON_AddBoolToObject(o, "vm_running", st.vm_running);
+	cJSON_AddBoolToObject(o, "attached", st.attached);
+	cJSON_AddStringToObject(o, "hypervisor", st.hypervisor);
+	cJSON_AddBoolToObject(o, "agent_reachable", st.agent_reachable);
+	cJSON_AddItemToObject(o, "vpn", up_vpn_json(&st.vpn));
+	s = cJSON_AddObjectToObject(o, "socks");
+	cJSON_AddBoolToObject(s, "running", st.socks_running);
+	cJSON_AddStringToObject(s, "address", st.socks_addr);
+	cJSON_AddNumberToObject(s, "port", st.socks_port);
+	cJSON_AddBoolToObject(s, "auth", st.socks_auth);
+	cJSON_AddStringToObject(s, "secret_file", u->secret_path);
+	cJSON_AddStringToObject(o, "last_error", st.last_error);
+	return o;
+}
+
+static cJSON *up_ok(void)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddBoolToObject(o, "ok", true);
+	return o;
+}
+
+/**
+ * up_err() - {"ok": false, "error": the last libmicrovm error or @fallback}
+ */
+static cJSON *up_err(const char *fallback)
+{
+	const char *e = mvm_last_error();
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddBoolToObject(o, "ok", false);
+	cJSON_AddStringToObject(o, "error", e && *e ? e : fallback);
+	return o;
+}
+
+static const char *up_str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* ---- control clients -------------------------------------------------------------------- */
+
+struct up_client {
+	struct up_ctx *u;
+	int fd;
+};
+
+/**
+ * up_console_cb() - console bytes to a `microvm console` client; never blocks the guest
+ */
+static void up_console_cb(void *opaque, const uint8_t *data, size_t len, uint64_t lost)
+{
+	int fd = (int)(intptr_t)opaque;
+	char note[64];
+
+	if (lost) {
+		snprintf(note, sizeof(note), "\r\n[console: %llu bytes lost]\r\n",
+			 (unsigned long long)lost);
+		if (send(fd, note, strlen(note), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+			/* dropped, like the bytes it reports */
+		}
+	}
+	if (send(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* a slow console client loses output rather than stalling the guest */
+	}
+}
+
+/**
+ * up_console() - stream the console to a client, and its input to the guest, until it goes
+ * away
+ * @c:	client
+ */
+static void up_console(struct up_client *c)
+{
+	cJSON *resp;
+	char buf[256];
+	size_t off;
+	ssize_t n;
+	long w;
+	int id;
+
+	id = mvm_manager_console_subscribe(c->u->m, up_console_cb, (void *)(intptr_t)c->fd);
+	resp = id < 0 ? up_err("no console") : up_ok();
+	ctl_send(c->fd, resp);
+	cJSON_Delete(resp);
+	if (id < 0)
+		return;
+	/* what the client types goes to the guest; its EOF or close ends the session */
+	while ((n = read(c->fd, buf, sizeof(buf))) > 0)
+		for (off = 0; off < (size_t)n; off += (size_t)w) {
+			w = mvm_manager_console_write(c->u->m, buf + off, (size_t)n - off);
+			if (w <= 0)
+				break;	/* the guest does not take input now: drop it */
+		}
+	mvm_manager_console_unsubscribe(c->u->m, id);
+}
+
+/**
+ * up_handle() - answer one request
+ * @c:		client
+ * @req:	the request
+ * @done:	set when the connection should end after the answer
+ *
+ * Return: the answer.
+ */
+static cJSON *up_handle(struct up_client *c, cJSON *req, bool *done)
+{
+	struct up_ctx *u = c->u;
+	const char *cmd = up_str(req, "cmd"), *name, *content, *user, *pass;
+	struct mvm_vpn_info info;
+	cJSON *resp, *arr;
+	char **names;
+	size_t n, i;
+	int ret;
+
+	if (!cmd)
+		return up_err("request without \"cmd\"");
+	if (!strcmp(cmd, "status")) {
+		resp = up_ok();
+		cJSON_AddItemToObject(resp, "status", up_status_json(u));
+		return resp;
+	}
+	if (!strcmp(cmd, "vpn_import")) {
+		name = up_str(req, "name");
+		content = up_str(req, "content");
+		if (mvm_manager_upload_profile(u->m, name, content))
+			return up_err("upload failed");
+		return up_ok();
+	}
+	if (!strcmp(cmd, "vpn_connect") || !strcmp(cmd, "vpn_status") ||
+	    !strcmp(cmd, "vpn_check_webauth")) {
+		if (!strcmp(cmd, "vpn_connect")) {
+			name = up_str(req, "name");
+			user = up_str(req, "username");
+			pass = up_str(req, "password");
+			ret = mvm_manager_vpn_connect(u->m, name, up_str(req, "content"), user,
+						      pass, &info);
+		} else if (!strcmp(cmd, "vpn_status")) {
+			ret = mvm_manager_vpn_status(u->m, &info);
+		} else {
+			ret = mvm_manager_check_webauth(u->m, &info);
+		}
+		if (ret)
+			return up_err("agent request failed");
+		resp = up_ok();
+		cJSON_AddItemToObject(resp, "vpn", up_vpn_json(&info));
+		return resp;
+	}
+	if (!strcmp(cmd, "vpn_disconnect")) {
+		if (mvm_manager_vpn_disconnect(u->m))
+			return up_err("disconnect failed");
+		return up_ok();
+	}
+	if (!strcmp(cmd, "vpn_profiles")) {
+		if (mvm_manager_list_profiles(u->m, &names, &n))
+			return up_err("cannot list profiles");
+		resp = up_ok();
+		arr = cJSON_AddArrayToObject(resp, "profiles");
+		for (i = 0; i < n; i++)
+			cJSON_AddItemToArray(arr, cJSON_CreateString(names[i]));
+		mvm_manager_free_list(names, n);
+		return resp;
+	}
+	if (!strcmp(cmd, "down")) {
+		mvm_manager_stop_vm(u->m, 10000);
+		/* from now on `status` says "not running" rather than reaching a closing server */
+		unlink(u->ctl_path);
+		if (write(u->wake[1], "d", 1) < 0) {
+			/* the pipe cannot be full: one byte per event */
+		}
+		*done = true;
+		return up_ok();
+	}
+	return up_err("unknown command");
+}
+
+/**
+ * up_client_thread() - serve one control connection
+ * @arg:	struct up_client (freed here)
+ *
+ * Return: NULL.
+ */
+static void *up_client_thread(void *arg)
+{
+	struct up_client *c = arg;
+	bool done = false;
+	cJSON *req, *resp;
+	const char *cmd;
+
+	while (!done && ctl_recv(c->fd, &req) == 0) {
+		cmd = up_str(req, "cmd");
+		if (cmd && !strcmp(cmd, "console")) {
+			cJSON_Delete(req);
+			up_console(c);
+			break;
+		}
+		resp = up_handle(c, req, &done);
+		cJSON_Delete(req);	/* wipes nothing: cJSON frees; the password lived here */
+		ctl_send(c->fd, resp);
+		cJSON_Delete(resp);
+	}
+	close(c->fd);
+	atomic_fetch_sub(&c->u->clients, 1);
+	free(c);
+	return NULL;
+}
+
+/* ---- setup ------------------------------------------------------------------------------ */
+
+/**
+ * up_mkdirs() - create the parent directories of @path, mode 0700
+ * Return: 0 or -errno.
+ */
+static int up_mkdirs(const char *path)
+{
+	char tmp[PATH_MAX];
+	char *p;
+
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	p = strrchr(tmp, '/');
+	if (!p || p == tmp)
+		return 0;
+	*p = '\0';
+	for (p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/**
+ * up_listen() - bind the control socket (refusing if another `up` answers there)
+ * Return: the listening socket or -errno (message printed).
+ */
+static int up_listen(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, ret;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "microvm up: control socket path too long: %s\n", path);
+		return -ENAMETOOLONG;
+	}
+	ret = ctl_connect(path);
+	if (ret >= 0) {
+		close(ret);
+		fprintf(stderr, "microvm up: already running (control socket %s answers); "
+			"stop it with 'microvm down'\n", path);
+		return -EADDRINUSE;
+	}
+	ret = up_mkdirs(path);
+	if (ret) {
+		fprintf(stderr, "microvm up: cannot create the directory of %s: %s\n", path,
+			strerror(-ret));
+		return ret;
+	}
+	unlink(path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(path, 0600) ||
+	    listen(fd, 16)) {
+		ret = -errno;
+		fprintf(stderr, "microvm up: cannot listen on %s: %s\n", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/**
+ * up_serve() - accept control clients until `down` or a signal
+ * @u:		appliance
+ * @lfd:	listening control socket
+ */
+static void up_serve(struct up_ctx *u, int lfd)
+{
+	struct pollfd pf[2] = { { .fd = lfd, .events = POLLIN },
+				{ .fd = u->wake[0], .events = POLLIN } };
+	struct up_client *c;
+	pthread_attr_t attr;
+	pthread_t t;
+	int fd;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	for (;;) {
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pf[1].revents)
+			break;
+		if (!(pf[0].revents & POLLIN))
+			continue;
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		c = malloc(sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->u = u;
+		c->fd = fd;
+		atomic_fetch_add(&u->clients, 1);
+		if (pthread_create(&t, &attr, up_client_thread, c)) {
+			atomic_fetch_sub(&u->clients, 1);
+			close(fd);
+			free(c);
+		}
+	}
+	pthread_attr_destroy(&attr);
+}
+
+/**
+ * up_write_secret() - store a generated SOCKS password next to the control socket (0600)
+ * Return: 0 or -errno.
+ */
+static int up_write_secret(struct up_ctx *u)
+{
+	char user[256], pass[256], dir[PATH_MAX];
+	FILE *f;
+	int fd;
+
+	mvm_manager_socks_credentials(u->m, user, pass);
+	snprintf(dir, sizeof(dir), "%s", u->ctl_path);
+	if (snprintf(u->secret_path, sizeof(u->secret_path), "%s/socks.secret", dirname(dir)) >=
+	    (int)sizeof(u->secret_path))
+		return -ENAMETOOLONG;
+	unlink(u->secret_path);
+	fd = open(u->secret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		memset(pass, 0, sizeof(pass));
+		return -errno;
+	}
+	fprintf(f, "%s\n%s\n", user, pass);
+	fclose(f);
+	memset(pass, 0, sizeof(pass));
+	return 0;
+}
+
+/**
+ * up_open_log() - the detached process' log: up.log beside the control socket (0600)
+ * Return: a descriptor or -1.
+ */
+static int up_open_log(struct up_ctx *u)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+
+	snprintf(dir, sizeof(dir), "%s", u->ctl_path);
+	snprintf(path, sizeof(path), "%s/up.log", dirname(dir));
+	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+}
+
+/**
+ * struct up_opts - parsed command line
+ */
+struct up_opts {
+	const char *profile, *user, *control, *agent, *agent_netns;
+	const char *socks_user, *socks_pw_file;
+	bool password_stdin, detach, socks_auth;
+};
+
+/**
+ * up_parse_backend() - --backend NAME
+ * Return: 0 or -EINVAL.
+ */
+static int up_parse_backend(const char *s, enum mvm_backend_kind *k)
+{
+	static const struct { const char *n; enum mvm_backend_kind k; } map[] = {
+		{ "auto", MVM_BACKEND_AUTO }, { "kvm", MVM_BACKEND_KVM },
+		{ "nsbox", MVM_BACKEND_NSBOX }, { "wsl", MVM_BACKEND_WSL },
+		{ "hvf", MVM_BACKEND_HVF },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (!strcmp(s, map[i].n)) {
+			*k = map[i].k;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/**
+ * up_parse_seconds() - a positive number of seconds into ms
+ * Return: 0 or -EINVAL.
+ */
+static int up_parse_seconds(const char *s, int *ms)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (!*s || *end || v <= 0 || v > 86400 * 365)
+		return -EINVAL;
+	*ms = (int)(v * 1000);
+	return 0;
+}
+
+/**
+ * up_parse() - command line into @cfg and @o
+ * Return: -1 to continue, else an exit status.
+ */
+static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struct up_opts *o,
+		    char *socks_addr, size_t socks_addr_cap)
+{
+	enum {
+		O_PROFILE = 256, O_USER, O_PWSTDIN, O_SOCKS, O_REMOTE, O_SAUTH, O_SUSER, O_SPWFILE,
+		O_IDLE, O_NOSOCKS, O_BACKEND, O_KERNEL, O_INITRD, O_ROOTFS, O_CMDLINE, O_MEMORY,
+		O_BOOT, O_AGENT, O_AGENT_NETNS, O_CONTROL, O_DETACH, O_BOX_EXEC,
+	};
+	static const struct option opts[] = {
+		{ "profile", required_argument, NULL, O_PROFILE },
+		{ "user", required_argument, NULL, O_USER },
+		{ "password-stdin", no_argument, NULL, O_PWSTDIN },
+		{ "socks", required_argument, NULL, O_SOCKS },
+		{ "socks-allow-remote", no_argument, NULL, O_REMOTE },
+		{ "socks-auth", no_argument, NULL, O_SAUTH },
+		{ "socks-user", required_argument, NULL, O_SUSER },
+		{ "socks-password-file", required_argument, NULL, O_SPWFILE },
+		{ "idle-timeout", required_argument, NULL, O_IDLE },
+		{ "no-socks", no_argument, NULL, O_NOSOCKS },
+		{ "backend", required_argument, NULL, O_BACKEND },
+		{ "kernel", required_argument, NULL, O_KERNEL },
+		{ "initrd", required_argument, NULL, O_INITRD },
+		{ "rootfs", required_argument, NULL, O_ROOTFS },
+		{ "cmdline", required_argument, NULL, O_CMDLINE },
+		{ "memory", required_argument, NULL, O_MEMORY },
+		{ "boot-timeout", required_argument, NULL, O_BOOT },
+		{ "box-exec", required_argument, NULL, O_BOX_EXEC },
+		{ "agent", required_argument, NULL, O_AGENT },
+		{ "agent-netns", required_argument, NULL, O_AGENT_NETNS },
+		{ "control", required_argument, NULL, O_CONTROL },
+		{ "detach", no_argument, NULL, O_DETACH },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint16_t port = cfg->socks.port;
+	char *end;
+	unsigned long v;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			up_usage(stdout);
+			return CLI_EXIT_OK;
+		case O_PROFILE: o->profile = optarg; break;
+		case O_USER: o->user = optarg; break;
+		case O_PWSTDIN: o->password_stdin = true; break;
+		case O_SOCKS:
+			if (mvm_socks_parse_listen(optarg, socks_addr, socks_addr_cap, &port)) {
+				fprintf(stderr, "microvm up: %s\n", mvm_last_error());
+				return CLI_EXIT_USAGE;
+			}
+			break;
+		case O_REMOTE: cfg->socks.allow_remote = true; break;
+		case O_SAUTH: o->socks_auth = true; break;
+		case O_SUSER: o->socks_user = optarg; break;
+		case O_SPWFILE: o->socks_pw_file = optarg; break;
+		case O_IDLE:
+			if (up_parse_seconds(optarg, &cfg->socks.idle_timeout_ms))
+				goto bad;
+			break;
+		case O_NOSOCKS: cfg->no_socks = true; break;
+		case O_BACKEND:
+			if (up_parse_backend(optarg, &cfg->vm.backend))
+				goto bad;
+			break;
+		case O_KERNEL: cfg->vm.kernel_path = optarg; break;
+		case O_INITRD: cfg->vm.initrd_path = optarg; break;
+		case O_ROOTFS: cfg->vm.rootfs_path = optarg; break;
+		case O_CMDLINE: cfg->vm.cmdline = optarg; break;
+		case O_MEMORY:
+			v = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || v < 16 || v > 65536)
+				goto bad;
+			cfg->vm.mem_mib = (uint32_t)v;
+			break;
+		case O_BOOT:
+			if (up_parse_seconds(optarg, &cfg->boot_timeout_ms))
+				goto bad;
+			break;
+		case O_AGENT:
+			if (strncmp(optarg, "tcp:", 4) || !optarg[4]) {
+				fprintf(stderr, "microvm up: --agent takes tcp:HOST\n");
+				return CLI_EXIT_USAGE;
+			}
+			o->agent = optarg + 4;
+			break;
+		case O_AGENT_NETNS: o->agent_netns = optarg; break;
+		case O_CONTROL: o->control = optarg; break;
+		case O_BOX_EXEC:
+			up_box_argv[2] = optarg;
+			cfg->vm.box_argv = up_box_argv;
+			break;
+		case O_DETACH: o->detach = true; break;
+		default:
+			up_usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "microvm up: unexpected argument '%s'\n", argv[optind]);
+		return CLI_EXIT_USAGE;
+	}
+	if (!!o->socks_user != !!o->socks_pw_file) {
+		fprintf(stderr, "microvm up: --socks-user and --socks-password-file go together\n");
+		return CLI_EXIT_USAGE;
+	}
+	if (o->password_stdin && !o->user) {
+		fprintf(stderr, "microvm up: --password-stdin needs --user\n");
+		return CLI_EXIT_USAGE;
+	}
+	if (o->user && !o->profile) {
+		fprintf(stderr, "microvm up: --user needs --profile\n");
+		return CLI_EXIT_USAGE;
+	}
+	cfg->socks.port = port;
+	cfg->socks.addr = socks_addr;
+	return -1;
+bad:
+	fprintf(stderr, "microvm up: bad value '%s' (see 'microvm up --help')\n", optarg);
+	return CLI_EXIT_USAGE;
+}
+
+/**
+ * up_connect_profile() - --profile: upload and connect at start
+ * Return: 0 or -errno (message printed).
+ */
+static int up_connect_profile(struct up_ctx *u, const char *path, const char *user,
+			      const char *pass)
+{
+	struct mvm_vpn_info info;
+	char *content, tmp[PATH_MAX];
+	int ret;
+
+	ret = ctl_read_file(path, &content);
+	if (ret) {
+		fprintf(stderr, "microvm up: cannot read profile %s: %s\n", path, strerror(-ret));
+		return ret;
+	}
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	ret = mvm_manager_vpn_connect(u->m, basename(tmp), content, user, pass, &info);
+	free(content);
+	if (ret) {
+		fprintf(stderr, "microvm up: VPN: %s\n", mvm_last_error());
+		return ret;
+	}
+	switch (info.state) {
+	case MVM_VPN_CONNECTED:
+		printf("VPN connected, tunnel address %s\n", info.tun_ip);
+		break;
+	case MVM_VPN_WEBAUTH:
+		printf("VPN needs web authentication; open:\n  %s\n", info.auth_url);
+		break;
+	case MVM_VPN_ERROR:
+		fprintf(stderr, "microvm up: VPN: %s\n", info.error);
+		break;
+	default:
+		printf("VPN %s\n", mvm_vpn_state_name(info.state));
+		break;
+	}
+	fflush(stdout);
+	return 0;
+}
+
+/**
+ * up_detach() - fork; the parent waits for the child to be ready and exits
+ * @ready:	out: write end the child reports readiness on
+ *
+ * Return: -1 in the child; in the parent, the exit status to return.
+ */
+static int up_detach(int *ready)
+{
+	int p[2];
+	char c;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC)) {
+		perror("microvm up: pipe");
+		return CLI_EXIT_FAIL;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		perror("microvm up: fork");
+		return CLI_EXIT_FAIL;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		setsid();
+		*ready = p[1];
+		return -1;
+	}
+	close(p[1]);
+	while (read(p[0], &c, 1) < 0 && errno == EINTR)
+		;
+	close(p[0]);
+	return c == 'R' ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+/**
+ * cli_up() - `microvm up`: parse, (detach,) start or attach, serve until down or a signal
+ * @argc/@argv:	argv[0] is "up"
+ *
+ * Return: exit status.
+ */
+int cli_up(int argc, char **argv)
+{
+	struct mvm_manager_config cfg;
+	struct up_opts o = { 0 };
+	struct up_ctx u = { .wake = { -1, -1 } };
+	char socks_addr[64] = "127.0.0.1", vpn_pass[512] = "", socks_pass[256] = "";
+	struct sigaction sa = { .sa_handler = up_on_signal };
+	bool have_pass = false;
+	int ret, lfd = -1, ready = -1, null, logfd;
+	FILE *f;
+
+	mvm_manager_config_init(&cfg);
+	ret = up_parse(argc, argv, &cfg, &o, socks_addr, sizeof(socks_addr));
+	if (ret >= 0)
+		return ret;
+	if (ctl_path(o.control, u.ctl_path, sizeof(u.ctl_path))) {
+		fprintf(stderr, "microvm up: control socket path too long\n");
+		return CLI_EXIT_USAGE;
+	}
+	if (o.user) {
+		ret = ctl_read_password(o.password_stdin, "VPN password: ", vpn_pass,
+					sizeof(vpn_pass));
+		if (ret) {
+			fprintf(stderr, "microvm up: no VPN password (%s)\n",
+				ret == -ENOTTY ? "no terminal to ask on; use --password-stdin"
+					       : "empty or too long");
+			return CLI_EXIT_USAGE;
+		}
+		have_pass = true;
+	}
+	if (o.socks_pw_file) {
+		f = fopen(o.socks_pw_file, "r");
+		if (!f || !fgets(socks_pass, sizeof(socks_pass), f)) {
+			fprintf(stderr, "microvm up: cannot read %s\n", o.socks_pw_file);
+			if (f)
+				fclose(f);
+			return CLI_EXIT_USAGE;
+		}
+		fclose(f);
+		socks_pass[strcspn(socks_pass, "\r\n")] = '\0';
+		cfg.socks.username = o.socks_user;
+		cfg.socks.password = socks_pass;
+	}
+	cfg.socks_generate_secret = o.socks_auth && !o.socks_user;
+	cfg.log = up_log;
+
+	if (o.detach) {
+		ret = up_detach(&ready);
+		if (ret >= 0)
+			return ret;
+	}
+	u.m = mvm_manager_new(&cfg);
+	memset(socks_pass, 0, sizeof(socks_pass));
+	if (!u.m) {
+		fprintf(stderr, "microvm up: %s\n", mvm_last_error());
+		ret = CLI_EXIT_FAIL;
+		goto out;
+	}
+	lfd = up_listen(u.ctl_path);
+	if (lfd < 0) {
+		ret = CLI_EXIT_FAIL;
+		goto out;
+	}
+	if (o.agent || o.agent_netns) {
+		mvm_vsock *vs = o.agent_netns ? mvm_vsock_new_tcp_netns(o.agent_netns, o.agent)
+					      : mvm_vsock_new_tcp(o.agent);
+
+		ret = vs ? mvm_manager_attach(u.m, vs) : -EINVAL;
+	} else {
+		ret = mvm_manager_start_vm(u.m);
+	}
+	if (ret) {
+		fprintf(stderr, "microvm up: %s\n", mvm_last_error());
+		ret = CLI_EXIT_FAIL;
+		goto out;
+	}
+	if (cfg.socks_generate_secret && (ret = up_write_secret(&u))) {
+		fprintf(stderr, "microvm up: cannot write the SOCKS secret: %s\n", strerror(-ret));
+		ret = CLI_EXIT_FAIL;
+		goto out;
+	}
+	if (u.secret_path[0])
+		printf("SOCKS5 credentials (user, password) are in %s\n", u.secret_path);
+	if (o.profile && up_connect_profile(&u, o.profile, o.user, have_pass ? vpn_pass : NULL)) {
+		ret = CLI_EXIT_FAIL;
+		goto out;
+	}
+	memset(vpn_pass, 0, sizeof(vpn_pass));
+	if (pipe2(u.wake, O_CLOEXEC | O_NONBLOCK)) {
+		perror("microvm up: pipe");
+		ret = CLI_EXIT_FAIL;
+		goto out;
+	}
+	up_wake_fd = u.wake[1];
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	printf("microvm is up; control socket %s\n", u.ctl_path);
+	fflush(stdout);
+	if (ready >= 0) {
+		/* detached: messages go to up.log next to the control socket */
+		null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		logfd = up_open_log(&u);
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(logfd >= 0 ? logfd : null, STDOUT_FILENO);
+			dup2(logfd >= 0 ? logfd : null, STDERR_FILENO);
+			close(null);
+		}
+		if (logfd >= 0)
+			close(logfd);
+		if (write(ready, "R", 1) < 0) {
+			/* the parent is gone: carry on */
+		}
+		close(ready);
+		ready = -1;
+	}
+	up_serve(&u, lfd);
+	mvm_manager_stop_vm(u.m, 10000);
+	/* let the client that asked for `down` get its answer out (bounded) */
+	for (int i = 0; i < 200 && atomic_load(&u.clients) > 0; i++)
+		usleep(10 * 1000);
+	ret = CLI_EXIT_OK;
+out:
+	memset(vpn_pass, 0, sizeof(vpn_pass));
+	if (lfd >= 0) {
+		close(lfd);
+		unlink(u.ctl_path);
+	}
+	if (u.secret_path[0])
+		unlink(u.secret_path);
+	if (ready >= 0)
+		close(ready);
+	/* client threads may still hold the manager while they finish: free only if none */
+	if (u.m && atomic_load(&u.clients) == 0)
+		mvm_manager_free(u.m);
+	return ret;
+}

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests for profile names and the profile store (guest/agent/profiles.c). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "agent.h"
+
+static void test_names(void **state)
+{
+	char n64[65], n65[66];
+
+	(void)state;
+	memset(n64, 'a', 64);
+	n64[64] = '\0';
+	memset(n65, 'a', 65);
+	n65[65] = '\0';
+	assert_true(profile_name_valid("corp.ovpn"));
+	assert_true(profile_name_valid("A-b_c.9"));
+	assert_true(profile_name_valid("a"));
+	assert_true(profile_name_valid("a.."));
+	assert_true(profile_name_valid(n64));
+	assert_false(profile_name_valid(n65));
+	assert_false(profile_name_valid(NULL));
+	assert_false(profile_name_valid(""));
+	assert_false(profile_name_valid("."));
+	assert_false(profile_name_valid(".."));
+	assert_false(profile_name_valid(".hidden"));
+	assert_false(profile_name_valid("../x"));
+	assert_false(profile_name_valid("a/b"));
+	assert_false(profile_name_valid("/abs"));
+	assert_false(profile_name_valid("a b"));
+	assert_false(profile_name_valid("a\\b"));
+	assert_false(profile_name_valid("a\nb"));
+	assert_false(profile_name_valid("\xc3\xa9"));
+}
+
+static void test_store(void **state)
+{
+	char dir[] = "/tmp/agent-profiles-XXXXXX", path[128], buf[32];
+	char **names;
+	size_t n;
+	FILE *f;
+	struct stat st;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(profile_store(dir, "b.ovpn", "two", 3), 0);
+	assert_int_equal(profile_store(dir, "a.ovpn", "one", 3), 0);
+	assert_int_equal(profile_store(dir, "a.ovpn", "uno", 3), 0);
+	assert_int_equal(profile_store(dir, "../x", "bad", 3), -EINVAL);
+	snprintf(path, sizeof(path), "%s/.junk", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(profile_list(dir, &names, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(names[0], "a.ovpn");
+	assert_string_equal(names[1], "b.ovpn");
+	profile_list_free(names, n);
+	assert_true(profile_exists(dir, "a.ovpn"));
+	assert_false(profile_exists(dir, "c.ovpn"));
+	assert_false(profile_exists(dir, ".junk"));
+	snprintf(path, sizeof(path), "%s/a.ovpn", dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_int_equal(fread(buf, 1, sizeof(buf), f), 3);
+	fclose(f);
+	assert_memory_equal(buf, "uno", 3);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/b.ovpn", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/.junk", dir);
+	unlink(path);
+	assert_int_equal(rmdir(dir), 0);
+	assert_int_equal(profile_list("/nonexistent-agent-dir", &names, &n), -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_store),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

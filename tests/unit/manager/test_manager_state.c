@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/* test_manager_state.c - agent answers to VPN states; bad answers are errors, not crashes. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "microvm/manager.h"
+
+static void test_connected(void **state)
+{
+	struct mvm_vpn_info v;
+
+	(void)state;
+	assert_int_equal(mvm_manager_parse_vpn_reply(
+		"{\"status\":\"connected\",\"tun_ip\":\"10.8.0.6\",\"profile\":\"corp.ovpn\"}", &v), 0);
+	assert_int_equal(v.state, MVM_VPN_CONNECTED);
+	assert_string_equal(v.tun_ip, "10.8.0.6");
+	assert_string_equal(v.profile, "corp.ovpn");
+	assert_string_equal(mvm_vpn_state_name(v.state), "connected");
+}
+
+static void test_webauth(void **state)
+{
+	struct mvm_vpn_info v;
+
+	(void)state;
+	assert_int_equal(mvm_manager_parse_vpn_reply(
+		"{\"status\":\"webauth_required\",\"auth_url\":\"https://sso.example/a?b=\\\"c\"}",
+		&v), 0);
+	assert_int_equal(v.state, MVM_VPN_WEBAUTH);
+	assert_string_equal(v.auth_url, "https://sso.example/a?b=\"c");
+	assert_string_equal(mvm_vpn_state_name(v.state), "webauth_required");
+}
+
+static void test_states(void **state)
+{
+	struct mvm_vpn_info v;
+
+	(void)state;
+	assert_int_equal(mvm_manager_parse_vpn_reply("{\"status\":\"disconnected\"}", &v), 0);
+	assert_int_equal(v.state, MVM_VPN_DISCONNECTED);
+	assert_int_equal(mvm_manager_parse_vpn_reply("{\"status\":\"connecting\"}", &v), 0);
+	assert_int_equal(v.state, MVM_VPN_CONNECTING);
+	/* "ok" with a separate state word */
+	assert_int_equal(mvm_manager_parse_vpn_reply(
+		"{\"status\":\"ok\",\"state\":\"connected\",\"tun_ip\":\"10.0.0.2\"}", &v), 0);
+	assert_int_equal(v.state, MVM_VPN_CONNECTED);
+	assert_int_equal(mvm_manager_parse_vpn_reply(
+		"{\"status\":\"error\",\"error\":\"auth failed\"}", &v), 0);
+	assert_int_equal(v.state, MVM_VPN_ERROR);
+	assert_string_equal(v.error, "auth failed");
+	/* unknown word with an error text counts as an error */
+	assert_int_equal(mvm_manager_parse_vpn_reply("{\"status\":\"weird\",\"error\":\"x\"}", &v),
+			 0);
+	assert_int_equal(v.state, MVM_VPN_ERROR);
+	assert_int_equal(mvm_manager_parse_vpn_reply("{\"status\":\"weird\"}", &v), 0);
+	assert_int_equal(v.state, MVM_VPN_UNKNOWN);
+	assert_string_equal(mvm_vpn_state_name((enum mvm_vpn_state)99), "unknown");
+	/* the agent's view: disconnected until up, OpenVPN's own state alongside */
+	assert_int_equal(mvm_manager_parse_vpn_reply(
+		"{\"status\":\"disconnected\",\"state\":\"AUTH\",\"profile\":\"p\"}", &v), 0);
+	assert_int_equal(v.state, MVM_VPN_CONNECTING);
+	assert_int_equal(mvm_manager_parse_vpn_reply(
+		"{\"status\":\"disconnected\",\"state\":\"EXITING\",\"reason\":\"auth-failure\"}",
+		&v), 0);
+	assert_int_equal(v.state, MVM_VPN_DISCONNECTED);
+	assert_string_equal(v.error, "auth-failure");
+	assert_int_equal(mvm_manager_parse_vpn_reply(
+		"{\"status\":\"connected\",\"state\":\"CONNECTED\",\"tun_ip\":\"10.8.0.2\"}",
+		&v), 0);
+	assert_int_equal(v.state, MVM_VPN_CONNECTED);
+}
+
+static void test_malformed(void **state)
+{
+	struct mvm_vpn_info v;
+	char longurl[3000];
+	size_t n;
+
+	(void)state;
+	assert_int_equal(mvm_manager_parse_vpn_reply("", &v), -EPROTO);
+	assert_int_equal(mvm_manager_parse_vpn_reply("[1,2]", &v), -EPROTO);
+	assert_int_equal(mvm_manager_parse_vpn_reply("{\"status\":5}", &v), -EPROTO);
+	assert_int_equal(mvm_manager_parse_vpn_reply("{\"status\":\"connected\"", &v), -EPROTO);
+	assert_int_equal(mvm_manager_parse_vpn_reply(
+		"{\"status\":\"connected\",\"tun_ip\":42}", &v), 0);
+	assert_string_equal(v.tun_ip, "");
+	/* over-long fields are cut, never overflow */
+	strcpy(longurl, "{\"status\":\"webauth_required\",\"auth_url\":\"");
+	n = strlen(longurl);
+	memset(longurl + n, 'a', 2000);
+	strcpy(longurl + n + 2000, "\"}");
+	assert_int_equal(mvm_manager_parse_vpn_reply(longurl, &v), 0);
+	assert_int_equal(strlen(v.auth_url), sizeof(v.auth_url) - 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_connected),
+		cmocka_unit_test(test_webauth),
+		cmocka_unit_test(test_states),
+		cmocka_unit_test(test_malformed),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,385 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_socks5_server.c - the SOCKS5 server's event loop against an in-process "guest".
+ *
+ * The vsock client runs over a test transport whose connect() returns one end of a
+ * socketpair and hands the other to a fake agent thread, so the test sees exactly the bytes
+ * the server sends towards the guest (the [len][host][port] handshake, pipelined data) and
+ * chooses the status byte.  Runs under ASan/UBSan in `make asan`.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "microvm/socks.h"
+
+/**
+ * struct fake - the fake guest
+ * @status:	status byte to answer (negative: refuse the connect with that errno)
+ * @hs:		handshake bytes received (plus whatever followed in the same read)
+ * @hs_len:	their number
+ * @conns:	connect() calls seen
+ * @lock:	protects the above between the agent thread and the test
+ */
+struct fake {
+	int status;
+	uint8_t hs[512];
+	size_t hs_len;
+	int conns;
+	pthread_mutex_t lock;
+};
+
+struct agent_job {
+	struct fake *f;
+	int fd;
+};
+
+/**
+ * agent_thread() - read the handshake, answer the status, then echo until EOF and close
+ */
+static void *agent_thread(void *arg)
+{
+	struct agent_job *j = arg;
+	uint8_t buf[4096], st;
+	size_t need, got = 0;
+	ssize_t n;
+
+	/* the handshake: [len][host][port]; anything after it is relayed data */
+	while (got < 1 || got < (size_t)buf[0] + 3) {
+		n = read(j->fd, buf + got, sizeof(buf) - got);
+		if (n <= 0)
+			goto out;
+		got += (size_t)n;
+	}
+	need = (size_t)buf[0] + 3;
+	pthread_mutex_lock(&j->f->lock);
+	memcpy(j->f->hs, buf, got < sizeof(j->f->hs) ? got : sizeof(j->f->hs));
+	j->f->hs_len = got;
+	st = (uint8_t)j->f->status;
+	pthread_mutex_unlock(&j->f->lock);
+	if (write(j->fd, &st, 1) != 1 || st != 0)
+		goto out;
+	if (got > need && write(j->fd, buf + need, got - need) != (ssize_t)(got - need))
+		goto out;
+	while ((n = read(j->fd, buf, sizeof(buf))) > 0)
+		if (write(j->fd, buf, (size_t)n) != n)
+			goto out;
+	shutdown(j->fd, SHUT_WR);
+out:
+	close(j->fd);
+	free(j);
+	return NULL;
+}
+
+static int fake_connect(void *ctx, uint32_t port, int timeout_ms)
+{
+	struct fake *f = ctx;
+	struct agent_job *j;
+	pthread_t t;
+	int sv[2], status;
+
+	(void)timeout_ms;
+	if (port != MVM_SOCKS_AGENT_PORT)	/* no cmocka asserts off the test thread */
+		return -EINVAL;
+	pthread_mutex_lock(&f->lock);
+	f->conns++;
+	status = f->status;
+	pthread_mutex_unlock(&f->lock);
+	if (status < 0)
+		return status;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	j = malloc(sizeof(*j));
+	j->f = f;
+	j->fd = sv[1];
+	pthread_create(&t, NULL, agent_thread, j);
+	pthread_detach(t);
+	return sv[0];
+}
+
+static const struct mvm_vsock_transport fake_ops = { .connect = fake_connect };
+
+struct env {
+	struct fake f;
+	mvm_vsock *vs;
+	mvm_socks *s;
+	uint16_t port;
+};
+
+static int setup_with(void **state, const char *user, const char *pass)
+{
+	struct mvm_socks_config cfg;
+	struct env *e = calloc(1, sizeof(*e));
+
+	pthread_mutex_init(&e->f.lock, NULL);
+	e->vs = mvm_vsock_new(&fake_ops, &e->f);
+	assert_non_null(e->vs);
+	mvm_socks_config_init(&cfg);
+	cfg.port = 0;
+	cfg.username = user;
+	cfg.password = pass;
+	cfg.handshake_timeout_ms = 2000;
+	e->s = mvm_socks_new(&cfg, e->vs);
+	assert_non_null(e->s);
+	assert_int_equal(mvm_socks_start(e->s), 0);
+	e->port = mvm_socks_port(e->s);
+	assert_true(e->port > 0);
+	*state = e;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, NULL, NULL);
+}
+
+static int setup_auth(void **state)
+{
+	return setup_with(state, "alice", "pw");
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+
+	mvm_socks_free(e->s);
+	mvm_vsock_free(e->vs);
+	pthread_mutex_destroy(&e->f.lock);
+	free(e);
+	return 0;
+}
+
+static int dial(uint16_t port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct timeval tv = { .tv_sec = 5 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static void send_all(int fd, const void *p, size_t n)
+{
+	assert_int_equal(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+static void recv_all(int fd, void *p, size_t n)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		r = recv(fd, (char *)p + got, n - got, 0);
+		assert_true(r > 0);
+		got += (size_t)r;
+	}
+}
+
+static void assert_eof(int fd)
+{
+	char c;
+
+	assert_int_equal(recv(fd, &c, 1, 0), 0);
+}
+
+static void test_domain_connect_relay_halfclose(void **state)
+{
+	struct env *e = *state;
+	const uint8_t req[] = { 5, 1, 0, 3, 11, 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'v', 'p',
+				'n', 0, 80 };
+	const uint8_t want[] = { 11, 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'v', 'p', 'n', 0, 80 };
+	uint8_t r[10], echo[5];
+	struct mvm_socks_stats st;
+	int fd = dial(e->port);
+
+	send_all(fd, "\x05\x01\x00", 3);
+	recv_all(fd, r, 2);
+	assert_memory_equal(r, "\x05\x00", 2);
+	send_all(fd, req, sizeof(req));
+	recv_all(fd, r, 10);
+	assert_int_equal(r[0], 5);
+	assert_int_equal(r[1], 0);
+	pthread_mutex_lock(&e->f.lock);
+	assert_int_equal(e->f.hs_len, sizeof(want));
+	assert_memory_equal(e->f.hs, want, sizeof(want));
+	pthread_mutex_unlock(&e->f.lock);
+	send_all(fd, "hello", 5);
+	shutdown(fd, SHUT_WR);
+	recv_all(fd, echo, 5);
+	assert_memory_equal(echo, "hello", 5);
+	assert_eof(fd);
+	close(fd);
+	mvm_socks_stats(e->s, &st);
+	assert_int_equal(st.accepted, 1);
+	assert_int_equal(st.relayed, 1);
+	assert_int_equal(st.bytes_up, 5);	/* relayed payload only, not the handshake */
+	assert_int_equal(st.bytes_down, 5);
+}
+
+static void test_pipelined_ipv6(void **state)
+{
+	struct env *e = *state;
+	uint8_t msg[3 + 22 + 4] = { 5, 1, 0, 5, 1, 0, 4, 0xfd };
+	uint8_t r[12];
+	int fd = dial(e->port);
+
+	msg[3 + 19] = 1;		/* fd00::1 */
+	msg[3 + 20] = 0x1f;
+	msg[3 + 21] = 0x90;		/* port 8080 */
+	memcpy(msg + 25, "ping", 4);
+	send_all(fd, msg, sizeof(msg));	/* greeting, request and data in one segment */
+	recv_all(fd, r, 12);
+	assert_memory_equal(r, "\x05\x00\x05\x00", 4);
+	recv_all(fd, r, 4);
+	assert_memory_equal(r, "ping", 4);
+	pthread_mutex_lock(&e->f.lock);
+	assert_true(e->f.hs_len >= 10);
+	assert_memory_equal(e->f.hs, "\x07" "fd00::1" "\x1f\x90", 10);
+	pthread_mutex_unlock(&e->f.lock);
+	close(fd);
+}
+
+static void test_agent_status_mapped(void **state)
+{
+	struct env *e = *state;
+	const uint8_t req[] = { 5, 1, 0, 5, 1, 0, 1, 10, 0, 0, 9, 0, 22 };
+	static const struct { int agent; uint8_t rep; } cases[] = {
+		{ 0x05, 0x05 }, { 0x04, 0x04 }, { 0x03, 0x03 }, { 0x06, 0x06 }, { 0x01, 0x01 },
+		{ 0x7f, 0x01 }, { -ECONNREFUSED, 0x01 }, { -ETIMEDOUT, 0x06 },
+	};
+	uint8_t r[12];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd;
+
+		pthread_mutex_lock(&e->f.lock);
+		e->f.status = cases[i].agent;
+		pthread_mutex_unlock(&e->f.lock);
+		fd = dial(e->port);
+		send_all(fd, req, sizeof(req));
+		recv_all(fd, r, 12);
+		assert_int_equal(r[3], cases[i].rep);
+		assert_eof(fd);
+		close(fd);
+	}
+}
+
+static void test_unsupported_and_garbage(void **state)
+{
+	struct env *e = *state;
+	const uint8_t bind[] = { 5, 1, 0, 5, 2, 0, 1, 1, 2, 3, 4, 0, 1 };
+	uint8_t r[12];
+	int fd, conns;
+
+	fd = dial(e->port);
+	send_all(fd, bind, sizeof(bind));
+	recv_all(fd, r, 12);
+	assert_int_equal(r[3], 0x07);
+	assert_eof(fd);
+	close(fd);
+
+	fd = dial(e->port);
+	send_all(fd, "GET / HTTP/1.0\r\n\r\n", 18);
+	assert_eof(fd);
+	close(fd);
+
+	pthread_mutex_lock(&e->f.lock);
+	conns = e->f.conns;
+	pthread_mutex_unlock(&e->f.lock);
+	assert_int_equal(conns, 0);	/* neither reached the guest */
+}
+
+static void test_auth(void **state)
+{
+	struct env *e = *state;
+	const uint8_t bad[] = { 1, 5, 'a', 'l', 'i', 'c', 'e', 3, 'p', 'w', 'x' };
+	const uint8_t good[] = { 1, 5, 'a', 'l', 'i', 'c', 'e', 2, 'p', 'w' };
+	const uint8_t req[] = { 5, 1, 0, 1, 127, 0, 0, 1, 0, 7 };
+	uint8_t r[10];
+	int fd;
+
+	fd = dial(e->port);		/* no-auth only: refused */
+	send_all(fd, "\x05\x01\x00", 3);
+	recv_all(fd, r, 2);
+	assert_memory_equal(r, "\x05\xff", 2);
+	assert_eof(fd);
+	close(fd);
+
+	fd = dial(e->port);
+	send_all(fd, "\x05\x02\x00\x02", 4);
+	recv_all(fd, r, 2);
+	assert_memory_equal(r, "\x05\x02", 2);
+	send_all(fd, bad, sizeof(bad));
+	recv_all(fd, r, 2);
+	assert_memory_equal(r, "\x01\x01", 2);
+	assert_eof(fd);
+	close(fd);
+
+	fd = dial(e->port);
+	send_all(fd, "\x05\x01\x02", 3);
+	recv_all(fd, r, 2);
+	send_all(fd, good, sizeof(good));
+	recv_all(fd, r, 2);
+	assert_memory_equal(r, "\x01\x00", 2);
+	send_all(fd, req, sizeof(req));
+	recv_all(fd, r, 10);
+	assert_int_equal(r[1], 0);
+	close(fd);
+}
+
+static void test_listen_rules(void **state)
+{
+	struct mvm_socks_config cfg;
+	struct env *e = *state;
+	mvm_socks *s;
+
+	mvm_socks_config_init(&cfg);
+	cfg.port = 0;
+	cfg.addr = "0.0.0.0";
+	s = mvm_socks_new(&cfg, e->vs);
+	assert_int_equal(mvm_socks_start(s), -EPERM);
+	assert_non_null(strstr(mvm_last_error(), "non-loopback"));
+	mvm_socks_free(s);
+	cfg.addr = "localhost";		/* names are not accepted: be explicit */
+	s = mvm_socks_new(&cfg, e->vs);
+	assert_int_equal(mvm_socks_start(s), -EINVAL);
+	mvm_socks_free(s);
+	cfg.addr = "127.0.0.1";
+	cfg.port = e->port;		/* taken */
+	s = mvm_socks_new(&cfg, e->vs);
+	assert_int_equal(mvm_socks_start(s), -EADDRINUSE);
+	mvm_socks_free(s);
+	cfg.port = 0;
+	cfg.username = "u";		/* a user without a password */
+	assert_null(mvm_socks_new(&cfg, e->vs));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_domain_connect_relay_halfclose, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pipelined_ipv6, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agent_status_mapped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsupported_and_garbage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth, setup_auth, teardown),
+		cmocka_unit_test_setup_teardown(test_listen_rules, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
