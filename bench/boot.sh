@@ -11,7 +11,8 @@
 # Both get the same kernel, initramfs and command line (with the PVM arguments on PVM hosts),
 # 256 MiB and one vCPU.  A run is stopped once "Run /init" appeared; a run that does not get
 # there (timeout, exit, or QEMU's "emulation failure", which pauses the guest for good) is
-# reported as failed and left out of the medians.  Console logs are kept in a temp directory.
+# reported as failed and left out of the medians; emulation failures are retried (up to 6
+# attempts per run) and counted.  Console logs are kept in a temp directory.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${MICROVM_BUILD:-$top/build}
@@ -31,7 +32,8 @@ if os.path.exists("/sys/module/kvm_pvm"):
     args += (" noxsave clearcpuid=151,308,295,288,156,293,291,296,150,158,306,311,534,145,"
              "298")
 mem = 256
-RUN_TIMEOUT = 900
+RUN_TIMEOUT = 600
+MAX_ATTEMPTS = 6
 logdir = tempfile.mkdtemp(prefix="microvm-bench-")
 microvm = [os.path.join(build, "src", "cli", "microvm"), "run", "--quiet", "--kernel", kernel,
            "--initrd", initrd, "--mem", str(mem), "--cmdline", args]
@@ -84,9 +86,16 @@ def one(name, cmd, log_path):
     log = b""
     while failure is None:
         left = t0 + RUN_TIMEOUT - time.monotonic()
-        if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
+        if left <= 0:
             failure = f"no 'Run /init' within {RUN_TIMEOUT} s"
             break
+        # QEMU reports an emulation failure on stderr and pauses the guest for good
+        with open(log_path + ".stderr", "rb") as f:
+            if b"emulation failure" in f.read():
+                failure = "KVM emulation failure (PVM)"
+                break
+        if not select.select([p.stdout], [], [], min(left, 1.0))[0]:
+            continue
         chunk = os.read(p.stdout.fileno(), 4096)
         if not chunk:
             failure = "exited before 'Run /init'"
@@ -97,9 +106,6 @@ def one(name, cmd, log_path):
         if b"Run /init" in log[-len(chunk) - 16:]:
             init = time.monotonic() - t0
             break
-        # QEMU pauses the guest (and keeps running) on an emulation failure
-        if b"emulation failure" in log[-len(chunk) - 32:]:
-            failure = "KVM emulation failure (PVM)"
     done.set()
     p.kill()
     p.wait()
@@ -110,13 +116,21 @@ def one(name, cmd, log_path):
 
 
 res = {"microvm": [], "qemu": []}
+fails = {"microvm": 0, "qemu": 0}
 for i in range(runs):
     for name, cmd in (("microvm", microvm), ("qemu", qemu)):
-        r = one(name, cmd, os.path.join(logdir, f"{name}-{i + 1}.log"))
+        # Under PVM, QEMU's guest sometimes dies in an emulation failure early on (fwait in
+        # fpu__drop); such a run says nothing about boot time, so it is retried (and counted).
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            r = one(name, cmd, os.path.join(logdir, f"{name}-{i + 1}-{attempt}.log"))
+            if not r[3]:
+                break
+            fails[name] += 1
+            print(f"run {i + 1} {name:8s} attempt {attempt} FAILED: {r[3]}", flush=True)
+            if "emulation failure" not in r[3]:
+                break
         res[name].append(r)
-        if r[3]:
-            print(f"run {i + 1} {name:8s} FAILED: {r[3]} (console log in {logdir})", flush=True)
-        else:
+        if not r[3]:
             print(f"run {i + 1} {name:8s} first byte {r[0]:.2f} s, Run /init {r[1]:.2f} s, "
                   f"VMM RSS minus guest RAM {r[2] / 1024:.1f} MiB", flush=True)
 
@@ -136,7 +150,8 @@ print(f"{'ratio':10s} {med('microvm', 0) / med('qemu', 0):12.2f} "
       f"{med('microvm', 2) / med('qemu', 2):12.2f}")
 for name in ("microvm", "qemu"):
     ok = sum(1 for r in res[name] if r[3] is None)
-    print(f"{name}: {ok} of {runs} runs reached Run /init")
+    print(f"{name}: {ok} of {runs} runs reached Run /init; {fails[name]} failed attempts "
+          f"(emulation failures retried)")
 print(f"(medians of the runs that reached Run /init; kernel {kernel}; PVM host: "
       f"{os.path.exists('/sys/module/kvm_pvm')}; console logs in {logdir})")
 PY

@@ -55,6 +55,8 @@
 #include "nsbox/nsbox.h"
 
 #define BOX_CTL_FD	3
+#define BOX_BACKOFF_MIN_MS	100	/* first restart delay; doubles per failure... */
+#define BOX_BACKOFF_MAX_MS	5000	/* ...up to this */
 #define BOX_NS_FLAGS	(CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID)
 
 static const uint8_t box_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
@@ -679,13 +681,56 @@ static int box_exit_code(int status)
 }
 
 /**
+ * box_backoff() - wait before restarting the program, still answering a stop
+ * @set:	the signals PID 1 handles (blocked)
+ * @ms:		how long
+ *
+ * Zombies of other processes are reaped meanwhile.
+ *
+ * Return: true when a stop (SIGTERM, SIGINT, SIGHUP) arrived.
+ */
+static bool box_backoff(const sigset_t *set, int ms)
+{
+	struct timespec now, end;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += ms / 1000;
+	end.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (end.tv_nsec >= 1000000000) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000;
+	}
+	for (;;) {
+		struct timespec left;
+		int sig;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left.tv_sec = end.tv_sec - now.tv_sec;
+		left.tv_nsec = end.tv_nsec - now.tv_nsec;
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000;
+		}
+		if (left.tv_sec < 0)
+			return false;
+		sig = sigtimedwait(set, NULL, &left);
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+			kill(-1, SIGTERM);
+			return true;
+		}
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+	}
+}
+
+/**
  * box_init_loop() - PID 1's life after setup: reap, restart, forward SIGTERM
  * @spec:	the box
  * @child:	the main program
  */
 static void __attribute__((noreturn)) box_init_loop(const struct nsbox_spec *spec, pid_t child)
 {
-	struct timespec backoff = { 0, 100 * 1000 * 1000 };
+	int backoff_ms = BOX_BACKOFF_MIN_MS;
 	struct box_status st;
 	bool stopping = false;
 	siginfo_t si;
@@ -709,8 +754,10 @@ static void __attribute__((noreturn)) box_init_loop(const struct nsbox_spec *spe
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 			if (pid != child)
 				continue;
+			if (stopping)
+				_exit(0);	/* a requested stop, however the program ended */
 			/* The agent's contract: 0 (stopped), 100 power off, 101 reboot. */
-			if (stopping || (WIFEXITED(status) && (WEXITSTATUS(status) == 0 ||
+			if ((WIFEXITED(status) && (WEXITSTATUS(status) == 0 ||
 							       WEXITSTATUS(status) == NSBOX_EXIT_POWEROFF ||
 							       WEXITSTATUS(status) == NSBOX_EXIT_REBOOT)))
 				_exit(box_exit_code(status));
@@ -720,14 +767,10 @@ static void __attribute__((noreturn)) box_init_loop(const struct nsbox_spec *spe
 			else
 				fprintf(stderr, "microvm-nsbox: %s exited with status %d, restarting\n",
 					spec->argv[0], box_exit_code(status));
-			nanosleep(&backoff, NULL);
-			if (backoff.tv_sec < 5) {
-				backoff.tv_nsec *= 2;
-				if (backoff.tv_nsec >= 1000 * 1000 * 1000) {
-					backoff.tv_sec++;
-					backoff.tv_nsec -= 1000 * 1000 * 1000;
-				}
-			}
+			if (box_backoff(&set, backoff_ms))
+				_exit(0);	/* stopped while the program was down */
+			if (backoff_ms < BOX_BACKOFF_MAX_MS)
+				backoff_ms *= 2;
 			child = box_spawn(spec, &st);
 			if (child < 0) {
 				fprintf(stderr, "microvm-nsbox: %s\n", st.msg);

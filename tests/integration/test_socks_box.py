@@ -5,6 +5,7 @@ manager's VM path - start, wait for the agent, hypervisor name, console fan-out 
 """
 import json
 import os
+import select
 import pathlib
 import subprocess
 import time
@@ -67,9 +68,17 @@ def test_box_status_console_relay_down(microvm_bin, rootfs, tmp_path):
 
         # the console replays what the box printed so far: the agent's start-up line
         con = subprocess.Popen([str(microvm_bin), "console"], env=env, stdout=subprocess.PIPE)
-        time.sleep(1.5)
+        out = b""
+        deadline = time.monotonic() + 20     # generous: the machine may be busy
+        while b"microvm-agent" not in out and time.monotonic() < deadline:
+            ready, _, _ = select.select([con.stdout], [], [], 0.2)
+            if ready:
+                chunk = os.read(con.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                out += chunk
         con.terminate()
-        out, _ = con.communicate(timeout=10)
+        con.communicate(timeout=10)
         assert b"microvm-agent" in out
 
         # a relay into the box: the agent's own control port answers through SOCKS

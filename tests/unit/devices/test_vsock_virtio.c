@@ -223,7 +223,7 @@ static void test_wrong_shapes(void **state)
 	assert_true(vsim_post(&e->s, RXQ, NULL, 0, &tiny, 1) >= 0);
 	assert_true(vsim_post(&e->s, RXQ, &out, 1, &in, 1) >= 0);
 	vsim_kick(&e->s, RXQ);
-	for (int i = 0; i < 2000 && vsock_dev_guest_errors(d) < 3; i++)
+	for (int i = 0; i < 10000 && vsock_dev_guest_errors(d) < 3; i++)
 		sleep_ms(1);
 	assert_int_equal(vsock_dev_guest_errors(d), 3);
 	/* both bad RX buffers came back empty */
@@ -238,7 +238,7 @@ static void test_wrong_shapes(void **state)
 	assert_true(vsim_post(&e->s, TXQ, &out, 1, NULL, 0) >= 0);
 	assert_true(vsim_post(&e->s, TXQ, &bigv, 1, NULL, 0) >= 0);
 	vsim_kick(&e->s, TXQ);
-	for (int i = 0; i < 2000 && vsock_dev_guest_errors(d) < 5; i++)
+	for (int i = 0; i < 10000 && vsock_dev_guest_errors(d) < 5; i++)
 		sleep_ms(1);
 	assert_int_equal(vsock_dev_guest_errors(d), 5);
 	/* the device still works */
