@@ -141,13 +141,17 @@ def med(name, k):
 
 
 print()
+def fmt(v, unit, scale=1.0):
+    return "-" if v != v else f"{v / scale:.2f}{unit}"
+
+
 print(f"{'':10s} {'first byte':>12s} {'Run /init':>12s} {'RSS-guest':>12s}")
 for name in ("microvm", "qemu"):
-    print(f"{name:10s} {med(name, 0):11.2f}s {med(name, 1):11.2f}s "
-          f"{med(name, 2) / 1024:10.1f}MiB")
-print(f"{'ratio':10s} {med('microvm', 0) / med('qemu', 0):12.2f} "
-      f"{med('microvm', 1) / med('qemu', 1):12.2f} "
-      f"{med('microvm', 2) / med('qemu', 2):12.2f}")
+    print(f"{name:10s} {fmt(med(name, 0), 's'):>12s} {fmt(med(name, 1), 's'):>12s} "
+          f"{fmt(med(name, 2), 'MiB', 1024):>12s}")
+print(f"{'ratio':10s} {fmt(med('microvm', 0) / med('qemu', 0), ''):>12s} "
+      f"{fmt(med('microvm', 1) / med('qemu', 1), ''):>12s} "
+      f"{fmt(med('microvm', 2) / med('qemu', 2), ''):>12s}")
 for name in ("microvm", "qemu"):
     ok = sum(1 for r in res[name] if r[3] is None)
     print(f"{name}: {ok} of {runs} runs reached Run /init; {fails[name]} failed attempts "
