@@ -88,6 +88,13 @@ void mvm_vsock_free(mvm_vsock *vs);
 int mvm_vsock_connect(mvm_vsock *vs, uint32_t port, int timeout_ms);
 
 /**
+ * mvm_vsock_close_stream() - close a stream from mvm_vsock_connect() or an accept callback
+ * (close() on POSIX; on Windows the int holds a Winsock SOCKET and needs closesocket())
+ * @fd:		the stream; negative values are ignored
+ */
+void mvm_vsock_close_stream(int fd);
+
+/**
  * mvm_vsock_request() - one newline-framed request and its response
  * @vs:		client
  * @port:	guest port (1025 for the agent)
