@@ -14,7 +14,7 @@ WINEDEBUG=-all
 export WINEPREFIX WINEDEBUG
 
 passed=0 failed=0
-for exe in "$build"/tests/windows/*.exe; do
+for exe in "$build"/tests/windows/test_*.exe; do
     [ -f "$exe" ] || continue
     log="$build/tests/windows/$(basename "$exe" .exe).log"
     timeout 120 "$wine" "$exe" >"$log" 2>&1
@@ -32,6 +32,8 @@ for exe in "$build"/tests/windows/*.exe; do
     passed=$((passed + p))
     failed=$((failed + f))
 done
+# let this prefix's wineserver finish now rather than linger (and race a `make clean`)
+"${WINESERVER:-/usr/lib/wine/wineserver64}" -w 2>/dev/null || true
 [ $((passed + failed)) -gt 0 ] || { echo "windows: no test programs in $build/tests/windows" >&2; exit 1; }
 echo "windows: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
