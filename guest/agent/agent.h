@@ -25,8 +25,13 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-/* Longest control request line (without the newline). */
-#define AGENT_LINE_MAX		(1024 * 1024)
+/*
+ * Longest control request line (without the newline): 8 MiB, so that any profile of at most
+ * AGENT_PROFILE_MAX bytes fits even when every byte is a control character that JSON escapes
+ * as "\u00XX" (6x: 6 MiB), with room for the other members.
+ */
+#define AGENT_LINE_MAX		(8 * 1024 * 1024)
+#define AGENT_LINE_MAX_TEXT	"8 MiB"
 /* Largest profile content, decoded. */
 #define AGENT_PROFILE_MAX	(1024 * 1024)
 /* Profile names: 1..64 characters of [A-Za-z0-9._-], not starting with a dot. */

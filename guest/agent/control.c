@@ -491,7 +491,8 @@ static void ctl_process(struct agent *a, struct ctl_conn *c)
 
 		if (!nl) {
 			if (avail > AGENT_LINE_MAX) {
-				ctl_send(c, answer_error("request line longer than 1 MiB"));
+				ctl_send(c, answer_error("request line longer than "
+							 AGENT_LINE_MAX_TEXT));
 				c->closing = true;
 				break;
 			}
@@ -501,7 +502,8 @@ static void ctl_process(struct agent *a, struct ctl_conn *c)
 		} else {
 			len = (size_t)(nl - start);
 			if (len > AGENT_LINE_MAX) {
-				ctl_send(c, answer_error("request line longer than 1 MiB"));
+				ctl_send(c, answer_error("request line longer than "
+							 AGENT_LINE_MAX_TEXT));
 				c->closing = true;
 				break;
 			}

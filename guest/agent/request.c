@@ -92,7 +92,8 @@ static int parse_set_profile(struct agent_req *r, char *err, size_t errlen)
 	}
 	r->content_len = strlen(r->content);
 	if (r->content_len > AGENT_PROFILE_MAX) {
-		snprintf(err, errlen, "profile content larger than %d bytes", AGENT_PROFILE_MAX);
+		snprintf(err, errlen, "profile content larger than 1 MiB (%d bytes)",
+			 AGENT_PROFILE_MAX);
 		return -EINVAL;
 	}
 	return 0;
@@ -183,7 +184,7 @@ int agent_req_parse(struct agent_req *r, const char *line, size_t len, char *err
 
 	memset(r, 0, sizeof(*r));
 	if (len > AGENT_LINE_MAX) {
-		snprintf(err, errlen, "request line longer than %d bytes", AGENT_LINE_MAX);
+		snprintf(err, errlen, "request line longer than " AGENT_LINE_MAX_TEXT);
 		return -EINVAL;
 	}
 	if (memchr(line, '\0', len) || has_nul_escape(line, len)) {

@@ -95,6 +95,14 @@ int mvm_vsock_connect(mvm_vsock *vs, uint32_t port, int timeout_ms);
 void mvm_vsock_close_stream(int fd);
 
 /**
+ * MVM_VSOCK_MAX_RESPONSE - longest response mvm_vsock_request() accepts (16 MiB)
+ *
+ * The response comes from the guest, so its size is capped: a longer line (counted without
+ * its '\n') fails with -EMSGSIZE instead of growing the host's buffer without bound.
+ */
+#define MVM_VSOCK_MAX_RESPONSE	(16u * 1024 * 1024)
+
+/**
  * mvm_vsock_request() - one newline-framed request and its response
  * @vs:		client
  * @port:	guest port (1025 for the agent)
@@ -104,8 +112,10 @@ void mvm_vsock_close_stream(int fd);
  * @resp_len:	on success, its length (may be NULL)
  * @timeout_ms:	for the whole exchange
  *
- * Opens a stream, writes the request, reads until a newline or EOF (any length), closes.
- * Return: 0, or -errno (-ETIMEDOUT, -ECONNREFUSED, -EPROTO for EOF before any byte).
+ * Opens a stream, writes the request, reads until a newline or EOF (at most
+ * MVM_VSOCK_MAX_RESPONSE bytes), closes.
+ * Return: 0, or -errno (-ETIMEDOUT, -ECONNREFUSED, -EPROTO for EOF before any byte,
+ * -EMSGSIZE for a response longer than MVM_VSOCK_MAX_RESPONSE).
  */
 int mvm_vsock_request(mvm_vsock *vs, uint32_t port, const void *req, size_t req_len,
 		      char **resp, size_t *resp_len, int timeout_ms);

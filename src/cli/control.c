@@ -158,6 +158,9 @@ out:
 	return ret;
 }
 
+static char ctl_err[512];	/* why the last ctl_call() got no answer */
+static bool ctl_reached;	/* ... and whether it reached the socket */
+
 /**
  * ctl_call() - one request/response with the `up` process
  * @path:	control socket
@@ -170,23 +173,51 @@ cJSON *ctl_call(const char *path, cJSON *req)
 	cJSON *resp = NULL;
 	int fd, ret;
 
+	ctl_reached = false;
 	fd = ctl_connect(path);
 	if (fd < 0) {
-		fprintf(stderr, "microvm: not running (cannot reach %s: %s); start it with "
-			"'microvm up'\n", path, strerror(-fd));
+		snprintf(ctl_err, sizeof(ctl_err), "not running (cannot reach %s: %s); start it "
+			 "with 'microvm up'", path, strerror(-fd));
+		fprintf(stderr, "microvm: %s\n", ctl_err);
 		cJSON_Delete(req);
 		return NULL;
 	}
+	ctl_reached = true;
 	ret = ctl_send(fd, req);
 	if (!ret)
 		ret = ctl_recv(fd, &resp);
 	close(fd);
 	cJSON_Delete(req);
 	if (ret) {
-		fprintf(stderr, "microvm: no answer from the appliance: %s\n", strerror(-ret));
+		snprintf(ctl_err, sizeof(ctl_err), "no answer from the appliance: %s",
+			 strerror(-ret));
+		fprintf(stderr, "microvm: %s\n", ctl_err);
 		return NULL;
 	}
 	return resp;
+}
+
+/**
+ * ctl_print_json_failure() - the --json answer of a command that failed
+ * @resp:	the appliance's error answer, or NULL when ctl_call() got none
+ *
+ * Prints {"running": BOOL, "error": TEXT} on stdout, so that a script reading the output
+ * always gets an object; "running" is false when the control socket could not be reached.
+ * The caller still exits non-zero.
+ */
+void ctl_print_json_failure(const cJSON *resp)
+{
+	const cJSON *e = resp ? cJSON_GetObjectItemCaseSensitive(resp, "error") : NULL;
+	cJSON *o = cJSON_CreateObject();
+	char *text;
+
+	cJSON_AddBoolToObject(o, "running", resp ? true : ctl_reached);
+	cJSON_AddStringToObject(o, "error", resp ? (cJSON_IsString(e) ? e->valuestring : "failed")
+					      : ctl_err);
+	text = cJSON_PrintUnformatted(o);
+	printf("%s\n", text ? text : "{\"running\":false}");
+	cJSON_free(text);
+	cJSON_Delete(o);
 }
 
 /**
@@ -246,14 +277,17 @@ int ctl_read_password(bool from_stdin, const char *prompt, char *buf, size_t cap
 }
 
 /**
- * ctl_read_file() - a whole (text) file, NUL-terminated
- * Return: 0 or -errno; -EFBIG past 1 MiB.
+ * ctl_read_file() - a whole (text) file of at most 1 MiB (the agent's profile limit),
+ * NUL-terminated
+ * Return: 0 or -errno; -EFBIG past 1 MiB, -EISDIR for a directory, -EIO on a read error.
  */
 int ctl_read_file(const char *path, char **out)
 {
+	const size_t max = 1024 * 1024;
 	FILE *f = fopen(path, "r");
 	size_t len = 0, cap = 8192, n;
 	char *buf, *nb;
+	int ret = 0;
 
 	if (!f)
 		return -errno;
@@ -261,27 +295,36 @@ int ctl_read_file(const char *path, char **out)
 	while (buf) {
 		n = fread(buf + len, 1, cap - len - 1, f);
 		len += n;
-		if (n == 0)
+		if (len > max) {
+			ret = -EFBIG;
 			break;
+		}
+		if (n == 0) {
+			if (ferror(f))
+				ret = errno == EISDIR ? -EISDIR : -EIO;
+			break;
+		}
 		if (cap - len - 1 == 0) {
-			if (cap >= 1024 * 1024) {
-				free(buf);
-				fclose(f);
-				return -EFBIG;
-			}
-			nb = realloc(buf, cap * 2);
+			/* room for one byte past the limit, to tell "exactly 1 MiB" from more */
+			size_t ncap = cap * 2 > max + 2 ? max + 2 : cap * 2;
+
+			nb = realloc(buf, ncap);
 			if (!nb) {
 				free(buf);
 				buf = NULL;
 				break;
 			}
 			buf = nb;
-			cap *= 2;
+			cap = ncap;
 		}
 	}
 	fclose(f);
 	if (!buf)
 		return -ENOMEM;
+	if (ret) {
+		free(buf);
+		return ret;
+	}
 	buf[len] = '\0';
 	*out = buf;
 	return 0;

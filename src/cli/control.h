@@ -17,7 +17,7 @@
 
 #include <cjson/cJSON.h>
 
-#define CTL_LINE_MAX	(4 * 1024 * 1024)	/* a profile upload fits */
+#define CTL_LINE_MAX	(8 * 1024 * 1024)	/* a 1 MiB profile fits, even escaped 6x */
 
 int ctl_default_path(char *out, size_t cap);
 int ctl_path(const char *opt, char *out, size_t cap);
@@ -28,5 +28,6 @@ cJSON *ctl_call(const char *path, cJSON *req);
 int ctl_read_password(bool from_stdin, const char *prompt, char *buf, size_t cap);
 int ctl_read_file(const char *path, char **out);
 void ctl_print_error(const char *cmd, const cJSON *resp);
+void ctl_print_json_failure(const cJSON *resp);
 
 #endif

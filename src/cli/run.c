@@ -43,7 +43,7 @@ static void run_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: microvm run [--kernel FILE] [--initrd FILE] [--cmdline ARGS] [--mem MiB]\n"
-		"                   [--cpus N] [--vsock-uds PATH] [--cid N] [--quiet]\n"
+		"                   [--cpus N] [--vsock-uds PATH] [--cid N] [--net] [--quiet]\n"
 		"\n"
 		"Boot a Linux kernel in a KVM micro-VM with its serial console on this terminal.\n"
 		"\n"
@@ -59,6 +59,9 @@ static void run_usage(FILE *out)
 		"                    connect to PATH, send \"CONNECT <port>\\n\", read \"OK <n>\\n\";\n"
 		"                    guest connections to host port P go to PATH_P\n"
 		"  --cid N           the guest's vsock context id (default 3)\n"
+		"  --net             user-mode networking (libslirp, no root needed): a virtio-net\n"
+		"                    device; the guest is 10.0.2.15/24 (DHCP), gateway 10.0.2.2\n"
+		"                    (= the host's 127.0.0.1), DNS 10.0.2.3; MAC 52:54:00:12:34:56\n"
 		"  --quiet           no notices on stderr (the PVM notice, the exit line)\n"
 		"  -h, --help        this text\n"
 		"\n"
@@ -239,6 +242,7 @@ int cli_run(int argc, char **argv)
 		{ "cpus", required_argument, NULL, 'n' },
 		{ "vsock-uds", required_argument, NULL, 'u' },
 		{ "cid", required_argument, NULL, 'C' },
+		{ "net", no_argument, NULL, 'N' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -262,6 +266,7 @@ int cli_run(int argc, char **argv)
 		case 'c': cfg.cmdline = optarg; break;
 		case 'u': cfg.vsock_uds_path = optarg; break;
 		case 'q': cfg.quiet = true; break;
+		case 'N': cfg.net = true; break;
 		case 'm':
 			if (run_parse_u32("--mem", optarg, 1, 1UL << 24, &cfg.mem_mib))
 				return CLI_EXIT_USAGE;

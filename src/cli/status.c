@@ -27,7 +27,8 @@ static const char *const st_help[] = {
 	"usage: microvm status [--json] [--control PATH]\n"
 	"\n"
 	"Show the appliance started with 'microvm up': VM, hypervisor, agent, VPN state, tunnel\n"
-	"address, web-auth URL, SOCKS5 proxy, last error.  Exit status 1 if it is not running.\n"
+	"address, web-auth URL, SOCKS5 proxy, last error.  Exit status 1 if it is not running;\n"
+	"with --json the output is still an object: {\"running\": false, \"error\": \"...\"}.\n"
 	"\n"
 	"Examples:\n"
 	"  microvm status\n"
@@ -36,7 +37,8 @@ static const char *const st_help[] = {
 	"usage: microvm down [--control PATH]\n"
 	"\n"
 	"Stop the appliance started with 'microvm up': the SOCKS5 proxy closes, the agent is told\n"
-	"to shut down and the VM is stopped (killed after 10 s).\n"
+	"to shut down and the VM is stopped (killed if it has not stopped after the time\n"
+	"given to 'microvm up --stop-timeout', 10 s by default).\n"
 	"\n"
 	"Example:\n"
 	"  microvm down\n",
@@ -154,15 +156,21 @@ int cli_status(int argc, char **argv)
 	req = cJSON_CreateObject();
 	cJSON_AddStringToObject(req, "cmd", "status");
 	resp = ctl_call(path, req);
-	if (!resp)
+	if (!resp) {
+		if (json)
+			ctl_print_json_failure(NULL);
 		return CLI_EXIT_FAIL;
+	}
 	st = cJSON_GetObjectItemCaseSensitive(resp, "status");
-	if (!st_bool(resp, "ok") || !st) {
+	if (!st_bool(resp, "ok") || !cJSON_IsObject(st)) {
 		ctl_print_error("status", resp);
+		if (json)
+			ctl_print_json_failure(resp);
 		cJSON_Delete(resp);
 		return CLI_EXIT_FAIL;
 	}
 	if (json) {
+		cJSON_AddBoolToObject(st, "running", true);
 		text = cJSON_Print(st);
 		printf("%s\n", text ? text : "{}");
 		cJSON_free(text);

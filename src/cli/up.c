@@ -8,11 +8,13 @@
  * and exit.  With --detach the process forks after parsing its options; the parent returns
  * once the child serves its control socket (or reports why it could not).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -40,6 +42,7 @@ int cli_up(int argc, char **argv);
  * @secret_path: file with a generated SOCKS password, or ""
  * @wake:	self-pipe: signals and `down` write to [1], the accept loop polls [0]
  * @clients:	control client threads alive
+ * @stop_timeout_ms: how long the guest gets to stop before it is killed (--stop-timeout)
  */
 struct up_ctx {
 	mvm_manager *m;
@@ -47,11 +50,21 @@ struct up_ctx {
 	char secret_path[PATH_MAX];
 	int wake[2];
 	atomic_int clients;
+	int stop_timeout_ms;
 };
 
 static int up_wake_fd = -1;
 /* --box-exec CMD: the box runs /bin/sh -c CMD instead of the agent */
 static const char *up_box_argv[] = { "/bin/sh", "-c", NULL, NULL };
+
+/* backends this build has (runtime.c's mvm_backends[]) */
+#ifdef __linux__
+#define UP_BACKENDS		"auto, kvm, nsbox"
+#define UP_BACKENDS_HELP	"auto (default), kvm, nsbox (wsl, hvf: not available on this platform)"
+#else
+#define UP_BACKENDS		"auto"
+#define UP_BACKENDS_HELP	"auto (no backend is available on this platform yet)"
+#endif
 
 static void up_usage(FILE *out)
 {
@@ -79,13 +92,15 @@ static void up_usage(FILE *out)
 "  --no-socks            do not serve SOCKS5\n"
 "\n"
 "VM:\n"
-"  --backend NAME        auto (default), kvm, nsbox, wsl, hvf\n"
-"  --kernel FILE         guest kernel (vmlinux or bzImage)\n"
-"  --initrd FILE         guest initramfs\n"
-"  --rootfs PATH         root file system for the nsbox/WSL2 backends\n"
-"  --cmdline TEXT        extra kernel command line\n"
-"  --memory MIB          guest memory (default 256)\n"
+"  --backend NAME        " UP_BACKENDS_HELP "\n"
+"  --kernel FILE         guest kernel (vmlinux or bzImage; not for nsbox)\n"
+"  --initrd FILE         guest initramfs (not for nsbox)\n"
+"  --rootfs PATH         root file system for the nsbox backend\n"
+"  --cmdline TEXT        extra kernel command line (not for nsbox)\n"
+"  --memory MIB          guest memory, 16-65536 (default 256; not for nsbox)\n"
 "  --boot-timeout SEC    how long to wait for the agent (default 60)\n"
+"  --stop-timeout SEC    at 'down' or a signal: how long the guest gets to stop after the\n"
+"                        agent's shutdown before it is killed (default 10)\n"
 "  --box-exec CMD        nsbox backend: run /bin/sh -c CMD in the box instead of the agent\n"
 "                        (CMD must start the agent for 'up' to succeed)\n"
 "\n"
@@ -93,6 +108,8 @@ static void up_usage(FILE *out)
 "  --agent tcp:HOST      the agent's ports are TCP ports on HOST\n"
 "  --agent-netns PATH    ... dialled from inside this network namespace (/run/netns/NAME);\n"
 "                        HOST defaults to 127.0.0.1 there\n"
+"\n"
+"Options are checked before anything starts: a bad value is an error naming the option.\n"
 "\n"
 "General:\n"
 "  --control PATH        control socket (default $XDG_RUNTIME_DIR/microvm/control.sock or\n"
@@ -318,7 +335,7 @@ static cJSON *up_handle(struct up_client *c, cJSON *req, bool *done)
 		return resp;
 	}
 	if (!strcmp(cmd, "down")) {
-		mvm_manager_stop_vm(u->m, 10000);
+		mvm_manager_stop_vm(u->m, u->stop_timeout_ms);
 		/* from now on `status` says "not running" rather than reaching a closing server */
 		unlink(u->ctl_path);
 		if (write(u->wake[1], "d", 1) < 0) {
@@ -527,27 +544,69 @@ struct up_opts {
 	const char *profile, *user, *control, *agent, *agent_netns;
 	const char *socks_user, *socks_pw_file;
 	bool password_stdin, detach, socks_auth;
+	int stop_timeout_ms;
+	char vm_only[64];	/* options given that only a real VM uses, for a notice */
 };
 
 /**
  * up_parse_backend() - --backend NAME
- * Return: 0 or -EINVAL.
+ * Return: 0, or CLI_EXIT_USAGE with the message printed.
  */
 static int up_parse_backend(const char *s, enum mvm_backend_kind *k)
 {
-	static const struct { const char *n; enum mvm_backend_kind k; } map[] = {
-		{ "auto", MVM_BACKEND_AUTO }, { "kvm", MVM_BACKEND_KVM },
-		{ "nsbox", MVM_BACKEND_NSBOX }, { "wsl", MVM_BACKEND_WSL },
-		{ "hvf", MVM_BACKEND_HVF },
+	static const struct { const char *n; enum mvm_backend_kind k; bool here; } map[] = {
+		{ "auto", MVM_BACKEND_AUTO, true },
+#ifdef __linux__
+		{ "kvm", MVM_BACKEND_KVM, true }, { "nsbox", MVM_BACKEND_NSBOX, true },
+#else
+		{ "kvm", MVM_BACKEND_KVM, false }, { "nsbox", MVM_BACKEND_NSBOX, false },
+#endif
+		{ "wsl", MVM_BACKEND_WSL, false }, { "hvf", MVM_BACKEND_HVF, false },
 	};
 	size_t i;
 
-	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (!strcmp(s, map[i].n)) {
-			*k = map[i].k;
-			return 0;
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		if (strcmp(s, map[i].n))
+			continue;
+		if (!map[i].here) {
+			fprintf(stderr, "microvm up: --backend %s: not available on this platform "
+				"(valid here: " UP_BACKENDS ")\n", s);
+			return CLI_EXIT_USAGE;
 		}
+		*k = map[i].k;
+		return 0;
+	}
+	fprintf(stderr, "microvm up: --backend: unknown backend '%s' (valid: " UP_BACKENDS ")\n",
+		s);
+	return CLI_EXIT_USAGE;
+}
+
+/**
+ * up_is_loopback() - is the numeric address @addr a loopback address?
+ * Return: 1 yes, 0 no, -EINVAL if it is not a numeric IPv4/IPv6 address.
+ */
+static int up_is_loopback(const char *addr)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (inet_pton(AF_INET, addr, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, addr, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
 	return -EINVAL;
+}
+
+/**
+ * up_note_vm_only() - remember that a VM-only option was given
+ */
+static void up_note_vm_only(struct up_opts *o, const char *opt)
+{
+	size_t n = strlen(o->vm_only);
+
+	if (strstr(o->vm_only, opt))
+		return;
+	snprintf(o->vm_only + n, sizeof(o->vm_only) - n, "%s%s", n ? ", " : "", opt);
 }
 
 /**
@@ -575,7 +634,7 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 	enum {
 		O_PROFILE = 256, O_USER, O_PWSTDIN, O_SOCKS, O_REMOTE, O_SAUTH, O_SUSER, O_SPWFILE,
 		O_IDLE, O_NOSOCKS, O_BACKEND, O_KERNEL, O_INITRD, O_ROOTFS, O_CMDLINE, O_MEMORY,
-		O_BOOT, O_AGENT, O_AGENT_NETNS, O_CONTROL, O_DETACH, O_BOX_EXEC,
+		O_BOOT, O_AGENT, O_AGENT_NETNS, O_CONTROL, O_DETACH, O_BOX_EXEC, O_STOP,
 	};
 	static const struct option opts[] = {
 		{ "profile", required_argument, NULL, O_PROFILE },
@@ -595,6 +654,7 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 		{ "cmdline", required_argument, NULL, O_CMDLINE },
 		{ "memory", required_argument, NULL, O_MEMORY },
 		{ "boot-timeout", required_argument, NULL, O_BOOT },
+		{ "stop-timeout", required_argument, NULL, O_STOP },
 		{ "box-exec", required_argument, NULL, O_BOX_EXEC },
 		{ "agent", required_argument, NULL, O_AGENT },
 		{ "agent-netns", required_argument, NULL, O_AGENT_NETNS },
@@ -606,10 +666,10 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 	uint16_t port = cfg->socks.port;
 	char *end;
 	unsigned long v;
-	int c;
+	int c, idx = 0, ret;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
 		switch (c) {
 		case 'h':
 			up_usage(stdout);
@@ -629,26 +689,43 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 		case O_SPWFILE: o->socks_pw_file = optarg; break;
 		case O_IDLE:
 			if (up_parse_seconds(optarg, &cfg->socks.idle_timeout_ms))
-				goto bad;
+				goto bad_seconds;
 			break;
 		case O_NOSOCKS: cfg->no_socks = true; break;
 		case O_BACKEND:
 			if (up_parse_backend(optarg, &cfg->vm.backend))
-				goto bad;
+				return CLI_EXIT_USAGE;
 			break;
-		case O_KERNEL: cfg->vm.kernel_path = optarg; break;
-		case O_INITRD: cfg->vm.initrd_path = optarg; break;
+		case O_KERNEL:
+			cfg->vm.kernel_path = optarg;
+			up_note_vm_only(o, "--kernel");
+			break;
+		case O_INITRD:
+			cfg->vm.initrd_path = optarg;
+			up_note_vm_only(o, "--initrd");
+			break;
 		case O_ROOTFS: cfg->vm.rootfs_path = optarg; break;
-		case O_CMDLINE: cfg->vm.cmdline = optarg; break;
+		case O_CMDLINE:
+			cfg->vm.cmdline = optarg;
+			up_note_vm_only(o, "--cmdline");
+			break;
 		case O_MEMORY:
 			v = strtoul(optarg, &end, 10);
-			if (!*optarg || *end || v < 16 || v > 65536)
-				goto bad;
+			if (!*optarg || *end || v < 16 || v > 65536) {
+				fprintf(stderr, "microvm up: --memory: '%s' is not a size in MiB "
+					"(valid: 16 to 65536)\n", optarg);
+				return CLI_EXIT_USAGE;
+			}
 			cfg->vm.mem_mib = (uint32_t)v;
+			up_note_vm_only(o, "--memory");
 			break;
 		case O_BOOT:
 			if (up_parse_seconds(optarg, &cfg->boot_timeout_ms))
-				goto bad;
+				goto bad_seconds;
+			break;
+		case O_STOP:
+			if (up_parse_seconds(optarg, &o->stop_timeout_ms))
+				goto bad_seconds;
 			break;
 		case O_AGENT:
 			if (strncmp(optarg, "tcp:", 4) || !optarg[4]) {
@@ -685,33 +762,45 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 		fprintf(stderr, "microvm up: --user needs --profile\n");
 		return CLI_EXIT_USAGE;
 	}
+	ret = cfg->no_socks ? 1 : up_is_loopback(socks_addr);
+	if (ret < 0) {
+		fprintf(stderr, "microvm up: --socks: '%s' is not a numeric IPv4 or IPv6 address\n",
+			socks_addr);
+		return CLI_EXIT_USAGE;
+	}
+	if (!ret && !cfg->socks.allow_remote) {
+		fprintf(stderr, "microvm up: --socks %s is a non-loopback address: anyone reaching "
+			"it could use the VPN; add --socks-allow-remote to allow that\n", socks_addr);
+		return CLI_EXIT_USAGE;
+	}
 	cfg->socks.port = port;
 	cfg->socks.addr = socks_addr;
 	return -1;
-bad:
-	fprintf(stderr, "microvm up: bad value '%s' (see 'microvm up --help')\n", optarg);
+bad_seconds:
+	fprintf(stderr, "microvm up: --%s: '%s' is not a positive number of seconds\n",
+		opts[idx].name, optarg);
 	return CLI_EXIT_USAGE;
 }
 
 /**
  * up_connect_profile() - --profile: upload and connect at start
+ * @u:		appliance
+ * @path:	the profile's path (its base name names it)
+ * @content:	its content, read before anything started
+ * @user:	VPN username or NULL
+ * @pass:	VPN password or NULL
+ *
  * Return: 0 or -errno (message printed).
  */
-static int up_connect_profile(struct up_ctx *u, const char *path, const char *user,
-			      const char *pass)
+static int up_connect_profile(struct up_ctx *u, const char *path, const char *content,
+			      const char *user, const char *pass)
 {
 	struct mvm_vpn_info info;
-	char *content, tmp[PATH_MAX];
+	char tmp[PATH_MAX];
 	int ret;
 
-	ret = ctl_read_file(path, &content);
-	if (ret) {
-		fprintf(stderr, "microvm up: cannot read profile %s: %s\n", path, strerror(-ret));
-		return ret;
-	}
 	snprintf(tmp, sizeof(tmp), "%s", path);
 	ret = mvm_manager_vpn_connect(u->m, basename(tmp), content, user, pass, &info);
-	free(content);
 	if (ret) {
 		fprintf(stderr, "microvm up: VPN: %s\n", mvm_last_error());
 		return ret;
@@ -732,6 +821,55 @@ static int up_connect_profile(struct up_ctx *u, const char *path, const char *us
 	}
 	fflush(stdout);
 	return 0;
+}
+
+/**
+ * up_check_files() - files named on the command line must be readable, before anything starts
+ * @cfg:	parsed config
+ * @o:		parsed options
+ * @profile:	out: the --profile content (caller frees), or NULL without --profile
+ *
+ * Also prints the one-line notice for VM options that the chosen backend does not use.
+ * Return: -1 to continue, else an exit status (message printed).
+ */
+static int up_check_files(const struct mvm_manager_config *cfg, const struct up_opts *o,
+			  char **profile)
+{
+	const struct { const char *opt, *path; } files[] = {
+		{ "--kernel", cfg->vm.kernel_path }, { "--initrd", cfg->vm.initrd_path },
+	};
+	bool attach = o->agent || o->agent_netns;
+	bool vm = !attach && cfg->vm.backend != MVM_BACKEND_NSBOX;
+	size_t i;
+	int ret;
+
+	*profile = NULL;
+	for (i = 0; vm && i < sizeof(files) / sizeof(files[0]); i++)
+		if (files[i].path && access(files[i].path, R_OK)) {
+			fprintf(stderr, "microvm up: %s %s: %s\n", files[i].opt, files[i].path,
+				strerror(errno));
+			return CLI_EXIT_USAGE;
+		}
+	if (cfg->vm.rootfs_path && !attach && access(cfg->vm.rootfs_path, R_OK)) {
+		fprintf(stderr, "microvm up: --rootfs %s: %s\n", cfg->vm.rootfs_path,
+			strerror(errno));
+		return CLI_EXIT_USAGE;
+	}
+	if (o->profile) {
+		ret = ctl_read_file(o->profile, profile);
+		if (ret) {
+			fprintf(stderr, "microvm up: --profile %s: cannot read it: %s\n", o->profile,
+				ret == -EFBIG ? "larger than 1 MiB" : strerror(-ret));
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (o->vm_only[0] && attach)
+		fprintf(stderr, "microvm up: note: %s not used when attaching to an agent; "
+			"ignored\n", o->vm_only);
+	else if (o->vm_only[0] && cfg->vm.backend == MVM_BACKEND_NSBOX)
+		fprintf(stderr, "microvm up: note: the nsbox backend does not use %s; ignored\n",
+			o->vm_only);
+	return -1;
 }
 
 /**
@@ -778,9 +916,11 @@ static int up_detach(int *ready)
 int cli_up(int argc, char **argv)
 {
 	struct mvm_manager_config cfg;
-	struct up_opts o = { 0 };
+	struct up_opts o = { .stop_timeout_ms = 10000 };
 	struct up_ctx u = { .wake = { -1, -1 } };
 	char socks_addr[64] = "127.0.0.1", vpn_pass[512] = "", socks_pass[256] = "";
+	char *profile = NULL;
+	struct mvm_manager_status st;
 	struct sigaction sa = { .sa_handler = up_on_signal };
 	bool have_pass = false;
 	int ret, lfd = -1, ready = -1, null, logfd;
@@ -794,6 +934,9 @@ int cli_up(int argc, char **argv)
 		fprintf(stderr, "microvm up: control socket path too long\n");
 		return CLI_EXIT_USAGE;
 	}
+	ret = up_check_files(&cfg, &o, &profile);
+	if (ret >= 0)
+		return ret;
 	if (o.user) {
 		ret = ctl_read_password(o.password_stdin, "VPN password: ", vpn_pass,
 					sizeof(vpn_pass));
@@ -801,6 +944,7 @@ int cli_up(int argc, char **argv)
 			fprintf(stderr, "microvm up: no VPN password (%s)\n",
 				ret == -ENOTTY ? "no terminal to ask on; use --password-stdin"
 					       : "empty or too long");
+			free(profile);
 			return CLI_EXIT_USAGE;
 		}
 		have_pass = true;
@@ -808,9 +952,12 @@ int cli_up(int argc, char **argv)
 	if (o.socks_pw_file) {
 		f = fopen(o.socks_pw_file, "r");
 		if (!f || !fgets(socks_pass, sizeof(socks_pass), f)) {
-			fprintf(stderr, "microvm up: cannot read %s\n", o.socks_pw_file);
+			fprintf(stderr, "microvm up: --socks-password-file %s: cannot read it\n",
+				o.socks_pw_file);
 			if (f)
 				fclose(f);
+			memset(vpn_pass, 0, sizeof(vpn_pass));
+			free(profile);
 			return CLI_EXIT_USAGE;
 		}
 		fclose(f);
@@ -823,9 +970,13 @@ int cli_up(int argc, char **argv)
 
 	if (o.detach) {
 		ret = up_detach(&ready);
-		if (ret >= 0)
+		if (ret >= 0) {
+			memset(vpn_pass, 0, sizeof(vpn_pass));
+			free(profile);
 			return ret;
+		}
 	}
+	u.stop_timeout_ms = o.stop_timeout_ms;
 	u.m = mvm_manager_new(&cfg);
 	memset(socks_pass, 0, sizeof(socks_pass));
 	if (!u.m) {
@@ -845,6 +996,13 @@ int cli_up(int argc, char **argv)
 		ret = vs ? mvm_manager_attach(u.m, vs) : -EINVAL;
 	} else {
 		ret = mvm_manager_start_vm(u.m);
+		/* auto picked the box: say so about VM options rather than drop them silently */
+		if (!ret && o.vm_only[0] && cfg.vm.backend == MVM_BACKEND_AUTO) {
+			mvm_manager_get_status(u.m, &st);
+			if (!strcmp(st.hypervisor, "nsbox"))
+				fprintf(stderr, "microvm up: note: the nsbox backend does not use "
+					"%s; ignored\n", o.vm_only);
+		}
 	}
 	if (ret) {
 		fprintf(stderr, "microvm up: %s\n", mvm_last_error());
@@ -858,7 +1016,8 @@ int cli_up(int argc, char **argv)
 	}
 	if (u.secret_path[0])
 		printf("SOCKS5 credentials (user, password) are in %s\n", u.secret_path);
-	if (o.profile && up_connect_profile(&u, o.profile, o.user, have_pass ? vpn_pass : NULL)) {
+	if (o.profile && up_connect_profile(&u, o.profile, profile, o.user,
+					    have_pass ? vpn_pass : NULL)) {
 		ret = CLI_EXIT_FAIL;
 		goto out;
 	}
@@ -893,13 +1052,14 @@ int cli_up(int argc, char **argv)
 		ready = -1;
 	}
 	up_serve(&u, lfd);
-	mvm_manager_stop_vm(u.m, 10000);
+	mvm_manager_stop_vm(u.m, u.stop_timeout_ms);
 	/* let the client that asked for `down` get its answer out (bounded) */
 	for (int i = 0; i < 200 && atomic_load(&u.clients) > 0; i++)
 		usleep(10 * 1000);
 	ret = CLI_EXIT_OK;
 out:
 	memset(vpn_pass, 0, sizeof(vpn_pass));
+	free(profile);
 	if (lfd >= 0) {
 		close(lfd);
 		unlink(u.ctl_path);

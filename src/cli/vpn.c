@@ -37,7 +37,9 @@ static void vpn_usage(FILE *out)
 "                                start a profile; if the server wants web authentication,\n"
 "                                print the URL to open and wait (default 300 s) until the\n"
 "                                VPN is up; the password is asked without echo\n"
-"  status [--json]               state, tunnel address, web-auth URL, last error\n"
+"  status [--json]               state, tunnel address, web-auth URL, last error; exit\n"
+"                                status 1 if not running (--json still prints an object:\n"
+"                                {\"running\": false, \"error\": \"...\"})\n"
 "  profiles [--json]             profiles stored in the appliance\n"
 "  disconnect                    stop the VPN\n"
 "\n"
@@ -290,15 +292,21 @@ static int vpn_status(const char *path, const struct vpn_opts *o)
 	char *text;
 	int ret = CLI_EXIT_OK;
 
-	if (!resp)
-		return CLI_EXIT_FAIL;
-	if (!vpn_ok(resp)) {
-		ctl_print_error("vpn status", resp);
-		cJSON_Delete(resp);
+	if (!resp) {
+		if (o->json)
+			ctl_print_json_failure(NULL);
 		return CLI_EXIT_FAIL;
 	}
 	vpn = cJSON_GetObjectItemCaseSensitive(resp, "vpn");
+	if (!vpn_ok(resp) || !cJSON_IsObject(vpn)) {
+		ctl_print_error("vpn status", resp);
+		if (o->json)
+			ctl_print_json_failure(resp);
+		cJSON_Delete(resp);
+		return CLI_EXIT_FAIL;
+	}
 	if (o->json) {
+		cJSON_AddBoolToObject(vpn, "running", true);
 		text = cJSON_PrintUnformatted(vpn);
 		printf("%s\n", text ? text : "{}");
 		cJSON_free(text);

@@ -12,11 +12,19 @@
  * the slot go to virtio_mmio_read()/virtio_mmio_write(); the transport drives the line with
  * KVM_IRQ_LINE as a level (1 while InterruptStatus is non-zero).
  *
+ * Devices: virtio-rng (always, first), virtio-vsock (always), virtio-net over libslirp (when
+ * kvm->cfg.net; guest 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3, no root needed).
+ *
  * Order matters for the guest's device names, not for correctness: virtio-rng is always first.
+ *
+ * Teardown (kvm_virtio_free(), vCPUs stopped): the device's owner first -- it stops the
+ * device's own thread (vsock's, slirp's) so nothing touches the queues any more -- then the
+ * transport, which holds the queues.
  */
 #include <errno.h>
 #include <stdlib.h>
 
+#include "devices/virtio/net_slirp.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio.h"
 #include "devices/virtio/vsock.h"
@@ -29,14 +37,16 @@
  * @irq:	its interrupt line
  * @t:		the transport
  * @dev:	the device context
- * @dev_free:	frees @dev after the transport (may be NULL)
+ * @owner:	what owns @dev (often @dev itself; the adapter for virtio-net over slirp)
+ * @dev_free:	frees @owner, before the transport (may be NULL)
  */
 struct kvm_virtio {
 	struct kvm_vm *kvm;
 	unsigned int irq;
 	struct virtio_mmio_dev *t;
 	void *dev;
-	void (*dev_free)(void *dev);
+	void *owner;
+	void (*dev_free)(void *owner);
 };
 
 static void kvm_virtio_irq(void *opaque, int level)
@@ -64,28 +74,31 @@ static void kvm_virtio_free(void *opaque)
 	/* the device first: a device with its own thread (vsock) must stop using the queues,
 	 * which live in the transport, before the transport goes */
 	if (v->dev_free)
-		v->dev_free(v->dev);
+		v->dev_free(v->owner);
 	virtio_mmio_free(v->t);
 	free(v);
 }
 
 /**
- * kvm_virtio_add() - put a virtio device in the next MMIO slot
+ * kvm_virtio_add_owned() - put a virtio device in the next MMIO slot, owned by another object
  * @kvm:	the VM
  * @ops:	the device's ops
- * @dev:	its context; on success the VM owns it and frees it with @dev_free
- * @dev_free:	how to free @dev (may be NULL); on failure @dev is freed too
+ * @dev:	the device context for @ops
+ * @owner:	what owns @dev; on success the VM owns it and frees it with @owner_free
+ * @owner_free:	how to free @owner (may be NULL); on failure @owner is freed too
  *
  * Return: 0 or -errno with mvm_last_error() set.
  */
-int kvm_virtio_add(struct kvm_vm *kvm, const struct virtio_dev_ops *ops, void *dev,
-		   void (*dev_free)(void *dev))
+static int kvm_virtio_add_owned(struct kvm_vm *kvm, const struct virtio_dev_ops *ops, void *dev,
+				void *owner, void (*owner_free)(void *owner))
 {
 	struct kvm_virtio *v;
 	int ret;
 
-	if (!dev)
-		return mvm_set_error(-ENOMEM, "cannot create the %s device", ops->name);
+	if (!dev) {
+		ret = mvm_set_error(-ENOMEM, "cannot create the %s device", ops->name);
+		goto err_dev;
+	}
 	v = calloc(1, sizeof(*v));
 	if (!v) {
 		ret = mvm_set_error(-ENOMEM, "out of memory");
@@ -93,7 +106,8 @@ int kvm_virtio_add(struct kvm_vm *kvm, const struct virtio_dev_ops *ops, void *d
 	}
 	v->kvm = kvm;
 	v->dev = dev;
-	v->dev_free = dev_free;
+	v->owner = owner;
+	v->dev_free = owner_free;
 	v->t = virtio_mmio_new(ops, dev, &kvm->gmem, kvm_virtio_irq, v);
 	if (!v->t) {
 		ret = -ENOMEM;
@@ -109,9 +123,24 @@ err_t:
 err_v:
 	free(v);
 err_dev:
-	if (dev_free)
-		dev_free(dev);
+	if (owner && owner_free)
+		owner_free(owner);
 	return ret;
+}
+
+/**
+ * kvm_virtio_add() - put a virtio device in the next MMIO slot
+ * @kvm:	the VM
+ * @ops:	the device's ops
+ * @dev:	its context; on success the VM owns it and frees it with @dev_free
+ * @dev_free:	how to free @dev (may be NULL); on failure @dev is freed too
+ *
+ * Return: 0 or -errno with mvm_last_error() set.
+ */
+int kvm_virtio_add(struct kvm_vm *kvm, const struct virtio_dev_ops *ops, void *dev,
+		   void (*dev_free)(void *dev))
+{
+	return kvm_virtio_add_owned(kvm, ops, dev, dev, dev_free);
 }
 
 static void kvm_rng_free(void *dev)
@@ -155,12 +184,37 @@ static int kvm_vsock_add(struct kvm_vm *kvm)
 	return ret;
 }
 
+static void kvm_net_free(void *owner)
+{
+	virtio_net_slirp_free(owner);	/* stops the slirp thread, then frees the device */
+}
+
+/**
+ * kvm_net_add() - virtio-net over a new libslirp instance (guest 10.0.2.15/24, gateway
+ * 10.0.2.2, DNS 10.0.2.3; MAC VIRTIO_NET_SLIRP_DEFAULT_MAC)
+ * @kvm:	the VM
+ *
+ * Return: 0 or -errno with mvm_last_error() set.
+ */
+static int kvm_net_add(struct kvm_vm *kvm)
+{
+	struct mvm_slirp_cfg scfg;
+	struct virtio_net_slirp *ns;
+
+	mvm_slirp_cfg_init(&scfg);
+	ns = virtio_net_slirp_new(NULL, &scfg);
+	if (!ns)
+		return -EIO;	/* mvm_last_error() says why */
+	return kvm_virtio_add_owned(kvm, &virtio_net_ops, virtio_net_slirp_dev(ns), ns,
+				    kvm_net_free);
+}
+
 /**
  * kvm_devices_add() - create the VM's virtio devices
  * @kvm:	the VM (memory mapped and kvm->gmem filled, nothing loaded yet)
  *
- * Add a device here with one kvm_virtio_add() call (vsock: a vsock device for
- * kvm->cfg.guest_cid and kvm->cfg.vsock_uds_path; net: when kvm->cfg.net).
+ * Add a device here with one kvm_virtio_add() call: rng; vsock for kvm->cfg.guest_cid and
+ * kvm->cfg.vsock_uds_path; net (libslirp) when kvm->cfg.net.
  *
  * Return: 0 or -errno with mvm_last_error() set.
  */
@@ -171,5 +225,10 @@ int kvm_devices_add(struct kvm_vm *kvm)
 	ret = kvm_virtio_add(kvm, &virtio_rng_ops, virtio_rng_new(), kvm_rng_free);
 	if (ret < 0)
 		return ret;
-	return kvm_vsock_add(kvm);
+	ret = kvm_vsock_add(kvm);
+	if (ret < 0)
+		return ret;
+	if (kvm->cfg.net)
+		ret = kvm_net_add(kvm);
+	return ret;
 }

@@ -403,13 +403,48 @@ static int mgr_vpn_request(struct mvm_manager *m, cJSON *req, int timeout_ms,
 }
 
 /**
+ * mgr_ok_from_json() - check an answer that should be {"status":"ok"}
+ * @resp:	parsed answer (guest-controlled; may be NULL)
+ * @err:	receives the error text on failure (may be NULL)
+ * @errlen:	size of @err
+ *
+ * Return: 0 or -EPROTO.
+ */
+static int mgr_ok_from_json(const cJSON *resp, char *err, size_t errlen)
+{
+	const char *status = mgr_str(resp, "status"), *e = mgr_str(resp, "error");
+
+	if (status && strcmp(status, "error") && !e)
+		return 0;
+	if (err && errlen)
+		mgr_copy(err, errlen, e ? e : "request failed");
+	return -EPROTO;
+}
+
+int mvm_manager_parse_ok_reply(const char *json, char *err, size_t errlen)
+{
+	cJSON *o = json ? cJSON_Parse(json) : NULL;
+	int ret;
+
+	if (!cJSON_IsObject(o)) {
+		if (err && errlen)
+			mgr_copy(err, errlen, "malformed answer");
+		cJSON_Delete(o);
+		return -EPROTO;
+	}
+	ret = mgr_ok_from_json(o, err, errlen);
+	cJSON_Delete(o);
+	return ret;
+}
+
+/**
  * mgr_ok_request() - send a command whose answer is {"status":"ok"} (or an error)
  * Return: 0, -EPROTO with the agent's error text recorded, or -errno.
  */
 static int mgr_ok_request(struct mvm_manager *m, cJSON *req, int timeout_ms)
 {
 	cJSON *resp = NULL;
-	const char *status, *err;
+	char err[256];
 	int ret;
 
 	if (!req)
@@ -418,10 +453,9 @@ static int mgr_ok_request(struct mvm_manager *m, cJSON *req, int timeout_ms)
 	cJSON_Delete(req);
 	if (ret)
 		return ret;
-	status = mgr_str(resp, "status");
-	err = mgr_str(resp, "error");
-	if (!status || !strcmp(status, "error") || err)
-		ret = mgr_fail(m, -EPROTO, "agent: %s", err ? err : "request failed");
+	ret = mgr_ok_from_json(resp, err, sizeof(err));
+	if (ret)
+		ret = mgr_fail(m, ret, "agent: %s", err);
 	cJSON_Delete(resp);
 	return ret;
 }
@@ -489,6 +523,29 @@ static int mgr_wait_agent_locked(struct mvm_manager *m)
 }
 
 /**
+ * mgr_secret_from_json() - a valid "auth_secret" (64 lowercase hex characters) from @resp
+ * Return: 0 with @secret filled, or -EPROTO.
+ */
+static int mgr_secret_from_json(const cJSON *resp, char secret[65])
+{
+	const char *v = mgr_str(resp, "auth_secret");
+
+	if (!v || strlen(v) != 64 || strspn(v, "0123456789abcdef") != 64)
+		return -EPROTO;
+	memcpy(secret, v, 65);
+	return 0;
+}
+
+int mvm_manager_parse_secret_reply(const char *json, char secret[65])
+{
+	cJSON *o = json ? cJSON_Parse(json) : NULL;
+	int ret = mgr_secret_from_json(o, secret);
+
+	cJSON_Delete(o);
+	return ret;
+}
+
+/**
  * mgr_adopt_agent_secret_locked() - use the agent's auth secret as the SOCKS password
  * @m:	manager with a guest link, @life held for writing
  *
@@ -499,13 +556,13 @@ static int mgr_wait_agent_locked(struct mvm_manager *m)
 static void mgr_adopt_agent_secret_locked(struct mvm_manager *m)
 {
 	cJSON *req = mgr_cmd("get_auth_secret"), *resp = NULL;
-	const char *secret;
+	char secret[65];
 
 	if (!req || mgr_request_locked(m, req, m->cfg.request_timeout_ms, &resp))
 		goto out;
-	secret = mgr_str(resp, "auth_secret");
-	if (secret && strlen(secret) == 64 && strspn(secret, "0123456789abcdef") == 64)
+	if (!mgr_secret_from_json(resp, secret))
 		mgr_copy(m->socks_pass, sizeof(m->socks_pass), secret);
+	explicit_bzero(secret, sizeof(secret));
 out:
 	cJSON_Delete(resp);
 	cJSON_Delete(req);
@@ -626,6 +683,7 @@ out:
 int mvm_manager_stop_vm(mvm_manager *m, int timeout_ms)
 {
 	cJSON *req, *resp = NULL;
+	int64_t t0;
 	int ret = 0;
 
 	pthread_rwlock_wrlock(&m->life);
@@ -639,9 +697,13 @@ int mvm_manager_stop_vm(mvm_manager *m, int timeout_ms)
 		if (req && !mgr_request_locked(m, req, 2000, &resp))
 			cJSON_Delete(resp);
 		cJSON_Delete(req);
+		/* mvm_vm_stop() returns before @timeout_ms unless it had to kill the guest */
+		t0 = mgr_now_ms();
 		ret = mvm_vm_stop(m->vm, timeout_ms);
 		if (ret)
 			mgr_fail(m, ret, "stopping the VM: %s", mvm_last_error());
+		else if (mgr_now_ms() - t0 >= timeout_ms)
+			mgr_log(m, "the VM did not stop within %d ms: killed it", timeout_ms);
 	}
 	mgr_log(m, "%s", m->vm ? "VM stopped" : "detached from the agent");
 	mgr_release_locked(m);
@@ -776,48 +838,80 @@ void mvm_manager_free_list(char **names, size_t count)
 	free(names);
 }
 
-int mvm_manager_list_profiles(mvm_manager *m, char ***names, size_t *count)
+/**
+ * mgr_profiles_from_json() - the names in a list_profiles answer
+ * @resp:	parsed answer (guest-controlled; may be NULL)
+ * @names:	result array (NULL-terminated as well), @count entries
+ * @count:	entries
+ * @err:	receives the error text for -EPROTO (may be NULL)
+ * @errlen:	size of @err
+ *
+ * Return: 0, -EPROTO or -ENOMEM.
+ */
+static int mgr_profiles_from_json(const cJSON *resp, char ***names, size_t *count,
+				  char *err, size_t errlen)
 {
-	cJSON *resp = NULL, *list, *it;
-	char **out = NULL;
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(resp, "profiles"), *it;
+	char **out;
 	size_t n = 0;
-	int ret;
 
 	*names = NULL;
 	*count = 0;
-	it = mgr_cmd("list_profiles");
-	if (!it)
-		return mgr_fail(m, -ENOMEM, "out of memory");
-	ret = mgr_request(m, it, m->cfg.request_timeout_ms, &resp);
-	cJSON_Delete(it);
-	if (ret)
-		return ret;
-	list = cJSON_GetObjectItemCaseSensitive(resp, "profiles");
 	if (!cJSON_IsArray(list)) {
-		const char *err = mgr_str(resp, "error");
+		const char *e = mgr_str(resp, "error");
 
-		ret = mgr_fail(m, -EPROTO, "agent: %s", err ? err : "no profile list in answer");
-		goto out;
+		if (err && errlen)
+			mgr_copy(err, errlen, e ? e : "no profile list in answer");
+		return -EPROTO;
 	}
 	out = calloc((size_t)cJSON_GetArraySize(list) + 1, sizeof(*out));
-	if (!out) {
-		ret = mgr_fail(m, -ENOMEM, "out of memory");
-		goto out;
-	}
+	if (!out)
+		return -ENOMEM;
 	cJSON_ArrayForEach(it, list) {
-		if (!cJSON_IsString(it))
+		if (!cJSON_IsString(it) || !it->valuestring)
 			continue;
 		out[n] = strdup(it->valuestring);
 		if (!out[n]) {
 			mvm_manager_free_list(out, n);
-			ret = mgr_fail(m, -ENOMEM, "out of memory");
-			goto out;
+			return -ENOMEM;
 		}
 		n++;
 	}
 	*names = out;
 	*count = n;
-out:
+	return 0;
+}
+
+int mvm_manager_parse_profiles_reply(const char *json, char ***names, size_t *count,
+				     char *err, size_t errlen)
+{
+	cJSON *o = json ? cJSON_Parse(json) : NULL;
+	int ret = mgr_profiles_from_json(o, names, count, err, errlen);
+
+	cJSON_Delete(o);
+	return ret;
+}
+
+int mvm_manager_list_profiles(mvm_manager *m, char ***names, size_t *count)
+{
+	cJSON *resp = NULL, *req;
+	char err[256];
+	int ret;
+
+	*names = NULL;
+	*count = 0;
+	req = mgr_cmd("list_profiles");
+	if (!req)
+		return mgr_fail(m, -ENOMEM, "out of memory");
+	ret = mgr_request(m, req, m->cfg.request_timeout_ms, &resp);
+	cJSON_Delete(req);
+	if (ret)
+		return ret;
+	ret = mgr_profiles_from_json(resp, names, count, err, sizeof(err));
+	if (ret == -EPROTO)
+		ret = mgr_fail(m, ret, "agent: %s", err);
+	else if (ret)
+		ret = mgr_fail(m, ret, "out of memory");
 	cJSON_Delete(resp);
 	return ret;
 }

@@ -9,8 +9,9 @@
  * top of that lives here:
  *
  * - mvm_vsock_request(): one newline-framed exchange with a single deadline covering
- *   connect, write and read.  The response may have any length (the buffer grows); it ends
- *   at the first '\n' or at EOF.  EOF before any byte is -EPROTO (the peer closed without
+ *   connect, write and read.  The response ends at the first '\n' or at EOF; the buffer
+ *   grows up to MVM_VSOCK_MAX_RESPONSE bytes, and a longer answer is -EMSGSIZE (a guest
+ *   must not make the host allocate without bound).  EOF before any byte is -EPROTO (the peer closed without
  *   answering), which callers can tell apart from -ECONNREFUSED (nothing listens) and
  *   -ETIMEDOUT.
  * - the set of ports we listen on, so that a second listen on a port fails with
@@ -176,10 +177,14 @@ static int vsock_write_all(int fd, const char *buf, size_t len, int64_t deadline
  * @out_len:	its length
  * @deadline:	absolute ms or negative
  *
- * Return: 0, -EPROTO for EOF before any byte, -ETIMEDOUT, -ENOMEM or -errno.
+ * At most MVM_VSOCK_MAX_RESPONSE bytes before the newline are accepted.
+ *
+ * Return: 0, -EPROTO for EOF before any byte, -EMSGSIZE for a longer line, -ETIMEDOUT,
+ * -ENOMEM or -errno.
  */
 static int vsock_read_line(int fd, char **out, size_t *out_len, int64_t deadline)
 {
+	const size_t max_cap = (size_t)MVM_VSOCK_MAX_RESPONSE + 2;	/* one byte over + NUL */
 	size_t len = 0, cap = 4096;
 	char *buf = malloc(cap), *nl;
 	ssize_t n;
@@ -188,15 +193,16 @@ static int vsock_read_line(int fd, char **out, size_t *out_len, int64_t deadline
 	if (!buf)
 		return -ENOMEM;
 	for (;;) {
-		if (cap - len < 4096) {
-			char *nb = realloc(buf, cap * 2);
+		if (cap - len < 4096 && cap < max_cap) {
+			size_t ncap = cap * 2 < max_cap ? cap * 2 : max_cap;
+			char *nb = realloc(buf, ncap);
 
 			if (!nb) {
 				rc = -ENOMEM;
 				goto err;
 			}
 			buf = nb;
-			cap *= 2;
+			cap = ncap;
 		}
 		rc = vsock_wait(fd, 0, deadline);
 		if (rc)
@@ -222,6 +228,12 @@ static int vsock_read_line(int fd, char **out, size_t *out_len, int64_t deadline
 			break;
 		}
 		len += (size_t)n;
+		if (len > MVM_VSOCK_MAX_RESPONSE)
+			break;
+	}
+	if (len > MVM_VSOCK_MAX_RESPONSE) {
+		rc = -EMSGSIZE;
+		goto err;
 	}
 	buf[len] = '\0';
 	*out = buf;
@@ -263,6 +275,9 @@ out:
 				     port, timeout_ms);
 	case -EPROTO:
 		return mvm_set_error(rc, "vsock: guest port %u closed without answering", port);
+	case -EMSGSIZE:
+		return mvm_set_error(rc, "vsock: answer from guest port %u exceeds %u bytes", port,
+				     (unsigned int)MVM_VSOCK_MAX_RESPONSE);
 	default:
 		return mvm_set_error(rc, "vsock: request to guest port %u failed: %s", port,
 				     strerror(-rc));

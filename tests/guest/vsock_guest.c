@@ -16,6 +16,12 @@
  * and opens one connection to host port `vsockguest.connect=N` (default 9000) at start,
  * sending "hello from guest cid <cid>\n" (retried for a while if the host refuses).
  *
+ * With `testguest.net=1` on the command line it first drives the virtio-net device (DeviceID
+ * 1): it sends an ARP request for the gateway 10.0.2.2 from 10.0.2.15 with the MAC from the
+ * device's config space, polls the RX used ring for the reply (resending now and then, giving
+ * up after a bounded number of TSC ticks) and prints `net: arp reply 10.0.2.2 is at <mac>` or
+ * `net: no reply` (`net: no virtio-net device` if there is none), then goes on with vsock.
+ *
  * Credit: we advertise CONN_BUF bytes per connection.  The echo port keeps what it could not
  * send back yet in that buffer (so the host can never overrun it); the other ports consume at
  * once.  fwd_cnt counts consumed bytes and rides on every header; a CREDIT_UPDATE goes out
@@ -372,6 +378,15 @@ static int find_vsock(const char *cmdline)
 	return -1;
 }
 
+static size_t strlen_(const char *s)
+{
+	size_t n = 0;
+
+	while (s[n])
+		n++;
+	return n;
+}
+
 static void setup_queue(uint32_t idx, struct vq *q, uint16_t n)
 {
 	uint64_t d = (uintptr_t)q->desc, a = (uintptr_t)&q->avail, u = (uintptr_t)&q->used;
@@ -421,6 +436,196 @@ static int init_device(void)
 	rxq.avail.idx = QSZ;
 	wr(R_STATUS, 1 | 2 | 8 | 4);
 	wr(R_QUEUE_NOTIFY, 0);
+	return 0;
+}
+
+/* ---- virtio-net (testguest.net=1): one ARP request to the gateway ---- */
+
+#define NET_QSZ		16
+#define NET_BUF		2048		/* 12-byte virtio_net_hdr_v1 + a 1514-byte frame */
+#define NET_HDR		12
+
+static struct vq net_rxq __attribute__((aligned(4096)));
+static struct vq net_txq __attribute__((aligned(4096)));
+static uint8_t net_rx_bufs[NET_QSZ][NET_BUF] __attribute__((aligned(16)));
+static uint8_t net_tx_buf[NET_BUF] __attribute__((aligned(16)));
+static uint8_t net_mac[6];
+static const uint8_t net_ip[4] = { 10, 0, 2, 15 }, net_gw[4] = { 10, 0, 2, 2 };
+
+static void puthex8(uint8_t v)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	outb(COM1, (uint8_t)hex[v >> 4]);
+	outb(COM1, (uint8_t)hex[v & 15]);
+}
+
+static void putmac(const uint8_t *m)
+{
+	for (int i = 0; i < 6; i++) {
+		if (i)
+			outb(COM1, ':');
+		puthex8(m[i]);
+	}
+}
+
+/** find_dev() - point mmio at the first virtio_mmio.device= whose DeviceID is @id */
+static int find_dev(const char *cmdline, uint32_t id)
+{
+	const char *p = cmdline, *e;
+
+	for (; *p; p++) {
+		if ((p != cmdline && p[-1] != ' ') || !starts(p, "virtio_mmio.device="))
+			continue;
+		while (*p && *p != '@' && *p != ' ')
+			p++;
+		if (!starts(p, "@0x"))
+			continue;
+		mmio = (volatile uint8_t *)(uintptr_t)parse_hex(p + 3, &e);
+		if (rd(R_MAGIC) == 0x74726976 && rd(R_VERSION) == 2 && rd(R_DEVICE_ID) == id)
+			return 0;
+		mmio = NULL;
+	}
+	return -1;
+}
+
+/** net_init() - VERSION_1 (+ MAC, STATUS if offered), RX and TX queues, RX buffers posted */
+static int net_init(void)
+{
+	uint32_t lo;
+
+	wr(R_STATUS, 0);
+	wr(R_STATUS, 1);
+	wr(R_STATUS, 1 | 2);
+	wr(R_DEV_FEAT_SEL, 1);
+	if (!(rd(R_DEV_FEAT) & 1))	/* VIRTIO_F_VERSION_1 */
+		return -1;
+	wr(R_DEV_FEAT_SEL, 0);
+	lo = rd(R_DEV_FEAT) & ((1u << 5) | (1u << 16));	/* VIRTIO_NET_F_MAC, _STATUS */
+	wr(R_DRV_FEAT_SEL, 1);
+	wr(R_DRV_FEAT, 1);
+	wr(R_DRV_FEAT_SEL, 0);
+	wr(R_DRV_FEAT, lo);
+	wr(R_STATUS, 1 | 2 | 8);
+	if (!(rd(R_STATUS) & 8) || rd(R_QUEUE_NUM_MAX) < NET_QSZ)
+		return -1;
+	for (int i = 0; i < 6; i++)
+		net_mac[i] = *(volatile uint8_t *)(mmio + R_CONFIG + i);
+	setup_queue(0, &net_rxq, NET_QSZ);
+	setup_queue(1, &net_txq, NET_QSZ);
+	for (uint16_t i = 0; i < NET_QSZ; i++) {
+		net_rxq.desc[i].addr = (uintptr_t)net_rx_bufs[i];
+		net_rxq.desc[i].len = NET_BUF;
+		net_rxq.desc[i].flags = 2;	/* VRING_DESC_F_WRITE */
+		net_rxq.avail.ring[i] = i;
+	}
+	barrier();
+	net_rxq.avail.idx = NET_QSZ;
+	wr(R_STATUS, 1 | 2 | 8 | 4);
+	wr(R_QUEUE_NOTIFY, 0);
+	return 0;
+}
+
+/** net_send_arp() - broadcast "who has 10.0.2.2? tell 10.0.2.15" (one descriptor) */
+static void net_send_arp(void)
+{
+	uint8_t *f = net_tx_buf + NET_HDR;
+	uint16_t slot = net_txq.avail.idx % NET_QSZ;
+
+	memset(net_tx_buf, 0, NET_HDR + 60);
+	memset(f, 0xff, 6);			/* Ethernet: broadcast */
+	memcpy(f + 6, net_mac, 6);
+	f[12] = 0x08; f[13] = 0x06;		/* ARP */
+	f[14] = 0; f[15] = 1;			/* htype Ethernet */
+	f[16] = 0x08; f[17] = 0x00;		/* ptype IPv4 */
+	f[18] = 6; f[19] = 4;
+	f[20] = 0; f[21] = 1;			/* request */
+	memcpy(f + 22, net_mac, 6);
+	memcpy(f + 28, net_ip, 4);
+	memcpy(f + 38, net_gw, 4);		/* target MAC (32..37) stays zero */
+	net_txq.desc[slot].addr = (uintptr_t)net_tx_buf;
+	net_txq.desc[slot].len = NET_HDR + 60;	/* padded to the Ethernet minimum */
+	net_txq.desc[slot].flags = 0;
+	net_txq.avail.ring[slot] = slot;
+	barrier();
+	net_txq.avail.idx++;
+	barrier();
+	wr(R_QUEUE_NOTIFY, 1);
+}
+
+/** net_arp_reply() - is this received frame the gateway's ARP reply to us? */
+static int net_arp_reply(const uint8_t *f, uint32_t len)
+{
+	return len >= 42 && f[12] == 0x08 && f[13] == 0x06 && f[20] == 0 && f[21] == 2 &&
+	       !memcmp(f + 28, net_gw, 4) && !memcmp(f + 38, net_ip, 4) &&
+	       !memcmp(f + 32, net_mac, 6);
+}
+
+/** net_test() - ARP for the gateway, wait (bounded) for the reply, print the outcome */
+static void net_test(const char *cmdline)
+{
+	const uint64_t resend = 500000000ull, give_up = 20000000000ull;	/* TSC ticks */
+	uint64_t start, next;
+
+	if (find_dev(cmdline, 1) || net_init()) {
+		puts_("net: no virtio-net device\n");
+		mmio = NULL;
+		return;
+	}
+	puts_("net: virtio-net mac ");
+	putmac(net_mac);
+	puts_("\n");
+	start = rdtsc();
+	next = start;
+	for (;;) {
+		uint64_t now = rdtsc();
+
+		if (now - start > give_up) {
+			puts_("net: no reply\n");
+			break;
+		}
+		if (now >= next) {
+			net_send_arp();
+			next = now + resend;
+		}
+		if (net_rxq.last_used == *(volatile uint16_t *)&net_rxq.used.idx) {
+			__asm__ volatile("pause");
+			continue;
+		}
+		barrier();
+		{
+			uint32_t id = net_rxq.used.ring[net_rxq.last_used % NET_QSZ].id;
+			uint32_t len = net_rxq.used.ring[net_rxq.last_used % NET_QSZ].len;
+			int hit;
+
+			net_rxq.last_used++;
+			if (id >= NET_QSZ)
+				continue;
+			hit = len > NET_HDR && len <= NET_BUF &&
+			      net_arp_reply(net_rx_bufs[id] + NET_HDR, len - NET_HDR);
+			if (hit) {
+				puts_("net: arp reply 10.0.2.2 is at ");
+				putmac(net_rx_bufs[id] + NET_HDR + 22);
+				puts_("\n");
+			}
+			net_rxq.avail.ring[net_rxq.avail.idx % NET_QSZ] = (uint16_t)id;
+			barrier();
+			net_rxq.avail.idx++;
+			wr(R_QUEUE_NOTIFY, 0);
+			if (hit)
+				break;
+		}
+	}
+	wr(0x064, rd(0x060));	/* InterruptACK: we polled; drop the line */
+	mmio = NULL;
+}
+
+static int cmdline_has(const char *cmdline, const char *word)
+{
+	for (const char *p = cmdline; *p; p++)
+		if ((p == cmdline || p[-1] == ' ') && starts(p, word) &&
+		    (p[strlen_(word)] == ' ' || !p[strlen_(word)]))
+			return 1;
 	return 0;
 }
 
@@ -874,6 +1079,8 @@ void guest_main(const uint8_t *bp)
 		       (uint64_t)*(const uint32_t *)(bp + 0xc8) << 32;
 
 	puts_("vsock-guest: booted\n");
+	if (cmd && cmdline_has((const char *)(uintptr_t)cmd, "testguest.net=1"))
+		net_test((const char *)(uintptr_t)cmd);
 	if (!cmd || find_vsock((const char *)(uintptr_t)cmd) || init_device()) {
 		puts_("vsock-guest: no usable virtio-vsock device\n");
 		for (;;)

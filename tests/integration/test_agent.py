@@ -102,9 +102,9 @@ def test_errors_keep_connection_usable(agent):
 
 def test_overlong_line_closes(agent):
     with agent.conn() as c:
-        c.send_raw(b'{"cmd":"ping","pad":"' + b"x" * (1024 * 1024 + 10))
+        c.send_raw(b'{"cmd":"ping","pad":"' + b"x" * (8 * 1024 * 1024 + 10))
         r = c.read_line()
-        assert r["status"] == "error" and "1 MiB" in r["error"]
+        assert r["status"] == "error" and "longer than 8 MiB" in r["error"]
         with pytest.raises((EOFError, ConnectionResetError, BrokenPipeError)):
             c.read_line(timeout=10)
     assert agent.request({"cmd": "ping"}) == {"status": "pong"}
@@ -149,6 +149,22 @@ def test_large_profile(agent):
                           "content": content}) == {"status": "ok"}
         assert c.request({"cmd": "ping"}) == {"status": "pong"}
     assert (agent.dir / "state" / "profiles" / "big.ovpn").read_text() == content
+
+
+def test_profile_of_exactly_1mib(agent):
+    # worst case for JSON: control characters are escaped as \u00XX (6 bytes each)
+    content = ("\x01\x02\t" * (1024 * 1024 // 3 + 1))[:1024 * 1024]
+    assert len(content.encode()) == 1024 * 1024
+    line = json.dumps({"cmd": "vpn_set_profile", "name": "max.ovpn", "content": content})
+    assert len(line) > 4 * 1024 * 1024
+    with agent.conn() as c:
+        c.send_raw(line.encode() + b"\n")
+        assert c.read_line() == {"status": "ok"}
+        r = c.request({"cmd": "vpn_set_profile", "name": "over.ovpn", "content": content + "x"})
+        assert r["status"] == "error" and "larger than 1 MiB" in r["error"], r
+        assert c.request({"cmd": "ping"}) == {"status": "pong"}
+    assert (agent.dir / "state" / "profiles" / "max.ovpn").read_bytes() == content.encode()
+    assert not (agent.dir / "state" / "profiles" / "over.ovpn").exists()
 
 
 def test_status_when_idle(agent):

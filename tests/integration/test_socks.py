@@ -257,8 +257,29 @@ def test_non_loopback_listen_needs_force(microvm_bin, agent_ns, tmp_path):
     r = subprocess.run([str(microvm_bin), "up", "--agent-netns", f"/run/netns/{agent_ns}",
                         "--socks", "0.0.0.0:0", "--control", str(tmp_path / "c.sock")],
                        capture_output=True, text=True, timeout=30)
-    assert r.returncode == 1
-    assert "non-loopback" in r.stderr
+    assert r.returncode == 2
+    assert "non-loopback" in r.stderr and "--socks-allow-remote" in r.stderr
+
+
+def test_json_status_says_running(appliance):
+    st = appliance.cli("status", "--json")
+    assert st.returncode == 0 and json.loads(st.stdout)["running"] is True
+    vpn = appliance.cli("vpn", "status", "--json")
+    assert vpn.returncode == 0
+    assert json.loads(vpn.stdout)["running"] is True
+    assert json.loads(vpn.stdout)["state"] == "disconnected"
+
+
+def test_import_profile_of_exactly_1mib(appliance, tmp_path):
+    # control characters: JSON escapes each as \u00XX, 6 MiB on both control channels
+    prof = tmp_path / "max.ovpn"
+    prof.write_bytes((b"\x01\x02\t" * (1024 * 1024 // 3 + 1))[:1024 * 1024])
+    r = appliance.cli("vpn", "import", str(prof))
+    assert r.returncode == 0, r.stderr
+    assert "max.ovpn" in json.loads(appliance.cli("vpn", "profiles", "--json").stdout)
+    prof.write_bytes(b"#" * (1024 * 1024 + 1))
+    r = appliance.cli("vpn", "import", str(prof), "--name", "over.ovpn")
+    assert r.returncode == 1 and "too large" in r.stderr.lower(), r.stderr
 
 
 def test_down_stops_proxy(microvm_bin, agent_ns, tmp_path):

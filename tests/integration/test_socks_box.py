@@ -30,6 +30,23 @@ def rootfs(build_dir):
     return path
 
 
+@pytest.fixture(scope="module")
+def shell_rootfs(rootfs, tmp_path_factory):
+    """The guest image plus busybox as /usr/bin/sh (the image has no shell), for --box-exec."""
+    import shutil
+    import tarfile
+    d = tmp_path_factory.mktemp("shellbox")
+    tree = d / "tree"
+    tree.mkdir()
+    with tarfile.open(rootfs) as t:
+        t.extractall(tree)
+    shutil.copy("/bin/busybox", tree / "usr/bin/busybox")
+    (tree / "usr/bin/sh").symlink_to("busybox")
+    box = d / "box.tar.gz"
+    subprocess.run(["tar", "czf", str(box), "-C", str(tree), "."], check=True)
+    return box
+
+
 def test_box_status_console_relay_down(microvm_bin, rootfs, tmp_path):
     env = dict(os.environ, MICROVM_CONTROL=str(tmp_path / "ctl.sock"))
     port = free_port()
@@ -123,6 +140,64 @@ def test_console_input_reaches_the_box(microvm_bin, rootfs, tmp_path):
         assert subprocess.run([str(microvm_bin), "down"], env=env, capture_output=True,
                               timeout=30).returncode == 0
         assert up.wait(timeout=30) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        up.stdout.close()
+
+
+def test_vm_only_options_get_a_notice_under_nsbox(microvm_bin, shell_rootfs, tmp_path):
+    # the box exits at once (no agent): `up` fails, but first says what it ignores
+    r = subprocess.run([str(microvm_bin), "up", "--backend", "nsbox", "--rootfs",
+                        str(shell_rootfs),
+                        "--memory", "64", "--kernel", "/nonexistent/vmlinux", "--initrd",
+                        "/nonexistent/initrd", "--cmdline", "quiet", "--box-exec", "exit 0",
+                        "--boot-timeout", "10", "--control", str(tmp_path / "c.sock"),
+                        "--socks", f"127.0.0.1:{free_port()}"],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1
+    notes = [l for l in r.stderr.splitlines() if "note:" in l]
+    assert notes == ["microvm up: note: the nsbox backend does not use --memory, --kernel, "
+                     "--initrd, --cmdline; ignored"], r.stderr
+    assert "stopped before its agent answered" in r.stderr, r.stderr
+
+
+def test_down_kills_a_box_that_ignores_sigterm(microvm_bin, shell_rootfs, tmp_path):
+    """The manager's forced-kill path: the agent answers 'shutdown', but the box's shell
+    ignores SIGTERM (so does its `sleep`), so stop_vm must kill it after --stop-timeout."""
+    import uuid
+    token = uuid.uuid4().hex
+    env = dict(os.environ, MICROVM_CONTROL=str(tmp_path / "ctl.sock"))
+    script = ("trap '' TERM; /usr/bin/microvm-agent --transport tcp --listen 127.0.0.1 & "
+              f"while :; do sleep 1; done; : {token}")
+    up = subprocess.Popen([str(microvm_bin), "up", "--backend", "nsbox", "--rootfs",
+                           str(shell_rootfs), "--socks", f"127.0.0.1:{free_port()}",
+                           "--box-exec", script, "--stop-timeout", "1.5"],
+                          env=env, text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT)
+
+    def box_alive():
+        for p in pathlib.Path("/proc").iterdir():
+            try:
+                if p.name.isdigit() and token.encode() in (p / "cmdline").read_bytes():
+                    return True
+            except OSError:
+                pass
+        return False
+    try:
+        wait_line(up, "microvm is up", 60)
+        assert box_alive()
+        start = time.monotonic()
+        r = subprocess.run([str(microvm_bin), "down"], env=env, capture_output=True,
+                           text=True, timeout=60)
+        took = time.monotonic() - start
+        assert r.returncode == 0, r.stderr
+        assert 1.5 <= took < 10, took
+        out, _ = up.communicate(timeout=30)
+        assert up.returncode == 0, out
+        assert "the VM did not stop within 1500 ms: killed it" in out, out
+        assert not box_alive()
     finally:
         if up.poll() is None:
             up.kill()

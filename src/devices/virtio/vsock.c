@@ -69,6 +69,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,7 +170,7 @@ struct vsock_dev {
 	unsigned int nlisteners;
 	vsock_forward_cb forward;
 	void *forward_opaque;
-	unsigned long guest_errors;
+	atomic_ulong guest_errors;	/* written without d->lock on some paths: atomic */
 	/* deferred accept callbacks, called after the lock is dropped */
 	struct vsock_accepted accepted[16];
 	unsigned int naccepted;
@@ -235,14 +236,15 @@ void vsock_hdr_encode(const struct vsock_hdr *h, uint8_t *p)
 static void vsock_guest_error(struct vsock_dev *d, const char *fmt, ...) MVM_PRINTF(2, 3);
 static void vsock_guest_error(struct vsock_dev *d, const char *fmt, ...)
 {
+	unsigned long n = atomic_fetch_add(&d->guest_errors, 1) + 1;
 	va_list ap;
 
-	if (++d->guest_errors > VSOCK_GUEST_ERR_PRINT)
+	if (n > VSOCK_GUEST_ERR_PRINT)
 		return;
 	va_start(ap, fmt);
 	fputs("microvm: vsock: guest error: ", stderr);
 	vfprintf(stderr, fmt, ap);
-	fputs(d->guest_errors == VSOCK_GUEST_ERR_PRINT ? " (further errors not shown)\n" : "\n",
+	fputs(n == VSOCK_GUEST_ERR_PRINT ? " (further errors not shown)\n" : "\n",
 	      stderr);
 	va_end(ap);
 }
@@ -1115,12 +1117,7 @@ void vsock_dev_report(struct vsock_dev *d, const char *why)
 /** vsock_dev_guest_errors() - how many guest errors were seen (for tests and diagnostics) */
 unsigned long vsock_dev_guest_errors(struct vsock_dev *d)
 {
-	unsigned long n;
-
-	pthread_mutex_lock(&d->lock);
-	n = d->guest_errors;
-	pthread_mutex_unlock(&d->lock);
-	return n;
+	return atomic_load(&d->guest_errors);
 }
 
 /** vsock_dev_nconns() - connections in the table right now */

@@ -104,5 +104,8 @@ int vsock_virtio_bridge(struct vsock_virtio *v, const char *path);
 struct vsock_uds;
 struct vsock_uds *vsock_uds_new(struct vsock_dev *d, const char *path);
 void vsock_uds_free(struct vsock_uds *u);
+/* longest CONNECT line accepted, without "\r\n" ("CONNECT " + 10 digits fits) */
+#define VSOCK_UDS_LINE_MAX	62
+long vsock_uds_parse_connect(const char *line, size_t len);
 
 #endif

@@ -52,14 +52,43 @@ struct vsock_uds_client {
 };
 
 /**
+ * vsock_uds_parse_connect() - parse a Firecracker "CONNECT <port>" line
+ * @line:	the bytes a host program sent, without the '\n' (not NUL-terminated)
+ * @len:	their number
+ *
+ * Accepts "CONNECT " followed by 1-10 decimal digits of a value <= 0xffffffff, optionally
+ * followed by '\r'.  Anything else - other words, signs, spaces, NUL bytes, longer lines -
+ * is refused.  Pure: the fuzz target fuzz-vsock-uds drives it directly.
+ *
+ * Return: the port (0..0xffffffff), or -EPROTO.
+ */
+long vsock_uds_parse_connect(const char *line, size_t len)
+{
+	uint64_t port = 0;
+	size_t i;
+
+	if (len && line[len - 1] == '\r')
+		len--;
+	if (len < 9 || len > VSOCK_UDS_LINE_MAX || memcmp(line, "CONNECT ", 8))
+		return -EPROTO;
+	for (i = 8; i < len; i++) {
+		if (line[i] < '0' || line[i] > '9' || i - 8 >= 10)
+			return -EPROTO;
+		port = port * 10 + (uint64_t)(line[i] - '0');
+	}
+	if (port > 0xffffffffULL)
+		return -EPROTO;
+	return (long)port;
+}
+
+/**
  * vsock_uds_read_line() - read "CONNECT <port>\n" from @fd, one byte at a time
  * Return: the port, or -errno (-EPROTO for anything else, -ETIMEDOUT).
  */
 static long vsock_uds_read_line(int fd)
 {
-	char line[64], *end;
+	char line[VSOCK_UDS_LINE_MAX + 2];
 	size_t len = 0;
-	unsigned long port;
 
 	for (;;) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
@@ -72,19 +101,10 @@ static long vsock_uds_read_line(int fd)
 			return -EPROTO;
 		if (line[len] == '\n')
 			break;
-		if (++len == sizeof(line) - 1)
+		if (++len == sizeof(line))
 			return -EPROTO;
 	}
-	if (len && line[len - 1] == '\r')
-		len--;
-	line[len] = '\0';
-	if (strncmp(line, "CONNECT ", 8) || line[8] < '0' || line[8] > '9')
-		return -EPROTO;
-	errno = 0;
-	port = strtoul(line + 8, &end, 10);
-	if (errno || *end || port > 0xffffffffUL)
-		return -EPROTO;
-	return (long)port;
+	return vsock_uds_parse_connect(line, len);
 }
 
 /** vsock_uds_client_thread() - one host program's CONNECT handshake */

@@ -95,8 +95,8 @@ static void test_set_profile(void **state)
 static void test_content_limit(void **state)
 {
 	static const char pre[] = "{\"cmd\":\"vpn_set_profile\",\"name\":\"a\",\"content\":\"";
-	static char s[sizeof(pre) + AGENT_PROFILE_MAX + 4];
-	size_t p = sizeof(pre) - 1;
+	static char s[sizeof(pre) + 6 * AGENT_PROFILE_MAX + 4];
+	size_t p = sizeof(pre) - 1, i;
 	struct agent_req r;
 	char err[256];
 
@@ -104,8 +104,21 @@ static void test_content_limit(void **state)
 	memcpy(s, pre, p);
 	memset(s + p, 'x', AGENT_PROFILE_MAX + 1);
 	memcpy(s + p + AGENT_PROFILE_MAX + 1, "\"}", 3);
-	/* over the line limit (which also bounds the content) */
+	/* one byte over the content limit: a clear error, not the line limit */
 	assert_int_equal(parse(&r, s, err), -EINVAL);
+	assert_non_null(strstr(err, "profile content larger than 1 MiB"));
+	agent_req_free(&r);
+
+	/* exactly 1 MiB of control characters, each escaped as \u0001 (6 MiB line): accepted */
+	for (i = 0; i < AGENT_PROFILE_MAX; i++)
+		memcpy(s + p + 6 * i, "\\u0001", 6);
+	memcpy(s + p + 6 * (size_t)AGENT_PROFILE_MAX, "\"}", 3);
+	assert_true(strlen(s) > 6u * AGENT_PROFILE_MAX);
+	assert_true(strlen(s) <= AGENT_LINE_MAX);
+	assert_int_equal(parse(&r, s, err), 0);
+	assert_int_equal(r.content_len, AGENT_PROFILE_MAX);
+	assert_int_equal(r.content[0], 1);
+	assert_int_equal(r.content[AGENT_PROFILE_MAX - 1], 1);
 	agent_req_free(&r);
 }
 

@@ -746,6 +746,29 @@ static void test_uds_bridge(void **state)
 	unlink(path);
 }
 
+/* the Firecracker CONNECT line parser on its own (fuzz-vsock-uds drives it too) */
+static void test_uds_parse_connect(void **state)
+{
+	static const char *const bad[] = {
+		"", "CONNECT", "CONNECT ", "CONNECT x", "CONNECT -1", "CONNECT +5", "CONNECT  5",
+		"CONNECT 5 ", "connect 5", "CONNECT 4294967296", "CONNECT 00000000001",
+		"CONNECT 99999999999999999999", "CONNECT 5\r\r", "LISTEN 5",
+	};
+	size_t i;
+
+	(void)state;
+	assert_int_equal(vsock_uds_parse_connect("CONNECT 1025", 12), 1025);
+	assert_int_equal(vsock_uds_parse_connect("CONNECT 0\r", 10), 0);
+	assert_int_equal(vsock_uds_parse_connect("CONNECT 4294967295", 18), 4294967295L);
+	/* an embedded NUL is not the end of the line */
+	assert_int_equal(vsock_uds_parse_connect("CONNECT 5\0x", 11), -EPROTO);
+	/* only @len bytes count */
+	assert_int_equal(vsock_uds_parse_connect("CONNECT 52", 9), 5);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (vsock_uds_parse_connect(bad[i], strlen(bad[i])) != -EPROTO)
+			fail_msg("accepted '%s'", bad[i]);
+}
+
 static void test_bad_cid(void **state)
 {
 	(void)state;
@@ -775,6 +798,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_many_connections, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uds_bridge, setup, teardown),
 		cmocka_unit_test(test_bad_cid),
+		cmocka_unit_test(test_uds_parse_connect),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

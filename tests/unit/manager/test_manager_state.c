@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -98,6 +99,75 @@ static void test_malformed(void **state)
 	assert_int_equal(strlen(v.auth_url), sizeof(v.auth_url) - 1);
 }
 
+static void test_ok_reply(void **state)
+{
+	char err[64];
+
+	(void)state;
+	assert_int_equal(mvm_manager_parse_ok_reply("{\"status\":\"ok\"}", err, sizeof(err)), 0);
+	assert_int_equal(mvm_manager_parse_ok_reply(
+		"{\"status\":\"error\",\"error\":\"bad name\"}", err, sizeof(err)), -EPROTO);
+	assert_string_equal(err, "bad name");
+	assert_int_equal(mvm_manager_parse_ok_reply("{\"status\":\"error\"}", err, sizeof(err)),
+			 -EPROTO);
+	assert_string_equal(err, "request failed");
+	assert_int_equal(mvm_manager_parse_ok_reply("{}", NULL, 0), -EPROTO);
+	assert_int_equal(mvm_manager_parse_ok_reply("nope", err, sizeof(err)), -EPROTO);
+	assert_int_equal(mvm_manager_parse_ok_reply(NULL, err, sizeof(err)), -EPROTO);
+}
+
+static void test_profiles_reply(void **state)
+{
+	char **names = (char **)1, err[64];
+	size_t n = 7;
+
+	(void)state;
+	assert_int_equal(mvm_manager_parse_profiles_reply(
+		"{\"status\":\"ok\",\"profiles\":[\"a.ovpn\",5,null,\"b\",[\"c\"]]}",
+		&names, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(names[0], "a.ovpn");
+	assert_string_equal(names[1], "b");
+	assert_null(names[2]);
+	mvm_manager_free_list(names, n);
+	assert_int_equal(mvm_manager_parse_profiles_reply("{\"profiles\":[]}", &names, &n,
+							  err, sizeof(err)), 0);
+	assert_int_equal(n, 0);
+	mvm_manager_free_list(names, n);
+	assert_int_equal(mvm_manager_parse_profiles_reply(
+		"{\"status\":\"error\",\"error\":\"disk full\"}", &names, &n, err, sizeof(err)),
+		-EPROTO);
+	assert_string_equal(err, "disk full");
+	assert_null(names);
+	assert_int_equal(n, 0);
+	assert_int_equal(mvm_manager_parse_profiles_reply("{\"profiles\":\"a\"}", &names, &n,
+							  err, sizeof(err)), -EPROTO);
+	assert_string_equal(err, "no profile list in answer");
+	assert_int_equal(mvm_manager_parse_profiles_reply("[", &names, &n, NULL, 0), -EPROTO);
+}
+
+static void test_secret_reply(void **state)
+{
+	char secret[65], json[128];
+	const char *hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+	(void)state;
+	snprintf(json, sizeof(json), "{\"status\":\"ok\",\"auth_secret\":\"%s\"}", hex);
+	assert_int_equal(mvm_manager_parse_secret_reply(json, secret), 0);
+	assert_string_equal(secret, hex);
+	/* uppercase, short, long, non-hex, wrong type: refused */
+	snprintf(json, sizeof(json), "{\"auth_secret\":\"%.63sA\"}", hex);
+	assert_int_equal(mvm_manager_parse_secret_reply(json, secret), -EPROTO);
+	snprintf(json, sizeof(json), "{\"auth_secret\":\"%.63s\"}", hex);
+	assert_int_equal(mvm_manager_parse_secret_reply(json, secret), -EPROTO);
+	snprintf(json, sizeof(json), "{\"auth_secret\":\"%s0\"}", hex);
+	assert_int_equal(mvm_manager_parse_secret_reply(json, secret), -EPROTO);
+	snprintf(json, sizeof(json), "{\"auth_secret\":\"%.63sg\"}", hex);
+	assert_int_equal(mvm_manager_parse_secret_reply(json, secret), -EPROTO);
+	assert_int_equal(mvm_manager_parse_secret_reply("{\"auth_secret\":1}", secret), -EPROTO);
+	assert_int_equal(mvm_manager_parse_secret_reply("", secret), -EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -105,6 +175,9 @@ int main(void)
 		cmocka_unit_test(test_webauth),
 		cmocka_unit_test(test_states),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_ok_reply),
+		cmocka_unit_test(test_profiles_reply),
+		cmocka_unit_test(test_secret_reply),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -239,9 +239,11 @@ static mvm_vm *box_new(const char *rootfs, const char *const *argv, bool net,
 	memset(con, 0, sizeof(*con));
 	pthread_mutex_init(&con->lock, NULL);
 	assert_true(mvm_console_subscribe(vm, console_cb, con) >= 0);
-	if (mvm_vm_start(vm))
+	/* Not the state: a short box program may already have finished by now. */
+	if (mvm_vm_start(vm)) {
 		fprintf(stderr, "start: %s\n", mvm_last_error());
-	assert_int_equal(mvm_vm_state(vm), MVM_STATE_RUNNING);
+		fail();
+	}
 	return vm;
 }
 

@@ -32,6 +32,8 @@ enum srv_mode {
 	SRV_NO_NEWLINE,		/* read a line, answer "partial" and close */
 	SRV_SILENT,		/* read a line, never answer until the client goes away */
 	SRV_CLOSE,		/* read the request, close without answering */
+	SRV_AT_CAP,		/* answer exactly MVM_VSOCK_MAX_RESPONSE bytes + '\n' */
+	SRV_OVER_CAP,		/* answer MVM_VSOCK_MAX_RESPONSE + 1 bytes + '\n' */
 };
 
 #define BIG_LEN (3u * 1024 * 1024 + 17)
@@ -82,6 +84,23 @@ static void read_line(int fd, char *buf, size_t cap)
 	buf[len] = '\0';
 }
 
+/** write_filler() - @n bytes of 'x' then '\n', in chunks (stops when the peer goes away) */
+static void write_filler(int fd, size_t n)
+{
+	static char chunk[65536];
+
+	memset(chunk, 'x', sizeof(chunk));
+	while (n) {
+		size_t k = n < sizeof(chunk) ? n : sizeof(chunk);
+		ssize_t w = send(fd, chunk, k, MSG_NOSIGNAL);
+
+		if (w <= 0)
+			return;
+		n -= (size_t)w;
+	}
+	write_all(fd, "\n", 1);
+}
+
 static void *srv_thread(void *arg)
 {
 	struct srv *s = arg;
@@ -108,6 +127,12 @@ static void *srv_thread(void *arg)
 			;
 		break;
 	case SRV_CLOSE:
+		break;
+	case SRV_AT_CAP:
+		write_filler(c, MVM_VSOCK_MAX_RESPONSE);
+		break;
+	case SRV_OVER_CAP:
+		write_filler(c, (size_t)MVM_VSOCK_MAX_RESPONSE + 1);
 		break;
 	}
 	close(c);
@@ -148,6 +173,31 @@ static void test_long_response(void **state)
 		if (resp[i] != (char)('a' + i % 26))
 			fail_msg("byte %zu differs", i);
 	free(resp);
+	mvm_vsock_free(vs);
+}
+
+/* a guest answer is capped: MVM_VSOCK_MAX_RESPONSE bytes pass, one more is -EMSGSIZE */
+static void test_response_cap(void **state)
+{
+	mvm_vsock *vs = mvm_vsock_new_tcp(NULL);
+	struct srv s;
+	char *resp = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_non_null(vs);
+	srv_start(&s, SRV_AT_CAP);
+	assert_int_equal(mvm_vsock_request(vs, s.port, "x", 1, &resp, &len, 20000), 0);
+	srv_stop(&s);
+	assert_int_equal(len, MVM_VSOCK_MAX_RESPONSE);
+	free(resp);
+	resp = NULL;
+
+	srv_start(&s, SRV_OVER_CAP);
+	assert_int_equal(mvm_vsock_request(vs, s.port, "x", 1, &resp, &len, 20000), -EMSGSIZE);
+	srv_stop(&s);
+	assert_null(resp);
+	assert_non_null(strstr(mvm_last_error(), "exceeds"));
 	mvm_vsock_free(vs);
 }
 
@@ -450,6 +500,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_long_response),
+		cmocka_unit_test(test_response_cap),
 		cmocka_unit_test(test_request_keeps_given_newline),
 		cmocka_unit_test(test_eof_before_any_byte),
 		cmocka_unit_test(test_refused),
