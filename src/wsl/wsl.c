@@ -190,27 +190,46 @@ static int wsl_run(const char *const *argv, char *buf, size_t size, size_t *len,
 		   DWORD *status, DWORD timeout_ms)
 {
 	HANDLE proc, out;
-	DWORD n;
+	DWORD waited = 0;
 	int rc;
 
 	*len = 0;
 	rc = wsl_spawn(argv, &proc, &out, NULL);
 	if (rc)
 		return rc;
-	/* read until EOF: the output of these commands is small, never fills the pipe early */
+	/*
+	 * Read while it runs (a full pipe would block the child) without blocking in ReadFile:
+	 * a hung wsl.exe must not hang us past @timeout_ms.
+	 */
 	for (;;) {
 		char tmp[512];
+		DWORD avail = 0, n = 0;
 
-		if (!ReadFile(out, tmp, sizeof(tmp), &n, NULL) || n == 0)
+		if (!PeekNamedPipe(out, NULL, 0, NULL, &avail, NULL))
+			break;	/* broken pipe: every writer is gone */
+		if (avail) {
+			if (!ReadFile(out, tmp, avail < sizeof(tmp) ? avail : sizeof(tmp), &n, NULL))
+				break;
+			if (n > size - 1 - *len)
+				n = (DWORD)(size - 1 - *len);
+			memcpy(buf + *len, tmp, n);
+			*len += n;
+			continue;
+		}
+		if (waited >= timeout_ms)
 			break;
-		if (n > size - 1 - *len)
-			n = (DWORD)(size - 1 - *len);
-		memcpy(buf + *len, tmp, n);
-		*len += n;
+		if (WaitForSingleObject(proc, 20) == WAIT_OBJECT_0) {
+			/* exited: drain what is still in the pipe, then stop */
+			if (PeekNamedPipe(out, NULL, 0, NULL, &avail, NULL) && avail)
+				continue;
+			break;
+		}
+		waited += 20;
 	}
 	buf[*len] = '\0';
 	CloseHandle(out);
-	if (WaitForSingleObject(proc, timeout_ms) != WAIT_OBJECT_0) {
+	if (WaitForSingleObject(proc, waited < timeout_ms ? timeout_ms - waited : 0) !=
+	    WAIT_OBJECT_0) {
 		TerminateProcess(proc, 1);
 		CloseHandle(proc);
 		return mvm_set_error(-ETIMEDOUT, "WSL2: %s %s did not finish in %lu s", argv[0],

@@ -150,6 +150,30 @@ static void test_not_imported_no_rootfs(void)
 	mvm_vm_destroy(vm);
 }
 
+/* the rootfs vanished between create and start: wsl --import fails, start says so */
+static void test_import_fails(void)
+{
+	struct mvm_config cfg;
+	char gone[MAX_PATH + 8];
+	mvm_vm *vm;
+
+	setenv_win("MICROVM_WSL_EXE", fake_exe);
+	mvm_config_init(&cfg);
+	cfg.backend = MVM_BACKEND_WSL;
+	cfg.rootfs_path = rootfs;
+	vm = mvm_vm_create(&cfg);
+	CHECK(vm != NULL);
+	if (!vm)
+		return;
+	snprintf(gone, sizeof(gone), "%s.away", rootfs);
+	CHECK(MoveFileA(rootfs, gone));
+	CHECK(mvm_vm_start(vm) == -EIO);
+	CHECK(strstr(mvm_last_error(), "--import microvm` failed with status 1") != NULL);
+	CHECK(slurp("imported") == NULL);
+	CHECK(MoveFileA(gone, rootfs));
+	mvm_vm_destroy(vm);
+}
+
 /* import on first start, agent up, vsock request, graceful stop via "shutdown" */
 static void test_import_run_stop(void)
 {
@@ -269,6 +293,7 @@ int main(void)
 		{ "wsl_no_wsl", test_no_wsl },
 		{ "wsl_bad_rootfs", test_bad_rootfs },
 		{ "wsl_not_imported_no_rootfs", test_not_imported_no_rootfs },
+		{ "wsl_import_fails", test_import_fails },
 		{ "wsl_import_run_stop", test_import_run_stop },
 		{ "wsl_reuse_and_kill", test_reuse_and_kill },
 	};
