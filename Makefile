@@ -7,6 +7,7 @@
 #   make kernel   build (or fetch from cache) the guest kernel
 #   make image    build (or fetch from cache) the guest initramfs and rootfs
 #   make integration   pytest integration tests (root and /dev/kvm tests say when skipped)
+#   make windows  cross-build libmicrovm for Windows (mingw-w64) and run its tests under Wine
 #   make check    all of the above
 #   make demo     the VPN appliance end to end
 #   make bench    the benchmarks (figures go into docs/performance.md)
@@ -14,11 +15,12 @@
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
+BUILD_WIN  ?= build-win
 PYTHON     ?= /usr/bin/python3
 FUZZ_SECONDS ?= 20
 export MICROVM_BUILD := $(abspath $(BUILD))
 
-.PHONY: all deps build unit asan fuzz kernel image integration check demo bench clean
+.PHONY: all deps build unit asan fuzz windows kernel image integration check demo bench clean
 
 all: build
 
@@ -49,6 +51,13 @@ fuzz: deps $(BUILD_FUZZ)/build.ninja
 	ninja -C $(BUILD_FUZZ)
 	sh scripts/run-fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
 
+$(BUILD_WIN)/build.ninja:
+	meson setup $(BUILD_WIN) --cross-file cross/x86_64-w64-mingw32.txt
+
+windows: deps $(BUILD_WIN)/build.ninja
+	ninja -C $(BUILD_WIN)
+	sh scripts/test-windows.sh $(BUILD_WIN)
+
 kernel: deps
 	sh guest/kernel/build.sh
 
@@ -58,7 +67,7 @@ image: build
 integration: build kernel image
 	$(PYTHON) -m pytest -v -rs tests/integration
 
-check: build unit asan fuzz integration
+check: build unit asan fuzz windows integration
 
 demo: build
 	sh scripts/demo.sh
@@ -67,4 +76,4 @@ bench: build
 	sh bench/run-all.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(BUILD_WIN)

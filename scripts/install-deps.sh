@@ -15,6 +15,7 @@ microsocks qemu-system-x86 busybox-static cpio gzip xz-utils file
 linux-source-6.1 bc bison flex libelf-dev libssl-dev kmod
 hyperfine time procps psmisc util-linux
 mingw-w64
+wine64
 "
 
 missing=""

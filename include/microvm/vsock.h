@@ -88,6 +88,13 @@ void mvm_vsock_free(mvm_vsock *vs);
 int mvm_vsock_connect(mvm_vsock *vs, uint32_t port, int timeout_ms);
 
 /**
+ * mvm_vsock_close_stream() - close a stream from mvm_vsock_connect() or an accept callback
+ * (close() on POSIX; on Windows the int holds a Winsock SOCKET and needs closesocket())
+ * @fd:		the stream; negative values are ignored
+ */
+void mvm_vsock_close_stream(int fd);
+
+/**
  * MVM_VSOCK_MAX_RESPONSE - longest response mvm_vsock_request() accepts (16 MiB)
  *
  * The response comes from the guest, so its size is capped: a longer line (counted without

@@ -34,12 +34,18 @@
 extern const struct mvm_backend_ops mvm_kvm_backend;
 extern const struct mvm_backend_ops mvm_nsbox_backend;
 #endif
+#ifdef _WIN32
+extern const struct mvm_backend_ops mvm_wsl_backend;
+#endif
 
 /* Preference order for MVM_BACKEND_AUTO.  A new backend: declare it above, add one line. */
 static const struct mvm_backend_ops *const mvm_backends[] = {
 #ifdef __linux__
 	&mvm_kvm_backend,
 	&mvm_nsbox_backend,
+#endif
+#ifdef _WIN32
+	&mvm_wsl_backend,	/* AUTO on Windows: WSL2 */
 #endif
 	NULL,
 };

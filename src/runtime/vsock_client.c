@@ -18,18 +18,17 @@
  *   -EADDRINUSE whatever the transport, and mvm_vsock_free() stops every listener.
  *
  * Streams are plain file descriptors owned by the caller; freeing the client does not close
- * them.
+ * them.  On Windows they are Winsock SOCKETs (close them with mvm_vsock_close_stream());
+ * compat.h hides the differences.
  */
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "microvm/vsock.h"
+#include "runtime/compat.h"
 #include "runtime/error.h"
 #include "runtime/vsock_client.h"
 
@@ -76,6 +75,12 @@ void mvm_vsock_free(mvm_vsock *vs)
 	pthread_mutex_destroy(&vs->lock);
 	free(vs->ports);
 	free(vs);
+}
+
+void mvm_vsock_close_stream(int fd)
+{
+	if (fd >= 0)
+		mvm_sock_close(fd);
 }
 
 int mvm_vsock_connect(mvm_vsock *vs, uint32_t port, int timeout_ms)
@@ -127,23 +132,16 @@ int64_t vsock_now_ms(void)
 }
 
 /**
- * vsock_wait() - poll @fd for @events until @deadline
+ * vsock_wait() - wait until @fd is readable (or writable: @want_write) or @deadline
  * Return: 0 when ready, -ETIMEDOUT, or -errno.
  */
-static int vsock_wait(int fd, short events, int64_t deadline)
+static int vsock_wait(int fd, int want_write, int64_t deadline)
 {
-	struct pollfd pfd = { .fd = fd, .events = events };
-	int rc;
+	int rc = mvm_sock_wait(fd, want_write, vsock_deadline_left(deadline));
 
-	for (;;) {
-		rc = poll(&pfd, 1, vsock_deadline_left(deadline));
-		if (rc > 0)
-			return 0;
-		if (rc == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -errno;
-	}
+	if (rc > 0)
+		return 0;
+	return rc == 0 ? -ETIMEDOUT : rc;
 }
 
 /**
@@ -156,14 +154,15 @@ static int vsock_write_all(int fd, const char *buf, size_t len, int64_t deadline
 	int rc;
 
 	while (len) {
-		rc = vsock_wait(fd, POLLOUT, deadline);
+		rc = vsock_wait(fd, 1, deadline);
 		if (rc)
 			return rc;
-		n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = send(fd, buf, len, MVM_MSG_NOSIGNAL | MVM_MSG_DONTWAIT);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
+			rc = mvm_sock_errno();
+			if (rc == EAGAIN || rc == EINTR)
 				continue;
-			return -errno;
+			return -rc;
 		}
 		buf += n;
 		len -= (size_t)n;
@@ -205,14 +204,15 @@ static int vsock_read_line(int fd, char **out, size_t *out_len, int64_t deadline
 			buf = nb;
 			cap = ncap;
 		}
-		rc = vsock_wait(fd, POLLIN, deadline);
+		rc = vsock_wait(fd, 0, deadline);
 		if (rc)
 			goto err;
-		n = recv(fd, buf + len, cap - len - 1, MSG_DONTWAIT);
+		n = recv(fd, buf + len, cap - len - 1, MVM_MSG_DONTWAIT);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
+			rc = mvm_sock_errno();
+			if (rc == EAGAIN || rc == EINTR)
 				continue;
-			rc = -errno;
+			rc = -rc;
 			goto err;
 		}
 		if (n == 0) {
@@ -266,7 +266,7 @@ int mvm_vsock_request(mvm_vsock *vs, uint32_t port, const void *req, size_t req_
 	if (!rc && resp_len)
 		*resp_len = len;
 out:
-	close(fd);
+	mvm_sock_close(fd);
 	switch (rc) {
 	case 0:
 		return 0;

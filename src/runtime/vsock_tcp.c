@@ -16,32 +16,39 @@
  * it was created in, so the caller then connects or binds it from its own thread.
  *
  * listen: one thread per listening port accepts on host:port (in the namespace, if any) and
- * hands every accepted stream to the callback.  An eventfd wakes it for unlisten.
+ * hands every accepted stream to the callback.  An eventfd wakes it for unlisten; Windows has
+ * no eventfd, so there the thread waits at most VSOCK_TCP_TICK_MS and checks a stop flag.
+ *
+ * Windows (WSL2 backend): the same code over Winsock2 through compat.h; there are no network
+ * namespaces, so mvm_vsock_new_tcp_netns() fails with -EOPNOTSUPP.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#ifndef _WIN32
+#include <sched.h>
+#include <sys/eventfd.h>
+#endif
+
 #include "microvm/vsock.h"
+#include "runtime/compat.h"
 #include "runtime/error.h"
+
+#ifdef _WIN32
+#define VSOCK_TCP_TICK_MS 100	/* how long unlisten may wait for the accept thread */
+#endif
 
 struct vsock_tcp_listener {
 	struct vsock_tcp_listener *next;
 	struct vsock_tcp *tcp;
 	uint32_t port;
 	int fd;			/* listening socket */
-	int wake;		/* eventfd: stop */
+	int wake;		/* eventfd: stop (POSIX) */
+	volatile int stop;	/* stop flag (Windows) */
 	mvm_vsock_accept_cb cb;
 	void *opaque;
 	pthread_t thread;
@@ -66,13 +73,15 @@ static void *vsock_tcp_netns_thread(void *arg)
 {
 	struct vsock_tcp_sock_req *r = arg;
 
+#ifdef _WIN32
+	r->fd = -EOPNOTSUPP;	/* never reached: no namespaces, netns_fd stays -1 */
+#else
 	if (setns(r->netns_fd, CLONE_NEWNET)) {
 		r->fd = -errno;
 		return NULL;
 	}
-	r->fd = socket(r->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (r->fd < 0)
-		r->fd = -errno;
+	r->fd = mvm_sock_stream(r->family);
+#endif
 	return NULL;
 }
 
@@ -88,10 +97,8 @@ static int vsock_tcp_socket(struct vsock_tcp *tcp)
 	pthread_t t;
 	int rc;
 
-	if (tcp->netns_fd < 0) {
-		rc = socket(r.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		return rc < 0 ? -errno : rc;
-	}
+	if (tcp->netns_fd < 0)
+		return mvm_sock_stream(r.family);
 	rc = pthread_create(&t, NULL, vsock_tcp_netns_thread, &r);
 	if (rc)
 		return -rc;
@@ -118,46 +125,67 @@ static int vsock_tcp_connect(void *ctx, uint32_t port, int timeout_ms)
 {
 	struct vsock_tcp *tcp = ctx;
 	struct sockaddr_storage ss;
-	struct pollfd pfd;
-	socklen_t len = sizeof(int);
-	int fd, rc, err = 0, one = 1;
+	int fd, rc, err, one = 1;
 
 	if (port == 0 || port > 65535)
 		return -EINVAL;
 	fd = vsock_tcp_socket(tcp);
 	if (fd < 0)
 		return fd;
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	mvm_sock_nonblock(fd, 1);
 	vsock_tcp_addr(tcp, port, &ss);
-	if (connect(fd, (struct sockaddr *)&ss, tcp->addr_len) && errno != EINPROGRESS) {
-		rc = -errno;
-		goto err;
+	if (connect(fd, (struct sockaddr *)&ss, tcp->addr_len)) {
+		err = mvm_sock_errno();
+		/* Winsock says EWOULDBLOCK where POSIX says EINPROGRESS */
+		if (err != EINPROGRESS && err != EAGAIN) {
+			rc = -err;
+			goto err;
+		}
 	}
-	pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
-	do
-		rc = poll(&pfd, 1, timeout_ms);
-	while (rc < 0 && errno == EINTR);
+	rc = mvm_sock_wait(fd, 1, timeout_ms);
 	if (rc == 0) {
 		rc = -ETIMEDOUT;
 		goto err;
 	}
-	if (rc < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)) {
-		rc = -errno;
+	if (rc < 0)
 		goto err;
-	}
+	err = mvm_sock_so_error(fd);
 	if (err) {
 		rc = -err;
 		goto err;
 	}
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	mvm_sock_nonblock(fd, 0);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (const void *)&one, sizeof(one));
 	return fd;
 err:
-	close(fd);
+	mvm_sock_close(fd);
 	return rc;
 }
 
 /** vsock_tcp_accept_thread() - accept on one port until woken by unlisten. */
+#ifdef _WIN32
+static void *vsock_tcp_accept_thread(void *arg)
+{
+	struct vsock_tcp_listener *l = arg;
+	SOCKET s;
+	int rc;
+
+	while (!l->stop) {
+		rc = mvm_sock_wait(l->fd, 0, VSOCK_TCP_TICK_MS);
+		if (rc < 0 && rc != -EINTR)
+			break;
+		if (rc <= 0 || l->stop)
+			continue;
+		s = accept((SOCKET)l->fd, NULL, NULL);
+		if (s == INVALID_SOCKET)
+			continue;	/* WSAEWOULDBLOCK, WSAECONNRESET: keep serving */
+		SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0);
+		mvm_sock_nonblock((int)s, 0);	/* accepted sockets inherit non-blocking mode */
+		l->cb(l->opaque, l->port, (int)s);
+	}
+	return NULL;
+}
+#else
 static void *vsock_tcp_accept_thread(void *arg)
 {
 	struct vsock_tcp_listener *l = arg;
@@ -184,6 +212,7 @@ static void *vsock_tcp_accept_thread(void *arg)
 	}
 	return NULL;
 }
+#endif
 
 /**
  * vsock_tcp_listen() - &mvm_vsock_transport.listen: accept on host:@port
@@ -205,23 +234,32 @@ static int vsock_tcp_listen(void *ctx, uint32_t port, mvm_vsock_accept_cb cb, vo
 	l->port = port;
 	l->cb = cb;
 	l->opaque = opaque;
+#ifdef _WIN32
+	l->wake = -1;
+#else
 	l->wake = eventfd(0, EFD_CLOEXEC);
 	if (l->wake < 0) {
 		rc = -errno;
 		goto err_free;
 	}
+#endif
 	l->fd = vsock_tcp_socket(tcp);
 	if (l->fd < 0) {
 		rc = l->fd;
 		goto err_wake;
 	}
+#ifdef _WIN32
+	/* SO_REUSEADDR on Windows would let another process steal the port: the opposite */
+	setsockopt(l->fd, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&one, sizeof(one));
+#else
 	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+#endif
 	vsock_tcp_addr(tcp, port, &ss);
 	if (bind(l->fd, (struct sockaddr *)&ss, tcp->addr_len) || listen(l->fd, 128)) {
-		rc = -errno;
+		rc = -mvm_sock_errno();
 		goto err_fd;
 	}
-	fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK);
+	mvm_sock_nonblock(l->fd, 1);
 	rc = pthread_create(&l->thread, NULL, vsock_tcp_accept_thread, l);
 	if (rc) {
 		rc = -rc;
@@ -233,10 +271,13 @@ static int vsock_tcp_listen(void *ctx, uint32_t port, mvm_vsock_accept_cb cb, vo
 	pthread_mutex_unlock(&tcp->lock);
 	return 0;
 err_fd:
-	close(l->fd);
+	mvm_sock_close(l->fd);
 err_wake:
-	close(l->wake);
+	if (l->wake >= 0)
+		close(l->wake);
+#ifndef _WIN32
 err_free:
+#endif
 	free(l);
 	return rc;
 }
@@ -244,13 +285,18 @@ err_free:
 /** vsock_tcp_stop() - stop and free one listener (not linked any more). */
 static void vsock_tcp_stop(struct vsock_tcp_listener *l)
 {
+#ifdef _WIN32
+	l->stop = 1;
+#else
 	uint64_t one = 1;
 
 	/* an eventfd write of 1 cannot fail short of overflow */
 	(void)!write(l->wake, &one, sizeof(one));
+#endif
 	pthread_join(l->thread, NULL);
-	close(l->fd);
-	close(l->wake);
+	mvm_sock_close(l->fd);
+	if (l->wake >= 0)
+		close(l->wake);
 	free(l);
 }
 
@@ -314,6 +360,10 @@ static mvm_vsock *vsock_tcp_new(const char *netns_path, const char *host)
 	}
 	tcp->netns_fd = -1;
 	pthread_mutex_init(&tcp->lock, NULL);
+	if (mvm_sock_init()) {
+		mvm_set_error(-EIO, "vsock: cannot start Winsock (WSAStartup failed)");
+		goto err;
+	}
 	if (!host)
 		host = "127.0.0.1";
 	rc = getaddrinfo(host, NULL, &hints, &ai);
@@ -325,6 +375,7 @@ static mvm_vsock *vsock_tcp_new(const char *netns_path, const char *host)
 	memcpy(&tcp->addr, ai->ai_addr, ai->ai_addrlen);
 	tcp->addr_len = ai->ai_addrlen;
 	freeaddrinfo(ai);
+#ifndef _WIN32
 	if (netns_path) {
 		tcp->netns_fd = open(netns_path, O_RDONLY | O_CLOEXEC);
 		if (tcp->netns_fd < 0) {
@@ -338,8 +389,9 @@ static mvm_vsock *vsock_tcp_new(const char *netns_path, const char *host)
 				      netns_path, strerror(-rc));
 			goto err;
 		}
-		close(rc);
+		mvm_sock_close(rc);
 	}
+#endif
 	vs = mvm_vsock_new(&vsock_tcp_ops, tcp);
 	if (!vs)
 		goto err;
@@ -360,5 +412,10 @@ mvm_vsock *mvm_vsock_new_tcp_netns(const char *netns_path, const char *host)
 		mvm_set_error(-EINVAL, "vsock: no network namespace given");
 		return NULL;
 	}
+#ifdef _WIN32
+	mvm_set_error(-EOPNOTSUPP, "vsock: network namespaces (%s) exist only on Linux; "
+		      "use mvm_vsock_new_tcp() on Windows", netns_path);
+	return NULL;
+#endif
 	return vsock_tcp_new(netns_path, host);
 }

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/* test_wsl_cmd.c - wsl.exe command lines and `wsl --list --quiet` parsing. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "wsl/wsl_cmd.h"
+
+static void check_quote(const char *arg, const char *want)
+{
+	char out[256];
+
+	assert_int_equal(wsl_quote_arg(out, sizeof(out), arg), (int)strlen(want));
+	assert_string_equal(out, want);
+}
+
+/* CommandLineToArgvW rules, cases from Microsoft's "Parsing C command-line arguments" */
+static void test_quote_rules(void **state)
+{
+	(void)state;
+	check_quote("microvm", "microvm");
+	check_quote("", "\"\"");
+	check_quote("a b", "\"a b\"");
+	check_quote("C:\\Users\\A B\\", "\"C:\\Users\\A B\\\\\"");
+	check_quote("C:\\dir\\", "C:\\dir\\");	/* no blank: untouched */
+	check_quote("say \"hi\"", "\"say \\\"hi\\\"\"");
+	check_quote("a\\\"b", "\"a\\\\\\\"b\"");	/* a\"b -> "a\\\"b" */
+	check_quote("a\\\\b c", "\"a\\\\b c\"");	/* backslashes not before a quote: as is */
+	check_quote("tab\there", "\"tab\there\"");
+}
+
+static void test_quote_too_long(void **state)
+{
+	char out[6];
+
+	(void)state;
+	assert_int_equal(wsl_quote_arg(out, sizeof(out), "abcde"), 5);
+	assert_int_equal(wsl_quote_arg(out, sizeof(out), "abcdef"), -ENAMETOOLONG);
+	assert_string_equal(out, "");
+	assert_int_equal(wsl_quote_arg(out, sizeof(out), "a b c"), -ENAMETOOLONG);
+	assert_int_equal(wsl_quote_arg(out, 0, "a"), -ENAMETOOLONG);
+}
+
+static void test_cmdline_import(void **state)
+{
+	const char *argv[] = {
+		"C:\\Windows\\System32\\wsl.exe", "--import", WSL_DISTRO,
+		"C:\\Users\\Jane Doe\\AppData\\Local\\microvm\\wsl\\", "D:\\img\\rootfs.tar.gz",
+		"--version", "2", NULL,
+	};
+	char out[512];
+	const char *want = "C:\\Windows\\System32\\wsl.exe --import microvm "
+			   "\"C:\\Users\\Jane Doe\\AppData\\Local\\microvm\\wsl\\\\\" "
+			   "D:\\img\\rootfs.tar.gz --version 2";
+
+	(void)state;
+	assert_int_equal(wsl_cmdline(out, sizeof(out), argv), (int)strlen(want));
+	assert_string_equal(out, want);
+}
+
+static void test_cmdline_run_and_errors(void **state)
+{
+	const char *argv[] = {
+		"wsl.exe", "-d", WSL_DISTRO, "--", "/usr/bin/microvm-agent", "--transport", "tcp",
+		"--listen", "0.0.0.0", NULL,
+	};
+	const char *empty[] = { NULL };
+	char out[128], small[20];
+
+	(void)state;
+	assert_true(wsl_cmdline(out, sizeof(out), argv) > 0);
+	assert_string_equal(out, "wsl.exe -d microvm -- /usr/bin/microvm-agent --transport tcp "
+				 "--listen 0.0.0.0");
+	assert_int_equal(wsl_cmdline(small, sizeof(small), argv), -ENAMETOOLONG);
+	assert_string_equal(small, "");
+	assert_int_equal(wsl_cmdline(out, sizeof(out), empty), -EINVAL);
+	assert_int_equal(wsl_cmdline(out, sizeof(out), NULL), -EINVAL);
+}
+
+/* u16() - @s as UTF-16LE (ASCII only), optionally with a BOM; Return: bytes */
+static size_t u16(unsigned char *out, const char *s, int bom)
+{
+	size_t n = 0;
+
+	if (bom) {
+		out[n++] = 0xff;
+		out[n++] = 0xfe;
+	}
+	for (; *s; s++) {
+		out[n++] = (unsigned char)*s;
+		out[n++] = 0;
+	}
+	return n;
+}
+
+static void test_list_utf16(void **state)
+{
+	unsigned char buf[512];
+	size_t n;
+
+	(void)state;
+	n = u16(buf, "Ubuntu\r\nmicrovm\r\nDebian\r\n", 0);
+	assert_int_equal(wsl_list_has(buf, n, "microvm"), 1);
+	assert_int_equal(wsl_list_has(buf, n, "MicroVM"), 1);	/* WSL: case-insensitive */
+	assert_int_equal(wsl_list_has(buf, n, "micro"), 0);
+	assert_int_equal(wsl_list_has(buf, n, "Alpine"), 0);
+	n = u16(buf, "microvm", 1);	/* BOM, no newline at the end */
+	assert_int_equal(wsl_list_has(buf, n, "microvm"), 1);
+	n = u16(buf, "microvm-rs\r\nxmicrovm\r\n", 1);
+	assert_int_equal(wsl_list_has(buf, n, "microvm"), 0);
+	n = u16(buf, "  microvm \r\n", 0);
+	assert_int_equal(wsl_list_has(buf, n, "microvm"), 1);
+	/* odd trailing byte (truncated read) is ignored */
+	n = u16(buf, "Ubuntu\r\nmicrovm\r\n", 0);
+	buf[n] = 'x';
+	assert_int_equal(wsl_list_has(buf, n + 1, "microvm"), 1);
+}
+
+static void test_list_none_and_garbage(void **state)
+{
+	unsigned char buf[512];
+	size_t n;
+
+	(void)state;
+	n = u16(buf, "Windows Subsystem for Linux has no installed distributions.\r\n"
+		"Distributions can be installed by visiting the Microsoft Store:\r\n", 1);
+	assert_int_equal(wsl_list_has(buf, n, "microvm"), 0);
+	assert_int_equal(wsl_list_has(buf, 0, "microvm"), 0);
+	assert_int_equal(wsl_list_has(NULL, 10, "microvm"), 0);
+	assert_int_equal(wsl_list_has(buf, n, ""), 0);
+	/* a non-ASCII unit where a letter should be: no match, no crash */
+	n = u16(buf, "microvm\r\n", 0);
+	buf[1] = 0x01;	/* 'm' becomes U+016D */
+	assert_int_equal(wsl_list_has(buf, n, "microvm"), 0);
+	memset(buf, 0xff, sizeof(buf));
+	assert_int_equal(wsl_list_has(buf, sizeof(buf), "microvm"), 0);
+}
+
+static void test_list_utf8(void **state)
+{
+	const char *s = "Ubuntu\nmicrovm\n";
+	const char *bom = "\xef\xbb\xbfmicrovm\r\n";
+
+	(void)state;
+	/* WSL_UTF8=1 makes wsl.exe print UTF-8 */
+	assert_int_equal(wsl_list_has(s, strlen(s), "microvm"), 1);
+	assert_int_equal(wsl_list_has(bom, strlen(bom), "microvm"), 1);
+	assert_int_equal(wsl_list_has(s, strlen(s), "Debian"), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_quote_rules),
+		cmocka_unit_test(test_quote_too_long),
+		cmocka_unit_test(test_cmdline_import),
+		cmocka_unit_test(test_cmdline_run_and_errors),
+		cmocka_unit_test(test_list_utf16),
+		cmocka_unit_test(test_list_none_and_garbage),
+		cmocka_unit_test(test_list_utf8),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_win_vsock.c - the TCP vsock client built for Windows, run under Wine (make windows).
+ *
+ * No cmocka for mingw in Debian, so a minimal CHECK() harness: each case prints
+ * "ok NAME" or "FAIL NAME: ...", and the last line is "windows: N passed, N failed".
+ * The peer is a plain Winsock server on 127.0.0.1 in a thread of this process.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "microvm/error.h"
+#include "microvm/vsock.h"
+#include "runtime/compat.h"
+#include "runtime/error.h"
+
+static int failed_checks;
+
+#define CHECK(cond)                                                                   \
+	do {                                                                          \
+		if (!(cond)) {                                                        \
+			printf("  %s:%d: CHECK(%s) failed (last error: %s)\n", __FILE__, \
+			       __LINE__, #cond, mvm_last_error());                    \
+			failed_checks++;                                              \
+		}                                                                     \
+	} while (0)
+
+enum peer_mode { PEER_ECHO, PEER_SILENT_CLOSE, PEER_HANG, PEER_BIG };
+
+struct peer {
+	SOCKET ls;
+	int port;
+	enum peer_mode mode;
+	pthread_t thread;
+	char got[256];
+};
+
+/* peer_thread() - accept one connection and behave as @mode says. */
+static void *peer_thread(void *arg)
+{
+	struct peer *p = arg;
+	SOCKET c = accept(p->ls, NULL, NULL);
+	size_t len = 0;
+	int n;
+
+	if (c == INVALID_SOCKET)
+		return NULL;
+	while (len < sizeof(p->got) - 1) {
+		n = recv(c, p->got + len, 1, 0);
+		if (n <= 0 || p->got[len] == '\n')
+			break;
+		len++;
+	}
+	p->got[len] = '\0';
+	if (p->mode == PEER_ECHO) {
+		char reply[300];
+
+		snprintf(reply, sizeof(reply), "{\"echo\":\"%s\"}\n", p->got);
+		send(c, reply, (int)strlen(reply), 0);
+	} else if (p->mode == PEER_BIG) {
+		static char big[20001];
+
+		memset(big, 'x', sizeof(big) - 1);
+		big[sizeof(big) - 2] = '\n';
+		send(c, big, (int)sizeof(big) - 1, 0);
+	} else if (p->mode == PEER_HANG) {
+		Sleep(1500);
+	}
+	closesocket(c);
+	return NULL;
+}
+
+/* peer_start() - listen on an ephemeral loopback port and serve one connection. */
+static int peer_start(struct peer *p, enum peer_mode mode)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int len = sizeof(sa);
+
+	memset(p, 0, sizeof(*p));
+	p->mode = mode;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	p->ls = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+	if (p->ls == INVALID_SOCKET || bind(p->ls, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    listen(p->ls, 4) || getsockname(p->ls, (struct sockaddr *)&sa, &len))
+		return -1;
+	p->port = ntohs(sa.sin_port);
+	return pthread_create(&p->thread, NULL, peer_thread, p) ? -1 : 0;
+}
+
+static void peer_stop(struct peer *p)
+{
+	pthread_join(p->thread, NULL);
+	closesocket(p->ls);
+}
+
+/* free_port() - a loopback port nothing listens on (bound, then closed). */
+static int free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int len = sizeof(sa), port;
+	SOCKET s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bind(s, (struct sockaddr *)&sa, sizeof(sa));
+	getsockname(s, (struct sockaddr *)&sa, &len);
+	port = ntohs(sa.sin_port);
+	closesocket(s);
+	return port;
+}
+
+static void test_request_roundtrip(void)
+{
+	mvm_vsock *vs = mvm_vsock_new_tcp("127.0.0.1");
+	struct peer p;
+	char *resp = NULL;
+	size_t len = 0;
+	int rc;
+
+	CHECK(vs != NULL);
+	CHECK(peer_start(&p, PEER_ECHO) == 0);
+	rc = mvm_vsock_request(vs, (uint32_t)p.port, "{\"cmd\":\"status\"}", 16, &resp, &len,
+			       5000);
+	CHECK(rc == 0);
+	peer_stop(&p);
+	CHECK(strcmp(p.got, "{\"cmd\":\"status\"}") == 0);
+	CHECK(resp && strcmp(resp, "{\"echo\":\"{\"cmd\":\"status\"}\"}") == 0);
+	CHECK(len == strlen("{\"echo\":\"{\"cmd\":\"status\"}\"}"));
+	free(resp);
+	mvm_vsock_free(vs);
+}
+
+static void test_request_big_response(void)
+{
+	mvm_vsock *vs = mvm_vsock_new_tcp(NULL);
+	struct peer p;
+	char *resp = NULL;
+	size_t len = 0;
+
+	CHECK(peer_start(&p, PEER_BIG) == 0);
+	CHECK(mvm_vsock_request(vs, (uint32_t)p.port, "x\n", 2, &resp, &len, 5000) == 0);
+	peer_stop(&p);
+	CHECK(len == 19999);
+	CHECK(resp && resp[0] == 'x' && resp[19998] == 'x' && resp[19999] == '\0');
+	free(resp);
+	mvm_vsock_free(vs);
+}
+
+static void test_refused(void)
+{
+	mvm_vsock *vs = mvm_vsock_new_tcp("127.0.0.1");
+	char *resp = NULL;
+	int port = free_port();
+
+	CHECK(mvm_vsock_request(vs, (uint32_t)port, "x", 1, &resp, NULL, 5000) == -ECONNREFUSED);
+	CHECK(strstr(mvm_last_error(), "nothing listens") != NULL);
+	CHECK(resp == NULL);
+	mvm_vsock_free(vs);
+}
+
+static void test_closed_without_answer(void)
+{
+	mvm_vsock *vs = mvm_vsock_new_tcp("127.0.0.1");
+	struct peer p;
+	char *resp = NULL;
+
+	CHECK(peer_start(&p, PEER_SILENT_CLOSE) == 0);
+	CHECK(mvm_vsock_request(vs, (uint32_t)p.port, "x", 1, &resp, NULL, 5000) == -EPROTO);
+	peer_stop(&p);
+	CHECK(strstr(mvm_last_error(), "closed without answering") != NULL);
+	mvm_vsock_free(vs);
+}
+
+static void test_timeout(void)
+{
+	mvm_vsock *vs = mvm_vsock_new_tcp("127.0.0.1");
+	struct peer p;
+	char *resp = NULL;
+	DWORD t0;
+
+	CHECK(peer_start(&p, PEER_HANG) == 0);
+	t0 = GetTickCount();
+	CHECK(mvm_vsock_request(vs, (uint32_t)p.port, "x", 1, &resp, NULL, 300) == -ETIMEDOUT);
+	CHECK(GetTickCount() - t0 < 1200);
+	CHECK(strstr(mvm_last_error(), "timed out") != NULL);
+	peer_stop(&p);
+	mvm_vsock_free(vs);
+}
+
+static void test_netns_unsupported(void)
+{
+	CHECK(mvm_vsock_new_tcp_netns("/run/netns/x", NULL) == NULL);
+	CHECK(strstr(mvm_last_error(), "only on Linux") != NULL);
+	CHECK(mvm_vsock_new_tcp_netns(NULL, NULL) == NULL);
+}
+
+static void test_bad_host(void)
+{
+	CHECK(mvm_vsock_new_tcp("no such host..invalid") == NULL);
+	CHECK(strstr(mvm_last_error(), "cannot resolve") != NULL);
+}
+
+struct accepted {
+	volatile LONG got;
+	int fd;
+};
+
+static void on_accept(void *opaque, uint32_t port, int fd)
+{
+	struct accepted *a = opaque;
+
+	send((SOCKET)fd, "hello\n", 6, 0);
+	a->fd = fd;
+	InterlockedExchange(&a->got, 1);
+}
+
+static void test_listen(void)
+{
+	mvm_vsock *vs = mvm_vsock_new_tcp("127.0.0.1");
+	struct accepted a = { .got = 0, .fd = -1 };
+	int port = free_port(), fd, i;
+	char buf[16] = "";
+
+	CHECK(mvm_vsock_listen(vs, (uint32_t)port, on_accept, &a) == 0);
+	CHECK(mvm_vsock_listen(vs, (uint32_t)port, on_accept, &a) == -EADDRINUSE);
+	fd = mvm_vsock_connect(vs, (uint32_t)port, 2000);
+	CHECK(fd >= 0);
+	for (i = 0; i < 200 && !a.got; i++)
+		Sleep(10);
+	CHECK(a.got == 1);
+	CHECK(fd >= 0 && recv((SOCKET)fd, buf, 6, MSG_WAITALL) == 6);
+	CHECK(memcmp(buf, "hello\n", 6) == 0);
+	mvm_vsock_close_stream(fd);
+	mvm_vsock_close_stream(a.fd);
+	mvm_vsock_unlisten(vs, (uint32_t)port);
+	/* the port is free again: a new listener can take it */
+	CHECK(mvm_vsock_listen(vs, (uint32_t)port, on_accept, &a) == 0);
+	mvm_vsock_free(vs);
+}
+
+static void *error_thread(void *arg)
+{
+	mvm_set_error(-EIO, "from thread");
+	return NULL;
+}
+
+static void test_error_thread_local(void)
+{
+	pthread_t t;
+
+	CHECK(mvm_set_error(-EINVAL, "main %d", 42) == -EINVAL);
+	pthread_create(&t, NULL, error_thread, NULL);
+	pthread_join(t, NULL);
+	CHECK(strcmp(mvm_last_error(), "main 42") == 0);
+}
+
+int main(void)
+{
+	static const struct {
+		const char *name;
+		void (*fn)(void);
+	} tests[] = {
+		{ "request_roundtrip", test_request_roundtrip },
+		{ "request_big_response", test_request_big_response },
+		{ "refused", test_refused },
+		{ "closed_without_answer", test_closed_without_answer },
+		{ "timeout", test_timeout },
+		{ "netns_unsupported", test_netns_unsupported },
+		{ "bad_host", test_bad_host },
+		{ "listen", test_listen },
+		{ "error_thread_local", test_error_thread_local },
+	};
+	int passed = 0, failed = 0;
+	size_t i;
+
+	setvbuf(stdout, NULL, _IONBF, 0);
+	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		int before = failed_checks;
+
+		tests[i].fn();
+		if (failed_checks == before) {
+			printf("ok %s\n", tests[i].name);
+			passed++;
+		} else {
+			printf("FAIL %s\n", tests[i].name);
+			failed++;
+		}
+	}
+	printf("windows: %d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
