@@ -17,7 +17,7 @@ BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 BUILD_WIN  ?= build-win
 PYTHON     ?= /usr/bin/python3
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 15
 export MICROVM_BUILD := $(abspath $(BUILD))
 
 .PHONY: all deps build unit asan fuzz windows kernel image integration check demo bench clean
