@@ -44,6 +44,7 @@ static void run_usage(FILE *out)
 	fprintf(out,
 		"usage: microvm run [--kernel FILE] [--initrd FILE] [--cmdline ARGS] [--mem MiB]\n"
 		"                   [--cpus N] [--vsock-uds PATH] [--cid N] [--net] [--quiet]\n"
+		"                   [--stats]\n"
 		"\n"
 		"Boot a Linux kernel in a KVM micro-VM with its serial console on this terminal.\n"
 		"\n"
@@ -63,6 +64,8 @@ static void run_usage(FILE *out)
 		"                    device; the guest is 10.0.2.15/24 (DHCP), gateway 10.0.2.2\n"
 		"                    (= the host's 127.0.0.1), DNS 10.0.2.3; MAC 52:54:00:12:34:56\n"
 		"  --quiet           no notices on stderr (the PVM notice, the exit line)\n"
+		"  --stats           at exit, print device statistics on stderr, one line each\n"
+		"                    (\"virtio-rng: N bytes\": entropy the guest took)\n"
 		"  -h, --help        this text\n"
 		"\n"
 		"Console: when stdin is a terminal it is switched to raw mode; press Ctrl-] to quit.\n"
@@ -244,6 +247,7 @@ int cli_run(int argc, char **argv)
 		{ "cid", required_argument, NULL, 'C' },
 		{ "net", no_argument, NULL, 'N' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "stats", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -252,7 +256,8 @@ int cli_run(int argc, char **argv)
 	enum mvm_exit_reason reason = MVM_EXIT_NONE;
 	struct sigaction sa;
 	char kbuf[PATH_MAX];
-	int c, tty, status;
+	char stats[512];
+	int c, tty, status, want_stats = 0;
 	mvm_vm *vm;
 
 	mvm_config_init(&cfg);
@@ -266,6 +271,7 @@ int cli_run(int argc, char **argv)
 		case 'c': cfg.cmdline = optarg; break;
 		case 'u': cfg.vsock_uds_path = optarg; break;
 		case 'q': cfg.quiet = true; break;
+		case 's': want_stats = 1; break;
 		case 'N': cfg.net = true; break;
 		case 'm':
 			if (run_parse_u32("--mem", optarg, 1, 1UL << 24, &cfg.mem_mib))
@@ -346,6 +352,8 @@ int cli_run(int argc, char **argv)
 		fprintf(stderr, "\nmicrovm: guest stopped: %s%s%s%s\n", mvm_exit_reason_name(reason),
 			mvm_vm_exit_detail(vm)[0] ? " (" : "", mvm_vm_exit_detail(vm),
 			mvm_vm_exit_detail(vm)[0] ? ")" : "");
+	if (want_stats && mvm_vm_stats(vm, stats, sizeof(stats)) > 0)
+		fprintf(stderr, "%s", stats);
 	mvm_vm_destroy(vm);
 	return status;
 }

@@ -680,6 +680,14 @@ static mvm_vsock *kvm_vsock(void *priv)
 }
 
 /**
+ * kvm_stats() - the backend's stats op: the devices' counters
+ */
+static int kvm_stats(void *priv, char *buf, size_t len)
+{
+	return kvm_devices_stats(priv, buf, len);
+}
+
+/**
  * kvm_destroy() - stop threads, free devices, vCPUs, memory and fds
  */
 static void kvm_destroy(void *priv)
@@ -727,5 +735,6 @@ const struct mvm_backend_ops mvm_kvm_backend = {
 	.kill = kvm_kill,
 	.console_write = kvm_console_write,
 	.vsock = kvm_vsock,
+	.stats = kvm_stats,
 	.destroy = kvm_destroy,
 };
