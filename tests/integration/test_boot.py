@@ -6,10 +6,14 @@ the kernel boots to init very slowly and user space cannot run: the tiny /init f
 first system call, the kernel panics and reboots, and `microvm run` exits with status 4
 (panic).  On a normal KVM host the same /init prints a line and powers off: status 0.
 """
+import fcntl
 import os
 import pathlib
+import select
 import struct
 import subprocess
+import termios
+import time
 
 import pytest
 
@@ -220,3 +224,73 @@ def test_no_default_kernel(microvm_bin, tmp_path):
     r = run(microvm_bin, env=env)
     assert r.returncode == 1
     assert "no built guest kernel found: run 'make kernel' or pass --kernel" in r.stderr
+
+
+def _read_until(fd, buf, want, deadline, proc):
+    """Read the pty master into @buf until @want shows up; fail on timeout or exit."""
+    while want not in buf:
+        assert time.time() < deadline, bytes(buf)[-2000:]
+        assert proc.poll() is None, bytes(buf)[-2000:]
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                buf += os.read(fd, 4096)
+            except OSError:  # EIO: the slave side was closed
+                break
+
+
+def _drain(fd, buf, seconds):
+    end = time.time() + seconds
+    while time.time() < end:
+        if select.select([fd], [], [], 0.05)[0]:
+            try:
+                buf += os.read(fd, 4096)
+            except OSError:
+                return
+
+
+def test_terminal_raw_mode_and_ctrl_bracket_quits(microvm_bin, build_dir):
+    """On a terminal `microvm run` switches it to raw mode (no echo, no line editing, ^C is a
+    byte for the guest, not SIGINT), Ctrl-] stops it promptly with status 5, and the terminal
+    settings are restored.  Uses the freestanding test guest (tests/guest): ready in ~1 s."""
+    ok, why = kvmlib.kvm_usable()
+    if not ok:
+        pytest.skip(why)
+    elf = build_dir / "tests" / "guest" / "vsock-guest.elf"
+    assert elf.exists(), f"test guest not built in {build_dir}"
+    master, slave = os.openpty()
+    before = termios.tcgetattr(slave)
+    assert before[3] & termios.ECHO and before[3] & termios.ICANON  # a cooked terminal
+    proc = subprocess.Popen(
+        [str(microvm_bin), "run", "--kernel", str(elf), "--mem", "64"],
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        # the pty becomes the controlling terminal, as in a login session: ^C would be SIGINT
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    out = bytearray()
+    try:
+        _read_until(master, out, b"vsock-guest: ready", time.time() + 60, proc)
+        assert b"press Ctrl-] to quit" in out
+        during = termios.tcgetattr(slave)
+        for flag in (termios.ECHO, termios.ICANON, termios.ISIG):
+            assert not during[3] & flag, hex(during[3])
+        # typed bytes go to the guest: the host terminal does not echo them, and ^C (0x03)
+        # is forwarded instead of killing microvm
+        mark = len(out)
+        os.write(master, b"typed-by-test\x03")
+        _drain(master, out, 1.0)
+        assert b"typed-by-test" not in out[mark:], bytes(out[mark:])
+        assert proc.poll() is None, bytes(out)[-2000:]
+        t0 = time.time()
+        os.write(master, b"\x1d")
+        proc.wait(timeout=10)
+        assert time.time() - t0 < 5
+        _drain(master, out, 0.3)
+        assert proc.returncode == 5, bytes(out)[-2000:]
+        assert b"guest stopped: killed" in out
+        after = termios.tcgetattr(slave)
+        assert after == before
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+        os.close(slave)
