@@ -24,6 +24,7 @@
 #include "microvm/runtime.h"
 
 #define RUN_ESCAPE	0x1d	/* Ctrl-] */
+#define RUN_MIN_MEM_MIB	32	/* the KVM backend's minimum (KVM_MIN_MEM_MIB) */
 
 /* Exit statuses of `microvm run` beyond the shared ones. */
 enum {
@@ -54,7 +55,7 @@ static void run_usage(FILE *out)
 		"  --initrd FILE     initramfs (cpio, optionally compressed)\n"
 		"  --cmdline ARGS    kernel command line (default \"console=ttyS0 reboot=t panic=-1\");\n"
 		"                    virtio-mmio device arguments are appended\n"
-		"  --mem MiB         guest memory (default 256, at least 32, at most host RAM)\n"
+		"  --mem MiB         guest memory (default 256; from 32 to this host's RAM in MiB)\n"
 		"  --cpus N          vCPUs (default 1, 1..32)\n"
 		"  --vsock-uds PATH  Unix socket bridge for the guest's vsock (Firecracker style):\n"
 		"                    connect to PATH, send \"CONNECT <port>\\n\", read \"OK <n>\\n\";\n"
@@ -100,6 +101,18 @@ static int run_parse_u32(const char *opt, const char *s, unsigned long min, unsi
 	}
 	*out = (uint32_t)v;
 	return 0;
+}
+
+/**
+ * run_host_mib() - this host's RAM in MiB: the largest --mem (1 << 24 if unknown)
+ */
+static unsigned long run_host_mib(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+
+	if (pages <= 0 || psz <= 0)
+		return 1UL << 24;
+	return (unsigned long)(((uint64_t)pages * (uint64_t)psz) >> 20);
 }
 
 /**
@@ -274,7 +287,8 @@ int cli_run(int argc, char **argv)
 		case 's': want_stats = 1; break;
 		case 'N': cfg.net = true; break;
 		case 'm':
-			if (run_parse_u32("--mem", optarg, 1, 1UL << 24, &cfg.mem_mib))
+			if (run_parse_u32("--mem", optarg, RUN_MIN_MEM_MIB, run_host_mib(),
+					  &cfg.mem_mib))
 				return CLI_EXIT_USAGE;
 			break;
 		case 'n':
@@ -310,7 +324,12 @@ int cli_run(int argc, char **argv)
 
 	vm = mvm_vm_create(&cfg);
 	if (!vm) {
-		fprintf(stderr, "microvm run: %s\n", mvm_last_error());
+		/* the default kernel was found but is unusable: say how to rebuild it */
+		if (cfg.kernel_path == kbuf && strstr(mvm_last_error(), kbuf))
+			fprintf(stderr, "microvm run: %s; this is the default kernel: rebuild it "
+				"with 'make kernel' or pass --kernel FILE\n", mvm_last_error());
+		else
+			fprintf(stderr, "microvm run: %s\n", mvm_last_error());
 		return CLI_EXIT_FAIL;
 	}
 	if (mvm_console_subscribe_fd(vm, STDOUT_FILENO) < 0) {

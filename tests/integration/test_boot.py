@@ -10,6 +10,7 @@ import fcntl
 import os
 import pathlib
 import select
+import shutil
 import struct
 import subprocess
 import termios
@@ -121,13 +122,15 @@ def test_help(microvm_bin):
 
 
 @pytest.mark.parametrize("args, msg", [
-    (["--mem", "0"], "--mem must be a number"),
-    (["--mem", "8"], "guest memory 8 MiB is too small"),
+    (["--mem", "0"], "--mem must be a number from 32 to "),
+    (["--mem", "8"], "--mem must be a number from 32 to "),
     (["--mem", "lots"], "--mem must be a number"),
     (["--mem", "99999999999"], "--mem must be a number"),
-    (["--mem", "16000000"], "more than this host has"),
+    (["--mem", "16000000"], "--mem must be a number from 32 to "),
     (["--cpus", "0"], "--cpus must be a number from 1 to 32"),
     (["--cpus", "1000"], "--cpus must be a number from 1 to 32"),
+    (["--cmdline", "x" * 5000], "kernel command line too long: 5000 bytes, the limit is 4095"),
+    (["--cmdline", "x" * 4080], "take it over the limit of 4095 bytes"),
     (["--frobnicate"], "bad option"),
     (["extra"], "unexpected argument"),
 ])
@@ -144,7 +147,39 @@ def test_bad_numbers_and_options(microvm_bin, tmp_path, args, msg):
 def test_missing_kernel(microvm_bin):
     r = run(microvm_bin, "--kernel", "/nonexistent/vmlinux")
     assert r.returncode == 1
-    assert "cannot open kernel /nonexistent/vmlinux" in r.stderr
+    assert ("cannot open kernel /nonexistent/vmlinux: No such file or directory "
+            "(check the path)") in r.stderr
+    assert "make kernel" not in r.stderr  # an explicit --kernel: rebuilding would not help
+
+
+def test_mem_limits_in_help_and_parser_agree(microvm_bin):
+    host_mib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
+    h = subprocess.run([str(microvm_bin), "run", "--help"], capture_output=True, text=True)
+    assert "from 32 to this host's RAM in MiB" in h.stdout
+    for bad in ("31", str(host_mib + 1)):
+        r = run(microvm_bin, "--kernel", "/nonexistent", "--mem", bad)
+        assert r.returncode == 2
+        assert f"--mem must be a number from 32 to {host_mib}, not '{bad}'" in r.stderr
+    for good in ("32", str(host_mib)):  # accepted by the parser: the kernel is next
+        r = run(microvm_bin, "--kernel", "/nonexistent", "--mem", good)
+        assert r.returncode == 1 and "cannot open kernel" in r.stderr, r.stderr
+
+
+def test_bad_default_kernel_says_make_kernel(microvm_bin, tmp_path):
+    # A copy of the binary outside the source tree finds no guest/kernel/build.sh and falls
+    # back to the newest $MICROVM_CACHE/kernel/*/vmlinux: make that one unusable.
+    ok, why = kvmlib.kvm_usable()
+    if not ok:
+        pytest.skip(why)
+    binary = tmp_path / "a" / "src" / "cli" / "microvm"
+    binary.parent.mkdir(parents=True)
+    shutil.copy(microvm_bin, binary)
+    vmlinux = tmp_path / "cache" / "kernel" / "0123" / "vmlinux"
+    vmlinux.mkdir(parents=True)  # a directory, not a kernel
+    r = run(binary, env=dict(os.environ, MICROVM_CACHE=str(tmp_path / "cache")))
+    assert r.returncode == 1
+    assert f"kernel {vmlinux} is not a regular file" in r.stderr, r.stderr
+    assert "this is the default kernel: rebuild it with 'make kernel'" in r.stderr
 
 
 def test_not_a_kernel(microvm_bin, tmp_path):
@@ -191,7 +226,9 @@ def test_no_dev_kvm(microvm_bin, tmp_path):
                         f"mount -t tmpfs none /dev && exec '{microvm_bin}' run --kernel '{k}'"],
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 1
-    assert "no /dev/kvm: load the kvm module" in r.stderr
+    assert ("no /dev/kvm: load the kvm module (modprobe kvm_intel or kvm_amd); "
+            "'microvm up' can use the namespace backend instead") in r.stderr
+    assert "--backend" not in r.stderr  # `run` has no such option
 
 
 def test_no_permission_on_dev_kvm(microvm_bin, tmp_path):
@@ -212,11 +249,12 @@ def test_no_permission_on_dev_kvm(microvm_bin, tmp_path):
 
 
 def test_default_kernel_is_the_projects(microvm_bin, kernel):
-    # Without --kernel, run finds the kernel guest/kernel/build.sh built; the memory check
-    # failing afterwards proves it got that far without booting anything.
-    r = run(microvm_bin, "--mem", "8")
+    # Without --kernel, run finds the kernel guest/kernel/build.sh built; the initrd failing
+    # afterwards (it is read after the kernel) proves it got that far without booting.
+    r = run(microvm_bin, "--mem", "64", "--initrd", "/nonexistent/initrd")
     assert r.returncode == 1
-    assert "guest memory 8 MiB is too small" in r.stderr, r.stderr
+    assert "cannot open initrd /nonexistent/initrd" in r.stderr, r.stderr
+    assert "make kernel" not in r.stderr  # the default kernel itself was fine
 
 
 def test_no_default_kernel(microvm_bin, tmp_path):
