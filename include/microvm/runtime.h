@@ -120,6 +120,18 @@ enum mvm_state mvm_vm_state(mvm_vm *vm);
  */
 const char *mvm_vm_exit_detail(mvm_vm *vm);
 
+/**
+ * mvm_vm_stats() - the backend's device statistics, one "name: value" line each
+ * (e.g. "virtio-rng: 4096 bytes\n"); callable while the guest runs or after it stopped
+ * @vm:		the VM
+ * @buf:	where the NUL-terminated text goes
+ * @len:	size of @buf
+ *
+ * Return: the length of the text (truncated to fit @buf), or -ENOTSUP when the backend
+ * keeps no statistics.
+ */
+int mvm_vm_stats(mvm_vm *vm, char *buf, size_t len);
+
 /** mvm_vm_hypervisor() - "KVM", "nsbox", "WSL2", "HVF". */
 const char *mvm_vm_hypervisor(mvm_vm *vm);
 

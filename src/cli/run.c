@@ -24,6 +24,7 @@
 #include "microvm/runtime.h"
 
 #define RUN_ESCAPE	0x1d	/* Ctrl-] */
+#define RUN_MIN_MEM_MIB	32	/* the KVM backend's minimum (KVM_MIN_MEM_MIB) */
 
 /* Exit statuses of `microvm run` beyond the shared ones. */
 enum {
@@ -44,6 +45,7 @@ static void run_usage(FILE *out)
 	fprintf(out,
 		"usage: microvm run [--kernel FILE] [--initrd FILE] [--cmdline ARGS] [--mem MiB]\n"
 		"                   [--cpus N] [--vsock-uds PATH] [--cid N] [--net] [--quiet]\n"
+		"                   [--stats]\n"
 		"\n"
 		"Boot a Linux kernel in a KVM micro-VM with its serial console on this terminal.\n"
 		"\n"
@@ -53,7 +55,7 @@ static void run_usage(FILE *out)
 		"  --initrd FILE     initramfs (cpio, optionally compressed)\n"
 		"  --cmdline ARGS    kernel command line (default \"console=ttyS0 reboot=t panic=-1\");\n"
 		"                    virtio-mmio device arguments are appended\n"
-		"  --mem MiB         guest memory (default 256, at least 32, at most host RAM)\n"
+		"  --mem MiB         guest memory (default 256; from 32 to this host's RAM in MiB)\n"
 		"  --cpus N          vCPUs (default 1, 1..32)\n"
 		"  --vsock-uds PATH  Unix socket bridge for the guest's vsock (Firecracker style):\n"
 		"                    connect to PATH, send \"CONNECT <port>\\n\", read \"OK <n>\\n\";\n"
@@ -63,6 +65,8 @@ static void run_usage(FILE *out)
 		"                    device; the guest is 10.0.2.15/24 (DHCP), gateway 10.0.2.2\n"
 		"                    (= the host's 127.0.0.1), DNS 10.0.2.3; MAC 52:54:00:12:34:56\n"
 		"  --quiet           no notices on stderr (the PVM notice, the exit line)\n"
+		"  --stats           at exit, print device statistics on stderr, one line each\n"
+		"                    (\"virtio-rng: N bytes\": entropy the guest took)\n"
 		"  -h, --help        this text\n"
 		"\n"
 		"Console: when stdin is a terminal it is switched to raw mode; press Ctrl-] to quit.\n"
@@ -97,6 +101,18 @@ static int run_parse_u32(const char *opt, const char *s, unsigned long min, unsi
 	}
 	*out = (uint32_t)v;
 	return 0;
+}
+
+/**
+ * run_host_mib() - this host's RAM in MiB: the largest --mem (1 << 24 if unknown)
+ */
+static unsigned long run_host_mib(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+
+	if (pages <= 0 || psz <= 0)
+		return 1UL << 24;
+	return (unsigned long)(((uint64_t)pages * (uint64_t)psz) >> 20);
 }
 
 /**
@@ -244,6 +260,7 @@ int cli_run(int argc, char **argv)
 		{ "cid", required_argument, NULL, 'C' },
 		{ "net", no_argument, NULL, 'N' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "stats", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -252,7 +269,8 @@ int cli_run(int argc, char **argv)
 	enum mvm_exit_reason reason = MVM_EXIT_NONE;
 	struct sigaction sa;
 	char kbuf[PATH_MAX];
-	int c, tty, status;
+	char stats[512];
+	int c, tty, status, want_stats = 0;
 	mvm_vm *vm;
 
 	mvm_config_init(&cfg);
@@ -266,9 +284,11 @@ int cli_run(int argc, char **argv)
 		case 'c': cfg.cmdline = optarg; break;
 		case 'u': cfg.vsock_uds_path = optarg; break;
 		case 'q': cfg.quiet = true; break;
+		case 's': want_stats = 1; break;
 		case 'N': cfg.net = true; break;
 		case 'm':
-			if (run_parse_u32("--mem", optarg, 1, 1UL << 24, &cfg.mem_mib))
+			if (run_parse_u32("--mem", optarg, RUN_MIN_MEM_MIB, run_host_mib(),
+					  &cfg.mem_mib))
 				return CLI_EXIT_USAGE;
 			break;
 		case 'n':
@@ -304,7 +324,12 @@ int cli_run(int argc, char **argv)
 
 	vm = mvm_vm_create(&cfg);
 	if (!vm) {
-		fprintf(stderr, "microvm run: %s\n", mvm_last_error());
+		/* the default kernel was found but is unusable: say how to rebuild it */
+		if (cfg.kernel_path == kbuf && strstr(mvm_last_error(), kbuf))
+			fprintf(stderr, "microvm run: %s; this is the default kernel: rebuild it "
+				"with 'make kernel' or pass --kernel FILE\n", mvm_last_error());
+		else
+			fprintf(stderr, "microvm run: %s\n", mvm_last_error());
 		return CLI_EXIT_FAIL;
 	}
 	if (mvm_console_subscribe_fd(vm, STDOUT_FILENO) < 0) {
@@ -346,6 +371,8 @@ int cli_run(int argc, char **argv)
 		fprintf(stderr, "\nmicrovm: guest stopped: %s%s%s%s\n", mvm_exit_reason_name(reason),
 			mvm_vm_exit_detail(vm)[0] ? " (" : "", mvm_vm_exit_detail(vm),
 			mvm_vm_exit_detail(vm)[0] ? ")" : "");
+	if (want_stats && mvm_vm_stats(vm, stats, sizeof(stats)) > 0)
+		fprintf(stderr, "%s", stats);
 	mvm_vm_destroy(vm);
 	return status;
 }

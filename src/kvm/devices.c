@@ -22,6 +22,7 @@
  * transport, which holds the queues.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "devices/virtio/net_slirp.h"
@@ -210,6 +211,20 @@ static int kvm_net_add(struct kvm_vm *kvm)
 }
 
 /**
+ * kvm_devices_stats() - the devices' statistics as "name: value" lines
+ * @kvm:	the VM
+ * @buf:	where the text goes
+ * @len:	size of @buf
+ *
+ * Return: the length of the whole text (snprintf-style).
+ */
+int kvm_devices_stats(struct kvm_vm *kvm, char *buf, size_t len)
+{
+	return snprintf(buf, len, "virtio-rng: %llu bytes\n",
+			(unsigned long long)virtio_rng_bytes(kvm->rng));
+}
+
+/**
  * kvm_devices_add() - create the VM's virtio devices
  * @kvm:	the VM (memory mapped and kvm->gmem filled, nothing loaded yet)
  *
@@ -220,11 +235,13 @@ static int kvm_net_add(struct kvm_vm *kvm)
  */
 int kvm_devices_add(struct kvm_vm *kvm)
 {
+	struct virtio_rng *rng = virtio_rng_new();
 	int ret;
 
-	ret = kvm_virtio_add(kvm, &virtio_rng_ops, virtio_rng_new(), kvm_rng_free);
+	ret = kvm_virtio_add(kvm, &virtio_rng_ops, rng, kvm_rng_free);
 	if (ret < 0)
 		return ret;
+	kvm->rng = rng;
 	ret = kvm_vsock_add(kvm);
 	if (ret < 0)
 		return ret;

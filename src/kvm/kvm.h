@@ -67,6 +67,8 @@ struct kvm_cpu {
 /**
  * struct kvm_vm - the KVM backend's private state of one VM
  */
+struct virtio_rng;
+
 struct kvm_vm {
 	mvm_vm *vm;
 	struct mvm_config cfg;
@@ -90,6 +92,7 @@ struct kvm_vm {
 	pthread_mutex_t line_lock;
 	struct kvm_cpuid2 *cpuid;
 	mvm_vsock *vsock;		/* client over the virtio-vsock device (devices.c) */
+	struct virtio_rng *rng;		/* the virtio-rng device, owned by its slot (devices.c) */
 };
 
 int kvm_cpu_init(struct kvm_vm *kvm, struct kvm_cpu *cpu, unsigned int id, uint64_t entry);
@@ -104,6 +107,7 @@ void kvm_irq_line(struct kvm_vm *kvm, unsigned int irq, int level);
 int kvm_add_mmio(struct kvm_vm *kvm, kvm_mmio_fn fn, void *opaque, void (*free_fn)(void *),
 		 unsigned int *irq, uint64_t *base);
 int kvm_devices_add(struct kvm_vm *kvm);
+int kvm_devices_stats(struct kvm_vm *kvm, char *buf, size_t len);
 struct virtio_dev_ops;
 int kvm_virtio_add(struct kvm_vm *kvm, const struct virtio_dev_ops *ops, void *dev,
 		   void (*dev_free)(void *dev));

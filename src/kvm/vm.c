@@ -119,6 +119,18 @@ static int kvm_cmdline_append(char *out, size_t out_len, const char *tok, size_t
 }
 
 /**
+ * kvm_cmdline_too_long() - the error for a command line that fits only without what
+ * microvm appends (the PVM arguments, one virtio_mmio.device= per device)
+ * Return: -E2BIG with mvm_last_error() set.
+ */
+static int kvm_cmdline_too_long(const char *user, size_t out_len)
+{
+	return mvm_set_error(-E2BIG, "kernel command line too long: %zu bytes given, and the "
+			     "arguments microvm appends (virtio-mmio devices, PVM) take it over "
+			     "the limit of %zu bytes", strlen(user), out_len - 1);
+}
+
+/**
  * kvm_cmdline_build() - the guest command line
  * @out/@out_len: result buffer
  * @user:	the caller's command line, or NULL for "console=ttyS0 reboot=t panic=-1"
@@ -141,7 +153,8 @@ int kvm_cmdline_build(char *out, size_t out_len, const char *user, int pvm,
 	if (!user)
 		user = kvm_default_cmdline;
 	if (strlen(user) + 1 > out_len)
-		return mvm_set_error(-E2BIG, "kernel command line too long");
+		return mvm_set_error(-E2BIG, "kernel command line too long: %zu bytes, the limit "
+				     "is %zu", strlen(user), out_len - 1);
 	strcpy(out, user);
 	for (p = pvm ? kvm_pvm_args : ""; *p; p = e) {
 		while (*p == ' ')
@@ -150,14 +163,14 @@ int kvm_cmdline_build(char *out, size_t out_len, const char *user, int pvm,
 		if (!e)
 			e = p + strlen(p);
 		if (e > p && kvm_cmdline_append(out, out_len, p, (size_t)(e - p), 1))
-			return mvm_set_error(-E2BIG, "kernel command line too long");
+			return kvm_cmdline_too_long(user, out_len);
 	}
 	for (i = 0; i < nr; i++) {
 		n = snprintf(tok, sizeof(tok), "virtio_mmio.device=%lluK@0x%llx:%u",
 			     (unsigned long long)(devs[i].size >> 10),
 			     (unsigned long long)devs[i].base, devs[i].irq);
 		if (kvm_cmdline_append(out, out_len, tok, (size_t)n, 0))
-			return mvm_set_error(-E2BIG, "kernel command line too long");
+			return kvm_cmdline_too_long(user, out_len);
 	}
 	return 0;
 }
@@ -323,7 +336,9 @@ static int kvm_open(void)
 		err = errno;
 		if (err == ENOENT)
 			return mvm_set_error(-ENOENT,
-					     "no /dev/kvm: load the kvm module or use --backend nsbox");
+					     "no /dev/kvm: load the kvm module (modprobe kvm_intel or "
+					     "kvm_amd); 'microvm up' can use the namespace backend "
+					     "instead");
 		if (err == EACCES || err == EPERM)
 			return mvm_set_error(-err,
 					     "cannot open /dev/kvm: %s (add yourself to the 'kvm' group)",
@@ -375,7 +390,8 @@ static int kvm_read_file(const char *path, const char *what, uint64_t max, uint8
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		err = errno;
-		return mvm_set_error(-err, "cannot open %s %s: %s", what, path, strerror(err));
+		return mvm_set_error(-err, "cannot open %s %s: %s (check the path)", what, path,
+				     strerror(err));
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
@@ -680,6 +696,14 @@ static mvm_vsock *kvm_vsock(void *priv)
 }
 
 /**
+ * kvm_stats() - the backend's stats op: the devices' counters
+ */
+static int kvm_stats(void *priv, char *buf, size_t len)
+{
+	return kvm_devices_stats(priv, buf, len);
+}
+
+/**
  * kvm_destroy() - stop threads, free devices, vCPUs, memory and fds
  */
 static void kvm_destroy(void *priv)
@@ -727,5 +751,6 @@ const struct mvm_backend_ops mvm_kvm_backend = {
 	.kill = kvm_kill,
 	.console_write = kvm_console_write,
 	.vsock = kvm_vsock,
+	.stats = kvm_stats,
 	.destroy = kvm_destroy,
 };

@@ -26,6 +26,8 @@
  * @kill:	stop the guest now; must make mvm_vm_exited() happen soon
  * @console_write: bytes typed into the guest console; return bytes taken or -errno
  * @vsock:	the transport for the VM's vsock client (called once after create)
+ * @stats:	device statistics, one "name: value" line each, into @buf (the op may be NULL):
+ *		the length written (snprintf-style, may exceed @len) or -errno
  * @destroy:	free everything; the guest is no longer running
  */
 struct mvm_backend_ops {
@@ -38,6 +40,7 @@ struct mvm_backend_ops {
 	int (*kill)(void *priv);
 	long (*console_write)(void *priv, const void *data, size_t len);
 	mvm_vsock *(*vsock)(void *priv);
+	int (*stats)(void *priv, char *buf, size_t len);
 	void (*destroy)(void *priv);
 };
 

@@ -373,6 +373,25 @@ const char *mvm_vm_exit_detail(mvm_vm *vm)
 	return vm->detail;
 }
 
+/**
+ * mvm_vm_stats() - the backend's device statistics as text (see runtime.h)
+ * Return: length written, or -ENOTSUP / -EINVAL.
+ */
+int mvm_vm_stats(mvm_vm *vm, char *buf, size_t len)
+{
+	int n;
+
+	if (!buf || !len)
+		return -EINVAL;
+	buf[0] = '\0';
+	if (!vm->ops->stats)
+		return -ENOTSUP;
+	n = vm->ops->stats(vm->priv, buf, len);
+	if (n < 0)
+		return n;
+	return (size_t)n >= len ? (int)len - 1 : n;
+}
+
 /** mvm_vm_hypervisor() - "KVM", "nsbox", "WSL2", "HVF" */
 const char *mvm_vm_hypervisor(mvm_vm *vm)
 {

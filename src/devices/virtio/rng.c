@@ -2,6 +2,7 @@
 /* rng.c - virtio-rng (device id 4): one queue; every writable buffer is filled from
  * getrandom().  The whole device runs on the vCPU thread that kicks the queue. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/random.h>
 
@@ -13,9 +14,11 @@
 /**
  * struct virtio_rng - the device
  * @elem:	scratch element (too big for the stack of a vCPU thread)
+ * @bytes:	bytes served so far, read by virtio_rng_bytes() from any thread
  */
 struct virtio_rng {
 	struct virtq_elem elem;
+	_Atomic uint64_t bytes;
 };
 
 /* Fill @elem's writable segments with random bytes; return bytes written. */
@@ -55,7 +58,10 @@ static void virtio_rng_notify(void *dev, struct virtq *vq, unsigned int qidx)
 
 	(void)qidx;
 	while (virtq_pop(vq, &rng->elem) > 0) {
-		virtq_push(vq, &rng->elem, virtio_rng_fill(&rng->elem));
+		uint32_t n = virtio_rng_fill(&rng->elem);
+
+		atomic_fetch_add(&rng->bytes, n);
+		virtq_push(vq, &rng->elem, n);
 		pushed = true;
 	}
 	if (pushed)
@@ -80,4 +86,9 @@ struct virtio_rng *virtio_rng_new(void)
 void virtio_rng_free(struct virtio_rng *rng)
 {
 	free(rng);
+}
+
+uint64_t virtio_rng_bytes(struct virtio_rng *rng)
+{
+	return rng ? atomic_load(&rng->bytes) : 0;
 }

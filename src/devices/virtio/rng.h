@@ -23,4 +23,12 @@ struct virtio_rng *virtio_rng_new(void);
  */
 void virtio_rng_free(struct virtio_rng *rng);
 
+/**
+ * virtio_rng_bytes() - random bytes given to the guest so far (safe from any thread)
+ * @rng:	the device, or NULL (0)
+ *
+ * Return: the byte count.
+ */
+uint64_t virtio_rng_bytes(struct virtio_rng *rng);
+
 #endif

@@ -55,6 +55,7 @@ static void test_fills_buffers(void **state)
 	int h1, h2;
 
 	assert_int_equal(vsim_start(&f->s, 0, 0), 0);
+	assert_int_equal(virtio_rng_bytes(f->rng), 0);
 	h1 = vsim_post(&f->s, 0, NULL, 0, in, 2);
 	h2 = vsim_post(&f->s, 0, NULL, 0, &in[1], 1);
 	vsim_kick(&f->s, 0);
@@ -63,6 +64,8 @@ static void test_fills_buffers(void **state)
 	assert_int_equal(len, 64);
 	assert_int_equal(vsim_used(&f->s, 0, &len, b, sizeof(b)), h2);
 	assert_int_equal(len, 48);
+	assert_int_equal(virtio_rng_bytes(f->rng), 64 + 48);
+	assert_int_equal(virtio_rng_bytes(NULL), 0);
 	/* 2^-384 chance of a false failure. */
 	assert_memory_not_equal(a + 16, zero, 48);
 	assert_memory_not_equal(a + 16, b, 48);
@@ -79,6 +82,7 @@ static void test_large_request_capped(void **state)
 	vsim_kick(&f->s, 0);
 	assert_true(vsim_used(&f->s, 0, &len, NULL, 0) >= 0);
 	assert_int_equal(len, 4096);
+	assert_int_equal(virtio_rng_bytes(f->rng), 4096);
 }
 
 static void test_readonly_buffer(void **state)
@@ -92,6 +96,7 @@ static void test_readonly_buffer(void **state)
 	vsim_kick(&f->s, 0);
 	assert_true(vsim_used(&f->s, 0, &len, NULL, 0) >= 0);
 	assert_int_equal(len, 0);
+	assert_int_equal(virtio_rng_bytes(f->rng), 0);
 }
 
 static void test_bad_chain_no_crash(void **state)

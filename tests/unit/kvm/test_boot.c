@@ -464,6 +464,13 @@ static void test_cmdline_build(void **state)
 	assert_int_equal(kvm_cmdline_build(out, sizeof(out), "root=x", 0, NULL, 0), 0);
 	assert_string_equal(out, "root=x");
 	assert_int_equal(kvm_cmdline_build(tiny, sizeof(tiny), "a", 0, devs, 2), -E2BIG);
+	/* the errors state the limit */
+	assert_non_null(strstr(mvm_last_error(), "over the limit of 39 bytes"));
+	memset(out, 'x', 100);
+	out[100] = '\0';
+	assert_int_equal(kvm_cmdline_build(tiny, sizeof(tiny), out, 0, NULL, 0), -E2BIG);
+	assert_string_equal(mvm_last_error(),
+			    "kernel command line too long: 100 bytes, the limit is 39");
 }
 
 int main(void)
