@@ -924,6 +924,19 @@ void mvm_manager_socks_credentials(mvm_manager *m, char *user, char *pass)
 
 /* ---- console ---------------------------------------------------------------------------- */
 
+/**
+ * mgr_no_console() - the error for console calls when no VM runs here
+ * @m:		manager
+ *
+ * Return: -ENOTSUP when attached to an agent (no VM, no console), else -ENOTCONN.
+ */
+static int mgr_no_console(mvm_manager *m)
+{
+	return mvm_set_error(m->attached ? -ENOTSUP : -ENOTCONN, "%s",
+			     m->attached ? "no console: attached to an agent without a VM"
+					 : "no VM running");
+}
+
 int mvm_manager_console_subscribe(mvm_manager *m, mvm_console_cb cb, void *opaque)
 {
 	int ret;
@@ -932,9 +945,7 @@ int mvm_manager_console_subscribe(mvm_manager *m, mvm_console_cb cb, void *opaqu
 	if (m->vm)
 		ret = mvm_console_subscribe(m->vm, cb, opaque);
 	else
-		ret = mvm_set_error(m->attached ? -ENOTSUP : -ENOTCONN, "%s",
-				    m->attached ? "no console: attached to an agent without a VM"
-						: "no VM running");
+		ret = mgr_no_console(m);
 	pthread_rwlock_unlock(&m->life);
 	return ret;
 }
@@ -947,9 +958,7 @@ long mvm_manager_console_write(mvm_manager *m, const void *data, size_t len)
 	if (m->vm)
 		ret = mvm_console_write(m->vm, data, len);
 	else
-		ret = mvm_set_error(m->attached ? -ENOTSUP : -ENOTCONN, "%s",
-				    m->attached ? "no console: attached to an agent without a VM"
-						: "no VM running");
+		ret = mgr_no_console(m);
 	pthread_rwlock_unlock(&m->life);
 	return ret;
 }

@@ -346,48 +346,53 @@ bool virtq_has_avail(struct virtq *vq)
 	return ret;
 }
 
-size_t virtq_iov_to_buf(const struct iovec *iov, unsigned int n, size_t skip, void *buf,
-			size_t len)
+/**
+ * virtq_iov_copy() - copy between a flat buffer and an iovec list, in either direction
+ * @iov:	segments (already bounds-checked guest memory)
+ * @n:		number of segments
+ * @skip:	bytes of the segments to pass over first
+ * @buf:	host buffer
+ * @len:	bytes to copy at most
+ * @to_iov:	true: @buf -> segments; false: segments -> @buf
+ *
+ * Return: bytes copied.
+ */
+static size_t virtq_iov_copy(const struct iovec *iov, unsigned int n, size_t skip, void *buf,
+			     size_t len, bool to_iov)
 {
 	size_t done = 0;
 	unsigned int i;
 
 	for (i = 0; i < n && done < len; i++) {
+		char *seg;
 		size_t take;
 
 		if (skip >= iov[i].iov_len) {
 			skip -= iov[i].iov_len;
 			continue;
 		}
+		seg = (char *)iov[i].iov_base + skip;
 		take = iov[i].iov_len - skip;
 		if (take > len - done)
 			take = len - done;
-		memcpy((char *)buf + done, (const char *)iov[i].iov_base + skip, take);
+		if (to_iov)
+			memcpy(seg, (char *)buf + done, take);
+		else
+			memcpy((char *)buf + done, seg, take);
 		done += take;
 		skip = 0;
 	}
 	return done;
 }
 
+size_t virtq_iov_to_buf(const struct iovec *iov, unsigned int n, size_t skip, void *buf,
+			size_t len)
+{
+	return virtq_iov_copy(iov, n, skip, buf, len, false);
+}
+
 size_t virtq_buf_to_iov(const struct iovec *iov, unsigned int n, size_t skip, const void *buf,
 			size_t len)
 {
-	size_t done = 0;
-	unsigned int i;
-
-	for (i = 0; i < n && done < len; i++) {
-		size_t take;
-
-		if (skip >= iov[i].iov_len) {
-			skip -= iov[i].iov_len;
-			continue;
-		}
-		take = iov[i].iov_len - skip;
-		if (take > len - done)
-			take = len - done;
-		memcpy((char *)iov[i].iov_base + skip, (const char *)buf + done, take);
-		done += take;
-		skip = 0;
-	}
-	return done;
+	return virtq_iov_copy(iov, n, skip, (void *)(uintptr_t)buf, len, true);
 }
