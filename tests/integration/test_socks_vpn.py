@@ -44,35 +44,9 @@ def agent(bed, build_dir):
 @pytest.fixture(scope="module")
 def services(bed, tmp_path_factory):
     """HTTP on VIP:8080 and sshd on VIP:2222 in the server namespace; keys made here."""
-    d = tmp_path_factory.mktemp("svc")
-    (d / "www").mkdir()
-    (d / "www" / "page.txt").write_text(PAGE)
-    http = bed.server.popen(["/usr/bin/python3", "-m", "http.server", str(HTTP_PORT),
-                             "--bind", VIP, "--directory", str(d / "www")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for key in ("host", "user"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)],
-                       check=True)
-    (d / "authorized_keys").write_text((d / "user.pub").read_text())
-    (d / "authorized_keys").chmod(0o600)
-    (d / "sshd_config").write_text(
-        f"ListenAddress {VIP}:{SSH_PORT}\nHostKey {d}/host\nAuthorizedKeysFile {d}/authorized_keys\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-        "PermitRootLogin prohibit-password\nStrictModes no\nPidFile none\n"
-        f"AllowUsers {os.environ.get('USER', 'root')} root\n")
-    os.makedirs("/run/sshd", exist_ok=True)
-    sshd = bed.server.popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
-                            stdout=subprocess.DEVNULL, stderr=open(d / "sshd.log", "w"))
-    vpnlib.wait_for(lambda: b"LISTEN" in subprocess.run(
-        ["ip", "netns", "exec", bed.server.name, "ss", "-Hltn", f"sport = :{SSH_PORT}"],
-        capture_output=True).stdout or bed.server.run("ss", "-Hltn", f"sport = :{SSH_PORT}")
-        .stdout.strip(), 10, "sshd")
-    vpnlib.wait_for(lambda: bed.server.run("ss", "-Hltn", f"sport = :{HTTP_PORT}")
-                    .stdout.strip(), 10, "the HTTP server")
-    yield d
-    for p in (http, sshd):
-        p.kill()
-        p.wait()
+    with vpnlib.vpn_services(bed, tmp_path_factory.mktemp("svc"), PAGE, HTTP_PORT,
+                             SSH_PORT) as d:
+        yield d
 
 
 @pytest.fixture(scope="module")

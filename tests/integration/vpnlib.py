@@ -516,3 +516,45 @@ class Agent:
         s.settimeout(timeout)
         b = s.recv(1)
         return s, (b[0] if b else None)
+
+
+@contextlib.contextmanager
+def vpn_services(bed, d, page, http_port=8080, ssh_port=2222):
+    """An HTTP server (serving page.txt = @page) and an sshd on the VPN server's address.
+
+    Both listen on VPN_SERVER_IP in the server namespace only, so they are reachable through
+    the tunnel and nowhere else.  Host and user ed25519 keys are made in @d; yields @d (the
+    user key is @d/user).  Killed on exit.
+    """
+    vip = VPN_SERVER_IP
+    (d / "www").mkdir()
+    (d / "www" / "page.txt").write_text(page)
+    http = bed.server.popen(["/usr/bin/python3", "-m", "http.server", str(http_port),
+                             "--bind", vip, "--directory", str(d / "www")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sshd = None
+    try:
+        for key in ("host", "user"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)],
+                           check=True)
+        (d / "authorized_keys").write_text((d / "user.pub").read_text())
+        (d / "authorized_keys").chmod(0o600)
+        (d / "sshd_config").write_text(
+            f"ListenAddress {vip}:{ssh_port}\nHostKey {d}/host\n"
+            f"AuthorizedKeysFile {d}/authorized_keys\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+            "PermitRootLogin prohibit-password\nStrictModes no\nPidFile none\n"
+            f"AllowUsers {os.environ.get('USER', 'root')} root\n")
+        os.makedirs("/run/sshd", exist_ok=True)
+        with open(d / "sshd.log", "w") as log:
+            sshd = bed.server.popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
+                                    stdout=subprocess.DEVNULL, stderr=log)
+        for port in (http_port, ssh_port):
+            wait_for(lambda p=port: bed.server.run("ss", "-Hltn", f"sport = :{p}")
+                     .stdout.strip(), 10, f"a listener on port {port}")
+        yield d
+    finally:
+        for p in (http, sshd):
+            if p is not None:
+                p.kill()
+                p.wait()
