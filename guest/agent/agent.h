@@ -5,6 +5,7 @@
  * Modules (one prefix each):
  *   main.c       options, the epoll loop, signals, shutdown            agent_*
  *   transport.c  listening sockets: vsock (any CID) or TCP            agent_listen()
+ *   auth.c       TCP: the authentication handshake before either port  auth_*
  *   request.c    control request parser (pure, fuzzed)                 agent_req_*
  *   control.c    control connections: framing, dispatch, answers       ctl_*
  *   profiles.c   profile names and the on-disk profile store           profile_*
@@ -25,21 +26,20 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "microvm/contract.h"
+#include "mvm_auth.h"
+
 /*
- * Longest control request line (without the newline): 8 MiB, so that any profile of at most
- * AGENT_PROFILE_MAX bytes fits even when every byte is a control character that JSON escapes
- * as "\u00XX" (6x: 6 MiB), with room for the other members.
+ * The host/guest contract (ports, exit statuses, limits, status bytes, the TCP
+ * authentication handshake) is include/microvm/contract.h; the names below are the agent's
+ * short spellings of those values, not copies.
  */
-#define AGENT_LINE_MAX		(8 * 1024 * 1024)
-#define AGENT_LINE_MAX_TEXT	"8 MiB"
-/* Largest profile content, decoded. */
-#define AGENT_PROFILE_MAX	(1024 * 1024)
-/* Profile names: 1..64 characters of [A-Za-z0-9._-], not starting with a dot. */
-#define AGENT_PROFILE_NAME_MAX	64
-/* Longest username or password accepted (management command lines are <= 1024 bytes). */
-#define AGENT_CRED_MAX		256
-/* Exit status after a "shutdown" request: microvm-init powers the machine off. */
-#define AGENT_EXIT_POWEROFF	100
+#define AGENT_LINE_MAX		MVM_LINE_MAX
+#define AGENT_LINE_MAX_TEXT	MVM_LINE_MAX_TEXT
+#define AGENT_PROFILE_MAX	MVM_PROFILE_MAX
+#define AGENT_PROFILE_NAME_MAX	MVM_PROFILE_NAME_MAX
+#define AGENT_CRED_MAX		MVM_CRED_MAX
+#define AGENT_EXIT_POWEROFF	MVM_STATUS_POWEROFF
 /* At most this many DNS servers pushed by the VPN are used. */
 #define AGENT_DNS_MAX		3
 /* Addresses tried per proxy connection. */
@@ -144,16 +144,16 @@ int mgmt_quote(char *dst, size_t size, const char *s);
 
 /* ---------------------------------------------------------------- handshake.c */
 
-#define HS_HOST_MAX 255
-#define HS_MAX (1 + HS_HOST_MAX + 2)
+#define HS_HOST_MAX		MVM_PROXY_HOST_MAX
+#define HS_MAX			MVM_PROXY_HANDSHAKE_MAX
 
-/* Status bytes sent after the handshake. */
-#define HS_OK			0x00
-#define HS_ERR_GENERAL		0x01
-#define HS_ERR_NETUNREACH	0x03
-#define HS_ERR_HOSTUNREACH	0x04
-#define HS_ERR_REFUSED		0x05
-#define HS_ERR_TIMEOUT		0x06
+/* Status bytes sent after the handshake (contract.h). */
+#define HS_OK			MVM_PROXY_OK
+#define HS_ERR_GENERAL		MVM_PROXY_ERR_GENERAL
+#define HS_ERR_NETUNREACH	MVM_PROXY_ERR_NETUNREACH
+#define HS_ERR_HOSTUNREACH	MVM_PROXY_ERR_HOSTUNREACH
+#define HS_ERR_REFUSED		MVM_PROXY_ERR_REFUSED
+#define HS_ERR_TIMEOUT		MVM_PROXY_ERR_TIMEOUT
 
 int hs_parse(const uint8_t *buf, size_t len, char *host, uint16_t *port);
 uint8_t hs_status_from_errno(int err);
@@ -187,6 +187,7 @@ struct agent_opts {
 	char openvpn[256];
 	char tun_dev[16];
 	const char *auth_secret_file;
+	int auth_secret_fd;
 	unsigned int connect_timeout_s;
 	unsigned int vpn_timeout_s;
 	bool poweroff_on_shutdown;
@@ -194,6 +195,7 @@ struct agent_opts {
 };
 
 struct vpn;
+struct auth_conn;
 struct ctl_conn;
 struct proxy_conn;
 struct resolver;
@@ -204,6 +206,9 @@ struct resolver;
  * @epfd:		the epoll instance
  * @profile_dir:	state_dir/profiles
  * @auth_secret:	64 hex characters
+ * @auth_key:		the key they encode (the TCP handshake's HMAC key)
+ * @auth:		connections still in the authentication handshake (TCP)
+ * @nauth:		how many
  * @vpn:		the OpenVPN supervisor
  * @ctl:		open control connections
  * @proxies:		open proxy connections
@@ -219,6 +224,9 @@ struct agent {
 	int epfd;
 	char profile_dir[300];
 	char auth_secret[65];
+	uint8_t auth_key[MVM_AUTH_KEY_LEN];
+	struct auth_conn *auth;
+	size_t nauth;
 	struct vpn *vpn;
 	struct ctl_conn *ctl;
 	struct proxy_conn *proxies;
@@ -240,9 +248,16 @@ uint64_t agent_now_ms(void);
 
 int agent_listen(const struct agent_opts *o, unsigned int port);
 
+/* ---------------------------------------------------------------- auth.c */
+
+void auth_begin(struct agent *a, int fd, unsigned int port, void (*adopt)(struct agent *a, int fd));
+void auth_tick(struct agent *a);
+void auth_fini(struct agent *a);
+
 /* ---------------------------------------------------------------- control.c */
 
 int ctl_init(struct agent *a, int lfd);
+void ctl_adopt(struct agent *a, int fd);
 void ctl_vpn_changed(struct agent *a);
 void ctl_flush_all(struct agent *a, int timeout_ms);
 void ctl_fini(struct agent *a);
@@ -282,6 +297,7 @@ void vpn_fini(struct agent *a);
 /* ---------------------------------------------------------------- proxy.c / resolve.c */
 
 int proxy_init(struct agent *a, int lfd);
+void proxy_adopt(struct agent *a, int fd);
 void proxy_tick(struct agent *a);
 void proxy_fini(struct agent *a);
 

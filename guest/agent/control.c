@@ -597,6 +597,28 @@ static void on_conn(struct agent *a, struct agent_ev *ev, uint32_t events)
 }
 
 /**
+ * ctl_adopt() - serve a new control connection (authenticated, when over TCP)
+ * @a:		agent
+ * @fd:		the non-blocking socket (owned from here on)
+ */
+void ctl_adopt(struct agent *a, int fd)
+{
+	struct ctl_conn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->ev.fd = fd;
+	c->ev.cb = on_conn;
+	c->next = a->ctl;
+	if (a->ctl)
+		a->ctl->prev = c;
+	a->ctl = c;
+	ctl_update(a, c);
+}
+
+/**
  * on_accept() - new control connections
  * @a:		agent
  * @ev:		the listener
@@ -607,25 +629,13 @@ static void on_accept(struct agent *a, struct agent_ev *ev, uint32_t events)
 	(void)events;
 	for (;;) {
 		int fd = accept4(ev->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct ctl_conn *c;
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				agent_log(a, "control accept: %s", strerror(errno));
 			return;
 		}
-		c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		c->ev.fd = fd;
-		c->ev.cb = on_conn;
-		c->next = a->ctl;
-		if (a->ctl)
-			a->ctl->prev = c;
-		a->ctl = c;
-		ctl_update(a, c);
+		auth_begin(a, fd, a->opts.control_port, ctl_adopt);
 	}
 }
 

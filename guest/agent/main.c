@@ -12,6 +12,8 @@
  *   loop.
  *
  *   Sources of events:
+ *   - over TCP, every accepted connection first proves the host's secret (auth.c), then
+ *     goes to its port's module; over vsock it goes there at once.
  *   - the control listener (port 1025) and its connections (control.c): newline-delimited
  *     JSON requests, one answer line each, in order; vpn_start and vpn_stop park the
  *     connection until the VPN reaches an outcome (ctl_vpn_changed()).
@@ -202,6 +204,7 @@ static void on_tick(struct agent *a, struct agent_ev *ev, uint32_t events)
 	if (read(ev->fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		return;
 	vpn_tick(a);
+	auth_tick(a);
 	proxy_tick(a);
 }
 
@@ -234,10 +237,57 @@ static int mkdir_p(const char *path, mode_t mode)
 }
 
 /**
- * load_secret() - the auth secret: from --auth-secret-file or random
+ * read_secret() - the secret text from the provisioned file or descriptor
+ * @a:		agent
+ * @buf:	receives the bytes read
+ * @size:	its size
+ *
+ * A file named with --auth-secret-file must not be accessible to group or others when it
+ * is a regular file (a pipe such as /dev/stdin is private to us). A descriptor from
+ * --auth-secret-fd is read from offset 0 (so a restarted agent reads it again) and closed.
+ *
+ * Return: bytes read, or -errno (-EPERM: the file is readable by others)
+ */
+static ssize_t read_secret(struct agent *a, char *buf, size_t size)
+{
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if (a->opts.auth_secret_fd >= 0) {
+		fd = a->opts.auth_secret_fd;
+		n = pread(fd, buf, size, 0);
+		if (n < 0 && errno == ESPIPE)
+			n = read(fd, buf, size);
+		if (n < 0)
+			n = -errno;
+		close(fd);
+		a->opts.auth_secret_fd = -1;
+		return n;
+	}
+	fd = open(a->opts.auth_secret_file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
+		close(fd);
+		return -EPERM;
+	}
+	n = read(fd, buf, size);
+	if (n < 0)
+		n = -errno;
+	close(fd);
+	return n;
+}
+
+/**
+ * load_secret() - the auth secret: provisioned by the host, or random (vsock only)
  * @a:		agent
  *
- * Return: 0 or -errno (file unreadable or not 64 hex characters)
+ * The secret is what get_auth_secret answers and, decoded, the key of the TCP
+ * authentication handshake; over TCP it must come from the host.
+ *
+ * Return: 0 or -errno (-ENOKEY: TCP without a secret; -EINVAL: not 64 hex characters;
+ * -EPERM: the file is readable by others)
  */
 static int load_secret(struct agent *a)
 {
@@ -245,31 +295,25 @@ static int load_secret(struct agent *a)
 	unsigned char rnd[32];
 	char buf[128];
 	ssize_t n;
-	int fd;
+	int ret = 0;
 
-	if (a->opts.auth_secret_file) {
-		fd = open(a->opts.auth_secret_file, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return -errno;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
+	if (a->opts.auth_secret_file || a->opts.auth_secret_fd >= 0) {
+		n = read_secret(a, buf, sizeof(buf) - 1);
 		if (n < 0)
-			return -errno;
+			return (int)n;
 		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
 			n--;
-		if (n != 64)
-			return -EINVAL;
-		for (int i = 0; i < 64; i++) {
-			char c = buf[i];
-
-			if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-			      (c >= 'A' && c <= 'F')))
-				return -EINVAL;
-			a->auth_secret[i] = (char)(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
-		}
-		a->auth_secret[64] = '\0';
-		return 0;
+		if (mvm_auth_key_from_hex(buf, (size_t)n, a->auth_key))
+			ret = -EINVAL;
+		for (ssize_t i = 0; !ret && i < n; i++)
+			a->auth_secret[i] = (char)(buf[i] >= 'A' && buf[i] <= 'F' ? buf[i] - 'A' + 'a'
+										 : buf[i]);
+		a->auth_secret[ret ? 0 : MVM_SECRET_HEX_LEN] = '\0';
+		explicit_bzero(buf, sizeof(buf));
+		return ret;
 	}
+	if (!a->opts.vsock)
+		return -ENOKEY;
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return -EIO;
 	for (int i = 0; i < 32; i++) {
@@ -277,6 +321,8 @@ static int load_secret(struct agent *a)
 		a->auth_secret[2 * i + 1] = hex[rnd[i] & 15];
 	}
 	a->auth_secret[64] = '\0';
+	memcpy(a->auth_key, rnd, sizeof(a->auth_key));
+	explicit_bzero(rnd, sizeof(rnd));
 	return 0;
 }
 
@@ -296,8 +342,11 @@ static void usage(FILE *f)
 "                            (default /run/agent)\n"
 "  --openvpn PATH            OpenVPN binary (default /usr/sbin/openvpn)\n"
 "  --tun-dev NAME            tun device for the VPN (default tun0)\n"
-"  --auth-secret-file PATH   read the auth secret (64 hex chars) from PATH\n"
-"                            (default: random at start)\n"
+"  --auth-secret-file PATH   read the auth secret (64 hex chars) from PATH (not\n"
+"                            readable by others; /dev/stdin works); default: random\n"
+"                            at start, vsock only: TCP needs the host's secret, which\n"
+"                            every connection must prove (docs/protocol.md)\n"
+"  --auth-secret-fd N        read the auth secret from the inherited descriptor N\n"
 "  --connect-timeout SEC     proxy connect timeout (default 10)\n"
 "  --vpn-timeout SEC         default vpn_start outcome timeout (default 60)\n"
 "  --poweroff-on-shutdown    \"shutdown\" powers the machine off (reboot(2))\n"
@@ -358,7 +407,7 @@ static int copy_opt(char *dst, size_t size, const char *s)
 static int parse_args(int argc, char **argv, struct agent_opts *o)
 {
 	enum { O_TRANSPORT = 256, O_LISTEN, O_CPORT, O_PPORT, O_STATE, O_RUN, O_OPENVPN,
-	       O_TUN, O_SECRET, O_CTIMEOUT, O_VTIMEOUT, O_POWEROFF };
+	       O_TUN, O_SECRET, O_SECRET_FD, O_CTIMEOUT, O_VTIMEOUT, O_POWEROFF };
 	static const struct option lo[] = {
 		{ "transport", required_argument, NULL, O_TRANSPORT },
 		{ "listen", required_argument, NULL, O_LISTEN },
@@ -369,6 +418,7 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 		{ "openvpn", required_argument, NULL, O_OPENVPN },
 		{ "tun-dev", required_argument, NULL, O_TUN },
 		{ "auth-secret-file", required_argument, NULL, O_SECRET },
+		{ "auth-secret-fd", required_argument, NULL, O_SECRET_FD },
 		{ "connect-timeout", required_argument, NULL, O_CTIMEOUT },
 		{ "vpn-timeout", required_argument, NULL, O_VTIMEOUT },
 		{ "poweroff-on-shutdown", no_argument, NULL, O_POWEROFF },
@@ -412,6 +462,13 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 		case O_SECRET:
 			o->auth_secret_file = optarg;
 			break;
+		case O_SECRET_FD: {
+			unsigned int v;
+
+			bad |= parse_uint(optarg, 0, 65535, &v) != 0;
+			o->auth_secret_fd = (int)v;
+			break;
+		}
 		case O_CTIMEOUT:
 			bad |= parse_uint(optarg, 1, 3600, &o->connect_timeout_s) != 0;
 			break;
@@ -482,8 +539,12 @@ static int setup(struct agent *a)
 	chmod(a->opts.run_dir, 0700);
 	ret = load_secret(a);
 	if (ret) {
-		agent_log(a, "auth secret: %s", ret == -EINVAL ?
-			  "the file must hold 64 hex characters" : strerror(-ret));
+		agent_log(a, "auth secret: %s",
+			  ret == -EINVAL ? "the file must hold 64 hex characters" :
+			  ret == -EPERM ? "the file is readable by others (chmod 600 it)" :
+			  ret == -ENOKEY ? "--transport tcp needs the host's secret "
+					   "(--auth-secret-file or --auth-secret-fd): every TCP "
+					   "connection must prove it" : strerror(-ret));
 		return ret;
 	}
 
@@ -571,8 +632,9 @@ int main(int argc, char **argv)
 		.opts = {
 			.vsock = true,
 			.listen = "127.0.0.1",
-			.control_port = 1025,
-			.proxy_port = 7602,
+			.control_port = MVM_AGENT_PORT,
+			.proxy_port = MVM_PROXY_PORT,
+			.auth_secret_fd = -1,
 			.state_dir = "/var/lib/microvm-agent",
 			.run_dir = "/run/agent",
 			.openvpn = "/usr/sbin/openvpn",
@@ -603,6 +665,7 @@ int main(int argc, char **argv)
 		}
 	}
 	agent_log(&a, "exit %d", a.quit);
+	auth_fini(&a);
 	ctl_fini(&a);
 	proxy_fini(&a);
 	vpn_fini(&a);

@@ -453,6 +453,33 @@ static void on_target(struct agent *a, struct agent_ev *ev, uint32_t events)
 }
 
 /**
+ * proxy_adopt() - serve a new proxy connection (authenticated, when over TCP)
+ * @a:		agent
+ * @fd:		the non-blocking socket (owned from here on)
+ */
+void proxy_adopt(struct agent *a, int fd)
+{
+	struct proxy_conn *p = calloc(1, sizeof(*p));
+
+	if (!p) {
+		close(fd);
+		return;
+	}
+	p->cev.fd = fd;
+	p->cev.cb = on_client;
+	p->tev.fd = -1;
+	p->tev.cb = on_target;
+	p->st = PX_HS;
+	p->deadline = agent_now_ms() + (uint64_t)a->opts.connect_timeout_s * 1000;
+	p->next = a->proxies;
+	if (a->proxies)
+		a->proxies->prev = p;
+	a->proxies = p;
+	a->nproxies++;
+	proxy_update(a, p);
+}
+
+/**
  * on_accept() - new proxy connections
  * @a:		agent
  * @ev:		the listener
@@ -463,7 +490,6 @@ static void on_accept(struct agent *a, struct agent_ev *ev, uint32_t events)
 	(void)events;
 	for (;;) {
 		int fd = accept4(ev->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct proxy_conn *p;
 
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
@@ -475,23 +501,7 @@ static void on_accept(struct agent *a, struct agent_ev *ev, uint32_t events)
 			}
 			return;
 		}
-		p = calloc(1, sizeof(*p));
-		if (!p) {
-			close(fd);
-			continue;
-		}
-		p->cev.fd = fd;
-		p->cev.cb = on_client;
-		p->tev.fd = -1;
-		p->tev.cb = on_target;
-		p->st = PX_HS;
-		p->deadline = agent_now_ms() + (uint64_t)a->opts.connect_timeout_s * 1000;
-		p->next = a->proxies;
-		if (a->proxies)
-			a->proxies->prev = p;
-		a->proxies = p;
-		a->nproxies++;
-		proxy_update(a, p);
+		auth_begin(a, fd, a->opts.proxy_port, proxy_adopt);
 	}
 }
 

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "microvm/contract.h"
 #include "microvm/error.h"
 #include "microvm/runtime.h"
 #include "microvm/socks.h"
@@ -29,8 +30,6 @@ extern "C" {
 #endif
 
 typedef struct mvm_manager mvm_manager;
-
-#define MVM_AGENT_PORT	1025
 
 enum mvm_vpn_state {
 	MVM_VPN_UNKNOWN = 0,	/* agent not asked yet, or not reachable */

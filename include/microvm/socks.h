@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "microvm/contract.h"
 #include "microvm/error.h"
 #include "microvm/vsock.h"
 
@@ -28,7 +29,7 @@ extern "C" {
 typedef struct mvm_socks mvm_socks;
 
 #define MVM_SOCKS_DEFAULT_PORT	1080
-#define MVM_SOCKS_AGENT_PORT	7602
+#define MVM_SOCKS_AGENT_PORT	MVM_PROXY_PORT
 
 /**
  * struct mvm_socks_config - how to serve

@@ -78,12 +78,32 @@ mvm_vsock *mvm_vsock_new_tcp(const char *host);
  */
 mvm_vsock *mvm_vsock_new_tcp_netns(const char *netns_path, const char *host);
 
+/**
+ * mvm_vsock_set_secret() - authenticate every stream of this client with the agent's secret
+ * @vs:		client
+ * @secret:	the agent's auth secret, MVM_SECRET_HEX_LEN (64) hex characters; NULL: stop
+ *		authenticating
+ *
+ * Needed over TCP, where the agent accepts only connections that prove its secret
+ * (docs/protocol.md, "Authentication over TCP"): mvm_vsock_connect() then runs the mutual
+ * handshake before it returns a stream, and fails with -EACCES ("the agent at HOST:PORT
+ * failed authentication (wrong secret or not our agent)") when the peer does not prove the
+ * same secret.  The namespace and WSL2 backends key their clients themselves.  The secret is
+ * copied; nothing keeps @secret.
+ *
+ * Return: 0, or -EINVAL when @secret is not 64 hex characters.
+ */
+int mvm_vsock_set_secret(mvm_vsock *vs, const char *secret);
+
 /** mvm_vsock_free() - release the client; open streams stay usable until closed. */
 void mvm_vsock_free(mvm_vsock *vs);
 
 /**
  * mvm_vsock_connect() - open a stream to a guest port
- * Return: a file descriptor, or -errno with mvm_last_error() set.
+ * With a secret set (mvm_vsock_set_secret()) the stream is returned authenticated; @timeout_ms
+ * covers the handshake too.
+ * Return: a file descriptor, or -errno with mvm_last_error() set (-EACCES: the agent
+ * failed authentication).
  */
 int mvm_vsock_connect(mvm_vsock *vs, uint32_t port, int timeout_ms);
 

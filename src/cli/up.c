@@ -108,6 +108,9 @@ static void up_usage(FILE *out)
 "  --agent tcp:HOST      the agent's ports are TCP ports on HOST\n"
 "  --agent-netns PATH    ... dialled from inside this network namespace (/run/netns/NAME);\n"
 "                        HOST defaults to 127.0.0.1 there\n"
+"  --agent-secret-file FILE  the agent's secret (its --auth-secret-file: 64 hex\n"
+"                        characters; FILE must not be readable by others). Required:\n"
+"                        every connection proves it, and an agent that cannot is refused\n"
 "\n"
 "Options are checked before anything starts: a bad value is an error naming the option.\n"
 "\n"
@@ -541,7 +544,7 @@ static int up_open_log(struct up_ctx *u)
  * struct up_opts - parsed command line
  */
 struct up_opts {
-	const char *profile, *user, *control, *agent, *agent_netns;
+	const char *profile, *user, *control, *agent, *agent_netns, *agent_secret_file;
 	const char *socks_user, *socks_pw_file;
 	bool password_stdin, detach, socks_auth;
 	int stop_timeout_ms;
@@ -634,7 +637,7 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 	enum {
 		O_PROFILE = 256, O_USER, O_PWSTDIN, O_SOCKS, O_REMOTE, O_SAUTH, O_SUSER, O_SPWFILE,
 		O_IDLE, O_NOSOCKS, O_BACKEND, O_KERNEL, O_INITRD, O_ROOTFS, O_CMDLINE, O_MEMORY,
-		O_BOOT, O_AGENT, O_AGENT_NETNS, O_CONTROL, O_DETACH, O_BOX_EXEC, O_STOP,
+		O_BOOT, O_AGENT, O_AGENT_NETNS, O_AGENT_SECRET, O_CONTROL, O_DETACH, O_BOX_EXEC, O_STOP,
 	};
 	static const struct option opts[] = {
 		{ "profile", required_argument, NULL, O_PROFILE },
@@ -658,6 +661,7 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 		{ "box-exec", required_argument, NULL, O_BOX_EXEC },
 		{ "agent", required_argument, NULL, O_AGENT },
 		{ "agent-netns", required_argument, NULL, O_AGENT_NETNS },
+		{ "agent-secret-file", required_argument, NULL, O_AGENT_SECRET },
 		{ "control", required_argument, NULL, O_CONTROL },
 		{ "detach", no_argument, NULL, O_DETACH },
 		{ "help", no_argument, NULL, 'h' },
@@ -735,6 +739,7 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 			o->agent = optarg + 4;
 			break;
 		case O_AGENT_NETNS: o->agent_netns = optarg; break;
+		case O_AGENT_SECRET: o->agent_secret_file = optarg; break;
 		case O_CONTROL: o->control = optarg; break;
 		case O_BOX_EXEC:
 			up_box_argv[2] = optarg;
@@ -863,6 +868,20 @@ static int up_check_files(const struct mvm_manager_config *cfg, const struct up_
 			return CLI_EXIT_USAGE;
 		}
 	}
+	if (attach && !o->agent_secret_file) {
+		fprintf(stderr, "microvm up: attaching to an agent needs --agent-secret-file FILE "
+			"(the secret the agent was started with)\n");
+		free(*profile);
+		*profile = NULL;
+		return CLI_EXIT_USAGE;
+	}
+	if (!attach && o->agent_secret_file) {
+		fprintf(stderr, "microvm up: --agent-secret-file goes with --agent or "
+			"--agent-netns\n");
+		free(*profile);
+		*profile = NULL;
+		return CLI_EXIT_USAGE;
+	}
 	if (o->vm_only[0] && attach)
 		fprintf(stderr, "microvm up: note: %s not used when attaching to an agent; "
 			"ignored\n", o->vm_only);
@@ -908,6 +927,47 @@ static int up_detach(int *ready)
 }
 
 /**
+ * up_read_agent_secret() - the agent's secret from --agent-secret-file
+ * @path:	the file: 64 hex characters, optionally a newline; not accessible to group or
+ *		others when it is a regular file
+ * @out:	receives the NUL-terminated secret
+ *
+ * Return: 0, or -1 after a one-line error on stderr.
+ */
+static int up_read_agent_secret(const char *path, char out[MVM_SECRET_HEX_LEN + 1])
+{
+	char buf[MVM_SECRET_HEX_LEN + 8];
+	const char *why = NULL;
+	struct stat sb;
+	ssize_t n = -1;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		why = strerror(errno);
+	} else if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 077)) {
+		why = "readable by others (chmod 600 it)";
+	} else {
+		n = read(fd, buf, sizeof(buf) - 1);
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+			n--;
+		if (n != MVM_SECRET_HEX_LEN ||
+		    strspn(buf, "0123456789abcdefABCDEF") < MVM_SECRET_HEX_LEN)
+			why = "not 64 hex characters";
+	}
+	if (fd >= 0)
+		close(fd);
+	if (!why) {
+		memcpy(out, buf, MVM_SECRET_HEX_LEN);
+		out[MVM_SECRET_HEX_LEN] = '\0';
+	}
+	explicit_bzero(buf, sizeof(buf));
+	if (why)
+		fprintf(stderr, "microvm up: --agent-secret-file %s: %s\n", path, why);
+	return why ? -1 : 0;
+}
+
+/**
  * cli_up() - `microvm up`: parse, (detach,) start or attach, serve until down or a signal
  * @argc/@argv:	argv[0] is "up"
  *
@@ -919,7 +979,7 @@ int cli_up(int argc, char **argv)
 	struct up_opts o = { .stop_timeout_ms = 10000 };
 	struct up_ctx u = { .wake = { -1, -1 } };
 	char socks_addr[64] = "127.0.0.1", vpn_pass[512] = "", socks_pass[256] = "";
-	char *profile = NULL;
+	char *profile = NULL, agent_secret[MVM_SECRET_HEX_LEN + 1] = "";
 	struct mvm_manager_status st;
 	struct sigaction sa = { .sa_handler = up_on_signal };
 	bool have_pass = false;
@@ -937,6 +997,10 @@ int cli_up(int argc, char **argv)
 	ret = up_check_files(&cfg, &o, &profile);
 	if (ret >= 0)
 		return ret;
+	if (o.agent_secret_file && up_read_agent_secret(o.agent_secret_file, agent_secret)) {
+		free(profile);
+		return CLI_EXIT_USAGE;
+	}
 	if (o.user) {
 		ret = ctl_read_password(o.password_stdin, "VPN password: ", vpn_pass,
 					sizeof(vpn_pass));
@@ -993,7 +1057,12 @@ int cli_up(int argc, char **argv)
 		mvm_vsock *vs = o.agent_netns ? mvm_vsock_new_tcp_netns(o.agent_netns, o.agent)
 					      : mvm_vsock_new_tcp(o.agent);
 
-		ret = vs ? mvm_manager_attach(u.m, vs) : -EINVAL;
+		ret = vs ? mvm_vsock_set_secret(vs, agent_secret) : -EINVAL;
+		explicit_bzero(agent_secret, sizeof(agent_secret));
+		if (!ret)
+			ret = mvm_manager_attach(u.m, vs);
+		else
+			mvm_vsock_free(vs);
 	} else {
 		ret = mvm_manager_start_vm(u.m);
 		/* auto picked the box: say so about VM options rather than drop them silently */

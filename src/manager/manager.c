@@ -464,18 +464,22 @@ static int mgr_ok_request(struct mvm_manager *m, cJSON *req, int timeout_ms)
  * mgr_ping_locked() - is the agent there?
  * Return: true if it answered "pong".
  */
-static bool mgr_ping_locked(struct mvm_manager *m, int timeout_ms)
+static bool mgr_ping_locked(struct mvm_manager *m, int timeout_ms, int *err)
 {
 	static const char ping[] = "{\"cmd\":\"ping\"}";
 	cJSON *resp = NULL;
 	const char *status;
 	char *answer = NULL;
 	bool ok = false;
+	int ret;
 
 	if (!m->vs)
 		goto out;
-	if (mvm_vsock_request(m->vs, MVM_AGENT_PORT, ping, sizeof(ping) - 1, &answer, NULL,
-			      timeout_ms))
+	ret = mvm_vsock_request(m->vs, MVM_AGENT_PORT, ping, sizeof(ping) - 1, &answer, NULL,
+				timeout_ms);
+	if (err)
+		*err = ret;
+	if (ret)
 		goto out;
 	resp = cJSON_Parse(answer);
 	status = mgr_str(resp, "status");
@@ -508,8 +512,13 @@ static int mgr_wait_agent_locked(struct mvm_manager *m)
 	useconds_t pause = 5 * 1000;	/* doubles up to 200 ms: a box is up in milliseconds */
 
 	for (;;) {
-		if (mgr_ping_locked(m, 1000))
+		int err = 0;
+
+		if (mgr_ping_locked(m, 1000, &err))
 			return 0;
+		/* Something answers but does not prove the secret: waiting will not help. */
+		if (err == -EACCES)
+			return mgr_fail(m, err, "%s", mvm_last_error());
 		if (m->vm && mvm_vm_state(m->vm) == MVM_STATE_STOPPED)
 			return mgr_fail(m, -ECHILD, "the VM stopped before its agent answered");
 		if (mgr_now_ms() >= deadline)
@@ -722,7 +731,7 @@ void mvm_manager_get_status(mvm_manager *m, struct mvm_manager_status *st)
 	st->attached = m->attached;
 	st->vm_running = m->vm ? mvm_vm_state(m->vm) == MVM_STATE_RUNNING : m->attached;
 	mgr_copy(st->hypervisor, sizeof(st->hypervisor), m->hypervisor);
-	reach = m->vs && mgr_ping_locked(m, 2000);
+	reach = m->vs && mgr_ping_locked(m, 2000, NULL);
 	st->agent_reachable = reach;
 	if (m->socks) {
 		st->socks_running = true;

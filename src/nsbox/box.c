@@ -819,25 +819,32 @@ static void __attribute__((noreturn)) box_init(const struct nsbox_spec *spec, in
 /* ---- S ---- */
 
 /**
- * box_setup_fds() - stdin, stdout/stderr and the control socket at 0, 1/2 and 3; close the rest
+ * box_setup_fds() - stdin, stdout/stderr, the control socket and the secret at 0, 1/2, 3 and
+ * NSBOX_SECRET_FD (4); close the rest
  * @spec:	the box (its fds are never 0..2: those are the host's stdio)
  *
- * The host's other descriptors (listening sockets, files) must not live on in the box.
+ * The host's other descriptors (listening sockets, files) must not live on in the box.  The
+ * secret's descriptor stays open across exec (the box's program reads it); the control
+ * socket does not.
  *
  * Return: 0 or -errno.
  */
 static int box_setup_fds(const struct nsbox_spec *spec)
 {
-	int ctl = fcntl(spec->ctl_fd, F_DUPFD_CLOEXEC, 3);
+	int ctl = fcntl(spec->ctl_fd, F_DUPFD_CLOEXEC, NSBOX_SECRET_FD + 1);
+	int sec = spec->secret_fd < 0 ? -1 :
+		  fcntl(spec->secret_fd, F_DUPFD_CLOEXEC, NSBOX_SECRET_FD + 1);
 
-	if (ctl < 0)
+	if (ctl < 0 || (spec->secret_fd >= 0 && sec < 0))
 		return -errno;
 	if (dup2(spec->stdin_fd, 0) < 0 || dup2(spec->console_fd, 1) < 0 ||
 	    dup2(spec->console_fd, 2) < 0)
 		return -errno;
-	if (ctl != BOX_CTL_FD && dup3(ctl, BOX_CTL_FD, O_CLOEXEC) < 0)
+	if (dup3(ctl, BOX_CTL_FD, O_CLOEXEC) < 0)
 		return -errno;
-	if (syscall(SYS_close_range, BOX_CTL_FD + 1, ~0U, 0))
+	if (sec >= 0 ? dup2(sec, NSBOX_SECRET_FD) < 0 : (close(NSBOX_SECRET_FD), 0))
+		return -errno;
+	if (syscall(SYS_close_range, NSBOX_SECRET_FD + 1, ~0U, 0))
 		return -errno;
 	return 0;
 }

@@ -22,6 +22,13 @@
  * gateway 10.0.2.2 and reaches whatever the host can, with no privilege, no host interface
  * and no host route.
  *
+ * Authentication: the agent on TCP accepts only connections that prove its secret
+ * (docs/protocol.md).  create() draws a fresh secret per box, puts it in a memfd that the
+ * box's program inherits as NSBOX_SECRET_FD (the default agent runs with --auth-secret-fd 4;
+ * nothing on a command line, nothing on disk) and keys the vsock client with it, so every
+ * stream returned by the client is authenticated.  A library user whose box program is not
+ * the agent turns that off with mvm_vsock_set_secret(client, NULL).
+ *
  * vsock: the agent listens on TCP inside the box.  The vsock client's connect asks S over
  * the control socket to connect to 127.0.0.1:port (S lives in the box's network namespace)
  * and receives the connected socket back.  Requests carry a sequence number so that an
@@ -44,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -52,10 +60,12 @@
 #include <unistd.h>
 
 #include "microvm/vsock.h"
+#include "mvm_auth.h"
 #include "net/slirp.h"
 #include "nsbox/nsbox.h"
 #include "runtime/backend.h"
 #include "runtime/error.h"
+#include "runtime/vsock_client.h"
 
 #define NSBOX_AGENT		"/usr/bin/microvm-agent"
 #define NSBOX_START_TIMEOUT_MS	10000
@@ -77,6 +87,8 @@
  * @wake:	eventfd that ends the box thread early (destroy before exit)
  * @slirp:	user-mode network stack, or NULL
  * @vsock:	the vsock client over the control socket
+ * @secret:	the agent's auth secret (64 hex characters), keyed into @vsock
+ * @secret_fd:	memfd with @secret and a newline, inherited by the box's program
  * @thread:	the box thread
  * @started:	S runs and @thread exists
  * @ctl_lock:	serialises requests on @ctl
@@ -102,6 +114,8 @@ struct nsbox {
 	int wake;
 	struct mvm_slirp *slirp;
 	mvm_vsock *vsock;
+	char secret[MVM_SECRET_HEX_LEN + 1];
+	int secret_fd;
 	pthread_t thread;
 	bool started;
 
@@ -376,7 +390,8 @@ static int nsbox_usable(char *why, size_t why_len)
 static int nsbox_set_argv(struct nsbox *nb, const char *const *box_argv)
 {
 	static const char *const agent[] = {
-		NSBOX_AGENT, "--transport", "tcp", "--listen", "127.0.0.1", NULL,
+		NSBOX_AGENT, "--transport", "tcp", "--listen", "127.0.0.1",
+		"--auth-secret-fd", "4", NULL,	/* NSBOX_SECRET_FD */
 	};
 	const char *const *a = box_argv ? box_argv : agent;
 	char path[4096];
@@ -410,9 +425,43 @@ static void nsbox_free(struct nsbox *nb)
 	free(nb->rootfs_path);
 	for (i = 0; nb->argv[i]; i++)
 		free(nb->argv[i]);
+	if (nb->secret_fd >= 0)
+		close(nb->secret_fd);
+	mvm_auth_cleanse(nb->secret, sizeof(nb->secret));
 	pthread_mutex_destroy(&nb->ctl_lock);
 	pthread_mutex_destroy(&nb->lock);
 	free(nb);
+}
+
+/**
+ * nsbox_make_secret() - a fresh auth secret for the box's agent, in @nb->secret and a memfd
+ * @nb:		the box
+ *
+ * Return: 0 or -errno with mvm_last_error() set.
+ */
+static int nsbox_make_secret(struct nsbox *nb)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t rnd[MVM_SECRET_HEX_LEN / 2];
+	char line[MVM_SECRET_HEX_LEN + 1];
+	int ret = 0;
+
+	if (mvm_auth_random(rnd, sizeof(rnd)))
+		return mvm_set_error(-EIO, "nsbox: no random numbers for the agent's secret");
+	for (size_t i = 0; i < sizeof(rnd); i++) {
+		nb->secret[2 * i] = hex[rnd[i] >> 4];
+		nb->secret[2 * i + 1] = hex[rnd[i] & 15];
+	}
+	nb->secret[MVM_SECRET_HEX_LEN] = '\0';
+	memcpy(line, nb->secret, MVM_SECRET_HEX_LEN);
+	line[MVM_SECRET_HEX_LEN] = '\n';
+	nb->secret_fd = memfd_create("microvm-agent-secret", MFD_CLOEXEC);
+	if (nb->secret_fd < 0 || write(nb->secret_fd, line, sizeof(line)) != (ssize_t)sizeof(line))
+		ret = mvm_set_error(-errno, "nsbox: cannot hold the agent's secret: %s",
+				    strerror(errno));
+	mvm_auth_cleanse(rnd, sizeof(rnd));
+	mvm_auth_cleanse(line, sizeof(line));
+	return ret;
 }
 
 /**
@@ -436,7 +485,7 @@ static int nsbox_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 	nb->net = cfg->net;
 	nb->spid = -1;
 	nb->s_pidfd = nb->i_pidfd = nb->ctl = nb->console_rd = nb->stdin_wr = -1;
-	nb->tap = nb->wake = -1;
+	nb->tap = nb->wake = nb->secret_fd = -1;
 	pthread_mutex_init(&nb->ctl_lock, NULL);
 	pthread_mutex_init(&nb->lock, NULL);
 	nb->rootfs_path = cfg->rootfs_path ? strdup(cfg->rootfs_path) : nsbox_rootfs_default();
@@ -446,7 +495,9 @@ static int nsbox_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 				    "(make image, or a directory or rootfs.tar.gz)");
 		goto err;
 	}
-	ret = nsbox_rootfs_prepare(nb->rootfs_path, &nb->fs, true);
+	ret = nsbox_make_secret(nb);
+	if (!ret)
+		ret = nsbox_rootfs_prepare(nb->rootfs_path, &nb->fs, true);
 	if (!ret)
 		ret = nsbox_set_argv(nb, cfg->box_argv);
 	if (ret)
@@ -508,6 +559,7 @@ static int nsbox_spawn(struct nsbox *nb)
 	struct nsbox_spec spec = {
 		.root = nb->fs.root, .root_ro = nb->fs.ro, .lower = nb->fs.lower,
 		.upper = nb->fs.upper, .work = nb->fs.work, .argv = nb->argv, .net = nb->net,
+		.secret_fd = nb->secret_fd,
 		.userns = true, .uid = geteuid(), .gid = getegid(),
 	};
 	int ctl[2], con[2], in[2], ret;
@@ -712,8 +764,13 @@ static mvm_vsock *nsbox_vsock(void *priv)
 {
 	struct nsbox *nb = priv;
 
-	if (!nb->vsock)
+	if (!nb->vsock) {
 		nb->vsock = mvm_vsock_new(&nsbox_vsock_ops, nb);
+		if (nb->vsock) {
+			mvm_vsock_set_secret(nb->vsock, nb->secret);
+			vsock_set_peer(nb->vsock, "127.0.0.1 in the box");
+		}
+	}
 	return nb->vsock;
 }
 

@@ -10,13 +10,20 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "microvm/contract.h"
+
 #define NSBOX_HOSTNAME		"microvm"
 #define NSBOX_MAX_ARGS		32
 /* eth0's MTU, and slirp's: large frames cost slirp far less per byte than 1500-byte ones. */
 #define NSBOX_MTU		65520
 /* Exit statuses of the box's program that end the box (the agent's and microvm-init's). */
-#define NSBOX_EXIT_POWEROFF	100
-#define NSBOX_EXIT_REBOOT	101
+#define NSBOX_EXIT_POWEROFF	MVM_STATUS_POWEROFF
+#define NSBOX_EXIT_REBOOT	MVM_STATUS_REBOOT
+/*
+ * The box's program inherits the agent's auth secret (64 hex characters and a newline, in a
+ * memfd read from offset 0) on this descriptor; the default agent gets --auth-secret-fd 4.
+ */
+#define NSBOX_SECRET_FD		4
 
 /**
  * struct nsbox_spec - everything the box processes need, prepared before fork()
@@ -30,6 +37,7 @@
  * @ctl_fd:	the box's end of the control socketpair
  * @console_fd:	write end of the console pipe (the box's stdout and stderr)
  * @stdin_fd:	read end of the console input pipe (the box's stdin)
+ * @secret_fd:	memfd holding the agent's auth secret, or -1 (NSBOX_SECRET_FD in the box)
  * @net:	create eth0 (a TAP) for user-mode networking
  * @userns:	create a user namespace
  * @uid:	host uid mapped to root in the box
@@ -45,6 +53,7 @@ struct nsbox_spec {
 	int ctl_fd;
 	int console_fd;
 	int stdin_fd;
+	int secret_fd;
 	bool net;
 	bool userns;
 	uid_t uid;

@@ -17,12 +17,24 @@
  * - the set of ports we listen on, so that a second listen on a port fails with
  *   -EADDRINUSE whatever the transport, and mvm_vsock_free() stops every listener.
  *
+ * - the authenticated transport: a client keyed with the agent's secret
+ *   (mvm_vsock_set_secret(); the nsbox and WSL2 backends key theirs, `microvm up --agent
+ *   tcp:` keys it from --agent-secret-file) runs the host side of the mutual
+ *   challenge-response (common/mvm_auth.c, docs/protocol.md) inside mvm_vsock_connect(),
+ *   before the stream is returned, within the connect timeout.  Until the agent has proved
+ *   the secret nothing but a random nonce is sent, so an impostor learns nothing; a failure
+ *   is -EACCES, "the agent at HOST:PORT failed authentication (wrong secret or not our
+ *   agent)".  Callers (mvm_vsock_request(), the SOCKS server) see no difference.  An
+ *   unkeyed client connects plainly (virtio-vsock: only our VMM reaches the guest).
+ *
  * Streams are plain file descriptors owned by the caller; freeing the client does not close
  * them.  On Windows they are Winsock SOCKETs (close them with mvm_vsock_close_stream());
  * compat.h hides the differences.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,15 +43,22 @@
 #include "runtime/compat.h"
 #include "runtime/error.h"
 #include "runtime/vsock_client.h"
+#include "mvm_auth.h"
 
 struct mvm_vsock {
 	const struct mvm_vsock_transport *ops;
 	void *ctx;
-	pthread_mutex_t lock;	/* protects @ports/@nports/@cap */
+	pthread_mutex_t lock;	/* protects @ports/@nports/@cap and the key */
 	uint32_t *ports;	/* ports we listen on */
 	size_t nports;
 	size_t cap;
+	bool keyed;		/* authenticate every stream with @key */
+	uint8_t key[MVM_AUTH_KEY_LEN];
+	char peer[80];		/* "the agent at HOST" for error messages */
 };
+
+static int vsock_write_all(int fd, const char *buf, size_t len, int64_t deadline);
+static int vsock_wait(int fd, int want_write, int64_t deadline);
 
 mvm_vsock *mvm_vsock_new(const struct mvm_vsock_transport *ops, void *ctx)
 {
@@ -74,6 +93,7 @@ void mvm_vsock_free(mvm_vsock *vs)
 		vs->ops->destroy(vs->ctx);
 	pthread_mutex_destroy(&vs->lock);
 	free(vs->ports);
+	mvm_auth_cleanse(vs->key, sizeof(vs->key));
 	free(vs);
 }
 
@@ -83,15 +103,130 @@ void mvm_vsock_close_stream(int fd)
 		mvm_sock_close(fd);
 }
 
+/**
+ * vsock_read_exact() - read exactly @len bytes from @fd before @deadline
+ * Return: 0, -EPROTO on EOF first, -ETIMEDOUT or -errno.
+ */
+static int vsock_read_exact(int fd, uint8_t *buf, size_t len, int64_t deadline)
+{
+	ssize_t n;
+	int rc;
+
+	while (len) {
+		rc = vsock_wait(fd, 0, deadline);
+		if (rc)
+			return rc;
+		n = recv(fd, (char *)buf, len, MVM_MSG_DONTWAIT);
+		if (n < 0) {
+			rc = mvm_sock_errno();
+			if (rc == EAGAIN || rc == EINTR)
+				continue;
+			return -rc;
+		}
+		if (n == 0)
+			return -EPROTO;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/**
+ * vsock_authenticate() - the host side of the handshake on a fresh stream
+ * @key:	the agent's key
+ * @fd:		the stream
+ * @port:	its port
+ * @deadline:	absolute ms or negative
+ *
+ * Return: 0; -EACCES when the peer is not an agent holding our key (wrong MAC, not the
+ * handshake, or closed instead of answering); -ETIMEDOUT; -errno.
+ */
+static int vsock_authenticate(const uint8_t key[MVM_AUTH_KEY_LEN], int fd, uint32_t port,
+			      int64_t deadline)
+{
+	uint8_t hello[MVM_AUTH_HELLO_LEN], chall[MVM_AUTH_CHALLENGE_LEN];
+	uint8_t proof[MVM_AUTH_PROOF_LEN];
+	struct mvm_auth st;
+	int rc;
+
+	rc = mvm_auth_host_hello(&st, key, port, hello);
+	if (!rc)
+		rc = vsock_write_all(fd, (const char *)hello, sizeof(hello), deadline);
+	if (!rc)
+		rc = vsock_read_exact(fd, chall, sizeof(chall), deadline);
+	if (!rc)
+		rc = mvm_auth_host_finish(&st, chall, proof);
+	if (rc == -EPROTO || rc == -ECONNRESET)
+		rc = -EACCES;
+	/* Only now, with the agent proven, does anything but a nonce leave this host. */
+	if (!rc)
+		rc = vsock_write_all(fd, (const char *)proof, sizeof(proof), deadline);
+	mvm_auth_wipe(&st);
+	mvm_auth_cleanse(proof, sizeof(proof));
+	return rc;
+}
+
+int mvm_vsock_set_secret(mvm_vsock *vs, const char *secret)
+{
+	uint8_t key[MVM_AUTH_KEY_LEN];
+
+	if (!vs)
+		return mvm_set_error(-EINVAL, "vsock: no client");
+	if (secret && mvm_auth_key_from_hex(secret, strlen(secret), key))
+		return mvm_set_error(-EINVAL, "vsock: the agent secret must be %d hex characters",
+				     MVM_SECRET_HEX_LEN);
+	pthread_mutex_lock(&vs->lock);
+	vs->keyed = secret != NULL;
+	if (secret)
+		memcpy(vs->key, key, sizeof(key));
+	else
+		mvm_auth_cleanse(vs->key, sizeof(vs->key));
+	pthread_mutex_unlock(&vs->lock);
+	mvm_auth_cleanse(key, sizeof(key));
+	return 0;
+}
+
+void vsock_set_peer(mvm_vsock *vs, const char *host)
+{
+	pthread_mutex_lock(&vs->lock);
+	snprintf(vs->peer, sizeof(vs->peer), "%s", host);
+	pthread_mutex_unlock(&vs->lock);
+}
+
 int mvm_vsock_connect(mvm_vsock *vs, uint32_t port, int timeout_ms)
 {
-	int fd;
+	int64_t deadline = timeout_ms < 0 ? -1 : vsock_now_ms() + timeout_ms;
+	uint8_t key[MVM_AUTH_KEY_LEN];
+	char peer[sizeof(vs->peer)];
+	bool keyed;
+	int fd, rc;
 
 	if (!vs)
 		return mvm_set_error(-EINVAL, "vsock: no client");
 	fd = vs->ops->connect(vs->ctx, port, timeout_ms);
-	if (fd >= 0)
-		return fd;
+	if (fd >= 0) {
+		pthread_mutex_lock(&vs->lock);
+		keyed = vs->keyed;
+		memcpy(key, vs->key, sizeof(key));
+		snprintf(peer, sizeof(peer), "%s", vs->peer[0] ? vs->peer : "127.0.0.1");
+		pthread_mutex_unlock(&vs->lock);
+		if (!keyed)
+			return fd;
+		rc = vsock_authenticate(key, fd, port, deadline);
+		mvm_auth_cleanse(key, sizeof(key));
+		if (!rc)
+			return fd;
+		mvm_sock_close(fd);
+		if (rc == -EACCES)
+			return mvm_set_error(rc, "the agent at %s:%u failed authentication "
+					     "(wrong secret or not our agent)", peer, port);
+		if (rc == -ETIMEDOUT)
+			return mvm_set_error(rc, "the agent at %s:%u did not complete the "
+					     "authentication handshake within %d ms", peer, port,
+					     timeout_ms);
+		return mvm_set_error(rc, "the agent at %s:%u: authentication handshake failed: %s",
+				     peer, port, strerror(-rc));
+	}
 	switch (fd) {
 	case -ECONNREFUSED:
 	case -ECONNRESET:

@@ -37,6 +37,7 @@
 #include "microvm/vsock.h"
 #include "runtime/compat.h"
 #include "runtime/error.h"
+#include "runtime/vsock_client.h"
 
 #ifdef _WIN32
 #define VSOCK_TCP_TICK_MS 100	/* how long unlisten may wait for the accept thread */
@@ -395,6 +396,7 @@ static mvm_vsock *vsock_tcp_new(const char *netns_path, const char *host)
 	vs = mvm_vsock_new(&vsock_tcp_ops, tcp);
 	if (!vs)
 		goto err;
+	vsock_set_peer(vs, host);
 	return vs;
 err:
 	vsock_tcp_destroy(tcp);

@@ -11,6 +11,8 @@ import subprocess
 import tarfile
 import time
 
+import authlib
+
 TOP = pathlib.Path(__file__).resolve().parents[2]
 KERNEL_SH = TOP / "guest" / "kernel" / "build.sh"
 IMAGE_SH = TOP / "guest" / "image" / "build.sh"
@@ -42,9 +44,17 @@ def free_port():
         return s.getsockname()[1]
 
 
-def agent_request(port, request, timeout=5.0, host="127.0.0.1"):
-    """Send one JSON request on a fresh connection; return the decoded first reply line."""
+def agent_request(port, request, timeout=5.0, host="127.0.0.1", secret=None,
+                  agent_port=1025):
+    """Send one JSON request on a fresh connection; return the decoded first reply line.
+
+    @secret: the agent's auth secret (an agent on TCP requires it): the connection runs the
+    authentication handshake (authlib.py) first, for the agent's port @agent_port (the
+    guest's, which differs from @port behind a port forward).
+    """
     with socket.create_connection((host, port), timeout=timeout) as s:
+        if secret is not None:
+            authlib.authenticate(s, secret, agent_port)
         s.sendall(json.dumps(request).encode() + b"\n")
         data = b""
         while b"\n" not in data:

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+import authlib
 import vpnlib
 
 pytestmark = pytest.mark.skipif(vpnlib.needs_root() is not None,
@@ -74,7 +75,7 @@ def test_ping_and_many_requests_per_connection(agent):
 
 
 def test_single_request_without_newline_then_half_close(agent):
-    s = agent.ns.connect("127.0.0.1", agent.control_port)
+    s = agent.connect(agent.control_port)
     s.sendall(b'{"cmd":"ping"}')
     s.shutdown(socket.SHUT_WR)
     s.settimeout(10)
@@ -444,7 +445,7 @@ def test_proxy_without_vpn(agent, bed):
                          ids=["len0", "len0-more", "truncated-host", "truncated-port",
                               "port0", "slash", "space"])
 def test_proxy_malformed_handshake(agent, raw):
-    s = agent.ns.connect("127.0.0.1", agent.proxy_port)
+    s = agent.connect(agent.proxy_port)
     with s:
         s.sendall(raw)
         if raw[0] and len(raw) < raw[0] + 3 and b"/" not in raw and b" " not in raw:
@@ -458,7 +459,7 @@ def test_proxy_timeout_does_not_block_control(agent, bed):
     bed.server.run("iptables", "-A", "INPUT", "-p", "tcp", "--dport", "7011", "-j", "DROP")
     try:
         t0 = time.monotonic()
-        s = agent.ns.connect("127.0.0.1", agent.proxy_port)
+        s = agent.connect(agent.proxy_port)
         s.sendall(b"\x09" + vpnlib.SERVER_IP.encode() + (7011).to_bytes(2, "big"))
         time.sleep(0.3)
         # meanwhile the control port answers at once
@@ -513,6 +514,7 @@ def test_thousand_relays(agent):
         def open_all():
             for i in range(n):
                 s = socket.create_connection(("127.0.0.1", agent.proxy_port), 10)
+                authlib.authenticate(s, agent.secret, agent.proxy_port)
                 s.sendall(b"\x09127.0.0.1" + port.to_bytes(2, "big") + f"msg-{i}".encode())
                 socks.append(s)
         agent.ns.call(open_all)
@@ -553,10 +555,9 @@ def test_thousand_relays(agent):
 def test_auth_secret_file_and_bad_options(bed, agent_bin, tmp_path):
     secret = "0123456789ABCDEF" * 4
     f = tmp_path / "secret"
-    f.write_text(secret + "\n")
-    with vpnlib.Agent(bed, agent_bin, control_port=1027, proxy_port=7604,
-                      args=["--auth-secret-file", str(f),
-                            "--openvpn", "/nonexistent/openvpn"]) as a:
+    # upper case is accepted; get_auth_secret answers lower case; the key is the same bytes
+    with vpnlib.Agent(bed, agent_bin, control_port=1027, proxy_port=7604, secret=secret,
+                      args=["--openvpn", "/nonexistent/openvpn"]) as a:
         assert a.request({"cmd": "get_auth_secret"}) == {"status": "ok",
                                                           "auth_secret": secret.lower()}
         # no OpenVPN binary: a clear error, and the child is reaped
@@ -564,7 +565,7 @@ def test_auth_secret_file_and_bad_options(bed, agent_bin, tmp_path):
         r = a.request({"cmd": "vpn_start", "profile": "p"})
         assert r["status"] == "error" and "cannot run /nonexistent/openvpn" in r["error"], r
         assert a.children() == []
-    f.write_text("tooshort\n")
+    authlib.write_secret(f, "tooshort")
     r = subprocess.run([str(agent_bin), "--transport", "tcp", "--auth-secret-file", str(f),
                         "--state-dir", str(tmp_path / "s"), "--run-dir", str(tmp_path / "r")],
                        capture_output=True, text=True, timeout=10)

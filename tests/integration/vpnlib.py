@@ -26,8 +26,14 @@ Typical use (module-scoped, the server is reused by every test of a module):
         with vpnlib.Agent(bed, build_dir / "guest/agent/microvm-agent") as a:
             yield a
 
-    bed.client.connect("127.0.0.1", 7602)   # a socket created inside the client netns
-    agent.request({"cmd": "ping"})          # one JSON line, one answer
+    agent.request({"cmd": "ping"})          # one JSON line, one answer (authenticated)
+    s, status = agent.proxy("10.77.8.1", 7000)   # an inbound proxy connection
+    agent.connect(agent.control_port)       # an authenticated socket (made in the client netns)
+    agent.connect_unauthenticated(7602)     # a raw one, for tests of the refusal
+
+The agent runs over TCP, so it gets a fresh secret (--auth-secret-file, mode 0600;
+agent.secret, agent.secret_file for `microvm up --agent-secret-file`) and every connection
+made through Agent runs the authentication handshake (authlib.py) first.
 
 Cleanup is guaranteed by the context managers: every process in the namespaces is killed
 and the namespaces, veth and /etc/netns/<name> are removed, also after failures.
@@ -45,6 +51,8 @@ import textwrap
 import threading
 import time
 import uuid
+
+import authlib
 
 OPENVPN = "/usr/sbin/openvpn"
 SERVER_IP = "10.77.0.1"
@@ -428,7 +436,8 @@ class ControlConn:
 class Agent:
     """microvm-agent over TCP inside the test bed's client namespace."""
 
-    def __init__(self, bed, binary, control_port=1025, proxy_port=7602, args=(), wrapper=()):
+    def __init__(self, bed, binary, control_port=1025, proxy_port=7602, args=(), wrapper=(),
+                 secret=None):
         self.bed = bed
         self.ns = bed.client
         self.binary = str(binary)
@@ -438,6 +447,8 @@ class Agent:
         self.args = list(args)
         self.wrapper = list(wrapper)   # e.g. ["unshare", "--pid", "--fork"]
         self.proc = None
+        self.secret = secret or authlib.new_secret()
+        self.secret_file = self.dir / "secret"
 
     def __enter__(self):
         self.start()
@@ -450,18 +461,19 @@ class Agent:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.dir / "agent.log"
         self.log = open(self.log_path, "a")
+        authlib.write_secret(self.secret_file, self.secret)
         self.proc = self.ns.popen(
             [*self.wrapper, self.binary, "--transport", "tcp", "--listen", "127.0.0.1",
              "--control-port", str(self.control_port), "--proxy-port", str(self.proxy_port),
              "--state-dir", str(self.dir / "state"), "--run-dir", str(self.dir / "run"),
-             "--verbose", *self.args],
+             "--auth-secret-file", str(self.secret_file), "--verbose", *self.args],
             stdout=self.log, stderr=subprocess.STDOUT)
 
         def up():
             if self.proc.poll() is not None:
                 raise RuntimeError("agent exited:\n" + self.log_path.read_text())
             try:
-                self.ns.connect("127.0.0.1", self.control_port, 1).close()
+                self.connect(self.control_port, 1).close()
                 return True
             except OSError:
                 return False
@@ -482,8 +494,26 @@ class Agent:
     def pid(self):
         return self.proc.pid
 
+    def connect_unauthenticated(self, port, timeout=10):
+        """A raw TCP connection to @port from inside the namespace (no handshake)."""
+        return self.ns.connect("127.0.0.1", port, timeout)
+
+    def connect(self, port, timeout=10, secret=None):
+        """A TCP connection to @port that has passed the authentication handshake.
+
+        @secret: the secret to prove (default: the agent's); raises authlib.AuthError when
+        the agent does not prove it.
+        """
+        s = self.connect_unauthenticated(port, timeout)
+        try:
+            authlib.authenticate(s, secret or self.secret, port)
+        except BaseException:
+            s.close()
+            raise
+        return s
+
     def conn(self, timeout=10):
-        return ControlConn(self.ns.connect("127.0.0.1", self.control_port, timeout))
+        return ControlConn(self.connect(self.control_port, timeout))
 
     def request(self, obj, timeout=60):
         with self.conn() as c:
@@ -510,7 +540,7 @@ class Agent:
 
     def proxy(self, host, port, timeout=20):
         """Open a proxy connection: (socket, status byte or None if closed)."""
-        s = self.ns.connect("127.0.0.1", self.proxy_port)
+        s = self.connect(self.proxy_port)
         h = host.encode() if isinstance(host, str) else host
         s.sendall(bytes([len(h)]) + h + port.to_bytes(2, "big"))
         s.settimeout(timeout)
