@@ -152,8 +152,14 @@ static int vsock_authenticate(const uint8_t key[MVM_AUTH_KEY_LEN], int fd, uint3
 	rc = mvm_auth_host_hello(&st, key, port, hello);
 	if (!rc)
 		rc = vsock_write_all(fd, (const char *)hello, sizeof(hello), deadline);
+	/* The magic first: a peer that answers something else is refused at once. */
 	if (!rc)
-		rc = vsock_read_exact(fd, chall, sizeof(chall), deadline);
+		rc = vsock_read_exact(fd, chall, MVM_AUTH_MAGIC_LEN, deadline);
+	if (!rc && memcmp(chall, MVM_AUTH_MAGIC, MVM_AUTH_MAGIC_LEN))
+		rc = -EPROTO;
+	if (!rc)
+		rc = vsock_read_exact(fd, chall + MVM_AUTH_MAGIC_LEN,
+				      sizeof(chall) - MVM_AUTH_MAGIC_LEN, deadline);
 	if (!rc)
 		rc = mvm_auth_host_finish(&st, chall, proof);
 	if (rc == -EPROTO || rc == -ECONNRESET)

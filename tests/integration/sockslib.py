@@ -61,15 +61,31 @@ def wait_line(proc, text, timeout):
     raise AssertionError(f"no '{text}' within {timeout}s; output: {''.join(lines)}")
 
 
-class Appliance:
-    """`microvm up` attached to the agent inside namespace `ns`."""
+class AgentNs(str):
+    """A namespace name that also says where the secret of the agent running in it is."""
 
-    def __init__(self, microvm_bin, ns, tmp_path, extra=(), stdin=None, addr="127.0.0.1"):
+    def __new__(cls, name, secret_file):
+        obj = super().__new__(cls, name)
+        obj.secret_file = secret_file
+        return obj
+
+
+class Appliance:
+    """`microvm up` attached to the agent inside namespace `ns`.
+
+    The agent's secret file (--agent-secret-file) is @secret_file, or ns.secret_file when
+    @ns is an AgentNs.
+    """
+
+    def __init__(self, microvm_bin, ns, tmp_path, extra=(), stdin=None, addr="127.0.0.1",
+                 secret_file=None):
         self.bin = str(microvm_bin)
         self.port = free_port()
         self.control = str(tmp_path / "ctl" / "control.sock")
         self.env = dict(os.environ, MICROVM_CONTROL=self.control)
+        secret_file = secret_file or getattr(ns, "secret_file", None)
         args = [self.bin, "up", "--agent-netns", f"/run/netns/{ns}",
+                "--agent-secret-file", str(secret_file),
                 "--socks", f"[{addr}]:{self.port}", "--boot-timeout", "20", *extra]
         self.proc = subprocess.Popen(args, env=self.env, text=True, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

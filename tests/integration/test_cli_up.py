@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import authlib
 from sockslib import need_root, netns
 
 
@@ -21,9 +22,12 @@ def empty_ns():
         yield ns
 
 
-def up(microvm_bin, ns, tmp_path, *args):
+def up(microvm_bin, ns, tmp_path, *args, secret=True):
     start = time.monotonic()
+    sf = tmp_path / "agent.secret"
+    authlib.write_secret(sf, authlib.new_secret())
     r = subprocess.run([str(microvm_bin), "up", "--agent-netns", f"/run/netns/{ns}",
+                        *(["--agent-secret-file", str(sf)] if secret else []),
                         "--boot-timeout", "20", "--control", str(tmp_path / "c.sock"), *args],
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     return r, time.monotonic() - start
@@ -111,3 +115,20 @@ def test_json_status_when_nothing_runs(microvm_bin, tmp_path, cmd):
     h = subprocess.run([str(microvm_bin), *cmd, "--help"], capture_output=True, text=True,
                        timeout=10).stdout
     assert '"running": false' in h
+
+
+def test_attach_needs_a_private_agent_secret_file(microvm_bin, empty_ns, tmp_path):
+    r, took = up(microvm_bin, empty_ns, tmp_path, secret=False)
+    assert r.returncode == 2 and "--agent-secret-file" in r.stderr, r.stderr
+    assert took < 5
+    f = tmp_path / "open.secret"
+    f.write_text(authlib.new_secret() + "\n")
+    f.chmod(0o644)
+    r, took = up(microvm_bin, empty_ns, tmp_path, "--agent-secret-file", str(f))
+    assert r.returncode == 2, r.stderr
+    assert f"--agent-secret-file {f}: readable by others" in r.stderr, r.stderr
+    f.write_text("not hex\n")
+    f.chmod(0o600)
+    r, took = up(microvm_bin, empty_ns, tmp_path, "--agent-secret-file", str(f))
+    assert r.returncode == 2 and "not 64 hex characters" in r.stderr, r.stderr
+    assert not (tmp_path / "c.sock").exists()

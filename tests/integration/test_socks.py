@@ -18,8 +18,9 @@ import time
 
 import pytest
 
-from sockslib import (Appliance, free_port, need_root, netns, recv_exact, socks_open,
-                      wait_line, wait_port_in_ns)
+import authlib
+from sockslib import (AgentNs, Appliance, free_port, need_root, netns, recv_exact,
+                      socks_open, wait_line, wait_port_in_ns)
 
 ECHO = 7000
 ECHO_SERVER = r"""
@@ -46,16 +47,19 @@ def agent_ns(build_dir, tmp_path_factory):
     with netns("mvmsocks") as ns:
         echo = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", ECHO_SERVER,
                                  str(ECHO)], stdout=subprocess.PIPE, text=True)
+        secret_file = d / "secret"
+        authlib.write_secret(secret_file, authlib.new_secret())
         agent = subprocess.Popen(["ip", "netns", "exec", ns,
                                   str(build_dir / "guest/agent/microvm-agent"),
                                   "--transport", "tcp", "--listen", "127.0.0.1",
+                                  "--auth-secret-file", str(secret_file),
                                   "--state-dir", str(d / "state"), "--run-dir", str(d / "run")],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_line(echo, "ready", 20)
             wait_port_in_ns(ns, 7602)
             wait_port_in_ns(ns, 1025)
-            yield ns
+            yield AgentNs(ns, secret_file)
         finally:
             for p in (agent, echo):
                 p.kill()
@@ -239,9 +243,17 @@ def test_socks_auth_secret_is_the_agents(microvm_bin, agent_ns, tmp_path):
         rep, s = socks_open(app.port, "127.0.0.1", ECHO, auth=(user, pw))
         assert rep == 0
         s.close()
-        # it is the agent's own secret: ask the agent (through the proxy) for it
+        # through the proxy, the agent's control port answers nothing without its handshake
         rep, s = socks_open(app.port, "127.0.0.1", 1025, auth=(user, pw))
         assert rep == 0
+        s.sendall(b'{"cmd":"get_auth_secret"}\n')
+        s.settimeout(10)
+        assert s.recv(4096) == b""
+        s.close()
+        # it is the agent's own secret: it passes the handshake, and the agent tells it
+        rep, s = socks_open(app.port, "127.0.0.1", 1025, auth=(user, pw))
+        assert rep == 0
+        authlib.authenticate(s, pw, 1025)
         s.sendall(b'{"cmd":"get_auth_secret"}\n')
         answer = b""
         while not answer.endswith(b"\n"):
@@ -255,6 +267,7 @@ def test_socks_auth_secret_is_the_agents(microvm_bin, agent_ns, tmp_path):
 
 def test_non_loopback_listen_needs_force(microvm_bin, agent_ns, tmp_path):
     r = subprocess.run([str(microvm_bin), "up", "--agent-netns", f"/run/netns/{agent_ns}",
+                        "--agent-secret-file", str(agent_ns.secret_file),
                         "--socks", "0.0.0.0:0", "--control", str(tmp_path / "c.sock")],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
@@ -336,6 +349,7 @@ def test_detach(microvm_bin, agent_ns, tmp_path):
     env = dict(MICROVM_CONTROL=str(tmp_path / "d" / "ctl.sock"), PATH="/usr/bin:/bin")
     port = free_port()
     r = subprocess.run([str(microvm_bin), "up", "--agent-netns", f"/run/netns/{agent_ns}",
+                        "--agent-secret-file", str(agent_ns.secret_file),
                         "--socks", f"127.0.0.1:{port}", "--detach"], env=env,
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr

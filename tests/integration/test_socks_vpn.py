@@ -51,7 +51,8 @@ def services(bed, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(microvm_bin, bed, agent, services, tmp_path_factory):
-    a = Appliance(microvm_bin, bed.client.name, tmp_path_factory.mktemp("up"))
+    a = Appliance(microvm_bin, bed.client.name, tmp_path_factory.mktemp("up"),
+                  secret_file=agent.secret_file)
     yield a
     a.close()
 
@@ -197,7 +198,7 @@ def test_z_disconnect_webauth_and_wrong_password(app, bed):
 def test_zz_up_with_profile_connects_at_start(microvm_bin, bed, agent, tmp_path):
     prof = tmp_path / "start.ovpn"
     prof.write_text(bed.profile())
-    app2 = Appliance(microvm_bin, bed.client.name, tmp_path,
+    app2 = Appliance(microvm_bin, bed.client.name, tmp_path, secret_file=agent.secret_file,
                      extra=["--profile", str(prof), "--user", "alice", "--password-stdin"],
                      stdin=vpnlib.USERS["alice"] + "\n")
     try:
