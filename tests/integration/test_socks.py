@@ -302,6 +302,26 @@ def test_json_status_says_running(appliance):
     assert json.loads(vpn.stdout)["state"] == "disconnected"
 
 
+@pytest.mark.parametrize("body,want", [
+    ("script-security 2\nup \"/bin/sh -c id\"\n",
+     "line 3: 'script-security' is not allowed in an imported profile: above 1 it lets "
+     "OpenVPN run programs"),
+    ("up \"/bin/sh -c id\"\n",
+     "line 3: 'up' is not allowed in an imported profile: it runs a program"),
+    ("log /etc/pwned-log\n", "line 3: 'log' is not allowed in an imported profile: it writes "
+     "a file"),
+    ("writepid /etc/passwd\n", "line 3: 'writepid' is not allowed in an imported profile: it "
+     "writes a file"),
+], ids=["script-security", "up", "log", "writepid"])
+def test_import_refused_profile_says_why(appliance, tmp_path, body, want):
+    prof = tmp_path / "evil.ovpn"
+    prof.write_text("client\nremote 192.0.2.1 1194\n" + body)
+    r = appliance.cli("vpn", "import", str(prof))
+    assert r.returncode == 1
+    assert want in r.stderr, r.stderr
+    assert "evil.ovpn" not in json.loads(appliance.cli("vpn", "profiles", "--json").stdout)
+
+
 def test_import_profile_of_exactly_1mib(appliance, tmp_path):
     # control characters: JSON escapes each as \u00XX, 6 MiB on both control channels
     prof = tmp_path / "max.ovpn"
