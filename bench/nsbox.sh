@@ -9,7 +9,8 @@
 #      --detach` (it returns once the agent answered) with `microvm down` as cleanup; needs
 #      the guest image (make image);
 #   3. TCP throughput through slirp: the box sends SIZE MiB to a receiver on the host's
-#      loopback, reached as 10.0.2.2 (guest -> TAP -> libslirp -> host socket), versus the
+#      loopback, reached as 10.0.2.2 (guest -> TAP -> libslirp -> host socket; nsbox-run
+#      --net-host-loopback turns that mapping on, it is off by default), versus the
 #      same sender (busybox nc) on the host straight to 127.0.0.1: best of RUNS runs each.
 #   Only loopback and the box's own namespaces are used.
 #

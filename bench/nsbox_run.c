@@ -3,7 +3,7 @@
  * nsbox_run.c - run one program in a namespace box (libmicrovm's nsbox backend) and wait for
  * it: the benchmark's way to start boxes without the VPN appliance around them.
  *
- *   nsbox-run [--net] [--timeout SEC] ROOTFS PROGRAM [ARGS...]
+ *   nsbox-run [--net] [--net-host-loopback] [--timeout SEC] ROOTFS PROGRAM [ARGS...]
  *
  * The box's console goes to stdout.  Exit status: 0 when the box powered off (the program
  * exited 0), 1 otherwise.
@@ -25,7 +25,8 @@ static void run_console(void *opaque, const uint8_t *data, size_t len, uint64_t 
 
 static int run_usage(void)
 {
-	fprintf(stderr, "usage: nsbox-run [--net] [--timeout SEC] ROOTFS PROGRAM [ARGS...]\n");
+	fprintf(stderr, "usage: nsbox-run [--net] [--net-host-loopback] [--timeout SEC] ROOTFS "
+		"PROGRAM [ARGS...]\n");
 	return 2;
 }
 
@@ -42,6 +43,8 @@ int main(int argc, char **argv)
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "--net"))
 			cfg.net = true;
+		else if (!strcmp(argv[i], "--net-host-loopback"))
+			cfg.net = cfg.net_host_loopback = true;
 		else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
 			timeout_s = atoi(argv[++i]);
 		else

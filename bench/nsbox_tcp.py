@@ -5,8 +5,8 @@ Usage: nsbox_tcp.py NSBOX_RUN ROOTFS SIZE_MIB RUNS
 
 For each run a receiver on 127.0.0.1 (an ephemeral port) reads exactly SIZE MiB, timed from
 accept to the last byte.  The sender is busybox (dd | nc) either on the host to 127.0.0.1 or
-in a box (nsbox-run --net) to 10.0.2.2, which slirp turns into a connection to the host's
-127.0.0.1.  Prints the best MiB/s of RUNS runs for each path.
+in a box (nsbox-run --net-host-loopback) to 10.0.2.2, which slirp then turns into a
+connection to the host's 127.0.0.1.  Prints the best MiB/s of RUNS runs for each path.
 """
 import socket
 import subprocess
@@ -54,7 +54,7 @@ def main():
     send = f"busybox dd if=/dev/zero bs=65536 count={count} 2>/dev/null | busybox nc {{}} PORT"
     paths = {
         "loopback": ["/bin/sh", "-c", send.format("127.0.0.1")],
-        "slirp": [run, "--net", rootfs, "/bin/sh", "-c", send.format("10.0.2.2")],
+        "slirp": [run, "--net-host-loopback", rootfs, "/bin/sh", "-c", send.format("10.0.2.2")],
     }
     for name, argv in paths.items():
         best = max(once(argv, size) for _ in range(runs))

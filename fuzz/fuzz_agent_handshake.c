@@ -1,5 +1,11 @@
 // SPDX-License-Identifier: MIT
-/* fuzz-agent-handshake: the inbound proxy handshake (guest/agent/handshake.c), byte by byte. */
+/*
+ * fuzz-agent-handshake: the inbound proxy handshake (guest/agent/handshake.c), byte by byte,
+ * and the destination policy (guest/agent/policy.c) on the address it names and on the input
+ * read as resolv.conf and /proc/net/route text.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,8 +15,32 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The policy on @host when it is an IP literal; the verdict must be a known one. */
+static void fuzz_policy(const struct policy *pol, const char *host)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	enum policy_reason r;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1)
+		in4->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1)
+		in6->sin6_family = AF_INET6;
+	else
+		return;
+	r = policy_check(pol, (struct sockaddr *)&ss);
+	if (r > POLICY_GATEWAY || !policy_reason_text(r))
+		abort();
+	/* what is refused without the table is refused with it */
+	if (policy_check(NULL, (struct sockaddr *)&ss) != POLICY_ALLOW && r == POLICY_ALLOW)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static struct policy pol;
 	char host[HS_HOST_MAX + 1];
 	uint16_t port = 0;
 	int last = 0;
@@ -29,5 +59,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		last = n;
 	}
+	policy_init(&pol);
+	policy_parse_resolv(&pol, (const char *)data, size);
+	policy_parse_routes(&pol, (const char *)data, size);
+	if (pol.n > POLICY_ADDR_MAX)
+		abort();
+	if (last > 0)
+		fuzz_policy(&pol, host);
 	return 0;
 }

@@ -12,6 +12,8 @@
  *   mgmt.c       OpenVPN management line parser (pure, fuzzed)         mgmt_*
  *   vpn.c        OpenVPN supervisor and management client              vpn_*
  *   handshake.c  inbound proxy handshake parser (pure, fuzzed)         hs_*
+ *   policy.c     inbound proxy destination policy (pure, fuzzed)       policy_*
+ *   ovpn_check.c imported OpenVPN profile allow-list (pure, fuzzed)    ovpn_check_*
  *   proxy.c      inbound proxy: connect and relay                      proxy_*
  *   resolve.c    name resolution off the event loop                    resolve_*
  *
@@ -98,6 +100,7 @@ int profile_store(const char *dir, const char *name, const char *content, size_t
 int profile_list(const char *dir, char ***names, size_t *n);
 void profile_list_free(char **names, size_t n);
 int profile_exists(const char *dir, const char *name);
+int profile_read(const char *dir, const char *name, char **content, size_t *len);
 
 /* ---------------------------------------------------------------- mgmt.c */
 
@@ -150,6 +153,7 @@ int mgmt_quote(char *dst, size_t size, const char *s);
 /* Status bytes sent after the handshake (contract.h). */
 #define HS_OK			MVM_PROXY_OK
 #define HS_ERR_GENERAL		MVM_PROXY_ERR_GENERAL
+#define HS_ERR_NOT_ALLOWED	MVM_PROXY_ERR_NOT_ALLOWED	/* the destination policy (policy.c) */
 #define HS_ERR_NETUNREACH	MVM_PROXY_ERR_NETUNREACH
 #define HS_ERR_HOSTUNREACH	MVM_PROXY_ERR_HOSTUNREACH
 #define HS_ERR_REFUSED		MVM_PROXY_ERR_REFUSED
@@ -157,6 +161,59 @@ int mgmt_quote(char *dst, size_t size, const char *s);
 
 int hs_parse(const uint8_t *buf, size_t len, char *host, uint16_t *port);
 uint8_t hs_status_from_errno(int err);
+
+/* ---------------------------------------------------------------- policy.c */
+
+/* Exact addresses a policy can hold: interface addresses, gateways, name servers. */
+#define POLICY_ADDR_MAX 64
+
+/**
+ * enum policy_reason - policy_check()'s verdict
+ */
+enum policy_reason {
+	POLICY_ALLOW,		/* may be connected to */
+	POLICY_LOOPBACK,	/* 127.0.0.0/8, ::1 */
+	POLICY_UNSPECIFIED,	/* 0.0.0.0/8, ::, or not an IP address */
+	POLICY_LINK_LOCAL,	/* 169.254.0.0/16, fe80::/10 */
+	POLICY_MULTICAST,	/* 224.0.0.0/3 (multicast, reserved, broadcast), ff00::/8 */
+	POLICY_LOCAL,		/* an address of the guest's own interfaces */
+	POLICY_GATEWAY,		/* the guest network's gateway or name server */
+};
+
+/**
+ * struct policy_addr - one refused address
+ * @family:	AF_INET or AF_INET6
+ * @why:	POLICY_LOCAL or POLICY_GATEWAY
+ * @a:		the address, network byte order (4 or 16 bytes used)
+ */
+struct policy_addr {
+	int family;
+	enum policy_reason why;
+	uint8_t a[16];
+};
+
+/**
+ * struct policy - exact addresses refused besides the fixed ranges
+ * @addrs:	the addresses
+ * @n:		how many
+ */
+struct policy {
+	struct policy_addr addrs[POLICY_ADDR_MAX];
+	size_t n;
+};
+
+void policy_init(struct policy *pol);
+int policy_add(struct policy *pol, const struct sockaddr *sa, enum policy_reason why);
+int policy_add_text(struct policy *pol, const char *text, enum policy_reason why);
+int policy_parse_resolv(struct policy *pol, const char *text, size_t len);
+int policy_parse_routes(struct policy *pol, const char *text, size_t len);
+enum policy_reason policy_check(const struct policy *pol, const struct sockaddr *sa);
+const char *policy_reason_text(enum policy_reason r);
+
+/* ---------------------------------------------------------------- ovpn_check.c */
+
+int ovpn_check_profile(const char *text, size_t len, char *err, size_t errlen);
+bool ovpn_check_known(const char *name);
 
 /* ---------------------------------------------------------------- main.c */
 
@@ -214,6 +271,7 @@ struct resolver;
  * @proxies:		open proxy connections
  * @nproxies:		how many
  * @resolver:		name resolution thread pool
+ * @net_policy:		gateways and name servers of the guest network (proxy_init())
  * @graveyard:		objects freed after the current batch of events
  * @ngrave:		entries used
  * @cgrave:		capacity
@@ -232,6 +290,7 @@ struct agent {
 	struct proxy_conn *proxies;
 	size_t nproxies;
 	struct resolver *resolver;
+	struct policy net_policy;
 	void **graveyard;
 	size_t ngrave, cgrave;
 	int quit;

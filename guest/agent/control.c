@@ -431,6 +431,11 @@ static cJSON *handle(struct agent *a, struct ctl_conn *c, const char *line, size
 			cJSON_AddStringToObject(o, "auth_secret", a->auth_secret);
 		break;
 	case AGENT_CMD_VPN_SET_PROFILE:
+		if (ovpn_check_profile(r.content, r.content_len, err, sizeof(err))) {
+			agent_log(a, "profile %s refused: %s", r.name, err);
+			o = answer_error(err);
+			break;
+		}
 		ret = profile_store(a->profile_dir, r.name, r.content, r.content_len);
 		if (ret) {
 			agent_log(a, "store profile %s: %s", r.name, strerror(-ret));

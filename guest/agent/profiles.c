@@ -128,6 +128,58 @@ int profile_exists(const char *dir, const char *name)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/**
+ * profile_read() - read a stored profile
+ * @dir:	store directory
+ * @name:	profile name (checked)
+ * @content:	receives the malloc'ed content (NUL-terminated; free() it)
+ * @len:	receives its length
+ *
+ * Return: 0, -ENOENT for an invalid or missing name, -EFBIG above AGENT_PROFILE_MAX bytes,
+ * or another -errno
+ */
+int profile_read(const char *dir, const char *name, char **content, size_t *len)
+{
+	char path[512];
+	size_t n = 0;
+	ssize_t r;
+	char *buf;
+	int fd;
+
+	if (!profile_name_valid(name) ||
+	    (size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
+		return -ENOENT;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	buf = malloc(AGENT_PROFILE_MAX + 2);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (n <= AGENT_PROFILE_MAX &&
+	       (r = read(fd, buf + n, AGENT_PROFILE_MAX + 1 - n)) != 0) {
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			close(fd);
+			free(buf);
+			return (int)r;
+		}
+		n += (size_t)r;
+	}
+	close(fd);
+	if (n > AGENT_PROFILE_MAX) {
+		free(buf);
+		return -EFBIG;
+	}
+	buf[n] = '\0';
+	*content = buf;
+	*len = n;
+	return 0;
+}
+
 static int cmp_names(const void *x, const void *y)
 {
 	return strcmp(*(char *const *)x, *(char *const *)y);

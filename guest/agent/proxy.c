@@ -8,6 +8,8 @@
  *
  *     HS          reading [len][host][port BE] (handshake.c); bad or truncated -> 0x01
  *     RESOLVING   a resolver thread looks the name up (resolve.c); IP literals skip it
+ *     (policy)    every candidate address goes through the destination policy (policy.c);
+ *                 refused ones are dropped, and when none is left -> 0x02 (not allowed)
  *     CONNECTING  non-blocking connect() to each address in turn
  *     RELAY       the status byte 0x00 is the first byte queued towards the client, then
  *                 bytes flow both ways through two 16 KiB buffers
@@ -26,6 +28,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -271,6 +275,84 @@ static void connected(struct agent *a, struct proxy_conn *p)
 	relay(a, p);
 }
 
+static void try_connect(struct agent *a, struct proxy_conn *p);
+
+/**
+ * proxy_policy_build() - the policy for one connection: the guest network's gateways and
+ * name servers plus every address of the guest's interfaces right now
+ * @a:		agent
+ * @pol:	receives the policy
+ *
+ * Return: 0, or -errno when the interface addresses cannot be listed (the caller refuses)
+ */
+static int proxy_policy_build(struct agent *a, struct policy *pol)
+{
+	struct ifaddrs *ifa, *i;
+
+	*pol = a->net_policy;
+	if (getifaddrs(&ifa) < 0)
+		return -errno;
+	for (i = ifa; i; i = i->ifa_next) {
+		if (i->ifa_addr && policy_add(pol, i->ifa_addr, POLICY_LOCAL) == -ENOSPC) {
+			freeifaddrs(ifa);
+			return -ENOSPC;
+		}
+	}
+	freeifaddrs(ifa);
+	return 0;
+}
+
+/**
+ * proxy_filter() - drop the candidate addresses the destination policy refuses
+ * @a:		agent
+ * @p:		connection with p->addrs[0..naddrs) filled in
+ *
+ * Return: true when at least one address is left to try
+ */
+static bool proxy_filter(struct agent *a, struct proxy_conn *p)
+{
+	struct policy *pol = malloc(sizeof(*pol));	/* ~1.5 KiB: not on the loop's stack */
+	size_t kept = 0;
+
+	if (!pol || proxy_policy_build(a, pol) < 0) {
+		agent_log(a, "proxy %s:%u: cannot list the guest's addresses; refused",
+			  p->host, p->port);
+		free(pol);
+		p->naddrs = 0;
+		return false;
+	}
+	for (size_t i = 0; i < p->naddrs; i++) {
+		enum policy_reason r = policy_check(pol, (struct sockaddr *)&p->addrs[i]);
+
+		if (r == POLICY_ALLOW) {
+			if (kept != i)
+				p->addrs[kept] = p->addrs[i];
+			kept++;
+		} else {
+			agent_debug(a, "proxy %s:%u: address %zu refused: %s", p->host, p->port,
+				    i, policy_reason_text(r));
+		}
+	}
+	free(pol);
+	p->naddrs = kept;
+	p->ai = 0;
+	return kept > 0;
+}
+
+/**
+ * start_connect() - candidates known: apply the policy, then try them in turn
+ * @a:		agent
+ * @p:		connection
+ */
+static void start_connect(struct agent *a, struct proxy_conn *p)
+{
+	if (!proxy_filter(a, p)) {
+		proxy_fail(a, p, HS_ERR_NOT_ALLOWED);
+		return;
+	}
+	try_connect(a, p);
+}
+
 /**
  * try_connect() - connect to the next candidate address
  * @a:		agent
@@ -322,8 +404,7 @@ static void resolved(struct agent *a, struct resolve_job *j)
 		} else {
 			memcpy(p->addrs, j->addrs, j->naddrs * sizeof(j->addrs[0]));
 			p->naddrs = j->naddrs;
-			p->ai = 0;
-			try_connect(a, p);
+			start_connect(a, p);
 		}
 	}
 	free(j);
@@ -365,8 +446,7 @@ static void start_resolve(struct agent *a, struct proxy_conn *p)
 		return;
 	}
 	p->naddrs = 1;
-	p->ai = 0;
-	try_connect(a, p);
+	start_connect(a, p);
 }
 
 /**
@@ -506,6 +586,48 @@ static void on_accept(struct agent *a, struct agent_ev *ev, uint32_t events)
 }
 
 /**
+ * proxy_read_small() - read a small system file
+ * @path:	the file
+ * @buf:	receives its first @size bytes
+ * @size:	buffer size
+ *
+ * Return: bytes read, 0 when it cannot be read
+ */
+static size_t proxy_read_small(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return 0;
+	while (len < size && (n = read(fd, buf + len, size - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	return len;
+}
+
+/**
+ * proxy_policy_init() - learn the guest network's gateways and name servers
+ * @a:		agent
+ *
+ * Read once at start-up, before OpenVPN adds routes of its own: the default routes' gateways
+ * and resolv.conf's name servers, on top of the user-mode network's fixed addresses.
+ */
+static void proxy_policy_init(struct agent *a)
+{
+	static char buf[16384];
+	size_t n;
+
+	policy_init(&a->net_policy);
+	n = proxy_read_small("/proc/net/route", buf, sizeof(buf));
+	policy_parse_routes(&a->net_policy, buf, n);
+	n = proxy_read_small("/etc/resolv.conf", buf, sizeof(buf));
+	policy_parse_resolv(&a->net_policy, buf, n);
+	agent_debug(a, "proxy: %zu gateway and name server addresses refused", a->net_policy.n);
+}
+
+/**
  * proxy_init() - serve the proxy port on @lfd
  * @a:		agent
  * @lfd:	listening socket
@@ -518,6 +640,7 @@ int proxy_init(struct agent *a, int lfd)
 
 	if (ret)
 		return ret;
+	proxy_policy_init(a);
 	lsn_ev.fd = lfd;
 	lsn_ev.cb = on_accept;
 	return agent_ev_set(a, &lsn_ev, EPOLLIN);

@@ -671,6 +671,13 @@ static int spawn(struct agent *a, const char *config)
 	argv[i++] = "10";
 	argv[i++] = "--verb";
 	argv[i++] = "3";
+	/*
+	 * Last, so that it wins over anything in the profile (OpenVPN applies options in
+	 * order, a later one replacing an earlier): no user-defined scripts, whatever a
+	 * profile that got past ovpn_check says.
+	 */
+	argv[i++] = "--script-security";
+	argv[i++] = "1";
 	argv[i] = NULL;
 
 	logfd = open(v->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -710,6 +717,41 @@ static int spawn(struct agent *a, const char *config)
 }
 
 /**
+ * vpn_check_stored() - run a stored profile through the import allow-list again
+ * @a:		agent
+ * @profile:	its name
+ * @err:	receives the reason on refusal
+ * @errlen:	its size
+ *
+ * Profiles stored by an older agent, or put into the store by other means, get the same
+ * check as an upload before OpenVPN sees them.
+ *
+ * Return: 0 or -errno
+ */
+static int vpn_check_stored(struct agent *a, const char *profile, char *err, size_t errlen)
+{
+	char why[256];
+	char *text;
+	size_t len;
+	int ret = profile_read(a->profile_dir, profile, &text, &len);
+
+	if (ret) {
+		if (ret == -ENOENT)
+			snprintf(err, errlen, "no such profile");
+		else
+			snprintf(err, errlen, "cannot read the profile: %s", strerror(-ret));
+		return ret;
+	}
+	ret = ovpn_check_profile(text, len, why, sizeof(why));
+	free(text);
+	if (ret) {
+		snprintf(err, errlen, "profile %s refused: %s", profile, why);
+		agent_log(a, "%s", err);
+	}
+	return ret;
+}
+
+/**
  * vpn_start() - start a session
  * @a:		agent
  * @profile:	stored profile name (validated)
@@ -732,6 +774,9 @@ int vpn_start(struct agent *a, const char *profile, const char *user, const char
 		snprintf(err, errlen, "vpn already started");
 		return -EBUSY;
 	}
+	ret = vpn_check_stored(a, profile, err, errlen);
+	if (ret)
+		return ret;
 	copy_str(v->profile, sizeof(v->profile), profile);
 	v->tun_ip[0] = v->dev[0] = v->env_ip[0] = v->env_dev[0] = '\0';
 	v->auth_url[0] = v->state[0] = v->reason[0] = '\0';

@@ -42,6 +42,7 @@
 /* The status byte the agent answers after the handshake (SOCKS5 reply codes). */
 #define MVM_PROXY_OK			0x00	/* connected; relaying follows */
 #define MVM_PROXY_ERR_GENERAL		0x01	/* general failure, malformed handshake */
+#define MVM_PROXY_ERR_NOT_ALLOWED	0x02	/* the destination policy refuses it */
 #define MVM_PROXY_ERR_NETUNREACH	0x03
 #define MVM_PROXY_ERR_HOSTUNREACH	0x04	/* also: the name does not resolve */
 #define MVM_PROXY_ERR_REFUSED		0x05

@@ -66,6 +66,9 @@ enum mvm_exit_reason {
  * @box_argv:	namespace backend: the program run under the box's PID 1 and its arguments,
  *		NULL-terminated, paths inside the rootfs (NULL: the agent, TCP transport on
  *		127.0.0.1)
+ * @net_host_loopback: with @net, the gateway 10.0.2.2 is the host's 127.0.0.1 (libslirp's
+ *		host-loopback mapping): the guest reaches every service bound to the host's
+ *		loopback.  Off by default.
  */
 struct mvm_config {
 	enum mvm_backend_kind backend;
@@ -80,6 +83,7 @@ struct mvm_config {
 	const char *vsock_uds_path;
 	bool quiet;
 	const char *const *box_argv;
+	bool net_host_loopback;
 };
 
 /** mvm_config_init() - defaults: auto backend, 256 MiB, 1 vCPU, CID 3, no net. */

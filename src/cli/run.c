@@ -44,8 +44,8 @@ static void run_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: microvm run [--kernel FILE] [--initrd FILE] [--cmdline ARGS] [--mem MiB]\n"
-		"                   [--cpus N] [--vsock-uds PATH] [--cid N] [--net] [--quiet]\n"
-		"                   [--stats]\n"
+		"                   [--cpus N] [--vsock-uds PATH] [--cid N] [--net]\n"
+		"                   [--net-host-loopback] [--quiet] [--stats]\n"
 		"\n"
 		"Boot a Linux kernel in a KVM micro-VM with its serial console on this terminal.\n"
 		"\n"
@@ -62,8 +62,12 @@ static void run_usage(FILE *out)
 		"                    guest connections to host port P go to PATH_P\n"
 		"  --cid N           the guest's vsock context id (default 3)\n"
 		"  --net             user-mode networking (libslirp, no root needed): a virtio-net\n"
-		"                    device; the guest is 10.0.2.15/24 (DHCP), gateway 10.0.2.2\n"
-		"                    (= the host's 127.0.0.1), DNS 10.0.2.3; MAC 52:54:00:12:34:56\n"
+		"                    device; the guest is 10.0.2.15/24 (DHCP), gateway 10.0.2.2,\n"
+		"                    DNS 10.0.2.3; MAC 52:54:00:12:34:56\n"
+		"  --net-host-loopback  with --net: the gateway 10.0.2.2 is this host's 127.0.0.1.\n"
+		"                    RISK: the guest then reaches every service listening on this\n"
+		"                    host's loopback (databases, agents, the SOCKS proxy); off by\n"
+		"                    default\n"
 		"  --quiet           no notices on stderr (the PVM notice, the exit line)\n"
 		"  --stats           at exit, print device statistics on stderr, one line each\n"
 		"                    (\"virtio-rng: N bytes\": entropy the guest took)\n"
@@ -259,6 +263,7 @@ int cli_run(int argc, char **argv)
 		{ "vsock-uds", required_argument, NULL, 'u' },
 		{ "cid", required_argument, NULL, 'C' },
 		{ "net", no_argument, NULL, 'N' },
+		{ "net-host-loopback", no_argument, NULL, 'L' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "stats", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
@@ -286,6 +291,7 @@ int cli_run(int argc, char **argv)
 		case 'q': cfg.quiet = true; break;
 		case 's': want_stats = 1; break;
 		case 'N': cfg.net = true; break;
+		case 'L': cfg.net = cfg.net_host_loopback = true; break;
 		case 'm':
 			if (run_parse_u32("--mem", optarg, RUN_MIN_MEM_MIB, run_host_mib(),
 					  &cfg.mem_mib))

@@ -103,6 +103,9 @@ static void up_usage(FILE *out)
 "                        agent's shutdown before it is killed (default 10)\n"
 "  --box-exec CMD        nsbox backend: run /bin/sh -c CMD in the box instead of the agent\n"
 "                        (CMD must start the agent for 'up' to succeed)\n"
+"  --net-host-loopback   the guest network's gateway 10.0.2.2 becomes this host's 127.0.0.1.\n"
+"                        RISK: the guest (and through it the VPN profile's OpenVPN) reaches\n"
+"                        every service listening on this host's loopback; off by default\n"
 "\n"
 "Attach to an agent that already runs (no VM; for tests and development):\n"
 "  --agent tcp:HOST      the agent's ports are TCP ports on HOST\n"
@@ -638,6 +641,7 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 		O_PROFILE = 256, O_USER, O_PWSTDIN, O_SOCKS, O_REMOTE, O_SAUTH, O_SUSER, O_SPWFILE,
 		O_IDLE, O_NOSOCKS, O_BACKEND, O_KERNEL, O_INITRD, O_ROOTFS, O_CMDLINE, O_MEMORY,
 		O_BOOT, O_AGENT, O_AGENT_NETNS, O_AGENT_SECRET, O_CONTROL, O_DETACH, O_BOX_EXEC, O_STOP,
+		O_HOST_LOOPBACK,
 	};
 	static const struct option opts[] = {
 		{ "profile", required_argument, NULL, O_PROFILE },
@@ -659,6 +663,7 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 		{ "boot-timeout", required_argument, NULL, O_BOOT },
 		{ "stop-timeout", required_argument, NULL, O_STOP },
 		{ "box-exec", required_argument, NULL, O_BOX_EXEC },
+		{ "net-host-loopback", no_argument, NULL, O_HOST_LOOPBACK },
 		{ "agent", required_argument, NULL, O_AGENT },
 		{ "agent-netns", required_argument, NULL, O_AGENT_NETNS },
 		{ "agent-secret-file", required_argument, NULL, O_AGENT_SECRET },
@@ -746,6 +751,7 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 			cfg->vm.box_argv = up_box_argv;
 			break;
 		case O_DETACH: o->detach = true; break;
+		case O_HOST_LOOPBACK: cfg->vm.net_host_loopback = true; break;
 		default:
 			up_usage(stderr);
 			return CLI_EXIT_USAGE;

@@ -203,6 +203,7 @@ static int kvm_net_add(struct kvm_vm *kvm)
 	struct virtio_net_slirp *ns;
 
 	mvm_slirp_cfg_init(&scfg);
+	scfg.host_loopback = kvm->cfg.net_host_loopback;
 	ns = virtio_net_slirp_new(NULL, &scfg);
 	if (!ns)
 		return -EIO;	/* mvm_last_error() says why */

@@ -284,6 +284,8 @@ uint8_t socks_rep_from_agent(uint8_t status)
 	switch (status) {
 	case SOCKS_AGENT_OK:
 		return SOCKS_REP_OK;
+	case SOCKS_AGENT_NOT_ALLOWED:
+		return SOCKS_REP_NOT_ALLOWED;	/* "connection not allowed by ruleset" */
 	case SOCKS_AGENT_NET_UNREACH:
 		return SOCKS_REP_NET_UNREACH;
 	case SOCKS_AGENT_HOST_UNREACH:

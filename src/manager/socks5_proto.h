@@ -47,6 +47,7 @@
 /* Status byte the agent's inbound proxy (port 7602) answers after the handshake */
 #define SOCKS_AGENT_OK		0x00
 #define SOCKS_AGENT_FAIL	0x01
+#define SOCKS_AGENT_NOT_ALLOWED	0x02	/* the agent's destination policy refuses it */
 #define SOCKS_AGENT_NET_UNREACH	0x03
 #define SOCKS_AGENT_HOST_UNREACH 0x04
 #define SOCKS_AGENT_REFUSED	0x05

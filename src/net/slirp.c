@@ -534,7 +534,7 @@ static void slirp_config(const struct mvm_slirp_cfg *cfg, SlirpConfig *sc)
 	sc->vhostname = "microvm";
 	sc->if_mtu = cfg->mtu;
 	sc->if_mru = cfg->mtu;
-	sc->disable_host_loopback = cfg->disable_host_loopback;
+	sc->disable_host_loopback = !cfg->host_loopback;
 }
 
 /**

@@ -3,9 +3,11 @@
  * DOC: user-mode networking (libslirp)
  *
  * A guest-side Ethernet segment 10.0.2.0/24 served by libslirp: the guest is 10.0.2.15, the
- * gateway 10.0.2.2 (the host: TCP/UDP to it reach the host's loopback), DNS 10.0.2.3 (forwarded
- * to the host's resolver), DHCP hands out 10.0.2.15.  Connections the guest opens elsewhere
- * become ordinary host sockets: no root, no TAP and no route on the host.
+ * gateway 10.0.2.2, DNS 10.0.2.3 (forwarded to the host's resolver), DHCP hands out 10.0.2.15.
+ * Connections the guest opens elsewhere become ordinary host sockets: no root, no TAP and no
+ * route on the host.  The gateway is not the host's loopback unless @host_loopback asks for
+ * it (libslirp's host-loopback mapping, off by default: with it, the guest reaches every
+ * service bound to the host's 127.0.0.1, including our own SOCKS server).
  *
  * One thread per instance owns the Slirp object.  Frames from the guest are queued to it with
  * mvm_slirp_send() (any thread); frames for the guest are handed to the rx callback on that
@@ -44,14 +46,15 @@ struct mvm_slirp_fwd {
  * struct mvm_slirp_cfg - network parameters
  * @mtu:	IP MTU of the guest link (0: 1500)
  * @ipv6:	also serve IPv6 (fec0::/64, host fec0::2, DNS fec0::3)
- * @disable_host_loopback: refuse guest connections to 10.0.2.2 (the host's 127.0.0.1)
+ * @host_loopback: guest connections to 10.0.2.2 reach the host's 127.0.0.1 (off by default:
+ *		every local service of the host would be open to the guest)
  * @fwds:	port forwards set up before the thread starts (may be NULL)
  * @n_fwds:	number of entries in @fwds
  */
 struct mvm_slirp_cfg {
 	uint32_t mtu;
 	bool ipv6;
-	bool disable_host_loopback;
+	bool host_loopback;
 	const struct mvm_slirp_fwd *fwds;
 	size_t n_fwds;
 };
@@ -68,7 +71,8 @@ struct mvm_slirp_cfg {
 typedef void (*mvm_slirp_rx_cb)(void *opaque, const uint8_t *frame, size_t len);
 
 /**
- * mvm_slirp_cfg_init() - defaults: MTU 1500, IPv4 only, host loopback reachable, no forwards
+ * mvm_slirp_cfg_init() - defaults: MTU 1500, IPv4 only, host loopback not reachable, no
+ * forwards
  * @cfg:	config to fill
  */
 void mvm_slirp_cfg_init(struct mvm_slirp_cfg *cfg);

@@ -74,6 +74,7 @@
  * struct nsbox - one box
  * @vm:		the runtime's VM
  * @net:	attach user-mode networking
+ * @net_host_loopback: the slirp gateway is the host's 127.0.0.1 (mvm_config)
  * @rootfs_path: the configured rootfs (for the fallback to a private copy)
  * @fs:		the box's root (see rootfs.c)
  * @argv:	the main program and its arguments
@@ -100,6 +101,7 @@
 struct nsbox {
 	mvm_vm *vm;
 	bool net;
+	bool net_host_loopback;
 	char *rootfs_path;
 	struct nsbox_rootfs fs;
 	char *argv[NSBOX_MAX_ARGS + 1];
@@ -483,6 +485,7 @@ static int nsbox_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 		return mvm_set_error(-ENOMEM, "nsbox: out of memory");
 	nb->vm = vm;
 	nb->net = cfg->net;
+	nb->net_host_loopback = cfg->net_host_loopback;
 	nb->spid = -1;
 	nb->s_pidfd = nb->i_pidfd = nb->ctl = nb->console_rd = nb->stdin_wr = -1;
 	nb->tap = nb->wake = nb->secret_fd = -1;
@@ -676,6 +679,7 @@ static int nsbox_start(void *priv)
 
 		mvm_slirp_cfg_init(&scfg);
 		scfg.mtu = NSBOX_MTU;
+		scfg.host_loopback = nb->net_host_loopback;
 		nb->slirp = mvm_slirp_new_fd(&scfg, nb->tap);
 		if (!nb->slirp) {
 			ret = -EIO;

@@ -6,6 +6,7 @@ namespace. See vpnlib.py for the test bed.
 import ipaddress
 import os
 import json
+import pathlib
 import signal
 import socket
 import subprocess
@@ -154,7 +155,9 @@ def test_large_profile(agent):
 
 def test_profile_of_exactly_1mib(agent):
     # worst case for JSON: control characters are escaped as \u00XX (6 bytes each)
-    content = ("\x01\x02\t" * (1024 * 1024 // 3 + 1))[:1024 * 1024]
+    # (comment lines, so that the profile passes the allow-list)
+    line = "#" + "\x01\x02\t" * 84 + "\n"
+    content = (line * (1024 * 1024 // len(line) + 1))[:1024 * 1024]
     assert len(content.encode()) == 1024 * 1024
     line = json.dumps({"cmd": "vpn_set_profile", "name": "max.ovpn", "content": content})
     assert len(line) > 4 * 1024 * 1024
@@ -288,11 +291,88 @@ def test_missing_credentials(agent, bed, profile):
 
 
 def test_broken_profile(agent):
+    # an allowed directive with a value OpenVPN refuses: OpenVPN's own error comes back
     assert agent.request({"cmd": "vpn_set_profile", "name": "broken.ovpn",
-                          "content": "client\nthis-is-no-option 1\n"}) == {"status": "ok"}
+                          "content": "client\nproto nosuchproto\n"}) == {"status": "ok"}
     r = agent.request({"cmd": "vpn_start", "profile": "broken.ovpn", "username": "a",
                        "password": "b"})
-    assert r["status"] == "error" and "this-is-no-option" in r["error"], r
+    assert r["status"] == "error" and "nosuchproto" in r["error"], r
+
+
+# -- profiles: the import allow-list ---------------------------------------------------------
+
+def refusal(line, directive, why):
+    return f"line {line}: '{directive}' is not allowed in an imported profile: {why}"
+
+
+def test_profile_findings_refused_at_upload(agent, bed, tmp_path):
+    # bed.profile() has 7 lines before `extra`: the offending directive is on line 8
+    marker = tmp_path / "pwned"
+    passwd = pathlib.Path("/etc/passwd").read_bytes()
+    store = agent.dir / "state" / "profiles"
+    cases = [
+        (f"script-security 2\nup \"/bin/sh -c 'id >{marker}'\"\n",
+         refusal(8, "script-security", "above 1 it lets OpenVPN run programs")),
+        (f"up \"/bin/sh -c 'id >{marker}'\"\n", refusal(8, "up", "it runs a program")),
+        ("log /etc/pwned-log\n", refusal(8, "log", "it writes a file")),
+        ("writepid /etc/passwd\n", refusal(8, "writepid", "it writes a file")),
+        ("ca /etc/shadow\n", refusal(8, "ca", "it names a file; put the content inline as "
+                                       "<ca>...</ca>")),
+        ("<up>\n/bin/sh\n</up>\n", "line 8: <up> is not allowed in an imported profile: only "
+                                  "keys, certificates and <connection> blocks may be inline"),
+    ]
+    for extra, want in cases:
+        r = agent.request({"cmd": "vpn_set_profile", "name": "evil.ovpn",
+                           "content": bed.profile(extra=extra)})
+        assert r == {"status": "error", "error": want}
+        assert not (store / "evil.ovpn").exists()
+        assert "evil.ovpn" not in agent.request({"cmd": "list_profiles"})["profiles"]
+    assert not marker.exists() and not pathlib.Path("/etc/pwned-log").exists()
+    assert pathlib.Path("/etc/passwd").read_bytes() == passwd
+    assert "evil.ovpn refused: line 8" in (agent.dir / "agent.log").read_text()
+
+
+def test_stored_profile_checked_again_at_start(agent, bed, tmp_path):
+    # a profile that reached the store without an upload (an older agent, a disk image)
+    marker = tmp_path / "pwned"
+    (agent.dir / "state" / "profiles" / "planted.ovpn").write_text(
+        bed.profile(extra=f"script-security 2\nup \"/bin/touch {marker}\"\n"))
+    r = agent.request({"cmd": "vpn_start", "profile": "planted.ovpn", "username": "alice",
+                       "password": vpnlib.USERS["alice"]})
+    assert r == {"status": "error", "error": "profile planted.ovpn refused: " +
+                 refusal(8, "script-security", "above 1 it lets OpenVPN run programs")}
+    assert agent.openvpn_pid() is None
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("scripts_allowed", [False, True], ids=["as-launched", "control"])
+def test_openvpn_launch_keeps_scripts_off(bed, agent_bin, tmp_path, scripts_allowed):
+    # The checker bypassed altogether: an "openvpn" wrapper puts options with scripts in
+    # front of the agent's arguments, exactly where a profile's own lines end up. The agent's
+    # trailing --script-security 1 must win. The control run appends --script-security 2
+    # after the agent's arguments to show that the script would run otherwise.
+    marker = tmp_path / "up-ran"
+    evil = tmp_path / "evil.conf"
+    evil.write_text(f"script-security 2\nup \"/bin/touch {marker}\"\n")
+    wrapper = tmp_path / "openvpn"
+    tail = " --script-security 2" if scripts_allowed else ""
+    wrapper.write_text(f'#!/bin/sh\nexec {vpnlib.OPENVPN} --config {evil} "$@"{tail}\n')
+    wrapper.chmod(0o755)
+    with vpnlib.Agent(bed, agent_bin, control_port=1035, proxy_port=7612,
+                      args=["--openvpn", str(wrapper), "--tun-dev", "tun5",
+                            "--vpn-timeout", "30"]) as a:
+        assert a.request({"cmd": "vpn_set_profile", "name": "t.ovpn",
+                          "content": bed.profile()}) == {"status": "ok"}
+        r = a.request({"cmd": "vpn_start", "profile": "t.ovpn", "username": "alice",
+                       "password": vpnlib.USERS["alice"]})
+        log = (a.dir / "run" / "openvpn.log").read_text()
+        a.request({"cmd": "vpn_stop"})
+    if scripts_allowed:
+        assert r["status"] == "connected", r
+        assert marker.exists(), log
+    else:
+        assert not marker.exists(), log
+        assert "script-security" in log, log
 
 
 def test_unreachable_server_times_out(agent, bed):
@@ -433,10 +513,39 @@ def test_proxy_without_vpn(agent, bed):
     s, status = agent.proxy(vpnlib.TARGET_NAME, vpnlib.TARGET_PORT)
     s.close()
     assert status == 0x04
-    # nothing listens on this local port
-    s, status = agent.proxy("127.0.0.1", 9)
+    # nothing listens on this port of the server namespace (reachable over the veth)
+    s, status = agent.proxy(vpnlib.SERVER_IP, 9)
     s.close()
     assert status == 0x05
+
+
+@pytest.mark.parametrize("host,port", [
+    ("127.0.0.1", 1025), ("127.0.0.1", 7602), ("localhost", 1025), ("::1", 1025),
+    ("::ffff:127.0.0.1", 7602), ("127.9.9.9", 1025), ("0.0.0.0", 1025), ("::", 7602),
+    (vpnlib.CLIENT_IP, 1025), (vpnlib.CLIENT_IP, 7602), ("10.0.2.2", 1080),
+    ("10.0.2.3", 53), ("169.254.169.254", 80), ("fe80::1", 22), ("224.0.0.251", 5353),
+    ("ff02::1", 22),
+])
+def test_proxy_destination_policy(agent, host, port):
+    # The guest's own ports and addresses, loopback, the user-mode network's gateway and
+    # DNS, link-local, unspecified, multicast: status 0x02, and nothing was connected.
+    s, status = agent.proxy(host, port)
+    assert status == 0x02
+    assert read_all(s) == b""
+    s.close()
+    assert agent.request({"cmd": "ping"}) == {"status": "pong"}
+
+
+def test_proxy_policy_covers_the_tunnel_address(agent, bed, profile):
+    # the tun address appears with the VPN: it is the guest's own too
+    tun_ip = connect_alice(agent, profile)["tun_ip"]
+    s, status = agent.proxy(tun_ip, 1025)
+    s.close()
+    assert status == 0x02
+    # while the VPN's side of the tunnel stays reachable
+    s, status = agent.proxy(vpnlib.VPN_SERVER_IP, vpnlib.TARGET_PORT)
+    assert status == 0x00
+    s.close()
 
 
 @pytest.mark.parametrize("raw", [b"\x00", b"\x00rest", b"\x05ab", b"\x05abcde\x00",
@@ -480,7 +589,9 @@ def test_thousand_relays(agent):
     n = 1000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
-    lsock = agent.ns.call(lambda: socket.create_server(("127.0.0.1", 0), backlog=2048))
+    # the echo server sits in the server namespace: loopback is not a proxy destination
+    lsock = agent.bed.server.call(lambda: socket.create_server((vpnlib.SERVER_IP, 0),
+                                                               backlog=2048))
     port = lsock.getsockname()[1]
     stop = threading.Event()
 
@@ -515,7 +626,8 @@ def test_thousand_relays(agent):
             for i in range(n):
                 s = socket.create_connection(("127.0.0.1", agent.proxy_port), 10)
                 authlib.authenticate(s, agent.secret, agent.proxy_port)
-                s.sendall(b"\x09127.0.0.1" + port.to_bytes(2, "big") + f"msg-{i}".encode())
+                s.sendall(bytes([len(vpnlib.SERVER_IP)]) + vpnlib.SERVER_IP.encode() +
+                          port.to_bytes(2, "big") + f"msg-{i}".encode())
                 socks.append(s)
         agent.ns.call(open_all)
         # all are open at once before any is finished
@@ -561,7 +673,8 @@ def test_auth_secret_file_and_bad_options(bed, agent_bin, tmp_path):
         assert a.request({"cmd": "get_auth_secret"}) == {"status": "ok",
                                                           "auth_secret": secret.lower()}
         # no OpenVPN binary: a clear error, and the child is reaped
-        assert a.request({"cmd": "vpn_set_profile", "name": "p", "content": "x"})["status"] == "ok"
+        assert a.request({"cmd": "vpn_set_profile", "name": "p",
+                          "content": "client\n"})["status"] == "ok"
         r = a.request({"cmd": "vpn_start", "profile": "p"})
         assert r["status"] == "error" and "cannot run /nonexistent/openvpn" in r["error"], r
         assert a.children() == []

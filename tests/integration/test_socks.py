@@ -4,13 +4,16 @@ The real microvm-agent runs in the test's own network namespace (the guest's pla
 echo service on its loopback, no VPN: these tests pin the SOCKS server's own behaviour -
 1,000 concurrent relays byte for byte, half-close, garbage, authentication, refusals, timeouts,
 slow clients - quickly and deterministically.  test_socks_vpn.py runs the whole chain through
-OpenVPN with curl and ssh.  Targets listen on 127.0.0.1 *inside* the namespace, so only the
-proxy can reach them.
+OpenVPN with curl and ssh.  The echo target listens in a second namespace of the test's own,
+on TARGET (named echo.test in the agent's /etc/hosts), joined to the agent's by a veth pair:
+the agent's destination policy refuses its own addresses and loopback.
 """
 import concurrent.futures
 import json
+import pathlib
 import random
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +26,9 @@ from sockslib import (AgentNs, Appliance, free_port, need_root, netns, recv_exac
                       socks_open, wait_line, wait_port_in_ns)
 
 ECHO = 7000
+TARGET = "10.79.0.1"        # the echo namespace's end of the veth
+AGENT_IP = "10.79.0.2"      # the agent namespace's end
+TARGET_NAME = "echo.test"
 ECHO_SERVER = r"""
 import resource, socket, sys, threading
 resource.setrlimit(resource.RLIMIT_NOFILE, (16384, 16384))
@@ -32,7 +38,7 @@ def serve(c):
             c.sendall(d)
 ls = socket.socket()
 ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("127.0.0.1", int(sys.argv[1])))
+ls.bind((sys.argv[2], int(sys.argv[1])))
 ls.listen(4096)
 print("ready", flush=True)
 while True:
@@ -44,9 +50,22 @@ while True:
 def agent_ns(build_dir, tmp_path_factory):
     need_root()
     d = tmp_path_factory.mktemp("agent")
-    with netns("mvmsocks") as ns:
-        echo = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", ECHO_SERVER,
-                                 str(ECHO)], stdout=subprocess.PIPE, text=True)
+    with netns("mvmsocks") as ns, netns("mvmecho") as tns:
+        veth = "mvs" + ns[-8:]
+        subprocess.run(["ip", "-n", ns, "link", "add", veth + "a", "type", "veth", "peer",
+                        "name", veth + "b", "netns", tns], check=True)
+        subprocess.run(["ip", "-n", ns, "addr", "add", AGENT_IP + "/24", "dev", veth + "a"],
+                       check=True)
+        subprocess.run(["ip", "-n", tns, "addr", "add", TARGET + "/24", "dev", veth + "b"],
+                       check=True)
+        subprocess.run(["ip", "-n", ns, "link", "set", veth + "a", "up"], check=True)
+        subprocess.run(["ip", "-n", tns, "link", "set", veth + "b", "up"], check=True)
+        etc = pathlib.Path("/etc/netns") / ns
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "hosts").write_text(f"127.0.0.1 localhost\n::1 localhost\n"
+                                   f"{TARGET} {TARGET_NAME}\n")
+        echo = subprocess.Popen(["ip", "netns", "exec", tns, sys.executable, "-c", ECHO_SERVER,
+                                 str(ECHO), TARGET], stdout=subprocess.PIPE, text=True)
         secret_file = d / "secret"
         authlib.write_secret(secret_file, authlib.new_secret())
         agent = subprocess.Popen(["ip", "netns", "exec", ns,
@@ -65,6 +84,7 @@ def agent_ns(build_dir, tmp_path_factory):
                 p.kill()
                 p.wait()
             echo.stdout.close()
+            shutil.rmtree(etc, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +96,7 @@ def appliance(microvm_bin, agent_ns, tmp_path_factory):
 
 
 def test_echo_roundtrip_ipv4_and_domain(appliance):
-    for host in ("127.0.0.1", "localhost"):
+    for host in (TARGET, TARGET_NAME):
         rep, s = socks_open(appliance.port, host, ECHO)
         assert rep == 0
         s.sendall(b"ping " + host.encode())
@@ -89,8 +109,24 @@ def test_echo_roundtrip_ipv4_and_domain(appliance):
 
 
 def test_refused_target_maps_to_reply_5(appliance):
-    rep, _ = socks_open(appliance.port, "127.0.0.1", 1)      # nothing listens on port 1
+    rep, _ = socks_open(appliance.port, TARGET, 1)           # nothing listens on port 1
     assert rep == 0x05
+
+
+@pytest.mark.parametrize("host,port", [
+    ("127.0.0.1", 1025), ("127.0.0.1", 7602), ("localhost", 1025), ("::1", 7602),
+    ("::ffff:127.0.0.1", 1025), ("127.1.2.3", 7602), (AGENT_IP, 1025), (AGENT_IP, 7602),
+    ("0.0.0.0", 1025), ("10.0.2.2", 1080), ("10.0.2.3", 53), ("169.254.169.254", 80),
+    ("fe80::1", 80), ("224.0.0.1", 80), ("255.255.255.255", 80),
+])
+def test_destination_policy_not_allowed(appliance, host, port):
+    # The agent's own ports, its addresses, loopback, the user-mode network's gateway
+    # and DNS, link-local and multicast: SOCKS reply 0x02 "not allowed by ruleset".
+    rep, s = socks_open(appliance.port, host, port)
+    assert rep == 0x02, rep
+    rep, s = socks_open(appliance.port, TARGET, ECHO)    # still serving
+    assert rep == 0
+    s.close()
 
 
 def test_bind_and_udp_associate_not_supported(appliance):
@@ -121,7 +157,7 @@ def test_garbage_gets_clean_close(appliance, garbage):
     assert time.monotonic() - start < 4
     assert len(data) <= 12               # at most a refusal reply, never relayed data
     s.close()
-    rep, s = socks_open(appliance.port, "127.0.0.1", ECHO)   # still serving
+    rep, s = socks_open(appliance.port, TARGET, ECHO)   # still serving
     assert rep == 0
     s.close()
 
@@ -142,7 +178,7 @@ def test_silent_client_is_timed_out(microvm_bin, agent_ns, tmp_path):
     app = Appliance(microvm_bin, agent_ns, tmp_path)
     try:
         idle = socket.create_connection(("127.0.0.1", app.port), timeout=20)
-        rep, s = socks_open(app.port, "127.0.0.1", ECHO)
+        rep, s = socks_open(app.port, TARGET, ECHO)
         assert rep == 0
         s.sendall(b"x")
         assert s.recv(1) == b"x"
@@ -156,7 +192,7 @@ def test_silent_client_is_timed_out(microvm_bin, agent_ns, tmp_path):
 
 def _roundtrip(port, i):
     payload = random.Random(i).randbytes(1024 + (i * 37) % 8192)
-    rep, s = socks_open(port, "127.0.0.1", ECHO, timeout=60)
+    rep, s = socks_open(port, TARGET, ECHO, timeout=60)
     assert rep == 0, f"connection {i}: reply {rep}"
     return s, payload
 
@@ -190,7 +226,7 @@ def test_thousand_concurrent_connections_byte_exact(appliance):
 
 def test_slow_reader_does_not_stall_others(appliance):
     # one client pushes for 2 s and never reads the echo: its buffers fill, others go on
-    rep, slow = socks_open(appliance.port, "127.0.0.1", ECHO)
+    rep, slow = socks_open(appliance.port, TARGET, ECHO)
     assert rep == 0
     slow.setblocking(False)
     sent = 0
@@ -203,7 +239,7 @@ def test_slow_reader_does_not_stall_others(appliance):
             time.sleep(0.05)
     assert sent > 0
     t = time.monotonic()
-    rep, s = socks_open(appliance.port, "127.0.0.1", ECHO)
+    rep, s = socks_open(appliance.port, TARGET, ECHO)
     assert rep == 0
     s.sendall(b"hello")
     assert recv_exact(s, 5) == b"hello"
@@ -218,10 +254,10 @@ def test_auth_required_wrong_password_refused(microvm_bin, agent_ns, tmp_path):
     app = Appliance(microvm_bin, agent_ns, tmp_path,
                     extra=["--socks-user", "alice", "--socks-password-file", str(pwfile)])
     try:
-        assert socks_open(app.port, "127.0.0.1", ECHO)[0] is None        # no-auth refused
-        assert socks_open(app.port, "127.0.0.1", ECHO, auth=("alice", "wrong"))[0] == "auth"
-        assert socks_open(app.port, "127.0.0.1", ECHO, auth=("bob", "s3cret-pw"))[0] == "auth"
-        rep, s = socks_open(app.port, "127.0.0.1", ECHO, auth=("alice", "s3cret-pw"))
+        assert socks_open(app.port, TARGET, ECHO)[0] is None        # no-auth refused
+        assert socks_open(app.port, TARGET, ECHO, auth=("alice", "wrong"))[0] == "auth"
+        assert socks_open(app.port, TARGET, ECHO, auth=("bob", "s3cret-pw"))[0] == "auth"
+        rep, s = socks_open(app.port, TARGET, ECHO, auth=("alice", "s3cret-pw"))
         assert rep == 0
         s.close()
         st = app.cli("status", "--json")
@@ -239,27 +275,15 @@ def test_socks_auth_secret_is_the_agents(microvm_bin, agent_ns, tmp_path):
         user, pw = secret.read_text().split()
         assert user == "microvm" and len(pw) == 64
         assert pw not in "".join(app.startup)
-        assert socks_open(app.port, "127.0.0.1", ECHO, auth=(user, pw[:-1] + "x"))[0] == "auth"
-        rep, s = socks_open(app.port, "127.0.0.1", ECHO, auth=(user, pw))
+        assert socks_open(app.port, TARGET, ECHO, auth=(user, pw[:-1] + "x"))[0] == "auth"
+        rep, s = socks_open(app.port, TARGET, ECHO, auth=(user, pw))
         assert rep == 0
         s.close()
-        # through the proxy, the agent's control port answers nothing without its handshake
-        rep, s = socks_open(app.port, "127.0.0.1", 1025, auth=(user, pw))
-        assert rep == 0
-        s.sendall(b'{"cmd":"get_auth_secret"}\n')
-        s.settimeout(10)
-        assert s.recv(4096) == b""
-        s.close()
-        # it is the agent's own secret: it passes the handshake, and the agent tells it
-        rep, s = socks_open(app.port, "127.0.0.1", 1025, auth=(user, pw))
-        assert rep == 0
-        authlib.authenticate(s, pw, 1025)
-        s.sendall(b'{"cmd":"get_auth_secret"}\n')
-        answer = b""
-        while not answer.endswith(b"\n"):
-            answer += s.recv(4096)
-        s.close()
-        assert json.loads(answer)["auth_secret"] == pw
+        # it is the agent's own secret, and the proxy never reaches the agent itself
+        for host in ("127.0.0.1", "localhost", AGENT_IP):
+            for port in (1025, 7602):
+                rep, s = socks_open(app.port, host, port, auth=(user, pw))
+                assert rep == 0x02, (host, port)      # not allowed by ruleset
     finally:
         app.close()
     assert not secret.exists()
@@ -283,10 +307,32 @@ def test_json_status_says_running(appliance):
     assert json.loads(vpn.stdout)["state"] == "disconnected"
 
 
+@pytest.mark.parametrize("body,want", [
+    ("script-security 2\nup \"/bin/sh -c id\"\n",
+     "line 3: 'script-security' is not allowed in an imported profile: above 1 it lets "
+     "OpenVPN run programs"),
+    ("up \"/bin/sh -c id\"\n",
+     "line 3: 'up' is not allowed in an imported profile: it runs a program"),
+    ("log /etc/pwned-log\n", "line 3: 'log' is not allowed in an imported profile: it writes "
+     "a file"),
+    ("writepid /etc/passwd\n", "line 3: 'writepid' is not allowed in an imported profile: it "
+     "writes a file"),
+], ids=["script-security", "up", "log", "writepid"])
+def test_import_refused_profile_says_why(appliance, tmp_path, body, want):
+    prof = tmp_path / "evil.ovpn"
+    prof.write_text("client\nremote 192.0.2.1 1194\n" + body)
+    r = appliance.cli("vpn", "import", str(prof))
+    assert r.returncode == 1
+    assert want in r.stderr, r.stderr
+    assert "evil.ovpn" not in json.loads(appliance.cli("vpn", "profiles", "--json").stdout)
+
+
 def test_import_profile_of_exactly_1mib(appliance, tmp_path):
     # control characters: JSON escapes each as \u00XX, 6 MiB on both control channels
     prof = tmp_path / "max.ovpn"
-    prof.write_bytes((b"\x01\x02\t" * (1024 * 1024 // 3 + 1))[:1024 * 1024])
+    # (comment lines, so that the profile passes the agent's allow-list)
+    line = b"#" + b"\x01\x02\t" * 84 + b"\n"
+    prof.write_bytes((line * (1024 * 1024 // len(line) + 1))[:1024 * 1024])
     r = appliance.cli("vpn", "import", str(prof))
     assert r.returncode == 0, r.stderr
     assert "max.ovpn" in json.loads(appliance.cli("vpn", "profiles", "--json").stdout)
@@ -310,7 +356,7 @@ def test_down_stops_proxy(microvm_bin, agent_ns, tmp_path):
 def test_ipv6_listen_and_idle_timeout(microvm_bin, agent_ns, tmp_path):
     app = Appliance(microvm_bin, agent_ns, tmp_path, addr="::1", extra=["--idle-timeout", "1"])
     try:
-        rep, s = socks_open(app.port, "127.0.0.1", ECHO, proxy="::1")
+        rep, s = socks_open(app.port, TARGET, ECHO, proxy="::1")
         assert rep == 0
         s.sendall(b"abc")
         assert recv_exact(s, 3) == b"abc"
@@ -355,7 +401,7 @@ def test_detach(microvm_bin, agent_ns, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "microvm is up" in r.stdout
     try:
-        rep, s = socks_open(port, "127.0.0.1", ECHO)
+        rep, s = socks_open(port, TARGET, ECHO)
         assert rep == 0
         s.close()
         st = subprocess.run([str(microvm_bin), "status"], env=env, capture_output=True,

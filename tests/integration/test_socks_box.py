@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+import socket
+
 from sockslib import free_port, socks_open, wait_line
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
@@ -81,15 +83,13 @@ def test_box_status_console_relay_down(microvm_bin, rootfs, tmp_path):
         con.communicate(timeout=10)
         assert b"microvm-agent" in out
 
-        # a relay into the box reaches the agent's own control port, which answers nothing
-        # to a SOCKS client that does not prove the box's secret: no JSON, just a close
-        rep, s = socks_open(port, "127.0.0.1", 1025)
-        if rep == 0:
-            s.sendall(b'{"cmd":"get_auth_secret"}\n{"cmd":"shutdown"}\n')
-            s.settimeout(10)
-            assert s.recv(4096) == b""
-            s.close()
-        assert cli("status").returncode == 0      # the agent (and the box) still run
+        # a relay into the box reaches the agent's proxy, whose destination policy refuses
+        # the box itself (its loopback and 10.0.2.15: the agent's own ports) and the
+        # user-mode network's gateway (10.0.2.2:PORT looped into this very SOCKS server)
+        for host, dport in (("127.0.0.1", 1025), ("127.0.0.1", 7602), ("10.0.2.15", 1025),
+                            ("10.0.2.2", port), ("10.0.2.3", 53)):
+            rep, s = socks_open(port, host, dport)
+            assert rep == 0x02, (host, dport, rep)
 
         r = cli("down")
         assert r.returncode == 0
@@ -206,3 +206,43 @@ def test_down_kills_a_box_that_ignores_sigterm(microvm_bin, shell_rootfs, tmp_pa
             up.kill()
             up.wait()
         up.stdout.close()
+
+
+@pytest.mark.parametrize("host_loopback", [False, True], ids=["default", "net-host-loopback"])
+def test_box_gateway_reaches_host_loopback_only_when_asked(microvm_bin, shell_rootfs, tmp_path,
+                                                           host_loopback):
+    """From inside the box, 10.0.2.2:PORT is the host's 127.0.0.1:PORT only with
+    --net-host-loopback (libslirp's host-loopback mapping, off by default)."""
+    lsock = socket.create_server(("127.0.0.1", 0))
+    lsock.settimeout(1)
+    lport = lsock.getsockname()[1]
+    env = dict(os.environ, MICROVM_CONTROL=str(tmp_path / "ctl.sock"))
+    script = ("/usr/bin/microvm-agent --transport tcp --listen 127.0.0.1 & "
+              f"while :; do echo knock | busybox nc -w 1 10.0.2.2 {lport}; sleep 0.5; done")
+    up = subprocess.Popen([str(microvm_bin), "up", "--backend", "nsbox", "--rootfs",
+                           str(shell_rootfs), "--socks", f"127.0.0.1:{free_port()}",
+                           "--box-exec", script,
+                           *(["--net-host-loopback"] if host_loopback else [])],
+                          env=env, text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT)
+    got = b""
+    try:
+        wait_line(up, "microvm is up", 60)
+        deadline = time.monotonic() + 6      # the box knocks every 0.5-1.5 s meanwhile
+        while time.monotonic() < deadline and not got:
+            try:
+                c, _ = lsock.accept()
+            except socket.timeout:
+                continue
+            c.settimeout(3)
+            got = c.recv(100)
+            c.close()
+        assert subprocess.run([str(microvm_bin), "down"], env=env, capture_output=True,
+                              timeout=30).returncode == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        up.stdout.close()
+        lsock.close()
+    assert got == (b"knock\n" if host_loopback else b"")

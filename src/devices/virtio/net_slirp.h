@@ -5,7 +5,7 @@
  * Connects a virtio-net device to a user-mode network (src/net/slirp.h): frames the guest
  * sends go to mvm_slirp_send(), frames slirp produces are delivered with
  * virtio_net_receive() on the slirp thread.  The guest sees 10.0.2.0/24 with DHCP, gateway
- * 10.0.2.2 (the host's loopback) and DNS 10.0.2.3.
+ * 10.0.2.2 (the host's loopback only with mvm_slirp_cfg.host_loopback) and DNS 10.0.2.3.
  *
  * Wiring (KVM backend)::
  *

@@ -152,11 +152,11 @@ static void test_reply_and_mapping(void **state)
 	assert_int_equal(out[3], SOCKS_ATYP_IPV4);
 	assert_int_equal(socks_rep_from_agent(0x00), SOCKS_REP_OK);
 	assert_int_equal(socks_rep_from_agent(0x01), SOCKS_REP_FAIL);
+	assert_int_equal(socks_rep_from_agent(0x02), SOCKS_REP_NOT_ALLOWED);
 	assert_int_equal(socks_rep_from_agent(0x03), SOCKS_REP_NET_UNREACH);
 	assert_int_equal(socks_rep_from_agent(0x04), SOCKS_REP_HOST_UNREACH);
 	assert_int_equal(socks_rep_from_agent(0x05), SOCKS_REP_REFUSED);
 	assert_int_equal(socks_rep_from_agent(0x06), SOCKS_REP_TTL_EXPIRED);
-	assert_int_equal(socks_rep_from_agent(0x02), SOCKS_REP_FAIL);
 	assert_int_equal(socks_rep_from_agent(0xff), SOCKS_REP_FAIL);
 	assert_int_equal(socks_rep_from_errno(-ECONNREFUSED), SOCKS_REP_FAIL);
 	assert_int_equal(socks_rep_from_errno(-ETIMEDOUT), SOCKS_REP_TTL_EXPIRED);

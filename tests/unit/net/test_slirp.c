@@ -2,7 +2,8 @@
 /*
  * test_slirp.c - the libslirp module answers like a gateway: ARP for 10.0.2.2, ICMP echo to
  * 10.0.2.2, a DHCP offer of 10.0.2.15, UDP to the host and back, a forwarded host port
- * arriving as a SYN to the guest, IPv6 neighbour discovery and echo (when enabled), a frame
+ * arriving as a SYN to the guest, 10.0.2.2 reaching the host's 127.0.0.1 only with
+ * host_loopback (TCP and UDP), IPv6 neighbour discovery and echo (when enabled), a frame
  * fd served by the slirp thread, and bad frames rejected or ignored without a crash.
  */
 #include <arpa/inet.h>
@@ -183,17 +184,33 @@ static void arp_gateway(struct fixture *fx)
 	memcpy(fx->gw_mac, r + 6, 6);
 }
 
-static int setup(void **state)
+static int setup_cfg(void **state, const struct mvm_slirp_cfg *cfg)
 {
 	struct fixture *fx = calloc(1, sizeof(*fx));
 
 	pthread_mutex_init(&fx->k.lock, NULL);
 	pthread_cond_init(&fx->k.cond, NULL);
-	fx->s = mvm_slirp_new(NULL, sink_rx, &fx->k);
+	fx->s = mvm_slirp_new(cfg, sink_rx, &fx->k);
 	if (!fx->s)
 		return -1;
 	*state = fx;
 	return 0;
+}
+
+/* The defaults: 10.0.2.2 is not the host's loopback. */
+static int setup(void **state)
+{
+	return setup_cfg(state, NULL);
+}
+
+/* With the host-loopback mapping (microvm up/run --net-host-loopback). */
+static int setup_loopback(void **state)
+{
+	struct mvm_slirp_cfg cfg;
+
+	mvm_slirp_cfg_init(&cfg);
+	cfg.host_loopback = true;
+	return setup_cfg(state, &cfg);
 }
 
 static int teardown(void **state)
@@ -371,7 +388,7 @@ static int is_udp_reply(const uint8_t *f, size_t len, void *arg)
 	       get16(f + 34) == w->sport && get16(f + 36) == w->dport;
 }
 
-/* UDP out (what OpenVPN uses): a datagram to 10.0.2.2 reaches the host's 127.0.0.1, and the
+/* With host_loopback, UDP out: a datagram to 10.0.2.2 reaches the host's 127.0.0.1, and the
  * host's answer comes back to the guest from 10.0.2.2. */
 static void test_udp_to_host_and_back(void **state)
 {
@@ -418,6 +435,98 @@ static void test_udp_to_host_and_back(void **state)
 	assert_int_equal(get16(r + 38), 8 + 6);
 	assert_memory_equal(r + 42, "world!", 6);
 	close(fd);
+}
+
+/* A TCP SYN from the guest (10.0.2.15:@sport) to 10.0.2.2:@dport. */
+static void send_syn_to_gateway(struct fixture *fx, uint16_t sport, uint16_t dport)
+{
+	uint8_t f[14 + 20 + 20], ph[12 + 20];
+
+	arp_gateway(fx);
+	eth_hdr(f, fx->gw_mac, 0x0800);
+	ip_hdr(f + 14, 6, IP(10, 0, 2, 15), IP(10, 0, 2, 2), 20);
+	memset(f + 34, 0, 20);
+	put16(f + 34, sport);
+	put16(f + 36, dport);
+	put32(f + 38, 1000);			/* sequence number */
+	f[46] = 5 << 4;				/* header length: 5 words */
+	f[47] = 0x02;				/* SYN */
+	put16(f + 48, 65535);			/* window */
+	/* checksum over the pseudo header and the TCP header */
+	memcpy(ph, f + 14 + 12, 8);		/* source and destination address */
+	ph[8] = 0;
+	ph[9] = 6;
+	put16(ph + 10, 20);
+	memcpy(ph + 12, f + 34, 20);
+	put16(f + 50, csum(ph, sizeof(ph)));
+	assert_int_equal(mvm_slirp_send(fx->s, f, sizeof(f)), 0);
+}
+
+/* A host listener on 127.0.0.1; its port in @port. */
+static int loopback_listener(uint16_t *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* By default a guest connection to 10.0.2.2:PORT never reaches the host's 127.0.0.1:PORT
+ * (the finding: it reached every host-local service, our SOCKS server included), and a
+ * datagram to 10.0.2.2 does not arrive either. */
+static void test_no_host_loopback_by_default(void **state)
+{
+	struct fixture *fx = *state;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	struct pollfd pfd = { .events = POLLIN };
+	uint8_t f[14 + 20 + 8 + 5];
+	uint16_t port;
+	int ufd;
+
+	pfd.fd = loopback_listener(&port);
+	send_syn_to_gateway(fx, 40001, port);
+	assert_int_equal(poll(&pfd, 1, 1000), 0);	/* nobody knocked */
+	close(pfd.fd);
+
+	ufd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	assert_true(ufd >= 0);
+	assert_int_equal(bind(ufd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(ufd, (struct sockaddr *)&a, &al), 0);
+	eth_hdr(f, fx->gw_mac, 0x0800);
+	ip_hdr(f + 14, 17, IP(10, 0, 2, 15), IP(10, 0, 2, 2), 8 + 5);
+	put16(f + 34, 40000);
+	put16(f + 36, ntohs(a.sin_port));
+	put16(f + 38, 8 + 5);
+	put16(f + 40, 0);
+	memcpy(f + 42, "hello", 5);
+	assert_int_equal(mvm_slirp_send(fx->s, f, sizeof(f)), 0);
+	pfd.fd = ufd;
+	assert_int_equal(poll(&pfd, 1, 1000), 0);
+	close(ufd);
+}
+
+/* With host_loopback the same SYN becomes a connection to the host's 127.0.0.1:PORT. */
+static void test_host_loopback_when_asked(void **state)
+{
+	struct fixture *fx = *state;
+	struct pollfd pfd = { .events = POLLIN };
+	uint16_t port;
+	int c;
+
+	pfd.fd = loopback_listener(&port);
+	send_syn_to_gateway(fx, 40002, port);
+	assert_int_equal(poll(&pfd, 1, 3000), 1);
+	c = accept(pfd.fd, NULL, NULL);
+	assert_true(c >= 0);
+	close(c);
+	close(pfd.fd);
 }
 
 static void test_bad_frames(void **state)
@@ -595,7 +704,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_icmp_echo_gateway, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dhcp_offer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostfwd_syn, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_udp_to_host_and_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_udp_to_host_and_back, setup_loopback, teardown),
+		cmocka_unit_test_setup_teardown(test_no_host_loopback_by_default, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_loopback_when_asked, setup_loopback,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_bad_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_ndp_and_echo, setup, teardown),
 		cmocka_unit_test(test_frame_fd),
