@@ -45,6 +45,33 @@
 /* Addresses tried per proxy connection. */
 #define AGENT_ADDR_MAX		8
 
+/*
+ * Resource limits (docs/security.md, "Resource limits"). The guest has 256 MiB; nothing a
+ * client sends may make the agent hold more than a few tens of MiB or spin.
+ */
+#define AGENT_STR_(x)		#x
+#define AGENT_STR(x)		AGENT_STR_(x)
+
+/* Concurrent control connections; more are answered with an error line and closed. */
+#define AGENT_CTL_CONN_MAX	64
+/* A control connection with nothing to do for this long is closed (--control-idle-timeout). */
+#define AGENT_CTL_IDLE_S	60
+/*
+ * Request bytes buffered across all control connections beyond each one's first read
+ * buffer (2 x 64 KiB): room for two requests of the maximum line length at once. A
+ * connection whose buffer would grow past it gets an error line and is closed.
+ */
+#define AGENT_CTL_BUDGET	(16 * 1024 * 1024)
+#define AGENT_CTL_BUDGET_TEXT	"16 MiB"
+/* Connections accepted per listener wake-up (the rest wait for the next round). */
+#define AGENT_ACCEPT_BATCH	64
+/* Stored profiles: at most this many, and this many bytes together. */
+#define AGENT_PROFILES_MAX	60
+#define AGENT_PROFILES_TOTAL_MAX (16 * 1024 * 1024)
+/* Name lookups running at once (one thread each) and waiting for a thread. */
+#define AGENT_RESOLVE_THREADS	16
+#define AGENT_RESOLVE_QUEUE	64
+
 /* ---------------------------------------------------------------- request.c */
 
 /**
@@ -98,6 +125,8 @@ int profile_store(const char *dir, const char *name, const char *content, size_t
 int profile_list(const char *dir, char ***names, size_t *n);
 void profile_list_free(char **names, size_t n);
 int profile_exists(const char *dir, const char *name);
+int profile_check_room(const char *dir, const char *name, size_t len, size_t max_count,
+		       size_t max_total, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- mgmt.c */
 
@@ -189,6 +218,7 @@ struct agent_opts {
 	const char *auth_secret_file;
 	unsigned int connect_timeout_s;
 	unsigned int vpn_timeout_s;
+	unsigned int ctl_idle_s;
 	bool poweroff_on_shutdown;
 	bool verbose;
 };
@@ -206,6 +236,8 @@ struct resolver;
  * @auth_secret:	64 hex characters
  * @vpn:		the OpenVPN supervisor
  * @ctl:		open control connections
+ * @nctl:		how many
+ * @ctl_budget:		input buffer bytes held beyond the first chunk, all connections
  * @proxies:		open proxy connections
  * @nproxies:		how many
  * @resolver:		name resolution thread pool
@@ -221,6 +253,8 @@ struct agent {
 	char auth_secret[65];
 	struct vpn *vpn;
 	struct ctl_conn *ctl;
+	size_t nctl;
+	size_t ctl_budget;
 	struct proxy_conn *proxies;
 	size_t nproxies;
 	struct resolver *resolver;
@@ -238,11 +272,30 @@ uint64_t agent_now_ms(void);
 
 /* ---------------------------------------------------------------- transport.c */
 
+/**
+ * struct agent_listener - a listening socket served by the shared accept loop
+ * @ev:			registration (first member: the loop hands us &ev)
+ * @name:		"control" or "proxy", for log lines
+ * @on_fd:		takes each accepted socket
+ * @paused:		out of descriptors: out of the epoll set until the next tick
+ * @pause_logged:	the current pause episode was logged
+ */
+struct agent_listener {
+	struct agent_ev ev;
+	const char *name;
+	void (*on_fd)(struct agent *a, int fd);
+	bool paused, pause_logged;
+};
+
 int agent_listen(const struct agent_opts *o, unsigned int port);
+int agent_listener_init(struct agent *a, struct agent_listener *l, int fd, const char *name,
+			void (*on_fd)(struct agent *a, int fd));
+void agent_listener_tick(struct agent *a, struct agent_listener *l);
 
 /* ---------------------------------------------------------------- control.c */
 
 int ctl_init(struct agent *a, int lfd);
+void ctl_tick(struct agent *a);
 void ctl_vpn_changed(struct agent *a);
 void ctl_flush_all(struct agent *a, int timeout_ms);
 void ctl_fini(struct agent *a);

@@ -88,7 +88,7 @@ struct proxy_conn {
 	struct proxy_conn *next, *prev;
 };
 
-static struct agent_ev lsn_ev;
+static struct agent_listener lsn;
 
 /**
  * proxy_close() - drop a connection
@@ -453,46 +453,30 @@ static void on_target(struct agent *a, struct agent_ev *ev, uint32_t events)
 }
 
 /**
- * on_accept() - new proxy connections
+ * on_fd() - a new proxy connection from the shared accept loop
  * @a:		agent
- * @ev:		the listener
- * @events:	unused
+ * @fd:		the client socket
  */
-static void on_accept(struct agent *a, struct agent_ev *ev, uint32_t events)
+static void on_fd(struct agent *a, int fd)
 {
-	(void)events;
-	for (;;) {
-		int fd = accept4(ev->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct proxy_conn *p;
+	struct proxy_conn *p = calloc(1, sizeof(*p));
 
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				/* Out of descriptors: pause accepting until the next tick. */
-				agent_log(a, "proxy accept: %s (%zu open)", strerror(errno),
-					  a->nproxies);
-				agent_ev_set(a, ev, 0);
-			}
-			return;
-		}
-		p = calloc(1, sizeof(*p));
-		if (!p) {
-			close(fd);
-			continue;
-		}
-		p->cev.fd = fd;
-		p->cev.cb = on_client;
-		p->tev.fd = -1;
-		p->tev.cb = on_target;
-		p->st = PX_HS;
-		p->deadline = agent_now_ms() + (uint64_t)a->opts.connect_timeout_s * 1000;
-		p->next = a->proxies;
-		if (a->proxies)
-			a->proxies->prev = p;
-		a->proxies = p;
-		a->nproxies++;
-		proxy_update(a, p);
+	if (!p) {
+		close(fd);
+		return;
 	}
+	p->cev.fd = fd;
+	p->cev.cb = on_client;
+	p->tev.fd = -1;
+	p->tev.cb = on_target;
+	p->st = PX_HS;
+	p->deadline = agent_now_ms() + (uint64_t)a->opts.connect_timeout_s * 1000;
+	p->next = a->proxies;
+	if (a->proxies)
+		a->proxies->prev = p;
+	a->proxies = p;
+	a->nproxies++;
+	proxy_update(a, p);
 }
 
 /**
@@ -508,9 +492,7 @@ int proxy_init(struct agent *a, int lfd)
 
 	if (ret)
 		return ret;
-	lsn_ev.fd = lfd;
-	lsn_ev.cb = on_accept;
-	return agent_ev_set(a, &lsn_ev, EPOLLIN);
+	return agent_listener_init(a, &lsn, lfd, "proxy", on_fd);
 }
 
 /**
@@ -522,7 +504,7 @@ void proxy_tick(struct agent *a)
 	uint64_t now = agent_now_ms();
 	struct proxy_conn *p, *next;
 
-	agent_ev_set(a, &lsn_ev, EPOLLIN);
+	agent_listener_tick(a, &lsn);
 	for (p = a->proxies; p; p = next) {
 		next = p->next;
 		if (p->st == PX_RELAY || now < p->deadline)
@@ -542,5 +524,5 @@ void proxy_fini(struct agent *a)
 {
 	while (a->proxies)
 		proxy_close(a, a->proxies);
-	agent_ev_close(a, &lsn_ev);
+	agent_ev_close(a, &lsn.ev);
 }
