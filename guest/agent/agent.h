@@ -13,6 +13,7 @@
  *   handshake.c  inbound proxy handshake parser (pure, fuzzed)         hs_*
  *   proxy.c      inbound proxy: connect and relay                      proxy_*
  *   resolve.c    name resolution off the event loop                    resolve_*
+ *   hosts.c      /etc/hosts lookup (pure)                               hosts_*
  *
  * docs/protocol.md is the wire contract of both ports.
  */
@@ -187,6 +188,11 @@ int mgmt_quote(char *dst, size_t size, const char *s);
 int hs_parse(const uint8_t *buf, size_t len, char *host, uint16_t *port);
 uint8_t hs_status_from_errno(int err);
 
+/* ---------------------------------------------------------------- hosts.c */
+
+size_t hosts_lookup(const char *text, size_t len, const char *name, uint16_t port,
+		    struct sockaddr_storage *out, size_t max);
+
 /* ---------------------------------------------------------------- main.c */
 
 struct agent;
@@ -348,6 +354,8 @@ void proxy_fini(struct agent *a);
  * @naddrs:	how many
  * @status:	HS_OK or the status byte for the failure
  * @owner:	the proxy connection waiting, NULL when it went away (main thread only)
+ * @deadline:	monotonic ms after which the answer is of no use (not resolved then)
+ * @queued:	waiting in the queue (under the resolver's lock)
  * @next:	queue link
  */
 struct resolve_job {
@@ -359,11 +367,15 @@ struct resolve_job {
 	size_t naddrs;
 	uint8_t status;
 	struct proxy_conn *owner;
+	uint64_t deadline;
+	bool queued;
 	struct resolve_job *next;
 };
 
 int resolve_init(struct agent *a, void (*done)(struct agent *a, struct resolve_job *j));
-void resolve_submit(struct agent *a, struct resolve_job *j);
+int resolve_submit(struct agent *a, struct resolve_job *j);
+void resolve_cancel(struct agent *a, struct resolve_job *j);
+bool resolve_local(struct resolve_job *j);
 void resolve_run(struct resolve_job *j);
 
 #endif /* AGENT_H */

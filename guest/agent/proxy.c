@@ -100,7 +100,8 @@ static void proxy_close(struct agent *a, struct proxy_conn *p)
 	agent_ev_close(a, &p->cev);
 	agent_ev_close(a, &p->tev);
 	if (p->job)
-		p->job->owner = NULL;	/* the resolver's callback frees it */
+		resolve_cancel(a, p->job);
+	p->job = NULL;
 	if (p->prev)
 		p->prev->next = p->next;
 	else
@@ -121,6 +122,9 @@ static void proxy_fail(struct agent *a, struct proxy_conn *p, uint8_t status)
 {
 	agent_debug(a, "proxy %s:%u: status 0x%02x", p->host, p->port, status);
 	agent_ev_close(a, &p->tev);
+	if (p->job)
+		resolve_cancel(a, p->job);
+	p->job = NULL;
 	if (send(p->cev.fd, &status, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1 ||
 	    shutdown(p->cev.fd, SHUT_WR) < 0 || p->c2t.eof) {
 		proxy_close(a, p);
@@ -356,11 +360,26 @@ static void start_resolve(struct agent *a, struct proxy_conn *p)
 		}
 		memcpy(j->host, p->host, sizeof(j->host));
 		j->port = p->port;
+		if (resolve_local(j)) {
+			memcpy(p->addrs, j->addrs, j->naddrs * sizeof(j->addrs[0]));
+			p->naddrs = j->naddrs;
+			free(j);
+			p->ai = 0;
+			try_connect(a, p);
+			return;
+		}
 		j->ndns = vpn_dns(a, j->dns, AGENT_DNS_MAX);
 		j->owner = p;
+		j->deadline = p->deadline;
+		if (resolve_submit(a, j)) {
+			free(j);
+			agent_log(a, "proxy %s:%u: %d name lookups waiting already; refused",
+				  p->host, p->port, AGENT_RESOLVE_QUEUE);
+			proxy_fail(a, p, HS_ERR_GENERAL);
+			return;
+		}
 		p->job = j;
 		p->st = PX_RESOLVING;
-		resolve_submit(a, j);
 		proxy_update(a, p);
 		return;
 	}
