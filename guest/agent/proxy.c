@@ -21,6 +21,12 @@
  *   drained, the other side's write half is shut down; the relay ends when both halves
  *   are shut, or at once on a reset or write error.
  *
+ *   A relay whose target socket's local address was the tunnel's address when it connected
+ *   runs through the VPN. When the VPN goes down (OpenVPN died, stopped or reconnects with
+ *   another address) such relays can never move a byte again; proxy_tick() notices within
+ *   a tick and resets them: SO_LINGER 0 on both sockets, so the client gets a TCP reset
+ *   at once rather than waiting for an idle timeout on a dead connection.
+ *
  *   Nothing here blocks: a target that never answers only holds its own connection until
  *   the timeout, and the control port is served by the same loop in between.
  */
@@ -71,6 +77,7 @@ struct proxy_dir {
  * @deadline:	monotonic ms limit of the current state (HS..CONNECTING, LINGER)
  * @c2t:	client to target
  * @t2c:	target to client (starts with the status byte)
+ * @tun_ip:	the tunnel address the target connection goes out from, "" if not the VPN's
  * @next:	list link
  * @prev:	list link
  */
@@ -85,6 +92,7 @@ struct proxy_conn {
 	int last_err;
 	uint64_t deadline;
 	struct proxy_dir c2t, t2c;
+	char tun_ip[INET_ADDRSTRLEN];
 	struct proxy_conn *next, *prev;
 };
 
@@ -258,6 +266,41 @@ static void relay(struct agent *a, struct proxy_conn *p)
 }
 
 /**
+ * note_tunnel() - remember whether the target connection goes through the VPN's tunnel
+ * @a:		agent
+ * @p:		connection whose target just connected
+ */
+static void note_tunnel(struct agent *a, struct proxy_conn *p)
+{
+	struct sockaddr_in local;
+	socklen_t sl = sizeof(local);
+	char ip[INET_ADDRSTRLEN];
+
+	p->tun_ip[0] = '\0';
+	if (vpn_view(a) != VPN_VIEW_CONNECTED ||
+	    getsockname(p->tev.fd, (struct sockaddr *)&local, &sl) < 0 ||
+	    local.sin_family != AF_INET || !inet_ntop(AF_INET, &local.sin_addr, ip, sizeof(ip)) ||
+	    strcmp(ip, vpn_tun_ip(a)))
+		return;
+	memcpy(p->tun_ip, ip, sizeof(ip));
+}
+
+/**
+ * proxy_reset() - end a relay with a TCP reset on both sides
+ * @a:		agent
+ * @p:		connection
+ */
+static void proxy_reset(struct agent *a, struct proxy_conn *p)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(p->cev.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	if (p->tev.fd >= 0)
+		setsockopt(p->tev.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	proxy_close(a, p);
+}
+
+/**
  * connected() - the target accepted: queue the status byte and start relaying
  * @a:		agent
  * @p:		connection
@@ -267,6 +310,7 @@ static void connected(struct agent *a, struct proxy_conn *p)
 	int one = 1;
 
 	setsockopt(p->tev.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	note_tunnel(a, p);
 	p->st = PX_RELAY;
 	p->t2c.buf[0] = HS_OK;
 	p->t2c.off = 0;
@@ -515,17 +559,24 @@ int proxy_init(struct agent *a, int lfd)
 }
 
 /**
- * proxy_tick() - handshake, resolve, connect and linger timeouts; resume accepting
+ * proxy_tick() - timeouts, relays through a tunnel that went down; resume accepting
  * @a:		agent
  */
 void proxy_tick(struct agent *a)
 {
+	const char *tun = vpn_view(a) == VPN_VIEW_CONNECTED ? vpn_tun_ip(a) : "";
 	uint64_t now = agent_now_ms();
 	struct proxy_conn *p, *next;
+	size_t nreset = 0;
 
 	agent_listener_tick(a, &lsn);
 	for (p = a->proxies; p; p = next) {
 		next = p->next;
+		if (p->tun_ip[0] && strcmp(p->tun_ip, tun)) {
+			nreset++;
+			proxy_reset(a, p);
+			continue;
+		}
 		if (p->st == PX_RELAY || now < p->deadline)
 			continue;
 		if (p->st == PX_LINGER)
@@ -533,6 +584,8 @@ void proxy_tick(struct agent *a)
 		else
 			proxy_fail(a, p, p->st == PX_HS ? HS_ERR_GENERAL : HS_ERR_TIMEOUT);
 	}
+	if (nreset)
+		agent_log(a, "vpn down: reset %zu relays through the tunnel", nreset);
 }
 
 /**
