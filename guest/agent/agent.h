@@ -70,7 +70,7 @@
 #define AGENT_PROFILES_MAX	60
 #define AGENT_PROFILES_TOTAL_MAX (16 * 1024 * 1024)
 /* Name lookups running at once (one thread each) and waiting for a thread. */
-#define AGENT_RESOLVE_THREADS	16
+#define AGENT_RESOLVE_THREADS	32
 #define AGENT_RESOLVE_QUEUE	64
 
 /* ---------------------------------------------------------------- request.c */

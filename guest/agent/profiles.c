@@ -239,7 +239,7 @@ int profile_check_room(const char *dir, const char *name, size_t len, size_t max
 	}
 	profile_list_free(names, n);
 	if (!replacing && count + 1 > max_count) {
-		snprintf(err, errlen, "too many profiles (at most %zu); delete or replace one",
+		snprintf(err, errlen, "too many profiles (at most %zu); replace one",
 			 max_count);
 		return -ENOSPC;
 	}
