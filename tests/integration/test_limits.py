@@ -288,6 +288,7 @@ def test_vpn_down_resets_relays_through_the_tunnel(bed, agent_bin):
             with pytest.raises(ConnectionResetError):
                 s.recv(100)
             assert time.monotonic() - t0 < 3
-        assert "vpn down: reset 1 relays through the tunnel" in agent.log_path.read_text()
+        vpnlib.wait_for(lambda: "vpn down: reset 1 relays through the tunnel" in
+                        agent.log_path.read_text(), 5, "the reset in the log")
         st = agent.request({"cmd": "vpn_status"})
         assert st["status"] == "disconnected" and "killed by signal 9" in st["reason"]
