@@ -16,6 +16,7 @@
  *   ovpn_check.c imported OpenVPN profile allow-list (pure, fuzzed)    ovpn_check_*
  *   proxy.c      inbound proxy: connect and relay                      proxy_*
  *   resolve.c    name resolution off the event loop                    resolve_*
+ *   hosts.c      /etc/hosts lookup (pure)                               hosts_*
  *
  * docs/protocol.md is the wire contract of both ports.
  */
@@ -46,6 +47,33 @@
 #define AGENT_DNS_MAX		3
 /* Addresses tried per proxy connection. */
 #define AGENT_ADDR_MAX		8
+
+/*
+ * Resource limits (docs/security.md, "Resource limits"). The guest has 256 MiB; nothing a
+ * client sends may make the agent hold more than a few tens of MiB or spin.
+ */
+#define AGENT_STR_(x)		#x
+#define AGENT_STR(x)		AGENT_STR_(x)
+
+/* Concurrent control connections; more are answered with an error line and closed. */
+#define AGENT_CTL_CONN_MAX	64
+/* A control connection with nothing to do for this long is closed (--control-idle-timeout). */
+#define AGENT_CTL_IDLE_S	60
+/*
+ * Request bytes buffered across all control connections beyond each one's first read
+ * buffer (2 x 64 KiB): room for two requests of the maximum line length at once. A
+ * connection whose buffer would grow past it gets an error line and is closed.
+ */
+#define AGENT_CTL_BUDGET	(16 * 1024 * 1024)
+#define AGENT_CTL_BUDGET_TEXT	"16 MiB"
+/* Connections accepted per listener wake-up (the rest wait for the next round). */
+#define AGENT_ACCEPT_BATCH	64
+/* Stored profiles: at most this many, and this many bytes together. */
+#define AGENT_PROFILES_MAX	60
+#define AGENT_PROFILES_TOTAL_MAX (16 * 1024 * 1024)
+/* Name lookups running at once (one thread each) and waiting for a thread. */
+#define AGENT_RESOLVE_THREADS	32
+#define AGENT_RESOLVE_QUEUE	64
 
 /* ---------------------------------------------------------------- request.c */
 
@@ -101,6 +129,8 @@ int profile_list(const char *dir, char ***names, size_t *n);
 void profile_list_free(char **names, size_t n);
 int profile_exists(const char *dir, const char *name);
 int profile_read(const char *dir, const char *name, char **content, size_t *len);
+int profile_check_room(const char *dir, const char *name, size_t len, size_t max_count,
+		       size_t max_total, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- mgmt.c */
 
@@ -215,6 +245,11 @@ const char *policy_reason_text(enum policy_reason r);
 int ovpn_check_profile(const char *text, size_t len, char *err, size_t errlen);
 bool ovpn_check_known(const char *name);
 
+/* ---------------------------------------------------------------- hosts.c */
+
+size_t hosts_lookup(const char *text, size_t len, const char *name, uint16_t port,
+		    struct sockaddr_storage *out, size_t max);
+
 /* ---------------------------------------------------------------- main.c */
 
 struct agent;
@@ -247,6 +282,7 @@ struct agent_opts {
 	int auth_secret_fd;
 	unsigned int connect_timeout_s;
 	unsigned int vpn_timeout_s;
+	unsigned int ctl_idle_s;
 	bool poweroff_on_shutdown;
 	bool verbose;
 };
@@ -268,6 +304,8 @@ struct resolver;
  * @nauth:		how many
  * @vpn:		the OpenVPN supervisor
  * @ctl:		open control connections
+ * @nctl:		how many
+ * @ctl_budget:		input buffer bytes held beyond the first chunk, all connections
  * @proxies:		open proxy connections
  * @nproxies:		how many
  * @resolver:		name resolution thread pool
@@ -287,6 +325,8 @@ struct agent {
 	size_t nauth;
 	struct vpn *vpn;
 	struct ctl_conn *ctl;
+	size_t nctl;
+	size_t ctl_budget;
 	struct proxy_conn *proxies;
 	size_t nproxies;
 	struct resolver *resolver;
@@ -305,7 +345,25 @@ uint64_t agent_now_ms(void);
 
 /* ---------------------------------------------------------------- transport.c */
 
+/**
+ * struct agent_listener - a listening socket served by the shared accept loop
+ * @ev:			registration (first member: the loop hands us &ev)
+ * @name:		"control" or "proxy", for log lines
+ * @on_fd:		takes each accepted socket
+ * @paused:		out of descriptors: out of the epoll set until the next tick
+ * @pause_logged:	the current pause episode was logged
+ */
+struct agent_listener {
+	struct agent_ev ev;
+	const char *name;
+	void (*on_fd)(struct agent *a, int fd);
+	bool paused, pause_logged;
+};
+
 int agent_listen(const struct agent_opts *o, unsigned int port);
+int agent_listener_init(struct agent *a, struct agent_listener *l, int fd, const char *name,
+			void (*on_fd)(struct agent *a, int fd));
+void agent_listener_tick(struct agent *a, struct agent_listener *l);
 
 /* ---------------------------------------------------------------- auth.c */
 
@@ -317,6 +375,7 @@ void auth_fini(struct agent *a);
 
 int ctl_init(struct agent *a, int lfd);
 void ctl_adopt(struct agent *a, int fd);
+void ctl_tick(struct agent *a);
 void ctl_vpn_changed(struct agent *a);
 void ctl_flush_all(struct agent *a, int timeout_ms);
 void ctl_fini(struct agent *a);
@@ -370,6 +429,8 @@ void proxy_fini(struct agent *a);
  * @naddrs:	how many
  * @status:	HS_OK or the status byte for the failure
  * @owner:	the proxy connection waiting, NULL when it went away (main thread only)
+ * @deadline:	monotonic ms after which the answer is of no use (not resolved then)
+ * @queued:	waiting in the queue (under the resolver's lock)
  * @next:	queue link
  */
 struct resolve_job {
@@ -381,11 +442,15 @@ struct resolve_job {
 	size_t naddrs;
 	uint8_t status;
 	struct proxy_conn *owner;
+	uint64_t deadline;
+	bool queued;
 	struct resolve_job *next;
 };
 
 int resolve_init(struct agent *a, void (*done)(struct agent *a, struct resolve_job *j));
-void resolve_submit(struct agent *a, struct resolve_job *j);
+int resolve_submit(struct agent *a, struct resolve_job *j);
+void resolve_cancel(struct agent *a, struct resolve_job *j);
+bool resolve_local(struct resolve_job *j);
 void resolve_run(struct resolve_job *j);
 
 #endif /* AGENT_H */

@@ -13,6 +13,14 @@
  *   written, then the connection is closed. A line longer than AGENT_LINE_MAX gets an
  *   error answer and the connection is closed. Consumed input is wiped (passwords).
  *
+ *   Limits (docs/security.md): at most AGENT_CTL_CONN_MAX connections (one more is told
+ *   "too many control connections" and closed); a connection that is not parked on the VPN
+ *   and makes no progress for --control-idle-timeout seconds is closed; input buffers may
+ *   grow past their first 128 KiB only while all connections together stay within
+ *   AGENT_CTL_BUDGET, otherwise the growing connection gets an error line and is closed;
+ *   unread output stops request processing at CTL_OUT_HIGH. Accepting goes through the
+ *   shared loop in transport.c, which pauses on EMFILE instead of spinning.
+ *
  *   Second vpn_start while a VPN session exists: with the same profile the request joins
  *   the session and gets its outcome (current state if known: connected + tun_ip or
  *   webauth_required + auth_url); its credentials are ignored. With another profile it is
@@ -31,8 +39,10 @@
 #include "agent.h"
 
 /* Stop reading requests while this much output is unread by the client. */
-#define CTL_OUT_HIGH	(4 * 1024 * 1024)
+#define CTL_OUT_HIGH	(256 * 1024)
 #define CTL_READ_CHUNK	65536
+/* Every connection's first input buffer; only growth beyond it counts against the budget. */
+#define CTL_IN_FIRST	(2 * CTL_READ_CHUNK)
 
 /**
  * enum ctl_wait - what a parked connection waits for
@@ -60,6 +70,7 @@ enum ctl_wait {
  * @wait:	parked on the VPN
  * @deferred:	CTL_WAIT_IDLE: copy of the request line to run again (wiped when freed)
  * @deferred_len: its length
+ * @active_ms:	monotonic time of the last progress (bytes in or out, an answer)
  * @next:	list link
  * @prev:	list link
  */
@@ -73,10 +84,13 @@ struct ctl_conn {
 	enum ctl_wait wait;
 	char *deferred;
 	size_t deferred_len;
+	uint64_t active_ms;
 	struct ctl_conn *next, *prev;
 };
 
-static struct agent_ev lsn_ev;
+static struct agent_listener lsn;
+/* Connections refused at the cap since the last one accepted (for the log). */
+static unsigned long refused;
 
 static void ctl_process(struct agent *a, struct ctl_conn *c);
 
@@ -92,6 +106,17 @@ static void drop_deferred(struct ctl_conn *c)
 	free(c->deferred);
 	c->deferred = NULL;
 	c->deferred_len = 0;
+}
+
+/**
+ * budget_of() - input bytes of @c that count against AGENT_CTL_BUDGET
+ * @incap:	the connection's input buffer size
+ *
+ * Return: bytes beyond the first buffer
+ */
+static size_t budget_of(size_t incap)
+{
+	return incap > CTL_IN_FIRST ? incap - CTL_IN_FIRST : 0;
 }
 
 /**
@@ -112,6 +137,8 @@ static void ctl_close(struct agent *a, struct ctl_conn *c)
 		explicit_bzero(c->in, c->incap);
 		free(c->in);
 	}
+	a->ctl_budget -= budget_of(c->incap);
+	a->nctl--;
 	free(c->out);
 	c->in = c->out = NULL;
 	drop_deferred(c);
@@ -126,6 +153,8 @@ static void ctl_close(struct agent *a, struct ctl_conn *c)
  */
 static int ctl_flush(struct ctl_conn *c)
 {
+	if (c->outoff < c->outlen)
+		c->active_ms = agent_now_ms();
 	while (c->outoff < c->outlen) {
 		ssize_t n = send(c->ev.fd, c->out + c->outoff, c->outlen - c->outoff,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -431,12 +460,20 @@ static cJSON *handle(struct agent *a, struct ctl_conn *c, const char *line, size
 			cJSON_AddStringToObject(o, "auth_secret", a->auth_secret);
 		break;
 	case AGENT_CMD_VPN_SET_PROFILE:
-		if (ovpn_check_profile(r.content, r.content_len, err, sizeof(err))) {
+		ret = profile_check_room(a->profile_dir, r.name, r.content_len, AGENT_PROFILES_MAX,
+					 AGENT_PROFILES_TOTAL_MAX, err, sizeof(err));
+		if (ret == -ENOSPC) {
+			agent_log(a, "store profile %s: %s", r.name, err);
+			o = answer_error(err);
+			break;
+		}
+		if (!ret && ovpn_check_profile(r.content, r.content_len, err, sizeof(err))) {
 			agent_log(a, "profile %s refused: %s", r.name, err);
 			o = answer_error(err);
 			break;
 		}
-		ret = profile_store(a->profile_dir, r.name, r.content, r.content_len);
+		if (!ret)
+			ret = profile_store(a->profile_dir, r.name, r.content, r.content_len);
 		if (ret) {
 			agent_log(a, "store profile %s: %s", r.name, strerror(-ret));
 			o = answer_error("cannot store the profile");
@@ -541,7 +578,6 @@ static int ctl_read(struct agent *a, struct ctl_conn *c)
 {
 	ssize_t n;
 
-	(void)a;
 	if (c->inoff && c->inoff == c->inlen)
 		c->inoff = c->inlen = 0;
 	if (c->inoff && c->incap - c->inlen < CTL_READ_CHUNK) {
@@ -558,6 +594,8 @@ static int ctl_read(struct agent *a, struct ctl_conn *c)
 			nc = AGENT_LINE_MAX + 2 * CTL_READ_CHUNK;
 		if (nc <= c->incap)
 			return 0;	/* full: ctl_process() reports the long line */
+		if (a->ctl_budget - budget_of(c->incap) + budget_of(nc) > AGENT_CTL_BUDGET)
+			return -ENOBUFS;
 		/* Not realloc(): the old buffer may hold a password and must be wiped. */
 		ni = malloc(nc);
 		if (!ni)
@@ -567,6 +605,7 @@ static int ctl_read(struct agent *a, struct ctl_conn *c)
 			explicit_bzero(c->in, c->incap);
 			free(c->in);
 		}
+		a->ctl_budget += budget_of(nc) - budget_of(c->incap);
 		c->in = ni;
 		c->incap = nc;
 	}
@@ -576,7 +615,24 @@ static int ctl_read(struct agent *a, struct ctl_conn *c)
 	if (n == 0)
 		c->rd_eof = true;
 	c->inlen += (size_t)n;
+	c->active_ms = agent_now_ms();
 	return 0;
+}
+
+/**
+ * ctl_refuse_input() - the request buffer budget is spent: error line, drop input, close
+ * @a:		agent
+ * @c:		connection
+ */
+static void ctl_refuse_input(struct agent *a, struct ctl_conn *c)
+{
+	agent_log(a, "control: request buffers of all connections reached "
+		  AGENT_CTL_BUDGET_TEXT "; closing a connection");
+	explicit_bzero(c->in, c->incap);
+	c->inoff = c->inlen = 0;
+	ctl_send(c, answer_error("agent busy: request buffers of all connections are full ("
+				 AGENT_CTL_BUDGET_TEXT "); try again"));
+	c->closing = true;
 }
 
 /**
@@ -593,55 +649,86 @@ static void on_conn(struct agent *a, struct agent_ev *ev, uint32_t events)
 		ctl_close(a, c);
 		return;
 	}
-	if ((events & (EPOLLIN | EPOLLHUP)) && !c->rd_eof && ctl_read(a, c) < 0) {
-		ctl_close(a, c);
-		return;
+	if ((events & (EPOLLIN | EPOLLHUP)) && !c->rd_eof) {
+		int ret = ctl_read(a, c);
+
+		if (ret == -ENOBUFS) {
+			ctl_refuse_input(a, c);
+			ctl_update(a, c);
+			return;
+		}
+		if (ret < 0) {
+			ctl_close(a, c);
+			return;
+		}
 	}
 	ctl_process(a, c);
 	ctl_update(a, c);
 }
 
 /**
+ * ctl_refuse() - over AGENT_CTL_CONN_MAX: one error line, then close
+ * @a:		agent
+ * @fd:		the new connection
+ *
+ * The line is sent without waiting; if the socket cannot take it the client just sees the
+ * connection closed.
+ */
+static void ctl_refuse(struct agent *a, int fd)
+{
+	static const char line[] = "{\"status\":\"error\",\"error\":\"too many control "
+				   "connections (at most " AGENT_STR(AGENT_CTL_CONN_MAX) ")\"}\n";
+
+	if (!refused++)
+		agent_log(a, "control: %d connections open; refusing more",
+			  AGENT_CTL_CONN_MAX);
+	(void)!send(fd, line, sizeof(line) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+}
+
+/**
  * ctl_adopt() - serve a new control connection (authenticated, when over TCP)
  * @a:		agent
- * @fd:		the non-blocking socket (owned from here on)
+ * @fd:		the socket
  */
 void ctl_adopt(struct agent *a, int fd)
 {
-	struct ctl_conn *c = calloc(1, sizeof(*c));
+	struct ctl_conn *c;
 
+	if (a->nctl >= AGENT_CTL_CONN_MAX) {
+		ctl_refuse(a, fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
 		return;
 	}
+	if (refused)
+		agent_log(a, "control: refused %lu connections at the limit", refused);
+	refused = 0;
 	c->ev.fd = fd;
 	c->ev.cb = on_conn;
+	c->active_ms = agent_now_ms();
 	c->next = a->ctl;
 	if (a->ctl)
 		a->ctl->prev = c;
 	a->ctl = c;
+	a->nctl++;
 	ctl_update(a, c);
 }
 
 /**
- * on_accept() - new control connections
+ * on_fd() - a new control connection from the shared accept loop
  * @a:		agent
- * @ev:		the listener
- * @events:	unused
+ * @fd:		the socket
+ *
+ * Over TCP the connection first proves the host's secret (auth.c), which then hands it to
+ * ctl_adopt(); over vsock it goes there at once.
  */
-static void on_accept(struct agent *a, struct agent_ev *ev, uint32_t events)
+static void on_fd(struct agent *a, int fd)
 {
-	(void)events;
-	for (;;) {
-		int fd = accept4(ev->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				agent_log(a, "control accept: %s", strerror(errno));
-			return;
-		}
-		auth_begin(a, fd, a->opts.control_port, ctl_adopt);
-	}
+	auth_begin(a, fd, a->opts.control_port, ctl_adopt);
 }
 
 /**
@@ -653,9 +740,30 @@ static void on_accept(struct agent *a, struct agent_ev *ev, uint32_t events)
  */
 int ctl_init(struct agent *a, int lfd)
 {
-	lsn_ev.fd = lfd;
-	lsn_ev.cb = on_accept;
-	return agent_ev_set(a, &lsn_ev, EPOLLIN);
+	return agent_listener_init(a, &lsn, lfd, "control", on_fd);
+}
+
+/**
+ * ctl_tick() - close idle connections; resume accepting after EMFILE
+ * @a:		agent
+ *
+ * A connection parked on the VPN is not idle (vpn.c has its own timeouts); any other
+ * connection that moved no byte for --control-idle-timeout seconds is closed.
+ */
+void ctl_tick(struct agent *a)
+{
+	uint64_t now = agent_now_ms(), idle = (uint64_t)a->opts.ctl_idle_s * 1000;
+	struct ctl_conn *c, *next;
+
+	agent_listener_tick(a, &lsn);
+	for (c = a->ctl; c; c = next) {
+		next = c->next;
+		if (c->wait == CTL_WAIT_NONE && now - c->active_ms >= idle) {
+			agent_debug(a, "control: closing a connection idle for %u s",
+				    a->opts.ctl_idle_s);
+			ctl_close(a, c);
+		}
+	}
 }
 
 /**
@@ -706,7 +814,7 @@ void ctl_fini(struct agent *a)
 {
 	while (a->ctl)
 		ctl_close(a, a->ctl);
-	agent_ev_close(a, &lsn_ev);
+	agent_ev_close(a, &lsn.ev);
 }
 
 /**

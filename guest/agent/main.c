@@ -22,7 +22,8 @@
  *     connection with --management-client; it connects to our Unix socket and is driven
  *     from there only.
  *   - a signalfd: SIGCHLD reaps OpenVPN (no zombies), SIGTERM/SIGINT end the agent.
- *   - a 250 ms timerfd: connect, handshake and VPN outcome timeouts.
+ *   - a 250 ms timerfd: connect, handshake, VPN outcome and control idle timeouts; it
+ *     also re-arms a listener paused because descriptors ran out (transport.c).
  *   - the resolver's pipe: results from the name resolution threads (resolve.c), the
  *     only other threads; they never touch agent state.
  *
@@ -205,6 +206,7 @@ static void on_tick(struct agent *a, struct agent_ev *ev, uint32_t events)
 		return;
 	vpn_tick(a);
 	auth_tick(a);
+	ctl_tick(a);
 	proxy_tick(a);
 }
 
@@ -349,6 +351,8 @@ static void usage(FILE *f)
 "  --auth-secret-fd N        read the auth secret from the inherited descriptor N\n"
 "  --connect-timeout SEC     proxy connect timeout (default 10)\n"
 "  --vpn-timeout SEC         default vpn_start outcome timeout (default 60)\n"
+"  --control-idle-timeout SEC  close a control connection idle this long\n"
+"                            (default " AGENT_STR(AGENT_CTL_IDLE_S) ")\n"
 "  --poweroff-on-shutdown    \"shutdown\" powers the machine off (reboot(2))\n"
 "                            instead of exiting with status 100\n"
 "  -v, --verbose             log more\n"
@@ -407,7 +411,7 @@ static int copy_opt(char *dst, size_t size, const char *s)
 static int parse_args(int argc, char **argv, struct agent_opts *o)
 {
 	enum { O_TRANSPORT = 256, O_LISTEN, O_CPORT, O_PPORT, O_STATE, O_RUN, O_OPENVPN,
-	       O_TUN, O_SECRET, O_SECRET_FD, O_CTIMEOUT, O_VTIMEOUT, O_POWEROFF };
+	       O_TUN, O_SECRET, O_SECRET_FD, O_CTIMEOUT, O_VTIMEOUT, O_ITIMEOUT, O_POWEROFF };
 	static const struct option lo[] = {
 		{ "transport", required_argument, NULL, O_TRANSPORT },
 		{ "listen", required_argument, NULL, O_LISTEN },
@@ -421,6 +425,7 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 		{ "auth-secret-fd", required_argument, NULL, O_SECRET_FD },
 		{ "connect-timeout", required_argument, NULL, O_CTIMEOUT },
 		{ "vpn-timeout", required_argument, NULL, O_VTIMEOUT },
+		{ "control-idle-timeout", required_argument, NULL, O_ITIMEOUT },
 		{ "poweroff-on-shutdown", no_argument, NULL, O_POWEROFF },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -474,6 +479,9 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 			break;
 		case O_VTIMEOUT:
 			bad |= parse_uint(optarg, 1, 3600, &o->vpn_timeout_s) != 0;
+			break;
+		case O_ITIMEOUT:
+			bad |= parse_uint(optarg, 1, 86400, &o->ctl_idle_s) != 0;
 			break;
 		case O_POWEROFF:
 			o->poweroff_on_shutdown = true;
@@ -641,6 +649,7 @@ int main(int argc, char **argv)
 			.tun_dev = "tun0",
 			.connect_timeout_s = 10,
 			.vpn_timeout_s = 60,
+			.ctl_idle_s = AGENT_CTL_IDLE_S,
 		},
 		.epfd = -1,
 		.quit = -1,

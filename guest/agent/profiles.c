@@ -6,9 +6,14 @@
  * dot), so a name is always a plain file name in the store directory. Writes are atomic:
  * a temporary ".tmp-XXXXXX" file (hidden: names never start with a dot) is written, synced
  * and renamed over the old profile, then the directory is synced. Files are mode 0600.
+ *
+ * The store lives in guest memory, so it is bounded (profile_check_room()): at most
+ * AGENT_PROFILES_MAX profiles and AGENT_PROFILES_TOTAL_MAX bytes together; replacing a
+ * profile counts its new size instead of the old one.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,4 +252,53 @@ void profile_list_free(char **names, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
+}
+
+/**
+ * profile_check_room() - would storing @len bytes as @name stay within the store's limits
+ * @dir:	store directory
+ * @name:	valid profile name (replacing an existing one does not add to the count)
+ * @len:	size of the new content
+ * @max_count:	most profiles the store may hold
+ * @max_total:	most bytes all profiles may hold together
+ * @err:	receives a message for the client when not
+ * @errlen:	size of @err
+ *
+ * Return: 0 if there is room, -ENOSPC (with @err) if not, or another -errno when the store
+ * cannot be read
+ */
+int profile_check_room(const char *dir, const char *name, size_t len, size_t max_count,
+		       size_t max_total, char *err, size_t errlen)
+{
+	char **names, path[512];
+	size_t n, count = 0, total = len;
+	bool replacing = false;
+	int ret = profile_list(dir, &names, &n);
+
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+
+		if (!strcmp(names[i], name)) {
+			replacing = true;
+			continue;
+		}
+		count++;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, names[i]) < sizeof(path) &&
+		    stat(path, &st) == 0)
+			total += (size_t)st.st_size;
+	}
+	profile_list_free(names, n);
+	if (!replacing && count + 1 > max_count) {
+		snprintf(err, errlen, "too many profiles (at most %zu); replace one",
+			 max_count);
+		return -ENOSPC;
+	}
+	if (total > max_total) {
+		snprintf(err, errlen, "profile store full (at most %zu MiB for all profiles)",
+			 max_total >> 20);
+		return -ENOSPC;
+	}
+	return 0;
 }

@@ -23,6 +23,12 @@
  *   drained, the other side's write half is shut down; the relay ends when both halves
  *   are shut, or at once on a reset or write error.
  *
+ *   A relay whose target socket's local address was the tunnel's address when it connected
+ *   runs through the VPN. When the VPN goes down (OpenVPN died, stopped or reconnects with
+ *   another address) such relays can never move a byte again; proxy_tick() notices within
+ *   a tick and resets them: SO_LINGER 0 on both sockets, so the client gets a TCP reset
+ *   at once rather than waiting for an idle timeout on a dead connection.
+ *
  *   Nothing here blocks: a target that never answers only holds its own connection until
  *   the timeout, and the control port is served by the same loop in between.
  */
@@ -75,6 +81,7 @@ struct proxy_dir {
  * @deadline:	monotonic ms limit of the current state (HS..CONNECTING, LINGER)
  * @c2t:	client to target
  * @t2c:	target to client (starts with the status byte)
+ * @tun_ip:	the tunnel address the target connection goes out from, "" if not the VPN's
  * @next:	list link
  * @prev:	list link
  */
@@ -89,10 +96,11 @@ struct proxy_conn {
 	int last_err;
 	uint64_t deadline;
 	struct proxy_dir c2t, t2c;
+	char tun_ip[INET_ADDRSTRLEN];
 	struct proxy_conn *next, *prev;
 };
 
-static struct agent_ev lsn_ev;
+static struct agent_listener lsn;
 
 /**
  * proxy_close() - drop a connection
@@ -104,7 +112,8 @@ static void proxy_close(struct agent *a, struct proxy_conn *p)
 	agent_ev_close(a, &p->cev);
 	agent_ev_close(a, &p->tev);
 	if (p->job)
-		p->job->owner = NULL;	/* the resolver's callback frees it */
+		resolve_cancel(a, p->job);
+	p->job = NULL;
 	if (p->prev)
 		p->prev->next = p->next;
 	else
@@ -125,6 +134,9 @@ static void proxy_fail(struct agent *a, struct proxy_conn *p, uint8_t status)
 {
 	agent_debug(a, "proxy %s:%u: status 0x%02x", p->host, p->port, status);
 	agent_ev_close(a, &p->tev);
+	if (p->job)
+		resolve_cancel(a, p->job);
+	p->job = NULL;
 	if (send(p->cev.fd, &status, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1 ||
 	    shutdown(p->cev.fd, SHUT_WR) < 0 || p->c2t.eof) {
 		proxy_close(a, p);
@@ -258,6 +270,41 @@ static void relay(struct agent *a, struct proxy_conn *p)
 }
 
 /**
+ * note_tunnel() - remember whether the target connection goes through the VPN's tunnel
+ * @a:		agent
+ * @p:		connection whose target just connected
+ */
+static void note_tunnel(struct agent *a, struct proxy_conn *p)
+{
+	struct sockaddr_in local;
+	socklen_t sl = sizeof(local);
+	char ip[INET_ADDRSTRLEN];
+
+	p->tun_ip[0] = '\0';
+	if (vpn_view(a) != VPN_VIEW_CONNECTED ||
+	    getsockname(p->tev.fd, (struct sockaddr *)&local, &sl) < 0 ||
+	    local.sin_family != AF_INET || !inet_ntop(AF_INET, &local.sin_addr, ip, sizeof(ip)) ||
+	    strcmp(ip, vpn_tun_ip(a)))
+		return;
+	memcpy(p->tun_ip, ip, sizeof(ip));
+}
+
+/**
+ * proxy_reset() - end a relay with a TCP reset on both sides
+ * @a:		agent
+ * @p:		connection
+ */
+static void proxy_reset(struct agent *a, struct proxy_conn *p)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(p->cev.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	if (p->tev.fd >= 0)
+		setsockopt(p->tev.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	proxy_close(a, p);
+}
+
+/**
  * connected() - the target accepted: queue the status byte and start relaying
  * @a:		agent
  * @p:		connection
@@ -267,6 +314,7 @@ static void connected(struct agent *a, struct proxy_conn *p)
 	int one = 1;
 
 	setsockopt(p->tev.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	note_tunnel(a, p);
 	p->st = PX_RELAY;
 	p->t2c.buf[0] = HS_OK;
 	p->t2c.off = 0;
@@ -437,11 +485,26 @@ static void start_resolve(struct agent *a, struct proxy_conn *p)
 		}
 		memcpy(j->host, p->host, sizeof(j->host));
 		j->port = p->port;
+		if (resolve_local(j)) {
+			memcpy(p->addrs, j->addrs, j->naddrs * sizeof(j->addrs[0]));
+			p->naddrs = j->naddrs;
+			free(j);
+			p->ai = 0;
+			try_connect(a, p);
+			return;
+		}
 		j->ndns = vpn_dns(a, j->dns, AGENT_DNS_MAX);
 		j->owner = p;
+		j->deadline = p->deadline;
+		if (resolve_submit(a, j)) {
+			free(j);
+			agent_log(a, "proxy %s:%u: %d name lookups waiting already; refused",
+				  p->host, p->port, AGENT_RESOLVE_QUEUE);
+			proxy_fail(a, p, HS_ERR_GENERAL);
+			return;
+		}
 		p->job = j;
 		p->st = PX_RESOLVING;
-		resolve_submit(a, j);
 		proxy_update(a, p);
 		return;
 	}
@@ -535,7 +598,7 @@ static void on_target(struct agent *a, struct agent_ev *ev, uint32_t events)
 /**
  * proxy_adopt() - serve a new proxy connection (authenticated, when over TCP)
  * @a:		agent
- * @fd:		the non-blocking socket (owned from here on)
+ * @fd:		the client socket
  */
 void proxy_adopt(struct agent *a, int fd)
 {
@@ -560,29 +623,16 @@ void proxy_adopt(struct agent *a, int fd)
 }
 
 /**
- * on_accept() - new proxy connections
+ * on_fd() - a new proxy connection from the shared accept loop
  * @a:		agent
- * @ev:		the listener
- * @events:	unused
+ * @fd:		the socket
+ *
+ * Over TCP the connection first proves the host's secret (auth.c), which then hands it to
+ * proxy_adopt(); over vsock it goes there at once.
  */
-static void on_accept(struct agent *a, struct agent_ev *ev, uint32_t events)
+static void on_fd(struct agent *a, int fd)
 {
-	(void)events;
-	for (;;) {
-		int fd = accept4(ev->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				/* Out of descriptors: pause accepting until the next tick. */
-				agent_log(a, "proxy accept: %s (%zu open)", strerror(errno),
-					  a->nproxies);
-				agent_ev_set(a, ev, 0);
-			}
-			return;
-		}
-		auth_begin(a, fd, a->opts.proxy_port, proxy_adopt);
-	}
+	auth_begin(a, fd, a->opts.proxy_port, proxy_adopt);
 }
 
 /**
@@ -641,23 +691,28 @@ int proxy_init(struct agent *a, int lfd)
 	if (ret)
 		return ret;
 	proxy_policy_init(a);
-	lsn_ev.fd = lfd;
-	lsn_ev.cb = on_accept;
-	return agent_ev_set(a, &lsn_ev, EPOLLIN);
+	return agent_listener_init(a, &lsn, lfd, "proxy", on_fd);
 }
 
 /**
- * proxy_tick() - handshake, resolve, connect and linger timeouts; resume accepting
+ * proxy_tick() - timeouts, relays through a tunnel that went down; resume accepting
  * @a:		agent
  */
 void proxy_tick(struct agent *a)
 {
+	const char *tun = vpn_view(a) == VPN_VIEW_CONNECTED ? vpn_tun_ip(a) : "";
 	uint64_t now = agent_now_ms();
 	struct proxy_conn *p, *next;
+	size_t nreset = 0;
 
-	agent_ev_set(a, &lsn_ev, EPOLLIN);
+	agent_listener_tick(a, &lsn);
 	for (p = a->proxies; p; p = next) {
 		next = p->next;
+		if (p->tun_ip[0] && strcmp(p->tun_ip, tun)) {
+			nreset++;
+			proxy_reset(a, p);
+			continue;
+		}
 		if (p->st == PX_RELAY || now < p->deadline)
 			continue;
 		if (p->st == PX_LINGER)
@@ -665,6 +720,8 @@ void proxy_tick(struct agent *a)
 		else
 			proxy_fail(a, p, p->st == PX_HS ? HS_ERR_GENERAL : HS_ERR_TIMEOUT);
 	}
+	if (nreset)
+		agent_log(a, "vpn down: reset %zu relays through the tunnel", nreset);
 }
 
 /**
@@ -675,5 +732,5 @@ void proxy_fini(struct agent *a)
 {
 	while (a->proxies)
 		proxy_close(a, a->proxies);
-	agent_ev_close(a, &lsn_ev);
+	agent_ev_close(a, &lsn.ev);
 }

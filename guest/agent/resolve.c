@@ -4,12 +4,22 @@
  *
  * Theory of operation
  *
- *   A few worker threads take jobs from a queue (mutex + condition variable) and hand each
- *   finished job back to the event loop through a pipe (the job pointer is written whole;
- *   pipe writes of that size are atomic). Workers touch only the job, never agent state;
- *   the loop side alone reads and writes job->owner, so a proxy connection that goes away
- *   while its name is being resolved simply sets owner to NULL and the loop frees the job
- *   when it comes back.
+ *   Names that need no lookup are answered in the event loop, before anything is queued
+ *   (resolve_local()): "localhost" and *.localhost (RFC 6761) and whatever /etc/hosts
+ *   lists (hosts.c). IP literals never get here (proxy.c). So local names never wait
+ *   behind slow DNS lookups.
+ *
+ *   Other names go to worker threads, started on demand up to AGENT_RESOLVE_THREADS, that
+ *   take jobs from a queue of at most AGENT_RESOLVE_QUEUE waiting jobs (mutex + condition
+ *   variable); a full queue refuses the job at once (the proxy answers 0x01). Each
+ *   finished job goes back to the event loop through a pipe (the job pointer is written
+ *   whole; pipe writes of that size are atomic). Workers touch only the job, never agent
+ *   state; the loop side alone reads and writes job->owner. A job whose client went away
+ *   while it waited is taken out of the queue and freed (resolve_cancel()); one already
+ *   running has its owner set to NULL and is freed when it comes back. A job whose
+ *   deadline (the proxy connection's) passed while it waited is not resolved at all: it
+ *   comes back at once with 0x06. With as many threads as lookups may run at once, a
+ *   handful of names that never resolve hold only their own threads; the others go on.
  *
  *   A job first asks the DNS servers the VPN pushed (IPv4 A records, with res_nquery() on
  *   a private resolver state): an authoritative "no such name" ends there (status 0x04);
@@ -24,23 +34,29 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <resolv.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
 #include "agent.h"
 
-#define RESOLVE_THREADS 4
+#define RESOLVE_HOSTS_MAX	(64 * 1024)
+#define RESOLVE_STACK		(256 * 1024)
 
 /**
  * struct resolver - the pool
  * @ev:		read end of the result pipe
  * @wfd:	write end
- * @lock:	protects @head and @tail
+ * @lock:	protects the fields below it
  * @cond:	signalled when a job is queued
  * @head:	queue
  * @tail:	queue end
+ * @nqueued:	jobs in the queue
+ * @nthreads:	worker threads started
+ * @nidle:	workers waiting for a job
  * @done:	called in the loop for each finished job
  */
 struct resolver {
@@ -49,6 +65,7 @@ struct resolver {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct resolve_job *head, *tail;
+	size_t nqueued, nthreads, nidle;
 	void (*done)(struct agent *a, struct resolve_job *j);
 };
 
@@ -170,15 +187,24 @@ static void *worker(void *arg)
 		ssize_t n;
 
 		pthread_mutex_lock(&r->lock);
+		r->nidle++;
 		while (!r->head)
 			pthread_cond_wait(&r->cond, &r->lock);
+		r->nidle--;
 		j = r->head;
 		r->head = j->next;
 		if (!r->head)
 			r->tail = NULL;
+		r->nqueued--;
+		j->queued = false;
 		pthread_mutex_unlock(&r->lock);
 
-		resolve_run(j);
+		if (agent_now_ms() >= j->deadline) {
+			j->naddrs = 0;
+			j->status = HS_ERR_TIMEOUT;
+		} else {
+			resolve_run(j);
+		}
 		do
 			n = write(r->wfd, &j, sizeof(j));
 		while (n < 0 && errno == EINTR);
@@ -215,7 +241,6 @@ static void on_result(struct agent *a, struct agent_ev *ev, uint32_t events)
 int resolve_init(struct agent *a, void (*done)(struct agent *a, struct resolve_job *j))
 {
 	struct resolver *r = calloc(1, sizeof(*r));
-	sigset_t all, old;
 	int p[2];
 
 	if (!r)
@@ -232,35 +257,136 @@ int resolve_init(struct agent *a, void (*done)(struct agent *a, struct resolve_j
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	a->resolver = r;
+	return agent_ev_set(a, &r->ev, EPOLLIN);
+}
+
+/**
+ * start_worker() - one more worker thread (called with the lock held)
+ * @r:		pool
+ *
+ * Return: true if it runs
+ */
+static bool start_worker(struct resolver *r)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+	pthread_t t;
+	int ret;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, RESOLVE_STACK);
 	/* Workers must not take the signals the loop reads through its signalfd. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (int i = 0; i < RESOLVE_THREADS; i++) {
-		pthread_t t;
-
-		if (pthread_create(&t, NULL, worker, r) == 0)
-			pthread_detach(t);
-	}
+	ret = pthread_create(&t, &attr, worker, r);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return agent_ev_set(a, &r->ev, EPOLLIN);
+	pthread_attr_destroy(&attr);
+	if (ret)
+		return false;
+	r->nthreads++;
+	return true;
 }
 
 /**
  * resolve_submit() - queue a job; the done callback gets it back
  * @a:		agent
- * @j:		job (owned by the pool until returned)
+ * @j:		job with @deadline set (owned by the pool until returned, unless refused)
+ *
+ * Return: 0, or -EAGAIN when AGENT_RESOLVE_QUEUE jobs already wait (the caller keeps @j)
  */
-void resolve_submit(struct agent *a, struct resolve_job *j)
+int resolve_submit(struct agent *a, struct resolve_job *j)
 {
 	struct resolver *r = a->resolver;
 
 	j->next = NULL;
 	pthread_mutex_lock(&r->lock);
+	if (r->nqueued >= AGENT_RESOLVE_QUEUE) {
+		pthread_mutex_unlock(&r->lock);
+		return -EAGAIN;
+	}
+	/* A new thread only when every thread is busy or already has a job waiting. */
+	if (r->nidle <= r->nqueued && r->nthreads < AGENT_RESOLVE_THREADS &&
+	    !start_worker(r) && !r->nthreads) {
+		pthread_mutex_unlock(&r->lock);
+		return -EAGAIN;
+	}
 	if (r->tail)
 		r->tail->next = j;
 	else
 		r->head = j;
 	r->tail = j;
+	r->nqueued++;
+	j->queued = true;
 	pthread_cond_signal(&r->cond);
 	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+/**
+ * resolve_cancel() - the job's client went away (event loop only)
+ * @a:		agent
+ * @j:		a submitted job
+ *
+ * A job still waiting is unlinked and freed here; one a worker runs is disowned and freed
+ * by the done callback when it comes back.
+ */
+void resolve_cancel(struct agent *a, struct resolve_job *j)
+{
+	struct resolver *r = a->resolver;
+
+	pthread_mutex_lock(&r->lock);
+	if (j->queued) {
+		struct resolve_job *prev = NULL, *cur;
+
+		for (cur = r->head; cur && cur != j; cur = cur->next)
+			prev = cur;
+		if (prev)
+			prev->next = j->next;
+		else
+			r->head = j->next;
+		if (r->tail == j)
+			r->tail = prev;
+		r->nqueued--;
+		pthread_mutex_unlock(&r->lock);
+		free(j);
+		return;
+	}
+	j->owner = NULL;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/**
+ * resolve_local() - answer a name that needs no lookup: localhost, /etc/hosts
+ * @j:		job (host and port set); on success addrs, naddrs and status are set
+ *
+ * Return: true if answered
+ */
+bool resolve_local(struct resolve_job *j)
+{
+	size_t hl = strlen(j->host);
+	char buf[RESOLVE_HOSTS_MAX];
+	ssize_t n = -1;
+	int fd;
+
+	j->naddrs = 0;
+	fd = open("/etc/hosts", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf));
+		close(fd);
+	}
+	if (n > 0)
+		j->naddrs = hosts_lookup(buf, (size_t)n, j->host, j->port, j->addrs,
+					 AGENT_ADDR_MAX);
+	if (!j->naddrs && (!strcasecmp(j->host, "localhost") ||
+			   (hl > 10 && !strcasecmp(j->host + hl - 10, ".localhost")))) {
+		static const char lo[] = "127.0.0.1 localhost\n::1 localhost\n";
+
+		j->naddrs = hosts_lookup(lo, sizeof(lo) - 1, "localhost", j->port, j->addrs,
+					 AGENT_ADDR_MAX);
+	}
+	if (!j->naddrs)
+		return false;
+	j->status = HS_OK;
+	return true;
 }

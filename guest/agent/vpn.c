@@ -186,15 +186,17 @@ static void signal_child(struct vpn *v)
 /**
  * log_tail_error() - the last line of OpenVPN's log that reports an error
  * @v:		supervisor
+ * @fatal_only:	only a line with "FATAL" counts
  * @out:	receives the line
  * @size:	its size
  *
  * Used when OpenVPN exits before its management interface could tell us why (option
- * errors in a broken profile, missing files).
+ * errors in a broken profile, missing files), and when a session that was up ends (then
+ * only OpenVPN's FATAL line is worth adding to the exit status).
  *
  * Return: true if a line was found
  */
-static bool log_tail_error(struct vpn *v, char *out, size_t size)
+static bool log_tail_error(struct vpn *v, bool fatal_only, char *out, size_t size)
 {
 	char buf[4097];
 	ssize_t n;
@@ -218,7 +220,8 @@ static bool log_tail_error(struct vpn *v, char *out, size_t size)
 		nl = strchr(line, '\n');
 		if (nl)
 			*nl = '\0';
-		if (strcasestr(line, "error") || strstr(line, "Cannot") || strstr(line, "FATAL")) {
+		if (strstr(line, "FATAL") || (!fatal_only && (strcasestr(line, "error") ||
+							      strstr(line, "Cannot")))) {
 			/* Skip a "YYYY-MM-DD HH:MM:SS " timestamp if present. */
 			char *msg = line;
 
@@ -868,7 +871,8 @@ void vpn_reap(struct agent *a)
 		v->pid = 0;
 		mgmt_close(a);
 		if (!v->failed && !v->user_stop) {
-			if (v->connected || !log_tail_error(v, tail, sizeof(tail)))
+			/* a session that was up ended: only a FATAL line says more than the exit */
+			if (!log_tail_error(v, v->connected, tail, sizeof(tail)))
 				copy_str(v->reason, sizeof(v->reason), what);
 			else if ((size_t)snprintf(v->reason, sizeof(v->reason), "%s: ", what) <
 				 sizeof(v->reason))

@@ -94,6 +94,10 @@ struct mvm_vpn_info {
  * @socks_addr/@socks_port: where
  * @socks_auth:	SOCKS requires a username/password
  * @last_error:	last failure the manager saw ("" if none)
+ * @fault:	why the guest side is not working right now, one line ("" when it is): the
+ *		guest stopped (with the exit reason and the backend's detail: the box's PID 1
+ *		exit status or signal, a VMM error), the agent does not answer, or the VPN
+ *		went down on its own (the agent's reason: OpenVPN's exit, its FATAL line...)
  */
 struct mvm_manager_status {
 	bool vm_running;
@@ -106,7 +110,22 @@ struct mvm_manager_status {
 	uint16_t socks_port;
 	bool socks_auth;
 	char last_error[512];
+	char fault[512];
 };
+
+/**
+ * mvm_manager_format_fault() - the @fault line of a status from what was observed
+ * @buf:		receives the line ("" when nothing is wrong)
+ * @len:		size of @buf
+ * @guest_stopped:	the managed VM or box has stopped although nobody asked
+ * @reason:		its exit reason (when @guest_stopped)
+ * @detail:		the backend's one line about it, or ""
+ * @agent_reachable:	the agent answered a ping
+ * @vpn:		the VPN as the agent reported it (when reachable)
+ */
+void mvm_manager_format_fault(char *buf, size_t len, bool guest_stopped,
+			      enum mvm_exit_reason reason, const char *detail,
+			      bool agent_reachable, const struct mvm_vpn_info *vpn);
 
 /** mvm_manager_config_init() - defaults (auto backend, SOCKS on 127.0.0.1:1080, no auth). */
 void mvm_manager_config_init(struct mvm_manager_config *cfg);

@@ -30,6 +30,11 @@ typedef struct mvm_socks mvm_socks;
 
 #define MVM_SOCKS_DEFAULT_PORT	1080
 #define MVM_SOCKS_AGENT_PORT	MVM_PROXY_PORT
+/*
+ * Most concurrent SOCKS connections: each relay is one stream to the guest, so the cap
+ * stays below what the vsock device carries, with room for control requests.
+ */
+#define MVM_SOCKS_MAX_CONNS	(MVM_VSOCK_MAX_CONNS - MVM_VSOCK_CONN_RESERVE)
 
 /**
  * struct mvm_socks_config - how to serve
@@ -43,7 +48,9 @@ typedef struct mvm_socks mvm_socks;
  * @connect_timeout_ms: time for the stream to the guest and its status byte (30 s)
  * @idle_timeout_ms: close a relayed connection idle this long in both directions (1 h; <= 0
  *		never)
- * @max_conns:	concurrent connections (4096); more are accepted and closed at once
+ * @max_conns:	concurrent connections (default and most: MVM_SOCKS_MAX_CONNS, 1000); past
+ *		it a client gets SOCKS reply 0x01 (general failure) to its request, or, when
+ *		even the few slots for such answers are taken, is closed at once
  * @workers:	threads that open vsock streams, which may block (4)
  * @log:	called with one line per notable event (failed connects, refusals), or NULL;
  *		never sees passwords

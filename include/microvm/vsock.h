@@ -115,6 +115,16 @@ int mvm_vsock_connect(mvm_vsock *vs, uint32_t port, int timeout_ms);
 void mvm_vsock_close_stream(int fd);
 
 /**
+ * MVM_VSOCK_MAX_CONNS - connections one virtio-vsock device carries at once
+ *
+ * The size of the device's connection table (src/devices/virtio/vsock.c); a connect past
+ * it is reset. Users of many streams (the SOCKS server) stay below it, keeping
+ * MVM_VSOCK_CONN_RESERVE of them for control requests.
+ */
+#define MVM_VSOCK_MAX_CONNS	1024
+#define MVM_VSOCK_CONN_RESERVE	24
+
+/**
  * MVM_VSOCK_MAX_RESPONSE - longest response mvm_vsock_request() accepts (16 MiB)
  *
  * The response comes from the guest, so its size is capped: a longer line (counted without

@@ -27,7 +27,9 @@ static const char *const st_help[] = {
 	"usage: microvm status [--json] [--control PATH]\n"
 	"\n"
 	"Show the appliance started with 'microvm up': VM, hypervisor, agent, VPN state, tunnel\n"
-	"address, web-auth URL, SOCKS5 proxy, last error.  Exit status 1 if it is not running;\n"
+	"address, web-auth URL, SOCKS5 proxy, last error, and the fault if the guest side does\n"
+	"not work right now (guest stopped and why, agent not answering, VPN down and why).\n"
+	"Exit status 1 if it is not running;\n"
 	"with --json the output is still an object: {\"running\": false, \"error\": \"...\"}.\n"
 	"\n"
 	"Examples:\n"
@@ -130,7 +132,9 @@ static void st_print(const cJSON *st)
 		printf("socks5:    off\n");
 	if (*st_str(socks, "secret_file"))
 		printf("secret:    %s\n", st_str(socks, "secret_file"));
-	if (*st_str(st, "last_error"))
+	if (*st_str(st, "fault"))
+		printf("fault:     %s\n", st_str(st, "fault"));
+	if (*st_str(st, "last_error") && strcmp(st_str(st, "last_error"), st_str(st, "fault")))
 		printf("error:     %s\n", st_str(st, "last_error"));
 }
 

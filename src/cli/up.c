@@ -186,6 +186,7 @@ static cJSON *up_status_json(struct up_ctx *u)
 	cJSON_AddBoolToObject(s, "auth", st.socks_auth);
 	cJSON_AddStringToObject(s, "secret_file", u->secret_path);
 	cJSON_AddStringToObject(o, "last_error", st.last_error);
+	cJSON_AddStringToObject(o, "fault", st.fault);
 	return o;
 }
 

@@ -27,6 +27,14 @@
  * start_vm: create + start the VM, then ping every 200 ms until the agent answers (or the
  * guest stops, or boot_timeout_ms passes), then start SOCKS.  stop_vm: SOCKS off, "shutdown"
  * to the agent, mvm_vm_stop() with the timeout (the runtime kills after it), destroy.
+ *
+ * Faults: get_status fills @fault with why the guest side does not work right now
+ * (mvm_manager_format_fault()): the guest stopped on its own (exit reason and the backend's
+ * detail, e.g. the box's PID 1 killed by a signal, a VMM error), the agent does not answer,
+ * or the VPN went down without being asked (the agent's reason).  A watchdog thread runs
+ * while a guest link exists: every MGR_WATCH_MS it takes the status and logs each new fault
+ * (and its end) through the log callback - so `microvm up` logs it - and a stopped guest's
+ * fault becomes the last error.  stop_vm ends the watchdog before it takes @life.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -60,7 +68,19 @@ struct mvm_manager {
 	pthread_mutex_t lock;
 	struct mvm_vpn_info vpn;
 	char last_error[512];
+
+	pthread_t watch;		/* the watchdog, while @watching */
+	bool watching;
+	bool watch_stop;		/* under @lock; @watch_cond wakes it */
+	pthread_cond_t watch_cond;
+	char fault_seen[512];		/* the fault last logged (watchdog only) */
 };
+
+#define MGR_WATCH_MS	2000
+#define MGR_PING_MS	2000
+
+static void mgr_watch_start_locked(struct mvm_manager *m);
+static void mgr_watch_stop(struct mvm_manager *m);
 
 static const char *const mgr_state_names[] = {
 	[MVM_VPN_UNKNOWN] = "unknown",
@@ -151,6 +171,7 @@ static int mgr_dup(struct mvm_manager *m, int slot, const char **s)
 mvm_manager *mvm_manager_new(const struct mvm_manager_config *cfg)
 {
 	struct mvm_manager *m = calloc(1, sizeof(*m));
+	pthread_condattr_t ca;
 
 	if (!m) {
 		mvm_set_error(-ENOMEM, "out of memory");
@@ -186,6 +207,10 @@ mvm_manager *mvm_manager_new(const struct mvm_manager_config *cfg)
 	}
 	pthread_rwlock_init(&m->life, NULL);
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&m->watch_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	return m;
 err:
 	for (size_t i = 0; i < sizeof(m->strs) / sizeof(m->strs[0]); i++)
@@ -365,6 +390,7 @@ static int mgr_vpn_request(struct mvm_manager *m, cJSON *req, int timeout_ms,
 {
 	struct mvm_vpn_info tmp;
 	cJSON *resp = NULL;
+	bool changed;
 	char *text;
 	int ret;
 
@@ -386,15 +412,18 @@ static int mgr_vpn_request(struct mvm_manager *m, cJSON *req, int timeout_ms,
 	/* status polls need not repeat the URL: keep it while still waiting */
 	if (tmp.state == MVM_VPN_WEBAUTH && !tmp.auth_url[0])
 		mgr_copy(tmp.auth_url, sizeof(tmp.auth_url), m->vpn.auth_url);
+	/* periodic polls (the watchdog, status) log only what changed */
+	changed = tmp.state != m->vpn.state || strcmp(tmp.error, m->vpn.error) ||
+		  strcmp(tmp.tun_ip, m->vpn.tun_ip);
 	if (tmp.state != MVM_VPN_UNKNOWN) {
 		m->vpn = tmp;
 		if (tmp.state == MVM_VPN_ERROR)
 			mgr_copy(m->last_error, sizeof(m->last_error), tmp.error);
 	}
 	pthread_mutex_unlock(&m->lock);
-	if (tmp.state == MVM_VPN_ERROR)
+	if (changed && tmp.state == MVM_VPN_ERROR)
 		mgr_log(m, "VPN error: %s", tmp.error);
-	else if (tmp.state != MVM_VPN_UNKNOWN)
+	else if (changed && tmp.state != MVM_VPN_UNKNOWN)
 		mgr_log(m, "VPN %s%s%s", mvm_vpn_state_name(tmp.state), tmp.tun_ip[0] ? " " : "",
 			tmp.tun_ip);
 	if (info)
@@ -652,6 +681,7 @@ int mvm_manager_start_vm(mvm_manager *m)
 	ret = mgr_start_socks_locked(m);
 	if (ret)
 		goto err;
+	mgr_watch_start_locked(m);
 	goto out;
 err:
 	if (m->vm)
@@ -684,6 +714,8 @@ int mvm_manager_attach(mvm_manager *m, mvm_vsock *vs)
 		ret = mgr_start_socks_locked(m);
 	if (ret)
 		mgr_release_locked(m);
+	else
+		mgr_watch_start_locked(m);
 out:
 	pthread_rwlock_unlock(&m->life);
 	return ret;
@@ -695,6 +727,7 @@ int mvm_manager_stop_vm(mvm_manager *m, int timeout_ms)
 	int64_t t0;
 	int ret = 0;
 
+	mgr_watch_stop(m);
 	pthread_rwlock_wrlock(&m->life);
 	if (!m->vs)
 		goto out;
@@ -721,17 +754,61 @@ out:
 	return ret;
 }
 
+void mvm_manager_format_fault(char *buf, size_t len, bool guest_stopped,
+			      enum mvm_exit_reason reason, const char *detail,
+			      bool agent_reachable, const struct mvm_vpn_info *vpn)
+{
+	if (guest_stopped)
+		snprintf(buf, len, "the guest stopped (%s)%s%s", mvm_exit_reason_name(reason),
+			 detail && detail[0] ? ": " : "", detail ? detail : "");
+	else if (!agent_reachable)
+		snprintf(buf, len, "the agent does not answer (no reply to ping within %d s)",
+			 MGR_PING_MS / 1000);
+	else if (vpn && vpn->state == MVM_VPN_ERROR)
+		snprintf(buf, len, "VPN failed: %s", vpn->error[0] ? vpn->error : "unknown error");
+	else if (vpn && vpn->state == MVM_VPN_DISCONNECTED && vpn->error[0])
+		snprintf(buf, len, "VPN down: %s", vpn->error);
+	else if (len)
+		buf[0] = '\0';
+}
+
+/**
+ * mgr_guest_stopped_locked() - has the managed guest stopped (nobody asked: a stop
+ * releases it)?
+ * @m:		manager, @life held
+ * @reason:	receives the exit reason
+ * @detail:	receives the backend's line about it
+ * @len:	size of @detail
+ *
+ * Return: true if it stopped
+ */
+static bool mgr_guest_stopped_locked(struct mvm_manager *m, enum mvm_exit_reason *reason,
+				     char *detail, size_t len)
+{
+	detail[0] = '\0';
+	*reason = MVM_EXIT_NONE;
+	if (!m->vm || mvm_vm_state(m->vm) != MVM_STATE_STOPPED)
+		return false;
+	mvm_vm_wait(m->vm, 0, reason);
+	mgr_copy(detail, len, mvm_vm_exit_detail(m->vm));
+	return true;
+}
+
 void mvm_manager_get_status(mvm_manager *m, struct mvm_manager_status *st)
 {
+	enum mvm_exit_reason reason;
 	struct mvm_vpn_info info;
-	bool reach;
+	char detail[256];
+	bool reach, stopped, link;
 
 	memset(st, 0, sizeof(*st));
 	pthread_rwlock_rdlock(&m->life);
+	link = m->vs != NULL;
 	st->attached = m->attached;
 	st->vm_running = m->vm ? mvm_vm_state(m->vm) == MVM_STATE_RUNNING : m->attached;
+	stopped = mgr_guest_stopped_locked(m, &reason, detail, sizeof(detail));
 	mgr_copy(st->hypervisor, sizeof(st->hypervisor), m->hypervisor);
-	reach = m->vs && mgr_ping_locked(m, 2000, NULL);
+	reach = m->vs && !stopped && mgr_ping_locked(m, MGR_PING_MS, NULL);
 	st->agent_reachable = reach;
 	if (m->socks) {
 		st->socks_running = true;
@@ -747,8 +824,82 @@ void mvm_manager_get_status(mvm_manager *m, struct mvm_manager_status *st)
 	st->vpn = m->vpn;
 	if (!reach)
 		st->vpn.state = MVM_VPN_UNKNOWN;
+	if (link)
+		mvm_manager_format_fault(st->fault, sizeof(st->fault), stopped, reason, detail,
+					 reach, &st->vpn);
+	/* a guest that died is the error to report, whatever failed before */
+	if (stopped && strcmp(m->last_error, st->fault))
+		mgr_copy(m->last_error, sizeof(m->last_error), st->fault);
 	mgr_copy(st->last_error, sizeof(st->last_error), m->last_error);
 	pthread_mutex_unlock(&m->lock);
+}
+
+/**
+ * mgr_watch_thread() - the watchdog: log each new fault and its end
+ * @arg:	manager
+ *
+ * Return: NULL.
+ */
+static void *mgr_watch_thread(void *arg)
+{
+	struct mvm_manager *m = arg;
+	struct mvm_manager_status *st = malloc(sizeof(*st));
+	struct timespec ts;
+
+	if (!st)
+		return NULL;
+	pthread_mutex_lock(&m->lock);
+	while (!m->watch_stop) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += MGR_WATCH_MS / 1000;
+		pthread_cond_timedwait(&m->watch_cond, &m->lock, &ts);
+		if (m->watch_stop)
+			break;
+		pthread_mutex_unlock(&m->lock);
+		mvm_manager_get_status(m, st);
+		if (strcmp(st->fault, m->fault_seen)) {
+			if (st->fault[0])
+				mgr_log(m, "fault: %s", st->fault);
+			else
+				mgr_log(m, "fault cleared (was: %s)", m->fault_seen);
+			mgr_copy(m->fault_seen, sizeof(m->fault_seen), st->fault);
+		}
+		pthread_mutex_lock(&m->lock);
+	}
+	pthread_mutex_unlock(&m->lock);
+	free(st);
+	return NULL;
+}
+
+/**
+ * mgr_watch_start_locked() - start the watchdog (a guest link was just made; @life held)
+ * @m:		manager
+ */
+static void mgr_watch_start_locked(struct mvm_manager *m)
+{
+	if (m->watching)
+		return;
+	m->watch_stop = false;
+	m->fault_seen[0] = '\0';
+	m->watching = pthread_create(&m->watch, NULL, mgr_watch_thread, m) == 0;
+}
+
+/**
+ * mgr_watch_stop() - end the watchdog and wait for it (without holding @life)
+ * @m:		manager
+ */
+static void mgr_watch_stop(struct mvm_manager *m)
+{
+	pthread_mutex_lock(&m->lock);
+	if (!m->watching) {
+		pthread_mutex_unlock(&m->lock);
+		return;
+	}
+	m->watch_stop = true;
+	pthread_cond_signal(&m->watch_cond);
+	pthread_mutex_unlock(&m->lock);
+	pthread_join(m->watch, NULL);
+	m->watching = false;
 }
 
 /* ---- VPN -------------------------------------------------------------------------------- */
@@ -992,5 +1143,6 @@ void mvm_manager_free(mvm_manager *m)
 	memset(m->socks_pass, 0, sizeof(m->socks_pass));
 	pthread_rwlock_destroy(&m->life);
 	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->watch_cond);
 	free(m);
 }

@@ -46,9 +46,12 @@
  * Deadlines: every connection has one, set by phase (handshake, connect, idle, linger); the
  * loop wakes at least once a second and closes connections past theirs.
  *
- * Limits: RLIMIT_NOFILE is raised to fit max_conns (two descriptors each).  Past max_conns,
- * new clients are accepted and closed at once; when accept() runs out of descriptors the
- * listener is paused for 100 ms instead of spinning.
+ * Limits: max_conns is at most MVM_SOCKS_MAX_CONNS (1000), below the 1,024 streams the vsock
+ * device carries, so a relay never fails for want of a guest stream.  RLIMIT_NOFILE is raised
+ * to fit max_conns (two descriptors each).  Past max_conns, up to SOCKS_OVER_MAX more clients
+ * are taken through the greeting and answered 0x01 (general failure) to their request, with
+ * one log line per episode; beyond those, new clients are closed at once.  When accept()
+ * runs out of descriptors the listener is paused for 100 ms instead of spinning.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -78,6 +81,8 @@
 #define SOCKS_PAUSE_MS		100
 #define SOCKS_ACCEPT_BATCH	64
 #define SOCKS_MAX_EVENTS	256
+/* Clients past max_conns that still get a proper refusal (each holds two buffers). */
+#define SOCKS_OVER_MAX		64
 #define SOCKS_PUMP_ROUNDS	4
 
 _Static_assert(SOCKS_BUF_SIZE > SOCKS_AUTH_MAX + SOCKS_HANDSHAKE_MAX,
@@ -150,6 +155,7 @@ struct socks_conn {
 	bool cli_eof, agt_eof, cli_shut, agt_shut;
 	bool in_worker;
 	bool dead;
+	bool over_cap;
 	int result;
 	size_t a2c_proto;
 	struct socks_conn *prev, *next;
@@ -180,6 +186,8 @@ struct mvm_socks {
 	bool stop;
 
 	struct socks_conn *conns;	/* loop thread only */
+	unsigned int nover;		/* over_cap connections (loop thread) */
+	bool full_logged;		/* this episode at max_conns was logged */
 	struct socks_conn *graveyard;	/* closed, freed after the batch of events */
 
 	_Atomic uint64_t st_active, st_accepted, st_relayed, st_refused, st_up, st_down;
@@ -230,7 +238,7 @@ void mvm_socks_config_init(struct mvm_socks_config *cfg)
 	cfg->handshake_timeout_ms = 10000;
 	cfg->connect_timeout_ms = 30000;
 	cfg->idle_timeout_ms = 3600 * 1000;
-	cfg->max_conns = 4096;
+	cfg->max_conns = MVM_SOCKS_MAX_CONNS;
 	cfg->workers = 4;
 }
 
@@ -437,7 +445,10 @@ static void conn_free(struct mvm_socks *s, struct socks_conn *c)
 		s->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	atomic_fetch_sub(&s->st_active, 1);
+	if (c->over_cap)
+		s->nover--;
+	else
+		atomic_fetch_sub(&s->st_active, 1);
 	c->gnext = s->graveyard;
 	s->graveyard = c;
 }
@@ -567,6 +578,8 @@ static void conn_parse(struct mvm_socks *s, struct socks_conn *c)
 			if (n == 0)
 				goto incomplete;
 			c->c2a.start += (size_t)n;
+			if (rep == SOCKS_REP_OK && c->over_cap)
+				rep = SOCKS_REP_FAIL;	/* logged once in socks_accept() */
 			if (rep != SOCKS_REP_OK) {
 				socks_log(s, "refused command 0x%02x to %s:%u: %s", c->req.cmd,
 					  c->req.host, c->req.port, socks_rep_name(rep));
@@ -822,6 +835,7 @@ static void socks_accept(struct mvm_socks *s)
 
 	for (i = 0; i < SOCKS_ACCEPT_BATCH; i++) {
 		struct socks_conn *c;
+		bool over;
 
 		fd = accept4(s->listen.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
@@ -833,12 +847,21 @@ static void socks_accept(struct mvm_socks *s)
 			}
 			return;
 		}
-		if (atomic_load(&s->st_active) >= s->cfg.max_conns ||
-		    !(c = calloc(1, sizeof(*c)))) {
+		over = atomic_load(&s->st_active) >= s->cfg.max_conns;
+		if (over && !s->full_logged) {
+			socks_log(s, "connection limit reached (%u open): refusing new clients",
+				  s->cfg.max_conns);
+			s->full_logged = true;
+		} else if (!over && s->full_logged) {
+			socks_log(s, "below the connection limit again");
+			s->full_logged = false;
+		}
+		if ((over && s->nover >= SOCKS_OVER_MAX) || !(c = calloc(1, sizeof(*c)))) {
 			atomic_fetch_add(&s->st_refused, 1);
 			close(fd);
 			continue;
 		}
+		c->over_cap = over;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->cli = (struct socks_ep){ .kind = EP_CLIENT, .fd = fd, .conn = c };
 		c->agt = (struct socks_ep){ .kind = EP_AGENT, .fd = -1, .conn = c };
@@ -848,7 +871,10 @@ static void socks_accept(struct mvm_socks *s)
 		if (s->conns)
 			s->conns->prev = c;
 		s->conns = c;
-		atomic_fetch_add(&s->st_active, 1);
+		if (over)
+			s->nover++;
+		else
+			atomic_fetch_add(&s->st_active, 1);
 		atomic_fetch_add(&s->st_accepted, 1);
 		conn_update(s, c);
 	}
@@ -1032,6 +1058,8 @@ mvm_socks *mvm_socks_new(const struct mvm_socks_config *cfg, mvm_vsock *vs)
 		s->cfg.workers = 1;
 	if (!s->cfg.max_conns)
 		s->cfg.max_conns = 1;
+	if (s->cfg.max_conns > MVM_SOCKS_MAX_CONNS)
+		s->cfg.max_conns = MVM_SOCKS_MAX_CONNS;
 	s->vs = vs;
 	s->epfd = -1;
 	s->listen = (struct socks_ep){ .kind = EP_LISTEN, .fd = -1 };

@@ -538,14 +538,23 @@ class Agent:
                 return pid
         return None
 
-    def proxy(self, host, port, timeout=20):
-        """Open a proxy connection: (socket, status byte or None if closed)."""
+    def proxy_open(self, host, port):
+        """Send a proxy handshake and return the socket without waiting for the status."""
         s = self.connect(self.proxy_port)
         h = host.encode() if isinstance(host, str) else host
         s.sendall(bytes([len(h)]) + h + port.to_bytes(2, "big"))
+        return s
+
+    def proxy(self, host, port, timeout=20):
+        """Open a proxy connection: (socket, status byte or None if closed)."""
+        s = self.proxy_open(host, port)
         s.settimeout(timeout)
         b = s.recv(1)
         return s, (b[0] if b else None)
+
+    def raw_control(self):
+        """A plain TCP connection to the control port that does nothing (an idle client)."""
+        return self.ns.connect("127.0.0.1", self.control_port)
 
 
 @contextlib.contextmanager

@@ -86,11 +86,45 @@ static void test_store(void **state)
 	assert_int_equal(profile_list("/nonexistent-agent-dir", &names, &n), -ENOENT);
 }
 
+/* The store's limits: count (replacing does not count twice) and total size. */
+static void test_room(void **state)
+{
+	char dir[] = "/tmp/agent-profiles-XXXXXX", err[128] = "", name[16], path[128];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(profile_check_room(dir, "a", 10, 3, 100, err, sizeof(err)), 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		assert_int_equal(profile_store(dir, name, "0123456789", 10), 0);
+	}
+	/* a fourth profile is refused, with the limit in the message */
+	assert_int_equal(profile_check_room(dir, "new", 1, 3, 100, err, sizeof(err)), -ENOSPC);
+	assert_non_null(strstr(err, "too many profiles (at most 3)"));
+	/* replacing one is fine, within the total: 20 + 80 = 100 */
+	assert_int_equal(profile_check_room(dir, "p1", 80, 3, 100, err, sizeof(err)), 0);
+	/* but not past it: 20 + 81 */
+	err[0] = '\0';
+	assert_int_equal(profile_check_room(dir, "p1", 81, 3, 100, err, sizeof(err)), -ENOSPC);
+	assert_non_null(strstr(err, "profile store full"));
+	/* a new one within count but past the total */
+	assert_int_equal(profile_check_room(dir, "new", 71, 4, 100, err, sizeof(err)), -ENOSPC);
+	assert_int_equal(profile_check_room(dir, "new", 70, 4, 100, err, sizeof(err)), 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/p%d", dir, i);
+		unlink(path);
+	}
+	assert_int_equal(rmdir(dir), 0);
+	assert_int_equal(profile_check_room("/nonexistent-agent-dir", "a", 1, 3, 100, err,
+					    sizeof(err)), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_store),
+		cmocka_unit_test(test_room),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -168,6 +168,49 @@ static void test_secret_reply(void **state)
 	assert_int_equal(mvm_manager_parse_secret_reply("", secret), -EPROTO);
 }
 
+/* Every way the guest side fails gives one line with a reason; nothing wrong gives "". */
+static void test_fault_text(void **state)
+{
+	struct mvm_vpn_info v;
+	char f[256];
+
+	(void)state;
+	mvm_manager_format_fault(f, sizeof(f), true, MVM_EXIT_ERROR,
+				 "/sbin/microvm-init killed by signal 9", false, NULL);
+	assert_string_equal(f, "the guest stopped (error): /sbin/microvm-init killed by signal 9");
+	mvm_manager_format_fault(f, sizeof(f), true, MVM_EXIT_ERROR, "KVM internal error 1",
+				 false, NULL);
+	assert_string_equal(f, "the guest stopped (error): KVM internal error 1");
+	mvm_manager_format_fault(f, sizeof(f), true, MVM_EXIT_PANIC, "", false, NULL);
+	assert_string_equal(f, "the guest stopped (panic)");
+	mvm_manager_format_fault(f, sizeof(f), false, MVM_EXIT_NONE, "", false, NULL);
+	assert_string_equal(f, "the agent does not answer (no reply to ping within 2 s)");
+
+	/* OpenVPN died: the agent's reason (exit, FATAL line) */
+	assert_int_equal(mvm_manager_parse_vpn_reply(
+		"{\"status\":\"disconnected\",\"reason\":\"openvpn killed by signal 9\","
+		"\"profile\":\"corp.ovpn\"}", &v), 0);
+	mvm_manager_format_fault(f, sizeof(f), false, MVM_EXIT_NONE, "", true, &v);
+	assert_string_equal(f, "VPN down: openvpn killed by signal 9");
+	assert_int_equal(mvm_manager_parse_vpn_reply(
+		"{\"status\":\"error\",\"error\":\"openvpn: Cannot resolve host\"}", &v), 0);
+	mvm_manager_format_fault(f, sizeof(f), false, MVM_EXIT_NONE, "", true, &v);
+	assert_string_equal(f, "VPN failed: openvpn: Cannot resolve host");
+
+	/* disconnected on request, connected: nothing wrong */
+	assert_int_equal(mvm_manager_parse_vpn_reply("{\"status\":\"disconnected\"}", &v), 0);
+	mvm_manager_format_fault(f, sizeof(f), false, MVM_EXIT_NONE, "", true, &v);
+	assert_string_equal(f, "");
+	assert_int_equal(mvm_manager_parse_vpn_reply(
+		"{\"status\":\"connected\",\"tun_ip\":\"10.8.0.6\"}", &v), 0);
+	mvm_manager_format_fault(f, sizeof(f), false, MVM_EXIT_NONE, "", true, &v);
+	assert_string_equal(f, "");
+
+	/* a small buffer truncates, never overflows */
+	mvm_manager_format_fault(f, 8, true, MVM_EXIT_ERROR, "long detail", false, NULL);
+	assert_string_equal(f, "the gue");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -178,6 +221,7 @@ int main(void)
 		cmocka_unit_test(test_ok_reply),
 		cmocka_unit_test(test_profiles_reply),
 		cmocka_unit_test(test_secret_reply),
+		cmocka_unit_test(test_fault_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -370,6 +370,84 @@ static void test_listen_rules(void **state)
 	assert_null(mvm_socks_new(&cfg, e->vs));
 }
 
+static char cap_log[2048];
+static pthread_mutex_t cap_log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void cap_logger(void *opaque, const char *line)
+{
+	(void)opaque;
+	pthread_mutex_lock(&cap_log_lock);
+	strncat(cap_log, line, sizeof(cap_log) - strlen(cap_log) - 2);
+	strcat(cap_log, "\n");
+	pthread_mutex_unlock(&cap_log_lock);
+}
+
+/* A relay through @port: greeting, CONNECT 10.0.0.9:22; returns the fd and the REP byte. */
+static int open_relay(uint16_t port, uint8_t *rep)
+{
+	const uint8_t req[] = { 5, 1, 0, 5, 1, 0, 1, 10, 0, 0, 9, 0, 22 };
+	uint8_t r[12];
+	int fd = dial(port);
+
+	send_all(fd, req, sizeof(req));
+	recv_all(fd, r, 12);
+	assert_memory_equal(r, "\x05\x00\x05", 3);
+	*rep = r[3];
+	return fd;
+}
+
+/* Past max_conns a client gets a SOCKS answer (0x01), the log says why, and a slot freed
+ * by a closed relay is usable again. */
+static void test_connection_cap(void **state)
+{
+	struct env *e = *state;
+	struct mvm_socks_config cfg;
+	struct mvm_socks_stats st;
+	int fd[3];
+	uint8_t rep;
+	mvm_socks *s;
+
+	/* the default cap leaves room for control streams on the vsock device */
+	mvm_socks_config_init(&cfg);
+	assert_int_equal(cfg.max_conns, MVM_SOCKS_MAX_CONNS);
+	assert_true(MVM_SOCKS_MAX_CONNS < MVM_VSOCK_MAX_CONNS);
+	cfg.port = 0;
+	cfg.max_conns = 2;
+	cfg.log = cap_logger;
+	s = mvm_socks_new(&cfg, e->vs);
+	assert_non_null(s);
+	assert_int_equal(mvm_socks_start(s), 0);
+	fd[0] = open_relay(mvm_socks_port(s), &rep);
+	assert_int_equal(rep, 0);
+	fd[1] = open_relay(mvm_socks_port(s), &rep);
+	assert_int_equal(rep, 0);
+	fd[2] = open_relay(mvm_socks_port(s), &rep);
+	assert_int_equal(rep, 1);		/* general SOCKS server failure */
+	assert_eof(fd[2]);
+	close(fd[2]);
+	pthread_mutex_lock(&cap_log_lock);
+	assert_non_null(strstr(cap_log, "connection limit reached (2 open)"));
+	pthread_mutex_unlock(&cap_log_lock);
+	/* the relays still work */
+	send_all(fd[0], "x", 1);
+	recv_all(fd[0], &rep, 1);
+	assert_int_equal(rep, 'x');
+	close(fd[0]);
+	for (int i = 0; i < 100; i++) {		/* the server notices the close */
+		mvm_socks_stats(s, &st);
+		if (st.active < 2)
+			break;
+		usleep(20000);
+	}
+	fd[2] = open_relay(mvm_socks_port(s), &rep);
+	assert_int_equal(rep, 0);
+	close(fd[2]);
+	close(fd[1]);
+	mvm_socks_stats(s, &st);
+	assert_true(st.refused >= 1);
+	mvm_socks_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -379,6 +457,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unsupported_and_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth, setup_auth, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
