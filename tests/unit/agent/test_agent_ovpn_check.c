@@ -33,6 +33,7 @@ static const char typical[] =
 	"\xef\xbb\xbf# a profile as VPN providers hand them out\n"
 	"client\r\n"
 	"dev tun\n"
+	"topology subnet\n"
 	"proto udp\n"
 	"remote vpn.example.com 1194\n"
 	"--remote 192.0.2.1 443 tcp\n"
@@ -199,6 +200,7 @@ static void test_table_sorted_and_known(void **state)
 	static const char *const names[] = {
 		"allow-compression", "ca", "client", "remote", "up", "writepid", "x509-track",
 		"verify-hash", "setenv", "script-security", "tls-crypt-v2", "auth-user-pass",
+		"topology", "echo", "bcast-buffers", "tap-sleep", "dhcp-renew", "ncp-ciphers",
 	};
 
 	(void)state;
