@@ -490,6 +490,29 @@ bool ovpn_check_known(const char *name)
 }
 
 /**
+ * ovc_shown() - a word of the profile as it may appear in an error (and so in a log)
+ * @dst:	receives at most OVC_SHOWN_MAX characters and a NUL
+ * @src:	the word
+ *
+ * Control and non-ASCII bytes become '?', and long words are cut ("..."): the profile is
+ * untrusted and the message reaches logs and terminals.
+ *
+ * Return: @dst
+ */
+#define OVC_SHOWN_MAX 48
+static const char *ovc_shown(char dst[OVC_SHOWN_MAX + 1], const char *src)
+{
+	size_t i;
+
+	for (i = 0; src[i] && i < OVC_SHOWN_MAX; i++)
+		dst[i] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
+	if (src[i])
+		memcpy(dst + OVC_SHOWN_MAX - 3, "...", 3);
+	dst[i] = '\0';
+	return dst;
+}
+
+/**
  * ovc_refuse() - the standard refusal
  * @c:		context
  * @name:	the directive
@@ -499,7 +522,10 @@ bool ovpn_check_known(const char *name)
  */
 static int ovc_refuse(struct ovc_ctx *c, const char *name, const char *why)
 {
-	return ovc_fail(c, "'%s' is not allowed in an imported profile: %s", name, why);
+	char shown[OVC_SHOWN_MAX + 1];
+
+	return ovc_fail(c, "'%s' is not allowed in an imported profile: %s",
+			ovc_shown(shown, name), why);
 }
 
 /**
@@ -558,9 +584,13 @@ static int ovc_args(struct ovc_ctx *c, const struct ovc_rule *r, char **tok, siz
 	case OVC_SETENV:
 		if (n >= 3 && !strcmp(tok[1], "opt"))	/* "setenv opt X": X, if OpenVPN knows it */
 			return ovc_directive(c, tok + 2, n - 2, in_connection);
-		if (n >= 2 && !ovc_setenv_ok(tok[1]))
-			return ovc_fail(c, "'setenv %s' is not allowed in an imported profile: only "
-					"IV_*, UV_* and FORWARD_COMPATIBLE may be set", tok[1]);
+		if (n >= 2 && !ovc_setenv_ok(tok[1])) {
+			char shown[OVC_SHOWN_MAX + 1];
+
+			return ovc_fail(c, "'setenv %s' is not allowed in an imported profile: "
+					"only IV_*, UV_* and FORWARD_COMPATIBLE may be set",
+					ovc_shown(shown, tok[1]));
+		}
 		return 0;
 	default:
 		return 0;
@@ -633,9 +663,13 @@ static int ovc_inline(struct ovc_ctx *c, const char *tag, bool in_connection)
 		return ovc_lines(c, close_tag);
 	}
 	r = ovc_lookup(tag);
-	if (!r || !r->inl)
+	if (!r || !r->inl) {
+		char shown[OVC_SHOWN_MAX + 1];
+
 		return ovc_fail(c, "<%s> is not allowed in an imported profile: only keys, "
-				"certificates and <connection> blocks may be inline", tag);
+				"certificates and <connection> blocks may be inline",
+				ovc_shown(shown, tag));
+	}
 	while ((ret = ovc_next_line(c, &line, &n)) > 0) {
 		while (n && isspace((unsigned char)*line)) {
 			line++;
@@ -647,7 +681,7 @@ static int ovc_inline(struct ovc_ctx *c, const char *tag, bool in_connection)
 	if (ret < 0)
 		return ret;
 	c->line_no = open_line;
-	return ovc_fail(c, "<%s> is not closed by %s", tag, close_tag);
+	return ovc_fail(c, "<%s> is not closed by </%s>", tag, tag);
 }
 
 /**

@@ -189,6 +189,14 @@ static void test_parsing_like_openvpn(void **state)
 	assert_string_equal(err, "line 1: contains a NUL byte");
 	/* too many words: OpenVPN would drop the rest silently */
 	refused("remote 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n", "line 1: more than 16 words");
+	/* what the profile says is shown printable and short: errors reach logs */
+	refused("\"\x1b[31mred\" x\n", "line 1: '?[31mred' is not allowed in an imported profile: "
+		"not a known client directive");
+	memset(longline, 'b', 100);
+	longline[100] = '\n';
+	longline[101] = '\0';
+	refused(longline, "line 1: 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb...' is not allowed "
+		"in an imported profile: not a known client directive");
 	/* a small error buffer is never overrun */
 	assert_int_equal(ovpn_check_profile("up x", 4, err, 8), -EINVAL);
 	assert_int_equal(strlen(err), 7);
