@@ -16,9 +16,12 @@
  *   The text is read the way OpenVPN 2.6 reads a --config file (options.c: read_config_file,
  *   parse_line, check_inline_file, read_inline_file), so both see the same directives:
  *
- *     - lines end at '\n'; OpenVPN reads them with a 256-byte buffer and would split a
- *       longer line into two "lines", so lines longer than OVPN_CHECK_LINE_MAX are refused;
- *       a UTF-8 byte order mark before line 1 is skipped; NUL bytes are refused;
+ *     - lines end at '\n'; OpenVPN reads them with a 256-byte buffer and would take the
+ *       rest of a longer line as further lines, so directive lines (and the line closing an
+ *       inline block) longer than OVPN_CHECK_LINE_MAX are refused; inside an inline block
+ *       (a one-line base64 <pkcs12>) a long line is fine unless it holds a '<', which could
+ *       start a close tag in one of OpenVPN's pieces; a UTF-8 byte order mark before line 1
+ *       is skipped; NUL bytes are refused;
  *     - tokens are separated by white space; "double" quotes group with backslash escapes
  *       (\\ \" and \<space> only; any other backslash is an error, as in OpenVPN), 'single'
  *       quotes group literally; '#' or ';' where a token would start ends the line;
@@ -360,10 +363,22 @@ static int ovc_next_line(struct ovc_ctx *c, const char **line, size_t *n)
 	}
 	if (memchr(*line, '\0', *n))
 		return ovc_fail(c, "contains a NUL byte");
-	if (*n > OVPN_CHECK_LINE_MAX)
-		return ovc_fail(c, "longer than %d characters (OpenVPN would split it)",
-				OVPN_CHECK_LINE_MAX);
 	return 1;
+}
+
+/**
+ * ovc_too_long() - refuse a line OpenVPN would read as several
+ * @c:		context
+ * @n:		the line's length
+ *
+ * Return: 0, or -EINVAL above OVPN_CHECK_LINE_MAX characters
+ */
+static int ovc_too_long(struct ovc_ctx *c, size_t n)
+{
+	if (n <= OVPN_CHECK_LINE_MAX)
+		return 0;
+	return ovc_fail(c, "longer than %d characters (OpenVPN would split it)",
+			OVPN_CHECK_LINE_MAX);
 }
 
 /**
@@ -671,12 +686,17 @@ static int ovc_inline(struct ovc_ctx *c, const char *tag, bool in_connection)
 				ovc_shown(shown, tag));
 	}
 	while ((ret = ovc_next_line(c, &line, &n)) > 0) {
+		size_t full = n;
+
 		while (n && isspace((unsigned char)*line)) {
 			line++;
 			n--;
 		}
 		if (n >= strlen(close_tag) && !memcmp(line, close_tag, strlen(close_tag)))
-			return 0;
+			return ovc_too_long(c, full);
+		if (full > OVPN_CHECK_LINE_MAX && memchr(line, '<', n))
+			return ovc_fail(c, "a line longer than %d characters inside <%s> holds a "
+					"'<' (OpenVPN would split it)", OVPN_CHECK_LINE_MAX, tag);
 	}
 	if (ret < 0)
 		return ret;
@@ -704,6 +724,9 @@ static int ovc_lines(struct ovc_ctx *c, const char *close_tag)
 	while ((ret = ovc_next_line(c, &line, &n)) > 0) {
 		size_t tl;
 
+		ret = ovc_too_long(c, n);
+		if (ret < 0)
+			break;
 		if (close_tag) {
 			const char *t = line;
 			size_t m = n;
@@ -712,8 +735,10 @@ static int ovc_lines(struct ovc_ctx *c, const char *close_tag)
 				t++;
 				m--;
 			}
-			if (m >= strlen(close_tag) && !memcmp(t, close_tag, strlen(close_tag)))
+			if (m >= strlen(close_tag) && !memcmp(t, close_tag, strlen(close_tag))) {
+				ret = 1;
 				break;
+			}
 		}
 		ret = ovc_tokenize(c, line, n, l);
 		if (ret < 0)
