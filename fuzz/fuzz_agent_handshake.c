@@ -4,8 +4,6 @@
  * and the destination policy (guest/agent/policy.c) on the address it names and on the input
  * read as resolv.conf and /proc/net/route text.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,16 +17,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void fuzz_policy(const struct policy *pol, const char *host)
 {
 	struct sockaddr_storage ss;
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
 	enum policy_reason r;
 
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1)
-		in4->sin_family = AF_INET;
-	else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1)
-		in6->sin6_family = AF_INET6;
-	else
+	if (policy_addr_parse(host, &ss))
 		return;
 	r = policy_check(pol, (struct sockaddr *)&ss);
 	if (r > POLICY_GATEWAY || !policy_reason_text(r))

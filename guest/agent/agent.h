@@ -234,6 +234,7 @@ struct policy {
 
 void policy_init(struct policy *pol);
 int policy_add(struct policy *pol, const struct sockaddr *sa, enum policy_reason why);
+int policy_addr_parse(const char *text, struct sockaddr_storage *ss);
 int policy_add_text(struct policy *pol, const char *text, enum policy_reason why);
 int policy_parse_resolv(struct policy *pol, const char *text, size_t len);
 int policy_parse_routes(struct policy *pol, const char *text, size_t len);

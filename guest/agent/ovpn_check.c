@@ -16,9 +16,12 @@
  *   The text is read the way OpenVPN 2.6 reads a --config file (options.c: read_config_file,
  *   parse_line, check_inline_file, read_inline_file), so both see the same directives:
  *
- *     - lines end at '\n'; OpenVPN reads them with a 256-byte buffer and would split a
- *       longer line into two "lines", so lines longer than OVPN_CHECK_LINE_MAX are refused;
- *       a UTF-8 byte order mark before line 1 is skipped; NUL bytes are refused;
+ *     - lines end at '\n'; OpenVPN reads them with a 256-byte buffer and would take the
+ *       rest of a longer line as further lines, so directive lines (and the line closing an
+ *       inline block) longer than OVPN_CHECK_LINE_MAX are refused; inside an inline block
+ *       (a one-line base64 <pkcs12>) a long line is fine unless it holds a '<', which could
+ *       start a close tag in one of OpenVPN's pieces; a UTF-8 byte order mark before line 1
+ *       is skipped; NUL bytes are refused;
  *     - tokens are separated by white space; "double" quotes group with backslash escapes
  *       (\\ \" and \<space> only; any other backslash is an error, as in OpenVPN), 'single'
  *       quotes group literally; '#' or ';' where a token would start ends the line;
@@ -88,6 +91,7 @@ static const struct ovc_rule ovc_rules[] = {
 	{ "auth-token-user", OVC_ALLOW, false },
 	{ "auth-user-pass", OVC_NOARGS, true },
 	{ "auth-user-pass-verify", OVC_RUNS, false },
+	{ "bcast-buffers", OVC_ALLOW, false },
 	{ "bind", OVC_ALLOW, false },
 	{ "bind-dev", OVC_ALLOW, false },
 	{ "block-ipv6", OVC_ALLOW, false },
@@ -101,6 +105,7 @@ static const struct ovc_rule ovc_rules[] = {
 	{ "client", OVC_ALLOW, false },
 	{ "client-connect", OVC_RUNS, false },
 	{ "client-disconnect", OVC_RUNS, false },
+	{ "client-nat", OVC_ALLOW, false },
 	{ "comp-lzo", OVC_ALLOW, false },
 	{ "comp-noadapt", OVC_ALLOW, false },
 	{ "compat-mode", OVC_ALLOW, false },
@@ -118,13 +123,17 @@ static const struct ovc_rule ovc_rules[] = {
 	{ "dev-node", OVC_READS, false },
 	{ "dev-type", OVC_ALLOW, false },
 	{ "dhcp-option", OVC_ALLOW, false },
+	{ "dhcp-release", OVC_ALLOW, false },
+	{ "dhcp-renew", OVC_ALLOW, false },
 	{ "disable-dco", OVC_ALLOW, false },
 	{ "disable-occ", OVC_ALLOW, false },
 	{ "dns", OVC_ALLOW, false },
 	{ "down", OVC_RUNS, false },
 	{ "down-pre", OVC_ALLOW, false },
 	{ "ecdh-curve", OVC_ALLOW, false },
+	{ "echo", OVC_ALLOW, false },
 	{ "engine", OVC_LIBRARY, false },
+	{ "errors-to-stderr", OVC_ALLOW, false },
 	{ "explicit-exit-notify", OVC_ALLOW, false },
 	{ "extra-certs", OVC_INLINE, true },
 	{ "fast-io", OVC_ALLOW, false },
@@ -142,6 +151,7 @@ static const struct ovc_rule ovc_rules[] = {
 	{ "ifconfig-nowarn", OVC_ALLOW, false },
 	{ "ignore-unknown-option", OVC_ALLOW, false },
 	{ "inactive", OVC_ALLOW, false },
+	{ "ip-win32", OVC_ALLOW, false },
 	{ "ipchange", OVC_RUNS, false },
 	{ "iproute", OVC_RUNS, false },
 	{ "keepalive", OVC_ALLOW, false },
@@ -161,8 +171,10 @@ static const struct ovc_rule ovc_rules[] = {
 	{ "mlock", OVC_ALLOW, false },
 	{ "mssfix", OVC_ALLOW, false },
 	{ "mtu-disc", OVC_ALLOW, false },
+	{ "mtu-test", OVC_ALLOW, false },
 	{ "mute", OVC_ALLOW, false },
 	{ "mute-replay-warnings", OVC_ALLOW, false },
+	{ "ncp-ciphers", OVC_ALLOW, false },
 	{ "nice", OVC_ALLOW, false },
 	{ "nobind", OVC_ALLOW, false },
 	{ "ns-cert-type", OVC_ALLOW, false },
@@ -190,6 +202,7 @@ static const struct ovc_rule ovc_rules[] = {
 	{ "rcvbuf", OVC_ALLOW, false },
 	{ "redirect-gateway", OVC_ALLOW, false },
 	{ "redirect-private", OVC_ALLOW, false },
+	{ "register-dns", OVC_ALLOW, false },
 	{ "remap-usr1", OVC_ALLOW, false },
 	{ "remote", OVC_ALLOW, false },
 	{ "remote-cert-eku", OVC_ALLOW, false },
@@ -208,6 +221,7 @@ static const struct ovc_rule ovc_rules[] = {
 	{ "route-gateway", OVC_ALLOW, false },
 	{ "route-ipv6", OVC_ALLOW, false },
 	{ "route-ipv6-gateway", OVC_ALLOW, false },
+	{ "route-method", OVC_ALLOW, false },
 	{ "route-metric", OVC_ALLOW, false },
 	{ "route-noexec", OVC_ALLOW, false },
 	{ "route-nopull", OVC_ALLOW, false },
@@ -224,12 +238,14 @@ static const struct ovc_rule ovc_rules[] = {
 	{ "shaper", OVC_ALLOW, false },
 	{ "single-session", OVC_ALLOW, false },
 	{ "sndbuf", OVC_ALLOW, false },
+	{ "socket-flags", OVC_ALLOW, false },
 	{ "socks-proxy", OVC_ARGS2, false },
 	{ "static-challenge", OVC_ALLOW, false },
 	{ "status", OVC_WRITES, false },
 	{ "status-version", OVC_ALLOW, false },
 	{ "suppress-timestamps", OVC_ALLOW, false },
 	{ "syslog", OVC_PLACE, false },
+	{ "tap-sleep", OVC_ALLOW, false },
 	{ "tcp-nodelay", OVC_ALLOW, false },
 	{ "tcp-queue-limit", OVC_ALLOW, false },
 	{ "tls-auth", OVC_INLINE, true },
@@ -248,6 +264,7 @@ static const struct ovc_rule ovc_rules[] = {
 	{ "tls-version-max", OVC_ALLOW, false },
 	{ "tls-version-min", OVC_ALLOW, false },
 	{ "tmp-dir", OVC_PLACE, false },
+	{ "topology", OVC_ALLOW, false },
 	{ "tran-window", OVC_ALLOW, false },
 	{ "tun-ipv6", OVC_ALLOW, false },
 	{ "tun-max-mtu", OVC_ALLOW, false },
@@ -346,10 +363,22 @@ static int ovc_next_line(struct ovc_ctx *c, const char **line, size_t *n)
 	}
 	if (memchr(*line, '\0', *n))
 		return ovc_fail(c, "contains a NUL byte");
-	if (*n > OVPN_CHECK_LINE_MAX)
-		return ovc_fail(c, "longer than %d characters (OpenVPN would split it)",
-				OVPN_CHECK_LINE_MAX);
 	return 1;
+}
+
+/**
+ * ovc_too_long() - refuse a line OpenVPN would read as several
+ * @c:		context
+ * @n:		the line's length
+ *
+ * Return: 0, or -EINVAL above OVPN_CHECK_LINE_MAX characters
+ */
+static int ovc_too_long(struct ovc_ctx *c, size_t n)
+{
+	if (n <= OVPN_CHECK_LINE_MAX)
+		return 0;
+	return ovc_fail(c, "longer than %d characters (OpenVPN would split it)",
+			OVPN_CHECK_LINE_MAX);
 }
 
 /**
@@ -476,6 +505,29 @@ bool ovpn_check_known(const char *name)
 }
 
 /**
+ * ovc_shown() - a word of the profile as it may appear in an error (and so in a log)
+ * @dst:	receives at most OVC_SHOWN_MAX characters and a NUL
+ * @src:	the word
+ *
+ * Control and non-ASCII bytes become '?', and long words are cut ("..."): the profile is
+ * untrusted and the message reaches logs and terminals.
+ *
+ * Return: @dst
+ */
+#define OVC_SHOWN_MAX 48
+static const char *ovc_shown(char dst[OVC_SHOWN_MAX + 1], const char *src)
+{
+	size_t i;
+
+	for (i = 0; src[i] && i < OVC_SHOWN_MAX; i++)
+		dst[i] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
+	if (src[i])
+		memcpy(dst + OVC_SHOWN_MAX - 3, "...", 3);
+	dst[i] = '\0';
+	return dst;
+}
+
+/**
  * ovc_refuse() - the standard refusal
  * @c:		context
  * @name:	the directive
@@ -485,7 +537,10 @@ bool ovpn_check_known(const char *name)
  */
 static int ovc_refuse(struct ovc_ctx *c, const char *name, const char *why)
 {
-	return ovc_fail(c, "'%s' is not allowed in an imported profile: %s", name, why);
+	char shown[OVC_SHOWN_MAX + 1];
+
+	return ovc_fail(c, "'%s' is not allowed in an imported profile: %s",
+			ovc_shown(shown, name), why);
 }
 
 /**
@@ -544,9 +599,13 @@ static int ovc_args(struct ovc_ctx *c, const struct ovc_rule *r, char **tok, siz
 	case OVC_SETENV:
 		if (n >= 3 && !strcmp(tok[1], "opt"))	/* "setenv opt X": X, if OpenVPN knows it */
 			return ovc_directive(c, tok + 2, n - 2, in_connection);
-		if (n >= 2 && !ovc_setenv_ok(tok[1]))
-			return ovc_fail(c, "'setenv %s' is not allowed in an imported profile: only "
-					"IV_*, UV_* and FORWARD_COMPATIBLE may be set", tok[1]);
+		if (n >= 2 && !ovc_setenv_ok(tok[1])) {
+			char shown[OVC_SHOWN_MAX + 1];
+
+			return ovc_fail(c, "'setenv %s' is not allowed in an imported profile: "
+					"only IV_*, UV_* and FORWARD_COMPATIBLE may be set",
+					ovc_shown(shown, tok[1]));
+		}
 		return 0;
 	default:
 		return 0;
@@ -619,21 +678,30 @@ static int ovc_inline(struct ovc_ctx *c, const char *tag, bool in_connection)
 		return ovc_lines(c, close_tag);
 	}
 	r = ovc_lookup(tag);
-	if (!r || !r->inl)
+	if (!r || !r->inl) {
+		char shown[OVC_SHOWN_MAX + 1];
+
 		return ovc_fail(c, "<%s> is not allowed in an imported profile: only keys, "
-				"certificates and <connection> blocks may be inline", tag);
+				"certificates and <connection> blocks may be inline",
+				ovc_shown(shown, tag));
+	}
 	while ((ret = ovc_next_line(c, &line, &n)) > 0) {
+		size_t full = n;
+
 		while (n && isspace((unsigned char)*line)) {
 			line++;
 			n--;
 		}
 		if (n >= strlen(close_tag) && !memcmp(line, close_tag, strlen(close_tag)))
-			return 0;
+			return ovc_too_long(c, full);
+		if (full > OVPN_CHECK_LINE_MAX && memchr(line, '<', n))
+			return ovc_fail(c, "a line longer than %d characters inside <%s> holds a "
+					"'<' (OpenVPN would split it)", OVPN_CHECK_LINE_MAX, tag);
 	}
 	if (ret < 0)
 		return ret;
 	c->line_no = open_line;
-	return ovc_fail(c, "<%s> is not closed by %s", tag, close_tag);
+	return ovc_fail(c, "<%s> is not closed by </%s>", tag, tag);
 }
 
 /**
@@ -656,6 +724,9 @@ static int ovc_lines(struct ovc_ctx *c, const char *close_tag)
 	while ((ret = ovc_next_line(c, &line, &n)) > 0) {
 		size_t tl;
 
+		ret = ovc_too_long(c, n);
+		if (ret < 0)
+			break;
 		if (close_tag) {
 			const char *t = line;
 			size_t m = n;
@@ -664,8 +735,10 @@ static int ovc_lines(struct ovc_ctx *c, const char *close_tag)
 				t++;
 				m--;
 			}
-			if (m >= strlen(close_tag) && !memcmp(t, close_tag, strlen(close_tag)))
+			if (m >= strlen(close_tag) && !memcmp(t, close_tag, strlen(close_tag))) {
+				ret = 1;
 				break;
+			}
 		}
 		ret = ovc_tokenize(c, line, n, l);
 		if (ret < 0)

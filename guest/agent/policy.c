@@ -78,6 +78,34 @@ int policy_add(struct policy *pol, const struct sockaddr *sa, enum policy_reason
 }
 
 /**
+ * policy_addr_parse() - an IPv4 or IPv6 literal as a socket address (port 0)
+ * @text:	the literal (an IPv6 zone "%eth0" is ignored)
+ * @ss:		receives the address
+ *
+ * Return: 0, or -EINVAL when @text is not a literal
+ */
+int policy_addr_parse(const char *text, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	char buf[INET6_ADDRSTRLEN];
+	size_t n = strcspn(text, "%");
+
+	if (n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, text, n);
+	buf[n] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, buf, &in4->sin_addr) == 1)
+		in4->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, buf, &in6->sin6_addr) == 1)
+		in6->sin6_family = AF_INET6;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/**
  * policy_add_text() - refuse an address given as an IPv4 or IPv6 literal
  * @pol:	policy
  * @text:	the literal (an IPv6 zone "%eth0" is ignored)
@@ -88,21 +116,8 @@ int policy_add(struct policy *pol, const struct sockaddr *sa, enum policy_reason
 int policy_add_text(struct policy *pol, const char *text, enum policy_reason why)
 {
 	struct sockaddr_storage ss;
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-	char buf[INET6_ADDRSTRLEN];
-	size_t n = strcspn(text, "%");
 
-	if (n >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, text, n);
-	buf[n] = '\0';
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, buf, &in4->sin_addr) == 1)
-		in4->sin_family = AF_INET;
-	else if (inet_pton(AF_INET6, buf, &in6->sin6_addr) == 1)
-		in6->sin6_family = AF_INET6;
-	else
+	if (policy_addr_parse(text, &ss))
 		return -EINVAL;
 	return policy_add(pol, (struct sockaddr *)&ss, why);
 }

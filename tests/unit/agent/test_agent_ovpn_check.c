@@ -29,10 +29,20 @@ static void refused(const char *text, const char *want)
 		fail_msg("for %s:\n got: %s\nwant: %s", text, err, want);
 }
 
+/* @text (@len bytes) is refused with exactly @want. */
+static void refused_n(const char *text, size_t len, const char *want)
+{
+	if (ovpn_check_profile(text, len, err, sizeof(err)) != -EINVAL)
+		fail_msg("accepted: %.*s", (int)len, text);
+	if (strcmp(err, want))
+		fail_msg("got: %s\nwant: %s", err, want);
+}
+
 static const char typical[] =
 	"\xef\xbb\xbf# a profile as VPN providers hand them out\n"
 	"client\r\n"
 	"dev tun\n"
+	"topology subnet\n"
 	"proto udp\n"
 	"remote vpn.example.com 1194\n"
 	"--remote 192.0.2.1 443 tcp\n"
@@ -183,11 +193,37 @@ static void test_parsing_like_openvpn(void **state)
 	memcpy(longline, "setenv IV_X ", 12);
 	memcpy(longline + 255, "\nup x\n", 7);
 	refused(longline, "line 1: longer than 254 characters (OpenVPN would split it)");
+	/* inside an inline block a long line is fine (one-line base64), unless a piece of it
+	 * could close the block */
+	{
+		char blk[700];
+
+		memset(blk, 'A', sizeof(blk));
+		memcpy(blk, "<pkcs12>\n", 9);
+		memcpy(blk + 600, "\n</pkcs12>\nclient\n", 18);
+		assert_int_equal(ovpn_check_profile(blk, 618, err, sizeof(err)), 0);
+		memcpy(blk + 9 + 255, "</pkcs12>", 9);
+		refused_n(blk, 618, "line 2: a line longer than 254 characters inside <pkcs12> "
+			  "holds a '<' (OpenVPN would split it)");
+		/* the close tag line itself must be short: its rest would be new lines */
+		memset(blk, ' ', sizeof(blk));
+		memcpy(blk, "<ca>\nx\n</ca>", 12);
+		memcpy(blk + 400, "up /bin/sh\n", 11);
+		refused_n(blk, 411, "line 3: longer than 254 characters (OpenVPN would split it)");
+	}
 	/* NUL bytes never reach OpenVPN */
 	assert_int_equal(ovpn_check_profile("client\0up x\n", 12, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "line 1: contains a NUL byte");
 	/* too many words: OpenVPN would drop the rest silently */
 	refused("remote 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n", "line 1: more than 16 words");
+	/* what the profile says is shown printable and short: errors reach logs */
+	refused("\"\x1b[31mred\" x\n", "line 1: '?[31mred' is not allowed in an imported profile: "
+		"not a known client directive");
+	memset(longline, 'b', 100);
+	longline[100] = '\n';
+	longline[101] = '\0';
+	refused(longline, "line 1: 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb...' is not allowed "
+		"in an imported profile: not a known client directive");
 	/* a small error buffer is never overrun */
 	assert_int_equal(ovpn_check_profile("up x", 4, err, 8), -EINVAL);
 	assert_int_equal(strlen(err), 7);
@@ -199,6 +235,7 @@ static void test_table_sorted_and_known(void **state)
 	static const char *const names[] = {
 		"allow-compression", "ca", "client", "remote", "up", "writepid", "x509-track",
 		"verify-hash", "setenv", "script-security", "tls-crypt-v2", "auth-user-pass",
+		"topology", "echo", "bcast-buffers", "tap-sleep", "dhcp-renew", "ncp-ciphers",
 	};
 
 	(void)state;

@@ -17,17 +17,8 @@
 static enum policy_reason check(const struct policy *pol, const char *text)
 {
 	struct sockaddr_storage ss;
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
 
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, text, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons(22);
-	} else {
-		assert_int_equal(inet_pton(AF_INET6, text, &in6->sin6_addr), 1);
-		in6->sin6_family = AF_INET6;
-	}
+	assert_int_equal(policy_addr_parse(text, &ss), 0);
 	return policy_check(pol, (struct sockaddr *)&ss);
 }
 
