@@ -8,7 +8,7 @@ build=${1:-build-fuzz}
 secs=${2:-300}
 top=$(cd "$(dirname "$0")/.." && pwd)
 fail=0
-for name in fuzz-agent-request fuzz-agent-handshake fuzz-agent-mgmt; do
+for name in fuzz-agent-request fuzz-agent-handshake fuzz-agent-mgmt fuzz-agent-auth; do
 	t=$build/fuzz/$name
 	[ -x "$t" ] || { echo "$t: not built" >&2; exit 1; }
 	work=$(mktemp -d)

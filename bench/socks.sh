@@ -46,14 +46,16 @@ waitport() {
 	done
 }
 
+# the agent on TCP needs a secret (mode 0600); `up` proves it on every connection
+(umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$tmp/secret")
 inns "$AGENT" --transport tcp --listen 127.0.0.1 --state-dir "$tmp/state" \
-	--run-dir "$tmp/run" >"$tmp/agent.log" 2>&1 &
+	--run-dir "$tmp/run" --auth-secret-file "$tmp/secret" >"$tmp/agent.log" 2>&1 &
 inns $bench serve-source 9000 --mib "$MIB" >/dev/null &
 inns $bench serve-echo 9001 >/dev/null &
 inns microsocks -i 127.0.0.1 -p 1081 >/dev/null 2>&1 &
 waitport 7602; waitport 9000; waitport 9001; waitport 1081
 MICROVM_CONTROL=$tmp/ctl.sock "$build/src/cli/microvm" up --agent-netns "/run/netns/$ns" \
-	--socks "127.0.0.1:$port" --detach >/dev/null
+	--agent-secret-file "$tmp/secret" --socks "127.0.0.1:$port" --detach >/dev/null
 
 tput() { $bench throughput 127.0.0.1 9000 --mib "$MIB" --runs "$RUNS" "$@"; }
 lat() { $bench latency 127.0.0.1 9001 --count "$COUNT" "$@"; }

@@ -7,12 +7,12 @@ set -eu
 
 PKGS="
 build-essential meson ninja-build pkg-config
-libcmocka-dev libslirp-dev libglib2.0-dev libcjson-dev
+libcmocka-dev libslirp-dev libglib2.0-dev libcjson-dev libssl-dev
 clang llvm libclang-rt-14-dev
 python3 python3-pytest
 openvpn openssl iproute2 iptables curl socat netcat-openbsd openssh-server openssh-client
 microsocks qemu-system-x86 busybox-static cpio gzip xz-utils file
-linux-source-6.1 bc bison flex libelf-dev libssl-dev kmod
+linux-source-6.1 bc bison flex libelf-dev kmod
 hyperfine time procps psmisc util-linux
 mingw-w64
 wine64

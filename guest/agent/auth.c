@@ -37,9 +37,7 @@
  * @ev:		socket registration
  * @st:		handshake state
  * @port:	the port it came in on
- * @out:	the challenge to send
- * @outoff:	bytes of it sent
- * @outlen:	its length (0: nothing to send)
+ * @out:	the challenge
  * @deadline:	agent_now_ms() by which the handshake must be complete
  * @adopt:	the port's module, given the socket once authenticated
  * @next:	list link
@@ -50,7 +48,6 @@ struct auth_conn {
 	struct mvm_auth st;
 	unsigned int port;
 	uint8_t out[MVM_AUTH_CHALLENGE_LEN];
-	size_t outoff, outlen;
 	uint64_t deadline;
 	void (*adopt)(struct agent *a, int fd);
 	struct auth_conn *next, *prev;
@@ -88,28 +85,6 @@ static void auth_close(struct agent *a, struct auth_conn *c, const char *why)
 }
 
 /**
- * auth_flush() - send what is left of the challenge
- * @c:		handshake
- *
- * Return: 0 (all sent or would block) or -errno
- */
-static int auth_flush(struct auth_conn *c)
-{
-	while (c->outoff < c->outlen) {
-		ssize_t n = send(c->ev.fd, c->out + c->outoff, c->outlen - c->outoff,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? 0 : -errno;
-		}
-		c->outoff += (size_t)n;
-	}
-	return 0;
-}
-
-/**
  * auth_done() - authenticated: hand the socket to the port's module
  * @a:		agent
  * @c:		handshake
@@ -139,16 +114,6 @@ static void on_auth(struct agent *a, struct agent_ev *ev, uint32_t events)
 	ssize_t n;
 	int r;
 
-	if (c->outoff < c->outlen) {
-		if (auth_flush(c) < 0) {
-			auth_close(a, c, "write error");
-			return;
-		}
-		if (c->outoff < c->outlen)
-			return;
-		agent_ev_set(a, &c->ev, EPOLLIN);
-		return;
-	}
 	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		return;
 	want = mvm_auth_agent_want(&c->st);
@@ -169,14 +134,10 @@ static void on_auth(struct agent *a, struct agent_ev *ev, uint32_t events)
 	case MVM_AUTH_MORE:
 		return;
 	case MVM_AUTH_SEND:
-		c->outoff = 0;
-		c->outlen = MVM_AUTH_CHALLENGE_LEN;
-		if (auth_flush(c) < 0) {
-			auth_close(a, c, "write error");
-			return;
-		}
-		if (c->outoff < c->outlen)
-			agent_ev_set(a, &c->ev, EPOLLOUT);
+		/* 72 bytes into a fresh socket's empty send buffer: all of it, or a dead peer. */
+		n = send(c->ev.fd, c->out, sizeof(c->out), MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n != (ssize_t)sizeof(c->out))
+			auth_close(a, c, "cannot send the challenge");
 		return;
 	case MVM_AUTH_DONE:
 		auth_done(a, c);

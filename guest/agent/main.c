@@ -274,9 +274,21 @@ static ssize_t read_secret(struct agent *a, char *buf, size_t size)
 		close(fd);
 		return -EPERM;
 	}
-	n = read(fd, buf, size);
-	if (n < 0)
-		n = -errno;
+	/* One line: from a pipe (/dev/stdin), nothing after it is ours to consume. */
+	for (n = 0; (size_t)n < size; n++) {
+		ssize_t r = read(fd, buf + n, 1);
+
+		if (r < 0 && errno == EINTR) {
+			n--;
+			continue;
+		}
+		if (r < 0) {
+			n = -errno;
+			break;
+		}
+		if (r == 0 || buf[n] == '\n')
+			break;
+	}
 	close(fd);
 	return n;
 }

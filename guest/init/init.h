@@ -14,15 +14,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "microvm/contract.h"
+
 /* Path of the supervised agent inside the guest root. */
 #define INIT_AGENT_PATH "/usr/bin/microvm-agent"
+/*
+ * The agent's auth secret for microvm.agent=tcp (64 hex characters, mode 0600), put into the
+ * guest's root by the host, e.g. as an extra initramfs: over TCP the agent accepts only
+ * connections that prove it (docs/protocol.md) and does not start without it.
+ */
+#define INIT_AGENT_SECRET "/etc/microvm/agent-secret"
 
 /*
  * Exit statuses by which the agent asks init to end the machine (documented in
- * docs/guest.md). Any other exit, or death by a signal, restarts the agent after a back-off.
+ * docs/guest.md; values from the host/guest contract). Any other exit, or death by a
+ * signal, restarts the agent after a back-off.
  */
-#define INIT_EXIT_POWEROFF 100
-#define INIT_EXIT_REBOOT 101
+#define INIT_EXIT_POWEROFF MVM_STATUS_POWEROFF
+#define INIT_EXIT_REBOOT MVM_STATUS_REBOOT
 
 /* Longest option value kept (kernel command line tokens are short). */
 #define INIT_VALUE_MAX 64

@@ -69,7 +69,8 @@ enum init_action init_exit_action(int wstatus)
 }
 
 /**
- * init_agent_argv() - the agent's command line for the options
+ * init_agent_argv() - the agent's command line for the options (over TCP with the secret
+ * file INIT_AGENT_SECRET)
  * @o:		options
  * @argv:	filled with pointers into @o and string constants, NULL-terminated
  * @n:		room in @argv
@@ -78,18 +79,23 @@ enum init_action init_exit_action(int wstatus)
  */
 int init_agent_argv(const struct init_opts *o, const char **argv, size_t n)
 {
+	bool tcp = o->agent == INIT_AGENT_TCP;
 	size_t i = 0;
 
 	if (o->agent == INIT_AGENT_NONE)
 		return -EINVAL;
-	if (n < 6)
+	if (n < 4 + (o->listen[0] ? 2u : 0u) + (tcp ? 2u : 0u))
 		return -ENOSPC;
 	argv[i++] = INIT_AGENT_PATH;
 	argv[i++] = "--transport";
-	argv[i++] = o->agent == INIT_AGENT_TCP ? "tcp" : "vsock";
+	argv[i++] = tcp ? "tcp" : "vsock";
 	if (o->listen[0]) {
 		argv[i++] = "--listen";
 		argv[i++] = o->listen;
+	}
+	if (tcp) {
+		argv[i++] = "--auth-secret-file";
+		argv[i++] = INIT_AGENT_SECRET;
 	}
 	argv[i] = NULL;
 	return (int)i;

@@ -283,7 +283,7 @@ int ctl_read_password(bool from_stdin, const char *prompt, char *buf, size_t cap
  */
 int ctl_read_file(const char *path, char **out)
 {
-	const size_t max = 1024 * 1024;
+	const size_t max = MVM_PROFILE_MAX;
 	FILE *f = fopen(path, "r");
 	size_t len = 0, cap = 8192, n;
 	char *buf, *nb;

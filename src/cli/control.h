@@ -17,7 +17,9 @@
 
 #include <cjson/cJSON.h>
 
-#define CTL_LINE_MAX	(8 * 1024 * 1024)	/* a 1 MiB profile fits, even escaped 6x */
+#include "microvm/contract.h"
+
+#define CTL_LINE_MAX	MVM_LINE_MAX	/* a 1 MiB profile fits, even escaped 6x */
 
 int ctl_default_path(char *out, size_t cap);
 int ctl_path(const char *opt, char *out, size_t cap);

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "microvm/contract.h"
+
 #define SOCKS_VERSION		0x05
 #define SOCKS_AUTH_VERSION	0x01	/* RFC 1929 subnegotiation */
 
@@ -44,21 +46,21 @@
 #define SOCKS_REP_CMD_UNSUPP	0x07
 #define SOCKS_REP_ATYP_UNSUPP	0x08
 
-/* Status byte the agent's inbound proxy (port 7602) answers after the handshake */
-#define SOCKS_AGENT_OK		0x00
-#define SOCKS_AGENT_FAIL	0x01
-#define SOCKS_AGENT_NOT_ALLOWED	0x02	/* the agent's destination policy refuses it */
-#define SOCKS_AGENT_NET_UNREACH	0x03
-#define SOCKS_AGENT_HOST_UNREACH 0x04
-#define SOCKS_AGENT_REFUSED	0x05
-#define SOCKS_AGENT_TIMEOUT	0x06
+/* Status byte the agent's inbound proxy (port 7602) answers after the handshake (contract.h) */
+#define SOCKS_AGENT_OK		MVM_PROXY_OK
+#define SOCKS_AGENT_FAIL	MVM_PROXY_ERR_GENERAL
+#define SOCKS_AGENT_NOT_ALLOWED	MVM_PROXY_ERR_NOT_ALLOWED	/* the agent's destination policy refuses it */
+#define SOCKS_AGENT_NET_UNREACH	MVM_PROXY_ERR_NETUNREACH
+#define SOCKS_AGENT_HOST_UNREACH MVM_PROXY_ERR_HOSTUNREACH
+#define SOCKS_AGENT_REFUSED	MVM_PROXY_ERR_REFUSED
+#define SOCKS_AGENT_TIMEOUT	MVM_PROXY_ERR_TIMEOUT
 
 /* Longest messages: greeting 2 + 255, auth 3 + 255 + 255, request 4 + 1 + 255 + 2 */
 #define SOCKS_GREETING_MAX	257
 #define SOCKS_AUTH_MAX		513
 #define SOCKS_REQUEST_MAX	262
 #define SOCKS_REPLY_LEN		10	/* with an IPv4 bound address */
-#define SOCKS_HANDSHAKE_MAX	258	/* [len][host <= 255][port BE] */
+#define SOCKS_HANDSHAKE_MAX	MVM_PROXY_HANDSHAKE_MAX	/* [len][host <= 255][port BE] */
 
 /**
  * struct socks_greeting - the client's method offer

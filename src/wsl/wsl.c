@@ -12,8 +12,12 @@
  * start:	`wsl.exe --list --quiet` (UTF-16LE output, parsed by wsl_list_has()); if the
  *		distro WSL_DISTRO is missing, `wsl.exe --import microvm <dir> <rootfs.tar.gz>
  *		--version 2` with <dir> = %LOCALAPPDATA%\microvm\wsl.  Then run
- *		`wsl.exe -d microvm -- /usr/bin/microvm-agent --transport tcp --listen 0.0.0.0`
- *		as a child whose stdout+stderr (one pipe) a reader thread feeds to the console.
+ *		`wsl.exe -d microvm -- /usr/bin/microvm-agent --transport tcp --listen 127.0.0.1
+ *		--auth-secret-file /dev/stdin` as a child whose stdout+stderr (one pipe) a reader
+ *		thread feeds to the console.  The agent listens on the distro's loopback only
+ *		(WSL2 forwards it to the Windows loopback), never on the VPN's side.
+ *		The first line on its stdin is the auth secret, drawn per start: every TCP
+ *		connection must prove it (docs/protocol.md), and the vsock client is keyed with it.
  *		When that pipe ends the thread waits for the child and reports the exit: status
  *		100 (the agent's "shutdown") or 0 is a poweroff, anything else an error.
  * request_stop: {"cmd":"shutdown"} to the agent's control port 1025 over TCP.
@@ -30,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "microvm/contract.h"
+#include "mvm_auth.h"
 #include "runtime/backend.h"
 #include "runtime/compat.h"
 #include "runtime/error.h"
@@ -40,8 +46,8 @@
 #define WSL_IMPORT_MS	300000		/* unpacking a rootfs */
 #define WSL_TERM_MS	15000
 #define WSL_AGENT	"/usr/bin/microvm-agent"
-#define WSL_CONTROL_PORT 1025
-#define WSL_EXIT_SHUTDOWN 100		/* the agent's exit status after "shutdown" */
+#define WSL_CONTROL_PORT MVM_AGENT_PORT
+#define WSL_EXIT_SHUTDOWN MVM_STATUS_POWEROFF	/* the agent's exit status after "shutdown" */
 
 struct wsl {
 	mvm_vm *vm;
@@ -49,6 +55,7 @@ struct wsl {
 	char *rootfs;			/* cfg->rootfs_path copy, or NULL */
 	uint32_t control_port;
 	mvm_vsock *vsock;
+	char secret[MVM_SECRET_HEX_LEN + 2];	/* this start's auth secret and a newline */
 	HANDLE proc;			/* the wsl.exe running the agent */
 	HANDLE out;			/* read end of its stdout+stderr */
 	HANDLE in;			/* write end of its stdin */
@@ -320,6 +327,32 @@ static void *wsl_reader(void *arg)
 	return NULL;
 }
 
+/**
+ * wsl_make_secret() - draw the agent's auth secret and key the vsock client with it
+ * @w:		the backend, vsock client made
+ *
+ * Return: 0 or -errno with mvm_last_error() set.
+ */
+static int wsl_make_secret(struct wsl *w)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t rnd[MVM_SECRET_HEX_LEN / 2];
+	size_t i;
+	int rc;
+
+	if (mvm_auth_random(rnd, sizeof(rnd)))
+		return mvm_set_error(-EIO, "WSL2: no random numbers for the agent's secret");
+	for (i = 0; i < sizeof(rnd); i++) {
+		w->secret[2 * i] = hex[rnd[i] >> 4];
+		w->secret[2 * i + 1] = hex[rnd[i] & 15];
+	}
+	w->secret[MVM_SECRET_HEX_LEN] = '\0';
+	mvm_auth_cleanse(rnd, sizeof(rnd));
+	rc = mvm_vsock_set_secret(w->vsock, w->secret);
+	w->secret[MVM_SECRET_HEX_LEN] = '\n';
+	return rc;
+}
+
 /** wsl_create() - &mvm_backend_ops.create: find wsl.exe, make the TCP vsock client. */
 static int wsl_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 {
@@ -355,9 +388,13 @@ static int wsl_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 		rc = -EIO;
 		goto err;
 	}
+	rc = wsl_make_secret(w);
+	if (rc)
+		goto err;
 	*priv = w;
 	return 0;
 err:
+	mvm_vsock_free(w->vsock);
 	free(w->rootfs);
 	free(w);
 	return rc;
@@ -368,7 +405,8 @@ static int wsl_start(void *priv)
 {
 	struct wsl *w = priv;
 	const char *argv[] = { w->exe, "-d", WSL_DISTRO, "--", WSL_AGENT, "--transport", "tcp",
-			       "--listen", "0.0.0.0", NULL };
+			       "--listen", "127.0.0.1", "--auth-secret-file", "/dev/stdin", NULL };
+	DWORD n;
 	int rc;
 
 	rc = wsl_ensure_distro(w);
@@ -377,6 +415,12 @@ static int wsl_start(void *priv)
 	rc = wsl_spawn(argv, &w->proc, &w->out, &w->in);
 	if (rc)
 		return rc;
+	/* The secret, first thing on the agent's stdin (never on a command line). */
+	if (!WriteFile(w->in, w->secret, MVM_SECRET_HEX_LEN + 1, &n, NULL) ||
+	    n != MVM_SECRET_HEX_LEN + 1) {
+		TerminateProcess(w->proc, 1);
+		return mvm_set_error(-EPIPE, "WSL2: cannot hand the agent its secret");
+	}
 	rc = pthread_create(&w->reader, NULL, wsl_reader, w);
 	if (rc) {
 		TerminateProcess(w->proc, 1);
@@ -446,6 +490,7 @@ static void wsl_destroy(void *priv)
 	if (w->proc)
 		CloseHandle(w->proc);
 	mvm_vsock_free(w->vsock);
+	SecureZeroMemory(w->secret, sizeof(w->secret));
 	free(w->rootfs);
 	free(w);
 }

@@ -13,6 +13,8 @@ import hmac
 import os
 import secrets
 
+import sockslib
+
 MAGIC = b"MVMAUTH1"
 NONCE_LEN = 32
 MAC_LEN = 32
@@ -45,13 +47,10 @@ def mac(secret, label, port, nh, na):
 
 
 def recv_exact(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise AuthError(f"connection closed after {len(data)} of {n} handshake bytes")
-        data += chunk
-    return data
+    try:
+        return sockslib.recv_exact(sock, n)
+    except ConnectionError as e:
+        raise AuthError(f"connection closed during the handshake ({e})") from None
 
 
 def authenticate(sock, secret, port):

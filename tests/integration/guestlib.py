@@ -67,6 +67,37 @@ def agent_request(port, request, timeout=5.0, host="127.0.0.1", secret=None,
     return json.loads(data.split(b"\n", 1)[0])
 
 
+AGENT_SECRET_PATH = "etc/microvm/agent-secret"     # INIT_AGENT_SECRET in guest/init/init.h
+
+
+def _cpio_entry(name, mode, data=b""):
+    """One newc cpio member (root-owned)."""
+    fields = [0, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name) + 1, 0]
+    head = b"070701" + b"".join(b"%08x" % f for f in fields) + name.encode() + b"\0"
+    head += b"\0" * (-len(head) % 4)
+    return head + data + b"\0" * (-len(data) % 4)
+
+
+def initrd_with_secret(initrd, secret, out):
+    """@initrd plus a second gzipped cpio holding the agent's secret (mode 0600) at
+    /etc/microvm/agent-secret, where microvm-init points an agent on TCP (microvm.agent=tcp).
+
+    The kernel unpacks concatenated archives in order; the secret never appears on QEMU's
+    command line.  Returns @out.
+    """
+    import gzip
+
+    arch = (_cpio_entry("etc", 0o040755) + _cpio_entry("etc/microvm", 0o040700) +
+            _cpio_entry(AGENT_SECRET_PATH, 0o100600, secret.encode() + b"\n") +
+            _cpio_entry("TRAILER!!!", 0))
+    data = pathlib.Path(initrd).read_bytes()
+    data += b"\0" * (-len(data) % 4)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data + gzip.compress(arch))
+    return pathlib.Path(out)
+
+
 def wait_for(predicate, timeout, interval=0.2):
     """Poll predicate() until it returns a true value; return it, or None after timeout."""
     deadline = time.monotonic() + timeout

@@ -21,6 +21,7 @@ import uuid
 
 import pytest
 
+import authlib
 import guestlib
 
 # A run of the image in QEMU with software emulation: the kernel reaches /init in about
@@ -181,11 +182,11 @@ def netns():
         subprocess.run(["ip", "netns", "del", name])
 
 
-def netns_ping(ns, port=1025):
-    """Ping the agent from inside the namespace; the reply dict or None."""
+def netns_ping(ns, secret, port=1025):
+    """Ping the agent from inside the namespace (authenticated); the reply dict or None."""
     code = ("import sys, guestlib\n"
-            "try: print(guestlib.agent_request(%d, {'cmd': 'ping'}, timeout=2))\n"
-            "except Exception as e: print('ERR', e); sys.exit(1)\n" % port)
+            "try: print(guestlib.agent_request(%d, {'cmd': 'ping'}, timeout=2, secret=%r))\n"
+            "except Exception as e: print('ERR', e); sys.exit(1)\n" % (port, secret))
     r = subprocess.run(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c", code],
                        capture_output=True, text=True, timeout=30,
                        cwd=os.path.dirname(guestlib.__file__))
@@ -205,6 +206,10 @@ def test_init_as_pid1_in_namespaces(rootfs, netns, tmp_path, sig, said, ended_by
     reboots, which in a PID namespace end init with SIGINT and SIGHUP respectively
     (reboot(2) semantics for PID namespaces).
     """
+    # over TCP the agent needs the host's secret: init points it at /etc/microvm/agent-secret
+    secret = authlib.new_secret()
+    (rootfs / "etc/microvm").mkdir(mode=0o700, parents=True, exist_ok=True)
+    authlib.write_secret(rootfs / guestlib.AGENT_SECRET_PATH, secret)
     log = open(tmp_path / "console", "w+")
     p = subprocess.Popen(
         ["ip", "netns", "exec", netns, "unshare", "--mount", "--pid", "--uts", "--fork",
@@ -212,7 +217,7 @@ def test_init_as_pid1_in_namespaces(rootfs, netns, tmp_path, sig, said, ended_by
          "microvm.agent=tcp", "microvm.net=none", "microvm.debug=1"],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     try:
-        reply = guestlib.wait_for(lambda: netns_ping(netns), timeout=60, interval=0.5)
+        reply = guestlib.wait_for(lambda: netns_ping(netns, secret), timeout=60, interval=0.5)
         console = (tmp_path / "console").read_text()
         assert reply and "'status': 'pong'" in reply, console
         assert "microvm-init: starting (pid 1)" in console
@@ -230,14 +235,14 @@ def test_init_as_pid1_in_namespaces(rootfs, netns, tmp_path, sig, said, ended_by
         os.kill(agent_pid, signal.SIGKILL)
         assert guestlib.wait_for(
             lambda: "agent ended (signal 9)" in (tmp_path / "console").read_text(), 10)
-        reply = guestlib.wait_for(lambda: netns_ping(netns), timeout=30, interval=0.3)
+        reply = guestlib.wait_for(lambda: netns_ping(netns, secret), timeout=30, interval=0.3)
         assert reply and "'status': 'pong'" in reply, (tmp_path / "console").read_text()
         os.kill(init_pid, sig)
         p.wait(timeout=30)
         console = (tmp_path / "console").read_text()
         assert "microvm-init: " + said in console, console
         assert p.returncode in (-ended_by, 128 + ended_by), (p.returncode, console)
-        assert netns_ping(netns) is None
+        assert netns_ping(netns, secret) is None
     finally:
         if p.poll() is None:
             p.kill()
@@ -256,8 +261,10 @@ def test_qemu_tcg_boots_image_and_agent_answers_ping(kernel, image, tmp_path):
                f"microvm.time={int(time.time())}")
     console_path = tmp_path / "console"
     console = open(console_path, "w+")
-    qemu = subprocess.Popen(guestlib.qemu_cmd(kernel / "vmlinux", image / "initramfs.cpio.gz",
-                                              cmdline, port),
+    secret = authlib.new_secret()
+    initrd = guestlib.initrd_with_secret(image / "initramfs.cpio.gz", secret,
+                                         tmp_path / "initrd")
+    qemu = subprocess.Popen(guestlib.qemu_cmd(kernel / "vmlinux", initrd, cmdline, port),
                             stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT)
 
     def pong():
@@ -266,7 +273,7 @@ def test_qemu_tcg_boots_image_and_agent_answers_ping(kernel, image, tmp_path):
         if "microvm-init: agent started" not in console_path.read_text():
             return None
         try:
-            return guestlib.agent_request(port, {"cmd": "ping"}, timeout=5)
+            return guestlib.agent_request(port, {"cmd": "ping"}, timeout=5, secret=secret)
         except (OSError, ValueError):
             return None
 
@@ -279,8 +286,12 @@ def test_qemu_tcg_boots_image_and_agent_answers_ping(kernel, image, tmp_path):
         assert "microvm-init: eth0 10.0.2.15/24 via 10.0.2.2" in text
         assert "microvm-init: seeded 64 bytes of entropy from /dev/hwrng" in text
         assert "microvm-agent" in text
+        # without the secret the agent answers nothing (through QEMU's port forward too)
+        with pytest.raises((OSError, ValueError)):
+            guestlib.agent_request(port, {"cmd": "shutdown"}, timeout=10)
         # the agent's "shutdown" exits with status 100, which init turns into a power-off
-        assert guestlib.agent_request(port, {"cmd": "shutdown"}, timeout=10)["status"] == "ok"
+        assert guestlib.agent_request(port, {"cmd": "shutdown"}, timeout=10,
+                                      secret=secret)["status"] == "ok"
         halted = guestlib.wait_for(lambda: "reboot: System halted" in console_path.read_text()
                                    or "reboot: Power down" in console_path.read_text(),
                                    timeout=60)

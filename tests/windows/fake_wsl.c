@@ -6,9 +6,13 @@
  * "terminated" (touched by --terminate).
  *   --list --quiet               UTF-16LE with BOM: "Ubuntu" and, once imported, "microvm"
  *   --import N DIR TAR --version 2   records the import; fails if TAR does not exist
- *   -d microvm -- /usr/bin/microvm-agent --transport tcp --listen 0.0.0.0
- *        the agent stand-in: prints "fake-agent: up", serves JSON lines on 127.0.0.1:
- *        %MICROVM_WSL_CONTROL_PORT%; "shutdown" answers ok and exits 100 like the agent
+ *   -d microvm -- /usr/bin/microvm-agent --transport tcp --listen 127.0.0.1
+ *        --auth-secret-file /dev/stdin
+ *        the agent stand-in: reads the secret line from stdin, prints "fake-agent: up",
+ *        serves JSON lines on 127.0.0.1:%MICROVM_WSL_CONTROL_PORT%, each connection after
+ *        the authentication handshake (common/mvm_auth.c, CNG here; a connection that
+ *        fails it is closed and logged "fake-agent: refused"); "shutdown" answers ok and
+ *        exits 100 like the agent
  *   --terminate microvm          records it
  * Anything else: exit 2 with a message.
  */
@@ -20,6 +24,8 @@
 
 #include <winsock2.h>
 #include <windows.h>
+
+#include "mvm_auth.h"
 
 static char state[MAX_PATH];
 
@@ -65,15 +71,45 @@ static int import(char **argv)
 	return 0;
 }
 
+/* authenticate() - the agent side of the handshake on @c; Return: 1 when it passed. */
+static int authenticate(SOCKET c, const uint8_t *key, uint32_t port)
+{
+	uint8_t buf[MVM_AUTH_HELLO_LEN], out[MVM_AUTH_CHALLENGE_LEN];
+	struct mvm_auth st;
+	size_t want;
+	int n, r = MVM_AUTH_MORE;
+
+	mvm_auth_agent_init(&st, key, port);
+	while ((want = mvm_auth_agent_want(&st)) > 0) {
+		n = recv(c, (char *)buf, (int)want, 0);
+		if (n <= 0)
+			return 0;
+		r = mvm_auth_agent_input(&st, buf, (size_t)n, out);
+		if (r < 0)
+			return 0;
+		if (r == MVM_AUTH_SEND)
+			send(c, (const char *)out, (int)sizeof(out), 0);
+	}
+	return r == MVM_AUTH_DONE;
+}
+
 static int agent(void)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	const char *port = getenv("MICROVM_WSL_CONTROL_PORT");
+	uint8_t key[MVM_AUTH_KEY_LEN];
+	char secret[MVM_SECRET_HEX_LEN + 8];
 	WSADATA wsa;
 	SOCKET ls, c;
 	char line[512], reply[600];
 	int len, n, quit = 0;
 
+	_setmode(_fileno(stdin), _O_BINARY);
+	if (!fgets(secret, sizeof(secret), stdin) ||
+	    mvm_auth_key_from_hex(secret, strcspn(secret, "\r\n"), key)) {
+		printf("fake-agent: no secret on stdin\n");
+		return 1;
+	}
 	WSAStartup(MAKEWORD(2, 2), &wsa);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sa.sin_port = htons((u_short)atoi(port ? port : "1025"));
@@ -88,6 +124,12 @@ static int agent(void)
 		c = accept(ls, NULL, NULL);
 		if (c == INVALID_SOCKET)
 			return 1;
+		if (!authenticate(c, key, (uint32_t)atoi(port ? port : "1025"))) {
+			printf("fake-agent: refused\n");
+			fflush(stdout);
+			closesocket(c);
+			continue;
+		}
 		for (len = 0; len < (int)sizeof(line) - 1; len++) {
 			n = recv(c, line + len, 1, 0);
 			if (n <= 0 || line[len] == '\n')
@@ -120,10 +162,11 @@ int main(int argc, char **argv)
 		fclose(fopen(path("terminated"), "w"));
 		return 0;
 	}
-	if (argc == 9 && !strcmp(argv[1], "-d") && !strcmp(argv[2], "microvm") &&
+	if (argc == 11 && !strcmp(argv[1], "-d") && !strcmp(argv[2], "microvm") &&
 	    !strcmp(argv[3], "--") && !strcmp(argv[4], "/usr/bin/microvm-agent") &&
 	    !strcmp(argv[5], "--transport") && !strcmp(argv[6], "tcp") &&
-	    !strcmp(argv[7], "--listen") && !strcmp(argv[8], "0.0.0.0"))
+	    !strcmp(argv[7], "--listen") && !strcmp(argv[8], "127.0.0.1") &&
+	    !strcmp(argv[9], "--auth-secret-file") && !strcmp(argv[10], "/dev/stdin"))
 		return agent();
 	printf("fake-wsl: unexpected arguments (%d)\n", argc);
 	return 2;

@@ -4,7 +4,8 @@
  *
  * No cmocka for mingw in Debian, so a minimal CHECK() harness: each case prints
  * "ok NAME" or "FAIL NAME: ...", and the last line is "windows: N passed, N failed".
- * The peer is a plain Winsock server on 127.0.0.1 in a thread of this process.
+ * The peer is a plain Winsock server on 127.0.0.1 in a thread of this process; the
+ * PEER_AUTH* modes run the agent's side of the authentication handshake first (CNG).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -16,6 +17,10 @@
 #include "microvm/vsock.h"
 #include "runtime/compat.h"
 #include "runtime/error.h"
+#include "mvm_auth.h"
+
+#define SECRET	"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define OTHER	"ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
 
 static int failed_checks;
 
@@ -28,7 +33,11 @@ static int failed_checks;
 		}                                                                     \
 	} while (0)
 
-enum peer_mode { PEER_ECHO, PEER_SILENT_CLOSE, PEER_HANG, PEER_BIG };
+enum peer_mode {
+	PEER_ECHO, PEER_SILENT_CLOSE, PEER_HANG, PEER_BIG,
+	PEER_AUTH_ECHO,		/* handshake with SECRET, then PEER_ECHO */
+	PEER_AUTH_OTHER,	/* handshake with OTHER (an impostor) */
+};
 
 struct peer {
 	SOCKET ls;
@@ -48,6 +57,30 @@ static void *peer_thread(void *arg)
 
 	if (c == INVALID_SOCKET)
 		return NULL;
+	if (p->mode == PEER_AUTH_ECHO || p->mode == PEER_AUTH_OTHER) {
+		uint8_t key[MVM_AUTH_KEY_LEN], buf[MVM_AUTH_HELLO_LEN], out[MVM_AUTH_CHALLENGE_LEN];
+		struct mvm_auth st;
+		size_t want;
+		int r = MVM_AUTH_MORE;
+
+		mvm_auth_key_from_hex(p->mode == PEER_AUTH_ECHO ? SECRET : OTHER, 64, key);
+		mvm_auth_agent_init(&st, key, (uint32_t)p->port);
+		while ((want = mvm_auth_agent_want(&st)) > 0) {
+			n = recv(c, (char *)buf, (int)want, 0);
+			if (n <= 0)
+				break;
+			r = mvm_auth_agent_input(&st, buf, (size_t)n, out);
+			if (r < 0)
+				break;
+			if (r == MVM_AUTH_SEND)
+				send(c, (const char *)out, (int)sizeof(out), 0);
+		}
+		if (r != MVM_AUTH_DONE) {
+			closesocket(c);
+			return NULL;
+		}
+		p->mode = PEER_ECHO;
+	}
 	while (len < sizeof(p->got) - 1) {
 		n = recv(c, p->got + len, 1, 0);
 		if (n <= 0 || p->got[len] == '\n')
@@ -130,6 +163,66 @@ static void test_request_roundtrip(void)
 	CHECK(len == strlen("{\"echo\":\"{\"cmd\":\"status\"}\"}"));
 	free(resp);
 	mvm_vsock_free(vs);
+}
+
+/* a keyed client against an agent with the same secret: the request arrives intact */
+static void test_auth_roundtrip(void)
+{
+	mvm_vsock *vs = mvm_vsock_new_tcp("127.0.0.1");
+	struct peer p;
+	char *resp = NULL;
+
+	CHECK(vs != NULL);
+	CHECK(mvm_vsock_set_secret(vs, SECRET) == 0);
+	CHECK(peer_start(&p, PEER_AUTH_ECHO) == 0);
+	CHECK(mvm_vsock_request(vs, (uint32_t)p.port, "{\"cmd\":\"ping\"}", 14, &resp, NULL,
+				5000) == 0);
+	peer_stop(&p);
+	CHECK(strcmp(p.got, "{\"cmd\":\"ping\"}") == 0);
+	CHECK(resp && strcmp(resp, "{\"echo\":\"{\"cmd\":\"ping\"}\"}") == 0);
+	free(resp);
+	mvm_vsock_free(vs);
+}
+
+/* an impostor (another key) is refused at once and never sees the request */
+static void test_auth_refused(void)
+{
+	mvm_vsock *vs = mvm_vsock_new_tcp("127.0.0.1");
+	struct peer p;
+	char *resp = NULL, want[128];
+
+	CHECK(mvm_vsock_set_secret(vs, SECRET) == 0);
+	CHECK(peer_start(&p, PEER_AUTH_OTHER) == 0);
+	CHECK(mvm_vsock_request(vs, (uint32_t)p.port, "{\"cmd\":\"x\"}", 11, &resp, NULL,
+				5000) == -EACCES);
+	snprintf(want, sizeof(want), "the agent at 127.0.0.1:%d failed authentication "
+		 "(wrong secret or not our agent)", p.port);
+	CHECK(strcmp(mvm_last_error(), want) == 0);
+	CHECK(resp == NULL);
+	peer_stop(&p);
+	CHECK(p.got[0] == '\0');
+	mvm_vsock_free(vs);
+}
+
+/* CNG's HMAC-SHA256 gives the same MAC as libcrypto and authlib.py (known answer) */
+static void test_auth_known_answer(void)
+{
+	static const uint8_t want[32] = {
+		0xc4, 0xdb, 0xee, 0xaa, 0x79, 0xef, 0xa4, 0x40, 0xcc, 0xc9, 0x40, 0x34, 0xe8, 0x42,
+		0xe4, 0x42, 0x55, 0x40, 0x02, 0x52, 0x2a, 0x75, 0x6a, 0x69, 0x2e, 0xa2, 0xc6, 0xac,
+		0x07, 0x38, 0xff, 0xfa,
+	};
+	uint8_t k[32], nh[32], na[32], mac[32];
+	int i;
+
+	for (i = 0; i < 32; i++)
+		k[i] = (uint8_t)i;
+	memset(nh, 0xaa, sizeof(nh));
+	memset(na, 0x55, sizeof(na));
+	CHECK(mvm_auth_mac(k, MVM_AUTH_LABEL_AGENT, 1025, nh, na, mac) == 0);
+	CHECK(memcmp(mac, want, sizeof(want)) == 0);
+	CHECK(mvm_auth_equal(mac, want, sizeof(want)));
+	CHECK(mvm_auth_random(nh, sizeof(nh)) == 0);
 }
 
 static void test_request_big_response(void)
@@ -264,6 +357,9 @@ int main(void)
 	} tests[] = {
 		{ "request_roundtrip", test_request_roundtrip },
 		{ "request_big_response", test_request_big_response },
+		{ "auth_roundtrip", test_auth_roundtrip },
+		{ "auth_refused", test_auth_refused },
+		{ "auth_known_answer", test_auth_known_answer },
 		{ "refused", test_refused },
 		{ "closed_without_answer", test_closed_without_answer },
 		{ "timeout", test_timeout },

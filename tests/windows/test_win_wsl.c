@@ -203,6 +203,17 @@ static void test_import_run_stop(void)
 				16, &resp, NULL, 5000) == 0);
 	CHECK(resp && strcmp(resp, "{\"status\":\"ok\",\"seen\":16}") == 0);
 	free(resp);
+	resp = NULL;
+	/* the agent got its secret on stdin and refuses a client without it */
+	{
+		mvm_vsock *plain = mvm_vsock_new_tcp("127.0.0.1");
+
+		CHECK(mvm_vsock_request(plain, (uint32_t)control_port, "{\"cmd\":\"shutdown\"}",
+					18, &resp, NULL, 5000) == -EPROTO);
+		CHECK(resp == NULL);
+		mvm_vsock_free(plain);
+	}
+	CHECK(console_wait(&con, "fake-agent: refused", 5000));
 	CHECK(mvm_vm_stop(vm, 10000) == 0);
 	CHECK(mvm_vm_wait(vm, 0, &reason) == 0);
 	CHECK(reason == MVM_EXIT_POWEROFF);

@@ -193,12 +193,15 @@ static void test_agent_argv(void **state)
 	assert_string_equal(argv[2], "vsock");
 	assert_null(argv[3]);
 	init_cmdline_parse(&o, "microvm.agent=tcp microvm.listen=10.0.2.15:1025", NULL, NULL);
-	assert_int_equal(init_agent_argv(&o, argv, 8), 5);
+	assert_int_equal(init_agent_argv(&o, argv, 8), 7);
 	assert_string_equal(argv[2], "tcp");
 	assert_string_equal(argv[3], "--listen");
 	assert_string_equal(argv[4], "10.0.2.15:1025");
-	assert_null(argv[5]);
-	assert_int_equal(init_agent_argv(&o, argv, 5), -ENOSPC);
+	/* over TCP the agent needs the host's secret */
+	assert_string_equal(argv[5], "--auth-secret-file");
+	assert_string_equal(argv[6], INIT_AGENT_SECRET);
+	assert_null(argv[7]);
+	assert_int_equal(init_agent_argv(&o, argv, 7), -ENOSPC);
 	o.agent = INIT_AGENT_NONE;
 	assert_int_equal(init_agent_argv(&o, argv, 8), -EINVAL);
 }
