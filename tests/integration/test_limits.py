@@ -26,14 +26,6 @@ HZ = os.sysconf("SC_CLK_TCK")
 
 
 @pytest.fixture(scope="module")
-def agent_bin(build_dir):
-    b = build_dir / "guest" / "agent" / "microvm-agent"
-    if not b.exists():
-        pytest.fail(f"{b} not built")
-    return b
-
-
-@pytest.fixture(scope="module")
 def bed(tmp_path_factory):
     with vpnlib.Testbed(tmp_path_factory.mktemp("limits")) as b:
         yield b
