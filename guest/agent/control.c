@@ -12,6 +12,10 @@
  *   outcome. A client may half-close after its last request: pending answers are still
  *   written, then the connection is closed. A line longer than AGENT_LINE_MAX gets an
  *   error answer and the connection is closed. Consumed input is wiped (passwords).
+ *   Closing after an error answer lingers: our side is shut down and whatever the client
+ *   still sends is read and dropped (input buffer freed) until it closes, for at most
+ *   CTL_LINGER_MS, so that closing with unread input never turns into a reset that
+ *   destroys the error line.
  *
  *   Limits (docs/security.md): at most AGENT_CTL_CONN_MAX connections (one more is told
  *   "too many control connections" and closed); a connection that is not parked on the VPN
@@ -43,6 +47,8 @@
 #define CTL_READ_CHUNK	65536
 /* Every connection's first input buffer; only growth beyond it counts against the budget. */
 #define CTL_IN_FIRST	(2 * CTL_READ_CHUNK)
+/* After an error answer, drop what the client still sends for at most this long. */
+#define CTL_LINGER_MS	2000
 
 /**
  * enum ctl_wait - what a parked connection waits for
@@ -71,6 +77,7 @@ enum ctl_wait {
  * @deferred:	CTL_WAIT_IDLE: copy of the request line to run again (wiped when freed)
  * @deferred_len: its length
  * @active_ms:	monotonic time of the last progress (bytes in or out, an answer)
+ * @linger_ms:	closing: our side is shut, input is dropped until then (0: not lingering)
  * @next:	list link
  * @prev:	list link
  */
@@ -85,6 +92,7 @@ struct ctl_conn {
 	char *deferred;
 	size_t deferred_len;
 	uint64_t active_ms;
+	uint64_t linger_ms;
 	struct ctl_conn *next, *prev;
 };
 
@@ -120,6 +128,22 @@ static size_t budget_of(size_t incap)
 }
 
 /**
+ * drop_input() - wipe and free the input buffer, giving its bytes back to the budget
+ * @a:		agent
+ * @c:		connection
+ */
+static void drop_input(struct agent *a, struct ctl_conn *c)
+{
+	if (c->in) {
+		explicit_bzero(c->in, c->incap);
+		free(c->in);
+	}
+	a->ctl_budget -= budget_of(c->incap);
+	c->in = NULL;
+	c->incap = c->inoff = c->inlen = 0;
+}
+
+/**
  * ctl_close() - drop a connection
  * @a:		agent
  * @c:		connection
@@ -133,14 +157,10 @@ static void ctl_close(struct agent *a, struct ctl_conn *c)
 		a->ctl = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	if (c->in) {
-		explicit_bzero(c->in, c->incap);
-		free(c->in);
-	}
-	a->ctl_budget -= budget_of(c->incap);
+	drop_input(a, c);
 	a->nctl--;
 	free(c->out);
-	c->in = c->out = NULL;
+	c->out = NULL;
 	drop_deferred(c);
 	agent_defer_free(a, c);
 }
@@ -187,6 +207,20 @@ static void ctl_update(struct agent *a, struct ctl_conn *c)
 		return;
 	}
 	pending_out = c->outoff < c->outlen;
+	if (!pending_out && c->closing && !c->rd_eof) {
+		/* linger: shut our side, drop what still comes until the client closes */
+		if (!c->linger_ms) {
+			drop_input(a, c);
+			if (shutdown(c->ev.fd, SHUT_WR) < 0) {
+				ctl_close(a, c);
+				return;
+			}
+			c->linger_ms = agent_now_ms() + CTL_LINGER_MS;
+		}
+		if (agent_ev_set(a, &c->ev, EPOLLIN) < 0)
+			ctl_close(a, c);
+		return;
+	}
 	if (!pending_out && (c->closing || (c->rd_eof && c->wait == CTL_WAIT_NONE &&
 					    c->inoff == c->inlen))) {
 		ctl_close(a, c);
@@ -628,8 +662,7 @@ static void ctl_refuse_input(struct agent *a, struct ctl_conn *c)
 {
 	agent_log(a, "control: request buffers of all connections reached "
 		  AGENT_CTL_BUDGET_TEXT "; closing a connection");
-	explicit_bzero(c->in, c->incap);
-	c->inoff = c->inlen = 0;
+	drop_input(a, c);
 	ctl_send(c, answer_error("agent busy: request buffers of all connections are full ("
 				 AGENT_CTL_BUDGET_TEXT "); try again"));
 	c->closing = true;
@@ -647,6 +680,14 @@ static void on_conn(struct agent *a, struct agent_ev *ev, uint32_t events)
 
 	if (events & EPOLLERR) {
 		ctl_close(a, c);
+		return;
+	}
+	if (c->linger_ms) {
+		char drop[16384];
+		ssize_t n = recv(c->ev.fd, drop, sizeof(drop), MSG_DONTWAIT);
+
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			ctl_close(a, c);
 		return;
 	}
 	if ((events & (EPOLLIN | EPOLLHUP)) && !c->rd_eof) {
@@ -758,7 +799,11 @@ void ctl_tick(struct agent *a)
 	agent_listener_tick(a, &lsn);
 	for (c = a->ctl; c; c = next) {
 		next = c->next;
-		if (c->wait == CTL_WAIT_NONE && now - c->active_ms >= idle) {
+		if (c->linger_ms && now >= c->linger_ms) {
+			ctl_close(a, c);
+			continue;
+		}
+		if (c->wait == CTL_WAIT_NONE && !c->linger_ms && now - c->active_ms >= idle) {
 			agent_debug(a, "control: closing a connection idle for %u s",
 				    a->opts.ctl_idle_s);
 			ctl_close(a, c);

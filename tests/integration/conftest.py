@@ -21,3 +21,11 @@ def build_dir():
 @pytest.fixture(scope="session")
 def microvm_bin(build_dir):
     return build_dir / "src" / "cli" / "microvm"
+
+
+@pytest.fixture(scope="session")
+def agent_bin(build_dir):
+    b = build_dir / "guest" / "agent" / "microvm-agent"
+    if not b.exists():
+        pytest.fail(f"{b} not built")
+    return b

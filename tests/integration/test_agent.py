@@ -22,14 +22,6 @@ pytestmark = pytest.mark.skipif(vpnlib.needs_root() is not None,
 
 
 @pytest.fixture(scope="module")
-def agent_bin(build_dir):
-    b = build_dir / "guest" / "agent" / "microvm-agent"
-    if not b.exists():
-        pytest.fail(f"{b} not built")
-    return b
-
-
-@pytest.fixture(scope="module")
 def bed(tmp_path_factory):
     with vpnlib.Testbed(tmp_path_factory.mktemp("vpn")) as b:
         yield b

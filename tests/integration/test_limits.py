@@ -26,14 +26,6 @@ HZ = os.sysconf("SC_CLK_TCK")
 
 
 @pytest.fixture(scope="module")
-def agent_bin(build_dir):
-    b = build_dir / "guest" / "agent" / "microvm-agent"
-    if not b.exists():
-        pytest.fail(f"{b} not built")
-    return b
-
-
-@pytest.fixture(scope="module")
 def bed(tmp_path_factory):
     with vpnlib.Testbed(tmp_path_factory.mktemp("limits")) as b:
         yield b
@@ -128,7 +120,7 @@ def test_unfinished_big_lines_bounded_memory(bed, agent_bin):
             hwm = proc_status(agent.pid, "VmHWM")
             # 16 MiB budget + 20 first buffers + the program: far below the 182 MB seen
             assert hwm < 48 * 1024, f"peak RSS {hwm} KiB"
-            refused = 0
+            refused = told = 0
             for i, c in enumerate(conns):
                 if outcome[i] == "closed":
                     refused += 1
@@ -141,8 +133,12 @@ def test_unfinished_big_lines_bounded_memory(bed, agent_bin):
                         continue
                     assert r["status"] == "error" and "agent busy" in r["error"], r
                     refused += 1
+                    told += 1
             # at most two whole lines fit in the budget at once
             assert refused >= 17, outcome
+            # the agent drains what a refused client still sends, so the error line arrives
+            # (not a reset that destroys it)
+            assert told >= 15, (refused, told)
             assert "request buffers of all connections reached 16 MiB" in \
                 agent.log_path.read_text()
             # a small request still works meanwhile

@@ -207,6 +207,10 @@ def test_thousand_concurrent_connections_byte_exact(appliance):
     # all 1,000 are open at once now; then every one echoes its own payload back
     st = appliance.cli("status", "--json")
     assert st.returncode == 0
+    # 1,000 is the cap (below the 1,024 streams of the vsock device): one more is told so
+    rep, s = socks_open(appliance.port, "127.0.0.1", ECHO)
+    assert (rep, s) == (0x01, None)
+    wait_line(appliance.proc, "connection limit reached (1000 open)", 10)
 
     def finish(item):
         s, payload = item
