@@ -98,6 +98,8 @@ int profile_store(const char *dir, const char *name, const char *content, size_t
 int profile_list(const char *dir, char ***names, size_t *n);
 void profile_list_free(char **names, size_t n);
 int profile_exists(const char *dir, const char *name);
+int profile_resolve(const char *dir, const char *name, char *out, size_t cap);
+void profile_describe_missing(const char *dir, const char *name, char *err, size_t cap);
 
 /* ---------------------------------------------------------------- mgmt.c */
 
