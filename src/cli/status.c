@@ -26,8 +26,9 @@ int cli_console(int argc, char **argv);
 static const char *const st_help[] = {
 	"usage: microvm status [--json] [--control PATH]\n"
 	"\n"
-	"Show the appliance started with 'microvm up': VM, hypervisor, agent, VPN state, tunnel\n"
-	"address, web-auth URL, SOCKS5 proxy, last error.  Exit status 1 if it is not running;\n"
+	"Show the appliance started with 'microvm up': first one line that says what the state\n"
+	"means and what to do next, then VM, hypervisor, agent, VPN state, tunnel address,\n"
+	"web-auth URL, SOCKS5 proxy, last error.  Exit status 1 if it is not running;\n"
 	"with --json the output is still an object: {\"running\": false, \"error\": \"...\"}.\n"
 	"\n"
 	"Examples:\n"
@@ -106,13 +107,56 @@ static bool st_bool(const cJSON *o, const char *key)
 }
 
 /**
- * st_print() - the status for people
+ * st_explain() - the state of the appliance in one sentence, with the next step
+ * @st:		the status object of `up`
+ *
+ * The first line of `microvm status`: what the combination of VM, agent and VPN state
+ * means for the user, and the command that moves it on.
+ *
+ * Return: a static sentence.
+ */
+static const char *st_explain(const cJSON *st)
+{
+	static const struct {
+		const char *state;
+		const char *text;
+	} vpn[] = {
+		{ "disconnected", "up, no VPN connected: connect one with 'microvm vpn connect "
+				  "NAME --user USER'" },
+		{ "connecting", "up, the VPN is connecting: 'microvm vpn status' shows when it is "
+				"done" },
+		{ "webauth_required", "up, the VPN server waits for you to log in: open the auth "
+				      "url below in a browser" },
+		{ "connected", "up, the VPN is connected: connections through the SOCKS5 proxy "
+			       "below reach it" },
+		{ "error", "up, the last VPN attempt failed (error below): fix it, then 'microvm "
+			   "vpn connect NAME' again" },
+	};
+	const char *state = st_str(cJSON_GetObjectItemCaseSensitive(st, "vpn"), "state");
+	size_t i;
+
+	if (!st_bool(st, "vm_running"))
+		return "the VM is not running: 'microvm down', then 'microvm up --detach' starts "
+		       "it again";
+	if (!st_bool(st, "agent_reachable"))
+		return "the VM runs but its agent does not answer (still booting, or it failed): "
+		       "'microvm console' shows the guest";
+	for (i = 0; i < sizeof(vpn) / sizeof(vpn[0]); i++)
+		if (!strcmp(state, vpn[i].state))
+			return vpn[i].text;
+	return "up, the VPN state is not known yet: ask again with 'microvm status'";
+}
+
+/**
+ * st_print() - the status for people: one explaining sentence, then the details
  */
 static void st_print(const cJSON *st)
 {
 	const cJSON *vpn = cJSON_GetObjectItemCaseSensitive(st, "vpn");
 	const cJSON *socks = cJSON_GetObjectItemCaseSensitive(st, "socks");
 	const cJSON *port = cJSON_GetObjectItemCaseSensitive(socks, "port");
+
+	printf("microvm:   %s\n", st_explain(st));
 
 	printf("vm:        %s%s%s\n", st_bool(st, "vm_running") ? "running" : "stopped",
 	       *st_str(st, "hypervisor") ? " on " : "", st_str(st, "hypervisor"));
