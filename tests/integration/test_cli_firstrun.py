@@ -4,8 +4,8 @@
 OpenVPN server behind it.  Checked here: a profile imported as corp.ovpn is connected as
 `corp` (and the other way round), an unknown name lists the stored ones and says what to do,
 an error does not linger in `status` once the next command succeeds, `status` starts with one
-line that explains the state, and `vpn connect` shows progress on a terminal but not in a
-script.
+line that explains the state, and `vpn connect` and `up` show progress on a terminal but not
+in a script.
 """
 import json
 import subprocess
@@ -15,7 +15,7 @@ import pytest
 
 import vpnlib
 from ptylib import Pty
-from sockslib import Appliance
+from sockslib import Appliance, netns
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +149,22 @@ def test_e_status_when_the_agent_is_gone(app, agent):
                         "failed): 'microvm console' shows the guest"), text
     finally:
         agent.start()
+
+
+def test_f_up_shows_progress_on_a_terminal_only(microvm_bin, tmp_path):
+    # an agent that never answers: `up` waits --boot-timeout seconds, then fails
+    with netns("mvmfirst") as ns:
+        argv = [str(microvm_bin), "up", "--agent-netns", f"/run/netns/{ns}", "--boot-timeout",
+                "3", "--control", str(tmp_path / "c.sock")]
+        with Pty(argv) as t:
+            t.expect("microvm up: waiting for the agent... 1 s", 20)
+            assert t.wait(30) == 1
+        assert "agent did not answer" in t.output
+        # the progress line is erased before the error is printed
+        assert "\r\x1b[K" in t.output
+        tail = t.output[t.output.rindex("\r\x1b[K"):]
+        assert "waiting for the agent..." not in tail, tail
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+        assert r.returncode == 1 and "agent did not answer" in r.stderr
+        assert "waiting for the agent..." not in r.stderr and "\r" not in r.stderr, r.stderr
