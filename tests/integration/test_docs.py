@@ -234,12 +234,8 @@ def image_dir(build_dir):
 
 
 @pytest.fixture(scope="module")
-def bed(tmp_path_factory):
-    why = vpnlib.needs_root()
-    if why:
-        pytest.skip(why)
-    with vpnlib.Testbed(tmp_path_factory.mktemp("vpn")) as b:
-        yield b
+def bed(vpn_bed):
+    return vpn_bed
 
 
 @pytest.fixture(scope="module")
