@@ -320,5 +320,9 @@ def test_appliance_block(block, build_dir, image_dir, bed, services, user_host, 
         assert SSH_SAYS in out, f"{block.where}: ssh did not get through:\n{out}"
     if "vpn connect" in block.text:
         assert "connected: " in out, out
+    if "microvm status" in block.text:
+        assert "microvm:   up, the VPN is connected" in out, out
+    if "console --no-follow" in block.text:
+        assert "microvm-agent" in out, f"{block.where}: no console output:\n{out}"
     assert vpnlib.USERS["alice"] not in out.split("VPN password:")[-1]
     assert not control.exists(), f"{block.where}: the block leaves the appliance running"
