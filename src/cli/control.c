@@ -250,6 +250,10 @@ const char *ctl_next_step(const char *error)
 		{ "no web authentication pending", "start with 'microvm vpn connect NAME'" },
 		{ "bad profile name", "use a plain file name such as corp.ovpn (--name NAME)" },
 		{ "no VM running", "start it with 'microvm up --detach'" },
+		{ "did not answer within", "--boot-timeout SEC waits longer" },
+		{ "Address already in use", "'microvm status' shows whether an appliance already "
+					    "runs; --socks 127.0.0.1:PORT picks another port" },
+		{ "no guest image built", "run 'make image', or give --rootfs" },
 		{ "agent request", "'microvm status' says whether the agent is reachable; "
 				   "'microvm console' shows the guest" },
 	};

@@ -1013,7 +1013,7 @@ int cli_up(int argc, char **argv)
 		}
 	}
 	if (ret) {
-		fprintf(stderr, "microvm up: %s\n", mvm_last_error());
+		ctl_print_failure("up", mvm_last_error());
 		ret = CLI_EXIT_FAIL;
 		goto out;
 	}

@@ -155,6 +155,7 @@ def test_f_up_shows_progress_on_a_terminal_only(microvm_bin, tmp_path):
             t.expect("microvm up: waiting for the agent... 1 s", 20)
             assert t.wait(30) == 1
         assert "agent did not answer" in t.output
+        assert "  next: --boot-timeout SEC waits longer" in t.output
         # the progress line is erased before the error is printed
         assert "\r\x1b[K" in t.output
         tail = t.output[t.output.rindex("\r\x1b[K"):]
@@ -163,3 +164,14 @@ def test_f_up_shows_progress_on_a_terminal_only(microvm_bin, tmp_path):
                            stdin=subprocess.DEVNULL)
         assert r.returncode == 1 and "agent did not answer" in r.stderr
         assert "waiting for the agent..." not in r.stderr and "\r" not in r.stderr, r.stderr
+
+
+def test_g_port_in_use_names_the_next_step(microvm_bin, app, bed, tmp_path):
+    r = subprocess.run([str(microvm_bin), "up", "--agent-netns", f"/run/netns/{bed.client.name}",
+                        "--socks", f"127.0.0.1:{app.port}", "--boot-timeout", "20",
+                        "--control", str(tmp_path / "c.sock")], capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1
+    assert "Address already in use" in r.stderr, r.stderr
+    assert ("  next: 'microvm status' shows whether an appliance already runs; --socks "
+            "127.0.0.1:PORT picks another port") in r.stderr, r.stderr
