@@ -36,7 +36,7 @@ import uuid
 import pytest
 
 import vpnlib
-from guestlib import build_image
+from guestlib import build_image, kernel_dir
 from ptylib import Pty
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
@@ -284,10 +284,15 @@ def test_appliance_block(block, build_dir, image_dir, bed, services, user_host, 
     work.mkdir()
     (work / "corp.ovpn").write_text(bed.profile())
     (work / "block.sh").write_text(substitute(block.text) + "\n")
-    # The user's cache holds only this tree's image, so `microvm up` takes it by default.
+    # The user's cache holds only this tree's image (and kernel, where built), so `microvm up`
+    # takes them by default, whatever other trees have built.
     cache = tmp_path / "cache"
     (cache / "image").mkdir(parents=True)
     (cache / "image" / image_dir.name).symlink_to(image_dir)
+    kdir = kernel_dir()
+    if kdir:
+        (cache / "kernel").mkdir()
+        (cache / "kernel" / kdir.name).symlink_to(kdir)
     # ssh as a user would have it set up: the key that the bed's sshd accepts.
     (tmp_path / "ssh_config").write_text(
         f"Host *\n  IdentityFile {services}/user\n  StrictHostKeyChecking no\n"
