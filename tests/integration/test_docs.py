@@ -23,7 +23,8 @@ not see:
 
 Every shell block, run or not, is also checked statically: each `microvm SUBCOMMAND` exists
 and each --option it uses is in that subcommand's --help; each `make TARGET` is a target of
-the Makefile.  So an illustrative example still fails the test when an option is renamed.
+the Makefile; each file of the tree it names (scripts/..., bench/..., guest/...) exists.  So an
+illustrative example still fails the test when an option is renamed or a script moves.
 """
 import os
 import pathlib
@@ -176,6 +177,10 @@ def test_commands_and_options_exist(block, microvm_bin):
         if not words:
             continue
         prog = words[0]
+        for w in words:     # scripts and sources of this tree that an example names
+            if re.match(r"^(scripts|bench|guest|tests|src|docs|fuzz|cross)/[\w./-]+$", w) and \
+                    not (TOP / w).exists():
+                errors.append(f"{w}: no such file in the tree")
         if prog == "make":
             for t in words[1:]:
                 if not t.startswith("-") and "=" not in t and t not in targets:
