@@ -1,8 +1,11 @@
 # Top-level entry points.  The real build is Meson; this file strings the steps together so
 # that a fresh Debian 12 machine needs exactly two commands: `make demo` and `make check`.
 #
-#   make deps     install the Debian packages (scripts/install-deps.sh)
+#   make deps     install every Debian package any target needs (scripts/install-deps.sh)
 #   make build    configure and build into build/
+#
+# Each target installs only the package group it needs (scripts/install-deps.sh GROUP):
+# `make build` the compilers and libraries, `make check` everything; see the README.
 #   make unit     unit tests; make asan: unit tests with ASan+UBSan; make fuzz: short fuzz runs
 #   make kernel   build (or fetch from cache) the guest kernel
 #   make image    build (or fetch from cache) the guest initramfs and rootfs
@@ -18,6 +21,7 @@ BUILD_FUZZ ?= build-fuzz
 BUILD_WIN  ?= build-win
 PYTHON     ?= /usr/bin/python3
 FUZZ_SECONDS ?= 15
+DEPS       := sh scripts/install-deps.sh
 export MICROVM_BUILD := $(abspath $(BUILD))
 
 .PHONY: all deps build unit asan fuzz windows kernel image integration check demo bench clean
@@ -25,54 +29,66 @@ export MICROVM_BUILD := $(abspath $(BUILD))
 all: build
 
 deps:
-	@sh scripts/install-deps.sh
+	@$(DEPS)
 
 $(BUILD)/build.ninja:
+	@$(DEPS) build
 	meson setup $(BUILD)
 
-build: deps $(BUILD)/build.ninja
+build: $(BUILD)/build.ninja
+	@$(DEPS) build
 	ninja -C $(BUILD)
 
 unit: build
 	meson test -C $(BUILD) --suite unit --print-errorlogs
 
 $(BUILD_ASAN)/build.ninja:
+	@$(DEPS) build test
 	meson setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false
 
-asan: deps $(BUILD_ASAN)/build.ninja
+asan: $(BUILD_ASAN)/build.ninja
+	@$(DEPS) build test
 	ninja -C $(BUILD_ASAN)
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  meson test -C $(BUILD_ASAN) --suite unit --print-errorlogs
 
 $(BUILD_FUZZ)/build.ninja:
+	@$(DEPS) build test
 	CC=clang meson setup $(BUILD_FUZZ) -Dfuzz=true -Db_lundef=false
 
-fuzz: deps $(BUILD_FUZZ)/build.ninja
+fuzz: $(BUILD_FUZZ)/build.ninja
+	@$(DEPS) build test
 	ninja -C $(BUILD_FUZZ)
 	sh scripts/run-fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
 
 $(BUILD_WIN)/build.ninja:
+	@$(DEPS) build windows
 	meson setup $(BUILD_WIN) --cross-file cross/x86_64-w64-mingw32.txt
 
-windows: deps $(BUILD_WIN)/build.ninja
+windows: $(BUILD_WIN)/build.ninja
+	@$(DEPS) build windows
 	ninja -C $(BUILD_WIN)
 	sh scripts/test-windows.sh $(BUILD_WIN)
 
-kernel: deps
+kernel:
+	@$(DEPS) kernel
 	sh guest/kernel/build.sh
 
 image: build
+	@$(DEPS) image
 	sh guest/image/build.sh
 
 integration: build kernel image
+	@$(DEPS) test
 	$(PYTHON) -m pytest -v -rs tests/integration
 
-check: build unit asan fuzz windows integration
+check: deps build unit asan fuzz windows integration
 
 demo: build
 	sh scripts/demo.sh
 
 bench: build
+	@$(DEPS) bench
 	sh bench/run-all.sh
 
 clean:

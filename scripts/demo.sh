@@ -88,8 +88,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step "installing Debian packages (scripts/install-deps.sh)"
-sh "$top/scripts/install-deps.sh"
+step "installing the Debian packages the demo needs (scripts/install-deps.sh build image demo)"
+sh "$top/scripts/install-deps.sh" build image demo
 
 step "building microvm (meson + ninja in $build)"
 [ -f "$build/build.ninja" ] || meson setup "$build" "$top" >/dev/null

@@ -1,35 +1,76 @@
 #!/bin/sh
-# install-deps.sh - install every Debian package the build, tests, demo and benchmarks need.
+# install-deps.sh - install the Debian packages one kind of work needs.
+#
+# Usage: scripts/install-deps.sh [GROUP...]     (no GROUP: all of them, as `make check` does)
+#        scripts/install-deps.sh --list GROUP   print the group's packages
+#
+# Groups (the Makefile target that asks for each):
+#   build    compilers, Meson, the libraries of libmicrovm, the CLI, the agent and the unit
+#            tests                                           make build, make unit
+#   image    what guest/image/build.sh copies into the guest make image
+#   kernel   linux-source-6.1 and what building it needs     make kernel
+#   demo     the demo's OpenVPN server, certificates, curl  make demo (with build, image)
+#   test     sanitizers, fuzzing, pytest and the real peers of the integration tests
+#                                                            make asan, fuzz, integration, check
+#   windows  mingw-w64 and Wine                              make windows
+#   bench    benchmark tools                                 make bench
+#
+# A package may be in several groups.  To add a package: put it in the group of the work
+# that needs it (a new group: a new line in pkgs_of and in the Makefile target).
 #
 # Idempotent: packages already present are skipped quickly.  Nothing is fetched from anywhere
 # but Debian's archive.  Run as root (CI and the dev machines are root); otherwise via sudo.
 set -eu
 
-PKGS="
-build-essential meson ninja-build pkg-config
-libcmocka-dev libslirp-dev libglib2.0-dev libcjson-dev libssl-dev
-clang llvm libclang-rt-14-dev
-python3 python3-pytest
-openvpn openssl iproute2 iptables curl socat netcat-openbsd openssh-server openssh-client
-microsocks qemu-system-x86 busybox-static cpio gzip xz-utils file
-linux-source-6.1 bc bison flex libelf-dev kmod
-hyperfine time procps psmisc util-linux
-mingw-w64
-wine64
-"
+GROUPS="build image kernel demo test windows bench"
+
+# pkgs_of GROUP - the Debian packages of GROUP
+pkgs_of() {
+	case $1 in
+	build) echo "build-essential meson ninja-build pkg-config libcmocka-dev libslirp-dev
+		libglib2.0-dev libcjson-dev libssl-dev" ;;
+	image) echo "openvpn python3 cpio gzip tar binutils" ;;
+	kernel) echo "linux-source-6.1 bc bison flex libelf-dev libssl-dev kmod xz-utils cpio" ;;
+	demo) echo "openvpn openssl iproute2 curl python3" ;;
+	test) echo "clang llvm libclang-rt-14-dev python3 python3-pytest
+		openvpn openssl iproute2 iptables curl socat netcat-openbsd openssh-server
+		openssh-client microsocks qemu-system-x86 busybox-static cpio gzip xz-utils file
+		procps psmisc util-linux" ;;
+	windows) echo "mingw-w64 wine64" ;;
+	bench) echo "hyperfine time procps psmisc util-linux" ;;
+	*) return 1 ;;
+	esac
+}
+
+if [ "${1:-}" = --list ]; then
+	[ $# -eq 2 ] && pkgs_of "$2" | tr -s ' \t\n' '\n' | sed '/^$/d' && exit 0
+	echo "install-deps: --list needs one of: $GROUPS" >&2
+	exit 2
+fi
+[ $# -gt 0 ] || set -- $GROUPS
+
+want=""
+for g in "$@"; do
+	p=$(pkgs_of "$g") || {
+		echo "install-deps: unknown group '$g' (groups: $GROUPS)" >&2
+		exit 2
+	}
+	want="$want $p"
+done
 
 missing=""
-for p in $PKGS; do
-    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
-        missing="$missing $p"
+for p in $want; do
+	case " $missing " in *" $p "*) continue ;; esac
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+		missing="$missing $p"
 done
-[ -z "$missing" ] && { echo "install-deps: all packages present"; exit 0; }
+[ -z "$missing" ] && { echo "install-deps: $*: all packages present"; exit 0; }
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "install-deps: installing:$missing"
+echo "install-deps: $*: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+$SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $missing >/dev/null
 echo "install-deps: done"

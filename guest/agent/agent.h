@@ -131,6 +131,8 @@ int profile_exists(const char *dir, const char *name);
 int profile_read(const char *dir, const char *name, char **content, size_t *len);
 int profile_check_room(const char *dir, const char *name, size_t len, size_t max_count,
 		       size_t max_total, char *err, size_t errlen);
+int profile_resolve(const char *dir, const char *name, char *out, size_t cap);
+void profile_describe_missing(const char *dir, const char *name, char *err, size_t cap);
 
 /* ---------------------------------------------------------------- mgmt.c */
 

@@ -28,7 +28,8 @@
  *   Second vpn_start while a VPN session exists: with the same profile the request joins
  *   the session and gets its outcome (current state if known: connected + tun_ip or
  *   webauth_required + auth_url); its credentials are ignored. With another profile it is
- *   answered with error "vpn already started with profile X; vpn_stop first".
+ *   answered with error "vpn already started with profile X; vpn_stop first". "Same" is
+ *   after profile_resolve(): "corp" and "corp.ovpn" are the same stored profile.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -411,7 +412,7 @@ static cJSON *do_list(struct agent *a)
 static cJSON *do_start(struct agent *a, struct ctl_conn *c, const struct agent_req *r,
 		       const char *line, size_t len)
 {
-	char err[256];
+	char err[512], name[AGENT_PROFILE_NAME_MAX + 1];
 	int ret;
 
 	if (vpn_stopping(a)) {
@@ -424,16 +425,19 @@ static cJSON *do_start(struct agent *a, struct ctl_conn *c, const struct agent_r
 		c->wait = CTL_WAIT_IDLE;
 		return NULL;
 	}
+	/* "corp" and "corp.ovpn" name the same stored profile (profiles.c) */
+	if (profile_resolve(a->profile_dir, r->profile, name, sizeof(name))) {
+		profile_describe_missing(a->profile_dir, r->profile, err, sizeof(err));
+		return answer_error(err);
+	}
 	if (vpn_running(a)) {
-		if (strcmp(vpn_profile(a), r->profile)) {
+		if (strcmp(vpn_profile(a), name)) {
 			snprintf(err, sizeof(err), "vpn already started with profile %s; vpn_stop "
 				 "first", vpn_profile(a));
 			return answer_error(err);
 		}
 	} else {
-		if (!profile_exists(a->profile_dir, r->profile))
-			return answer_error("no such profile");
-		ret = vpn_start(a, r->profile, r->username, r->password, r->timeout_s,
+		ret = vpn_start(a, name, r->username, r->password, r->timeout_s,
 				err, sizeof(err));
 		if (ret)
 			return answer_error(err);

@@ -10,6 +10,12 @@
  * The store lives in guest memory, so it is bounded (profile_check_room()): at most
  * AGENT_PROFILES_MAX profiles and AGENT_PROFILES_TOTAL_MAX bytes together; replacing a
  * profile counts its new size instead of the old one.
+ *
+ * Forgiving names: profiles are stored under the name they were given ("corp.ovpn"), but
+ * people say "corp". profile_resolve() is the one place that maps what a client asked for to
+ * a stored name: the exact name first, then the same name with ".ovpn" added or removed.
+ * profile_describe_missing() words the error for a name that matches nothing, listing what
+ * is stored so the user sees the right name at once.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -183,6 +189,72 @@ int profile_read(const char *dir, const char *name, char **content, size_t *len)
 	*content = buf;
 	*len = n;
 	return 0;
+}
+
+ * profile_resolve() - the stored profile a client means by @name
+ * @dir:	store directory
+ * @name:	name as the client gave it ("corp", "corp.ovpn")
+ * @out:	receives the stored name
+ * @cap:	size of @out (AGENT_PROFILE_NAME_MAX + 1 is enough)
+ *
+ * Tries @name itself, then @name without a trailing ".ovpn", then @name + ".ovpn".
+ *
+ * Return: 0 with @out set, -EINVAL if @name is not a valid name, -ENOENT if nothing matches
+ */
+int profile_resolve(const char *dir, const char *name, char *out, size_t cap)
+{
+	static const char ext[] = ".ovpn";
+	const size_t elen = sizeof(ext) - 1;
+	char alt[AGENT_PROFILE_NAME_MAX + sizeof(ext)];
+	size_t n;
+
+	if (!profile_name_valid(name))
+		return -EINVAL;
+	n = strlen(name);
+	if (profile_exists(dir, name))
+		goto found;
+	if (n > elen && !strcmp(name + n - elen, ext))
+		snprintf(alt, sizeof(alt), "%.*s", (int)(n - elen), name);
+	else
+		snprintf(alt, sizeof(alt), "%s%s", name, ext);
+	if (!profile_exists(dir, alt))
+		return -ENOENT;
+	name = alt;
+found:
+	if ((size_t)snprintf(out, cap, "%s", name) >= cap)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/**
+ * profile_describe_missing() - the error for a profile name that matches nothing
+ * @dir:	store directory
+ * @name:	name as the client gave it (valid)
+ * @err:	receives "no such profile 'NAME' (stored: a.ovpn, b.ovpn)" or
+ *		"no such profile 'NAME' (no profile stored yet)"; a long list ends in "..."
+ * @cap:	size of @err
+ */
+void profile_describe_missing(const char *dir, const char *name, char *err, size_t cap)
+{
+	char **names = NULL;
+	size_t n = 0, len, i;
+
+	if (profile_list(dir, &names, &n))
+		n = 0;
+	len = (size_t)snprintf(err, cap, "no such profile '%s' (%s", name,
+			       n ? "stored: " : "no profile stored yet");
+	for (i = 0; i < n && len < cap; i++) {
+		/* room for this name, its separator and the closing ", ...)" */
+		if (len + strlen(names[i]) + 8 >= cap) {
+			len += (size_t)snprintf(err + len, cap - len, "...");
+			break;
+		}
+		len += (size_t)snprintf(err + len, cap - len, "%s%s", names[i],
+					i + 1 < n ? ", " : "");
+	}
+	if (len < cap)
+		snprintf(err + len, cap - len, ")");
+	profile_list_free(names, n);
 }
 
 static int cmp_names(const void *x, const void *y)

@@ -69,6 +69,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
+. "$top/scripts/progress.sh"
 log() { echo "image: $*" >&2; }
 die() {
 	echo "image: error: $*" >&2
@@ -182,12 +183,19 @@ done
 	fi
 done) >"$tmp/MANIFEST"
 
+pack_cpio() {
+	SOURCE_DATE_EPOCH=0 /usr/bin/python3 "$here/mkcpio.py" "$root" \
+		--node dev/console:c:5:1:0600 | gzip -n -9 >"$tmp/initramfs.cpio.gz"
+}
+pack_tar() {
+	tar -C "$root" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=gnu \
+		-cf - . | gzip -n -9 >"$tmp/rootfs.tar.gz"
+}
+# on a terminal, a progress line while packing (scripts/progress.sh)
 log "packing initramfs.cpio.gz"
-SOURCE_DATE_EPOCH=0 /usr/bin/python3 "$here/mkcpio.py" "$root" \
-	--node dev/console:c:5:1:0600 | gzip -n -9 >"$tmp/initramfs.cpio.gz"
+progress "image: packing initramfs.cpio.gz" pack_cpio || die "packing initramfs.cpio.gz failed"
 log "packing rootfs.tar.gz"
-tar -C "$root" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=gnu \
-	-cf - . | gzip -n -9 >"$tmp/rootfs.tar.gz"
+progress "image: packing rootfs.tar.gz" pack_tar || die "packing rootfs.tar.gz failed"
 
 initrd_size=$(stat -c %s "$tmp/initramfs.cpio.gz")
 tar_size=$(stat -c %s "$tmp/rootfs.tar.gz")

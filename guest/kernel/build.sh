@@ -51,6 +51,7 @@ for arg in "$@"; do
 	esac
 done
 
+. "$here/../../scripts/progress.sh"
 log() { echo "kernel: $*" >&2; }
 die() {
 	echo "kernel: error: $*" >&2
@@ -167,7 +168,8 @@ done <"$fragment"
 jobs=$(nproc)
 log "building vmlinux and bzImage with make -j$jobs (log: $logfile)"
 start=$(date +%s)
-if ! mk -j"$jobs" vmlinux bzImage; then
+# on a terminal, a progress line meanwhile (scripts/progress.sh); quiet in scripts
+if ! progress "kernel: building vmlinux and bzImage" mk -j"$jobs" vmlinux bzImage; then
 	tail -n 40 "$logfile" >&2
 	die "kernel build failed (full log: $logfile)"
 fi

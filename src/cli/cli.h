@@ -22,6 +22,11 @@ enum {
 	CLI_EXIT_USAGE = 2,	/* bad command line */
 };
 
+/* progress.c: one progress line on a terminal during long steps, nothing in scripts */
+void cli_progress_begin(const char *what);
+void cli_progress_end(void);
+void cli_progress_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Subcommands (one file each). */
 int cli_run(int argc, char **argv);
 

@@ -221,14 +221,75 @@ void ctl_print_json_failure(const cJSON *resp)
 }
 
 /**
- * ctl_print_error() - print the error of a failed response
+ * ctl_next_step() - what the user can do about an error from the appliance
+ * @error:	the error text (agent's or manager's)
+ *
+ * One table, matched by the words the agent and the manager use (docs/protocol.md), so that
+ * every failed command ends with the command to run or the option to add.
+ *
+ * Return: a hint ("" when none is known).
+ */
+const char *ctl_next_step(const char *error)
+{
+	static const struct {
+		const char *words;
+		const char *next;
+	} hints[] = {
+		{ "no such profile", "import it with 'microvm vpn import FILE'; 'microvm vpn "
+				     "profiles' lists the stored ones" },
+		{ "needs a username and password", "add --user USER (the password is asked)" },
+		{ "web authentication failed", "run 'microvm vpn connect' again and finish the "
+					       "login in the browser" },
+		{ "web authentication timed out", "run 'microvm vpn connect' again and open the "
+						  "URL sooner" },
+		{ "authentication failed", "check --user and the password, then connect again" },
+		{ "vpn already started with profile", "run 'microvm vpn disconnect' first" },
+		{ "waiting for the vpn to connect", "check that the profile's 'remote' server is "
+						    "reachable; --timeout SEC waits longer" },
+		{ "openvpn exited", "check the profile: it must work with 'openvpn --config FILE'" },
+		{ "no web authentication pending", "start with 'microvm vpn connect NAME'" },
+		{ "bad profile name", "use a plain file name such as corp.ovpn (--name NAME)" },
+		{ "no VM running", "start it with 'microvm up --detach'" },
+		{ "did not answer within", "--boot-timeout SEC waits longer" },
+		{ "Address already in use", "'microvm status' shows whether an appliance already "
+					    "runs; --socks 127.0.0.1:PORT picks another port" },
+		{ "no guest image built", "run 'make image', or give --rootfs" },
+		{ "agent request", "'microvm status' says whether the agent is reachable; "
+				   "'microvm console' shows the guest" },
+	};
+	size_t i;
+
+	for (i = 0; error && i < sizeof(hints) / sizeof(hints[0]); i++)
+		if (strstr(error, hints[i].words))
+			return hints[i].next;
+	return "";
+}
+
+/**
+ * ctl_print_failure() - "microvm CMD: ERROR", then the next step on its own line if known
+ * @cmd:	the command ("vpn connect")
+ * @error:	what failed
+ */
+void ctl_print_failure(const char *cmd, const char *error)
+{
+	const char *next;
+
+	if (!error)
+		error = "failed";
+	next = ctl_next_step(error);
+	fprintf(stderr, "microvm %s: %s\n", cmd, error);
+	if (*next)
+		fprintf(stderr, "  next: %s\n", next);
+}
+
+/**
+ * ctl_print_error() - print the error of a failed response, and the next step
  */
 void ctl_print_error(const char *cmd, const cJSON *resp)
 {
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(resp, "error");
 
-	fprintf(stderr, "microvm %s: %s\n", cmd,
-		cJSON_IsString(e) ? e->valuestring : "failed");
+	ctl_print_failure(cmd, cJSON_IsString(e) ? e->valuestring : "failed");
 }
 
 /**

@@ -30,6 +30,8 @@ cJSON *ctl_call(const char *path, cJSON *req);
 int ctl_read_password(bool from_stdin, const char *prompt, char *buf, size_t cap);
 int ctl_read_file(const char *path, char **out);
 void ctl_print_error(const char *cmd, const cJSON *resp);
+const char *ctl_next_step(const char *error);
+void ctl_print_failure(const char *cmd, const char *error);
 void ctl_print_json_failure(const cJSON *resp);
 
 #endif

@@ -3,7 +3,8 @@
  * main.c - the `microvm` command: dispatch to subcommands.
  *
  * Each subcommand lives in its own file and parses its own options; this file only knows the
- * table below.  `microvm help CMD` and `microvm CMD --help` print the same text.
+ * table below.  `microvm help CMD` and `microvm CMD --help` print the same text; `microvm`
+ * alone prints the overview (commands and first steps) and succeeds.
  */
 #include <stdio.h>
 #include <string.h>
@@ -45,7 +46,17 @@ static void cli_usage(FILE *out)
 		"Commands:\n");
 	for (i = 0; i < CLI_NCOMMANDS; i++)
 		fprintf(out, "  %-12s %s\n", cli_commands[i].name, cli_commands[i].summary);
-	fprintf(out, "\nRun 'microvm COMMAND --help' for a command's options.\n");
+	fprintf(out,
+		"\n"
+		"First steps (the VPN appliance):\n"
+		"  microvm up --detach                      start it in the background\n"
+		"  microvm vpn import corp.ovpn             store an OpenVPN profile in it\n"
+		"  microvm vpn connect corp --user alice    connect (asks the password)\n"
+		"  curl --socks5-hostname 127.0.0.1:1080 http://intranet.corp/\n"
+		"  microvm status                           what runs, and what to do next\n"
+		"  microvm down                             stop it\n"
+		"\n"
+		"Run 'microvm COMMAND --help' for a command's options.\n");
 }
 
 /**
@@ -85,11 +96,8 @@ int main(int argc, char **argv)
 {
 	const struct cli_command *c;
 
-	if (argc < 2) {
-		cli_usage(stderr);
-		return CLI_EXIT_USAGE;
-	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+	/* no arguments: a newcomer asking what this is, not a mistake */
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		cli_usage(stdout);
 		return CLI_EXIT_OK;
 	}

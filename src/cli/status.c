@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -26,9 +27,10 @@ int cli_console(int argc, char **argv);
 static const char *const st_help[] = {
 	"usage: microvm status [--json] [--control PATH]\n"
 	"\n"
-	"Show the appliance started with 'microvm up': VM, hypervisor, agent, VPN state, tunnel\n"
-	"address, web-auth URL, SOCKS5 proxy, last error, and the fault if the guest side does\n"
-	"not work right now (guest stopped and why, agent not answering, VPN down and why).\n"
+	"Show the appliance started with 'microvm up': first one line that says what the state\n"
+	"means and what to do next, then VM, hypervisor, agent, VPN state, tunnel address,\n"
+	"web-auth URL, SOCKS5 proxy, last error, and the fault if the guest side does not work\n"
+	"right now (guest stopped and why, agent not answering, VPN down and why).\n"
 	"Exit status 1 if it is not running;\n"
 	"with --json the output is still an object: {\"running\": false, \"error\": \"...\"}.\n"
 	"\n"
@@ -45,14 +47,18 @@ static const char *const st_help[] = {
 	"Example:\n"
 	"  microvm down\n",
 
-	"usage: microvm console [--control PATH]\n"
+	"usage: microvm console [--no-follow] [--control PATH]\n"
 	"\n"
 	"Print the VM's console (the last 64 KiB first, then live) and send what you type to it.\n"
 	"On a terminal the keys go to the guest as typed (Ctrl-C too); Ctrl-] quits.  Not\n"
 	"available when 'microvm up' attached to an agent without a VM.\n"
 	"\n"
+	"  --no-follow    print what the console holds now and exit (once it has been quiet\n"
+	"                 for half a second, at most 5 s); nothing is sent to the guest\n"
+	"\n"
 	"Examples:\n"
 	"  microvm console\n"
+	"  microvm console --no-follow | tail -20\n"
 	"  microvm console </dev/null | tee guest.log\n",
 };
 
@@ -64,6 +70,7 @@ static int st_parse(int argc, char **argv, int which, bool *json, const char **c
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "no-follow", no_argument, NULL, 'n' },
 		{ "control", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -74,7 +81,8 @@ static int st_parse(int argc, char **argv, int which, bool *json, const char **c
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
-			if (!json)
+		case 'n':	/* --json for status, --no-follow for console */
+			if (!json || (c == 'n') != (which == 2))
 				goto usage;
 			*json = true;
 			break;
@@ -108,13 +116,56 @@ static bool st_bool(const cJSON *o, const char *key)
 }
 
 /**
- * st_print() - the status for people
+ * st_explain() - the state of the appliance in one sentence, with the next step
+ * @st:		the status object of `up`
+ *
+ * The first line of `microvm status`: what the combination of VM, agent and VPN state
+ * means for the user, and the command that moves it on.
+ *
+ * Return: a static sentence.
+ */
+static const char *st_explain(const cJSON *st)
+{
+	static const struct {
+		const char *state;
+		const char *text;
+	} vpn[] = {
+		{ "disconnected", "up, no VPN connected: connect one with 'microvm vpn connect "
+				  "NAME --user USER'" },
+		{ "connecting", "up, the VPN is connecting: 'microvm vpn status' shows when it is "
+				"done" },
+		{ "webauth_required", "up, the VPN server waits for you to log in: open the auth "
+				      "url below in a browser" },
+		{ "connected", "up, the VPN is connected: connections through the SOCKS5 proxy "
+			       "below reach it" },
+		{ "error", "up, the last VPN attempt failed (error below): fix it, then 'microvm "
+			   "vpn connect NAME' again" },
+	};
+	const char *state = st_str(cJSON_GetObjectItemCaseSensitive(st, "vpn"), "state");
+	size_t i;
+
+	if (!st_bool(st, "vm_running"))
+		return "the VM is not running: 'microvm down', then 'microvm up --detach' starts "
+		       "it again";
+	if (!st_bool(st, "agent_reachable"))
+		return "the VM runs but its agent does not answer (still booting, or it failed): "
+		       "'microvm console' shows the guest";
+	for (i = 0; i < sizeof(vpn) / sizeof(vpn[0]); i++)
+		if (!strcmp(state, vpn[i].state))
+			return vpn[i].text;
+	return "up, the VPN state is not known yet: ask again with 'microvm status'";
+}
+
+/**
+ * st_print() - the status for people: one explaining sentence, then the details
  */
 static void st_print(const cJSON *st)
 {
 	const cJSON *vpn = cJSON_GetObjectItemCaseSensitive(st, "vpn");
 	const cJSON *socks = cJSON_GetObjectItemCaseSensitive(st, "socks");
 	const cJSON *port = cJSON_GetObjectItemCaseSensitive(socks, "port");
+
+	printf("microvm:   %s\n", st_explain(st));
 
 	printf("vm:        %s%s%s\n", st_bool(st, "vm_running") ? "running" : "stopped",
 	       *st_str(st, "hypervisor") ? " on " : "", st_str(st, "hypervisor"));
@@ -218,6 +269,45 @@ int cli_down(int argc, char **argv)
 }
 
 /**
+ * st_console_dump() - console bytes to stdout until the console is quiet (--no-follow)
+ * @fd:	control connection in console mode
+ *
+ * The appliance replays the last 64 KiB at once, then sends live output: stop once nothing
+ * came for ST_DUMP_QUIET_MS, or after ST_DUMP_MAX_MS whatever a chatty guest does.
+ *
+ * Return: 0, or -1 if stdout failed.
+ */
+#define ST_DUMP_QUIET_MS	500
+#define ST_DUMP_MAX_MS		5000
+static int st_console_dump(int fd)
+{
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+	struct timespec t0, now;
+	char buf[4096];
+	ssize_t n;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >=
+		    ST_DUMP_MAX_MS)
+			break;	/* a guest that never pauses */
+		r = poll(&pf, 1, ST_DUMP_QUIET_MS);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n = read(fd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			return -1;
+	}
+	return fflush(stdout) ? -1 : 0;
+}
+
+/**
  * st_console_pump() - console bytes to stdout, stdin to the console
  * @fd:	control connection in console mode
  *
@@ -283,9 +373,10 @@ int cli_console(int argc, char **argv)
 	const char *control = NULL;
 	char path[PATH_MAX];
 	cJSON *req, *resp = NULL;
+	bool no_follow = false;
 	int fd, ret;
 
-	ret = st_parse(argc, argv, 2, NULL, &control);
+	ret = st_parse(argc, argv, 2, &no_follow, &control);
 	if (ret >= 0)
 		return ret;
 	if (ctl_path(control, path, sizeof(path)))
@@ -309,7 +400,10 @@ int cli_console(int argc, char **argv)
 		return CLI_EXIT_FAIL;
 	}
 	cJSON_Delete(resp);
-	st_console_pump(fd);
+	if (no_follow)
+		ret = st_console_dump(fd) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+	else
+		st_console_pump(fd);
 	close(fd);
-	return CLI_EXIT_OK;
+	return ret;
 }

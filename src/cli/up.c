@@ -6,7 +6,8 @@
  * (control.h) and serves each client on its own short-lived thread, so a `vpn connect` that
  * waits for OpenVPN does not block `status`.  SIGINT/SIGTERM or `microvm down` stop the VM
  * and exit.  With --detach the process forks after parsing its options; the parent returns
- * once the child serves its control socket (or reports why it could not).
+ * once the child serves its control socket (or reports why it could not).  On a terminal,
+ * starting the VM and connecting the VPN show a progress line (progress.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -135,7 +136,7 @@ static void up_usage(FILE *out)
 static void up_log(void *opaque, const char *line)
 {
 	(void)opaque;
-	fprintf(stderr, "microvm: %s\n", line);
+	cli_progress_note("microvm: %s", line);
 }
 
 static void up_on_signal(int sig)
@@ -812,7 +813,9 @@ static int up_connect_profile(struct up_ctx *u, const char *path, const char *co
 	int ret;
 
 	snprintf(tmp, sizeof(tmp), "%s", path);
+	cli_progress_begin("microvm up: connecting the VPN");
 	ret = mvm_manager_vpn_connect(u->m, basename(tmp), content, user, pass, &info);
+	cli_progress_end();
 	if (ret) {
 		fprintf(stderr, "microvm up: VPN: %s\n", mvm_last_error());
 		return ret;
@@ -1066,12 +1069,17 @@ int cli_up(int argc, char **argv)
 
 		ret = vs ? mvm_vsock_set_secret(vs, agent_secret) : -EINVAL;
 		explicit_bzero(agent_secret, sizeof(agent_secret));
+		cli_progress_begin("microvm up: waiting for the agent");
 		if (!ret)
 			ret = mvm_manager_attach(u.m, vs);
 		else
 			mvm_vsock_free(vs);
+		cli_progress_end();
 	} else {
+		/* the first start also unpacks the guest image (nsbox) */
+		cli_progress_begin("microvm up: starting the VM and waiting for its agent");
 		ret = mvm_manager_start_vm(u.m);
+		cli_progress_end();
 		/* auto picked the box: say so about VM options rather than drop them silently */
 		if (!ret && o.vm_only[0] && cfg.vm.backend == MVM_BACKEND_AUTO) {
 			mvm_manager_get_status(u.m, &st);
@@ -1081,7 +1089,7 @@ int cli_up(int argc, char **argv)
 		}
 	}
 	if (ret) {
-		fprintf(stderr, "microvm up: %s\n", mvm_last_error());
+		ctl_print_failure("up", mvm_last_error());
 		ret = CLI_EXIT_FAIL;
 		goto out;
 	}

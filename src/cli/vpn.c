@@ -34,7 +34,8 @@ static void vpn_usage(FILE *out)
 "Commands:\n"
 "  import FILE [--name NAME]     upload an OpenVPN profile (name: the file's name)\n"
 "  connect NAME [--user USER] [--password-stdin] [--timeout SEC] [--no-wait]\n"
-"                                start a profile; if the server wants web authentication,\n"
+"                                start a profile (NAME as imported, with or without .ovpn);\n"
+"                                if the server wants web authentication,\n"
 "                                print the URL to open and wait (default 300 s) until the\n"
 "                                VPN is up; the password is asked without echo\n"
 "  status [--json]               state, tunnel address, web-auth URL, last error; exit\n"
@@ -47,8 +48,8 @@ static void vpn_usage(FILE *out)
 "\n"
 "Examples:\n"
 "  microvm vpn import ~/corp.ovpn\n"
-"  microvm vpn connect corp.ovpn --user alice\n"
-"  pass show corp | microvm vpn connect corp.ovpn --user alice --password-stdin\n"
+"  microvm vpn connect corp --user alice\n"
+"  pass show corp | microvm vpn connect corp --user alice --password-stdin\n"
 "  microvm vpn status --json | jq -r .tun_ip\n"
 "  microvm vpn disconnect\n");
 }
@@ -245,8 +246,8 @@ static int vpn_connect(const char *path, const char *name, const struct vpn_opts
 		if (strcmp(state, "connecting") && strcmp(state, "webauth_required")) {
 			if (tty && shown_url)
 				fprintf(stderr, "\n");
-			fprintf(stderr, "microvm vpn connect: %s%s%s\n", state,
-				*vpn_str(vpn, "error") ? ": " : "", vpn_str(vpn, "error"));
+			ctl_print_failure("vpn connect", *vpn_str(vpn, "error") ?
+					  vpn_str(vpn, "error") : state);
 			cJSON_Delete(resp);
 			return CLI_EXIT_FAIL;
 		}
@@ -261,8 +262,9 @@ static int vpn_connect(const char *path, const char *name, const struct vpn_opts
 			return CLI_EXIT_OK;
 		}
 		if (time(NULL) - start >= timeout) {
-			fprintf(stderr, "%smicrovm vpn connect: still %s after %d s\n",
-				tty ? "\n" : "", state, timeout);
+			fprintf(stderr, "%smicrovm vpn connect: still %s after %d s\n"
+				"  next: 'microvm vpn status' shows the state; --timeout SEC waits "
+				"longer\n", tty ? "\n" : "", state, timeout);
 			cJSON_Delete(resp);
 			return CLI_EXIT_FAIL;
 		}

@@ -23,6 +23,10 @@
  * Locking: @life (a rwlock) guards the guest link: start/attach/stop take it for writing,
  * every agent request for reading, so a request never uses a vsock client being freed.
  * @lock (a mutex) guards the cached VPN state and last error, which get_status reports.
+ * The last error describes the last user action that failed: the next action that succeeds
+ * (import, connect, disconnect, list) clears it (mgr_succeeded()), so an old mistake does
+ * not linger in `status`.  Status polls neither set nor clear it, except that a VPN that
+ * reports an error is recorded.
  *
  * start_vm: create + start the VM, then ping every 200 ms until the agent answers (or the
  * guest stops, or boot_timeout_ms passes), then start SOCKS.  stop_vm: SOCKS off, "shutdown"
@@ -135,6 +139,17 @@ static int MVM_PRINTF(3, 4) mgr_fail(struct mvm_manager *m, int err, const char 
 	pthread_mutex_unlock(&m->lock);
 	mgr_log(m, "error: %s", msg);
 	return mvm_set_error(err, "%s", msg);
+}
+
+/**
+ * mgr_succeeded() - a user action succeeded: the previous action's error is history
+ * @m:		manager
+ */
+static void mgr_succeeded(struct mvm_manager *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->last_error[0] = '\0';
+	pthread_mutex_unlock(&m->lock);
 }
 
 static void mgr_copy(char *dst, size_t cap, const char *src)
@@ -918,6 +933,7 @@ static bool mgr_valid_name(const char *name)
 int mvm_manager_upload_profile(mvm_manager *m, const char *name, const char *content)
 {
 	cJSON *req;
+	int ret;
 
 	if (!mgr_valid_name(name))
 		return mgr_fail(m, -EINVAL, "bad profile name '%s' (a plain file name is needed)",
@@ -930,7 +946,10 @@ int mvm_manager_upload_profile(mvm_manager *m, const char *name, const char *con
 		cJSON_Delete(req);
 		req = NULL;
 	}
-	return mgr_ok_request(m, req, m->cfg.request_timeout_ms);
+	ret = mgr_ok_request(m, req, m->cfg.request_timeout_ms);
+	if (!ret)
+		mgr_succeeded(m);
+	return ret;
 }
 
 int mvm_manager_vpn_connect(mvm_manager *m, const char *name, const char *content,
@@ -959,7 +978,10 @@ int mvm_manager_vpn_connect(mvm_manager *m, const char *name, const char *conten
 	pthread_mutex_unlock(&m->lock);
 	mgr_log(m, "connecting VPN profile %s%s%s", name, username ? " as " : "",
 		username ? username : "");
-	return mgr_vpn_request(m, req, m->cfg.connect_timeout_ms, info);
+	ret = mgr_vpn_request(m, req, m->cfg.connect_timeout_ms, info);
+	if (!ret && info->state != MVM_VPN_ERROR)
+		mgr_succeeded(m);
+	return ret;
 }
 
 int mvm_manager_vpn_disconnect(mvm_manager *m)
@@ -976,6 +998,7 @@ int mvm_manager_vpn_disconnect(mvm_manager *m)
 	memset(&m->vpn, 0, sizeof(m->vpn));
 	m->vpn.state = MVM_VPN_DISCONNECTED;
 	pthread_mutex_unlock(&m->lock);
+	mgr_succeeded(m);
 	return 0;
 }
 
@@ -1072,6 +1095,8 @@ int mvm_manager_list_profiles(mvm_manager *m, char ***names, size_t *count)
 		ret = mgr_fail(m, ret, "agent: %s", err);
 	else if (ret)
 		ret = mgr_fail(m, ret, "out of memory");
+	else
+		mgr_succeeded(m);
 	cJSON_Delete(resp);
 	return ret;
 }

@@ -1,6 +1,8 @@
 """Shared fixtures for the integration tests.
 
 The build directory comes from $MICROVM_BUILD (the Makefile sets it), else ./build.
+`vpn_bed` is vpnlib.Testbed (OpenVPN server, namespaces) for a module, `vpn_agent` the agent
+in its client namespace.
 """
 import os
 import pathlib
@@ -29,3 +31,22 @@ def agent_bin(build_dir):
     if not b.exists():
         pytest.fail(f"{b} not built")
     return b
+
+
+@pytest.fixture(scope="module")
+def vpn_bed(tmp_path_factory):
+    """A vpnlib.Testbed shared by the tests of a module (root: namespaces, tun)."""
+    import vpnlib
+    why = vpnlib.needs_root()
+    if why:
+        pytest.skip(why)
+    with vpnlib.Testbed(tmp_path_factory.mktemp("vpn")) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def vpn_agent(vpn_bed, build_dir):
+    """microvm-agent over TCP in vpn_bed's client namespace, for a module."""
+    import vpnlib
+    with vpnlib.Agent(vpn_bed, build_dir / "guest/agent/microvm-agent") as a:
+        yield a

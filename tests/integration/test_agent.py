@@ -130,8 +130,11 @@ def test_profiles_upload_list_and_names(agent):
     assert agent.request({"cmd": "vpn_set_profile", "name": "x" * 64,
                           "content": ""}) == {"status": "ok"}
     assert not (agent.dir / "state" / "evil").exists()
+    # an unknown name is refused with the names that are stored
     r = agent.request({"cmd": "vpn_start", "profile": "missing.ovpn"})
-    assert r == {"status": "error", "error": "no such profile"}
+    assert r["status"] == "error"
+    assert r["error"].startswith("no such profile 'missing.ovpn' (stored: "), r
+    assert "Z.conf, a_1.ovpn, b-2.ovpn" in r["error"], r
 
 
 def test_large_profile(agent):
@@ -205,6 +208,25 @@ def test_connect_status_and_stop(agent, bed, profile):
     assert not tun_exists(bed)
     assert agent.openvpn_pid() is None
     assert agent.request({"cmd": "vpn_status"})["status"] == "disconnected"
+
+
+def test_profile_named_with_or_without_ovpn(agent, bed, profile):
+    # stored as "test.ovpn": "test" starts it, and "test.ovpn" then joins the same session
+    r = agent.request({"cmd": "vpn_start", "profile": "test", "username": "alice",
+                       "password": vpnlib.USERS["alice"]})
+    assert r["status"] == "connected", r
+    st = agent.request({"cmd": "vpn_status"})
+    assert st["status"] == "connected" and st["profile"] == "test.ovpn", st
+    assert agent.request({"cmd": "vpn_start", "profile": "test.ovpn"}) == r
+    assert agent.request({"cmd": "vpn_start", "profile": "test"}) == r
+    assert agent.request({"cmd": "vpn_stop"}) == {"status": "disconnected"}
+    # the other way round: stored without the extension, asked for with it
+    assert agent.request({"cmd": "vpn_set_profile", "name": "plain",
+                          "content": bed.profile()}) == {"status": "ok"}
+    r = agent.request({"cmd": "vpn_start", "profile": "plain.ovpn", "username": "alice",
+                       "password": vpnlib.USERS["alice"]})
+    assert r["status"] == "connected", r
+    assert agent.request({"cmd": "vpn_status"})["profile"] == "plain"
 
 
 def test_wrong_password(agent, bed, profile):

@@ -13,10 +13,15 @@ def test_help_lists_commands(microvm_bin):
     assert "help" in r.stdout
 
 
-def test_no_args_is_usage_error(microvm_bin):
+def test_no_args_prints_the_overview(microvm_bin):
+    # a newcomer typing `microvm` gets the overview on stdout, not an error
     r = run(microvm_bin)
-    assert r.returncode == 2
-    assert "usage" in r.stderr
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    assert r.stdout == run(microvm_bin, "--help").stdout
+    for words in ("usage: microvm", "First steps", "microvm up --detach",
+                  "microvm vpn import", "microvm vpn connect", "microvm status"):
+        assert words in r.stdout, words
 
 
 def test_unknown_command(microvm_bin):

@@ -27,18 +27,13 @@ VIP = vpnlib.VPN_SERVER_IP
 
 
 @pytest.fixture(scope="module")
-def bed(tmp_path_factory):
-    why = vpnlib.needs_root()
-    if why:
-        pytest.skip(why)
-    with vpnlib.Testbed(tmp_path_factory.mktemp("vpn")) as b:
-        yield b
+def bed(vpn_bed):
+    return vpn_bed
 
 
 @pytest.fixture(scope="module")
-def agent(bed, build_dir):
-    with vpnlib.Agent(bed, build_dir / "guest/agent/microvm-agent") as a:
-        yield a
+def agent(vpn_agent):
+    return vpn_agent
 
 
 @pytest.fixture(scope="module")

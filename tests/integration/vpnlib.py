@@ -558,12 +558,13 @@ class Agent:
 
 
 @contextlib.contextmanager
-def vpn_services(bed, d, page, http_port=8080, ssh_port=2222):
+def vpn_services(bed, d, page, http_port=8080, ssh_port=2222, ssh_command=None):
     """An HTTP server (serving page.txt = @page) and an sshd on the VPN server's address.
 
     Both listen on VPN_SERVER_IP in the server namespace only, so they are reachable through
     the tunnel and nowhere else.  Host and user ed25519 keys are made in @d; yields @d (the
-    user key is @d/user).  Killed on exit.
+    user key is @d/user).  With @ssh_command every login runs that command (sshd's
+    ForceCommand), so an interactive `ssh host` prints its output and ends.  Killed on exit.
     """
     vip = VPN_SERVER_IP
     (d / "www").mkdir()
@@ -583,7 +584,8 @@ def vpn_services(bed, d, page, http_port=8080, ssh_port=2222):
             f"AuthorizedKeysFile {d}/authorized_keys\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
             "PermitRootLogin prohibit-password\nStrictModes no\nPidFile none\n"
-            f"AllowUsers {os.environ.get('USER', 'root')} root\n")
+            f"AllowUsers {os.environ.get('USER', 'root')} root\n" +
+            (f"ForceCommand {ssh_command}\n" if ssh_command else ""))
         os.makedirs("/run/sshd", exist_ok=True)
         with open(d / "sshd.log", "w") as log:
             sshd = bed.server.popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],

@@ -119,12 +119,64 @@ static void test_room(void **state)
 					    sizeof(err)), -ENOENT);
 }
 
+/* "corp" finds "corp.ovpn" and back; the exact name wins; a miss lists what is stored */
+static void test_resolve(void **state)
+{
+	char dir[] = "/tmp/agent-resolve-XXXXXX", out[AGENT_PROFILE_NAME_MAX + 1], err[512];
+	char path[128], n60[61], n64[65];
+	const char *files[] = { "corp.ovpn", "home", "both", "both.ovpn" };
+	size_t i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	profile_describe_missing(dir, "corp", err, sizeof(err));
+	assert_string_equal(err, "no such profile 'corp' (no profile stored yet)");
+	for (i = 0; i < 4; i++)
+		assert_int_equal(profile_store(dir, files[i], "x", 1), 0);
+	assert_int_equal(profile_resolve(dir, "corp", out, sizeof(out)), 0);
+	assert_string_equal(out, "corp.ovpn");
+	assert_int_equal(profile_resolve(dir, "corp.ovpn", out, sizeof(out)), 0);
+	assert_string_equal(out, "corp.ovpn");
+	assert_int_equal(profile_resolve(dir, "home.ovpn", out, sizeof(out)), 0);
+	assert_string_equal(out, "home");
+	assert_int_equal(profile_resolve(dir, "both", out, sizeof(out)), 0);
+	assert_string_equal(out, "both");
+	assert_int_equal(profile_resolve(dir, "both.ovpn", out, sizeof(out)), 0);
+	assert_string_equal(out, "both.ovpn");
+	assert_int_equal(profile_resolve(dir, "corp.conf", out, sizeof(out)), -ENOENT);
+	assert_int_equal(profile_resolve(dir, ".ovpn", out, sizeof(out)), -EINVAL);
+	assert_int_equal(profile_resolve(dir, "../corp", out, sizeof(out)), -EINVAL);
+	assert_int_equal(profile_resolve(dir, "nope", out, sizeof(out)), -ENOENT);
+	/* a 60-character name plus ".ovpn" is too long to be stored: simply not found */
+	memset(n60, 'a', 60);
+	n60[60] = '\0';
+	assert_int_equal(profile_resolve(dir, n60, out, sizeof(out)), -ENOENT);
+	profile_describe_missing(dir, "nope", err, sizeof(err));
+	assert_string_equal(err, "no such profile 'nope' (stored: both, both.ovpn, corp.ovpn, "
+			    "home)");
+	/* a list longer than the buffer is cut at a name and says so */
+	memset(n64, 'z', 64);
+	n64[64] = '\0';
+	assert_int_equal(profile_store(dir, n64, "x", 1), 0);
+	profile_describe_missing(dir, "nope", err, 80);
+	assert_true(strlen(err) < 80);
+	assert_non_null(strstr(err, "stored: both, both.ovpn, corp.ovpn, home, ...)"));
+	for (i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		assert_int_equal(unlink(path), 0);
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, n64);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_store),
 		cmocka_unit_test(test_room),
+		cmocka_unit_test(test_resolve),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
