@@ -554,9 +554,10 @@ static void conn_parse(struct mvm_socks *s, struct socks_conn *c)
 			n = socks_parse_auth(p, len, &a);
 			if (n <= 0)
 				goto incomplete;
-			c->c2a.start += (size_t)n;
 			m = socks_auth_check(&a, s->user, s->pass) ? 0 : 1;
-			memset(&a, 0, sizeof(a));
+			explicit_bzero(&a, sizeof(a));
+			explicit_bzero(c->c2a.data + c->c2a.start, (size_t)n);	/* its password */
+			c->c2a.start += (size_t)n;
 			buf_append(&c->a2c, (uint8_t[]){ SOCKS_AUTH_VERSION, m }, 2);
 			if (m) {
 				socks_log(s, "authentication failed");
@@ -1291,7 +1292,7 @@ void mvm_socks_free(mvm_socks *s)
 		return;
 	mvm_socks_stop(s);
 	if (s->pass)
-		memset(s->pass, 0, strlen(s->pass));
+		explicit_bzero(s->pass, strlen(s->pass));
 	free(s->user);
 	free(s->pass);
 	pthread_mutex_destroy(&s->lock);
@@ -1365,6 +1366,6 @@ int mvm_socks_generate_secret(char *out, size_t cap)
 		out[2 * i + 1] = hex[raw[i] & 15];
 	}
 	out[2 * sizeof(raw)] = '\0';
-	memset(raw, 0, sizeof(raw));
+	explicit_bzero(raw, sizeof(raw));
 	return 0;
 }

@@ -225,18 +225,26 @@ static void box_reset_signals(void)
  */
 static int box_userns_map_self(const struct nsbox_spec *spec)
 {
+	int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 	char line[64];
 	int ret;
 
+	/* A non-dumpable process (one holding passwords, like `microvm up`) has /proc/self owned
+	 * by the host's root, which it could not write: dumpable just for the maps. */
+	if (dumpable == 0)
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 	ret = box_write_file("/proc/self/setgroups", "deny\n");
-	if (ret && ret != -ENOENT)
-		return ret;
+	if (ret == -ENOENT)
+		ret = 0;
 	snprintf(line, sizeof(line), "0 %u 1\n", (unsigned int)spec->uid);
-	ret = box_write_file("/proc/self/uid_map", line);
-	if (ret)
-		return ret;
+	if (!ret)
+		ret = box_write_file("/proc/self/uid_map", line);
 	snprintf(line, sizeof(line), "0 %u 1\n", (unsigned int)spec->gid);
-	return box_write_file("/proc/self/gid_map", line);
+	if (!ret)
+		ret = box_write_file("/proc/self/gid_map", line);
+	if (dumpable == 0)
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	return ret;
 }
 
 /**
