@@ -7,7 +7,7 @@ set -eu
 
 PKGS="
 build-essential meson ninja-build pkg-config
-libcmocka-dev libslirp-dev libglib2.0-dev libcjson-dev
+libcmocka-dev libslirp-dev libglib2.0-dev libcjson-dev libseccomp-dev
 clang llvm libclang-rt-14-dev
 python3 python3-pytest
 openvpn openssl iproute2 iptables curl socat netcat-openbsd openssh-server openssh-client
