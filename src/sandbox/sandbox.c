@@ -19,7 +19,9 @@
  *     install a filter and which makes execve() unable to grant anything back;
  *   - a seccomp filter: sandbox_common[] (what glibc, pthreads, malloc and the sanitizers'
  *     runtime do behind any code) plus the lists the caller passes, each kept beside the code
- *     that needs its system calls.  Filters stack: a thread created by a filtered thread
+ *     that needs its system calls; open()/openat() fail with EACCES instead of killing
+ *     (glibc opens files behind the caller's back) unless a list allows them.  Filters
+ *     stack: a thread created by a filtered thread
  *     inherits the filter and may only narrow it.
  *
  * A violation kills the whole process (SECCOMP_RET_KILL_PROCESS: a thread of a VMM that does
@@ -105,6 +107,29 @@ static const int sandbox_common[] = {
 #endif
 };
 
+/* Refused with EACCES (rather than killing) unless a list allows them. */
+static const int sandbox_fail_open[] = {
+	SANDBOX_SYS(openat),
+	SANDBOX_SYS(open),
+};
+
+/**
+ * sandbox_listed() - is @nr in one of @lists or in the common list?
+ */
+static bool sandbox_listed(int nr, const struct sandbox_list *lists, size_t nlists)
+{
+	size_t i, j;
+
+	for (j = 0; j < sizeof(sandbox_common) / sizeof(sandbox_common[0]); j++)
+		if (sandbox_common[j] == nr)
+			return true;
+	for (i = 0; i < nlists; i++)
+		for (j = 0; j < lists[i].n; j++)
+			if (lists[i].nr[j] == nr)
+				return true;
+	return false;
+}
+
 /**
  * sandbox_mode() - what a violation does, from MICROVM_SECCOMP
  *
@@ -184,6 +209,13 @@ int sandbox_filter(const char *who, const struct sandbox_list *lists, size_t nli
 		for (j = 0; !ret && j < lists[i].n; j++)
 			if (lists[i].nr[j] >= 0)
 				ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, lists[i].nr[j], 0);
+	/* glibc opens files behind the caller's back (malloc reads
+	 * /proc/sys/vm/overcommit_memory when it trims a thread's heap; strerror() looks for
+	 * its catalog): a thread without file access gets EACCES for those, not death. */
+	for (j = 0; !ret && j < sizeof(sandbox_fail_open) / sizeof(sandbox_fail_open[0]); j++)
+		if (sandbox_fail_open[j] >= 0 &&
+		    !sandbox_listed(sandbox_fail_open[j], lists, nlists))
+			ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), sandbox_fail_open[j], 0);
 	if (!ret)
 		ret = seccomp_load(ctx);
 	seccomp_release(ctx);
