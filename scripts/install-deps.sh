@@ -28,7 +28,7 @@ GROUPS="build image kernel demo test windows bench"
 pkgs_of() {
 	case $1 in
 	build) echo "build-essential meson ninja-build pkg-config libcmocka-dev libslirp-dev
-		libglib2.0-dev libcjson-dev libssl-dev" ;;
+		libglib2.0-dev libcjson-dev libssl-dev libseccomp-dev" ;;
 	image) echo "openvpn python3 cpio gzip tar binutils" ;;
 	kernel) echo "linux-source-6.1 bc bison flex libelf-dev libssl-dev kmod xz-utils cpio" ;;
 	demo) echo "openvpn openssl iproute2 curl python3" ;;

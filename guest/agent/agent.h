@@ -17,6 +17,7 @@
  *   proxy.c      inbound proxy: connect and relay                      proxy_*
  *   resolve.c    name resolution off the event loop                    resolve_*
  *   hosts.c      /etc/hosts lookup (pure)                               hosts_*
+ *   sandbox.c    capabilities, no_new_privs, seccomp for agent+OpenVPN agent_sandbox()
  *
  * docs/protocol.md is the wire contract of both ports.
  */
@@ -344,6 +345,7 @@ void agent_debug(struct agent *a, const char *fmt, ...) __attribute__((format(pr
 int agent_ev_set(struct agent *a, struct agent_ev *ev, uint32_t mask);
 void agent_ev_close(struct agent *a, struct agent_ev *ev);
 void agent_defer_free(struct agent *a, void *p);
+int agent_sandbox(struct agent *a);
 uint64_t agent_now_ms(void);
 
 /* ---------------------------------------------------------------- transport.c */

@@ -672,7 +672,7 @@ int main(int argc, char **argv)
 	ret = parse_args(argc, argv, &a.opts);
 	if (ret)
 		return ret > 0 ? 0 : 1;
-	if (setup(&a))
+	if (setup(&a) || agent_sandbox(&a))
 		return 1;
 	run(&a);
 	vpn_shutdown(&a);

@@ -191,6 +191,7 @@ int profile_read(const char *dir, const char *name, char **content, size_t *len)
 	return 0;
 }
 
+/**
  * profile_resolve() - the stored profile a client means by @name
  * @dir:	store directory
  * @name:	name as the client gave it ("corp", "corp.ovpn")

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "sandbox/secret.h"
 
 static const struct {
 	const char *name;
@@ -227,13 +228,9 @@ int agent_req_parse(struct agent_req *r, const char *line, size_t len, char *err
  */
 void agent_req_free(struct agent_req *r)
 {
-	cJSON *p;
-
 	if (!r->root)
 		return;
-	p = cJSON_GetObjectItemCaseSensitive(r->root, "password");
-	if (p && cJSON_IsString(p) && p->valuestring)
-		explicit_bzero(p->valuestring, strlen(p->valuestring));
+	secret_wipe_json(r->root, "password");
 	cJSON_Delete(r->root);
 	r->root = NULL;
 }

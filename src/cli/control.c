@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/control.h"
+#include "sandbox/secret.h"
 
 /**
  * ctl_default_path() - $MICROVM_CONTROL, else $XDG_RUNTIME_DIR/microvm/control.sock, else
@@ -95,7 +96,7 @@ int ctl_send(int fd, const cJSON *msg)
 		}
 		off += (size_t)n;
 	}
-	memset(text, 0, len + 1);	/* may carry a password */
+	explicit_bzero(text, len + 1);	/* may carry a password */
 	cJSON_free(text);
 	return ret;
 }
@@ -153,7 +154,7 @@ int ctl_recv(int fd, cJSON **msg)
 		ret = -EPROTO;
 	}
 out:
-	memset(buf, 0, len < cap ? len : cap);
+	explicit_bzero(buf, cap);	/* may carry a password */
 	free(buf);
 	return ret;
 }
@@ -179,11 +180,13 @@ cJSON *ctl_call(const char *path, cJSON *req)
 		snprintf(ctl_err, sizeof(ctl_err), "not running (cannot reach %s: %s); start it "
 			 "with 'microvm up'", path, strerror(-fd));
 		fprintf(stderr, "microvm: %s\n", ctl_err);
+		secret_wipe_json(req, "password");
 		cJSON_Delete(req);
 		return NULL;
 	}
 	ctl_reached = true;
 	ret = ctl_send(fd, req);
+	secret_wipe_json(req, "password");
 	if (!ret)
 		ret = ctl_recv(fd, &resp);
 	close(fd);
@@ -313,6 +316,7 @@ int ctl_read_password(bool from_stdin, const char *prompt, char *buf, size_t cap
 		in = fopen("/dev/tty", "r+");
 		if (!in)
 			return -ENOTTY;
+		setvbuf(in, NULL, _IONBF, 0);	/* no copy of the password in a stdio buffer */
 		if (tcgetattr(fileno(in), &old) == 0) {
 			noecho = old;
 			noecho.c_lflag &= ~(tcflag_t)ECHO;
@@ -320,6 +324,8 @@ int ctl_read_password(bool from_stdin, const char *prompt, char *buf, size_t cap
 		}
 		fprintf(stderr, "%s", prompt);
 	}
+	else
+		setvbuf(stdin, NULL, _IONBF, 0);	/* before stdin's first use */
 	if (!fgets(buf, (int)cap, in))
 		ret = -EINVAL;
 	if (tty) {
@@ -331,8 +337,10 @@ int ctl_read_password(bool from_stdin, const char *prompt, char *buf, size_t cap
 	if (ret)
 		return ret;
 	n = strcspn(buf, "\r\n");
-	if (buf[n] == '\0' && n + 1 >= cap)
+	if (buf[n] == '\0' && n + 1 >= cap) {
+		explicit_bzero(buf, cap);
 		return -EINVAL;		/* did not fit */
+	}
 	buf[n] = '\0';
 	return 0;
 }

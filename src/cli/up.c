@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -32,6 +33,7 @@
 
 #include "cli/cli.h"
 #include "cli/control.h"
+#include "sandbox/secret.h"
 #include "microvm/manager.h"
 
 int cli_up(int argc, char **argv);
@@ -376,7 +378,8 @@ static void *up_client_thread(void *arg)
 			break;
 		}
 		resp = up_handle(c, req, &done);
-		cJSON_Delete(req);	/* wipes nothing: cJSON frees; the password lived here */
+		secret_wipe_json(req, "password");	/* cJSON_Delete() only frees */
+		cJSON_Delete(req);
 		ctl_send(c->fd, resp);
 		cJSON_Delete(resp);
 	}
@@ -996,6 +999,8 @@ int cli_up(int argc, char **argv)
 	int ret, lfd = -1, ready = -1, null, logfd;
 	FILE *f;
 
+	/* This process holds the VPN and SOCKS passwords: no core dump, no ptrace by peers. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	mvm_manager_config_init(&cfg);
 	ret = up_parse(argc, argv, &cfg, &o, socks_addr, sizeof(socks_addr));
 	if (ret >= 0)
@@ -1030,7 +1035,7 @@ int cli_up(int argc, char **argv)
 				o.socks_pw_file);
 			if (f)
 				fclose(f);
-			memset(vpn_pass, 0, sizeof(vpn_pass));
+			explicit_bzero(vpn_pass, sizeof(vpn_pass));
 			free(profile);
 			return CLI_EXIT_USAGE;
 		}
@@ -1045,7 +1050,7 @@ int cli_up(int argc, char **argv)
 	if (o.detach) {
 		ret = up_detach(&ready);
 		if (ret >= 0) {
-			memset(vpn_pass, 0, sizeof(vpn_pass));
+			explicit_bzero(vpn_pass, sizeof(vpn_pass));
 			free(profile);
 			return ret;
 		}
@@ -1105,7 +1110,7 @@ int cli_up(int argc, char **argv)
 		ret = CLI_EXIT_FAIL;
 		goto out;
 	}
-	memset(vpn_pass, 0, sizeof(vpn_pass));
+	explicit_bzero(vpn_pass, sizeof(vpn_pass));
 	if (pipe2(u.wake, O_CLOEXEC | O_NONBLOCK)) {
 		perror("microvm up: pipe");
 		ret = CLI_EXIT_FAIL;
@@ -1142,7 +1147,7 @@ int cli_up(int argc, char **argv)
 		usleep(10 * 1000);
 	ret = CLI_EXIT_OK;
 out:
-	memset(vpn_pass, 0, sizeof(vpn_pass));
+	explicit_bzero(vpn_pass, sizeof(vpn_pass));
 	free(profile);
 	if (lfd >= 0) {
 		close(lfd);

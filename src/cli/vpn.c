@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -206,6 +207,7 @@ static int vpn_connect(const char *path, const char *name, const struct vpn_opts
 	time_t start = time(NULL);
 	int ret, timeout = o->timeout_s ? o->timeout_s : 300;
 
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);	/* the password: no core dump */
 	req = cJSON_CreateObject();
 	cJSON_AddStringToObject(req, "cmd", "vpn_connect");
 	cJSON_AddStringToObject(req, "name", name);
@@ -220,7 +222,7 @@ static int vpn_connect(const char *path, const char *name, const struct vpn_opts
 		}
 		cJSON_AddStringToObject(req, "username", o->user);
 		cJSON_AddStringToObject(req, "password", pass);
-		memset(pass, 0, sizeof(pass));
+		explicit_bzero(pass, sizeof(pass));
 	}
 	resp = ctl_call(path, req);
 	for (;;) {

@@ -15,6 +15,10 @@
  * kvm->stopping and kicks each thread: immediate_exit = 1 plus a signal with an empty handler
  * (installed without SA_RESTART), so KVM_RUN returns -EINTR whether the thread was inside it
  * or about to enter it.
+ *
+ * Sandbox: each thread drops its capabilities and installs kvm_cpu_syscalls[] (plus the
+ * common list of sandbox.c) before its first KVM_RUN; the devices a vCPU emulates run on it,
+ * so their system calls are in that list too.
  */
 #include <errno.h>
 #include <signal.h>
@@ -23,10 +27,12 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 
 #include "kvm/boot.h"
 #include "kvm/kvm.h"
 #include "runtime/error.h"
+#include "sandbox/sandbox.h"
 
 #define CR0_PE		0x1ULL
 #define CR0_ET		0x10ULL
@@ -35,6 +41,15 @@
 #define CR4_PAE		0x20ULL
 #define EFER_LME	0x100ULL
 #define EFER_LMA	0x400ULL
+
+/* What a vCPU thread does, beside the common list (src/sandbox/sandbox.c). */
+static const int kvm_cpu_syscalls[] = {
+	SANDBOX_SYS(ioctl),		/* KVM_RUN, KVM_GET_REGS; KVM_IRQ_LINE from device models */
+	SANDBOX_SYS(sendto),		/* virtio-vsock engine (vsock.c) writes host streams */
+	SANDBOX_SYS(recvfrom),
+	SANDBOX_SYS(shutdown),		/* virtio-vsock: a guest reset closes its streams */
+	SANDBOX_SYS(epoll_ctl),		/* virtio-vsock: a reset removes streams from the engine */
+};
 
 static void kvm_cpu_kick_handler(int sig)
 {
@@ -281,11 +296,19 @@ void *kvm_cpu_thread(void *arg)
 {
 	struct kvm_cpu *cpu = arg;
 	struct kvm_vm *kvm = cpu->kvm;
+	struct sandbox_list list = SANDBOX_LIST(kvm_cpu_syscalls);
+	char name[16];
 	sigset_t set;
 
+	snprintf(name, sizeof(name), "mvm-vcpu%u", cpu->id);
+	prctl(PR_SET_NAME, name);
 	sigemptyset(&set);
 	sigaddset(&set, kvm_cpu_kick_signal());
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	if (sandbox_thread(name, &list, 1)) {
+		kvm_vm_stop(kvm, MVM_EXIT_ERROR, "vCPU %u: cannot sandbox its thread", cpu->id);
+		return NULL;
+	}
 
 	while (!atomic_load(&kvm->stopping)) {
 		if (ioctl(cpu->fd, KVM_RUN, 0) < 0) {

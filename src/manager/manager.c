@@ -53,6 +53,7 @@
 
 #include "microvm/manager.h"
 #include "runtime/error.h"
+#include "sandbox/secret.h"
 
 struct mvm_manager {
 	struct mvm_manager_config cfg;
@@ -230,7 +231,7 @@ mvm_manager *mvm_manager_new(const struct mvm_manager_config *cfg)
 err:
 	for (size_t i = 0; i < sizeof(m->strs) / sizeof(m->strs[0]); i++)
 		free(m->strs[i]);
-	memset(m->socks_pass, 0, sizeof(m->socks_pass));
+	explicit_bzero(m->socks_pass, sizeof(m->socks_pass));
 	free(m);
 	return NULL;
 }
@@ -262,7 +263,7 @@ static int mgr_request_locked(struct mvm_manager *m, const cJSON *req, int timeo
 		return mgr_fail(m, -ENOMEM, "out of memory");
 	len = strlen(text);
 	ret = mvm_vsock_request(m->vs, MVM_AGENT_PORT, text, len, &answer, NULL, timeout_ms);
-	memset(text, 0, len);		/* may contain a password */
+	explicit_bzero(text, len);	/* may contain a password */
 	cJSON_free(text);
 	if (ret)
 		return mgr_fail(m, ret, "agent request '%s' failed: %s", name, mvm_last_error());
@@ -412,6 +413,7 @@ static int mgr_vpn_request(struct mvm_manager *m, cJSON *req, int timeout_ms,
 	if (!req)
 		return mgr_fail(m, -ENOMEM, "out of memory");
 	ret = mgr_request(m, req, timeout_ms, &resp);
+	secret_wipe_json(req, "password");	/* vpn_start: cJSON_Delete() only frees */
 	cJSON_Delete(req);
 	if (ret)
 		return ret;
@@ -1165,7 +1167,7 @@ void mvm_manager_free(mvm_manager *m)
 	mvm_manager_stop_vm(m, 5000);
 	for (i = 0; i < sizeof(m->strs) / sizeof(m->strs[0]); i++)
 		free(m->strs[i]);
-	memset(m->socks_pass, 0, sizeof(m->socks_pass));
+	explicit_bzero(m->socks_pass, sizeof(m->socks_pass));
 	pthread_rwlock_destroy(&m->life);
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->watch_cond);

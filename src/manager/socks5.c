@@ -52,10 +52,16 @@
  * are taken through the greeting and answered 0x01 (general failure) to their request, with
  * one log line per episode; beyond those, new clients are closed at once.  When accept()
  * runs out of descriptors the listener is paused for 100 ms instead of spinning.
+ *
+ * Sandbox: the loop, which parses what clients send and relays bytes, drops every capability
+ * and installs socks_loop_syscalls[]; the connect workers install socks_worker_syscalls[] and
+ * keep CAP_SYS_ADMIN only, which a transport that dials from inside a network namespace
+ * (mvm_vsock_new_tcp_netns(), `microvm up --agent-netns`) needs for setns().
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -66,6 +72,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -75,6 +82,7 @@
 #include "microvm/socks.h"
 #include "manager/socks5_proto.h"
 #include "runtime/error.h"
+#include "sandbox/sandbox.h"
 
 #define SOCKS_BUF_SIZE		(32 * 1024)
 #define SOCKS_LINGER_MS		2000
@@ -557,9 +565,10 @@ static void conn_parse(struct mvm_socks *s, struct socks_conn *c)
 			n = socks_parse_auth(p, len, &a);
 			if (n <= 0)
 				goto incomplete;
-			c->c2a.start += (size_t)n;
 			m = socks_auth_check(&a, s->user, s->pass) ? 0 : 1;
-			memset(&a, 0, sizeof(a));
+			explicit_bzero(&a, sizeof(a));
+			explicit_bzero(c->c2a.data + c->c2a.start, (size_t)n);	/* its password */
+			c->c2a.start += (size_t)n;
 			buf_append(&c->a2c, (uint8_t[]){ SOCKS_AUTH_VERSION, m }, 2);
 			if (m) {
 				socks_log(s, "authentication failed");
@@ -880,6 +889,27 @@ static void socks_accept(struct mvm_socks *s)
 	}
 }
 
+/* The connect workers: mvm_vsock_connect() over any transport. */
+static const int socks_worker_syscalls[] = {
+	SANDBOX_SYS(socketpair),	/* virtio-vsock: the host end of a stream */
+	SANDBOX_SYS(socket),		/* TCP transport */
+	SANDBOX_SYS(connect),
+	SANDBOX_SYS(poll),		/* connect timeout */
+	SANDBOX_SYS(ppoll),
+	SANDBOX_SYS(getsockopt),	/* SO_ERROR */
+	SANDBOX_SYS(setsockopt),	/* TCP_NODELAY */
+	SANDBOX_SYS(fcntl),		/* O_NONBLOCK on and off */
+	SANDBOX_SYS(sendto),		/* transport handshakes */
+	SANDBOX_SYS(recvfrom),
+	SANDBOX_SYS(shutdown),		/* a transport closing a stream it gives up on */
+	SANDBOX_SYS(sendmsg),		/* namespace backend: ask the box for a stream... */
+	SANDBOX_SYS(recvmsg),		/* ...and receive it (SCM_RIGHTS) */
+	SANDBOX_SYS(openat),		/* a transport may read its key file */
+	SANDBOX_SYS(clone3),		/* --agent-netns: a short thread creates the socket... */
+	SANDBOX_SYS(clone),
+	SANDBOX_SYS(setns),		/* ...inside the agent's network namespace */
+};
+
 /**
  * socks_worker() - connect-worker thread: open vsock streams for queued connections
  * @arg:	the server
@@ -889,9 +919,17 @@ static void socks_accept(struct mvm_socks *s)
 static void *socks_worker(void *arg)
 {
 	struct mvm_socks *s = arg;
+	struct sandbox_list list = SANDBOX_LIST(socks_worker_syscalls);
 	struct socks_conn *c;
 	uint64_t one = 1;
+	int ret;
 
+	prctl(PR_SET_NAME, "mvm-socks-conn");
+	ret = sandbox_caps_keep(1ULL << CAP_SYS_ADMIN);
+	if (!ret)
+		ret = sandbox_filter("SOCKS5 connect worker", &list, 1);
+	if (ret)
+		return NULL;	/* reported; the other workers and the loop's deadlines go on */
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		while (!s->jobs && !s->stop)
@@ -970,6 +1008,24 @@ static void socks_timers(struct mvm_socks *s, uint64_t now)
 	}
 }
 
+/* The event loop: clients, relays, the wakeup eventfd. */
+static const int socks_loop_syscalls[] = {
+	SANDBOX_SYS(epoll_wait),
+	SANDBOX_SYS(epoll_pwait),
+	SANDBOX_SYS(epoll_ctl),
+	SANDBOX_SYS(accept4),		/* socks_accept() */
+	SANDBOX_SYS(accept),
+	SANDBOX_SYS(sendto),		/* replies and relayed bytes */
+	SANDBOX_SYS(recvfrom),
+	SANDBOX_SYS(shutdown),		/* half-close, linger */
+	SANDBOX_SYS(setsockopt),	/* TCP_NODELAY on clients */
+	SANDBOX_SYS(getsockopt),
+	SANDBOX_SYS(getsockname),
+	SANDBOX_SYS(getpeername),
+	SANDBOX_SYS(fcntl),		/* O_NONBLOCK */
+	SANDBOX_SYS(ioctl),		/* FIONBIO, FIONREAD */
+};
+
 /**
  * socks_loop() - the event loop thread
  * @arg:	the server
@@ -979,8 +1035,13 @@ static void socks_timers(struct mvm_socks *s, uint64_t now)
 static void *socks_loop(void *arg)
 {
 	struct mvm_socks *s = arg;
+	struct sandbox_list list = SANDBOX_LIST(socks_loop_syscalls);
 	struct epoll_event evs[SOCKS_MAX_EVENTS];
 	uint64_t last_tick = socks_now();
+
+	prctl(PR_SET_NAME, "mvm-socks");
+	if (sandbox_thread("SOCKS5 loop", &list, 1))
+		return NULL;
 
 	for (;;) {
 		int i, n, timeout = s->paused_until ? SOCKS_PAUSE_MS : 1000;
@@ -1259,7 +1320,7 @@ void mvm_socks_free(mvm_socks *s)
 		return;
 	mvm_socks_stop(s);
 	if (s->pass)
-		memset(s->pass, 0, strlen(s->pass));
+		explicit_bzero(s->pass, strlen(s->pass));
 	free(s->user);
 	free(s->pass);
 	pthread_mutex_destroy(&s->lock);
@@ -1333,6 +1394,6 @@ int mvm_socks_generate_secret(char *out, size_t cap)
 		out[2 * i + 1] = hex[raw[i] & 15];
 	}
 	out[2 * sizeof(raw)] = '\0';
-	memset(raw, 0, sizeof(raw));
+	explicit_bzero(raw, sizeof(raw));
 	return 0;
 }

@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +52,7 @@
 
 #include "net/slirp.h"
 #include "runtime/error.h"
+#include "sandbox/sandbox.h"
 
 #define SLIRP_QUEUE_SLOTS	256	/* frames in flight from the guest */
 #define SLIRP_MTU_DEFAULT	1500
@@ -452,9 +454,42 @@ static void slirp_frame_fd_read(struct mvm_slirp *s)
  *
  * Return: NULL.
  */
+/* What libslirp does on its thread: the guest's TCP/UDP/ICMP flows become host sockets. */
+static const int slirp_syscalls[] = {
+	SANDBOX_SYS(poll),		/* slirp_thread() */
+	SANDBOX_SYS(ppoll),
+	SANDBOX_SYS(socket),		/* one host socket per guest flow */
+	SANDBOX_SYS(connect),
+	SANDBOX_SYS(bind),		/* UDP flows, port forwards */
+	SANDBOX_SYS(listen),
+	SANDBOX_SYS(accept),		/* port forwards (hostfwd) */
+	SANDBOX_SYS(accept4),
+	SANDBOX_SYS(setsockopt),	/* SO_REUSEADDR, TCP_NODELAY, SO_OOBINLINE, ... */
+	SANDBOX_SYS(getsockopt),	/* SO_ERROR after a non-blocking connect */
+	SANDBOX_SYS(getsockname),
+	SANDBOX_SYS(getpeername),
+	SANDBOX_SYS(sendto),
+	SANDBOX_SYS(recvfrom),
+	SANDBOX_SYS(sendmsg),
+	SANDBOX_SYS(recvmsg),
+	SANDBOX_SYS(shutdown),
+	SANDBOX_SYS(fcntl),		/* non-blocking sockets */
+	SANDBOX_SYS(ioctl),		/* FIONBIO, FIONREAD */
+	SANDBOX_SYS(openat),		/* /etc/resolv.conf for the host's DNS server */
+	SANDBOX_SYS(lseek),
+	SANDBOX_SYS(stat),
+	SANDBOX_SYS(pipe2),		/* glib internals */
+	SANDBOX_SYS(eventfd2),
+};
+
 static void *slirp_thread(void *arg)
 {
 	struct mvm_slirp *s = arg;
+	struct sandbox_list list = SANDBOX_LIST(slirp_syscalls);
+
+	prctl(PR_SET_NAME, "mvm-slirp");
+	if (sandbox_thread("slirp thread", &list, 1))
+		return NULL;
 
 	for (;;) {
 		uint32_t timeout;

@@ -7,7 +7,8 @@
  *
  * S, the supervisor (nsbox_supervisor()), forked by the host.  It unshares the user (unless
  * root without user namespaces), network, UTS, IPC and PID namespaces, maps root in the box to
- * the caller's uid, creates the TAP device eth0 (10.0.2.15/24, default route via 10.0.2.2),
+ * the caller's uid (for root, box ids 1..65535 go to root's subordinate range in /etc/subuid
+ * and /etc/subgid when it has one: never the whole id space), creates the TAP device eth0 (10.0.2.15/24, default route via 10.0.2.2),
  * forks the box's PID 1 and sends the host the TAP fd and a pidfd of PID 1 over the control
  * socket.  It then serves "connect to TCP port N" requests: being inside the box's network
  * namespace, it can connect to the agent on 127.0.0.1 and pass the stream back (SCM_RIGHTS),
@@ -26,10 +27,15 @@
  *
  * Both ask for SIGKILL when their parent dies (PR_SET_PDEATHSIG), so a crashed host leaves
  * nothing behind either.
+ *
+ * The main program starts with a bounding set of box_caps only (what a VPN appliance needs:
+ * network administration, its own files and users; no mounts, modules, ptrace, raw I/O, time,
+ * audit, BPF ...) and no_new_privs, so nothing it executes can get more.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <net/if_arp.h>
@@ -53,11 +59,23 @@
 #include <unistd.h>
 
 #include "nsbox/nsbox.h"
+#include "sandbox/sandbox.h"
 
 #define BOX_CTL_FD	3
 #define BOX_BACKOFF_MIN_MS	100	/* first restart delay; doubles per failure... */
 #define BOX_BACKOFF_MAX_MS	5000	/* ...up to this */
 #define BOX_NS_FLAGS	(CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID)
+
+/* Host ids a box root may map besides its own: at most this many (what /etc/subuid gives). */
+#define BOX_SUBID_MAX	65535U
+
+/* The bounding set of the box's main program (and everything it runs). */
+static const uint64_t box_caps =
+	(1ULL << CAP_CHOWN) | (1ULL << CAP_DAC_OVERRIDE) | (1ULL << CAP_DAC_READ_SEARCH) |
+	(1ULL << CAP_FOWNER) | (1ULL << CAP_FSETID) | (1ULL << CAP_KILL) |
+	(1ULL << CAP_SETGID) | (1ULL << CAP_SETUID) | (1ULL << CAP_SETPCAP) |
+	(1ULL << CAP_NET_BIND_SERVICE) | (1ULL << CAP_NET_ADMIN) | (1ULL << CAP_NET_RAW) |
+	(1ULL << CAP_SYS_CHROOT);
 
 static const uint8_t box_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 
@@ -207,37 +225,121 @@ static void box_reset_signals(void)
  */
 static int box_userns_map_self(const struct nsbox_spec *spec)
 {
+	int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 	char line[64];
 	int ret;
 
+	/* A non-dumpable process (one holding passwords, like `microvm up`) has /proc/self owned
+	 * by the host's root, which it could not write: dumpable just for the maps. */
+	if (dumpable == 0)
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 	ret = box_write_file("/proc/self/setgroups", "deny\n");
-	if (ret && ret != -ENOENT)
-		return ret;
+	if (ret == -ENOENT)
+		ret = 0;
 	snprintf(line, sizeof(line), "0 %u 1\n", (unsigned int)spec->uid);
-	ret = box_write_file("/proc/self/uid_map", line);
-	if (ret)
-		return ret;
+	if (!ret)
+		ret = box_write_file("/proc/self/uid_map", line);
 	snprintf(line, sizeof(line), "0 %u 1\n", (unsigned int)spec->gid);
-	return box_write_file("/proc/self/gid_map", line);
+	if (!ret)
+		ret = box_write_file("/proc/self/gid_map", line);
+	if (dumpable == 0)
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	return ret;
 }
 
 /**
- * box_unshare_root() - root: a user namespace with every id mapped 1:1
+ * nsbox_id_map() - the id map of a box whose root is host id @id
+ * @buf:	output, "0 <id> 1\n" and maybe "1 <start> <count>\n"
+ * @len:	its size (64 bytes are plenty)
+ * @subid:	contents of /etc/subuid or /etc/subgid, or NULL
+ * @name:	the user's name ("root")
+ * @id:		the user's id
+ *
+ * Root in the box is the invoking user.  Box ids 1.. map to the user's first subordinate
+ * range ("name:start:count" or "id:start:count"), at most BOX_SUBID_MAX of them; a range that
+ * would include @id or wrap is ignored, and without one only root is mapped.
+ *
+ * Return: 0, or -ENOSPC if @buf is too small.
+ */
+int nsbox_id_map(char *buf, size_t len, const char *subid, const char *name, unsigned int id)
+{
+	unsigned long long start = 0, count = 0;
+	const char *p = subid;
+	char idstr[16];
+	int n;
+
+	snprintf(idstr, sizeof(idstr), "%u", id);
+	while (p && *p && !count) {
+		const char *eol = strchr(p, '\n');
+		size_t l = eol ? (size_t)(eol - p) : strlen(p);
+		char line[256], *f1, *f2, *f3, *end1, *end2, *save;
+
+		if (l < sizeof(line)) {
+			memcpy(line, p, l);
+			line[l] = '\0';
+			f1 = strtok_r(line, ":", &save);
+			f2 = strtok_r(NULL, ":", &save);
+			f3 = strtok_r(NULL, ":", &save);
+			if (f1 && f2 && f3 && (!strcmp(f1, name) || !strcmp(f1, idstr))) {
+				start = strtoull(f2, &end1, 10);
+				count = strtoull(f3, &end2, 10);
+				if (*end1 || *end2 || !*f2 || !*f3 || start == 0 ||
+				    start + count > 0xffffffffULL ||
+				    (id >= start && id < start + count))
+					start = count = 0;
+			}
+		}
+		p = eol ? eol + 1 : NULL;
+	}
+	if (count > BOX_SUBID_MAX)
+		count = BOX_SUBID_MAX;
+	if (count)
+		n = snprintf(buf, len, "0 %u 1\n1 %llu %llu\n", id, start, count);
+	else
+		n = snprintf(buf, len, "0 %u 1\n", id);
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+/**
+ * box_read_small() - a small text file into @buf (NUL-terminated), or "" if unreadable
+ */
+static void box_read_small(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? 0 : read(fd, buf, len - 1);
+
+	buf[n > 0 ? n : 0] = '\0';
+	if (fd >= 0)
+		close(fd);
+}
+
+/**
+ * box_unshare_root() - root: a user namespace with root and a bounded id range mapped
  * @st:		failure details
  *
- * The box's root stays root for file ownership (the unpacked rootfs keeps its owners, and
- * programs may drop to other users), while its capabilities only reach the box's own
- * namespaces.  A full map can only be written from the parent namespace, so a helper forked
- * before unshare() writes it once we are in.
+ * The box's root stays host root for file ownership (the unpacked rootfs keeps its owners),
+ * while its capabilities only reach the box's own namespaces.  Other box ids map to root's
+ * subordinate range (nsbox_id_map()), never to the host's own users.  A map of more than our
+ * own id can only be written from the parent namespace, so a helper forked before unshare()
+ * writes it once we are in.
  *
  * Return: 0, -EPERM/-EINVAL/-ENOSPC when user namespaces are unavailable, or -errno.
  */
 static int box_unshare_root(struct box_status *st)
 {
 	static const char *const maps[] = { "uid_map", "gid_map" };
+	static const char *const subids[] = { "/etc/subuid", "/etc/subgid" };
 	pid_t self = getpid(), helper;
 	int go[2], status, err = 0;
+	char map[2][96], text[4096];
 	char c = 'x';
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		box_read_small(subids[i], text, sizeof(text));
+		if (nsbox_id_map(map[i], sizeof(map[i]), text, "root", 0))
+			return box_fail(st, -ENOSPC, "user namespace id map");
+	}
 
 	if (pipe2(go, O_CLOEXEC))
 		return box_fail(st, -errno, "pipe");
@@ -250,14 +352,13 @@ static int box_unshare_root(struct box_status *st)
 	}
 	if (helper == 0) {
 		char path[64];
-		size_t i;
 
 		close(go[1]);
 		if (read(go[0], &c, 1) != 1)
 			_exit(0);	/* unshare failed: nothing to map */
 		for (i = 0; i < 2; i++) {
 			snprintf(path, sizeof(path), "/proc/%d/%s", (int)self, maps[i]);
-			err = box_write_file(path, "0 0 4294967295\n");
+			err = box_write_file(path, map[i]);
 			if (err)
 				_exit(-err);
 		}
@@ -625,15 +726,22 @@ static int box_root(const struct nsbox_spec *spec, struct box_status *st)
  */
 static pid_t box_spawn(const struct nsbox_spec *spec, struct box_status *st)
 {
-	static char *const envp[] = {
+	/* The last slot passes MICROVM_SECCOMP (log instead of kill, for debugging) through. */
+	char *envp[] = {
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"HOME=/root", "TERM=dumb", "container=microvm-nsbox", NULL,
+		"HOME=/root", "TERM=dumb", "container=microvm-nsbox", NULL, NULL,
 	};
+	static char seccomp_env[64];
+	const char *mode = getenv("MICROVM_SECCOMP");
 	int p[2], err = 0;
 	sigset_t none;
 	pid_t pid;
 	ssize_t n;
 
+	if (mode && strlen(mode) < sizeof(seccomp_env) - 16) {
+		snprintf(seccomp_env, sizeof(seccomp_env), "MICROVM_SECCOMP=%s", mode);
+		envp[4] = seccomp_env;
+	}
 	if (pipe2(p, O_CLOEXEC))
 		return box_fail(st, -errno, "pipe");
 	pid = fork();
@@ -647,6 +755,12 @@ static pid_t box_spawn(const struct nsbox_spec *spec, struct box_status *st)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		setsid();
+		if (sandbox_caps_keep(box_caps) || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) {
+			err = errno ? errno : EPERM;
+			if (write(p[1], &err, sizeof(err)) < 0)
+				_exit(127);
+			_exit(127);
+		}
 		execve(spec->argv[0], spec->argv, envp);
 		err = errno;
 		if (write(p[1], &err, sizeof(err)) < 0)

@@ -109,6 +109,7 @@ int nsbox_probe(char *why, size_t why_len);
  *
  * Return: 0 or -errno.
  */
+int nsbox_id_map(char *buf, size_t len, const char *subid, const char *name, unsigned int id);
 int nsbox_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
 
 /**

@@ -15,6 +15,7 @@ import time
 import pytest
 
 import authlib
+import sandboxlib
 import vpnlib
 
 pytestmark = pytest.mark.skipif(vpnlib.needs_root() is not None,
@@ -47,6 +48,24 @@ def connect_alice(agent, profile):
                        "password": vpnlib.USERS["alice"]})
     assert r["status"] == "connected", r
     return r
+
+
+# -- sandbox (docs/security.md, "Sandboxing") -----------------------------------------------
+
+def test_agent_and_openvpn_are_sandboxed(agent, profile):
+    # The agent: seccomp filter, no_new_privs, only CAP_NET_ADMIN left (bounding set too).
+    net_admin = 1 << sandboxlib.CAP_NET_ADMIN
+    st = sandboxlib.status(agent.pid)
+    sandboxlib.assert_filtered(st, capeff=net_admin)
+    assert sandboxlib.caps(st, "CapBnd") == net_admin
+    assert sandboxlib.caps(st, "CapPrm") == net_admin
+    # OpenVPN, exec'd under the agent's filter, works and got no more than the agent had.
+    connect_alice(agent, profile)
+    ovpn = agent.openvpn_pid()
+    assert ovpn
+    st = sandboxlib.status(ovpn)
+    sandboxlib.assert_filtered(st, capeff=net_admin)
+    assert sandboxlib.caps(st, "CapBnd") == net_admin
 
 
 # -- control protocol -----------------------------------------------------------------------

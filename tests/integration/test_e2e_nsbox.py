@@ -26,6 +26,7 @@ import uuid
 
 import pytest
 
+import sandboxlib
 import vpnlib
 from sockslib import free_port, socks_open, recv_exact, wait_line
 
@@ -198,6 +199,31 @@ def test_a_up_runs_in_a_box(app):
                  .read_bytes())
     assert os.path.exists(f"/proc/{agent}/root/usr/bin/microvm-agent")
     assert not os.path.exists(f"/proc/{agent}/root/{TOP}")
+
+
+def test_a_sandboxed(app):
+    # `microvm up` itself: its SOCKS5 loop and slirp threads are filtered with no
+    # capabilities; the connect workers keep CAP_SYS_ADMIN at most (setns for --agent-netns).
+    pid = app.proc.pid
+    for tid, comm in sandboxlib.threads(pid, "mvm-").items():
+        st = sandboxlib.status(pid, tid)
+        if comm == "mvm-socks-conn":
+            assert st["Seccomp"] == "2" and st["NoNewPrivs"] == "1", st
+            assert sandboxlib.caps(st) & ~(1 << sandboxlib.CAP_SYS_ADMIN) == 0, st
+        else:
+            sandboxlib.assert_filtered(st)
+    assert {"mvm-socks", "mvm-socks-conn", "mvm-slirp"} <= \
+        set(sandboxlib.threads(pid, "mvm-").values())
+    # The box: a bounded id map (never 0 0 4294967295) and an agent with CAP_NET_ADMIN only.
+    agent = next(p for p in box_pids(pid) if b"microvm-agent" in pathlib.Path(
+        f"/proc/{p}/cmdline").read_bytes())
+    for m in ("uid_map", "gid_map"):
+        assert 1 <= sandboxlib.id_map_size(pathlib.Path(f"/proc/{agent}/{m}").read_text()) \
+            <= 65536
+    net_admin = 1 << sandboxlib.CAP_NET_ADMIN
+    st = sandboxlib.status(agent)
+    sandboxlib.assert_filtered(st, capeff=net_admin)
+    assert sandboxlib.caps(st, "CapBnd") == net_admin
 
 
 def test_b_import_and_connect_with_password(app, bed, tmp_path):

@@ -62,6 +62,10 @@
  * outside RAM, loops, zero or huge lengths) are refused by the virtio queue code, which sets
  * DEVICE_NEEDS_RESET; nothing blocks and the next driver reset starts afresh.
  *
+ * Sandbox.  The device thread drops its capabilities and installs vsock_dev_syscalls[] before
+ * it polls; listeners' accept callbacks run on it, so they must stay within that list (hand
+ * the fd to a thread of your own for anything more).
+ *
  * Reset.  A driver reset drops every connection (host fds are closed, so host programs see
  * EOF; pending connects fail with -ECONNRESET); listeners stay.
  */
@@ -76,6 +80,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,6 +88,7 @@
 #include "devices/virtio/virtio.h"
 #include "devices/virtio/vsock.h"
 #include "runtime/error.h"
+#include "sandbox/sandbox.h"
 
 #define VSOCK_CLOSE_TIMEOUT_MS	5000
 #define VSOCK_STRAY_RST_MAX	256
@@ -1219,11 +1225,30 @@ static bool vsock_virtio_rx(struct vsock_virtio *v, struct virtq *vq)
 	return used;
 }
 
+/* What the device thread does, beside the common list (src/sandbox/sandbox.c). */
+static const int vsock_dev_syscalls[] = {
+	SANDBOX_SYS(epoll_wait),	/* vsock_dev_poll() */
+	SANDBOX_SYS(epoll_pwait),
+	SANDBOX_SYS(epoll_ctl),		/* streams added, re-armed, dropped */
+	SANDBOX_SYS(sendto),		/* send(): guest bytes to host streams */
+	SANDBOX_SYS(recvfrom),		/* recv(): host bytes for the guest */
+	SANDBOX_SYS(shutdown),		/* guest SHUTDOWN -> half-close */
+	SANDBOX_SYS(fcntl),		/* new streams made non-blocking */
+	SANDBOX_SYS(socket),		/* vsock_uds_forward(): PATH_<port> for the guest */
+	SANDBOX_SYS(connect),
+	SANDBOX_SYS(ioctl),		/* virtq_notify(): KVM_IRQ_LINE */
+};
+
 /** vsock_virtio_thread() - the device thread */
 static void *vsock_virtio_thread(void *arg)
 {
 	struct vsock_virtio *v = arg;
+	struct sandbox_list list = SANDBOX_LIST(vsock_dev_syscalls);
 	int timeout = -1;
+
+	prctl(PR_SET_NAME, "mvm-vsock");
+	if (sandbox_thread("virtio-vsock device thread", &list, 1))
+		return NULL;	/* reported; the device stays silent */
 
 	for (;;) {
 		timeout = vsock_dev_poll(v->core, timeout);

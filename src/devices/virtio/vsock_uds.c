@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -32,6 +33,7 @@
 
 #include "devices/virtio/vsock.h"
 #include "runtime/error.h"
+#include "sandbox/sandbox.h"
 
 #define VSOCK_UDS_LINE_MS	5000	/* to send the CONNECT line */
 #define VSOCK_UDS_CONNECT_MS	5000	/* for the guest to accept */
@@ -155,15 +157,33 @@ static void vsock_uds_accept(struct vsock_uds *u, int fd)
 	pthread_attr_destroy(&attr);
 }
 
+/* The accept thread and the handshake threads it starts (they inherit its filter). */
+static const int vsock_uds_syscalls[] = {
+	SANDBOX_SYS(poll),		/* vsock_uds_thread(): PATH and the wakeup */
+	SANDBOX_SYS(ppoll),
+	SANDBOX_SYS(accept4),
+	SANDBOX_SYS(clone3),		/* one detached handshake thread per client */
+	SANDBOX_SYS(clone),
+	SANDBOX_SYS(fcntl),		/* vsock_dev_connect_fd(): the stream made non-blocking */
+	SANDBOX_SYS(epoll_ctl),		/* ...and added to the engine */
+	SANDBOX_SYS(sendto),		/* "OK <port>" and guest bytes */
+	SANDBOX_SYS(recvfrom),
+};
+
 /** vsock_uds_thread() - accept on PATH until vsock_uds_free() */
 static void *vsock_uds_thread(void *arg)
 {
 	struct vsock_uds *u = arg;
+	struct sandbox_list list = SANDBOX_LIST(vsock_uds_syscalls);
 	struct pollfd pfd[2] = {
 		{ .fd = u->fd, .events = POLLIN },
 		{ .fd = u->wake, .events = POLLIN },
 	};
 	int fd;
+
+	prctl(PR_SET_NAME, "mvm-vsock-uds");
+	if (sandbox_thread("vsock Unix socket bridge", &list, 1))
+		return NULL;
 
 	for (;;) {
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)

@@ -32,6 +32,7 @@
 #include <cmocka.h>
 
 #include "microvm/runtime.h"
+#include "nsbox/nsbox.h"
 #include "runtime/backend.h"
 
 extern const struct mvm_backend_ops mvm_nsbox_backend;
@@ -268,11 +269,66 @@ static char *ask(mvm_vm *vm, uint32_t port, const char *req)
 	return resp;
 }
 
+/* The box's uid_map as printed by test_box_basics: every range small, root mapped once. */
+static void box_map_is_bounded(struct console_buf *con)
+{
+	const char *p, *end;
+	unsigned long long total = 0;
+
+	pthread_mutex_lock(&con->lock);
+	p = strstr(con->data, "uidmap ");
+	end = p ? strstr(p, " end") : NULL;
+	assert_non_null(end);
+	p += 7;
+	while (p < end) {
+		unsigned long long in, out, count;
+		int used = 0;
+
+		if (sscanf(p, "%llu %llu %llu%n", &in, &out, &count, &used) != 3)
+			break;
+		assert_true(count <= 65536);
+		total += count;
+		p += used;
+	}
+	pthread_mutex_unlock(&con->lock);
+	assert_true(total >= 1 && total <= 65536);
+}
+
+static void test_id_map(void **state)
+{
+	char buf[96];
+
+	(void)state;
+	/* No subordinate range: root alone. */
+	assert_int_equal(nsbox_id_map(buf, sizeof(buf), NULL, "root", 0), 0);
+	assert_string_equal(buf, "0 0 1\n");
+	assert_int_equal(nsbox_id_map(buf, sizeof(buf), "alice:100000:65536\n", "root", 0), 0);
+	assert_string_equal(buf, "0 0 1\n");
+	/* By name or by id; capped at 65535 ids besides root. */
+	assert_int_equal(nsbox_id_map(buf, sizeof(buf),
+				      "alice:100000:65536\nroot:165536:1000000\n", "root", 0), 0);
+	assert_string_equal(buf, "0 0 1\n1 165536 65535\n");
+	assert_int_equal(nsbox_id_map(buf, sizeof(buf), "0:200000:100", "root", 0), 0);
+	assert_string_equal(buf, "0 0 1\n1 200000 100\n");
+	/* Ranges that include root, start at 0, wrap or do not parse are ignored. */
+	assert_int_equal(nsbox_id_map(buf, sizeof(buf), "root:0:65536\n", "root", 0), 0);
+	assert_string_equal(buf, "0 0 1\n");
+	assert_int_equal(nsbox_id_map(buf, sizeof(buf), "root:4294967000:65536\n", "root", 0), 0);
+	assert_string_equal(buf, "0 0 1\n");
+	assert_int_equal(nsbox_id_map(buf, sizeof(buf), "root:1x:5\nroot::\n", "root", 0), 0);
+	assert_string_equal(buf, "0 0 1\n");
+	assert_int_equal(nsbox_id_map(buf, sizeof(buf), "root:1000:10\n", "bob", 1005), 0);
+	assert_string_equal(buf, "0 1005 1\n");
+	assert_int_equal(nsbox_id_map(buf, 4, NULL, "root", 0), -ENOSPC);
+}
+
 static void test_box_basics(void **state)
 {
 	static const char *const argv[] = {
 		"/bin/sh", "-c",
 		"echo box-up pid=$$ ppid=$PPID host=$(hostname);"
+		"echo uidmap $(cat /proc/self/uid_map) end;"
+		"grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status;"
 		"ls /dev; exec busybox nc -ll -p 1025 -e /bin/pong", NULL,
 	};
 	struct console_buf con;
@@ -286,6 +342,12 @@ static void test_box_basics(void **state)
 	assert_string_equal(mvm_vm_hypervisor(vm), "nsbox");
 	assert_true(console_wait(&con, "box-up pid=2 ppid=1 host=microvm", 5000));
 	assert_true(console_wait(&con, "urandom", 5000));	/* the minimal /dev */
+	/* Bounded id map (never 0 0 4294967295), a narrow bounding set, no_new_privs. */
+	assert_true(console_wait(&con, "uidmap ", 5000));
+	assert_true(console_wait(&con, " end", 5000));
+	box_map_is_bounded(&con);
+	assert_true(console_wait(&con, "CapBnd:\t00000000000435ff", 5000));
+	assert_true(console_wait(&con, "NoNewPrivs:\t1", 5000));
 	resp = ask(vm, 1025, "ping");
 	assert_string_equal(resp, "pong ping host=microvm");
 	free(resp);
@@ -707,6 +769,7 @@ static void test_auto_picks_nsbox(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_id_map),
 		cmocka_unit_test(test_box_basics),
 		cmocka_unit_test(test_box_net_slirp),
 		cmocka_unit_test(test_box_kill_targz),
