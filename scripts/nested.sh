@@ -13,11 +13,12 @@
 #
 #   L1 kernel: the package linux-image-amd64 depends on (`apt-cache depends`), fetched with
 #   `apt-get download <exact name>=<version>` and unpacked with dpkg-deb into
-#       ${MICROVM_CACHE:-$HOME/.cache/microvm}/l1-kernel/<package>_<version>/
+#       ${MICROVM_CACHE:-$HOME/.cache/microvm}/l1-kernel/<package>_<version>-r<recipe>/
 #   (vmlinuz plus the few modules below), once; a lock serialises concurrent fetches.
 #
 #   L1 root: a small initramfs (busybox-static and those modules) whose /init loads virtio-pci,
-#   9p, overlayfs, tun, veth and KVM (irqbypass, ccp, kvm, kvm-amd), mounts this machine's
+#   9p, overlayfs, tun, veth, dummy, vhost-vsock (for QEMU in bench/boot-nested.sh) and KVM
+#   (irqbypass, ccp, kvm, kvm-amd), mounts this machine's
 #   whole root read-only over 9p with a tmpfs overlay on top (so every tool and the build tree
 #   are there, at the same paths, and nothing written in L1 reaches this machine), mounts fresh
 #   proc/sys/dev, tmpfs on /tmp and /run, and a second, writable 9p share (the run directory)
@@ -49,7 +50,10 @@ modules="virt/lib/irqbypass drivers/crypto/ccp/ccp arch/x86/kvm/kvm arch/x86/kvm
 drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_modern_dev
 drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci net/9p/9pnet
 net/9p/9pnet_virtio fs/netfs/netfs fs/fscache/fscache fs/9p/9p fs/overlayfs/overlay
-drivers/net/tun drivers/net/veth drivers/net/dummy"
+drivers/net/tun drivers/net/veth drivers/net/dummy drivers/vhost/vhost_iotlb drivers/vhost/vhost
+net/vmw_vsock/vsock net/vmw_vsock/vmw_vsock_virtio_transport_common drivers/vhost/vhost_vsock"
+# Bump when the list above changes (the cache keeps only these modules).
+recipe=2
 
 die() {
 	echo "nested: error: $*" >&2
@@ -93,7 +97,7 @@ fetch_kernel() {
 	[ -n "$pkg" ] || die "cannot tell which kernel package linux-image-amd64 depends on"
 	ver=$(apt-cache show --no-all-versions "$pkg" | awk '/^Version:/ { print $2; exit }')
 	[ -n "$ver" ] || die "apt-cache knows no version of $pkg"
-	dir=$cache/${pkg}_$ver
+	dir=$cache/${pkg}_$ver-r$recipe
 	if [ -s "$dir/vmlinuz" ]; then
 		echo "$dir"
 		return
