@@ -12,6 +12,6 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-3}
-export AGENT=${AGENT:-1}
-export MICROVM_BUILD=${MICROVM_BUILD:-$top/build}
+export AGENT="${AGENT:-1}"
+export MICROVM_BUILD="${MICROVM_BUILD:-$top/build}"
 exec sh "$top/scripts/nested.sh" -- "AGENT=$AGENT sh '$top/bench/boot.sh' $runs"

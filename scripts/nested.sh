@@ -37,7 +37,6 @@
 #   qemu-system-x86_64), MICROVM_NESTED_KEEP=1 (keep the run directory, print its path).
 set -eu
 
-here=$(cd "$(dirname "$0")" && pwd)
 home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
 cache=${MICROVM_CACHE:-$home/.cache/microvm}/l1-kernel
 qemu=${MICROVM_QEMU:-qemu-system-x86_64}
@@ -189,8 +188,10 @@ make_initramfs() {
 
 command -v "$qemu" >/dev/null 2>&1 ||
 	die "$qemu not found: install it with 'apt-get install qemu-system-x86' (or 'make deps')"
-[ -x /bin/busybox ] && /bin/busybox --list | grep -qx insmod ||
+if ! { [ -x /bin/busybox ] && /bin/busybox --list | grep -qx insmod &&
+	ldd /bin/busybox 2>&1 | grep -q "not a dynamic"; }; then
 	die "/bin/busybox (static) not found: install it with 'apt-get install busybox-static' (or 'make deps')"
+fi
 
 kdir=$(fetch_kernel)
 if [ "$mode" = fetch ]; then
@@ -201,12 +202,17 @@ fi
 run=$(mktemp -d /tmp/microvm-nested.XXXXXX)
 chmod 755 "$run"
 keep=${MICROVM_NESTED_KEEP:-0}
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	if [ -n "$out" ]; then
 		mkdir -p "$out"
 		cp -a "$run/share/." "$out/" 2>/dev/null || true
 	fi
-	[ "$keep" = 1 ] && log "run directory kept: $run" || rm -rf "$run"
+	if [ "$keep" = 1 ]; then
+		log "run directory kept: $run"
+	else
+		rm -rf "$run"
+	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -70,6 +70,14 @@ def microvm_pids():
     return [int(p) for p in r.stdout.split()]
 
 
+def left_after(seconds=20):
+    """microvm processes still there after up to @seconds (an exiting process gets time)."""
+    end = time.monotonic() + seconds
+    while microvm_pids() and time.monotonic() < end:
+        time.sleep(0.2)
+    return microvm_pids()
+
+
 # --- checks ------------------------------------------------------------------------------
 
 def check_run(tmp):
@@ -85,9 +93,26 @@ def check_run(tmp):
     return res
 
 
+def image_dir():
+    r = subprocess.run(["sh", str(TOP / "guest/image/build.sh"), "--print-path"],
+                       capture_output=True, text=True,
+                       env=dict(os.environ, MICROVM_BUILD=str(BUILD)))
+    return pathlib.Path(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else None
+
+
 def up_env(tmp):
+    """Environment for `microvm up`: its own control socket, and a cache that holds exactly
+    this tree's kernel and image (the shared cache may hold newer ones of other trees), so
+    that `up` without options finds them the way it does on any host."""
     env = dict(os.environ)
     env["MICROVM_CONTROL"] = str(tmp / "ctl" / "control.sock")
+    cache = tmp / "cache"
+    for sub, src in (("kernel", kernel_dir()), ("image", image_dir())):
+        (cache / sub).mkdir(parents=True, exist_ok=True)
+        (cache / sub / src.name).symlink_to(src)
+    env["MICROVM_CACHE"] = str(cache)
+    for v in ("MICROVM_KERNEL", "MICROVM_INITRD", "MICROVM_ROOTFS"):
+        env.pop(v, None)
     return env
 
 
@@ -98,8 +123,7 @@ def check_up_defaults(tmp):
     res["status"] = sh(MICROVM, "status", "--json", env=env)
     res["console"] = sh(MICROVM, "console", env=env, timeout=30)
     res["down"] = sh(MICROVM, "down", env=env, timeout=60)
-    time.sleep(1)
-    res["left"] = microvm_pids()
+    res["left"] = left_after()
     return res
 
 
@@ -163,8 +187,7 @@ def check_vpn(tmp):
         res["web_curl"] = socks_curl(ns, f"http://{vpnlib.VPN_SERVER_IP}:{HTTP_PORT}/page.txt")
         res["web_down"] = sh(MICROVM, "down", env=env, ns=ns, timeout=60)
         res["server_log"] = bed.server_log.read_text()[-20000:]
-    time.sleep(1)
-    res["left"] = microvm_pids()
+    res["left"] = left_after()
     return res
 
 
@@ -190,19 +213,17 @@ def check_faults(tmp):
     env = up_env(tmp)
     res = {"panic": sh(MICROVM, "up", "--initrd", str(panic_initramfs(tmp)), "--boot-timeout",
                        "120", env=env, timeout=240)}
-    res["panic_left"] = microvm_pids()
+    res["panic_left"] = left_after()
     res["up"] = sh(MICROVM, "up", "--detach", env=env, timeout=240)
     pids = microvm_pids()
     res["killed"] = pids
     for pid in pids:
         os.kill(pid, 9)
-    time.sleep(1)
-    res["kill_left"] = microvm_pids()
+    res["kill_left"] = left_after(5)
     res["status_after_kill"] = sh(MICROVM, "status", env=env)
     res["up_again"] = sh(MICROVM, "up", "--detach", env=env, timeout=240)
     res["down"] = sh(MICROVM, "down", env=env, timeout=60)
-    time.sleep(1)
-    res["left"] = microvm_pids()
+    res["left"] = left_after()
     return res
 
 
