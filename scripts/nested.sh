@@ -87,6 +87,13 @@ l1_pkg() {
 }
 
 fetch_kernel() {
+	# apt-cache takes seconds: remember its answer until the package lists change
+	stamp=$(stat -c %Y /var/lib/apt/lists 2>/dev/null || echo none)
+	if [ -r "$cache/resolved" ] && read -r s d <"$cache/resolved" && [ "$s" = "$stamp" ] &&
+		[ -s "$d/vmlinuz" ]; then
+		echo "$d"
+		return
+	fi
 	pkg=$(l1_pkg)
 	if [ -z "$pkg" ]; then
 		log "apt does not know linux-image-amd64 yet: apt-get update"
@@ -98,6 +105,7 @@ fetch_kernel() {
 	[ -n "$ver" ] || die "apt-cache knows no version of $pkg"
 	dir=$cache/${pkg}_$ver-r$recipe
 	if [ -s "$dir/vmlinuz" ]; then
+		echo "$stamp $dir" >"$cache/resolved"
 		echo "$dir"
 		return
 	fi
@@ -127,6 +135,7 @@ fetch_kernel() {
 		rm -rf "$tmp"
 	fi
 	exec 8>&-
+	echo "$stamp $dir" >"$cache/resolved"
 	echo "$dir"
 }
 
