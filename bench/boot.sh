@@ -17,8 +17,8 @@
 #
 # AGENT=1: boot the project's image instead (guest/image/build.sh: microvm-init, the agent,
 # OpenVPN) and time until the agent listens ("microvm-agent: listening (vsock)" on the
-# console); QEMU gets a vhost-vsock device (modprobe vhost_vsock) so that both guests have a
-# vsock transport.  Each run also records when every console line arrived; the breakdown of
+# console); both get the appliance's devices: vsock (QEMU: vhost-vsock-device, modprobe
+# vhost_vsock) and virtio-net over libslirp (microvm --net; QEMU -netdev user).  Each run also records when every console line arrived; the breakdown of
 # the first run per VMM (kernel start, initramfs unpacked, Run /init, init's first line, agent
 # started, agent listening; host time since process start) is printed at the end.
 # On a host whose KVM is not PVM, QEMU runs with -cpu host (microvm gives the guest the host's
@@ -68,7 +68,10 @@ qemu = ["qemu-system-x86_64", "-M", "microvm,x-option-roms=off,isa-serial=on,rtc
         "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
         "-device", "virtio-rng-device", "-kernel", kernel, "-initrd", initrd, "-append", args]
 if agent:
-    qemu[-6:-6] = ["-device", "vhost-vsock-device,guest-cid=3"]
+    # the appliance's devices on both: vsock and virtio-net over user-mode networking (slirp)
+    qemu[-6:-6] = ["-device", "vhost-vsock-device,guest-cid=3",
+                   "-netdev", "user,id=n0", "-device", "virtio-net-device,netdev=n0"]
+    microvm.append("--net")
 breakdown = {}
 
 
