@@ -10,6 +10,7 @@
 #   make kernel   build (or fetch from cache) the guest kernel
 #   make image    build (or fetch from cache) the guest initramfs and rootfs
 #   make integration   pytest integration tests (root and /dev/kvm tests say when skipped)
+#   make nested   the VM path on a real KVM, inside a QEMU TCG machine (scripts/nested.sh)
 #   make windows  cross-build libmicrovm for Windows (mingw-w64) and run its tests under Wine
 #   make check    all of the above
 #   make demo     the VPN appliance end to end
@@ -24,7 +25,7 @@ FUZZ_SECONDS ?= 15
 DEPS       := sh scripts/install-deps.sh
 export MICROVM_BUILD := $(abspath $(BUILD))
 
-.PHONY: all deps build unit asan fuzz windows kernel image integration check demo bench clean
+.PHONY: all deps build unit asan fuzz windows kernel image integration nested check demo bench clean
 
 all: build
 
@@ -82,7 +83,12 @@ integration: build kernel image
 	@$(DEPS) test
 	$(PYTHON) -m pytest -v -rs tests/integration
 
-check: deps build unit asan fuzz windows integration
+# One boot of the nested machine runs every check (tests/nested/l1_checks.py).
+nested: build kernel image
+	@$(DEPS) test
+	$(PYTHON) -m pytest -v -rs tests/nested
+
+check: deps build unit asan fuzz windows integration nested
 
 demo: build
 	sh scripts/demo.sh

@@ -1,7 +1,8 @@
 #!/bin/sh
 # bench/boot.sh - boot time and memory overhead of `microvm run` next to QEMU's microvm machine.
 #
-# Usage: bench/boot.sh [RUNS]        (default 3; environment: MICROVM_BUILD, KERNEL, INITRD)
+# Usage: bench/boot.sh [RUNS]        (default 3; environment: MICROVM_BUILD, KERNEL, INITRD,
+#                                      AGENT=1)
 #
 # Boots the project's guest kernel (guest/kernel/build.sh) with a tiny initramfs
 # (tests/integration/kvmlib.py) RUNS times under each VMM, alternating, and reports per VMM the
@@ -13,6 +14,15 @@
 # there (timeout, exit, or QEMU's "emulation failure", which pauses the guest for good) is
 # reported as failed and left out of the medians; emulation failures are retried (up to 6
 # attempts per run) and counted.  Console logs are kept in a temp directory.
+#
+# AGENT=1: boot the project's image instead (guest/image/build.sh: microvm-init, the agent,
+# OpenVPN) and time until the agent listens ("microvm-agent: listening (vsock)" on the
+# console); both get the appliance's devices: vsock (QEMU: vhost-vsock-device, modprobe
+# vhost_vsock) and virtio-net over libslirp (microvm --net; QEMU -netdev user).  Each run also records when every console line arrived; the breakdown of
+# the first run per VMM (kernel start, initramfs unpacked, Run /init, init's first line, agent
+# started, agent listening; host time since process start) is printed at the end.
+# On a host whose KVM is not PVM, QEMU runs with -cpu host (microvm gives the guest the host's
+# CPUID too).  bench/boot-nested.sh runs this inside the nested-KVM machine.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${MICROVM_BUILD:-$top/build}
@@ -26,11 +36,25 @@ import kvmlib
 kernel = os.environ.get("KERNEL") or str(kvmlib.project_kernel() or "")
 if not kernel:
     sys.exit("bench/boot.sh: no guest kernel: run 'make kernel' or set KERNEL=")
-initrd = os.environ.get("INITRD") or str(kvmlib.tiny_initramfs(tempfile.mkdtemp()))
+agent = os.environ.get("AGENT") == "1"
+pvm = os.path.exists("/sys/module/kvm_pvm")
+initrd = os.environ.get("INITRD")
+if not initrd and agent:
+    r = subprocess.run(["sh", os.path.join(top, "guest", "image", "build.sh"), "--print-path"],
+                       capture_output=True, text=True)
+    if r.returncode:
+        sys.exit("bench/boot.sh: no guest image: run 'make image' or set INITRD=")
+    initrd = os.path.join(r.stdout.strip().splitlines()[-1], "initramfs.cpio.gz")
+initrd = initrd or str(kvmlib.tiny_initramfs(tempfile.mkdtemp()))
 args = "console=ttyS0 reboot=t panic=-1"
-if os.path.exists("/sys/module/kvm_pvm"):
+if pvm:
     args += (" noxsave clearcpuid=151,308,295,288,156,293,291,296,150,158,306,311,534,145,"
              "298")
+# what ends a run, and the lines whose arrival the breakdown reports
+DONE = b"listening (vsock)" if agent else b"Run /init"
+MARKS = [("kernel banner", b"Linux version"), ("initramfs unpacked", b"Freeing initrd memory"),
+         ("Run /init", b"Run /init"), ("init's first line", b"microvm-init:"),
+         ("agent started", b"agent started"), ("agent listening", b"listening (vsock)")]
 mem = 256
 RUN_TIMEOUT = 600
 MAX_ATTEMPTS = 6
@@ -40,9 +64,15 @@ microvm = [os.path.join(build, "src", "cli", "microvm"), "run", "--quiet", "--ke
 # -cpu max minus arch-capabilities: under kvm_pvm, QEMU 7.2 aborts with -cpu host (it cannot
 # set MSR 0x10a), and -cpu host,-arch-capabilities hit an emulation failure in one try.
 qemu = ["qemu-system-x86_64", "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=off,acpi=off",
-        "-enable-kvm", "-cpu", "max,-arch-capabilities", "-m", str(mem), "-nodefaults",
-        "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
+        "-enable-kvm", "-cpu", "max,-arch-capabilities" if pvm else "host", "-m", str(mem),
+        "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
         "-device", "virtio-rng-device", "-kernel", kernel, "-initrd", initrd, "-append", args]
+if agent:
+    # the appliance's devices on both: vsock and virtio-net over user-mode networking (slirp)
+    qemu[-6:-6] = ["-device", "vhost-vsock-device,guest-cid=3",
+                   "-netdev", "user,id=n0", "-device", "virtio-net-device,netdev=n0"]
+    microvm.append("--net")
+breakdown = {}
 
 
 def overhead_kib(pid):
@@ -84,6 +114,8 @@ def one(name, cmd, log_path):
     threading.Thread(target=sample, daemon=True).start()
     first = init = failure = None
     log = b""
+    arrivals = []   # (seconds since start, line)
+    partial = b""
     while failure is None:
         left = t0 + RUN_TIMEOUT - time.monotonic()
         if left <= 0:
@@ -100,11 +132,16 @@ def one(name, cmd, log_path):
         if not chunk:
             failure = "exited before 'Run /init'"
             break
+        now = time.monotonic() - t0
         if first is None:
-            first = time.monotonic() - t0
+            first = now
         log += chunk
-        if b"Run /init" in log[-len(chunk) - 16:]:
-            init = time.monotonic() - t0
+        partial += chunk
+        while b"\n" in partial:
+            line, partial = partial.split(b"\n", 1)
+            arrivals.append((now, line))
+        if DONE in log[-len(chunk) - 32:]:
+            init = now
             break
     done.set()
     p.kill()
@@ -112,6 +149,13 @@ def one(name, cmd, log_path):
     err.close()
     with open(log_path, "wb") as f:
         f.write(log)
+    if name not in breakdown and not failure:
+        breakdown[name] = {}
+        for label, mark in MARKS:
+            hit = next(((t, l) for t, l in arrivals if mark in l), None)
+            if hit:
+                m = re.match(rb"\[\s*([0-9.]+)\]", hit[1])
+                breakdown[name][label] = (hit[0], float(m.group(1)) if m else None)
     return first, init, peak[0], failure
 
 
@@ -145,7 +189,8 @@ def fmt(v, unit, scale=1.0):
     return "-" if v != v else f"{v / scale:.2f}{unit}"
 
 
-print(f"{'':10s} {'first byte':>12s} {'Run /init':>12s} {'RSS-guest':>12s}")
+done_name = "agent" if agent else "Run /init"
+print(f"{'':10s} {'first byte':>12s} {done_name:>12s} {'RSS-guest':>12s}")
 for name in ("microvm", "qemu"):
     print(f"{name:10s} {fmt(med(name, 0), 's'):>12s} {fmt(med(name, 1), 's'):>12s} "
           f"{fmt(med(name, 2), 'MiB', 1024):>12s}")
@@ -154,8 +199,16 @@ print(f"{'ratio':10s} {fmt(med('microvm', 0) / med('qemu', 0), ''):>12s} "
       f"{fmt(med('microvm', 2) / med('qemu', 2), ''):>12s}")
 for name in ("microvm", "qemu"):
     ok = sum(1 for r in res[name] if r[3] is None)
-    print(f"{name}: {ok} of {runs} runs reached Run /init; {fails[name]} failed attempts "
+    print(f"{name}: {ok} of {runs} runs reached {done_name}; {fails[name]} failed attempts "
           f"(emulation failures retried)")
-print(f"(medians of the runs that reached Run /init; kernel {kernel}; PVM host: "
-      f"{os.path.exists('/sys/module/kvm_pvm')}; console logs in {logdir})")
+print(f"(medians of the runs that reached {done_name}; kernel {kernel}; initrd {initrd}; "
+      f"PVM host: {pvm}; console logs in {logdir})")
+print()
+print("breakdown of the first run: host seconds since start (guest printk time)")
+for name in ("microvm", "qemu"):
+    for label, _ in MARKS:
+        v = breakdown.get(name, {}).get(label)
+        if v:
+            guest = f" ({v[1]:.3f})" if v[1] is not None else ""
+            print(f"{name:10s} {label:22s} {v[0]:8.2f}{guest}")
 PY

@@ -9,14 +9,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <glob.h>
-#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -50,9 +47,12 @@ static void run_usage(FILE *out)
 		"Boot a Linux kernel in a KVM micro-VM with its serial console on this terminal.\n"
 		"\n"
 		"Options:\n"
-		"  --kernel FILE     vmlinux (ELF) or bzImage; default: the project's guest kernel\n"
-		"                    (guest/kernel/build.sh, cached in ${MICROVM_CACHE:-~/.cache/microvm})\n"
-		"  --initrd FILE     initramfs (cpio, optionally compressed)\n"
+		"  --kernel FILE     vmlinux (ELF) or bzImage; default: $MICROVM_KERNEL, else the\n"
+		"                    project's kernel from 'make kernel' (cached in\n"
+		"                    ${MICROVM_CACHE:-~/.cache/microvm}), else $datadir/microvm/vmlinux\n"
+		"  --initrd FILE     initramfs (cpio, optionally compressed); without --kernel and\n"
+		"                    --initrd: $MICROVM_INITRD, else the image from 'make image',\n"
+		"                    else $datadir/microvm/initramfs.cpio.gz\n"
 		"  --cmdline ARGS    kernel command line (default \"console=ttyS0 reboot=t panic=-1\");\n"
 		"                    virtio-mmio device arguments are appended\n"
 		"  --mem MiB         guest memory (default 256; from 32 to this host's RAM in MiB)\n"
@@ -117,72 +117,6 @@ static unsigned long run_host_mib(void)
 	if (pages <= 0 || psz <= 0)
 		return 1UL << 24;
 	return (unsigned long)(((uint64_t)pages * (uint64_t)psz) >> 20);
-}
-
-/**
- * run_find_kernel() - the project's built guest kernel, or NULL
- * @buf/@len:	where the path goes
- *
- * Asks guest/kernel/build.sh --print-path next to the build tree (it answers without building)
- * and falls back to the newest vmlinux in the cache.
- */
-static const char *run_find_kernel(char *buf, size_t len)
-{
-	char exe[PATH_MAX], cmd[PATH_MAX + 64], dir[PATH_MAX];
-	const char *cache = getenv("MICROVM_CACHE"), *home = getenv("HOME");
-	struct stat st;
-	ssize_t n;
-	FILE *p;
-	glob_t g;
-	size_t i;
-	time_t best = 0;
-	const char *found = NULL;
-
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		exe[n] = '\0';
-		/* build/src/cli/microvm -> source root three levels up from the binary's dir */
-		snprintf(cmd, sizeof(cmd), "%s", exe);
-		for (i = 0; i < 4; i++) {
-			char *slash = strrchr(cmd, '/');
-
-			if (slash)
-				*slash = '\0';
-		}
-		if (snprintf(dir, sizeof(dir), "%s/guest/kernel/build.sh", cmd) < (int)sizeof(dir) &&
-		    !stat(dir, &st) &&
-		    snprintf(cmd, sizeof(cmd), "sh '%s' --print-path 2>/dev/null", dir) <
-			    (int)sizeof(cmd)) {
-			p = popen(cmd, "r");
-			if (p) {
-				dir[0] = '\0';
-				while (fgets(dir, sizeof(dir), p))
-					;
-				if (!pclose(p) && dir[0]) {
-					dir[strcspn(dir, "\n")] = '\0';
-					if (snprintf(buf, len, "%s/vmlinux", dir) < (int)len &&
-					    !stat(buf, &st))
-						return buf;
-				}
-			}
-		}
-	}
-	if (cache)
-		snprintf(dir, sizeof(dir), "%s/kernel/*/vmlinux", cache);
-	else
-		snprintf(dir, sizeof(dir), "%s/.cache/microvm/kernel/*/vmlinux",
-			 home ? home : "/root");
-	if (glob(dir, 0, NULL, &g))
-		return NULL;
-	for (i = 0; i < g.gl_pathc; i++) {
-		if (!stat(g.gl_pathv[i], &st) && st.st_mtime >= best) {
-			best = st.st_mtime;
-			snprintf(buf, len, "%s", g.gl_pathv[i]);
-			found = buf;
-		}
-	}
-	globfree(&g);
-	return found;
 }
 
 /**
@@ -273,7 +207,6 @@ int cli_run(int argc, char **argv)
 	struct mvm_config cfg;
 	enum mvm_exit_reason reason = MVM_EXIT_NONE;
 	struct sigaction sa;
-	char kbuf[PATH_MAX];
 	char stats[512];
 	int c, tty, status, want_stats = 0;
 	mvm_vm *vm;
@@ -319,23 +252,10 @@ int cli_run(int argc, char **argv)
 			argv[optind]);
 		return CLI_EXIT_USAGE;
 	}
-	if (!cfg.kernel_path) {
-		cfg.kernel_path = run_find_kernel(kbuf, sizeof(kbuf));
-		if (!cfg.kernel_path) {
-			fprintf(stderr, "microvm run: no --kernel given and no built guest kernel "
-				"found: run 'make kernel' or pass --kernel FILE\n");
-			return CLI_EXIT_FAIL;
-		}
-	}
-
+	/* Without --kernel the backend finds the project's kernel and image (docs/kvm.md). */
 	vm = mvm_vm_create(&cfg);
 	if (!vm) {
-		/* the default kernel was found but is unusable: say how to rebuild it */
-		if (cfg.kernel_path == kbuf && strstr(mvm_last_error(), kbuf))
-			fprintf(stderr, "microvm run: %s; this is the default kernel: rebuild it "
-				"with 'make kernel' or pass --kernel FILE\n", mvm_last_error());
-		else
-			fprintf(stderr, "microvm run: %s\n", mvm_last_error());
+		fprintf(stderr, "microvm run: %s\n", mvm_last_error());
 		return CLI_EXIT_FAIL;
 	}
 	if (mvm_console_subscribe_fd(vm, STDOUT_FILENO) < 0) {

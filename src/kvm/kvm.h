@@ -115,5 +115,6 @@ int kvm_virtio_add(struct kvm_vm *kvm, const struct virtio_dev_ops *ops, void *d
 int kvm_pvm_host(void);
 int kvm_cmdline_build(char *out, size_t out_len, const char *user, int pvm,
 		      const struct kvm_mmio_dev *devs, unsigned int nr);
+int kvm_cmdline_add_time(char *out, size_t out_len, long long now);
 
 #endif

@@ -42,6 +42,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,12 +50,14 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvm/boot.h"
 #include "kvm/kvm.h"
 #include "runtime/backend.h"
 #include "runtime/error.h"
+#include "runtime/guest_files.h"
 
 #define KVM_TSS_ADDR		0xfffbd000ULL
 #define KVM_IDENTITY_MAP_ADDR	0xfffbc000ULL
@@ -172,6 +175,33 @@ int kvm_cmdline_build(char *out, size_t out_len, const char *user, int pvm,
 		if (kvm_cmdline_append(out, out_len, tok, (size_t)n, 0))
 			return kvm_cmdline_too_long(user, out_len);
 	}
+	return 0;
+}
+
+/**
+ * kvm_cmdline_add_time() - append microvm.time=@now unless the command line sets it
+ * @out/@out_len: the command line built by kvm_cmdline_build()
+ * @now:	the host's wall clock, in seconds since the epoch
+ *
+ * The guest has no RTC; microvm-init sets its clock from this token (OpenVPN checks
+ * certificate dates).  A caller's own microvm.time= wins (tests use it).
+ *
+ * Return: 0, or -E2BIG with mvm_last_error() set.
+ */
+int kvm_cmdline_add_time(char *out, size_t out_len, long long now)
+{
+	static const char key[] = "microvm.time=";
+	const char *p;
+	char tok[40];
+	int n;
+
+	for (p = strstr(out, key); p; p = strstr(p + 1, key))
+		if (p == out || p[-1] == ' ')
+			return 0;
+	n = snprintf(tok, sizeof(tok), "%s%lld", key, now);
+	if (kvm_cmdline_append(out, out_len, tok, (size_t)n, 0))
+		return mvm_set_error(-E2BIG, "kernel command line too long for %s (limit %zu "
+				     "bytes)", tok, out_len - 1);
 	return 0;
 }
 
@@ -571,6 +601,9 @@ static int kvm_load_guest(struct kvm_vm *kvm, uint64_t *entry)
 				kvm->mmio, kvm->nr_mmio);
 	if (ret < 0)
 		return ret;
+	ret = kvm_cmdline_add_time(kvm->cmdline, sizeof(kvm->cmdline), (long long)time(NULL));
+	if (ret < 0)
+		return ret;
 	ret = boot_write_params(kvm->mem, kvm->low_size, &bi, kvm->cmdline, initrd_addr, ilen,
 				kvm->mem_size);
 	if (ret < 0)
@@ -596,15 +629,92 @@ static int kvm_load_guest(struct kvm_vm *kvm, uint64_t *entry)
 static void kvm_destroy(void *priv);
 
 /**
+ * kvm_find_defaults() - fill in the project's guest kernel and image when none is given
+ * @cfg:	the caller's config, copied into @out
+ * @out:	config with the defaults filled in
+ * @kbuf/@ibuf:	PATH_MAX buffers for the found paths (live until create() returns)
+ *
+ * Without a kernel, both the kernel and (when no initrd is given either) the initramfs come
+ * from runtime/guest_files.c: MICROVM_KERNEL/MICROVM_INITRD, the `make kernel`/`make image`
+ * cache, $datadir/microvm/.  A caller that names its own kernel gets no default initrd (a
+ * kernel of its own rarely wants our image).
+ *
+ * Return: 0, or -ENOENT with one error that names the command building what is missing.
+ */
+static int kvm_find_defaults(const struct mvm_config *cfg, struct mvm_config *out, char *kbuf,
+			     char *ibuf)
+{
+	bool need_k, need_i, no_k, no_i;
+
+	*out = *cfg;
+	need_k = !cfg->kernel_path || !cfg->kernel_path[0];
+	need_i = need_k && (!cfg->initrd_path || !cfg->initrd_path[0]);
+	no_k = need_k && mvm_guest_file_find(MVM_GUEST_KERNEL, kbuf, PATH_MAX);
+	no_i = need_i && mvm_guest_file_find(MVM_GUEST_INITRD, ibuf, PATH_MAX);
+	if (no_k && no_i)
+		return mvm_set_error(-ENOENT, "no guest kernel or image found: build them with "
+				     "'make kernel image' (or pass --kernel and --initrd, or set "
+				     "MICROVM_KERNEL and MICROVM_INITRD)");
+	if (no_k)
+		return mvm_set_error(-ENOENT, "no guest kernel found: build it with 'make kernel' "
+				     "(or pass --kernel, or set MICROVM_KERNEL)");
+	if (no_i)
+		return mvm_set_error(-ENOENT, "no guest image found: build it with 'make image' "
+				     "(or pass --initrd, or set MICROVM_INITRD)");
+	if (need_k)
+		out->kernel_path = kbuf;
+	if (need_i)
+		out->initrd_path = ibuf;
+	return 0;
+}
+
+/**
+ * kvm_blame_default() - add to a load error on a default file how to get a good one
+ * @cfg:	the config create() used; @kbuf/@ibuf: what kvm_find_defaults() filled in
+ * @ret:	the error, returned
+ */
+static int kvm_blame_default(const struct mvm_config *cfg, const char *kbuf, const char *ibuf,
+			     int ret)
+{
+	const char *env = NULL, *make = NULL, *opt = NULL, *what = NULL;
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "%s", mvm_last_error());
+	if (cfg->kernel_path == kbuf && strstr(msg, kbuf)) {
+		env = mvm_guest_file_env(MVM_GUEST_KERNEL);
+		make = "make kernel";
+		opt = "--kernel";
+		what = "kernel";
+	} else if (cfg->initrd_path == ibuf && strstr(msg, ibuf)) {
+		env = mvm_guest_file_env(MVM_GUEST_INITRD);
+		make = "make image";
+		opt = "--initrd";
+		what = "image";
+	}
+	if (!env)
+		return ret;
+	if (getenv(env) && *getenv(env))
+		return mvm_set_error(ret, "%s (from %s)", msg, env);
+	return mvm_set_error(ret, "%s; this is the default %s: rebuild it with '%s' or pass "
+			     "%s FILE", msg, what, make, opt);
+}
+
+/**
  * kvm_create() - the backend's create op
  */
 static int kvm_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 {
+	char kbuf[PATH_MAX], ibuf[PATH_MAX];
+	struct mvm_config c;
 	struct kvm_vm *kvm;
 	uint64_t entry = 0;
 	unsigned int i;
 	int ret;
 
+	ret = kvm_find_defaults(cfg, &c, kbuf, ibuf);
+	if (ret < 0)
+		return ret;
+	cfg = &c;
 	ret = kvm_check_config(cfg);
 	if (ret < 0)
 		return ret;
@@ -636,8 +746,10 @@ static int kvm_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 	if (ret < 0)
 		goto err;
 	ret = kvm_load_guest(kvm, &entry);
-	if (ret < 0)
+	if (ret < 0) {
+		ret = kvm_blame_default(cfg, kbuf, ibuf, ret);
 		goto err;
+	}
 	ret = kvm_get_cpuid(kvm);
 	if (ret < 0)
 		goto err;

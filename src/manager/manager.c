@@ -547,6 +547,26 @@ static int64_t mgr_now_ms(void)
 }
 
 /**
+ * mgr_exit_words() - why a stopped guest stopped, in a user's words
+ * @vm:		a stopped VM
+ */
+static const char *mgr_exit_words(mvm_vm *vm)
+{
+	enum mvm_exit_reason r = MVM_EXIT_NONE;
+
+	mvm_vm_wait(vm, 0, &r);
+	switch (r) {
+	case MVM_EXIT_PANIC:	return "the guest kernel panicked";
+	case MVM_EXIT_POWEROFF:	return "the guest powered off";
+	case MVM_EXIT_REBOOT:	return "the guest rebooted";
+	case MVM_EXIT_KILLED:	return "it was stopped from the host";
+	case MVM_EXIT_ERROR:
+	default:		return mvm_vm_exit_detail(vm)[0] ? mvm_vm_exit_detail(vm) :
+				       "the hypervisor reported an error";
+	}
+}
+
+/**
  * mgr_wait_agent_locked() - ping until the agent answers
  * @m:		manager with a guest link, @life held for writing
  *
@@ -566,7 +586,8 @@ static int mgr_wait_agent_locked(struct mvm_manager *m)
 		if (err == -EACCES)
 			return mgr_fail(m, err, "%s", mvm_last_error());
 		if (m->vm && mvm_vm_state(m->vm) == MVM_STATE_STOPPED)
-			return mgr_fail(m, -ECHILD, "the VM stopped before its agent answered");
+			return mgr_fail(m, -ECHILD, "the VM stopped before its agent answered: %s",
+					mgr_exit_words(m->vm));
 		if (mgr_now_ms() >= deadline)
 			return mgr_fail(m, -ETIMEDOUT,
 					"the agent did not answer within %d ms (is it running?)",

@@ -157,9 +157,10 @@ struct nsbox_rootfs {
 int nsbox_rootfs_prepare(const char *path, struct nsbox_rootfs *fs, bool overlay);
 
 /**
- * nsbox_rootfs_default() - the newest guest image built by `make image`
+ * nsbox_rootfs_default() - the default guest image (runtime/guest_files.c)
  *
- * ${MICROVM_CACHE:-$HOME/.cache/microvm}/image/<key>/rootfs.tar.gz (guest/image/build.sh).
+ * $MICROVM_ROOTFS, else the newest ${MICROVM_CACHE:-$HOME/.cache/microvm}/image/<key>/
+ * rootfs.tar.gz (`make image`), else $datadir/microvm/rootfs.tar.gz.
  *
  * Return: its path (malloc'd), or NULL when there is none.
  */

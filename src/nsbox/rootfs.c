@@ -14,7 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
-#include <glob.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdint.h>
@@ -27,6 +27,7 @@
 
 #include "nsbox/nsbox.h"
 #include "runtime/error.h"
+#include "runtime/guest_files.h"
 
 extern char **environ;
 
@@ -289,33 +290,11 @@ out:
 
 char *nsbox_rootfs_default(void)
 {
-	const char *c = getenv("MICROVM_CACHE"), *h = getenv("HOME");
-	char pattern[4096], *found = NULL;
-	struct timespec best = { 0, 0 };
-	struct stat st;
-	glob_t g;
-	size_t i;
+	char path[PATH_MAX];
 
-	if (c && *c)
-		snprintf(pattern, sizeof(pattern), "%s/image/*/rootfs.tar.gz", c);
-	else if (h && *h)
-		snprintf(pattern, sizeof(pattern), "%s/.cache/microvm/image/*/rootfs.tar.gz", h);
-	else
+	if (mvm_guest_file_find(MVM_GUEST_ROOTFS, path, sizeof(path)))
 		return NULL;
-	if (glob(pattern, 0, NULL, &g))
-		return NULL;
-	for (i = 0; i < g.gl_pathc; i++) {
-		if (stat(g.gl_pathv[i], &st) || !S_ISREG(st.st_mode))
-			continue;
-		if (st.st_mtim.tv_sec > best.tv_sec ||
-		    (st.st_mtim.tv_sec == best.tv_sec && st.st_mtim.tv_nsec > best.tv_nsec)) {
-			best = st.st_mtim;
-			free(found);
-			found = strdup(g.gl_pathv[i]);
-		}
-	}
-	globfree(&g);
-	return found;
+	return strdup(path);
 }
 
 int nsbox_rootfs_prepare(const char *path, struct nsbox_rootfs *fs, bool overlay)

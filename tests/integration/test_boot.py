@@ -176,6 +176,9 @@ def test_bad_default_kernel_says_make_kernel(microvm_bin, tmp_path):
     shutil.copy(microvm_bin, binary)
     vmlinux = tmp_path / "cache" / "kernel" / "0123" / "vmlinux"
     vmlinux.mkdir(parents=True)  # a directory, not a kernel
+    image = tmp_path / "cache" / "image" / "0123" / "initramfs.cpio.gz"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"")
     r = run(binary, env=dict(os.environ, MICROVM_CACHE=str(tmp_path / "cache")))
     assert r.returncode == 1
     assert f"kernel {vmlinux} is not a regular file" in r.stderr, r.stderr
@@ -261,7 +264,31 @@ def test_no_default_kernel(microvm_bin, tmp_path):
     env = dict(os.environ, MICROVM_CACHE=str(tmp_path / "empty-cache"))
     r = run(microvm_bin, env=env)
     assert r.returncode == 1
-    assert "no built guest kernel found: run 'make kernel' or pass --kernel" in r.stderr
+    assert ("no guest kernel or image found: build them with 'make kernel image' (or pass "
+            "--kernel and --initrd, or set MICROVM_KERNEL and MICROVM_INITRD)") in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    # only the image is missing: the error names the command that builds it
+    k = tmp_path / "empty-cache" / "kernel" / "k1" / "vmlinux"
+    k.parent.mkdir(parents=True)
+    k.write_bytes(b"\x7fELF")
+    r = run(microvm_bin, env=env)
+    assert r.returncode == 1
+    assert "no guest image found: build it with 'make image'" in r.stderr, r.stderr
+
+
+def test_default_files_env_overrides(microvm_bin, tmp_path):
+    # MICROVM_KERNEL / MICROVM_INITRD win over the cache; a bad one is named in the error.
+    ok, why = kvmlib.kvm_usable()
+    if not ok:
+        pytest.skip(why)  # the files are opened once /dev/kvm is; the nested tier runs it
+    env = dict(os.environ, MICROVM_CACHE=str(tmp_path / "empty-cache"),
+               MICROVM_KERNEL=str(tmp_path / "nope" / "vmlinux"),
+               MICROVM_INITRD=str(tmp_path / "nope" / "initrd"))
+    r = run(microvm_bin, env=env)
+    assert r.returncode == 1
+    assert (f"cannot open kernel {tmp_path}/nope/vmlinux: No such file or directory (check "
+            "the path) (from MICROVM_KERNEL)") in r.stderr, r.stderr
+    assert "make kernel" not in r.stderr
 
 
 def _read_until(fd, buf, want, deadline, proc):

@@ -441,6 +441,26 @@ static void test_page_tables_and_gdt(void **state)
 	assert_int_equal(rd64(mem + BOOT_GDT_ADDR + 0x18), 0x00cf93000000ffffULL);
 }
 
+static void test_cmdline_add_time(void **state)
+{
+	char out[64] = "console=ttyS0", tiny[24] = "console=ttyS0";
+
+	(void)state;
+	assert_int_equal(kvm_cmdline_add_time(out, sizeof(out), 1800000000LL), 0);
+	assert_string_equal(out, "console=ttyS0 microvm.time=1800000000");
+	/* the caller's own token wins, and is not repeated */
+	strcpy(out, "microvm.time=5 quiet");
+	assert_int_equal(kvm_cmdline_add_time(out, sizeof(out), 1800000000LL), 0);
+	assert_string_equal(out, "microvm.time=5 quiet");
+	strcpy(out, "quiet xmicrovm.time=5");
+	assert_int_equal(kvm_cmdline_add_time(out, sizeof(out), 7), 0);
+	assert_string_equal(out, "quiet xmicrovm.time=5 microvm.time=7");
+	/* no room: an error naming the limit, the line unchanged */
+	assert_int_equal(kvm_cmdline_add_time(tiny, sizeof(tiny), 1800000000LL), -E2BIG);
+	assert_string_equal(tiny, "console=ttyS0");
+	assert_non_null(strstr(mvm_last_error(), "limit 23 bytes"));
+}
+
 static void test_cmdline_build(void **state)
 {
 	struct kvm_mmio_dev devs[2] = {
@@ -494,6 +514,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mptable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_tables_and_gdt, setup, teardown),
 		cmocka_unit_test(test_cmdline_build),
+		cmocka_unit_test(test_cmdline_add_time),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

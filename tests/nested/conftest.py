@@ -1,0 +1,65 @@
+"""The nested-KVM tier: one boot of the nested machine (scripts/nested.sh) runs every check of
+l1_checks.py on a real KVM; each test here asserts on one check's record.
+
+Run it alone with `make nested` (needs `make kernel image` first; `make nested` does that).
+Requires root (L1 is started with this machine's root shared read-only) and QEMU; when QEMU is
+missing the tier fails with the command that installs it.
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+TOP = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(TOP / "tests" / "integration"))
+
+
+@pytest.fixture(scope="session")
+def build_dir():
+    return pathlib.Path(os.environ.get("MICROVM_BUILD", TOP / "build"))
+
+
+@pytest.fixture(scope="session")
+def l1(build_dir, tmp_path_factory):
+    """{check name: record} from one run of l1_checks.py in the nested machine."""
+    assert os.geteuid() == 0, "the nested tier needs root (it shares / with the nested machine)"
+    out = tmp_path_factory.mktemp("l1")
+    for what, script in (("kernel", "guest/kernel/build.sh"), ("image", "guest/image/build.sh")):
+        r = subprocess.run(["sh", str(TOP / script), "--print-path"], capture_output=True,
+                           env=dict(os.environ, MICROVM_BUILD=str(build_dir)))
+        assert r.returncode == 0, f"no guest {what} built: run 'make {what}' first"
+    checks = os.environ.get("MICROVM_NESTED_CHECKS", "").split()
+    t0 = time.monotonic()
+    r = subprocess.run(["sh", str(TOP / "scripts/nested.sh"), "--out", str(out), "--",
+                        f"/usr/bin/python3 -u {TOP}/tests/nested/l1_checks.py /run/nested/checks "
+                        + " ".join(checks)],
+                       capture_output=True, text=True, env=dict(os.environ,
+                                                                MICROVM_BUILD=str(build_dir)),
+                       timeout=3000)
+    sys.stderr.write(r.stdout + r.stderr)
+    assert r.returncode == 0, f"the nested run failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    recs = {p.stem: json.loads(p.read_text()) for p in (out / "checks").glob("*.json")}
+    recs["_seconds"] = round(time.monotonic() - t0, 1)
+    recs["_console"] = (out / "console.log").read_text(errors="replace")
+    return recs
+
+
+@pytest.fixture
+def check(l1, request):
+    """The record of the check named by the test's `check_name` marker."""
+    name = request.node.get_closest_marker("check").args[0]
+    if name not in l1:
+        selected = os.environ.get("MICROVM_NESTED_CHECKS")
+        assert selected, f"check {name} did not run in L1:\n{l1['_console'][-3000:]}"
+        pytest.skip(f"not selected in MICROVM_NESTED_CHECKS={selected}")
+    rec = l1[name]
+    assert rec["ok"], f"check {name} raised in L1:\n{rec['error']}"
+    return rec["result"]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "check(name): the l1_checks.py check a test reads")

@@ -1,0 +1,131 @@
+"""The VM path on a real KVM (nested under QEMU TCG): what a user sees from `microvm run`,
+`microvm up` with no VM options, and the VPN appliance end to end.
+
+Every test reads one record made by l1_checks.py during the single nested boot (conftest.py).
+"""
+import json
+
+import pytest
+
+import vpnlib
+
+HELLO = "microvm-test-init: hello from user space"
+
+
+def assert_booted_to_user_space(r):
+    assert r["rc"] == 0, f"{r['cmd']}: {r['rc']}\n{r['stdout'][-3000:]}\n{r['stderr']}"
+    assert "Run /init as init process" in r["stdout"], r["stdout"][-3000:]
+    assert HELLO in r["stdout"]            # guest user space ran: a real KVM, not PVM
+    assert "guest stopped: poweroff" in r["stderr"], r["stderr"]
+    assert "PVM" not in r["stderr"]        # no PVM workaround on a real KVM
+
+
+@pytest.mark.check("run")
+def test_run_vmlinux_to_user_space(check):
+    assert_booted_to_user_space(check["vmlinux"])
+
+
+@pytest.mark.check("run")
+def test_run_bzimage_to_user_space(check):
+    # the bzImage decompressor hangs under PVM; on a real KVM it works
+    assert_booted_to_user_space(check["bzimage"])
+
+
+@pytest.mark.check("run")
+def test_run_two_cpus(check):
+    r = check["smp"]
+    assert_booted_to_user_space(r)
+    assert "smp: Brought up 1 node, 2 CPUs" in r["stdout"], r["stdout"][-3000:]
+    assert not check["left"]
+
+
+@pytest.mark.check("up_defaults")
+def test_up_without_vm_options_picks_kvm_and_the_agent_answers(check):
+    up = check["up"]
+    assert up["rc"] == 0, up["stdout"] + up["stderr"]
+    assert "microvm is up" in up["stdout"], up["stdout"]
+    assert "using the nsbox backend" not in up["stderr"]
+    st = check["status"]
+    assert st["rc"] == 0, st["stderr"]
+    s = json.loads(st["stdout"])
+    assert s["hypervisor"] == "KVM", s
+    assert s["vm_running"] and s["agent_reachable"], s   # the agent answered a ping over vsock
+    assert "Run /init" in check["console"]["stdout"]
+    assert check["down"]["rc"] == 0, check["down"]["stderr"]
+    assert not check["left"], "microvm processes left after down"
+
+
+@pytest.mark.check("vpn")
+def test_vpn_up_with_profile_only(check):
+    up = check["up"]
+    assert up["rc"] == 0, up["stdout"] + up["stderr"]
+    assert "VPN connected, tunnel address 10.77.8." in up["stdout"], up["stdout"]
+    s = json.loads(check["status"]["stdout"])
+    assert s["hypervisor"] == "KVM" and s["vpn"]["state"] == "connected", s
+    # the server saw the client come from the client namespace: virtio-net -> libslirp -> veth
+    assert f"{vpnlib.CLIENT_IP}:" in check["server_log"]
+    assert "alice" in check["server_log"]
+
+
+@pytest.mark.check("vpn")
+def test_vpn_curl_through_socks(check):
+    for key in ("curl", "curl_name"):
+        r = check[key]
+        assert r["rc"] == 0, r["stderr"]
+        assert r["stdout"].startswith("only behind the VPN"), r
+
+
+@pytest.mark.check("vpn")
+def test_vpn_ssh_through_socks(check):
+    r = check["ssh"]
+    assert r["rc"] == 0, r["stderr"]
+    assert r["stdout"].strip() == "through-vpn-42"
+
+
+@pytest.mark.check("vpn")
+def test_vpn_web_authentication(check):
+    up = check["web_up"]
+    assert up["rc"] == 0, up["stdout"] + up["stderr"]
+    assert "VPN needs web authentication; open:\n  http://auth.test/login/webok" in up["stdout"]
+    assert json.loads(check["web_status"]["stdout"])["state"] == "connected"
+    assert check["web_curl"]["stdout"].startswith("only behind the VPN"), check["web_curl"]
+    assert check["web_down"]["rc"] == 0
+    assert not check["left"], "microvm processes left after down"
+
+
+@pytest.mark.check("vpn")
+def test_vpn_down_with_an_open_relay(check):
+    assert check["relay_banner"] == vpnlib.TARGET_BANNER.decode()  # the relay was live
+    assert check["down"]["rc"] == 0, check["down"]["stderr"]
+    assert check["down"]["seconds"] < 30, check["down"]
+    assert check["relay_rc"] != "still open 30 s after down"
+
+
+@pytest.mark.check("faults")
+def test_guest_kernel_panic_is_reported(check):
+    r = check["panic"]
+    assert r["rc"] == 1, r
+    assert "guest kernel panicked" in r["stderr"], r["stderr"]
+    assert r["seconds"] < 100, "reported only when the boot timeout ran out"
+    assert not check["panic_left"]
+
+
+@pytest.mark.check("faults")
+def test_vmm_sigkill_then_status_and_up_again(check):
+    assert check["up"]["rc"] == 0, check["up"]["stderr"]
+    assert len(check["killed"]) == 1          # the VMM is the `up` process
+    assert not check["kill_left"]             # SIGKILL left nothing behind
+    st = check["status_after_kill"]
+    assert st["rc"] != 0 and "not running" in (st["stdout"] + st["stderr"]), st
+    assert check["up_again"]["rc"] == 0, check["up_again"]["stderr"]  # stale socket replaced
+    assert check["down"]["rc"] == 0
+    assert not check["left"]
+
+
+@pytest.mark.check("vsock")
+def test_guest_af_vsock_64mib_each_way_with_half_close(check):
+    assert check["rc"] == 0, check["console"][-3000:]           # the guest powered off
+    assert check["received"] == check["sent"] == 64 << 20, check
+    assert check["received_sha256"] == check["sent_sha256"]     # byte-exact both ways
+    # the guest saw the half-close (EOF) after exactly the bytes sent, then closed its side
+    assert f"vsock-echo: {64 << 20} bytes\n" in check["console"].replace("\r", "")
