@@ -369,7 +369,7 @@ def test_stored_profile_checked_again_at_start(agent, bed, tmp_path):
     # a profile that reached the store without an upload (an older agent, a disk image)
     marker = tmp_path / "pwned"
     (agent.dir / "state" / "profiles" / "planted.ovpn").write_text(
-        bed.profile(extra=f"script-security 2\nup \"/bin/touch {marker}\"\n"))
+        bed.profile(extra=f"script-security 2\nup \"/bin/sh -c 'touch {marker}'\"\n"))
     r = agent.request({"cmd": "vpn_start", "profile": "planted.ovpn", "username": "alice",
                        "password": vpnlib.USERS["alice"]})
     assert r == {"status": "error", "error": "profile planted.ovpn refused: " +
@@ -386,7 +386,7 @@ def test_openvpn_launch_keeps_scripts_off(bed, agent_bin, tmp_path, scripts_allo
     # after the agent's arguments to show that the script would run otherwise.
     marker = tmp_path / "up-ran"
     evil = tmp_path / "evil.conf"
-    evil.write_text(f"script-security 2\nup \"/bin/touch {marker}\"\n")
+    evil.write_text(f"script-security 2\nup \"/bin/sh -c 'touch {marker}'\"\n")
     wrapper = tmp_path / "openvpn"
     tail = " --script-security 2" if scripts_allowed else ""
     wrapper.write_text(f'#!/bin/sh\nexec {vpnlib.OPENVPN} --config {evil} "$@"{tail}\n')
