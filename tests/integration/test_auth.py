@@ -106,7 +106,7 @@ def test_handshake_time_is_bounded(agent):
     assert read_all(silent, 15) == b""
     assert read_all(partial, 15) == b""
     took = time.monotonic() - t0
-    assert 4 < took < 8, took               # MVM_AUTH_TIMEOUT_MS (5 s) plus a tick
+    assert 4 < took < 12, took              # MVM_AUTH_TIMEOUT_MS (5 s), a tick, a busy machine
     silent.close()
     partial.close()
     assert_alive(agent)
