@@ -44,6 +44,8 @@ static const int agent_syscalls[] = {
 	/* control.c, proxy.c: accepted streams, outbound TCP through the tunnel */
 	SANDBOX_SYS(accept4), SANDBOX_SYS(accept), SANDBOX_SYS(socket), SANDBOX_SYS(connect),
 	SANDBOX_SYS(sendto), SANDBOX_SYS(recvfrom), SANDBOX_SYS(sendmsg), SANDBOX_SYS(recvmsg),
+	/* glibc's stub resolver sends the A and AAAA queries together (resolve.c threads) */
+	SANDBOX_SYS(sendmmsg), SANDBOX_SYS(recvmmsg),
 	SANDBOX_SYS(shutdown), SANDBOX_SYS(setsockopt), SANDBOX_SYS(getsockopt),
 	SANDBOX_SYS(getsockname), SANDBOX_SYS(getpeername), SANDBOX_SYS(bind),
 	SANDBOX_SYS(listen), SANDBOX_SYS(socketpair), SANDBOX_SYS(fcntl), SANDBOX_SYS(ioctl),
