@@ -489,8 +489,7 @@ static void start_resolve(struct agent *a, struct proxy_conn *p)
 			memcpy(p->addrs, j->addrs, j->naddrs * sizeof(j->addrs[0]));
 			p->naddrs = j->naddrs;
 			free(j);
-			p->ai = 0;
-			try_connect(a, p);
+			start_connect(a, p);	/* local answers obey the policy too */
 			return;
 		}
 		j->ndns = vpn_dns(a, j->dns, AGENT_DNS_MAX);
