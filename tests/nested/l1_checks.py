@@ -121,7 +121,7 @@ def check_up_defaults(tmp):
     env = up_env(tmp)
     res = {"up": sh(MICROVM, "up", "--detach", env=env, timeout=240)}
     res["status"] = sh(MICROVM, "status", "--json", env=env)
-    res["console"] = sh(MICROVM, "console", env=env, timeout=30)
+    res["console"] = sh(MICROVM, "console", env=env, timeout=8)  # live: ends by timeout
     res["down"] = sh(MICROVM, "down", env=env, timeout=60)
     res["left"] = left_after()
     return res
