@@ -144,6 +144,8 @@ def check_vpn(tmp):
     """The whole appliance on KVM: OpenVPN server on a veth in L1, `up` with only VPN
     options, curl and OpenSSH through SOCKS5; then deferred web authentication."""
     res = {}
+    (tmp / "bed").mkdir()
+    (tmp / "svc").mkdir()
     with vpnlib.Testbed(tmp / "bed") as bed, \
             vpnlib.vpn_services(bed, tmp / "svc", PAGE, HTTP_PORT, SSH_PORT) as svc:
         ns = bed.client.name
