@@ -59,8 +59,10 @@ static const int agent_syscalls[] = {
 	SANDBOX_SYS(pread64), SANDBOX_SYS(pwrite64), SANDBOX_SYS(ftruncate),
 	SANDBOX_SYS(readlink), SANDBOX_SYS(readlinkat), SANDBOX_SYS(getcwd), SANDBOX_SYS(chdir),
 	SANDBOX_SYS(umask), SANDBOX_SYS(statfs), SANDBOX_SYS(fstatfs),
-	/* resolve.c: getaddrinfo() on worker threads (resolv.conf, hosts, NSS, DNS over UDP) */
-	SANDBOX_SYS(clone3), SANDBOX_SYS(clone), SANDBOX_SYS(uname),
+	/* resolve.c: getaddrinfo() on worker threads (resolv.conf, hosts, NSS, DNS over UDP:
+	 * glibc sends the A and AAAA queries together with sendmmsg) */
+	SANDBOX_SYS(clone3), SANDBOX_SYS(clone), SANDBOX_SYS(uname), SANDBOX_SYS(sendmmsg),
+	SANDBOX_SYS(recvmmsg),
 	/* vpn.c: OpenVPN as a child process, its management socket */
 	SANDBOX_SYS(fork), SANDBOX_SYS(vfork), SANDBOX_SYS(execve), SANDBOX_SYS(wait4),
 	SANDBOX_SYS(waitid), SANDBOX_SYS(kill), SANDBOX_SYS(setsid), SANDBOX_SYS(prctl),
