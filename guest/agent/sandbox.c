@@ -112,7 +112,14 @@ int agent_sandbox(struct agent *a)
 		return ret;
 	}
 	ret = sandbox_filter("microvm-agent", &list, 1);
-	if (ret)
+	if (ret) {
 		agent_log(a, "cannot install the seccomp filter: %s", strerror(-ret));
-	return ret;
+		return ret;
+	}
+	/* One line that says what holds (the image test looks for it on the guest console). */
+	agent_log(a, "sandboxed: %s, capabilities net_admin setuid setgid kill%s, no_new_privs",
+		  !sandbox_supported() ? "NO seccomp in this kernel" :
+		  sandbox_mode() == SANDBOX_LOG ? "seccomp allow-list (log mode)" :
+		  "seccomp allow-list", a->opts.poweroff_on_shutdown ? " sys_boot" : "");
+	return 0;
 }

@@ -279,6 +279,8 @@ def test_qemu_tcg_boots_image_and_agent_answers_ping(kernel, image, tmp_path):
         assert "microvm-init: eth0 10.0.2.15/24 via 10.0.2.2" in text
         assert "microvm-init: seeded 64 bytes of entropy from /dev/hwrng" in text
         assert "microvm-agent" in text
+        # the guest kernel has seccomp: the agent and OpenVPN run under its allow-list
+        assert "microvm-agent: sandboxed: seccomp allow-list, capabilities" in text, text
         # the agent's "shutdown" exits with status 100, which init turns into a power-off
         assert guestlib.agent_request(port, {"cmd": "shutdown"}, timeout=10)["status"] == "ok"
         halted = guestlib.wait_for(lambda: "reboot: System halted" in console_path.read_text()
