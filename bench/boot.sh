@@ -2,7 +2,7 @@
 # bench/boot.sh - boot time and memory overhead of `microvm run` next to QEMU's microvm machine.
 #
 # Usage: bench/boot.sh [RUNS]        (default 3; environment: MICROVM_BUILD, KERNEL, INITRD,
-#                                      AGENT=1)
+#                                      AGENT=1, EXTRA_ARGS: appended to the command line)
 #
 # Boots the project's guest kernel (guest/kernel/build.sh) with a tiny initramfs
 # (tests/integration/kvmlib.py) RUNS times under each VMM, alternating, and reports per VMM the
@@ -47,6 +47,8 @@ if not initrd and agent:
     initrd = os.path.join(r.stdout.strip().splitlines()[-1], "initramfs.cpio.gz")
 initrd = initrd or str(kvmlib.tiny_initramfs(tempfile.mkdtemp()))
 args = "console=ttyS0 reboot=t panic=-1"
+if os.environ.get("EXTRA_ARGS"):
+    args += " " + os.environ["EXTRA_ARGS"]
 if pvm:
     args += (" noxsave clearcpuid=151,308,295,288,156,293,291,296,150,158,306,311,534,145,"
              "298")
