@@ -173,6 +173,11 @@ for i in range(runs):
                 break
             fails[name] += 1
             print(f"run {i + 1} {name:8s} attempt {attempt} FAILED: {r[3]}", flush=True)
+            with open(os.path.join(logdir, f"{name}-{i + 1}-{attempt}.log.stderr"),
+                      errors="replace") as f:
+                tail = f.read()[-600:].strip()
+            if tail:
+                print("  stderr: " + tail.replace("\n", "\n  stderr: "), flush=True)
             if "emulation failure" not in r[3]:
                 break
         res[name].append(r)
