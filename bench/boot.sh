@@ -182,7 +182,8 @@ for i in range(runs):
                 break
         res[name].append(r)
         if not r[3]:
-            print(f"run {i + 1} {name:8s} first byte {r[0]:.2f} s, Run /init {r[1]:.2f} s, "
+            print(f"run {i + 1} {name:8s} first byte {r[0]:.2f} s, "
+                  f"{'agent' if agent else 'Run /init'} {r[1]:.2f} s, "
                   f"VMM RSS minus guest RAM {r[2] / 1024:.1f} MiB", flush=True)
 
 
