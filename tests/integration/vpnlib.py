@@ -519,12 +519,13 @@ class Agent:
 
 
 @contextlib.contextmanager
-def vpn_services(bed, d, page, http_port=8080, ssh_port=2222):
+def vpn_services(bed, d, page, http_port=8080, ssh_port=2222, start_timeout=10):
     """An HTTP server (serving page.txt = @page) and an sshd on the VPN server's address.
 
     Both listen on VPN_SERVER_IP in the server namespace only, so they are reachable through
     the tunnel and nowhere else.  Host and user ed25519 keys are made in @d; yields @d (the
-    user key is @d/user).  Killed on exit.
+    user key is @d/user).  Killed on exit.  @start_timeout: seconds for both to listen (the
+    nested tier's emulated machine needs more).
     """
     vip = VPN_SERVER_IP
     (d / "www").mkdir()
@@ -551,7 +552,7 @@ def vpn_services(bed, d, page, http_port=8080, ssh_port=2222):
                                     stdout=subprocess.DEVNULL, stderr=log)
         for port in (http_port, ssh_port):
             wait_for(lambda p=port: bed.server.run("ss", "-Hltn", f"sport = :{p}")
-                     .stdout.strip(), 10, f"a listener on port {port}")
+                     .stdout.strip(), start_timeout, f"a listener on port {port}")
         yield d
     finally:
         for p in (http, sshd):

@@ -148,7 +148,7 @@ def check_vpn(tmp):
     (tmp / "bed").mkdir()
     (tmp / "svc").mkdir()
     with vpnlib.Testbed(tmp / "bed") as bed, \
-            vpnlib.vpn_services(bed, tmp / "svc", PAGE, HTTP_PORT, SSH_PORT) as svc:
+            vpnlib.vpn_services(bed, tmp / "svc", PAGE, HTTP_PORT, SSH_PORT, 120) as svc:
         ns = bed.client.name
         env = up_env(tmp)
         prof = tmp / "corp.ovpn"
