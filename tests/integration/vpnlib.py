@@ -231,8 +231,10 @@ tcp()
 class Testbed:
     """Server and client namespaces, an OpenVPN server, a target service and DNS."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, start_timeout=20):
+        """@start_timeout: seconds the OpenVPN server gets to start (more when emulated)."""
         self.dir = pathlib.Path(workdir)
+        self.start_timeout = start_timeout
         self.server = None
         self.client = None
         self.procs = []
@@ -321,7 +323,8 @@ class Testbed:
                                              stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(self.server_proc)
         wait_for(lambda: "Initialization Sequence Completed" in self.server_log.read_text()
-                 or self.server_proc.poll() is not None, 20, "the OpenVPN server")
+                 or self.server_proc.poll() is not None, self.start_timeout,
+                 "the OpenVPN server")
         if self.server_proc.poll() is not None:
             raise RuntimeError("OpenVPN server failed:\n" + self.server_log.read_text())
 
