@@ -176,13 +176,13 @@ void tl_send(int fd, const char *s)
  * tl_tcp_listener() - a TCP listener on 127.0.0.1, any port
  * @port:	receives the port
  *
- * Return: the listening socket
+ * Return: the listening socket (non-blocking, as the agent's listeners are)
  */
 int tl_tcp_listener(unsigned short *port)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t sl = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	assert_true(fd >= 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
