@@ -483,6 +483,7 @@ int resolve_init(struct agent *a, void (*done)(struct agent *a, struct resolve_j
 int resolve_submit(struct agent *a, struct resolve_job *j);
 void resolve_cancel(struct agent *a, struct resolve_job *j);
 bool resolve_local(struct resolve_job *j);
+void resolve_fini(struct agent *a);
 void resolve_run(struct resolve_job *j);
 
 #endif /* AGENT_H */

@@ -757,4 +757,5 @@ void proxy_fini(struct agent *a)
 	while (a->proxies)
 		proxy_close(a, a->proxies);
 	agent_ev_close(a, &lsn.ev);
+	resolve_fini(a);
 }
