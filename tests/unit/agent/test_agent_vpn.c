@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Unit tests for the OpenVPN supervisor (guest/agent/vpn.c), alone: vpn.c starts
- * fake_openvpn (FAKE_OPENVPN) as it would start OpenVPN, the fake hands the management
+ * fake_openvpn (its path is FAKE_OPENVPN, from the build) as it would start OpenVPN, the fake hands the management
  * connection over to the test, and the test plays OpenVPN's management interface. State
  * changes are observed through a listener registered with vpn_on_change(), the way
  * control.c and proxy.c get them.
@@ -59,8 +59,8 @@ static int setup(void **state)
 	memset(&f, 0, sizeof(f));
 	f.mgmt = f.ctl = -1;
 	tl_agent_init(&f.a);
-	assert_non_null(getenv("FAKE_OPENVPN"));
-	snprintf(f.a.opts.openvpn, sizeof(f.a.opts.openvpn), "%s", getenv("FAKE_OPENVPN"));
+	assert_true(strlen(FAKE_OPENVPN) < sizeof(f.a.opts.openvpn));
+	strcpy(f.a.opts.openvpn, FAKE_OPENVPN);
 	assert_true(strlen(f.a.opts.run_dir) + sizeof("/fake.sock") <= sizeof(sun.sun_path));
 	strcpy(sun.sun_path, f.a.opts.run_dir);
 	strcat(sun.sun_path, "/fake.sock");
