@@ -36,7 +36,7 @@
 #include "sandbox/sandbox.h"
 
 static const int agent_syscalls[] = {
-	/* main.c: the epoll loop, signals, timers, power-off */
+	/* loop.c: the epoll loop, signals, timers; main.c: power-off */
 	SANDBOX_SYS(epoll_wait), SANDBOX_SYS(epoll_pwait), SANDBOX_SYS(epoll_ctl),
 	SANDBOX_SYS(epoll_create1),
 	SANDBOX_SYS(signalfd4), SANDBOX_SYS(timerfd_settime), SANDBOX_SYS(timerfd_create),
