@@ -35,7 +35,7 @@
  * (0xd0000000 + i * 0x1000) and IRQ (5 + i) and is what puts the "virtio_mmio.device=" token
  * on the command line.  Interrupt lines are driven with KVM_IRQ_LINE, as levels.
  *
- * PVM hosts (/sys/module/kvm_pvm): see /work/shared/notes/kvm-here.md.  The backend adds the
+ * PVM hosts (/sys/module/kvm_pvm): see docs/kvm.md.  The backend adds the
  * kernel arguments that let a stock kernel boot under PVM, says so once on stderr (unless
  * cfg.quiet), and reports itself unusable to MVM_BACKEND_AUTO because guest user space cannot
  * run there; asking for MVM_BACKEND_KVM explicitly still works (the kernel boots to init).

@@ -6,7 +6,7 @@ import subprocess
 TOP = pathlib.Path(__file__).resolve().parents[2]
 
 # A PID 1 without libc: prints a line on the console and powers off.  Under a PVM-backed
-# /dev/kvm its first system call faults (see /work/shared/notes/kvm-here.md), the kernel then
+# /dev/kvm its first system call faults (see docs/kvm.md), the kernel then
 # panics ("Attempted to kill init!") and, with panic=-1, reboots.
 TINY_INIT_C = r"""
 #include <linux/reboot.h>

@@ -1,7 +1,7 @@
 """Boot the project's guest kernel under KVM with `microvm run`, and `microvm run` bad input.
 
 The boot test needs /dev/kvm and the project's kernel (guest/kernel/build.sh; built here if it
-is missing).  On a PVM-backed /dev/kvm (these machines, see /work/shared/notes/kvm-here.md)
+is missing).  On a PVM-backed /dev/kvm (these machines, see docs/kvm.md)
 the kernel boots to init very slowly and user space cannot run: the tiny /init faults on its
 first system call, the kernel panics and reboots, and `microvm run` exits with status 4
 (panic).  On a normal KVM host the same /init prints a line and powers off: status 0.
