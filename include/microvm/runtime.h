@@ -92,6 +92,15 @@ struct mvm_config {
 MVM_API void mvm_config_init(struct mvm_config *cfg);
 
 /**
+ * mvm_backend_default() - the backend MVM_BACKEND_AUTO would pick on this machine
+ *
+ * Nothing is created; the same checks as mvm_vm_create() with MVM_BACKEND_AUTO run.
+ * Return: its name ("KVM", "nsbox", "WSL2", "HVF"), a static string, or NULL with
+ * mvm_last_error() set when no backend can run here.
+ */
+MVM_API const char *mvm_backend_default(void);
+
+/**
  * mvm_vm_create() - check the config and prepare a VM (nothing runs yet)
  * Return: the VM, or NULL with mvm_last_error() set (missing kernel, bad sizes, no /dev/kvm...).
  */
