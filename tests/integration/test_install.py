@@ -32,8 +32,12 @@ def project_version():
 def installed(build_dir, tmp_path_factory):
     """Install the build into a fresh DESTDIR; return (destdir, prefix dir inside it)."""
     dest = tmp_path_factory.mktemp("destdir")
+    empty_cache = tmp_path_factory.mktemp("cache")
     subprocess.run(["meson", "install", "-C", str(build_dir), "--destdir", str(dest),
-                    "--quiet"], check=True, capture_output=True, text=True, timeout=600)
+                    "--quiet"], check=True, capture_output=True, text=True, timeout=600,
+                   env=dict(os.environ, MICROVM_CACHE=str(empty_cache)))
+    # nothing built in this cache: nothing of the guest installed, and no error
+    assert not list(dest.rglob("share/microvm"))
     pcs = list(dest.rglob("pkgconfig/microvm.pc"))
     assert len(pcs) == 1, f"one microvm.pc expected, found {pcs}"
     return dest, pcs[0]
@@ -97,6 +101,32 @@ def test_layout(installed):
         assert list(dest.rglob(f"microvm/{prog}")), f"{prog} not in libexec/microvm"
         assert "libexec" in str(list(dest.rglob(f"microvm/{prog}"))[0])
     assert list(dest.rglob("bin/microvm"))
+
+
+def test_guest_files_go_to_datadir(build_dir, tmp_path):
+    """What `make kernel image` left in the cache (the newest of each) goes to
+    $datadir/microvm/, where the runtime looks for it."""
+    cache = tmp_path / "cache"
+    for key, body in (("old", b"old kernel"), ("new", b"new kernel")):
+        (cache / "kernel" / key).mkdir(parents=True)
+        (cache / "kernel" / key / "vmlinux").write_bytes(body)
+        os.utime(cache / "kernel" / key / "vmlinux", (1, 1) if key == "old" else None)
+    (cache / "image" / "k").mkdir(parents=True)
+    (cache / "image" / "k" / "initramfs.cpio.gz").write_bytes(b"initramfs")
+    (cache / "image" / "k" / "rootfs.tar.gz").write_bytes(b"rootfs")
+    dest = tmp_path / "dest"
+    subprocess.run(["meson", "install", "-C", str(build_dir), "--destdir", str(dest),
+                    "--quiet"], check=True, capture_output=True, timeout=600,
+                   env=dict(os.environ, MICROVM_CACHE=str(cache)))
+    share = list(dest.rglob("share/microvm"))
+    assert len(share) == 1
+    assert (share[0] / "vmlinux").read_bytes() == b"new kernel"
+    assert (share[0] / "initramfs.cpio.gz").read_bytes() == b"initramfs"
+    assert (share[0] / "rootfs.tar.gz").read_bytes() == b"rootfs"
+    # the runtime's last place to look is this datadir
+    paths = (build_dir / "src" / "runtime" / "mvm_paths.h").read_text()
+    prefix = dest / share[0].relative_to(dest).parent
+    assert f'"/{prefix.relative_to(dest)}"' in paths
 
 
 def test_abi(installed):

@@ -2,6 +2,7 @@
 long option that a program's --help prints appears in its page - so a new option without
 documentation fails here.  No root needed.
 """
+import os
 import pathlib
 import re
 import subprocess
@@ -65,8 +66,10 @@ def test_agent_options_are_documented(agent_bin):
 
 
 def test_pages_are_installed(build_dir, tmp_path):
+    (tmp_path / "cache").mkdir()
     subprocess.run(["meson", "install", "-C", str(build_dir), "--destdir", str(tmp_path),
-                    "--quiet"], check=True, capture_output=True, timeout=600)
+                    "--quiet"], check=True, capture_output=True, timeout=600,
+                   env=dict(os.environ, MICROVM_CACHE=str(tmp_path / "cache")))
     for page in PAGES:
         section = page.rsplit(".", 1)[1]
         found = list(tmp_path.rglob(f"man/man{section}/{page}"))
