@@ -54,7 +54,9 @@ enum mvm_vpn_state {
  * @boot_timeout_ms: how long start_vm/attach wait for the agent's "pong" (60 s)
  * @request_timeout_ms: timeout of ordinary agent requests (10 s)
  * @connect_timeout_ms: timeout of vpn_start (90 s)
- * @log:	one line per notable event, or NULL (never sees passwords)
+ * @log:	one line per notable event, or NULL (never sees passwords); called on the
+ *		thread of the manager call that caused the event, on the manager's watchdog
+ *		thread (faults), and on the SOCKS server's threads: it must be thread-safe
  * @log_opaque:	passed to @log
  */
 struct mvm_manager_config {

@@ -8,6 +8,13 @@
  * config, or automatically; callers never branch on the platform.
  *
  * Lifecycle: CREATED --start--> RUNNING --(guest exits | stop | kill)--> STOPPED.
+ *
+ * Threads: every function may be called from any thread.  The backend runs the guest on
+ * threads of its own (vCPUs, devices, the box's supervisor); the only callback here, the
+ * console's (&mvm_console_cb), runs on a delivery thread of its own per subscriber - never on
+ * the caller's thread, never on a vCPU thread - so a slow callback delays only its own
+ * subscription.  A callback must not call mvm_console_unsubscribe() for its own subscription
+ * nor mvm_vm_destroy() (both wait for that thread).
  */
 #ifndef MICROVM_RUNTIME_H
 #define MICROVM_RUNTIME_H
@@ -168,6 +175,9 @@ MVM_API const char *mvm_exit_reason_name(enum mvm_exit_reason reason);
 /**
  * typedef mvm_console_cb - console bytes for a subscriber
  * @data/@len:	bytes, in order; @lost counts bytes this subscriber missed before these
+ *
+ * Called on the subscription's own delivery thread (created by mvm_console_subscribe(),
+ * joined by mvm_console_unsubscribe()), one call at a time, @data valid only during the call.
  */
 typedef void (*mvm_console_cb)(void *opaque, const uint8_t *data, size_t len, uint64_t lost);
 

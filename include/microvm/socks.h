@@ -55,7 +55,9 @@ typedef struct mvm_socks mvm_socks;
  *		even the few slots for such answers are taken, is closed at once
  * @workers:	threads that open vsock streams, which may block (4)
  * @log:	called with one line per notable event (failed connects, refusals), or NULL;
- *		never sees passwords
+ *		never sees passwords; called on the server's threads (its event loop
+ *		"mvm-socks" and its connect workers "mvm-socks-conn"), possibly at once from
+ *		several: it must be thread-safe and quick
  * @log_opaque:	passed to @log
  */
 struct mvm_socks_config {

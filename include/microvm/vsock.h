@@ -34,7 +34,9 @@ typedef struct mvm_vsock mvm_vsock;
  * @port:	the host port the guest connected to
  * @fd:		the stream; the callback owns it and must close it eventually
  *
- * Called from a libmicrovm thread: hand the fd off quickly rather than serving it inline.
+ * Called from a libmicrovm thread (under KVM the virtio-vsock device's thread that processes
+ * the guest's packets), never from the thread that called mvm_vsock_listen(): hand the fd
+ * off quickly rather than serving it inline; meanwhile the device serves no other stream.
  */
 typedef void (*mvm_vsock_accept_cb)(void *opaque, uint32_t port, int fd);
 
