@@ -154,12 +154,7 @@ impl VpnManager {
             let mut cfg = std::mem::MaybeUninit::<sys::mvm_manager_config>::zeroed();
             sys::mvm_manager_config_init(cfg.as_mut_ptr());
             let mut cfg = cfg.assume_init();
-            cfg.vm.backend = match config.backend {
-                Backend::Auto => sys::MVM_BACKEND_AUTO,
-                Backend::Kvm => sys::MVM_BACKEND_KVM,
-                Backend::Nsbox => sys::MVM_BACKEND_NSBOX,
-                Backend::Wsl => sys::MVM_BACKEND_WSL,
-            };
+            cfg.vm.backend = config.backend.to_c();
             cfg.vm.kernel_path = kernel;
             cfg.vm.rootfs_path = rootfs;
             cfg.vm.mem_mib = config.memory_mb;
@@ -282,19 +277,24 @@ impl VpnManager {
 
     /// Ask the agent for the VPN state.
     pub async fn vpn_status(&self) -> Result<VpnInfo> {
-        self.run(|m| {
-            let mut info = unsafe { std::mem::zeroed::<sys::mvm_vpn_info>() };
-            check(unsafe { sys::mvm_manager_vpn_status(m, &mut info) }, "vpn_status")?;
-            Ok(vpn_info(&info))
-        })
-        .await
+        self.info_call(sys::mvm_manager_vpn_status, "vpn_status").await
     }
 
     /// Has the web authentication completed?  (Poll after `vpn_connect` said WebAuth.)
     pub async fn check_webauth(&self) -> Result<VpnInfo> {
-        self.run(|m| {
+        self.info_call(sys::mvm_manager_check_webauth, "check_webauth").await
+    }
+
+    /// A manager call that fills a `mvm_vpn_info`.
+    async fn info_call(
+        &self,
+        f: unsafe extern "C" fn(*mut sys::mvm_manager, *mut sys::mvm_vpn_info) -> i32,
+        what: &'static str,
+    ) -> Result<VpnInfo> {
+        self.run(move |m| {
+            // SAFETY: plain data, filled by the call.
             let mut info = unsafe { std::mem::zeroed::<sys::mvm_vpn_info>() };
-            check(unsafe { sys::mvm_manager_check_webauth(m, &mut info) }, "check_webauth")?;
+            check(unsafe { f(m, &mut info) }, what)?;
             Ok(vpn_info(&info))
         })
         .await

@@ -68,6 +68,17 @@ pub enum Backend {
     Wsl,
 }
 
+impl Backend {
+    pub(crate) fn to_c(self) -> sys::mvm_backend_kind {
+        match self {
+            Backend::Auto => sys::MVM_BACKEND_AUTO,
+            Backend::Kvm => sys::MVM_BACKEND_KVM,
+            Backend::Nsbox => sys::MVM_BACKEND_NSBOX,
+            Backend::Wsl => sys::MVM_BACKEND_WSL,
+        }
+    }
+}
+
 /// What microvm-rs's `RuntimeConfig` has no field for (libmicrovm's extra knobs).
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
@@ -163,12 +174,7 @@ impl VmRuntime {
             let mut cfg = std::mem::MaybeUninit::<sys::mvm_config>::zeroed();
             sys::mvm_config_init(cfg.as_mut_ptr());
             let mut cfg = cfg.assume_init();
-            cfg.backend = match opts.backend {
-                Backend::Auto => sys::MVM_BACKEND_AUTO,
-                Backend::Kvm => sys::MVM_BACKEND_KVM,
-                Backend::Nsbox => sys::MVM_BACKEND_NSBOX,
-                Backend::Wsl => sys::MVM_BACKEND_WSL,
-            };
+            cfg.backend = opts.backend.to_c();
             cfg.kernel_path = opt_ptr(&kernel);
             cfg.initrd_path = opt_ptr(&initrd);
             cfg.cmdline = opt_ptr(&cmdline);
