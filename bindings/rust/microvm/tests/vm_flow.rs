@@ -3,9 +3,11 @@
 //! a `VsockConnection`, see the console, shut down.  Then the same through `VpnManager`.
 //!
 //! Needs root (the box's namespaces) and the guest image's rootfs: MICROVM_ROOTFS (`make
-//! rust` sets it from guest/image/build.sh), else the newest `make image` in the cache.
+//! rust` sets it), else guest/image/build.sh's for the build in MICROVM_BUILD.
 
 use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use microvm::{Backend, ManagerConfig, RuntimeConfig, RuntimeOptions, VmRuntime, VpnManager, VpnState};
@@ -16,8 +18,23 @@ fn require_root() {
     assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root: the namespace box");
 }
 
+/// The image of this tree's build: MICROVM_ROOTFS, else what guest/image/build.sh gives
+/// (cached by its inputs; built once when missing).  Not just the newest image in the cache:
+/// that may hold another tree's agent.
 fn rootfs() -> Option<PathBuf> {
-    std::env::var_os("MICROVM_ROOTFS").map(PathBuf::from)
+    static ROOTFS: Mutex<Option<PathBuf>> = Mutex::new(None);
+    if let Some(p) = std::env::var_os("MICROVM_ROOTFS") {
+        return Some(PathBuf::from(p));
+    }
+    let mut cached = ROOTFS.lock().unwrap();
+    if cached.is_none() {
+        let top = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..");
+        let out = Command::new("sh").arg(top.join("guest/image/build.sh")).output().expect("sh");
+        assert!(out.status.success(), "guest/image/build.sh: {}", String::from_utf8_lossy(&out.stderr));
+        let dir = String::from_utf8(out.stdout).unwrap().lines().last().expect("image dir").to_string();
+        *cached = Some(PathBuf::from(dir).join("rootfs.tar.gz"));
+    }
+    cached.clone()
 }
 
 async fn ping_until_up(client: &microvm::VsockClient) -> Vec<u8> {
