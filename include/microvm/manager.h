@@ -128,8 +128,8 @@ struct mvm_manager_status {
  * @vpn:		the VPN as the agent reported it (when reachable)
  */
 MVM_API void mvm_manager_format_fault(char *buf, size_t len, bool guest_stopped,
-			      enum mvm_exit_reason reason, const char *detail,
-			      bool agent_reachable, const struct mvm_vpn_info *vpn);
+				      enum mvm_exit_reason reason, const char *detail,
+				      bool agent_reachable, const struct mvm_vpn_info *vpn);
 
 /** mvm_manager_config_init() - defaults (auto backend, SOCKS on 127.0.0.1:1080, no auth). */
 MVM_API void mvm_manager_config_init(struct mvm_manager_config *cfg);
@@ -184,8 +184,8 @@ MVM_API int mvm_manager_upload_profile(mvm_manager *m, const char *name, const c
  * Return: 0 when the agent answered (whatever the state), -errno when it could not be asked.
  */
 MVM_API int mvm_manager_vpn_connect(mvm_manager *m, const char *name, const char *content,
-			    const char *username, const char *password,
-			    struct mvm_vpn_info *info);
+				    const char *username, const char *password,
+				    struct mvm_vpn_info *info);
 
 /** mvm_manager_vpn_disconnect() - stop OpenVPN. Return: 0 or -errno. */
 MVM_API int mvm_manager_vpn_disconnect(mvm_manager *m);

@@ -152,7 +152,7 @@ MVM_API void mvm_vsock_close_stream(int fd);
  * -EMSGSIZE for a response longer than MVM_VSOCK_MAX_RESPONSE).
  */
 MVM_API int mvm_vsock_request(mvm_vsock *vs, uint32_t port, const void *req, size_t req_len,
-		      char **resp, size_t *resp_len, int timeout_ms);
+			      char **resp, size_t *resp_len, int timeout_ms);
 
 /**
  * mvm_vsock_listen() - accept guest-initiated connections to host port @port
