@@ -1,7 +1,8 @@
 //! The hand-written FFI against the C headers it copies.
 //!
 //! - every function the headers export (MVM_API) is declared in src/lib.rs, and nothing
-//!   else is: names parsed from include/microvm/*.h;
+//!   else is: names parsed from include/microvm/*.h (Windows-only ones, in `#ifdef _WIN32`,
+//!   left out);
 //! - every struct has the C layout: a C probe compiled against the headers prints sizeof
 //!   and offsetof of each field; the Rust side computes the same from its types;
 //! - the constants the crate copies equal the headers'.
@@ -34,10 +35,27 @@ fn header_functions() -> BTreeSet<String> {
             continue;
         }
         let text = std::fs::read_to_string(&p).unwrap();
-        for line in text.lines().filter(|l| l.starts_with("MVM_API ")) {
-            let head = line.split('(').next().unwrap();
-            let f = head.rsplit(|c: char| c == ' ' || c == '*').next().unwrap();
-            out.insert(f.to_string());
+        // Windows-only declarations (#ifdef _WIN32 ... #endif) are not in this crate
+        let mut depth = 0; // conditional nesting inside a _WIN32 block
+        for line in text.lines() {
+            let t = line.trim_start();
+            if depth > 0 {
+                if t.starts_with("#if") {
+                    depth += 1;
+                } else if t.starts_with("#endif") {
+                    depth -= 1;
+                }
+                continue;
+            }
+            if t.starts_with("#ifdef _WIN32") || t.starts_with("#if defined(_WIN32)") {
+                depth = 1;
+                continue;
+            }
+            if let Some(decl) = line.strip_prefix("MVM_API ") {
+                let head = decl.split('(').next().unwrap();
+                let f = head.rsplit(|c: char| c == ' ' || c == '*').next().unwrap();
+                out.insert(f.to_string());
+            }
         }
     }
     out
