@@ -60,3 +60,39 @@ def test_app_flow_wrong_password_fails_cleanly(build_dir, image, bed, hostlink, 
     assert "VPN not connected" in r.stderr
     assert "VM stopped" in r.stderr
     assert r.stdout == ""
+
+
+def test_app_flow_with_web_authentication(build_dir, image, bed, hostlink, services,  # noqa: F811
+                                          tmp_path):
+    """The server asks for web authentication: the example prints the URL, polls
+    VpnManager::check_webauth until the test approves, then goes through SOCKS5."""
+    exe = CRATES / "target" / "debug" / "examples" / "app_flow"
+    if not exe.exists():
+        r = cargo(build_dir, "build", "--example", "app_flow")
+        assert r.returncode == 0, r.stderr
+    prof = tmp_path / "corp.ovpn"
+    prof.write_text(bed.profile())
+    p = subprocess.Popen([str(exe), "--backend", "nsbox", "--rootfs", str(image),
+                          "--profile", str(prof), "--user", "webok",
+                          "--url", f"http://{vpnlib.TARGET_NAME}:{HTTP_PORT}/page.txt"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        p.stdin.write(vpnlib.USERS["webok"] + "\n")
+        p.stdin.close()
+        p.stdin = None      # communicate() below must not touch it
+        seen = []
+        for line in p.stderr:
+            seen.append(line)
+            if "to authenticate" in line:
+                break
+        assert "open http://auth.test/login/webok to authenticate" in "".join(seen), seen
+        bed.approve("webok")
+        out, err = p.communicate(timeout=180)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, "".join(seen) + err
+    assert out == PAGE
+    assert "VPN connected" in err and "VM stopped" in err
