@@ -422,6 +422,7 @@ void vpn_fini(struct agent *a);
 int proxy_init(struct agent *a, int lfd);
 void proxy_adopt(struct agent *a, int fd);
 void proxy_tick(struct agent *a);
+void proxy_vpn_changed(struct agent *a);
 void proxy_fini(struct agent *a);
 
 /**

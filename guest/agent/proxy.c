@@ -25,9 +25,10 @@
  *
  *   A relay whose target socket's local address was the tunnel's address when it connected
  *   runs through the VPN. When the VPN goes down (OpenVPN died, stopped or reconnects with
- *   another address) such relays can never move a byte again; proxy_tick() notices within
- *   a tick and resets them: SO_LINGER 0 on both sockets, so the client gets a TCP reset
- *   at once rather than waiting for an idle timeout on a dead connection.
+ *   another address) such relays can never move a byte again; vpn.c's state change calls
+ *   proxy_vpn_changed() (and every tick checks too), which resets them: SO_LINGER 0 on both
+ *   sockets, so the client gets a TCP reset at once rather than waiting for an idle
+ *   timeout on a dead connection.
  *
  *   Nothing here blocks: a target that never answers only holds its own connection until
  *   the timeout, and the control port is served by the same loop in between.
@@ -489,8 +490,7 @@ static void start_resolve(struct agent *a, struct proxy_conn *p)
 			memcpy(p->addrs, j->addrs, j->naddrs * sizeof(j->addrs[0]));
 			p->naddrs = j->naddrs;
 			free(j);
-			p->ai = 0;
-			try_connect(a, p);
+			start_connect(a, p);	/* local answers obey the policy too */
 			return;
 		}
 		j->ndns = vpn_dns(a, j->dns, AGENT_DNS_MAX);
@@ -700,25 +700,40 @@ int proxy_init(struct agent *a, int lfd)
  */
 void proxy_tick(struct agent *a)
 {
-	const char *tun = vpn_view(a) == VPN_VIEW_CONNECTED ? vpn_tun_ip(a) : "";
 	uint64_t now = agent_now_ms();
 	struct proxy_conn *p, *next;
-	size_t nreset = 0;
 
 	agent_listener_tick(a, &lsn);
+	proxy_vpn_changed(a);
 	for (p = a->proxies; p; p = next) {
 		next = p->next;
-		if (p->tun_ip[0] && strcmp(p->tun_ip, tun)) {
-			nreset++;
-			proxy_reset(a, p);
-			continue;
-		}
 		if (p->st == PX_RELAY || now < p->deadline)
 			continue;
 		if (p->st == PX_LINGER)
 			proxy_close(a, p);
 		else
 			proxy_fail(a, p, p->st == PX_HS ? HS_ERR_GENERAL : HS_ERR_TIMEOUT);
+	}
+}
+
+/**
+ * proxy_vpn_changed() - reset relays through a tunnel that is no longer up
+ * @a:		agent
+ *
+ * Called by vpn.c on every state change, and every tick as a backstop.
+ */
+void proxy_vpn_changed(struct agent *a)
+{
+	const char *tun = vpn_view(a) == VPN_VIEW_CONNECTED ? vpn_tun_ip(a) : "";
+	struct proxy_conn *p, *next;
+	size_t nreset = 0;
+
+	for (p = a->proxies; p; p = next) {
+		next = p->next;
+		if (p->tun_ip[0] && strcmp(p->tun_ip, tun)) {
+			nreset++;
+			proxy_reset(a, p);
+		}
 	}
 	if (nreset)
 		agent_log(a, "vpn down: reset %zu relays through the tunnel", nreset);

@@ -10,8 +10,9 @@
  *
  *   - capabilities: all dropped, bounding set included, but CAP_NET_ADMIN, which OpenVPN
  *     needs for its tun device and routes (it cannot be opened beforehand: OpenVPN creates
- *     the device when the server's settings arrive), and CAP_SYS_BOOT with
- *     --poweroff-on-shutdown.  OpenVPN runs as root, so at execve() it gets the bounding
+ *     the device when the server's settings arrive), CAP_SETUID and CAP_SETGID for a
+ *     profile's "user"/"group" (OpenVPN then drops to that user, keeping CAP_NET_ADMIN),
+ *     CAP_KILL to stop an OpenVPN that did, and CAP_SYS_BOOT with --poweroff-on-shutdown.  OpenVPN runs as root, so at execve() it gets the bounding
  *     set, which is now just that;
  *   - PR_SET_NO_NEW_PRIVS: nothing executed later gains privileges (set-uid, file caps);
  *   - PR_SET_DUMPABLE 0: the agent holds VPN passwords (vpn.c wipes them after use), so no
@@ -44,6 +45,8 @@ static const int agent_syscalls[] = {
 	/* control.c, proxy.c: accepted streams, outbound TCP through the tunnel */
 	SANDBOX_SYS(accept4), SANDBOX_SYS(accept), SANDBOX_SYS(socket), SANDBOX_SYS(connect),
 	SANDBOX_SYS(sendto), SANDBOX_SYS(recvfrom), SANDBOX_SYS(sendmsg), SANDBOX_SYS(recvmsg),
+	/* glibc's stub resolver sends the A and AAAA queries together (resolve.c threads) */
+	SANDBOX_SYS(sendmmsg), SANDBOX_SYS(recvmmsg),
 	SANDBOX_SYS(shutdown), SANDBOX_SYS(setsockopt), SANDBOX_SYS(getsockopt),
 	SANDBOX_SYS(getsockname), SANDBOX_SYS(getpeername), SANDBOX_SYS(bind),
 	SANDBOX_SYS(listen), SANDBOX_SYS(socketpair), SANDBOX_SYS(fcntl), SANDBOX_SYS(ioctl),
@@ -78,7 +81,15 @@ static const int agent_syscalls[] = {
 	SANDBOX_SYS(sched_setaffinity), SANDBOX_SYS(eventfd2), SANDBOX_SYS(membarrier),
 	SANDBOX_SYS(fchown), SANDBOX_SYS(chown), SANDBOX_SYS(utimensat), SANDBOX_SYS(flock),
 	SANDBOX_SYS(getsid), SANDBOX_SYS(fstat), SANDBOX_SYS(newfstatat),
+	/* OpenVPN's --user/--group (CAP_SETUID, CAP_SETGID); capset: it keeps CAP_NET_ADMIN
+	 * across the switch (PR_SET_KEEPCAPS) to take its routes down at the end */
+	SANDBOX_SYS(setuid), SANDBOX_SYS(setgid), SANDBOX_SYS(setgroups), SANDBOX_SYS(setresuid),
+	SANDBOX_SYS(setresgid), SANDBOX_SYS(setreuid), SANDBOX_SYS(setregid), SANDBOX_SYS(capset),
 };
+
+/* What the agent and OpenVPN keep (see the top of this file). */
+#define AGENT_CAPS	((1ULL << CAP_NET_ADMIN) | (1ULL << CAP_SETUID) | (1ULL << CAP_SETGID) | \
+			 (1ULL << CAP_KILL))
 
 /**
  * agent_sandbox() - drop what the agent and OpenVPN do not need (see the top of this file)
@@ -89,7 +100,7 @@ static const int agent_syscalls[] = {
 int agent_sandbox(struct agent *a)
 {
 	struct sandbox_list list = SANDBOX_LIST(agent_syscalls);
-	uint64_t keep = 1ULL << CAP_NET_ADMIN;
+	uint64_t keep = AGENT_CAPS;
 	int ret;
 
 	if (a->opts.poweroff_on_shutdown)

@@ -238,6 +238,17 @@ static bool log_tail_error(struct vpn *v, bool fatal_only, char *out, size_t siz
 }
 
 /**
+ * changed() - the VPN's state changed: answer parked control clients, reset relays through
+ * a tunnel that is gone
+ * @a:		agent
+ */
+static void changed(struct agent *a)
+{
+	ctl_vpn_changed(a);
+	proxy_vpn_changed(a);
+}
+
+/**
  * fail() - the session failed: record why, stop OpenVPN, tell waiting clients
  * @a:		agent
  * @fmt:	reason
@@ -258,7 +269,7 @@ static void fail(struct agent *a, const char *fmt, ...)
 	v->webauth = false;
 	agent_log(a, "vpn failed: %s", v->reason);
 	signal_child(v);
-	ctl_vpn_changed(a);
+	changed(a);
 }
 
 /**
@@ -365,7 +376,7 @@ static void on_state(struct agent *a, const struct mgmt_msg *m)
 		v->webauth_deadline = 0;
 		agent_log(a, "vpn connected (%s %s)", v->dev[0] ? v->dev : a->opts.tun_dev,
 			  v->tun_ip);
-		ctl_vpn_changed(a);
+		changed(a);
 	} else if (!strcmp(m->a, "AUTH_PENDING")) {
 		unsigned int t = 0;
 
@@ -383,7 +394,7 @@ static void on_state(struct agent *a, const struct mgmt_msg *m)
 			v->connected = false;
 			v->tun_ip[0] = '\0';
 			v->deadline = agent_now_ms() + (uint64_t)v->timeout_s * 1000;
-			ctl_vpn_changed(a);
+			changed(a);
 		}
 	} else if (!strcmp(m->a, "EXITING")) {
 		if (!strcmp(m->b, "auth-failure"))
@@ -468,7 +479,7 @@ static void on_line(struct agent *a, const char *line, size_t len)
 		if (!v->webauth) {
 			v->webauth = true;
 			agent_log(a, "vpn needs web authentication");
-			ctl_vpn_changed(a);
+			changed(a);
 		}
 		break;
 	case MGMT_FATAL:
@@ -886,7 +897,7 @@ void vpn_reap(struct agent *a)
 		v->kill_at = 0;
 		wipe_free(&v->user);
 		wipe_free(&v->pass);
-		ctl_vpn_changed(a);
+		changed(a);
 	}
 }
 

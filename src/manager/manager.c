@@ -916,11 +916,13 @@ static void *mgr_watch_thread(void *arg)
  */
 static void mgr_watch_start_locked(struct mvm_manager *m)
 {
-	if (m->watching)
-		return;
-	m->watch_stop = false;
-	m->fault_seen[0] = '\0';
-	m->watching = pthread_create(&m->watch, NULL, mgr_watch_thread, m) == 0;
+	pthread_mutex_lock(&m->lock);
+	if (!m->watching) {
+		m->watch_stop = false;
+		m->fault_seen[0] = '\0';
+		m->watching = pthread_create(&m->watch, NULL, mgr_watch_thread, m) == 0;
+	}
+	pthread_mutex_unlock(&m->lock);
 }
 
 /**
@@ -938,7 +940,9 @@ static void mgr_watch_stop(struct mvm_manager *m)
 	pthread_cond_signal(&m->watch_cond);
 	pthread_mutex_unlock(&m->lock);
 	pthread_join(m->watch, NULL);
+	pthread_mutex_lock(&m->lock);
 	m->watching = false;
+	pthread_mutex_unlock(&m->lock);
 }
 
 /* ---- VPN -------------------------------------------------------------------------------- */

@@ -8,7 +8,7 @@
  * S, the supervisor (nsbox_supervisor()), forked by the host.  It unshares the user (unless
  * root without user namespaces), network, UTS, IPC and PID namespaces, maps root in the box to
  * the caller's uid (for root, box ids 1..65535 go to root's subordinate range in /etc/subuid
- * and /etc/subgid when it has one: never the whole id space), creates the TAP device eth0 (10.0.2.15/24, default route via 10.0.2.2),
+ * and /etc/subgid, or to a default one: never the whole id space), creates the TAP device eth0 (10.0.2.15/24, default route via 10.0.2.2),
  * forks the box's PID 1 and sends the host the TAP fd and a pidfd of PID 1 over the control
  * socket.  It then serves "connect to TCP port N" requests: being inside the box's network
  * namespace, it can connect to the agent on 127.0.0.1 and pass the stream back (SCM_RIGHTS),
@@ -68,6 +68,12 @@
 
 /* Host ids a box root may map besides its own: at most this many (what /etc/subuid gives). */
 #define BOX_SUBID_MAX	65535U
+/*
+ * Without a subordinate range for the user: box ids 1..65535 go here, above what useradd
+ * hands out (SUB_UID_MAX 600100000) and what systemd-nspawn picks from (below 0x70000000),
+ * so that programs in the box may still switch users (OpenVPN's --user nobody).
+ */
+#define BOX_SUBID_DEFAULT	0x70000000ULL
 
 /* The bounding set of the box's main program (and everything it runs). */
 static const uint64_t box_caps =
@@ -257,7 +263,7 @@ static int box_userns_map_self(const struct nsbox_spec *spec)
  *
  * Root in the box is the invoking user.  Box ids 1.. map to the user's first subordinate
  * range ("name:start:count" or "id:start:count"), at most BOX_SUBID_MAX of them; a range that
- * would include @id or wrap is ignored, and without one only root is mapped.
+ * would include @id or wrap is ignored; without one, BOX_SUBID_MAX ids at BOX_SUBID_DEFAULT.
  *
  * Return: 0, or -ENOSPC if @buf is too small.
  */
@@ -293,10 +299,11 @@ int nsbox_id_map(char *buf, size_t len, const char *subid, const char *name, uns
 	}
 	if (count > BOX_SUBID_MAX)
 		count = BOX_SUBID_MAX;
-	if (count)
-		n = snprintf(buf, len, "0 %u 1\n1 %llu %llu\n", id, start, count);
-	else
-		n = snprintf(buf, len, "0 %u 1\n", id);
+	if (!count) {
+		start = BOX_SUBID_DEFAULT;
+		count = BOX_SUBID_MAX;
+	}
+	n = snprintf(buf, len, "0 %u 1\n1 %llu %llu\n", id, start, count);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 

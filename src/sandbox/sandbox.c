@@ -92,8 +92,8 @@ static const int sandbox_common[] = {
 	SANDBOX_SYS(exit),		/* thread exit */
 	SANDBOX_SYS(exit_group),
 #ifdef SANDBOX_ASAN
-	/* AddressSanitizer's runtime: its allocator, thread bookkeeping and error reports. */
-	SANDBOX_SYS(openat),		/* /proc/self/maps for a report */
+	/* AddressSanitizer's runtime: its allocator, thread bookkeeping and error reports (which
+	 * get EACCES for /proc/self/maps and print without module names). */
 	SANDBOX_SYS(readlink),
 	SANDBOX_SYS(readlinkat),
 	SANDBOX_SYS(prlimit64),

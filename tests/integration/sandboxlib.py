@@ -7,8 +7,13 @@ no_new_privs, and the capability sets, by thread name (the library names its thr
 import contextlib
 import pathlib
 
+CAP_KILL = 5
+CAP_SETGID = 6
+CAP_SETUID = 7
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
+# What microvm-agent and its OpenVPN keep (guest/agent/sandbox.c).
+AGENT_CAPS = (1 << CAP_NET_ADMIN) | (1 << CAP_SETUID) | (1 << CAP_SETGID) | (1 << CAP_KILL)
 
 
 def status(pid, tid=None):

@@ -53,19 +53,36 @@ def connect_alice(agent, profile):
 # -- sandbox (docs/security.md, "Sandboxing") -----------------------------------------------
 
 def test_agent_and_openvpn_are_sandboxed(agent, profile):
-    # The agent: seccomp filter, no_new_privs, only CAP_NET_ADMIN left (bounding set too).
-    net_admin = 1 << sandboxlib.CAP_NET_ADMIN
+    # The agent: seccomp filter, no_new_privs, only CAP_NET_ADMIN (tun, routes),
+    # CAP_SETUID/CAP_SETGID (a profile's "user nobody") and CAP_KILL left, bounding set too.
+    keep = sandboxlib.AGENT_CAPS
     st = sandboxlib.status(agent.pid)
-    sandboxlib.assert_filtered(st, capeff=net_admin)
-    assert sandboxlib.caps(st, "CapBnd") == net_admin
-    assert sandboxlib.caps(st, "CapPrm") == net_admin
+    sandboxlib.assert_filtered(st, capeff=keep)
+    assert sandboxlib.caps(st, "CapBnd") == keep
+    assert sandboxlib.caps(st, "CapPrm") == keep
     # OpenVPN, exec'd under the agent's filter, works and got no more than the agent had.
     connect_alice(agent, profile)
     ovpn = agent.openvpn_pid()
     assert ovpn
     st = sandboxlib.status(ovpn)
-    sandboxlib.assert_filtered(st, capeff=net_admin)
-    assert sandboxlib.caps(st, "CapBnd") == net_admin
+    sandboxlib.assert_filtered(st, capeff=keep)
+    assert sandboxlib.caps(st, "CapBnd") == keep
+
+
+def test_openvpn_drops_to_nobody_under_the_sandbox(agent, bed):
+    # A profile's "user"/"group": OpenVPN needs CAP_SETUID/CAP_SETGID and setgroups() etc.
+    # from the agent's list, then runs as nobody with CAP_NET_ADMIN only (which it keeps to
+    # take its routes down); the agent can still stop it (CAP_KILL).
+    assert agent.request({"cmd": "vpn_set_profile", "name": "nobody.ovpn",
+                          "content": bed.profile(extra="user nobody\ngroup nogroup\n")}) \
+        == {"status": "ok"}
+    try:
+        connect_alice(agent, "nobody.ovpn")
+        st = sandboxlib.status(agent.openvpn_pid())
+        assert st["Uid"].split()[:2] == ["65534", "65534"], st
+        sandboxlib.assert_filtered(st, capeff=1 << sandboxlib.CAP_NET_ADMIN)
+    finally:
+        assert agent.request({"cmd": "vpn_stop"})["status"] == "disconnected"
 
 
 # -- control protocol -----------------------------------------------------------------------

@@ -80,17 +80,20 @@ def test_unauthenticated_control_client_gets_nothing(agent):
 
 
 def test_unauthenticated_proxy_client_is_not_proxied(agent):
-    lsock = agent.ns.call(socket.create_server, ("127.0.0.1", 0))
+    # the target listens on the VPN server's side of the veth (the destination policy
+    # refuses the guest's own loopback, whatever the handshake)
+    lsock = agent.bed.server.call(socket.create_server, (vpnlib.SERVER_IP, 0))
     port = lsock.getsockname()[1]
+    host = vpnlib.SERVER_IP.encode()
     try:
         s = agent.connect_unauthenticated(agent.proxy_port)
-        s.sendall(b"\x09127.0.0.1" + port.to_bytes(2, "big") + b"payload")
+        s.sendall(bytes([len(host)]) + host + port.to_bytes(2, "big") + b"payload")
         assert read_all(s) == b""           # no status byte, just a close
         s.close()
         # nothing was connected on the client's behalf
         assert select.select([lsock], [], [], 1.0)[0] == []
         # the same request after the handshake is proxied
-        s, status = agent.proxy("127.0.0.1", port)
+        s, status = agent.proxy(vpnlib.SERVER_IP, port)
         assert status == 0
         s.close()
         assert select.select([lsock], [], [], 5.0)[0] == [lsock]

@@ -13,6 +13,7 @@ import threading
 
 import pytest
 
+import authlib
 import vpnlib
 from ptylib import Pty
 from sockslib import Appliance, netns
@@ -31,7 +32,7 @@ def agent(vpn_agent):
 @pytest.fixture(scope="module")
 def app(microvm_bin, bed, agent, tmp_path_factory):
     d = tmp_path_factory.mktemp("up")
-    a = Appliance(microvm_bin, bed.client.name, d)
+    a = Appliance(microvm_bin, bed.client.name, d, secret_file=agent.secret_file)
     (d / "corp.ovpn").write_text(bed.profile())
     r = a.cli("vpn", "import", str(d / "corp.ovpn"))
     assert r.returncode == 0 and r.stdout == "imported corp.ovpn\n", r.stdout + r.stderr
@@ -148,9 +149,11 @@ def test_e_status_when_the_agent_is_gone(app, agent):
 
 def test_f_up_shows_progress_on_a_terminal_only(microvm_bin, tmp_path):
     # an agent that never answers: `up` waits --boot-timeout seconds, then fails
+    secret = tmp_path / "secret"
+    authlib.write_secret(secret, authlib.new_secret())
     with netns("mvmfirst") as ns:
         argv = [str(microvm_bin), "up", "--agent-netns", f"/run/netns/{ns}", "--boot-timeout",
-                "3", "--control", str(tmp_path / "c.sock")]
+                "3", "--agent-secret-file", str(secret), "--control", str(tmp_path / "c.sock")]
         with Pty(argv) as t:
             t.expect("microvm up: waiting for the agent... 1 s", 20)
             assert t.wait(30) == 1
@@ -166,8 +169,9 @@ def test_f_up_shows_progress_on_a_terminal_only(microvm_bin, tmp_path):
         assert "waiting for the agent..." not in r.stderr and "\r" not in r.stderr, r.stderr
 
 
-def test_g_port_in_use_names_the_next_step(microvm_bin, app, bed, tmp_path):
+def test_g_port_in_use_names_the_next_step(microvm_bin, app, bed, agent, tmp_path):
     r = subprocess.run([str(microvm_bin), "up", "--agent-netns", f"/run/netns/{bed.client.name}",
+                        "--agent-secret-file", str(agent.secret_file),
                         "--socks", f"127.0.0.1:{app.port}", "--boot-timeout", "20",
                         "--control", str(tmp_path / "c.sock")], capture_output=True, text=True,
                        timeout=60, stdin=subprocess.DEVNULL)

@@ -220,10 +220,10 @@ def test_a_sandboxed(app):
     for m in ("uid_map", "gid_map"):
         assert 1 <= sandboxlib.id_map_size(pathlib.Path(f"/proc/{agent}/{m}").read_text()) \
             <= 65536
-    net_admin = 1 << sandboxlib.CAP_NET_ADMIN
+    keep = sandboxlib.AGENT_CAPS
     st = sandboxlib.status(agent)
-    sandboxlib.assert_filtered(st, capeff=net_admin)
-    assert sandboxlib.caps(st, "CapBnd") == net_admin
+    sandboxlib.assert_filtered(st, capeff=keep)
+    assert sandboxlib.caps(st, "CapBnd") == keep
 
 
 def test_b_import_and_connect_with_password(app, bed, tmp_path):

@@ -217,7 +217,7 @@ def test_box_gateway_reaches_host_loopback_only_when_asked(microvm_bin, shell_ro
     lsock.settimeout(1)
     lport = lsock.getsockname()[1]
     env = dict(os.environ, MICROVM_CONTROL=str(tmp_path / "ctl.sock"))
-    script = ("/usr/bin/microvm-agent --transport tcp --listen 127.0.0.1 & "
+    script = ("/usr/bin/microvm-agent --transport tcp --listen 127.0.0.1 --auth-secret-fd 4 & "
               f"while :; do echo knock | busybox nc -w 1 10.0.2.2 {lport}; sleep 0.5; done")
     up = subprocess.Popen([str(microvm_bin), "up", "--backend", "nsbox", "--rootfs",
                            str(shell_rootfs), "--socks", f"127.0.0.1:{free_port()}",

@@ -30,6 +30,7 @@ TOP = HERE.parents[1]
 sys.path.insert(0, str(TOP / "tests" / "integration"))
 
 import kvmlib  # noqa: E402
+from sockslib import socks_open  # noqa: E402
 import vpnlib  # noqa: E402
 
 BUILD = pathlib.Path(os.environ.get("MICROVM_BUILD", TOP / "build"))
@@ -121,7 +122,7 @@ def check_up_defaults(tmp):
     env = up_env(tmp)
     res = {"up": sh(MICROVM, "up", "--detach", env=env, timeout=240)}
     res["status"] = sh(MICROVM, "status", "--json", env=env)
-    res["console"] = sh(MICROVM, "console", env=env, timeout=30)
+    res["console"] = sh(MICROVM, "console", env=env, timeout=8)  # live: ends by timeout
     res["down"] = sh(MICROVM, "down", env=env, timeout=60)
     res["left"] = left_after()
     return res
@@ -144,6 +145,8 @@ def check_vpn(tmp):
     """The whole appliance on KVM: OpenVPN server on a veth in L1, `up` with only VPN
     options, curl and OpenSSH through SOCKS5; then deferred web authentication."""
     res = {}
+    (tmp / "bed").mkdir()
+    (tmp / "svc").mkdir()
     with vpnlib.Testbed(tmp / "bed") as bed, \
             vpnlib.vpn_services(bed, tmp / "svc", PAGE, HTTP_PORT, SSH_PORT) as svc:
         ns = bed.client.name
@@ -158,19 +161,22 @@ def check_vpn(tmp):
         res["curl_name"] = socks_curl(ns, f"http://{vpnlib.TARGET_NAME}:{HTTP_PORT}/page.txt")
         res["ssh"] = socks_ssh(ns, svc / "user")
         # `down` while a SOCKS relay is open: the relay's client sees the end promptly
-        relay = subprocess.Popen(["ip", "netns", "exec", ns, "nc", "-X", "5", "-x",
-                                  "127.0.0.1:1080", vpnlib.VPN_SERVER_IP,
-                                  str(vpnlib.TARGET_PORT)], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        res["relay_banner"] = _s(relay.stdout.readline())
+        reply, relay = bed.client.call(socks_open, 1080, vpnlib.VPN_SERVER_IP,
+                                       vpnlib.TARGET_PORT, None, 60)
+        res["relay_reply"] = reply
+        relay.settimeout(30)
+        res["relay_banner"] = _s(relay.recv(100))
         res["down"] = sh(MICROVM, "down", env=env, ns=ns, timeout=60)
+        t0 = time.monotonic()
         try:
-            relay.wait(30)
-            res["relay_rc"] = relay.returncode
-        except subprocess.TimeoutExpired:
-            relay.kill()
-            relay.wait()
-            res["relay_rc"] = "still open 30 s after down"
+            rest = relay.recv(100)
+            res["relay_end"] = "EOF" if not rest else f"data {rest!r}"
+        except socket.timeout:
+            res["relay_end"] = "still open 30 s after down"
+        except OSError as e:
+            res["relay_end"] = f"error {e.strerror}"
+        res["relay_end_seconds"] = round(time.monotonic() - t0, 2)
+        relay.close()
         # web authentication: `up` says where to log in; the server approves; then it works
         web = tmp / "web.ovpn"
         web.write_text(bed.profile())
