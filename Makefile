@@ -15,6 +15,8 @@
 #   make check    all of the above
 #   make demo     the VPN appliance end to end
 #   make bench    the benchmarks (figures go into docs/performance.md)
+#   make rust     the Rust crates (bindings/rust/) with Debian's cargo, offline: their tests
+#                 run a VM flow on the namespace backend (root)
 
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
@@ -25,7 +27,7 @@ FUZZ_SECONDS ?= 15
 DEPS       := sh scripts/install-deps.sh
 export MICROVM_BUILD := $(abspath $(BUILD))
 
-.PHONY: all deps build unit asan fuzz windows kernel image integration nested check demo bench clean
+.PHONY: all deps build unit asan fuzz windows kernel image integration nested rust check demo bench clean
 
 all: build
 
@@ -88,7 +90,15 @@ nested: build kernel image
 	@$(DEPS) test
 	$(PYTHON) -m pytest -v -rs tests/nested
 
-check: deps build unit asan fuzz windows integration nested
+# Debian's cargo and rustc (/usr/bin), not a rustup toolchain that may come first on PATH;
+# the crates come from Debian's librust-*-dev through bindings/rust/.cargo/config.toml.
+rust: build image
+	@$(DEPS) rust
+	cd bindings/rust && PATH=/usr/bin:$$PATH \
+	  MICROVM_ROOTFS=$$(sh $(CURDIR)/guest/image/build.sh | tail -n 1)/rootfs.tar.gz \
+	  /usr/bin/cargo test --offline
+
+check: deps build unit asan fuzz windows integration nested rust
 
 demo: build
 	sh scripts/demo.sh

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "microvm/manager.h"
+#include "manager/manager_reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,7 +6,7 @@
 #
 # Groups (the Makefile target that asks for each):
 #   build    compilers, Meson, the libraries of libmicrovm, the CLI, the agent and the unit
-#            tests                                           make build, make unit
+#            tests, scdoc for the man pages              make build, make unit
 #   image    what guest/image/build.sh copies into the guest make image
 #   kernel   linux-source-6.1 and what building it needs     make kernel
 #   demo     the demo's OpenVPN server, certificates, curl  make demo (with build, image)
@@ -14,6 +14,8 @@
 #                                                            make asan, fuzz, integration, check
 #   windows  mingw-w64 and Wine                              make windows
 #   bench    benchmark tools                                 make bench
+#   rust     Debian's rustc/cargo and the crates bindings/rust/ uses (offline, from
+#            /usr/share/cargo/registry)                       make rust
 #
 # A package may be in several groups.  To add a package: put it in the group of the work
 # that needs it (a new group: a new line in pkgs_of and in the Makefile target).
@@ -22,13 +24,13 @@
 # but Debian's archive.  Run as root (CI and the dev machines are root); otherwise via sudo.
 set -eu
 
-GROUPS="build image kernel demo test windows bench"
+GROUPS="build image kernel demo test windows bench rust"
 
 # pkgs_of GROUP - the Debian packages of GROUP
 pkgs_of() {
 	case $1 in
 	build) echo "build-essential meson ninja-build pkg-config libcmocka-dev libslirp-dev
-		libglib2.0-dev libcjson-dev libssl-dev libseccomp-dev" ;;
+		libglib2.0-dev libcjson-dev libssl-dev libseccomp-dev scdoc" ;;
 	image) echo "openvpn python3 cpio gzip tar binutils" ;;
 	kernel) echo "linux-source-6.1 bc bison flex libelf-dev libssl-dev kmod xz-utils cpio" ;;
 	demo) echo "openvpn openssl iproute2 curl python3" ;;
@@ -38,6 +40,8 @@ pkgs_of() {
 		procps psmisc util-linux" ;;
 	windows) echo "mingw-w64 wine64" ;;
 	bench) echo "hyperfine time procps psmisc util-linux" ;;
+	rust) echo "cargo rustc librust-tokio-dev librust-libc-dev librust-thiserror-dev
+		librust-pkg-config-dev" ;;
 	*) return 1 ;;
 	esac
 }

@@ -10,6 +10,8 @@
 #ifndef MICROVM_ERROR_H
 #define MICROVM_ERROR_H
 
+#include "microvm/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -20,7 +22,7 @@ extern "C" {
  * Return: a NUL-terminated string, "" when nothing failed yet; valid until the next
  * libmicrovm call on the same thread.
  */
-const char *mvm_last_error(void);
+MVM_API const char *mvm_last_error(void);
 
 #ifdef __cplusplus
 }

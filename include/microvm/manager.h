@@ -15,6 +15,8 @@
 #ifndef MICROVM_MANAGER_H
 #define MICROVM_MANAGER_H
 
+#include "microvm/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,7 +54,9 @@ enum mvm_vpn_state {
  * @boot_timeout_ms: how long start_vm/attach wait for the agent's "pong" (60 s)
  * @request_timeout_ms: timeout of ordinary agent requests (10 s)
  * @connect_timeout_ms: timeout of vpn_start (90 s)
- * @log:	one line per notable event, or NULL (never sees passwords)
+ * @log:	one line per notable event, or NULL (never sees passwords); called on the
+ *		thread of the manager call that caused the event, on the manager's watchdog
+ *		thread (faults), and on the SOCKS server's threads: it must be thread-safe
  * @log_opaque:	passed to @log
  */
 struct mvm_manager_config {
@@ -123,25 +127,25 @@ struct mvm_manager_status {
  * @agent_reachable:	the agent answered a ping
  * @vpn:		the VPN as the agent reported it (when reachable)
  */
-void mvm_manager_format_fault(char *buf, size_t len, bool guest_stopped,
-			      enum mvm_exit_reason reason, const char *detail,
-			      bool agent_reachable, const struct mvm_vpn_info *vpn);
+MVM_API void mvm_manager_format_fault(char *buf, size_t len, bool guest_stopped,
+				      enum mvm_exit_reason reason, const char *detail,
+				      bool agent_reachable, const struct mvm_vpn_info *vpn);
 
 /** mvm_manager_config_init() - defaults (auto backend, SOCKS on 127.0.0.1:1080, no auth). */
-void mvm_manager_config_init(struct mvm_manager_config *cfg);
+MVM_API void mvm_manager_config_init(struct mvm_manager_config *cfg);
 
 /**
  * mvm_manager_new() - a manager (nothing runs yet)
  * @cfg:	configuration; strings are copied
  * Return: the manager or NULL with mvm_last_error() set.
  */
-mvm_manager *mvm_manager_new(const struct mvm_manager_config *cfg);
+MVM_API mvm_manager *mvm_manager_new(const struct mvm_manager_config *cfg);
 
 /**
  * mvm_manager_start_vm() - create and start the VM, wait for the agent, start SOCKS
  * Return: 0 or -errno (mvm_last_error() and the status' last_error say why).
  */
-int mvm_manager_start_vm(mvm_manager *m);
+MVM_API int mvm_manager_start_vm(mvm_manager *m);
 
 /**
  * mvm_manager_attach() - use an agent that already runs, reached through @vs; start SOCKS
@@ -149,7 +153,7 @@ int mvm_manager_start_vm(mvm_manager *m);
  * @vs:		vsock client (owned by the manager from now on, even on failure)
  * Return: 0 or -errno.
  */
-int mvm_manager_attach(mvm_manager *m, mvm_vsock *vs);
+MVM_API int mvm_manager_attach(mvm_manager *m, mvm_vsock *vs);
 
 /**
  * mvm_manager_stop_vm() - stop SOCKS, ask the agent to shut down, stop the VM
@@ -158,10 +162,10 @@ int mvm_manager_attach(mvm_manager *m, mvm_vsock *vs);
  * In attach mode only SOCKS stops and the manager lets go of the agent (which keeps running).
  * Return: 0 or -errno.
  */
-int mvm_manager_stop_vm(mvm_manager *m, int timeout_ms);
+MVM_API int mvm_manager_stop_vm(mvm_manager *m, int timeout_ms);
 
 /** mvm_manager_get_status() - ping the agent, ask the VPN state, fill @st. */
-void mvm_manager_get_status(mvm_manager *m, struct mvm_manager_status *st);
+MVM_API void mvm_manager_get_status(mvm_manager *m, struct mvm_manager_status *st);
 
 /**
  * mvm_manager_upload_profile() - store an OpenVPN profile in the guest
@@ -169,7 +173,7 @@ void mvm_manager_get_status(mvm_manager *m, struct mvm_manager_status *st);
  * @content:	the profile text
  * Return: 0 or -errno.
  */
-int mvm_manager_upload_profile(mvm_manager *m, const char *name, const char *content);
+MVM_API int mvm_manager_upload_profile(mvm_manager *m, const char *name, const char *content);
 
 /**
  * mvm_manager_vpn_connect() - (upload and) start a profile
@@ -179,18 +183,18 @@ int mvm_manager_upload_profile(mvm_manager *m, const char *name, const char *con
  * @info:	the result: connected (with tun IP), web auth required (with URL) or error
  * Return: 0 when the agent answered (whatever the state), -errno when it could not be asked.
  */
-int mvm_manager_vpn_connect(mvm_manager *m, const char *name, const char *content,
-			    const char *username, const char *password,
-			    struct mvm_vpn_info *info);
+MVM_API int mvm_manager_vpn_connect(mvm_manager *m, const char *name, const char *content,
+				    const char *username, const char *password,
+				    struct mvm_vpn_info *info);
 
 /** mvm_manager_vpn_disconnect() - stop OpenVPN. Return: 0 or -errno. */
-int mvm_manager_vpn_disconnect(mvm_manager *m);
+MVM_API int mvm_manager_vpn_disconnect(mvm_manager *m);
 
 /** mvm_manager_vpn_status() - ask the agent. Return: 0 or -errno. */
-int mvm_manager_vpn_status(mvm_manager *m, struct mvm_vpn_info *info);
+MVM_API int mvm_manager_vpn_status(mvm_manager *m, struct mvm_vpn_info *info);
 
 /** mvm_manager_check_webauth() - has the web authentication completed? Return: 0 or -errno. */
-int mvm_manager_check_webauth(mvm_manager *m, struct mvm_vpn_info *info);
+MVM_API int mvm_manager_check_webauth(mvm_manager *m, struct mvm_vpn_info *info);
 
 /**
  * mvm_manager_list_profiles() - profile names stored in the guest
@@ -198,76 +202,38 @@ int mvm_manager_check_webauth(mvm_manager *m, struct mvm_vpn_info *info);
  * @count:	entries
  * Return: 0 or -errno.
  */
-int mvm_manager_list_profiles(mvm_manager *m, char ***names, size_t *count);
+MVM_API int mvm_manager_list_profiles(mvm_manager *m, char ***names, size_t *count);
 
 /** mvm_manager_free_list() - free what mvm_manager_list_profiles() returned. */
-void mvm_manager_free_list(char **names, size_t count);
+MVM_API void mvm_manager_free_list(char **names, size_t count);
 
 /**
  * mvm_manager_socks_credentials() - the SOCKS username and password in force
  * @user/@pass:	buffers of at least 256 bytes; set to "" without auth
  */
-void mvm_manager_socks_credentials(mvm_manager *m, char *user, char *pass);
+MVM_API void mvm_manager_socks_credentials(mvm_manager *m, char *user, char *pass);
 
 /**
  * mvm_manager_console_subscribe() - receive the guest console (see mvm_console_subscribe())
  * Return: subscription id or -errno (-ENOTSUP in attach mode: no console there).
  */
-int mvm_manager_console_subscribe(mvm_manager *m, mvm_console_cb cb, void *opaque);
+MVM_API int mvm_manager_console_subscribe(mvm_manager *m, mvm_console_cb cb, void *opaque);
 
 /**
  * mvm_manager_console_write() - type into the guest's console
  * Return: bytes accepted, or -errno (-ENOTSUP in attach mode, -ENOTCONN without a VM).
  */
-long mvm_manager_console_write(mvm_manager *m, const void *data, size_t len);
+MVM_API long mvm_manager_console_write(mvm_manager *m, const void *data, size_t len);
 
 /** mvm_manager_console_unsubscribe() - stop a subscription. */
-void mvm_manager_console_unsubscribe(mvm_manager *m, int id);
+MVM_API void mvm_manager_console_unsubscribe(mvm_manager *m, int id);
 
 /** mvm_manager_free() - stop everything and free. */
-void mvm_manager_free(mvm_manager *m);
+MVM_API void mvm_manager_free(mvm_manager *m);
 
 /** mvm_vpn_state_name() - "unknown", "disconnected", "connecting", "webauth_required",
  * "connected", "error". */
-const char *mvm_vpn_state_name(enum mvm_vpn_state state);
-
-/**
- * mvm_manager_parse_vpn_reply() - turn an agent JSON response into @info
- * @json:	the response line
- * @info:	filled
- * Return: 0, or -EPROTO if it is not a JSON object with a "status" string.
- */
-int mvm_manager_parse_vpn_reply(const char *json, struct mvm_vpn_info *info);
-
-/**
- * mvm_manager_parse_ok_reply() - check an agent answer that should be {"status":"ok"}
- * @json:	the response line (guest-controlled)
- * @err:	on -EPROTO, the agent's error text or a description (may be NULL)
- * @errlen:	size of @err
- * Return: 0, or -EPROTO for an error answer or anything without a "status" string.
- */
-int mvm_manager_parse_ok_reply(const char *json, char *err, size_t errlen);
-
-/**
- * mvm_manager_parse_profiles_reply() - the names in a list_profiles answer
- * @json:	the response line (guest-controlled)
- * @names:	on success a malloc'd array of malloc'd strings (mvm_manager_free_list());
- *		members that are not strings are skipped
- * @count:	entries
- * @err:	on -EPROTO, the agent's error text or a description (may be NULL)
- * @errlen:	size of @err
- * Return: 0, -EPROTO without a "profiles" array, or -ENOMEM.
- */
-int mvm_manager_parse_profiles_reply(const char *json, char ***names, size_t *count,
-				     char *err, size_t errlen);
-
-/**
- * mvm_manager_parse_secret_reply() - the agent's auth secret from a get_auth_secret answer
- * @json:	the response line (guest-controlled)
- * @secret:	on success 64 lowercase hex characters and a NUL
- * Return: 0, or -EPROTO if "auth_secret" is missing or not 64 lowercase hex characters.
- */
-int mvm_manager_parse_secret_reply(const char *json, char secret[65]);
+MVM_API const char *mvm_vpn_state_name(enum mvm_vpn_state state);
 
 #ifdef __cplusplus
 }

@@ -8,9 +8,18 @@
  * config, or automatically; callers never branch on the platform.
  *
  * Lifecycle: CREATED --start--> RUNNING --(guest exits | stop | kill)--> STOPPED.
+ *
+ * Threads: every function may be called from any thread.  The backend runs the guest on
+ * threads of its own (vCPUs, devices, the box's supervisor); the only callback here, the
+ * console's (&mvm_console_cb), runs on a delivery thread of its own per subscriber - never on
+ * the caller's thread, never on a vCPU thread - so a slow callback delays only its own
+ * subscription.  A callback must not call mvm_console_unsubscribe() for its own subscription
+ * nor mvm_vm_destroy() (both wait for that thread).
  */
 #ifndef MICROVM_RUNTIME_H
 #define MICROVM_RUNTIME_H
+
+#include "microvm/export.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -87,25 +96,34 @@ struct mvm_config {
 };
 
 /** mvm_config_init() - defaults: auto backend, 256 MiB, 1 vCPU, CID 3, no net. */
-void mvm_config_init(struct mvm_config *cfg);
+MVM_API void mvm_config_init(struct mvm_config *cfg);
+
+/**
+ * mvm_backend_default() - the backend MVM_BACKEND_AUTO would pick on this machine
+ *
+ * Nothing is created; the same checks as mvm_vm_create() with MVM_BACKEND_AUTO run.
+ * Return: its name ("KVM", "nsbox", "WSL2", "HVF"), a static string, or NULL with
+ * mvm_last_error() set when no backend can run here.
+ */
+MVM_API const char *mvm_backend_default(void);
 
 /**
  * mvm_vm_create() - check the config and prepare a VM (nothing runs yet)
  * Return: the VM, or NULL with mvm_last_error() set (missing kernel, bad sizes, no /dev/kvm...).
  */
-mvm_vm *mvm_vm_create(const struct mvm_config *cfg);
+MVM_API mvm_vm *mvm_vm_create(const struct mvm_config *cfg);
 
 /** mvm_vm_start() - start the guest. Return: 0 or -errno. */
-int mvm_vm_start(mvm_vm *vm);
+MVM_API int mvm_vm_start(mvm_vm *vm);
 
 /**
  * mvm_vm_stop() - ask the guest to stop; kill it if it has not after @timeout_ms
  * Return: 0 once stopped, or -errno.
  */
-int mvm_vm_stop(mvm_vm *vm, int timeout_ms);
+MVM_API int mvm_vm_stop(mvm_vm *vm, int timeout_ms);
 
 /** mvm_vm_kill() - stop the guest now. Return: 0 or -errno. */
-int mvm_vm_kill(mvm_vm *vm);
+MVM_API int mvm_vm_kill(mvm_vm *vm);
 
 /**
  * mvm_vm_wait() - wait until the guest has stopped
@@ -113,16 +131,16 @@ int mvm_vm_kill(mvm_vm *vm);
  * @reason:	the exit reason (may be NULL)
  * Return: 0 when stopped, -ETIMEDOUT otherwise.
  */
-int mvm_vm_wait(mvm_vm *vm, int timeout_ms, enum mvm_exit_reason *reason);
+MVM_API int mvm_vm_wait(mvm_vm *vm, int timeout_ms, enum mvm_exit_reason *reason);
 
-enum mvm_state mvm_vm_state(mvm_vm *vm);
+MVM_API enum mvm_state mvm_vm_state(mvm_vm *vm);
 
 /**
  * mvm_vm_exit_detail() - one line from the backend about why the guest stopped
  * ("triple fault", "KVM internal error ..."), "" if it has nothing to add.
  * Return: a string valid until mvm_vm_destroy().
  */
-const char *mvm_vm_exit_detail(mvm_vm *vm);
+MVM_API const char *mvm_vm_exit_detail(mvm_vm *vm);
 
 /**
  * mvm_vm_stats() - the backend's device statistics, one "name: value" line each
@@ -134,19 +152,19 @@ const char *mvm_vm_exit_detail(mvm_vm *vm);
  * Return: the length of the text (truncated to fit @buf), or -ENOTSUP when the backend
  * keeps no statistics.
  */
-int mvm_vm_stats(mvm_vm *vm, char *buf, size_t len);
+MVM_API int mvm_vm_stats(mvm_vm *vm, char *buf, size_t len);
 
 /** mvm_vm_hypervisor() - "KVM", "nsbox", "WSL2", "HVF". */
-const char *mvm_vm_hypervisor(mvm_vm *vm);
+MVM_API const char *mvm_vm_hypervisor(mvm_vm *vm);
 
 /** mvm_vm_vsock() - the VM's vsock client (owned by the VM; valid until destroy). */
-mvm_vsock *mvm_vm_vsock(mvm_vm *vm);
+MVM_API mvm_vsock *mvm_vm_vsock(mvm_vm *vm);
 
 /** mvm_vm_destroy() - kill if needed and free everything. */
-void mvm_vm_destroy(mvm_vm *vm);
+MVM_API void mvm_vm_destroy(mvm_vm *vm);
 
 /** mvm_exit_reason_name() - "poweroff", "reboot", "panic", "error", "killed", "none". */
-const char *mvm_exit_reason_name(enum mvm_exit_reason reason);
+MVM_API const char *mvm_exit_reason_name(enum mvm_exit_reason reason);
 
 /*
  * Console.  Output is fanned out to any number of subscribers; the last 64 KiB are replayed
@@ -157,26 +175,29 @@ const char *mvm_exit_reason_name(enum mvm_exit_reason reason);
 /**
  * typedef mvm_console_cb - console bytes for a subscriber
  * @data/@len:	bytes, in order; @lost counts bytes this subscriber missed before these
+ *
+ * Called on the subscription's own delivery thread (created by mvm_console_subscribe(),
+ * joined by mvm_console_unsubscribe()), one call at a time, @data valid only during the call.
  */
 typedef void (*mvm_console_cb)(void *opaque, const uint8_t *data, size_t len, uint64_t lost);
 
 /** mvm_console_subscribe() - Return: a subscription id (>= 0) or -errno. */
-int mvm_console_subscribe(mvm_vm *vm, mvm_console_cb cb, void *opaque);
+MVM_API int mvm_console_subscribe(mvm_vm *vm, mvm_console_cb cb, void *opaque);
 
 /** mvm_console_subscribe_fd() - write console output to @fd (not closed by the VM). */
-int mvm_console_subscribe_fd(mvm_vm *vm, int fd);
+MVM_API int mvm_console_subscribe_fd(mvm_vm *vm, int fd);
 
-void mvm_console_unsubscribe(mvm_vm *vm, int id);
+MVM_API void mvm_console_unsubscribe(mvm_vm *vm, int id);
 
 /**
  * mvm_console_drain() - wait until every subscriber was handed all output so far
  * @timeout_ms:	negative waits forever
  * Return: 0, or -ETIMEDOUT.
  */
-int mvm_console_drain(mvm_vm *vm, int timeout_ms);
+MVM_API int mvm_console_drain(mvm_vm *vm, int timeout_ms);
 
 /** mvm_console_write() - type into the guest's console. Return: bytes accepted or -errno. */
-long mvm_console_write(mvm_vm *vm, const void *data, size_t len);
+MVM_API long mvm_console_write(mvm_vm *vm, const void *data, size_t len);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,8 @@
 #ifndef MICROVM_SOCKS_H
 #define MICROVM_SOCKS_H
 
+#include "microvm/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,7 +55,9 @@ typedef struct mvm_socks mvm_socks;
  *		even the few slots for such answers are taken, is closed at once
  * @workers:	threads that open vsock streams, which may block (4)
  * @log:	called with one line per notable event (failed connects, refusals), or NULL;
- *		never sees passwords
+ *		never sees passwords; called on the server's threads (its event loop
+ *		"mvm-socks" and its connect workers "mvm-socks-conn"), possibly at once from
+ *		several: it must be thread-safe and quick
  * @log_opaque:	passed to @log
  */
 struct mvm_socks_config {
@@ -91,7 +95,7 @@ struct mvm_socks_stats {
 };
 
 /** mvm_socks_config_init() - defaults: 127.0.0.1:1080, no auth, timeouts as documented. */
-void mvm_socks_config_init(struct mvm_socks_config *cfg);
+MVM_API void mvm_socks_config_init(struct mvm_socks_config *cfg);
 
 /**
  * mvm_socks_new() - prepare a server (nothing listens yet)
@@ -100,25 +104,25 @@ void mvm_socks_config_init(struct mvm_socks_config *cfg);
  *
  * Return: the server, or NULL with mvm_last_error() set.
  */
-mvm_socks *mvm_socks_new(const struct mvm_socks_config *cfg, mvm_vsock *vs);
+MVM_API mvm_socks *mvm_socks_new(const struct mvm_socks_config *cfg, mvm_vsock *vs);
 
 /**
  * mvm_socks_start() - bind, listen and start serving
  * Return: 0 or -errno (-EADDRINUSE, -EPERM for a non-loopback address without allow_remote).
  */
-int mvm_socks_start(mvm_socks *s);
+MVM_API int mvm_socks_start(mvm_socks *s);
 
 /** mvm_socks_port() - the port listened on (useful with port 0), 0 when not started. */
-uint16_t mvm_socks_port(mvm_socks *s);
+MVM_API uint16_t mvm_socks_port(mvm_socks *s);
 
 /** mvm_socks_stats() - a snapshot of the counters. */
-void mvm_socks_stats(mvm_socks *s, struct mvm_socks_stats *st);
+MVM_API void mvm_socks_stats(mvm_socks *s, struct mvm_socks_stats *st);
 
 /** mvm_socks_stop() - stop listening and close every connection; may be restarted. */
-void mvm_socks_stop(mvm_socks *s);
+MVM_API void mvm_socks_stop(mvm_socks *s);
 
 /** mvm_socks_free() - stop if needed and free. */
-void mvm_socks_free(mvm_socks *s);
+MVM_API void mvm_socks_free(mvm_socks *s);
 
 /**
  * mvm_socks_parse_listen() - parse "ADDR:PORT", "[V6]:PORT", "ADDR" or "PORT"
@@ -129,7 +133,7 @@ void mvm_socks_free(mvm_socks *s);
  *
  * Return: 0 or -EINVAL with mvm_last_error() set.
  */
-int mvm_socks_parse_listen(const char *spec, char *addr, size_t addr_cap, uint16_t *port);
+MVM_API int mvm_socks_parse_listen(const char *spec, char *addr, size_t addr_cap, uint16_t *port);
 
 /**
  * mvm_socks_generate_secret() - a random password: 64 hex characters
@@ -138,7 +142,7 @@ int mvm_socks_parse_listen(const char *spec, char *addr, size_t addr_cap, uint16
  *
  * Return: 0 or -errno.
  */
-int mvm_socks_generate_secret(char *out, size_t cap);
+MVM_API int mvm_socks_generate_secret(char *out, size_t cap);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,8 @@
 #ifndef MICROVM_VSOCK_H
 #define MICROVM_VSOCK_H
 
+#include "microvm/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,7 +34,9 @@ typedef struct mvm_vsock mvm_vsock;
  * @port:	the host port the guest connected to
  * @fd:		the stream; the callback owns it and must close it eventually
  *
- * Called from a libmicrovm thread: hand the fd off quickly rather than serving it inline.
+ * Called from a libmicrovm thread (under KVM the virtio-vsock device's thread that processes
+ * the guest's packets), never from the thread that called mvm_vsock_listen(): hand the fd
+ * off quickly rather than serving it inline; meanwhile the device serves no other stream.
  */
 typedef void (*mvm_vsock_accept_cb)(void *opaque, uint32_t port, int fd);
 
@@ -59,7 +63,7 @@ struct mvm_vsock_transport {
  *
  * Return: the client, or NULL with mvm_last_error() set.
  */
-mvm_vsock *mvm_vsock_new(const struct mvm_vsock_transport *ops, void *ctx);
+MVM_API mvm_vsock *mvm_vsock_new(const struct mvm_vsock_transport *ops, void *ctx);
 
 /**
  * mvm_vsock_new_tcp() - a client whose port N is TCP @host:N
@@ -67,7 +71,7 @@ mvm_vsock *mvm_vsock_new(const struct mvm_vsock_transport *ops, void *ctx);
  *
  * The TCP flavour used for WSL2 and for tests that run the agent outside a VM.
  */
-mvm_vsock *mvm_vsock_new_tcp(const char *host);
+MVM_API mvm_vsock *mvm_vsock_new_tcp(const char *host);
 
 /**
  * mvm_vsock_new_tcp_netns() - like mvm_vsock_new_tcp(), dialling from inside a network namespace
@@ -76,7 +80,7 @@ mvm_vsock *mvm_vsock_new_tcp(const char *host);
  *
  * Sockets are created in the namespace (needs CAP_SYS_ADMIN over it) and then used from here.
  */
-mvm_vsock *mvm_vsock_new_tcp_netns(const char *netns_path, const char *host);
+MVM_API mvm_vsock *mvm_vsock_new_tcp_netns(const char *netns_path, const char *host);
 
 /**
  * mvm_vsock_set_secret() - authenticate every stream of this client with the agent's secret
@@ -93,10 +97,10 @@ mvm_vsock *mvm_vsock_new_tcp_netns(const char *netns_path, const char *host);
  *
  * Return: 0, or -EINVAL when @secret is not 64 hex characters.
  */
-int mvm_vsock_set_secret(mvm_vsock *vs, const char *secret);
+MVM_API int mvm_vsock_set_secret(mvm_vsock *vs, const char *secret);
 
 /** mvm_vsock_free() - release the client; open streams stay usable until closed. */
-void mvm_vsock_free(mvm_vsock *vs);
+MVM_API void mvm_vsock_free(mvm_vsock *vs);
 
 /**
  * mvm_vsock_connect() - open a stream to a guest port
@@ -105,14 +109,14 @@ void mvm_vsock_free(mvm_vsock *vs);
  * Return: a file descriptor, or -errno with mvm_last_error() set (-EACCES: the agent
  * failed authentication).
  */
-int mvm_vsock_connect(mvm_vsock *vs, uint32_t port, int timeout_ms);
+MVM_API int mvm_vsock_connect(mvm_vsock *vs, uint32_t port, int timeout_ms);
 
 /**
  * mvm_vsock_close_stream() - close a stream from mvm_vsock_connect() or an accept callback
  * (close() on POSIX; on Windows the int holds a Winsock SOCKET and needs closesocket())
  * @fd:		the stream; negative values are ignored
  */
-void mvm_vsock_close_stream(int fd);
+MVM_API void mvm_vsock_close_stream(int fd);
 
 /**
  * MVM_VSOCK_MAX_CONNS - connections one virtio-vsock device carries at once
@@ -147,17 +151,17 @@ void mvm_vsock_close_stream(int fd);
  * Return: 0, or -errno (-ETIMEDOUT, -ECONNREFUSED, -EPROTO for EOF before any byte,
  * -EMSGSIZE for a response longer than MVM_VSOCK_MAX_RESPONSE).
  */
-int mvm_vsock_request(mvm_vsock *vs, uint32_t port, const void *req, size_t req_len,
-		      char **resp, size_t *resp_len, int timeout_ms);
+MVM_API int mvm_vsock_request(mvm_vsock *vs, uint32_t port, const void *req, size_t req_len,
+			      char **resp, size_t *resp_len, int timeout_ms);
 
 /**
  * mvm_vsock_listen() - accept guest-initiated connections to host port @port
  * Return: 0 or -errno (-EADDRINUSE when already listening, -EOPNOTSUPP by transport).
  */
-int mvm_vsock_listen(mvm_vsock *vs, uint32_t port, mvm_vsock_accept_cb cb, void *opaque);
+MVM_API int mvm_vsock_listen(mvm_vsock *vs, uint32_t port, mvm_vsock_accept_cb cb, void *opaque);
 
 /** mvm_vsock_unlisten() - stop accepting on @port. */
-void mvm_vsock_unlisten(mvm_vsock *vs, uint32_t port);
+MVM_API void mvm_vsock_unlisten(mvm_vsock *vs, uint32_t port);
 
 #ifdef __cplusplus
 }

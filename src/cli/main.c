@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "microvm/version.h"
 
 static int cli_help(int argc, char **argv);
 int cli_up(int argc, char **argv);
@@ -102,7 +103,7 @@ int main(int argc, char **argv)
 		return CLI_EXIT_OK;
 	}
 	if (!strcmp(argv[1], "--version")) {
-		printf("microvm %s\n", MVM_VERSION);
+		printf("microvm %s\n", mvm_version());
 		return CLI_EXIT_OK;
 	}
 	c = cli_find(argv[1]);

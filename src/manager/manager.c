@@ -52,6 +52,7 @@
 #include <cjson/cJSON.h>
 
 #include "microvm/manager.h"
+#include "manager/manager_reply.h"
 #include "runtime/error.h"
 #include "sandbox/secret.h"
 

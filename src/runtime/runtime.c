@@ -148,6 +148,19 @@ static const struct mvm_backend_ops *mvm_backend_pick(enum mvm_backend_kind kind
 }
 
 /**
+ * mvm_backend_default() - the backend MVM_BACKEND_AUTO would pick on this machine
+ *
+ * Return: its name ("KVM", "nsbox", "WSL2", "HVF"), or NULL with mvm_last_error() set
+ * when no backend can run here.
+ */
+const char *mvm_backend_default(void)
+{
+	const struct mvm_backend_ops *b = mvm_backend_pick(MVM_BACKEND_AUTO, true);
+
+	return b ? b->name : NULL;
+}
+
+/**
  * mvm_vm_create_ops() - create a VM on a given backend (the runtime's tests use a fake one)
  * @ops:	the backend
  * @cfg:	config

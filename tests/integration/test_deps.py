@@ -45,6 +45,7 @@ def test_build_installs_only_the_build_group(tmp_path):
     ("windows", {"build", "windows"}),
     ("bench", {"build", "bench"}),
     ("kernel", {"kernel"}),
+    ("rust", {"build", "image", "rust"}),
     ("image", {"build", "image"}),
     ("integration", {"build", "kernel", "image", "test"}),
 ])

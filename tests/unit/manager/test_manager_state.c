@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "microvm/manager.h"
+#include "manager/manager_reply.h"
 
 static void test_connected(void **state)
 {

@@ -1,0 +1,113 @@
+//! microvm - the safe Rust API of libmicrovm.
+//!
+//! Two layers, both over the C library (`microvm-sys`):
+//!
+//! - the API of microvm-rs, names and signatures, so that an application written against it
+//!   switches its dependency and keeps its code: [`RuntimeConfig`], [`VmRuntime::new`] giving
+//!   the runtime and its [`VsockClient`], [`VmRuntime::spawn`] giving a [`RuntimeHandle`]
+//!   (`shutdown`, `kill`, `is_running`), [`VsockClient::request`] / [`VsockClient::connect`],
+//!   [`VsockConnection`] (`send`, `recv`, `close`), [`backend_name`], [`is_supported`];
+//! - [`VpnManager`], the VPN appliance of `microvm up`: start/stop the VM, status, profiles,
+//!   connect (with a password, or web authentication), the SOCKS5 proxy.
+//!
+//! Threads: the async functions run the blocking C calls on tokio's blocking pool
+//! (`spawn_blocking`), so they need a tokio runtime; the console callback runs on a
+//! libmicrovm thread and only does a `try_send` (a full channel loses bytes, the guest never
+//! waits).  docs/library.md has the quick start and the C side's rules.
+
+mod manager;
+mod runtime;
+mod vsock;
+
+pub use manager::{ManagerConfig, ManagerStatus, VpnInfo, VpnManager, VpnState};
+pub use runtime::{Backend, RuntimeConfig, RuntimeHandle, RuntimeOptions, VmRuntime};
+pub use vsock::{VsockClient, VsockConnection};
+
+use std::ffi::CStr;
+use std::os::raw::c_char;
+
+/// What can go wrong in libmicrovm; the text is the library's (`mvm_last_error()`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A libmicrovm call failed: the negative errno and the library's explanation.
+    #[error("{msg}")]
+    Call { errno: i32, msg: String },
+    /// Bad input from the caller (a NUL byte in a path, ...).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<Error> for String {
+    fn from(e: Error) -> String {
+        e.to_string()
+    }
+}
+
+/// Result of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The library's explanation of the last failure on this thread.
+pub(crate) fn last_error() -> String {
+    // SAFETY: mvm_last_error() always returns a NUL-terminated thread-local string.
+    unsafe { cstr(microvm_sys::mvm_last_error()) }
+}
+
+/// An error from a negative return value, with the library's text (or strerror's).
+pub(crate) fn call_error(ret: i32, what: &str) -> Error {
+    let mut msg = last_error();
+    if msg.is_empty() {
+        msg = format!("{}: {}", what, std::io::Error::from_raw_os_error(-ret));
+    }
+    Error::Call { errno: -ret, msg }
+}
+
+/// Copy a C string (NULL: "").
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string.
+pub(crate) unsafe fn cstr(p: *const c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    CStr::from_ptr(p).to_string_lossy().into_owned()
+}
+
+/// A C string from a char array field (up to its first NUL).
+pub(crate) fn carray(a: &[c_char]) -> String {
+    let bytes: Vec<u8> = a.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A CString for the C side, or Error::Invalid when `s` holds a NUL byte.
+pub(crate) fn to_c(s: &str, what: &str) -> Result<std::ffi::CString> {
+    std::ffi::CString::new(s).map_err(|_| Error::Invalid(format!("{} contains a NUL byte", what)))
+}
+
+/// The version of the libmicrovm in use ("0.1.0").
+pub fn version() -> String {
+    // SAFETY: a static string.
+    unsafe { cstr(microvm_sys::mvm_version()) }
+}
+
+/// The backend an automatic choice would use here: "KVM", "nsbox", "WSL2", "HVF"; "none"
+/// when nothing can run.
+pub fn backend_name() -> &'static str {
+    // SAFETY: NULL or a static string of the library.
+    let p = unsafe { microvm_sys::mvm_backend_default() };
+    if p.is_null() {
+        return "none";
+    }
+    match unsafe { CStr::from_ptr(p) }.to_str().unwrap_or("none") {
+        "KVM" => "KVM",
+        "nsbox" => "nsbox",
+        "WSL2" => "WSL2",
+        "HVF" => "HVF",
+        _ => "unknown",
+    }
+}
+
+/// Whether any backend can run a guest on this machine.
+pub fn is_supported() -> bool {
+    // SAFETY: no arguments; NULL or a static string.
+    !unsafe { microvm_sys::mvm_backend_default() }.is_null()
+}
