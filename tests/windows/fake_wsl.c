@@ -26,6 +26,7 @@
  *   absent    WSL is not installed: every command says so
  *   disabled  the Virtual Machine Platform is off: a WSL2 import or run fails
  *   wsl1      WSL 2's kernel is missing: `--version 2` fails
+ *   hang      the WSL service hangs: a program never starts, wsl.exe waits (until killed)
  *
  * State lives in %FAKE_WSL_DIR%: "distros" (NAME|VERSION|DIR lines), fs\NAME\ (the
  * distro's file system), run\NAME\ (pids of its processes), "log" (one line per command,
@@ -334,6 +335,9 @@ static DWORD run(const char *name, const char *user, char **exec_argv, const cha
 		return no_such_distro();
 	if (d.version == 2 && !strcmp(mode, "disabled"))
 		return vm_platform_off("CreateInstance");
+	if (!strcmp(mode, "hang"))
+		for (;;)
+			Sleep(1000);
 	if (!login(d.name, user, &uid, shell, sizeof(shell))) {
 		say("User not found.\nError code: Wsl/Service/CreateInstance/WSL_E_USER_NOT_FOUND\n");
 		return WSL_FAIL;

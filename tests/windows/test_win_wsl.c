@@ -415,6 +415,29 @@ static void test_agent_exits_early(void)
 	closesocket(s);
 }
 
+/* WSL hangs starting the program: start gives up after MICROVM_WSL_START_TIMEOUT */
+static void test_start_timeout(void)
+{
+	ULONGLONG t0;
+	mvm_vm *vm;
+
+	vm = vm_new(rootfs2, NULL);
+	CHECK(vm != NULL);
+	if (!vm)
+		return;
+	setenv_win("FAKE_WSL_MODE", "hang");
+	setenv_win("MICROVM_WSL_START_TIMEOUT", "2");
+	t0 = GetTickCount64();
+	CHECK(mvm_vm_start(vm) == -ETIMEDOUT);
+	CHECK(GetTickCount64() - t0 < 15000);
+	CHECK(strstr(mvm_last_error(), "the agent did not answer on 127.0.0.1:1025 within 2 s")
+	      != NULL);
+	CHECK(mvm_vm_state(vm) == MVM_STATE_STOPPED);
+	mvm_vm_destroy(vm);
+	setenv_win("FAKE_WSL_MODE", NULL);
+	setenv_win("MICROVM_WSL_START_TIMEOUT", "30");
+}
+
 /* uninstall unregisters; the profiles stay; a second uninstall is fine */
 static void test_uninstall(void)
 {
@@ -529,6 +552,7 @@ int main(void)
 		{ "wsl_reuse_and_kill", test_reuse_and_kill },
 		{ "wsl_upgrade_keeps_profiles", test_upgrade_keeps_profiles },
 		{ "wsl_agent_exits_early", test_agent_exits_early },
+		{ "wsl_start_timeout", test_start_timeout },
 		{ "wsl_uninstall", test_uninstall },
 	};
 	int passed = 0, failed = 0;
