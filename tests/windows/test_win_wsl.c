@@ -454,6 +454,34 @@ static void test_uninstall(void)
 	CHECK(count("unregister microvm") == 2);	/* not registered: nothing to do */
 }
 
+static int copy(const char *from, const char *to, const void *extra, size_t extra_len);
+
+/* no rootfs given: rootfs.tar.gz next to the program (a self-contained Windows package) */
+static void test_rootfs_next_to_program(void)
+{
+	char beside[MAX_PATH + 32], *slash;
+	enum mvm_exit_reason reason = MVM_EXIT_NONE;
+	mvm_vm *vm;
+
+	snprintf(beside, sizeof(beside), "%s", fake_exe);
+	slash = strrchr(beside, '\\');
+	if (!slash)
+		return;
+	snprintf(slash + 1, sizeof(beside) - (size_t)(slash + 1 - beside), "rootfs.tar.gz");
+	CHECK(copy(rootfs, beside, NULL, 0) == 0);
+	vm = vm_new(NULL, NULL);
+	CHECK(vm != NULL);
+	if (vm) {
+		CHECK(mvm_vm_start(vm) == 0);
+		CHECK(count(beside) == 1);	/* imported from there */
+		CHECK(mvm_vm_stop(vm, 10000) == 0);
+		CHECK(mvm_vm_wait(vm, 0, &reason) == 0 && reason == MVM_EXIT_POWEROFF);
+		mvm_vm_destroy(vm);
+	}
+	CHECK(DeleteFileA(beside));
+	CHECK(mvm_wsl_uninstall() == 0);
+}
+
 /* copy() - @from to @to; @extra appended (bytes) */
 static int copy(const char *from, const char *to, const void *extra, size_t extra_len)
 {
@@ -554,6 +582,7 @@ int main(void)
 		{ "wsl_agent_exits_early", test_agent_exits_early },
 		{ "wsl_start_timeout", test_start_timeout },
 		{ "wsl_uninstall", test_uninstall },
+		{ "wsl_rootfs_next_to_program", test_rootfs_next_to_program },
 	};
 	int passed = 0, failed = 0;
 	size_t i;
