@@ -392,8 +392,8 @@ static void test_upgrade_keeps_profiles(void)
 	}
 }
 
-/* the agent exits before it answers (its port is taken): start fails with its output */
-static void test_agent_exits_early(void)
+/* another Windows program holds 127.0.0.1:1025: no authenticated answer, start says so */
+static void test_port_taken_on_windows(void)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	SOCKET s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
@@ -402,17 +402,177 @@ static void test_agent_exits_early(void)
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sa.sin_port = htons(PORT);
 	CHECK(bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(s, 1) == 0);
+	setenv_win("MICROVM_WSL_START_TIMEOUT", "3");
+	vm = vm_new(rootfs2, NULL);
+	CHECK(vm != NULL);
+	if (vm) {
+		CHECK(mvm_vm_start(vm) == -ETIMEDOUT);
+		CHECK(strstr(mvm_last_error(), "did not answer on 127.0.0.1:1025 within 3 s") != NULL);
+		CHECK(mvm_vm_state(vm) == MVM_STATE_STOPPED);
+		mvm_vm_destroy(vm);
+	}
+	setenv_win("MICROVM_WSL_START_TIMEOUT", "30");
+	closesocket(s);
+}
+
+/* the agent exits before it answers (its state directory is a file): status and output */
+static void test_agent_exits_early(void)
+{
+	char dir[MAX_PATH * 2], keep[MAX_PATH * 2];
+	mvm_vm *vm;
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "%s\\microvm\\state", appdata);
+	snprintf(keep, sizeof(keep), "%s\\microvm\\state.keep", appdata);
+	CHECK(MoveFileA(dir, keep));
+	f = fopen(dir, "w");
+	CHECK(f != NULL);
+	if (f)
+		fclose(f);
 	vm = vm_new(rootfs2, NULL);
 	CHECK(vm != NULL);
 	if (vm) {
 		CHECK(mvm_vm_start(vm) == -ECHILD);
 		CHECK(strstr(mvm_last_error(), "the agent exited with status 1 before it answered")
 		      != NULL);
-		CHECK(strstr(mvm_last_error(), "control port 1025") != NULL);
+		CHECK(strstr(mvm_last_error(), "cannot create /mnt/c/") != NULL);
 		CHECK(mvm_vm_state(vm) == MVM_STATE_STOPPED);
 		mvm_vm_destroy(vm);
 	}
+	CHECK(DeleteFileA(dir));
+	CHECK(MoveFileA(keep, dir));
+}
+
+/* WSL 2 switched off after the import: the run fails, start tells what to do */
+static void test_disabled_after_import(void)
+{
+	mvm_vm *vm;
+
+	setenv_win("FAKE_WSL_MODE", "disabled");
+	vm = vm_new(rootfs2, NULL);
+	CHECK(vm != NULL);
+	if (vm) {
+		CHECK(mvm_vm_start(vm) == -ENODEV);
+		CHECK(strstr(mvm_last_error(), "\"Virtual Machine Platform\"") != NULL);
+		CHECK(strstr(mvm_last_error(), "CreateInstance") != NULL);
+		mvm_vm_destroy(vm);
+	}
+	setenv_win("FAKE_WSL_MODE", NULL);
+}
+
+/* run_agent() - the agent through the double directly, listening on @addr:@port */
+static HANDLE run_agent(const char *addr, int port, HANDLE *out)
+{
+	SECURITY_ATTRIBUTES sa = { .nLength = sizeof(sa), .bInheritHandle = TRUE };
+	STARTUPINFOA si = { .cb = sizeof(si) };
+	PROCESS_INFORMATION pi;
+	HANDLE ir, iw, or, ow;
+	char cmd[MAX_PATH * 3];
+	DWORD n;
+
+	if (!CreatePipe(&ir, &iw, &sa, 0) || !CreatePipe(&or, &ow, &sa, 0))
+		return NULL;
+	SetHandleInformation(iw, HANDLE_FLAG_INHERIT, 0);
+	SetHandleInformation(or, HANDLE_FLAG_INHERIT, 0);
+	si.dwFlags = STARTF_USESTDHANDLES;
+	si.hStdInput = ir;
+	si.hStdOutput = ow;
+	si.hStdError = ow;
+	snprintf(cmd, sizeof(cmd), "\"%s\" -d microvm -u root --exec /usr/bin/microvm-agent "
+		 "--transport tcp --listen %s --control-port %d --proxy-port %d "
+		 "--auth-secret-file /dev/stdin --state-dir /tmp/agent", fake_exe, addr, port,
+		 port + 100);
+	if (!CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi))
+		return NULL;
+	CloseHandle(ir);
+	CloseHandle(ow);
+	CloseHandle(pi.hThread);
+	WriteFile(iw, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n", 65,
+		  &n, NULL);
+	*out = or;
+	return pi.hProcess;
+}
+
+/* pipe_wait() - until @needle appeared in what @h delivers, or @ms passed */
+static int pipe_wait(HANDLE h, const char *needle, int ms)
+{
+	char buf[4096];
+	DWORD len = 0, avail, n;
+
+	for (; ms > 0; ms -= 20) {
+		if (PeekNamedPipe(h, NULL, 0, NULL, &avail, NULL) && avail &&
+		    len < sizeof(buf) - 1 &&
+		    ReadFile(h, buf + len, min(avail, (DWORD)(sizeof(buf) - 1 - len)), &n, NULL)) {
+			len += n;
+			buf[len] = '\0';
+			if (strstr(buf, needle))
+				return 1;
+			continue;
+		}
+		Sleep(20);
+	}
+	return 0;
+}
+
+/* reachable() - does a TCP connection to 127.0.0.1:@port succeed? */
+static int reachable(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	SOCKET s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+	int ok;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((u_short)port);
+	ok = connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 	closesocket(s);
+	return ok;
+}
+
+/*
+ * The double forwards as WSL does: a listener on the distro's 0.0.0.0 is reachable on the
+ * Windows loopback, one on another address (127.0.0.2) is not.
+ */
+static void test_double_forwarding(void)
+{
+	SECURITY_ATTRIBUTES sa = { .nLength = sizeof(sa), .bInheritHandle = TRUE };
+	HANDLE a, b, ao = NULL, bo = NULL;
+	const char *term[] = { "--terminate", "microvm" };
+	char cmd[MAX_PATH * 2];
+	STARTUPINFOA si = { .cb = sizeof(si) };
+	PROCESS_INFORMATION pi;
+	int i, got = 0;
+
+	a = run_agent("127.0.0.2", 1030, &ao);
+	b = run_agent("0.0.0.0", 1031, &bo);
+	CHECK(a && b);
+	if (!a || !b)
+		return;
+	CHECK(pipe_wait(ao, "listening (tcp 127.0.0.2)", 15000));
+	CHECK(pipe_wait(bo, "listening (tcp 0.0.0.0)", 15000));
+	for (i = 0; i < 100 && !got; i++) {
+		got = reachable(1031);
+		if (!got)
+			Sleep(50);
+	}
+	CHECK(got);
+	Sleep(300);	/* the double looks for listeners every 50 ms */
+	CHECK(!reachable(1030));
+	snprintf(cmd, sizeof(cmd), "\"%s\" %s %s", fake_exe, term[0], term[1]);
+	/* its UTF-16 "completed successfully" is not for our output */
+	si.dwFlags = STARTF_USESTDHANDLES;
+	si.hStdOutput = CreateFileA("NUL", GENERIC_WRITE, 0, &sa, OPEN_EXISTING, 0, NULL);
+	si.hStdError = si.hStdOutput;
+	CHECK(CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi));
+	CloseHandle(si.hStdOutput);
+	WaitForSingleObject(pi.hProcess, 30000);
+	CloseHandle(pi.hProcess);
+	CloseHandle(pi.hThread);
+	CHECK(WaitForSingleObject(a, 15000) == WAIT_OBJECT_0);
+	CHECK(WaitForSingleObject(b, 15000) == WAIT_OBJECT_0);
+	CloseHandle(a);
+	CloseHandle(b);
+	CloseHandle(ao);
+	CloseHandle(bo);
 }
 
 /* WSL hangs starting the program: start gives up after MICROVM_WSL_START_TIMEOUT */
@@ -442,16 +602,17 @@ static void test_start_timeout(void)
 static void test_uninstall(void)
 {
 	char p[MAX_PATH * 2];
+	int before = count("unregister microvm");
 
 	CHECK(mvm_wsl_uninstall() == 0);
-	CHECK(count("unregister microvm") == 2);
+	CHECK(count("unregister microvm") == before + 1);
 	CHECK(slurp("distros") == NULL || !strstr(slurp("distros"), "microvm"));
 	snprintf(p, sizeof(p), "%s\\microvm\\wsl\\image.sha256", appdata);
 	CHECK(GetFileAttributesA(p) == INVALID_FILE_ATTRIBUTES);
 	snprintf(p, sizeof(p), "%s\\microvm\\state\\profiles\\corp.ovpn", appdata);
 	CHECK(GetFileAttributesA(p) != INVALID_FILE_ATTRIBUTES);
 	CHECK(mvm_wsl_uninstall() == 0);
-	CHECK(count("unregister microvm") == 2);	/* not registered: nothing to do */
+	CHECK(count("unregister microvm") == before + 1);	/* not registered: nothing to do */
 }
 
 static int copy(const char *from, const char *to, const void *extra, size_t extra_len);
@@ -579,7 +740,10 @@ int main(void)
 		{ "wsl_double_shell", test_double_shell },
 		{ "wsl_reuse_and_kill", test_reuse_and_kill },
 		{ "wsl_upgrade_keeps_profiles", test_upgrade_keeps_profiles },
+		{ "wsl_port_taken_on_windows", test_port_taken_on_windows },
 		{ "wsl_agent_exits_early", test_agent_exits_early },
+		{ "wsl_disabled_after_import", test_disabled_after_import },
+		{ "wsl_double_forwarding", test_double_forwarding },
 		{ "wsl_start_timeout", test_start_timeout },
 		{ "wsl_uninstall", test_uninstall },
 		{ "wsl_rootfs_next_to_program", test_rootfs_next_to_program },

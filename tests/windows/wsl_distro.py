@@ -19,9 +19,15 @@ run is what WSL does for `wsl.exe -d NAME ...`: PROG (a path inside the distro: 
 user's login shell for `--`, the program itself for `--exec`) runs with ROOT as its root
 directory, in a mount namespace of its own with /proc, /dev, a tmpfs /run and /tmp, and
 the Windows drive C: (DRIVE_C, Wine's drive_c) at /mnt/c, as user UID.  A PROG missing
-in the distro fails like WSL's init does ("execvpe PROG failed 2", status 1).  The network
-is the test's own namespace (loopback only; see docs/windows.md).  Needs root.
+in the distro fails like WSL's init does ("execvpe PROG failed 2", status 1).
+
+The distro has a network namespace of its own (loopback only), and WSL's localhost
+forwarding is emulated: a TCP port the distro listens on at 127.0.0.1, 0.0.0.0, ::1 or ::
+(seen in /proc/PID/net/tcp{,6}) gets a listener on 127.0.0.1 on the Windows side (the
+test's namespace) relaying into the distro; ports bound to any other address stay
+unreachable, as on Windows.  Needs root.
 """
+import ctypes
 import os
 import shutil
 import signal
@@ -36,10 +42,133 @@ root=$1 drive=$2 uid=$3
 shift 3
 mount -t proc proc "$root/proc" && mount --rbind /dev "$root/dev" &&
 mount -t tmpfs -o mode=755 tmpfs "$root/run" && mkdir -p "$root/mnt/c" "$root/tmp" &&
-mount -t tmpfs -o mode=1777 tmpfs "$root/tmp" && mount --bind "$drive" "$root/mnt/c" ||
-    { echo "wsl_distro: cannot set up the distro's mounts" >&2; exit 1; }
+mount -t tmpfs -o mode=1777 tmpfs "$root/tmp" && mount --bind "$drive" "$root/mnt/c" &&
+ip link set lo up || { echo "wsl_distro: cannot set up the distro" >&2; exit 1; }
 exec chroot --userspec="$uid:$uid" "$root" "$@"
 '''
+
+
+CLONE_NEWNET = 0x40000000
+# a listener on these is forwarded (hex as in /proc/net/tcp{,6})
+FORWARDED = {"0100007F", "00000000", "00000000000000000000000001000000",
+             "00000000000000000000000000000000"}
+
+
+class Forwarder:
+    """WSL's localhost forwarding for the distro whose first process is @pid."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.ports = set()
+        self.listeners = []
+        self.done = threading.Event()
+        self.active = 0     # relays still carrying the distro's bytes to Windows
+        self.idle = threading.Condition()
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        threading.Thread(target=self.watch, daemon=True).start()
+
+    def listening(self):
+        """The forwardable ports the distro listens on now."""
+        ports = set()
+        for name in ("tcp", "tcp6"):
+            try:
+                with open("/proc/%d/net/%s" % (self.pid, name)) as f:
+                    lines = f.readlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                fields = line.split()
+                addr, port = fields[1].split(":")
+                if fields[3] == "0A" and addr in FORWARDED:
+                    ports.add(int(port, 16))
+        return ports
+
+    def watch(self):
+        own = os.readlink("/proc/self/ns/net")
+        # unshare(1) makes the namespace right after the fork: wait until it has
+        while not self.done.is_set():
+            try:
+                if os.readlink("/proc/%d/ns/net" % self.pid) != own:
+                    break
+            except OSError:
+                return
+            self.done.wait(0.02)
+        try:
+            self.nsfd = os.open("/proc/%d/ns/net" % self.pid, os.O_RDONLY)
+        except OSError:
+            return
+        while not self.done.is_set():
+            for port in self.listening() - self.ports:
+                self.ports.add(port)
+                try:
+                    ls = socket.socket()
+                    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    ls.bind(("127.0.0.1", port))
+                    ls.listen(64)
+                except OSError:
+                    continue    # taken on the Windows side: WSL cannot forward it either
+                self.listeners.append(ls)
+                threading.Thread(target=self.accept, args=(ls, port), daemon=True).start()
+            self.done.wait(0.05)
+
+    def accept(self, ls, port):
+        while True:
+            try:
+                outer, _ = ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.relay, args=(outer, port), daemon=True).start()
+
+    def relay(self, outer, port):
+        # this thread enters the distro's network namespace to connect there
+        if self.libc.setns(self.nsfd, CLONE_NEWNET) != 0:
+            outer.close()
+            return
+        try:
+            inner = socket.create_connection(("127.0.0.1", port), timeout=5)
+            inner.settimeout(None)
+        except OSError:
+            outer.close()
+            return
+        with self.idle:
+            self.active += 1
+        threading.Thread(target=self.to_windows, args=(inner, outer), daemon=True).start()
+        pipe(outer, inner)
+
+    def to_windows(self, inner, outer):
+        pipe(inner, outer)
+        with self.idle:
+            self.active -= 1
+            self.idle.notify_all()
+
+    def stop(self):
+        self.done.set()
+        for ls in self.listeners:
+            try:
+                ls.shutdown(socket.SHUT_RDWR)   # wakes the thread in accept()
+            except OSError:
+                pass
+            ls.close()
+        # what the distro said last (the answer to "shutdown") still reaches Windows
+        with self.idle:
+            self.idle.wait_for(lambda: self.active == 0, timeout=5)
+
+
+def pipe(src, dst):
+    """Copy @src to @dst until EOF, then pass the EOF on."""
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def run(conn, args):
@@ -50,10 +179,11 @@ def run(conn, args):
                      b"<3>WSL (%d) ERROR: CreateProcessEntryCommon:508: Create process not "
                      b"expected to return\n" % (os.getpid(), prog.encode(), os.getpid()))
         return 1
-    cmd = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", SETUP,
-           "sh", root, drive_c, uid] + args[4:]
+    cmd = ["unshare", "--mount", "--net", "--propagation", "private", "--", "/bin/sh", "-c",
+           SETUP, "sh", root, drive_c, uid] + args[4:]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
+    forwarder = Forwarder(proc.pid)
     os.makedirs(piddir, exist_ok=True)
     pidfile = os.path.join(piddir, str(proc.pid))
     open(pidfile, "w").close()
@@ -83,6 +213,7 @@ def run(conn, args):
         except OSError:
             pass
     status = proc.wait()
+    forwarder.stop()
     try:
         os.unlink(pidfile)
     except OSError:
