@@ -21,6 +21,9 @@
  *                           shell fails ("execvpe /bin/sh failed 2", status 1)
  *   wsl.exe's own messages are UTF-16LE; a failed command exits with -1 (0xffffffff) and
  *   prints "Error code: Wsl/...", as wsl.exe does; the program's status otherwise.
+ *   A program runs chrooted in the distro's file system, in network and mount namespaces
+ *   of its own, with WSL's localhost forwarding: only its listeners on 127.0.0.1, 0.0.0.0,
+ *   ::1 and :: are reachable on the Windows loopback (wsl_distro.py).
  *
  * FAKE_WSL_MODE makes it a machine that cannot run the appliance, with wsl.exe's texts:
  *   absent    WSL is not installed: every command says so
