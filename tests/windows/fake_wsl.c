@@ -52,6 +52,7 @@
 static char state[MAX_PATH];
 static const char *mode = "";
 
+/* path() - @name in the state directory (one of four rotating static buffers) */
 static const char *path(const char *name)
 {
 	static char p[4][MAX_PATH * 2];
@@ -113,6 +114,7 @@ struct distro {
 	char dir[MAX_PATH];
 };
 
+/* find() - the registration of @name (case-insensitive, as WSL); Return: 1 if found */
 static int find(const char *name, struct distro *d)
 {
 	char line[MAX_PATH + 80];
@@ -131,6 +133,7 @@ static int find(const char *name, struct distro *d)
 	return found;
 }
 
+/* forget() - drop @name from the registry */
 static void forget(const char *name)
 {
 	char line[MAX_PATH + 80], n[64];
@@ -152,6 +155,7 @@ static void forget(const char *name)
 /* helper() - run wsl_distro.py MODE ARGS with its stdio bridged; Return: its exit status */
 static DWORD helper(const char *const *args, int bridge_stdin);
 
+/* not_installed() - what the inbox wsl.exe stub says when WSL is not installed */
 static DWORD not_installed(void)
 {
 	say("The Windows Subsystem for Linux is not installed. You can install by running "
@@ -159,6 +163,7 @@ static DWORD not_installed(void)
 	return WSL_FAIL;
 }
 
+/* vm_platform_off() - WSL 2 cannot create its VM (@where: the failing service step) */
 static DWORD vm_platform_off(const char *where)
 {
 	char msg[512];
@@ -171,6 +176,7 @@ static DWORD vm_platform_off(const char *where)
 	return WSL_FAIL;
 }
 
+/* no_such_distro() - wsl.exe's answer for an unknown distribution name */
 static DWORD no_such_distro(void)
 {
 	say("There is no distribution with the supplied name.\nError code: "
@@ -178,6 +184,7 @@ static DWORD no_such_distro(void)
 	return WSL_FAIL;
 }
 
+/* list_quiet() - `wsl --list --quiet`: one registered name per line, UTF-16LE */
 static DWORD list_quiet(void)
 {
 	char line[MAX_PATH + 80], n[64];
@@ -199,6 +206,7 @@ static DWORD list_quiet(void)
 	return WSL_FAIL;
 }
 
+/* import() - `wsl --import @name @dir @tar --version @version`, wsl.exe's checks first */
 static DWORD import(const char *name, const char *dir, const char *tar, int version)
 {
 	char vhdx[MAX_PATH * 2], root[MAX_PATH * 3], tar_u[MAX_PATH * 3];
@@ -275,6 +283,7 @@ static void kill_distro(const char *name)
 	helper(args, 0);
 }
 
+/* unregister() - `wsl --unregister @name`: stop it, delete its file system and disk */
 static DWORD unregister(const char *name)
 {
 	char vhdx[MAX_PATH * 2], root[MAX_PATH * 3];
@@ -387,6 +396,10 @@ static DWORD WINAPI pump_stdin(void *arg)
 	return 0;
 }
 
+/*
+ * helper() - run wsl_distro.py with @args; its output becomes ours, our stdin its (if
+ * @bridge_stdin), over a loopback connection it opens with a one-time token
+ */
 static DWORD helper(const char *const *args, int bridge_stdin)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
