@@ -68,7 +68,8 @@ $(BUILD_WIN)/build.ninja:
 	@$(DEPS) build windows
 	meson setup $(BUILD_WIN) --cross-file cross/x86_64-w64-mingw32.txt
 
-windows: $(BUILD_WIN)/build.ninja
+# the WSL2 tests run the real agent from the guest image behind a wsl.exe double
+windows: $(BUILD_WIN)/build.ninja image
 	@$(DEPS) build windows
 	ninja -C $(BUILD_WIN)
 	sh scripts/test-windows.sh $(BUILD_WIN)

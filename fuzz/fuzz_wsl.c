@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_wsl.c - the WSL2 backend's helpers on arbitrary bytes: `wsl --list --quiet` output
- * (what wsl.exe prints, in UTF-16LE or UTF-8) and command-line quoting of any argument.
+ * (what wsl.exe prints, in UTF-16LE or UTF-8), wsl.exe's and the agent's output turned into
+ * message text (wsl_text(), wsl_classify(): the agent's last output is guest-controlled),
+ * Windows paths mapped into the distro, and command-line quoting of any argument.
  *
  * Checks: wsl_list_has() never reads out of bounds (ASan) and agrees with itself when the
  * name is looked up in the output with a name line appended; a quoted argument fits the
- * buffer, is NUL-terminated and, when quoting was needed, starts and ends with a quote.
+ * buffer, is NUL-terminated and, when quoting was needed, starts and ends with a quote;
+ * wsl_text() output is printable ASCII (or LF/TAB) and fits; a mapped path starts /mnt/.
  */
 #include <assert.h>
 #include <stdint.h>
@@ -36,6 +39,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	free(buf);
 
+	{
+		char text[128];
+		size_t len = wsl_text(data, size, text, sizeof(text)), i;
+
+		assert(len < sizeof(text) && text[len] == '\0' && strlen(text) == len);
+		for (i = 0; i < len; i++)
+			assert(text[i] == '\n' || text[i] == '\t' ||
+			       (text[i] >= 0x20 && text[i] < 0x7f));
+		(void)wsl_fault_advice(wsl_classify(text));
+	}
+
 	arg = malloc(size + 1);
 	if (!arg)
 		return 0;
@@ -51,6 +65,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		assert(out[0] == '\0');
 	}
+	n = wsl_linux_path(out, sizeof(out), arg);
+	if (n >= 0)
+		assert(!strncmp(out, "/mnt/", 5) && strlen(out) == (size_t)n);
+	else
+		assert(out[0] == '\0');
 	free(arg);
 	return 0;
 }

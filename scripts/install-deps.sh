@@ -12,7 +12,7 @@
 #   demo     the demo's OpenVPN server, certificates, curl  make demo (with build, image)
 #   test     sanitizers, fuzzing, pytest and the real peers of the integration tests
 #                                                            make asan, fuzz, integration, check
-#   windows  mingw-w64 and Wine                              make windows
+#   windows  mingw-w64, Wine; the wsl.exe double (python3, ip, unshare, tar)  make windows
 #   bench    benchmark tools                                 make bench
 #   rust     Debian's rustc/cargo and the crates bindings/rust/ uses (offline, from
 #            /usr/share/cargo/registry)                       make rust
@@ -38,7 +38,7 @@ pkgs_of() {
 		openvpn openssl iproute2 iptables curl socat netcat-openbsd openssh-server
 		openssh-client microsocks qemu-system-x86 busybox-static cpio gzip xz-utils file
 		procps psmisc util-linux" ;;
-	windows) echo "mingw-w64 wine64" ;;
+	windows) echo "mingw-w64 wine64 python3 iproute2 util-linux tar" ;;
 	bench) echo "hyperfine time procps psmisc util-linux" ;;
 	rust) echo "cargo rustc librust-tokio-dev librust-libc-dev librust-thiserror-dev
 		librust-pkg-config-dev" ;;

@@ -163,6 +163,19 @@ MVM_API mvm_vsock *mvm_vm_vsock(mvm_vm *vm);
 /** mvm_vm_destroy() - kill if needed and free everything. */
 MVM_API void mvm_vm_destroy(mvm_vm *vm);
 
+#ifdef _WIN32
+/**
+ * mvm_wsl_uninstall() - Windows: unregister the appliance's WSL distribution ("microvm")
+ *
+ * `wsl.exe --unregister microvm` removes its disk; the agent's state in
+ * %LOCALAPPDATA%\microvm\state (the user's profiles) is kept.
+ *
+ * Return: 0 (also when it was not registered) or -errno with mvm_last_error() set
+ * (-ENOENT: WSL is not installed; -ENODEV: WSL cannot run, with the advice).
+ */
+MVM_API int mvm_wsl_uninstall(void);
+#endif
+
 /** mvm_exit_reason_name() - "poweroff", "reboot", "panic", "error", "killed", "none". */
 MVM_API const char *mvm_exit_reason_name(enum mvm_exit_reason reason);
 

@@ -7,29 +7,51 @@
  * the Windows loopback.  The guest program is the same microvm-agent as in the other
  * backends, started with --transport tcp.
  *
+ * Everything the backend runs in the distro goes through `wsl.exe -d microvm --user root
+ * --exec PROGRAM ARGS...`: without --exec wsl.exe would hand the command line to the
+ * distribution's default shell (root's login shell in its /etc/passwd), and the appliance's
+ * root file system has no shell at all.
+ *
  * create:	find wsl.exe (%SystemRoot%\System32\wsl.exe, or MICROVM_WSL_EXE) - a clear
- *		error if WSL is not installed - and make the TCP vsock client.
- * start:	`wsl.exe --list --quiet` (UTF-16LE output, parsed by wsl_list_has()); if the
- *		distro WSL_DISTRO is missing, `wsl.exe --import microvm <dir> <rootfs.tar.gz>
- *		--version 2` with <dir> = %LOCALAPPDATA%\microvm\wsl.  Then run
- *		`wsl.exe -d microvm -- /usr/bin/microvm-agent --transport tcp --listen 127.0.0.1
- *		--auth-secret-file /dev/stdin` as a child whose stdout+stderr (one pipe) a reader
- *		thread feeds to the console.  The agent listens on the distro's loopback only
- *		(WSL2 forwards it to the Windows loopback), never on the VPN's side.
- *		The first line on its stdin is the auth secret, drawn per start: every TCP
- *		connection must prove it (docs/protocol.md), and the vsock client is keyed with it.
- *		When that pipe ends the thread waits for the child and reports the exit: status
- *		100 (the agent's "shutdown") or 0 is a poweroff, anything else an error.
+ *		error if WSL is not installed - and make the TCP vsock client.  The rootfs
+ *		tarball is cfg->rootfs_path, else rootfs.tar.gz next to the running program
+ *		(so a Windows package is one directory), else none (an imported distro is used
+ *		as it is).
+ * start:	wsl_ensure_distro(): `wsl.exe --list --quiet` (UTF-16LE output, parsed by
+ *		wsl_list_has()).  The image version is the SHA-256 of the tarball, recorded in
+ *		%LOCALAPPDATA%\microvm\wsl\image.sha256 next to the distribution's disk.  Not
+ *		imported: `wsl.exe --import microvm %LOCALAPPDATA%\microvm\wsl <rootfs.tar.gz>
+ *		--version 2`.  Imported from another image: `wsl.exe --unregister microvm`, then
+ *		import.  The user's profiles survive this because the agent keeps its state
+ *		outside the distribution, in %LOCALAPPDATA%\microvm\state (--state-dir, the
+ *		/mnt/c/... path WSL mounts it at).  wsl.exe's failures are recognised by
+ *		wsl_classify() (WSL absent, virtual machine platform disabled, WSL 1 only) and
+ *		reported with what to do.
+ *		Then run the agent (`--transport tcp --listen 127.0.0.1 --auth-secret-file
+ *		/dev/stdin --state-dir ...`) as a child whose stdout+stderr (one pipe) a reader
+ *		thread feeds to the console (and keeps the last bytes of, for error messages).
+ *		The agent listens on the distro's loopback only (WSL2 forwards it to the
+ *		Windows loopback), never on the VPN's side.  The first line on its stdin is the
+ *		auth secret, drawn per start: every TCP connection must prove it
+ *		(docs/protocol.md), and the vsock client is keyed with it.
+ *		start returns only once the agent answers an authenticated {"cmd":"ping"} on
+ *		port 1025 (within MICROVM_WSL_START_TIMEOUT seconds, default 60: the first start
+ *		boots WSL's virtual machine); if the child exits first or time runs out, start
+ *		kills it and fails with the reason and the agent's last output.
+ *		When the output pipe ends the reader thread waits for the child and reports the
+ *		exit: status 100 (the agent's "shutdown") or 0 is a poweroff, anything else an
+ *		error.
  * request_stop: {"cmd":"shutdown"} to the agent's control port 1025 over TCP.
  * kill:	`wsl.exe --terminate microvm`, then TerminateProcess() on the child.
+ * mvm_wsl_uninstall(): `wsl.exe --unregister microvm` and the version record; the
+ *		state directory (profiles) stays.
  *
  * Command lines are built by wsl_cmdline() (CommandLineToArgvW quoting) and converted from
  * UTF-8 to UTF-16 for CreateProcessW, so paths with blanks or non-ASCII letters work.
- * MICROVM_WSL_CONTROL_PORT overrides the control port (tests run a fake wsl.exe with an
- * agent stand-in on a free port, see tests/windows/).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <wchar.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,18 +63,24 @@
 #include "runtime/error.h"
 #include "wsl/wsl_cmd.h"
 
+#include <bcrypt.h>
+
 #define WSL_CMD_MAX	8192
 #define WSL_LIST_MS	30000		/* wsl --list may start the WSL service */
 #define WSL_IMPORT_MS	300000		/* unpacking a rootfs */
 #define WSL_TERM_MS	15000
+#define WSL_READY_S	60		/* the first start boots WSL's virtual machine */
+#define WSL_PING_MS	1000
 #define WSL_AGENT	"/usr/bin/microvm-agent"
 #define WSL_CONTROL_PORT MVM_AGENT_PORT
+#define WSL_TAIL	1024		/* the agent's last output kept for error messages */
 #define WSL_EXIT_SHUTDOWN MVM_STATUS_POWEROFF	/* the agent's exit status after "shutdown" */
 
 struct wsl {
 	mvm_vm *vm;
 	char exe[MAX_PATH * 3];		/* wsl.exe, UTF-8 */
-	char *rootfs;			/* cfg->rootfs_path copy, or NULL */
+	char *rootfs;			/* the image tarball, or NULL */
+	char state_dir[MAX_PATH * 3];	/* the agent's --state-dir (a /mnt/... path) */
 	uint32_t control_port;
 	mvm_vsock *vsock;
 	char secret[MVM_SECRET_HEX_LEN + 2];	/* this start's auth secret and a newline */
@@ -62,6 +90,10 @@ struct wsl {
 	pthread_t reader;
 	int reader_started;
 	volatile LONG killed;
+	volatile LONG quiet_exit;	/* start failed: the reader reports no exit */
+	CRITICAL_SECTION tail_lock;
+	char tail[WSL_TAIL];		/* ring of the agent's last output */
+	size_t tail_pos, tail_len;
 };
 
 /** wsl_find_exe() - wsl.exe's path into @out; Return: 0 or -ENOENT with @why filled. */
@@ -247,8 +279,13 @@ static int wsl_run(const char *const *argv, char *buf, size_t size, size_t *len,
 	return 0;
 }
 
-/** wsl_import_dir() - %LOCALAPPDATA%\microvm\wsl (created); Return: 0 or -errno. */
-static int wsl_import_dir(char *out, size_t size)
+/**
+ * wsl_app_dir() - %LOCALAPPDATA%\microvm\@sub (both created)
+ * @sub:	"wsl" (the distribution's disk and version record) or "state" (the agent's)
+ *
+ * Return: 0 or -errno with mvm_last_error() set.
+ */
+static int wsl_app_dir(char *out, size_t size, const char *sub)
 {
 	const char *base = getenv("LOCALAPPDATA");
 	char dir[MAX_PATH * 3];
@@ -257,7 +294,7 @@ static int wsl_import_dir(char *out, size_t size)
 		return mvm_set_error(-ENOENT, "WSL2: LOCALAPPDATA is not set");
 	snprintf(dir, sizeof(dir), "%s\\microvm", base);
 	CreateDirectoryA(dir, NULL);
-	snprintf(out, size, "%s\\microvm\\wsl", base);
+	snprintf(out, size, "%s\\microvm\\%s", base, sub);
 	if (!CreateDirectoryA(out, NULL) && GetLastError() != ERROR_ALREADY_EXISTS)
 		return mvm_set_error(-EIO, "WSL2: cannot create %s (error %lu)", out,
 				     GetLastError());
@@ -265,13 +302,131 @@ static int wsl_import_dir(char *out, size_t size)
 }
 
 /**
- * wsl_ensure_distro() - import WSL_DISTRO from the rootfs tarball unless already there
+ * wsl_fail() - set the error for a wsl.exe command that failed
+ * @what:	"`wsl --import microvm`"...
+ * @status:	its exit status
+ * @out/@len:	what it printed (raw)
+ *
+ * WSL absent, disabled or WSL 1 only get their own message and advice.
+ *
+ * Return: -ENODEV for those three, -EIO otherwise.
+ */
+static int wsl_fail(const char *what, DWORD status, const char *out, size_t len)
+{
+	char text[1024], *nl;
+	enum wsl_fault fault;
+
+	wsl_text(out, len, text, sizeof(text));
+	fault = wsl_classify(text);
+	for (nl = text; (nl = strchr(nl, '\n'));)
+		*nl = ' ';
+	if (fault)
+		return mvm_set_error(-ENODEV, "WSL2: %s (%s failed: %s)", wsl_fault_advice(fault),
+				     what, text);
+	return mvm_set_error(-EIO, "WSL2: %s failed with status %lu%s%s", what, status,
+			     text[0] ? ": " : "", text);
+}
+
+/**
+ * wsl_image_version() - the SHA-256 of the image tarball in hex (CNG), into @hex[65]
  * Return: 0 or -errno with mvm_last_error() set.
  */
-static int wsl_ensure_distro(struct wsl *w)
+static int wsl_image_version(const char *path, char hex[65])
 {
-	const char *list[] = { w->exe, "--list", "--quiet", NULL };
-	char out[8192], dir[MAX_PATH * 3];
+	BCRYPT_ALG_HANDLE alg = NULL;
+	BCRYPT_HASH_HANDLE h = NULL;
+	unsigned char digest[32], *buf;
+	wchar_t *wpath = wsl_widen(path);
+	HANDLE f = INVALID_HANDLE_VALUE;
+	DWORD n;
+	int rc = -EIO, i;
+
+	buf = malloc(65536);
+	if (wpath)
+		f = CreateFileW(wpath, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, 0, NULL);
+	if (!buf || f == INVALID_HANDLE_VALUE) {
+		rc = mvm_set_error(buf ? -ENOENT : -ENOMEM, "WSL2: cannot read %s", path);
+		goto out;
+	}
+	if (BCryptOpenAlgorithmProvider(&alg, BCRYPT_SHA256_ALGORITHM, NULL, 0) ||
+	    BCryptCreateHash(alg, &h, NULL, 0, NULL, 0, 0))
+		goto fail;
+	while (ReadFile(f, buf, 65536, &n, NULL) && n)
+		if (BCryptHashData(h, buf, n, 0))
+			goto fail;
+	if (BCryptFinishHash(h, digest, sizeof(digest), 0))
+		goto fail;
+	for (i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+	rc = 0;
+	goto out;
+fail:
+	rc = mvm_set_error(-EIO, "WSL2: cannot hash %s", path);
+out:
+	if (h)
+		BCryptDestroyHash(h);
+	if (alg)
+		BCryptCloseAlgorithmProvider(alg, 0);
+	if (f != INVALID_HANDLE_VALUE)
+		CloseHandle(f);
+	free(wpath);
+	free(buf);
+	return rc;
+}
+
+/** wsl_record_path() - the image version record, %LOCALAPPDATA%\microvm\wsl\image.sha256 */
+static void wsl_record_path(char *out, size_t size, const char *dir)
+{
+	snprintf(out, size, "%s\\image.sha256", dir);
+}
+
+/** wsl_record_matches() - does the record in @dir say @hex?  Return: 1 or 0. */
+static int wsl_record_matches(const char *dir, const char *hex)
+{
+	char path[MAX_PATH * 3 + 16], got[80] = "";
+	FILE *f;
+
+	wsl_record_path(path, sizeof(path), dir);
+	f = fopen(path, "rb");
+	if (!f)
+		return 0;
+	if (!fgets(got, sizeof(got), f))
+		got[0] = '\0';
+	fclose(f);
+	got[strcspn(got, "\r\n")] = '\0';
+	return strcmp(got, hex) == 0;
+}
+
+/**
+ * wsl_unregister() - `wsl.exe --unregister microvm` and remove the version record in @dir
+ * Return: 0 or -errno with mvm_last_error() set.
+ */
+static int wsl_unregister(const char *exe, const char *dir)
+{
+	const char *unreg[] = { exe, "--unregister", WSL_DISTRO, NULL };
+	char out[4096], path[MAX_PATH * 3 + 16];
+	size_t len;
+	DWORD status;
+	int rc;
+
+	rc = wsl_run(unreg, out, sizeof(out), &len, &status, WSL_IMPORT_MS);
+	if (rc)
+		return rc;
+	if (status)
+		return wsl_fail("`wsl --unregister " WSL_DISTRO "`", status, out, len);
+	wsl_record_path(path, sizeof(path), dir);
+	DeleteFileA(path);
+	return 0;
+}
+
+/**
+ * wsl_listed() - is WSL_DISTRO registered?  (`wsl.exe --list --quiet`)
+ * Return: 1, 0, or -errno with mvm_last_error() set (WSL absent...).
+ */
+static int wsl_listed(const char *exe)
+{
+	const char *list[] = { exe, "--list", "--quiet", NULL };
+	char out[8192], text[1024];
 	size_t len;
 	DWORD status;
 	int rc;
@@ -281,13 +436,51 @@ static int wsl_ensure_distro(struct wsl *w)
 		return rc;
 	/* exit status is non-zero when no distro is installed at all: the text decides */
 	if (wsl_list_has(out, len, WSL_DISTRO))
+		return 1;
+	wsl_text(out, len, text, sizeof(text));
+	if (wsl_classify(text))
+		return wsl_fail("`wsl --list`", status, out, len);
+	return 0;
+}
+
+/**
+ * wsl_ensure_distro() - WSL_DISTRO imported from the current image
+ *
+ * Imports it if missing; replaces it (unregister + import) if it came from another image;
+ * with no image at hand an imported distro is used as it is.
+ *
+ * Return: 0 or -errno with mvm_last_error() set.
+ */
+static int wsl_ensure_distro(struct wsl *w)
+{
+	char out[8192], dir[MAX_PATH * 3], hex[65], path[MAX_PATH * 3 + 16];
+	size_t len;
+	DWORD status;
+	FILE *f;
+	int rc, listed;
+
+	listed = wsl_listed(w->exe);
+	if (listed < 0)
+		return listed;
+	if (listed && !w->rootfs)
 		return 0;
 	if (!w->rootfs)
 		return mvm_set_error(-ENOENT, "WSL2: distro '%s' is not imported and no rootfs "
-				     "(rootfs.tar.gz) was given", WSL_DISTRO);
-	rc = wsl_import_dir(dir, sizeof(dir));
+				     "(rootfs.tar.gz) was given or found next to the program",
+				     WSL_DISTRO);
+	rc = wsl_app_dir(dir, sizeof(dir), "wsl");
+	if (!rc)
+		rc = wsl_image_version(w->rootfs, hex);
 	if (rc)
 		return rc;
+	if (listed && wsl_record_matches(dir, hex))
+		return 0;
+	if (listed) {
+		/* another image: replace it; the profiles live in the state directory */
+		rc = wsl_unregister(w->exe, dir);
+		if (rc)
+			return rc;
+	}
 	{
 		const char *imp[] = { w->exe, "--import", WSL_DISTRO, dir, w->rootfs,
 				      "--version", "2", NULL };
@@ -297,9 +490,47 @@ static int wsl_ensure_distro(struct wsl *w)
 	if (rc)
 		return rc;
 	if (status)
-		return mvm_set_error(-EIO, "WSL2: `wsl --import %s` failed with status %lu",
-				     WSL_DISTRO, status);
+		return wsl_fail("`wsl --import " WSL_DISTRO "`", status, out, len);
+	wsl_record_path(path, sizeof(path), dir);
+	f = fopen(path, "wb");
+	if (!f || fprintf(f, "%s\n", hex) < 0 || fclose(f)) {
+		if (f)
+			fclose(f);
+		return mvm_set_error(-EIO, "WSL2: cannot write %s", path);
+	}
 	return 0;
+}
+
+/**
+ * mvm_wsl_uninstall() - unregister the appliance's WSL distribution
+ *
+ * `wsl.exe --unregister microvm` (its disk goes with it) and the image version record.
+ * The agent's state (the user's profiles) in %LOCALAPPDATA%\microvm\state stays.
+ *
+ * Return: 0 (also when it was not registered) or -errno with mvm_last_error() set.
+ */
+int mvm_wsl_uninstall(void)
+{
+	char exe[MAX_PATH * 3], why[512], dir[MAX_PATH * 3];
+	int rc;
+
+	rc = wsl_find_exe(exe, sizeof(exe), why, sizeof(why));
+	if (rc)
+		return mvm_set_error(rc, "WSL2: %s", why);
+	rc = wsl_app_dir(dir, sizeof(dir), "wsl");
+	if (rc)
+		return rc;
+	rc = wsl_listed(exe);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		char path[MAX_PATH * 3 + 16];
+
+		wsl_record_path(path, sizeof(path), dir);
+		DeleteFileA(path);
+		return 0;
+	}
+	return wsl_unregister(exe, dir);
 }
 
 /** wsl_reader() - console pump: the agent's output to the console, then its exit. */
@@ -310,10 +541,22 @@ static void *wsl_reader(void *arg)
 	enum mvm_exit_reason reason;
 	DWORD n, status = 1;
 
-	while (ReadFile(w->out, buf, sizeof(buf), &n, NULL) && n)
+	while (ReadFile(w->out, buf, sizeof(buf), &n, NULL) && n) {
+		DWORD i;
+
 		mvm_vm_console_output(w->vm, buf, n);
+		EnterCriticalSection(&w->tail_lock);
+		for (i = 0; i < n; i++) {
+			w->tail[w->tail_pos] = buf[i];
+			w->tail_pos = (w->tail_pos + 1) % WSL_TAIL;
+		}
+		w->tail_len = w->tail_len + n > WSL_TAIL ? WSL_TAIL : w->tail_len + n;
+		LeaveCriticalSection(&w->tail_lock);
+	}
 	WaitForSingleObject(w->proc, INFINITE);
 	GetExitCodeProcess(w->proc, &status);
+	if (w->quiet_exit)
+		return NULL;
 	if (w->killed) {
 		reason = MVM_EXIT_KILLED;
 	} else if (status == 0 || status == WSL_EXIT_SHUTDOWN) {
@@ -353,11 +596,43 @@ static int wsl_make_secret(struct wsl *w)
 	return rc;
 }
 
-/** wsl_create() - &mvm_backend_ops.create: find wsl.exe, make the TCP vsock client. */
+/**
+ * wsl_find_rootfs() - the image tarball: @given, else rootfs.tar.gz next to the program
+ * @given:	cfg->rootfs_path, or NULL
+ * @rc:		0, or -ENOENT for a @given path that does not exist (mvm_last_error() set)
+ *
+ * Return: a malloc'd UTF-8 path, or NULL when there is none.
+ */
+static char *wsl_find_rootfs(const char *given, int *rc)
+{
+	wchar_t self[MAX_PATH], *slash;
+	char path[MAX_PATH * 3];
+
+	*rc = 0;
+	if (given) {
+		wchar_t *w = wsl_widen(given);
+		DWORD attr = w ? GetFileAttributesW(w) : INVALID_FILE_ATTRIBUTES;
+
+		free(w);
+		if (attr == INVALID_FILE_ATTRIBUTES) {
+			*rc = mvm_set_error(-ENOENT, "WSL2: rootfs %s not found", given);
+			return NULL;
+		}
+		return strdup(given);
+	}
+	if (!GetModuleFileNameW(NULL, self, MAX_PATH - 16) || !(slash = wcsrchr(self, L'\\')))
+		return NULL;
+	wcscpy(slash + 1, L"rootfs.tar.gz");
+	if (GetFileAttributesW(self) == INVALID_FILE_ATTRIBUTES ||
+	    !WideCharToMultiByte(CP_UTF8, 0, self, -1, path, sizeof(path), NULL, NULL))
+		return NULL;
+	return strdup(path);
+}
+
+/** wsl_create() - &mvm_backend_ops.create: find wsl.exe and the image, make the vsock client. */
 static int wsl_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 {
-	const char *port = getenv("MICROVM_WSL_CONTROL_PORT");
-	char why[512];
+	char why[512], dir[MAX_PATH * 3];
 	struct wsl *w;
 	int rc;
 
@@ -365,23 +640,22 @@ static int wsl_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 	if (!w)
 		return mvm_set_error(-ENOMEM, "WSL2: out of memory");
 	w->vm = vm;
-	w->control_port = port && atoi(port) > 0 && atoi(port) < 65536 ? (uint32_t)atoi(port)
-								      : WSL_CONTROL_PORT;
+	w->control_port = WSL_CONTROL_PORT;
+	InitializeCriticalSection(&w->tail_lock);
 	rc = wsl_find_exe(w->exe, sizeof(w->exe), why, sizeof(why));
 	if (rc) {
 		mvm_set_error(rc, "WSL2: %s", why);
 		goto err;
 	}
-	if (cfg->rootfs_path) {
-		if (GetFileAttributesA(cfg->rootfs_path) == INVALID_FILE_ATTRIBUTES) {
-			rc = mvm_set_error(-ENOENT, "WSL2: rootfs %s not found", cfg->rootfs_path);
-			goto err;
-		}
-		w->rootfs = strdup(cfg->rootfs_path);
-		if (!w->rootfs) {
-			rc = mvm_set_error(-ENOMEM, "WSL2: out of memory");
-			goto err;
-		}
+	w->rootfs = wsl_find_rootfs(cfg->rootfs_path, &rc);
+	if (rc)
+		goto err;
+	rc = wsl_app_dir(dir, sizeof(dir), "state");
+	if (rc)
+		goto err;
+	if (wsl_linux_path(w->state_dir, sizeof(w->state_dir), dir) < 0) {
+		rc = mvm_set_error(-EINVAL, "WSL2: %s is not on a drive WSL mounts", dir);
+		goto err;
 	}
 	w->vsock = mvm_vsock_new_tcp("127.0.0.1");
 	if (!w->vsock) {
@@ -395,17 +669,115 @@ static int wsl_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 	return 0;
 err:
 	mvm_vsock_free(w->vsock);
+	DeleteCriticalSection(&w->tail_lock);
 	free(w->rootfs);
 	free(w);
 	return rc;
 }
 
-/** wsl_start() - &mvm_backend_ops.start: import if needed, run the agent in the distro. */
+/** wsl_tail() - the agent's last output as one line of text, into @out. */
+static void wsl_tail(struct wsl *w, char *out, size_t size)
+{
+	char raw[WSL_TAIL], *p;
+	size_t i, start;
+
+	EnterCriticalSection(&w->tail_lock);
+	start = (w->tail_pos + WSL_TAIL - w->tail_len) % WSL_TAIL;
+	for (i = 0; i < w->tail_len; i++)
+		raw[i] = w->tail[(start + i) % WSL_TAIL];
+	wsl_text(raw, w->tail_len, out, size);
+	LeaveCriticalSection(&w->tail_lock);
+	for (p = out; (p = strchr(p, '\n'));)
+		*p = ' ';
+}
+
+/**
+ * wsl_wait_agent() - until the agent answers an authenticated ping on the control port
+ * @w:		started; the reader thread runs
+ *
+ * Return: 0, or -errno with mvm_last_error() set: the agent exited first (with its status
+ * and last output, a WSL fault recognised in it), or did not answer in time.
+ */
+static int wsl_wait_agent(struct wsl *w)
+{
+	static const char ping[] = "{\"cmd\":\"ping\"}\n";
+	const char *env = getenv("MICROVM_WSL_START_TIMEOUT");
+	int limit_s = env && atoi(env) > 0 ? atoi(env) : WSL_READY_S;
+	ULONGLONG deadline = GetTickCount64() + (ULONGLONG)limit_s * 1000;
+	char tail[WSL_TAIL + 1], last[256] = "no answer";
+	enum wsl_fault fault;
+	DWORD status = 0;
+	int rc;
+
+	for (;;) {
+		char *resp = NULL;
+
+		rc = mvm_vsock_request(w->vsock, w->control_port, ping, sizeof(ping) - 1, &resp,
+				       NULL, WSL_PING_MS);
+		if (!rc && resp && strstr(resp, "\"pong\"")) {
+			free(resp);
+			return 0;
+		}
+		if (!rc)
+			snprintf(last, sizeof(last), "unexpected answer %.200s", resp ? resp : "");
+		else
+			snprintf(last, sizeof(last), "%s", mvm_last_error());
+		free(resp);
+		if (WaitForSingleObject(w->proc, 0) == WAIT_OBJECT_0) {
+			/* let the reader take in the last output */
+			if (w->reader_started) {
+				InterlockedExchange(&w->quiet_exit, 1);
+				pthread_join(w->reader, NULL);
+				w->reader_started = 0;
+			}
+			GetExitCodeProcess(w->proc, &status);
+			wsl_tail(w, tail, sizeof(tail));
+			fault = wsl_classify(tail);
+			if (fault)
+				return mvm_set_error(-ENODEV, "WSL2: %s (wsl.exe: %s)",
+						     wsl_fault_advice(fault), tail);
+			return mvm_set_error(-ECHILD, "WSL2: the agent exited with status %lu "
+					     "before it answered; its last output: %s", status,
+					     tail[0] ? tail : "(none)");
+		}
+		if (GetTickCount64() >= deadline)
+			break;
+		Sleep(100);
+	}
+	wsl_tail(w, tail, sizeof(tail));
+	return mvm_set_error(-ETIMEDOUT, "WSL2: the agent did not answer on 127.0.0.1:%u within "
+			     "%d s (%s); its last output: %s", w->control_port, limit_s, last,
+			     tail[0] ? tail : "(none)");
+}
+
+/** wsl_abort_start() - start failed after the child ran: stop it; the reader stays quiet. */
+static void wsl_abort_start(struct wsl *w)
+{
+	const char *term[] = { w->exe, "--terminate", WSL_DISTRO, NULL };
+	char out[1024];
+	size_t len;
+	DWORD status;
+
+	InterlockedExchange(&w->quiet_exit, 1);
+	if (WaitForSingleObject(w->proc, 0) != WAIT_OBJECT_0) {
+		wsl_run(term, out, sizeof(out), &len, &status, WSL_TERM_MS);
+		TerminateProcess(w->proc, 1);
+	}
+	if (w->reader_started) {
+		pthread_join(w->reader, NULL);
+		w->reader_started = 0;
+	}
+}
+
+/** wsl_start() - &mvm_backend_ops.start: import if needed, run the agent, wait for it. */
 static int wsl_start(void *priv)
 {
 	struct wsl *w = priv;
-	const char *argv[] = { w->exe, "-d", WSL_DISTRO, "--", WSL_AGENT, "--transport", "tcp",
-			       "--listen", "127.0.0.1", "--auth-secret-file", "/dev/stdin", NULL };
+	const char *argv[] = { w->exe, "-d", WSL_DISTRO, "--user", "root", "--exec", WSL_AGENT,
+			       "--transport", "tcp", "--listen", "127.0.0.1",
+			       "--auth-secret-file", "/dev/stdin", "--state-dir", w->state_dir,
+			       NULL };
+	char err[1024];
 	DWORD n;
 	int rc;
 
@@ -418,16 +790,24 @@ static int wsl_start(void *priv)
 	/* The secret, first thing on the agent's stdin (never on a command line). */
 	if (!WriteFile(w->in, w->secret, MVM_SECRET_HEX_LEN + 1, &n, NULL) ||
 	    n != MVM_SECRET_HEX_LEN + 1) {
-		TerminateProcess(w->proc, 1);
-		return mvm_set_error(-EPIPE, "WSL2: cannot hand the agent its secret");
+		snprintf(err, sizeof(err), "WSL2: cannot hand the agent its secret");
+		rc = -EPIPE;
+		goto fail;
 	}
 	rc = pthread_create(&w->reader, NULL, wsl_reader, w);
 	if (rc) {
-		TerminateProcess(w->proc, 1);
-		return mvm_set_error(-rc, "WSL2: cannot start the console thread");
+		snprintf(err, sizeof(err), "WSL2: cannot start the console thread");
+		rc = -rc;
+		goto fail;
 	}
 	w->reader_started = 1;
-	return 0;
+	rc = wsl_wait_agent(w);
+	if (!rc)
+		return 0;
+	snprintf(err, sizeof(err), "%s", mvm_last_error());
+fail:
+	wsl_abort_start(w);
+	return mvm_set_error(rc, "%s", err);
 }
 
 /** wsl_request_stop() - &mvm_backend_ops.request_stop: the agent's "shutdown" request. */
@@ -490,6 +870,7 @@ static void wsl_destroy(void *priv)
 	if (w->proc)
 		CloseHandle(w->proc);
 	mvm_vsock_free(w->vsock);
+	DeleteCriticalSection(&w->tail_lock);
 	SecureZeroMemory(w->secret, sizeof(w->secret));
 	free(w->rootfs);
 	free(w);

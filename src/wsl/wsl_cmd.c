@@ -13,6 +13,13 @@
  *   wsl_list_has() answers whether a name is among them (names compare case-insensitively,
  *   as WSL does).  Any other output, such as "no installed distributions" text, is simply a
  *   line that does not match.
+ * - wsl_text() turns any wsl.exe output (UTF-16LE or UTF-8) into ASCII text for error
+ *   messages, and wsl_classify() recognises in it the three ways a machine cannot run the
+ *   appliance: WSL absent, WSL2's virtual machine platform disabled, or WSL 1 only.  It
+ *   matches the error codes wsl.exe prints ("Error code: Wsl/.../HCS_E_HYPERV_NOT_INSTALLED"),
+ *   which are not translated, and the English texts of older wsl.exe versions.
+ * - wsl_linux_path() maps a Windows path (C:\Users\...) to the path WSL mounts it at inside
+ *   the distribution (/mnt/c/Users/...).
  */
 #include <errno.h>
 #include <string.h>
@@ -143,6 +150,12 @@ static unsigned wsl_unit(const unsigned char *d, size_t i, int u16)
 	return u16 ? (unsigned)d[2 * i] | (unsigned)d[2 * i + 1] << 8 : d[i];
 }
 
+/** wsl_is_u16() - UTF-16LE: a BOM, or ASCII text whose every second byte is 0. */
+static int wsl_is_u16(const unsigned char *d, size_t len)
+{
+	return (len >= 2 && d[0] == 0xff && d[1] == 0xfe) || (len >= 2 && d[0] && !d[1]);
+}
+
 /**
  * wsl_list_has() - is @name one of the lines of a `wsl.exe --list --quiet` output?
  * @data:	the raw output (UTF-16LE with or without BOM, or UTF-8/ASCII)
@@ -162,8 +175,7 @@ int wsl_list_has(const void *data, size_t len, const char *name)
 
 	if (!d || !nlen)
 		return 0;
-	/* UTF-16LE: a BOM, or ASCII text whose every second byte is 0 */
-	u16 = (len >= 2 && d[0] == 0xff && d[1] == 0xfe) || (len >= 2 && d[0] && !d[1]);
+	u16 = wsl_is_u16(d, len);
 	n = u16 ? len / 2 : len;
 	i = u16 && d[0] == 0xff && d[1] == 0xfe ? 1 : 0;
 	if (!u16 && len >= 3 && d[0] == 0xef && d[1] == 0xbb && d[2] == 0xbf)
@@ -190,4 +202,142 @@ int wsl_list_has(const void *data, size_t len, const char *name)
 			return 1;
 	}
 	return 0;
+}
+
+/**
+ * wsl_text() - wsl.exe output as printable ASCII, for messages and wsl_classify()
+ * @data/@len:	the raw output (UTF-16LE with or without BOM, or UTF-8/ASCII)
+ * @out/@size:	result, NUL-terminated (truncated to fit)
+ *
+ * NULs and BOMs are dropped, CR LF becomes LF, other control and non-ASCII characters
+ * become '?' (a UTF-8 sequence counts as one character).
+ *
+ * Return: the length of @out.
+ */
+size_t wsl_text(const void *data, size_t len, char *out, size_t size)
+{
+	const unsigned char *d = data;
+	size_t n, i, pos = 0;
+	int u16;
+
+	if (!size)
+		return 0;
+	if (!d)
+		len = 0;
+	u16 = wsl_is_u16(d, len);
+	n = u16 ? len / 2 : len;
+	i = u16 && d[0] == 0xff && d[1] == 0xfe ? 1 : 0;
+	if (!u16 && len >= 3 && d[0] == 0xef && d[1] == 0xbb && d[2] == 0xbf)
+		i = 3;
+	for (; i < n && pos + 1 < size; i++) {
+		unsigned c = wsl_unit(d, i, u16);
+
+		if (c == 0 || c == '\r' || c == 0xfeff)
+			continue;
+		if (!u16 && c >= 0x80 && c < 0xc0)
+			continue;	/* a UTF-8 continuation byte: its lead gave the '?' */
+		out[pos++] = c == '\n' || c == '\t' || (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	out[pos] = '\0';
+	return pos;
+}
+
+/**
+ * wsl_classify() - why wsl.exe could not run a WSL2 distribution, from what it printed
+ * @text:	its output, through wsl_text()
+ *
+ * Return: %WSL_FAULT_ABSENT (WSL not installed), %WSL_FAULT_DISABLED (the Virtual Machine
+ * Platform or firmware virtualisation is off), %WSL_FAULT_WSL1 (this Windows or wsl.exe
+ * knows only WSL 1, or WSL 2's kernel is missing), or %WSL_FAULT_NONE (something else).
+ */
+enum wsl_fault wsl_classify(const char *text)
+{
+	static const struct {
+		const char *needle;
+		enum wsl_fault fault;
+	} map[] = {
+		{ "WSL_E_WSL_OPTIONAL_COMPONENT_REQUIRED", WSL_FAULT_ABSENT },
+		{ "Subsystem for Linux is not installed", WSL_FAULT_ABSENT },
+		{ "Subsystem for Linux has not been enabled", WSL_FAULT_ABSENT },
+		{ "WSL_E_WSL2_NEEDS_KERNEL_UPDATE", WSL_FAULT_WSL1 },
+		{ "WSL 2 requires an update to its kernel component", WSL_FAULT_WSL1 },
+		{ "Invalid command line option: --version", WSL_FAULT_WSL1 },
+		{ "Invalid command line option: --exec", WSL_FAULT_WSL1 },
+		{ "WSL_E_VIRTUAL_MACHINE_PLATFORM_REQUIRED", WSL_FAULT_DISABLED },
+		{ "HCS_E_HYPERV_NOT_INSTALLED", WSL_FAULT_DISABLED },
+		{ "HCS_E_SERVICE_NOT_AVAILABLE", WSL_FAULT_DISABLED },
+		{ "0x80370102", WSL_FAULT_DISABLED },
+		{ "enable the Virtual Machine Platform", WSL_FAULT_DISABLED },
+	};
+	size_t i;
+
+	for (i = 0; text && i < sizeof(map) / sizeof(map[0]); i++)
+		if (strstr(text, map[i].needle))
+			return map[i].fault;
+	return WSL_FAULT_NONE;
+}
+
+/** wsl_fault_advice() - what the user should do about @fault, one sentence ("" for NONE). */
+const char *wsl_fault_advice(enum wsl_fault fault)
+{
+	switch (fault) {
+	case WSL_FAULT_ABSENT:
+		return "WSL is not installed: run `wsl --install --no-distribution` as "
+		       "administrator and restart Windows";
+	case WSL_FAULT_DISABLED:
+		return "WSL 2 cannot start its virtual machine: enable the Windows feature "
+		       "\"Virtual Machine Platform\" (`wsl --install --no-distribution` as "
+		       "administrator) and virtualization in the firmware, then restart Windows";
+	case WSL_FAULT_WSL1:
+		return "this Windows has only WSL 1, and the appliance needs WSL 2: run "
+		       "`wsl --update` (Windows 10 1903 or later), then restart Windows";
+	default:
+		return "";
+	}
+}
+
+/**
+ * wsl_linux_path() - where WSL mounts a Windows path inside the distribution
+ * @out/@size:	result, NUL-terminated
+ * @win:	an absolute drive path, "C:\\Users\\A B" (either slash)
+ *
+ * The drive letter becomes /mnt/<lower-case letter>, backslashes become slashes; other
+ * bytes (UTF-8) are kept.  WSL's default automount root /mnt/ is assumed (the appliance's
+ * distribution has no /etc/wsl.conf changing it).
+ *
+ * Return: the length, -EINVAL for a path that is not on a drive (UNC, relative), or
+ * -ENAMETOOLONG.
+ */
+int wsl_linux_path(char *out, size_t size, const char *win)
+{
+	size_t pos = 0;
+	const char *p;
+	char drive;
+
+	if (size)
+		out[0] = '\0';
+	if (!win || !((win[0] >= 'A' && win[0] <= 'Z') || (win[0] >= 'a' && win[0] <= 'z')) ||
+	    win[1] != ':' || (win[2] != '\\' && win[2] != '/'))
+		return -EINVAL;
+	drive = (char)wsl_lower((unsigned char)win[0]);
+	if (wsl_put(out, size, &pos, '/') || wsl_put(out, size, &pos, 'm') ||
+	    wsl_put(out, size, &pos, 'n') || wsl_put(out, size, &pos, 't') ||
+	    wsl_put(out, size, &pos, '/') || wsl_put(out, size, &pos, drive))
+		goto long_;
+	for (p = win + 2; *p; p++) {
+		char c = *p == '\\' ? '/' : *p;
+
+		if (c == '/' && pos && out[pos - 1] == '/')
+			continue;
+		if (wsl_put(out, size, &pos, c))
+			goto long_;
+	}
+	while (pos > 6 && out[pos - 1] == '/')
+		pos--;
+	out[pos] = '\0';
+	return (int)pos;
+long_:
+	if (size)
+		out[0] = '\0';
+	return -ENAMETOOLONG;
 }
