@@ -29,7 +29,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 
-#include "kvm/boot.h"
+#include "arch/x86/boot.h"
 #include "kvm/kvm.h"
 #include "runtime/error.h"
 #include "sandbox/sandbox.h"

@@ -53,7 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kvm/boot.h"
+#include "arch/x86/boot.h"
 #include "kvm/kvm.h"
 #include "runtime/backend.h"
 #include "runtime/error.h"
