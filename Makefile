@@ -12,6 +12,8 @@
 #   make integration   pytest integration tests (root and /dev/kvm tests say when skipped)
 #   make nested   the VM path on a real KVM, inside a QEMU TCG machine (scripts/nested.sh)
 #   make windows  cross-build libmicrovm for Windows (mingw-w64) and run its tests under Wine
+#   make arm64    cross-build libmicrovm, microvm and the agent for Linux/arm64 and run the unit
+#                 tests under qemu-user (docs/kvm.md, arm64)
 #   make check    all of the above
 #   make demo     the VPN appliance end to end
 #   make bench    the benchmarks (figures go into docs/performance.md)
@@ -20,12 +22,13 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 BUILD_WIN  ?= build-win
+BUILD_ARM64 ?= build-arm64
 PYTHON     ?= /usr/bin/python3
 FUZZ_SECONDS ?= 15
 DEPS       := sh scripts/install-deps.sh
 export MICROVM_BUILD := $(abspath $(BUILD))
 
-.PHONY: all deps build unit asan fuzz windows kernel image integration nested check demo bench clean
+.PHONY: all deps build unit asan fuzz windows arm64 kernel image integration nested check demo bench clean
 
 all: build
 
@@ -71,6 +74,16 @@ windows: $(BUILD_WIN)/build.ninja
 	ninja -C $(BUILD_WIN)
 	sh scripts/test-windows.sh $(BUILD_WIN)
 
+$(BUILD_ARM64)/build.ninja:
+	@$(DEPS) build arm64
+	meson setup $(BUILD_ARM64) --cross-file cross/aarch64-linux-gnu.txt
+
+# the unit tests run under qemu-user (the cross file's exe_wrapper), so they really execute
+arm64: $(BUILD_ARM64)/build.ninja
+	@$(DEPS) build arm64
+	ninja -C $(BUILD_ARM64)
+	meson test -C $(BUILD_ARM64) --suite unit --print-errorlogs
+
 kernel:
 	@$(DEPS) kernel
 	sh guest/kernel/build.sh
@@ -88,7 +101,7 @@ nested: build kernel image
 	@$(DEPS) test
 	$(PYTHON) -m pytest -v -rs tests/nested
 
-check: deps build unit asan fuzz windows integration nested
+check: deps build unit asan fuzz windows arm64 integration nested
 
 demo: build
 	sh scripts/demo.sh
@@ -98,4 +111,4 @@ bench: build
 	sh bench/run-all.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(BUILD_WIN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(BUILD_WIN) $(BUILD_ARM64)
