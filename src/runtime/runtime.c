@@ -30,9 +30,8 @@
 #include "runtime/console.h"
 #include "runtime/error.h"
 
-/* KVM: x86-64 only so far; arm64 has its machine model (src/arch/arm64) but not yet the
- * KVM calls (docs/kvm.md, arm64).  Same condition as src/meson.build's have_kvm. */
-#if defined(__linux__) && defined(__x86_64__)
+/* KVM: Linux on x86-64 and arm64 (the condition of have_kvm in meson.build). */
+#if defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__))
 #define MVM_HAVE_KVM 1
 extern const struct mvm_backend_ops mvm_kvm_backend;
 #endif
