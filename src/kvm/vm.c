@@ -293,7 +293,7 @@ void kvm_serial_mmio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
 	struct kvm_vm *kvm = opaque;
 
 	if (len == 1 && offset < SERIAL_NR_REGS) {
-		serial_io(kvm->serial, (uint16_t)offset, is_write, data);
+		serial_io(kvm->serial, (unsigned int)offset, is_write, data);
 		return;
 	}
 	if (!is_write)
