@@ -98,7 +98,7 @@ static void assert_prop_u64s(const void *fdt, const char *path, const char *name
 	assert_non_null(v);
 	assert_int_equal(len, n * 8);
 	for (int i = 0; i < n; i++)
-		assert_int_equal(fdt64_to_cpu(v[i]), want[i]);
+		assert_int_equal(fdt64_ld(&v[i]), want[i]);
 }
 
 static void assert_prop_empty(const void *fdt, const char *path, const char *name)
@@ -381,9 +381,9 @@ static void test_boot_prepare(void **state)
 	assert_int_equal(fdt_totalsize(fdt), r.fdt_size);
 	v = fdt_getprop(fdt, node(fdt, "/chosen"), "linux,initrd-start", &len);
 	assert_non_null(v);
-	assert_int_equal(fdt64_to_cpu(*v), r.initrd_addr);
+	assert_int_equal(fdt64_ld(v), r.initrd_addr);
 	v = fdt_getprop(fdt, node(fdt, "/chosen"), "linux,initrd-end", &len);
-	assert_int_equal(fdt64_to_cpu(*v), r.initrd_addr + ilen);
+	assert_int_equal(fdt64_ld(v), r.initrd_addr + ilen);
 	assert_prop_str(fdt, "/chosen", "bootargs", "console=ttyS0");
 	node(fdt, "/virtio_mmio@a000000");
 
