@@ -2,7 +2,7 @@
 # bench/boot.sh - boot time and memory overhead of `microvm run` next to QEMU's microvm machine.
 #
 # Usage: bench/boot.sh [RUNS]        (default 3; environment: MICROVM_BUILD, KERNEL, INITRD,
-#                                      AGENT=1)
+#                                      AGENT=1, EXTRA_ARGS: appended to the command line)
 #
 # Boots the project's guest kernel (guest/kernel/build.sh) with a tiny initramfs
 # (tests/integration/kvmlib.py) RUNS times under each VMM, alternating, and reports per VMM the
@@ -47,6 +47,8 @@ if not initrd and agent:
     initrd = os.path.join(r.stdout.strip().splitlines()[-1], "initramfs.cpio.gz")
 initrd = initrd or str(kvmlib.tiny_initramfs(tempfile.mkdtemp()))
 args = "console=ttyS0 reboot=t panic=-1"
+if os.environ.get("EXTRA_ARGS"):
+    args += " " + os.environ["EXTRA_ARGS"]
 if pvm:
     args += (" noxsave clearcpuid=151,308,295,288,156,293,291,296,150,158,306,311,534,145,"
              "298")
@@ -171,11 +173,17 @@ for i in range(runs):
                 break
             fails[name] += 1
             print(f"run {i + 1} {name:8s} attempt {attempt} FAILED: {r[3]}", flush=True)
+            with open(os.path.join(logdir, f"{name}-{i + 1}-{attempt}.log.stderr"),
+                      errors="replace") as f:
+                tail = f.read()[-600:].strip()
+            if tail:
+                print("  stderr: " + tail.replace("\n", "\n  stderr: "), flush=True)
             if "emulation failure" not in r[3]:
                 break
         res[name].append(r)
         if not r[3]:
-            print(f"run {i + 1} {name:8s} first byte {r[0]:.2f} s, Run /init {r[1]:.2f} s, "
+            print(f"run {i + 1} {name:8s} first byte {r[0]:.2f} s, "
+                  f"{'agent' if agent else 'Run /init'} {r[1]:.2f} s, "
                   f"VMM RSS minus guest RAM {r[2] / 1024:.1f} MiB", flush=True)
 
 

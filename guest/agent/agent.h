@@ -3,7 +3,8 @@
  * agent.h - microvm-agent: the VPN daemon (control port 1025) and inbound proxy (port 7602)
  *
  * Modules (one prefix each):
- *   main.c       options, the epoll loop, signals, shutdown            agent_*
+ *   main.c       options, setup, run, shutdown                         main()
+ *   loop.c       the epoll loop, deferred frees, tick, signals, clock, log agent_*
  *   transport.c  listening sockets: vsock (any CID) or TCP            agent_listen()
  *   auth.c       TCP: the authentication handshake before either port  auth_*
  *   request.c    control request parser (pure, fuzzed)                 agent_req_*
@@ -18,6 +19,12 @@
  *   resolve.c    name resolution off the event loop                    resolve_*
  *   hosts.c      /etc/hosts lookup (pure)                               hosts_*
  *   sandbox.c    capabilities, no_new_privs, seccomp for agent+OpenVPN agent_sandbox()
+ *
+ * Dependencies go one way: main.c -> control.c, proxy.c -> vpn.c -> loop.c (and the pure
+ * parsers). vpn.c reports state changes through the listeners registered with
+ * vpn_on_change() (control.c: parked requests; proxy.c: relays through the tunnel);
+ * modules add their periodic work with agent_on_tick(). So vpn.c, control.c and proxy.c
+ * each run alone in a unit test (tests/unit/agent/test_agent_{vpn,control,proxy}.c).
  *
  * docs/protocol.md is the wire contract of both ports.
  */
@@ -254,7 +261,11 @@ bool ovpn_check_known(const char *name);
 size_t hosts_lookup(const char *text, size_t len, const char *name, uint16_t port,
 		    struct sockaddr_storage *out, size_t max);
 
-/* ---------------------------------------------------------------- main.c */
+/* ---------------------------------------------------------------- loop.c */
+
+/* Tick functions (agent_on_tick()) and VPN state listeners (vpn_on_change()) at most. */
+#define AGENT_TICK_MAX		8
+#define AGENT_VPN_LISTENERS_MAX	4
 
 struct agent;
 
@@ -317,6 +328,11 @@ struct resolver;
  * @graveyard:		objects freed after the current batch of events
  * @ngrave:		entries used
  * @cgrave:		capacity
+ * @sig_ev:		the signalfd (loop.c)
+ * @tick_ev:		the 250 ms timerfd (loop.c)
+ * @ticks:		functions run on every tick, in order (agent_on_tick())
+ * @nticks:		how many
+ * @on_child:		called on SIGCHLD (agent_on_child()), NULL: nobody
  * @quit:		exit status requested (-1: keep running)
  */
 struct agent {
@@ -337,6 +353,10 @@ struct agent {
 	struct policy net_policy;
 	void **graveyard;
 	size_t ngrave, cgrave;
+	struct agent_ev sig_ev, tick_ev;
+	void (*ticks[AGENT_TICK_MAX])(struct agent *a);
+	size_t nticks;
+	void (*on_child)(struct agent *a);
 	int quit;
 };
 
@@ -345,8 +365,19 @@ void agent_debug(struct agent *a, const char *fmt, ...) __attribute__((format(pr
 int agent_ev_set(struct agent *a, struct agent_ev *ev, uint32_t mask);
 void agent_ev_close(struct agent *a, struct agent_ev *ev);
 void agent_defer_free(struct agent *a, void *p);
-int agent_sandbox(struct agent *a);
 uint64_t agent_now_ms(void);
+void agent_clock_skip(uint64_t ms);
+int agent_on_tick(struct agent *a, void (*fn)(struct agent *a));
+void agent_on_child(struct agent *a, void (*fn)(struct agent *a));
+void agent_tick(struct agent *a);
+int agent_loop_init(struct agent *a);
+int agent_loop_once(struct agent *a, int timeout_ms);
+void agent_loop_run(struct agent *a);
+void agent_loop_fini(struct agent *a);
+
+/* ---------------------------------------------------------------- sandbox.c */
+
+int agent_sandbox(struct agent *a);
 
 /* ---------------------------------------------------------------- transport.c */
 
@@ -372,16 +403,14 @@ void agent_listener_tick(struct agent *a, struct agent_listener *l);
 
 /* ---------------------------------------------------------------- auth.c */
 
+int auth_init(struct agent *a);
 void auth_begin(struct agent *a, int fd, unsigned int port, void (*adopt)(struct agent *a, int fd));
-void auth_tick(struct agent *a);
 void auth_fini(struct agent *a);
 
 /* ---------------------------------------------------------------- control.c */
 
 int ctl_init(struct agent *a, int lfd);
 void ctl_adopt(struct agent *a, int fd);
-void ctl_tick(struct agent *a);
-void ctl_vpn_changed(struct agent *a);
 void ctl_flush_all(struct agent *a, int timeout_ms);
 void ctl_fini(struct agent *a);
 
@@ -399,6 +428,7 @@ enum vpn_view {
 };
 
 int vpn_init(struct agent *a);
+int vpn_on_change(struct agent *a, void (*fn)(struct agent *a));
 int vpn_start(struct agent *a, const char *profile, const char *user, const char *pass,
 	      int timeout_s, char *err, size_t errlen);
 void vpn_stop(struct agent *a);
@@ -412,8 +442,6 @@ const char *vpn_profile(const struct agent *a);
 const char *vpn_state_name(const struct agent *a);
 const char *vpn_dev(const struct agent *a);
 size_t vpn_dns(const struct agent *a, struct sockaddr_storage *out, size_t max);
-void vpn_tick(struct agent *a);
-void vpn_reap(struct agent *a);
 void vpn_shutdown(struct agent *a);
 void vpn_fini(struct agent *a);
 
@@ -421,8 +449,6 @@ void vpn_fini(struct agent *a);
 
 int proxy_init(struct agent *a, int lfd);
 void proxy_adopt(struct agent *a, int fd);
-void proxy_tick(struct agent *a);
-void proxy_vpn_changed(struct agent *a);
 void proxy_fini(struct agent *a);
 
 /**
@@ -457,6 +483,7 @@ int resolve_init(struct agent *a, void (*done)(struct agent *a, struct resolve_j
 int resolve_submit(struct agent *a, struct resolve_job *j);
 void resolve_cancel(struct agent *a, struct resolve_job *j);
 bool resolve_local(struct resolve_job *j);
+void resolve_fini(struct agent *a);
 void resolve_run(struct resolve_job *j);
 
 #endif /* AGENT_H */

@@ -196,7 +196,7 @@ void auth_begin(struct agent *a, int fd, unsigned int port, void (*adopt)(struct
  * auth_tick() - close handshakes older than MVM_AUTH_TIMEOUT_MS
  * @a:		agent
  */
-void auth_tick(struct agent *a)
+static void auth_tick(struct agent *a)
 {
 	uint64_t now = agent_now_ms();
 	struct auth_conn *c, *next;
@@ -206,6 +206,17 @@ void auth_tick(struct agent *a)
 		if (now >= c->deadline)
 			auth_close(a, c, "authentication handshake timed out");
 	}
+}
+
+/**
+ * auth_init() - check pending handshakes' deadlines on every tick
+ * @a:		agent (event loop initialised)
+ *
+ * Return: 0 or -ENOSPC (agent_on_tick())
+ */
+int auth_init(struct agent *a)
+{
+	return agent_on_tick(a, auth_tick);
 }
 
 /**

@@ -8,8 +8,8 @@
  *   output buffer. Complete lines are handled in order; the answer to a request is always
  *   queued before the next request is looked at, so answers come in request order.
  *   vpn_start and vpn_stop cannot be answered at once: the connection is parked (@wait)
- *   and further lines stay buffered until the VPN module calls ctl_vpn_changed() with an
- *   outcome. A client may half-close after its last request: pending answers are still
+ *   and further lines stay buffered until the VPN module reports an outcome to
+ *   ctl_vpn_changed(), the listener ctl_init() registers with vpn_on_change(). A client may half-close after its last request: pending answers are still
  *   written, then the connection is closed. A line longer than AGENT_LINE_MAX gets an
  *   error answer and the connection is closed. Consumed input is wiped (passwords).
  *   Closing after an error answer lingers: our side is shut down and whatever the client
@@ -102,6 +102,8 @@ static struct agent_listener lsn;
 static unsigned long refused;
 
 static void ctl_process(struct agent *a, struct ctl_conn *c);
+static void ctl_tick(struct agent *a);
+static void ctl_vpn_changed(struct agent *a);
 
 /**
  * drop_deferred() - wipe and free a deferred request
@@ -777,14 +779,20 @@ static void on_fd(struct agent *a, int fd)
 }
 
 /**
- * ctl_init() - serve the control port on @lfd
- * @a:		agent
+ * ctl_init() - serve the control port on @lfd; listen to the VPN, tick
+ * @a:		agent (vpn_init() done)
  * @lfd:	listening socket
  *
  * Return: 0 or -errno
  */
 int ctl_init(struct agent *a, int lfd)
 {
+	int ret = agent_on_tick(a, ctl_tick);
+
+	if (!ret)
+		ret = vpn_on_change(a, ctl_vpn_changed);
+	if (ret)
+		return ret;
 	return agent_listener_init(a, &lsn, lfd, "control", on_fd);
 }
 
@@ -795,7 +803,7 @@ int ctl_init(struct agent *a, int lfd)
  * A connection parked on the VPN is not idle (vpn.c has its own timeouts); any other
  * connection that moved no byte for --control-idle-timeout seconds is closed.
  */
-void ctl_tick(struct agent *a)
+static void ctl_tick(struct agent *a)
 {
 	uint64_t now = agent_now_ms(), idle = (uint64_t)a->opts.ctl_idle_s * 1000;
 	struct ctl_conn *c, *next;
@@ -818,8 +826,10 @@ void ctl_tick(struct agent *a)
 /**
  * ctl_vpn_changed() - the VPN state changed: answer parked connections that can be
  * @a:		agent
+ *
+ * The listener ctl_init() registers with vpn_on_change().
  */
-void ctl_vpn_changed(struct agent *a)
+static void ctl_vpn_changed(struct agent *a)
 {
 	struct ctl_conn *c, *next;
 

@@ -4,28 +4,26 @@
  *
  * Theory of operation
  *
- *   One thread runs one epoll loop; every file descriptor is a struct agent_ev whose
- *   callback gets the events. Objects closed while a batch of events is being dispatched
- *   are freed after the batch (agent_defer_free()), so a later event of the same batch
- *   never touches freed memory. A descriptor with nothing to wait for is removed from the
- *   epoll set rather than registered with an empty mask, so a hung-up peer cannot spin the
- *   loop.
+ *   main.c is options, setup and the run: it parses the command line, creates the state
+ *   and run directories, loads the auth secret, starts the event loop (loop.c), opens the
+ *   two listening sockets and initialises the modules, which register their own event
+ *   sources, tick functions and VPN state listeners:
  *
- *   Sources of events:
  *   - over TCP, every accepted connection first proves the host's secret (auth.c), then
  *     goes to its port's module; over vsock it goes there at once.
  *   - the control listener (port 1025) and its connections (control.c): newline-delimited
  *     JSON requests, one answer line each, in order; vpn_start and vpn_stop park the
- *     connection until the VPN reaches an outcome (ctl_vpn_changed()).
- *   - the proxy listener (port 7602) and its relays (proxy.c).
+ *     connection until the VPN reaches an outcome (control.c listens with vpn_on_change()).
+ *   - the proxy listener (port 7602) and its relays (proxy.c); relays through a tunnel
+ *     that went down are reset (proxy.c listens with vpn_on_change() too).
  *   - OpenVPN's management socket (vpn.c): OpenVPN is a child process started per
  *     connection with --management-client; it connects to our Unix socket and is driven
- *     from there only.
- *   - a signalfd: SIGCHLD reaps OpenVPN (no zombies), SIGTERM/SIGINT end the agent.
- *   - a 250 ms timerfd: connect, handshake, VPN outcome and control idle timeouts; it
- *     also re-arms a listener paused because descriptors ran out (transport.c).
+ *     from there only. vpn.c reaps it on SIGCHLD (agent_on_child()).
  *   - the resolver's pipe: results from the name resolution threads (resolve.c), the
  *     only other threads; they never touch agent state.
+ *
+ *   Arrows go one way: main -> control, proxy -> vpn -> loop; the VPN supervisor tells
+ *   its users about changes through the callbacks they registered, never by name.
  *
  *   Exit: SIGTERM/SIGINT stop OpenVPN and exit 0. The "shutdown" request answers "ok",
  *   stops OpenVPN and exits with AGENT_EXIT_POWEROFF (100), which microvm-init takes as
@@ -35,180 +33,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/reboot.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
-
-/**
- * agent_log() - a line on stderr with the program prefix
- * @a:		agent (unused, for symmetry)
- * @fmt:	printf format
- */
-void agent_log(struct agent *a, const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-	int n;
-
-	(void)a;
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	fprintf(stderr, "microvm-agent: %s\n", buf);
-}
-
-/**
- * agent_debug() - agent_log() when --verbose
- * @a:		agent
- * @fmt:	printf format
- */
-void agent_debug(struct agent *a, const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-
-	if (!a->opts.verbose)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	agent_log(a, "%s", buf);
-}
-
-/**
- * agent_now_ms() - monotonic clock in milliseconds
- *
- * Return: milliseconds
- */
-uint64_t agent_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/**
- * agent_ev_set() - register @ev for @mask (0: remove from the epoll set)
- * @a:		agent
- * @ev:		registration (fd set)
- * @mask:	EPOLLIN/EPOLLOUT/...
- *
- * Return: 0 or -errno
- */
-int agent_ev_set(struct agent *a, struct agent_ev *ev, uint32_t mask)
-{
-	struct epoll_event e = { .events = mask, .data.ptr = ev };
-	int op;
-
-	if (ev->fd < 0 || mask == ev->mask)
-		return 0;
-	if (!mask)
-		op = EPOLL_CTL_DEL;
-	else if (!ev->mask)
-		op = EPOLL_CTL_ADD;
-	else
-		op = EPOLL_CTL_MOD;
-	if (epoll_ctl(a->epfd, op, ev->fd, &e) < 0)
-		return -errno;
-	ev->mask = mask;
-	return 0;
-}
-
-/**
- * agent_ev_close() - unregister and close @ev's descriptor
- * @a:		agent
- * @ev:		registration; fd becomes -1
- */
-void agent_ev_close(struct agent *a, struct agent_ev *ev)
-{
-	if (ev->fd < 0)
-		return;
-	if (ev->mask)
-		epoll_ctl(a->epfd, EPOLL_CTL_DEL, ev->fd, NULL);
-	close(ev->fd);
-	ev->fd = -1;
-	ev->mask = 0;
-}
-
-/**
- * agent_defer_free() - free @p after the current batch of events
- * @a:		agent
- * @p:		heap object
- */
-void agent_defer_free(struct agent *a, void *p)
-{
-	if (a->ngrave == a->cgrave) {
-		size_t nc = a->cgrave ? a->cgrave * 2 : 64;
-		void **g = realloc(a->graveyard, nc * sizeof(*g));
-
-		if (!g) {
-			/* Leaking beats a use-after-free. */
-			agent_log(a, "out of memory; leaking %p", p);
-			return;
-		}
-		a->graveyard = g;
-		a->cgrave = nc;
-	}
-	a->graveyard[a->ngrave++] = p;
-}
-
-static struct agent_ev sig_ev, tick_ev;
-
-/**
- * on_signal() - SIGCHLD reaps, SIGTERM/SIGINT end the loop
- * @a:		agent
- * @ev:		the signalfd
- * @events:	unused
- */
-static void on_signal(struct agent *a, struct agent_ev *ev, uint32_t events)
-{
-	struct signalfd_siginfo si;
-
-	(void)events;
-	while (read(ev->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGCHLD) {
-			vpn_reap(a);
-		} else if (a->quit < 0) {
-			agent_log(a, "signal %u: exiting", si.ssi_signo);
-			a->quit = 0;
-		}
-	}
-}
-
-/**
- * on_tick() - periodic timeouts
- * @a:		agent
- * @ev:		the timerfd
- * @events:	unused
- */
-static void on_tick(struct agent *a, struct agent_ev *ev, uint32_t events)
-{
-	uint64_t n;
-
-	(void)events;
-	if (read(ev->fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		return;
-	vpn_tick(a);
-	auth_tick(a);
-	ctl_tick(a);
-	proxy_tick(a);
-}
 
 /**
  * mkdir_p() - create a directory and its parents
@@ -526,16 +360,14 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 }
 
 /**
- * setup() - directories, secret, sockets, signals, timers
+ * setup() - directories, secret, event loop, sockets, modules
  * @a:		agent with options set
  *
  * Return: 0 or -errno (reported)
  */
 static int setup(struct agent *a)
 {
-	struct itimerspec its = { .it_interval = { 0, 250000000 }, .it_value = { 0, 250000000 } };
 	struct rlimit rl;
-	sigset_t set;
 	int ret, cfd, pfd;
 
 	/* A thousand relays need two descriptors each. */
@@ -568,24 +400,11 @@ static int setup(struct agent *a)
 		return ret;
 	}
 
-	a->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (a->epfd < 0)
-		return -errno;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	sig_ev.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	sig_ev.cb = on_signal;
-	tick_ev.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	tick_ev.cb = on_tick;
-	if (sig_ev.fd < 0 || tick_ev.fd < 0 ||
-	    timerfd_settime(tick_ev.fd, 0, &its, NULL) < 0 ||
-	    agent_ev_set(a, &sig_ev, EPOLLIN) || agent_ev_set(a, &tick_ev, EPOLLIN))
-		return -errno;
+	ret = agent_loop_init(a);
+	if (ret) {
+		agent_log(a, "event loop: %s", strerror(-ret));
+		return ret;
+	}
 
 	cfd = agent_listen(&a->opts, a->opts.control_port);
 	if (cfd < 0) {
@@ -599,6 +418,8 @@ static int setup(struct agent *a)
 		return pfd;
 	}
 	ret = vpn_init(a);
+	if (!ret)
+		ret = auth_init(a);
 	if (!ret)
 		ret = ctl_init(a, cfd);
 	if (!ret)
@@ -614,36 +435,6 @@ static int setup(struct agent *a)
 		agent_log(a, "listening (tcp %s) control port %u, proxy port %u", a->opts.listen,
 			  a->opts.control_port, a->opts.proxy_port);
 	return 0;
-}
-
-/**
- * run() - the event loop, until a->quit is set
- * @a:		agent
- */
-static void run(struct agent *a)
-{
-	struct epoll_event evs[64];
-
-	while (a->quit < 0) {
-		int n = epoll_wait(a->epfd, evs, 64, -1);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			agent_log(a, "epoll_wait: %s", strerror(errno));
-			a->quit = 1;
-			break;
-		}
-		for (int i = 0; i < n; i++) {
-			struct agent_ev *ev = evs[i].data.ptr;
-
-			if (ev->fd >= 0)
-				ev->cb(a, ev, evs[i].events);
-		}
-		for (size_t i = 0; i < a->ngrave; i++)
-			free(a->graveyard[i]);
-		a->ngrave = 0;
-	}
 }
 
 int main(int argc, char **argv)
@@ -674,7 +465,7 @@ int main(int argc, char **argv)
 		return ret > 0 ? 0 : 1;
 	if (setup(&a) || agent_sandbox(&a))
 		return 1;
-	run(&a);
+	agent_loop_run(&a);
 	vpn_shutdown(&a);
 	if (a.quit == AGENT_EXIT_POWEROFF) {
 		ctl_flush_all(&a, 1000);
@@ -690,8 +481,6 @@ int main(int argc, char **argv)
 	ctl_fini(&a);
 	proxy_fini(&a);
 	vpn_fini(&a);
-	for (size_t i = 0; i < a.ngrave; i++)
-		free(a.graveyard[i]);
-	free(a.graveyard);
+	agent_loop_fini(&a);
 	return a.quit;
 }

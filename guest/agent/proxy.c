@@ -25,8 +25,9 @@
  *
  *   A relay whose target socket's local address was the tunnel's address when it connected
  *   runs through the VPN. When the VPN goes down (OpenVPN died, stopped or reconnects with
- *   another address) such relays can never move a byte again; vpn.c's state change calls
- *   proxy_vpn_changed() (and every tick checks too), which resets them: SO_LINGER 0 on both
+ *   another address) such relays can never move a byte again; proxy_vpn_changed(), the
+ *   listener proxy_init() registers with vpn_on_change(), runs on every VPN state change
+ *   (and every tick checks too) and resets them: SO_LINGER 0 on both
  *   sockets, so the client gets a TCP reset at once rather than waiting for an idle
  *   timeout on a dead connection.
  *
@@ -102,6 +103,9 @@ struct proxy_conn {
 };
 
 static struct agent_listener lsn;
+
+static void proxy_tick(struct agent *a);
+static void proxy_vpn_changed(struct agent *a);
 
 /**
  * proxy_close() - drop a connection
@@ -678,16 +682,20 @@ static void proxy_policy_init(struct agent *a)
 }
 
 /**
- * proxy_init() - serve the proxy port on @lfd
- * @a:		agent
+ * proxy_init() - serve the proxy port on @lfd; listen to the VPN, tick
+ * @a:		agent (vpn_init() done)
  * @lfd:	listening socket
  *
  * Return: 0 or -errno
  */
 int proxy_init(struct agent *a, int lfd)
 {
-	int ret = resolve_init(a, resolved);
+	int ret = agent_on_tick(a, proxy_tick);
 
+	if (!ret)
+		ret = vpn_on_change(a, proxy_vpn_changed);
+	if (!ret)
+		ret = resolve_init(a, resolved);
 	if (ret)
 		return ret;
 	proxy_policy_init(a);
@@ -698,7 +706,7 @@ int proxy_init(struct agent *a, int lfd)
  * proxy_tick() - timeouts, relays through a tunnel that went down; resume accepting
  * @a:		agent
  */
-void proxy_tick(struct agent *a)
+static void proxy_tick(struct agent *a)
 {
 	uint64_t now = agent_now_ms();
 	struct proxy_conn *p, *next;
@@ -720,9 +728,10 @@ void proxy_tick(struct agent *a)
  * proxy_vpn_changed() - reset relays through a tunnel that is no longer up
  * @a:		agent
  *
- * Called by vpn.c on every state change, and every tick as a backstop.
+ * The listener proxy_init() registers with vpn_on_change(); every tick runs it too, as a
+ * backstop.
  */
-void proxy_vpn_changed(struct agent *a)
+static void proxy_vpn_changed(struct agent *a)
 {
 	const char *tun = vpn_view(a) == VPN_VIEW_CONNECTED ? vpn_tun_ip(a) : "";
 	struct proxy_conn *p, *next;
@@ -748,4 +757,5 @@ void proxy_fini(struct agent *a)
 	while (a->proxies)
 		proxy_close(a, a->proxies);
 	agent_ev_close(a, &lsn.ev);
+	resolve_fini(a);
 }

@@ -390,3 +390,31 @@ bool resolve_local(struct resolve_job *j)
 	j->status = HS_OK;
 	return true;
 }
+
+/**
+ * resolve_fini() - stop taking results; free the pool if no worker thread was started
+ * @a:		agent (at exit)
+ *
+ * Worker threads are detached and may be inside a lookup that cannot be interrupted, so a
+ * pool that has any is left to them (the process is about to exit); one that never
+ * started a thread (only IP literals and local names were asked for) is freed.
+ */
+void resolve_fini(struct agent *a)
+{
+	struct resolver *r = a->resolver;
+	size_t nthreads;
+
+	if (!r)
+		return;
+	agent_ev_close(a, &r->ev);
+	pthread_mutex_lock(&r->lock);
+	nthreads = r->nthreads;
+	pthread_mutex_unlock(&r->lock);
+	a->resolver = NULL;
+	if (nthreads)
+		return;
+	close(r->wfd);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cond);
+	free(r);
+}

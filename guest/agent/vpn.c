@@ -31,7 +31,13 @@
  *   A failure stops the process; the reason stays visible (vpn_status "reason", vpn_start
  *   and vpn_check_webauth "error") until the next vpn_start. DNS servers pushed with
  *   "dhcp-option DNS" arrive as >UPDOWN:ENV foreign_option_N and are used by the proxy.
- *   SIGCHLD reaps every child (vpn_reap()), so there are never zombies.
+ *   SIGCHLD reaps every child (vpn_reap(), registered with agent_on_child()), so there are
+ *   never zombies; vpn_tick() (agent_on_tick()) enforces the timeouts.
+ *
+ *   Every change a client can see (an outcome, a reconnect, the process gone) is reported
+ *   to the listeners registered with vpn_on_change(), in the order they registered:
+ *   control.c answers parked requests, proxy.c resets relays through a tunnel that went
+ *   down. vpn.c knows neither of them.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -94,6 +100,8 @@ enum vpn_st { VPN_ST_IDLE, VPN_ST_RUNNING, VPN_ST_STOPPING };
  * @deadline:		monotonic ms by which an outcome must be known
  * @webauth_deadline:	monotonic ms by which web authentication must be finished
  * @kill_at:		monotonic ms at which STOPPING escalates to SIGKILL (0: not armed)
+ * @listeners:		called on every change (vpn_on_change())
+ * @nlisteners:		how many
  */
 struct vpn {
 	enum vpn_st st;
@@ -119,7 +127,12 @@ struct vpn {
 	size_t env_ndns;
 	int timeout_s;
 	uint64_t deadline, webauth_deadline, kill_at;
+	void (*listeners[AGENT_VPN_LISTENERS_MAX])(struct agent *a);
+	size_t nlisteners;
 };
+
+static void vpn_tick(struct agent *a);
+static void vpn_reap(struct agent *a);
 
 /**
  * copy_str() - bounded string copy that always terminates
@@ -151,21 +164,46 @@ static void wipe_free(char **p)
 }
 
 /**
- * vpn_init() - allocate the supervisor
- * @a:		agent
+ * vpn_init() - allocate the supervisor; register its tick and the SIGCHLD reaper
+ * @a:		agent (event loop initialised)
  *
- * Return: 0 or -ENOMEM
+ * Return: 0, -ENOMEM, or -ENOSPC when the loop has no room for another tick function
  */
 int vpn_init(struct agent *a)
 {
 	struct vpn *v = calloc(1, sizeof(*v));
+	int ret;
 
 	if (!v)
 		return -ENOMEM;
+	ret = agent_on_tick(a, vpn_tick);
+	if (ret) {
+		free(v);
+		return ret;
+	}
 	v->lsn.fd = v->mgmt.fd = -1;
 	snprintf(v->sock_path, sizeof(v->sock_path), "%s/ovpn.sock", a->opts.run_dir);
 	snprintf(v->log_path, sizeof(v->log_path), "%s/openvpn.log", a->opts.run_dir);
 	a->vpn = v;
+	agent_on_child(a, vpn_reap);
+	return 0;
+}
+
+/**
+ * vpn_on_change() - call @fn whenever the VPN's state changes in a way clients can see
+ * @a:		agent (vpn_init() done)
+ * @fn:		the listener; it may call any vpn_* function, vpn_start() and vpn_stop()
+ *		included
+ *
+ * Return: 0, or -ENOSPC when AGENT_VPN_LISTENERS_MAX listeners are registered already
+ */
+int vpn_on_change(struct agent *a, void (*fn)(struct agent *a))
+{
+	struct vpn *v = a->vpn;
+
+	if (v->nlisteners == AGENT_VPN_LISTENERS_MAX)
+		return -ENOSPC;
+	v->listeners[v->nlisteners++] = fn;
 	return 0;
 }
 
@@ -238,14 +276,16 @@ static bool log_tail_error(struct vpn *v, bool fatal_only, char *out, size_t siz
 }
 
 /**
- * changed() - the VPN's state changed: answer parked control clients, reset relays through
- * a tunnel that is gone
+ * changed() - the VPN's state changed: tell the listeners (parked control clients, relays
+ * through a tunnel that is gone)
  * @a:		agent
  */
 static void changed(struct agent *a)
 {
-	ctl_vpn_changed(a);
-	proxy_vpn_changed(a);
+	struct vpn *v = a->vpn;
+
+	for (size_t i = 0; i < v->nlisteners; i++)
+		v->listeners[i](a);
 }
 
 /**
@@ -775,7 +815,8 @@ static int vpn_check_stored(struct agent *a, const char *profile, char *err, siz
  * @err:	message on failure
  * @errlen:	its size
  *
- * Return: 0 (the outcome follows through ctl_vpn_changed()), or -errno with @err set
+ * Return: 0 (the outcome follows through the vpn_on_change() listeners), or -errno with
+ * @err set
  */
 int vpn_start(struct agent *a, const char *profile, const char *user, const char *pass,
 	      int timeout_s, char *err, size_t errlen)
@@ -831,8 +872,8 @@ int vpn_start(struct agent *a, const char *profile, const char *user, const char
 }
 
 /**
- * vpn_stop() - end the session (vpn_stop request); completion is reported through
- * ctl_vpn_changed() once OpenVPN is reaped
+ * vpn_stop() - end the session (vpn_stop request); completion is reported to the
+ * vpn_on_change() listeners once OpenVPN is reaped
  * @a:		agent
  */
 void vpn_stop(struct agent *a)
@@ -866,7 +907,7 @@ static void describe_exit(int ws, char *buf, size_t size)
  * vpn_reap() - collect exited children (SIGCHLD)
  * @a:		agent
  */
-void vpn_reap(struct agent *a)
+static void vpn_reap(struct agent *a)
 {
 	struct vpn *v = a->vpn;
 	pid_t pid;
@@ -905,7 +946,7 @@ void vpn_reap(struct agent *a)
  * vpn_tick() - timeouts (every 250 ms)
  * @a:		agent
  */
-void vpn_tick(struct agent *a)
+static void vpn_tick(struct agent *a)
 {
 	struct vpn *v = a->vpn;
 	uint64_t now = agent_now_ms();
@@ -1091,6 +1132,8 @@ size_t vpn_dns(const struct agent *a, struct sockaddr_storage *out, size_t max)
  */
 void vpn_fini(struct agent *a)
 {
+	if (a->on_child == vpn_reap)
+		agent_on_child(a, NULL);
 	free(a->vpn);
 	a->vpn = NULL;
 }

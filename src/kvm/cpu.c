@@ -147,6 +147,22 @@ static bool kvm_cpu_exit(struct kvm_cpu *cpu)
 }
 
 /**
+ * kvm_cpu_sandbox() - name the calling thread mvm-vcpu@id and sandbox it as a vCPU thread
+ * @id:		vCPU number
+ *
+ * Return: 0 or -errno (reported on stderr).
+ */
+int kvm_cpu_sandbox(unsigned int id)
+{
+	struct sandbox_list list = SANDBOX_LIST(kvm_cpu_syscalls);
+	char name[16];
+
+	snprintf(name, sizeof(name), "mvm-vcpu%u", id);
+	prctl(PR_SET_NAME, name);
+	return sandbox_thread(name, &list, 1);
+}
+
+/**
  * kvm_cpu_thread() - run one vCPU until the VM stops
  * @arg:	the &struct kvm_cpu
  * Return: NULL
@@ -155,16 +171,12 @@ void *kvm_cpu_thread(void *arg)
 {
 	struct kvm_cpu *cpu = arg;
 	struct kvm_vm *kvm = cpu->kvm;
-	struct sandbox_list list = SANDBOX_LIST(kvm_cpu_syscalls);
-	char name[16];
 	sigset_t set;
 
-	snprintf(name, sizeof(name), "mvm-vcpu%u", cpu->id);
-	prctl(PR_SET_NAME, name);
 	sigemptyset(&set);
 	sigaddset(&set, kvm_cpu_kick_signal());
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-	if (sandbox_thread(name, &list, 1)) {
+	if (kvm_cpu_sandbox(cpu->id)) {
 		kvm_vm_stop(kvm, MVM_EXIT_ERROR, "vCPU %u: cannot sandbox its thread", cpu->id);
 		return NULL;
 	}

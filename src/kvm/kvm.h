@@ -106,6 +106,7 @@ struct kvm_vm {
 
 int kvm_cpu_init(struct kvm_vm *kvm, struct kvm_cpu *cpu, unsigned int id);
 void *kvm_cpu_thread(void *arg);
+int kvm_cpu_sandbox(unsigned int id);
 void kvm_cpu_kick(struct kvm_cpu *cpu);
 
 void kvm_vm_stop(struct kvm_vm *kvm, enum mvm_exit_reason reason, const char *fmt, ...)

@@ -41,6 +41,9 @@
  * only once every process in the box is gone), drains the console and reports the exit.
  * The namespaces, and every mount in them, disappear with their last process; destroy then
  * removes the private rootfs copy.
+ *
+ * Sandbox: the box thread, which reads what the box prints, drops its capabilities and
+ * installs nsbox_thread_syscalls[] (the slirp thread has its own, src/net/slirp.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +55,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -66,6 +70,7 @@
 #include "runtime/backend.h"
 #include "runtime/error.h"
 #include "runtime/vsock_client.h"
+#include "sandbox/sandbox.h"
 
 #define NSBOX_AGENT		"/usr/bin/microvm-agent"
 #define NSBOX_START_TIMEOUT_MS	10000
@@ -334,6 +339,14 @@ static void nsbox_finish(struct nsbox *nb)
 	mvm_vm_exited(nb->vm, reason, detail[0] ? detail : NULL);
 }
 
+/* The box thread, beside the common list (src/sandbox/sandbox.c). */
+static const int nsbox_thread_syscalls[] = {
+	SANDBOX_SYS(poll),		/* nsbox_thread(), nsbox_finish() */
+	SANDBOX_SYS(ppoll),
+	SANDBOX_SYS(wait4),		/* waitpid(): S's exit status */
+	SANDBOX_SYS(pidfd_send_signal),	/* SIGKILL for a PID 1 that lingers */
+};
+
 /**
  * nsbox_thread() - one poll loop for the console and the box's end
  * @arg:	the box
@@ -343,6 +356,7 @@ static void nsbox_finish(struct nsbox *nb)
 static void *nsbox_thread(void *arg)
 {
 	struct nsbox *nb = arg;
+	struct sandbox_list list = SANDBOX_LIST(nsbox_thread_syscalls);
 	enum { P_WAKE, P_EXIT, P_CONSOLE, P_N };
 	struct pollfd p[P_N] = {
 		[P_WAKE] = { .fd = nb->wake, .events = POLLIN },
@@ -350,6 +364,9 @@ static void *nsbox_thread(void *arg)
 		[P_CONSOLE] = { .fd = nb->console_rd, .events = POLLIN },
 	};
 
+	prctl(PR_SET_NAME, "mvm-nsbox");
+	if (sandbox_thread("nsbox thread", &list, 1))
+		return NULL;	/* reported; the box then runs without console and exit report */
 	for (;;) {
 		if (poll(p, P_N, -1) < 0) {
 			if (errno == EINTR)

@@ -155,15 +155,25 @@ enum sandbox_mode sandbox_mode(void)
 }
 
 /**
+ * sandbox_supported() - does this kernel have seccomp filters?
+ *
+ * Return: false if PR_GET_SECCOMP fails with EINVAL (CONFIG_SECCOMP=n).
+ */
+bool sandbox_supported(void)
+{
+	return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0 || errno != EINVAL;
+}
+
+/**
  * sandbox_no_filters() - does this kernel lack seccomp filters altogether?
  *
- * Return: true if so (PR_GET_SECCOMP fails with EINVAL), warning once.
+ * Return: true if so, warning once.
  */
 static bool sandbox_no_filters(void)
 {
 	static atomic_int warned;
 
-	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0 || errno != EINVAL)
+	if (sandbox_supported())
 		return false;
 	if (!atomic_exchange(&warned, 1))
 		fprintf(stderr, "microvm: this kernel has no seccomp: threads run unfiltered\n");

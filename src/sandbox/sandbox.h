@@ -11,6 +11,7 @@
 #ifndef MVM_SANDBOX_H
 #define MVM_SANDBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,7 @@ enum sandbox_mode {
 };
 
 enum sandbox_mode sandbox_mode(void);
+bool sandbox_supported(void);
 
 int sandbox_filter(const char *who, const struct sandbox_list *lists, size_t nlists);
 int sandbox_caps_keep(uint64_t keep);

@@ -289,6 +289,8 @@ def test_qemu_tcg_boots_image_and_agent_answers_ping(kernel, image, tmp_path):
         # without the secret the agent answers nothing (through QEMU's port forward too)
         with pytest.raises((OSError, ValueError)):
             guestlib.agent_request(port, {"cmd": "shutdown"}, timeout=10)
+        # the guest kernel has seccomp: the agent and OpenVPN run under its allow-list
+        assert "microvm-agent: sandboxed: seccomp allow-list, capabilities" in text, text
         # the agent's "shutdown" exits with status 100, which init turns into a power-off
         assert guestlib.agent_request(port, {"cmd": "shutdown"}, timeout=10,
                                       secret=secret)["status"] == "ok"

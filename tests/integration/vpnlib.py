@@ -239,8 +239,10 @@ tcp()
 class Testbed:
     """Server and client namespaces, an OpenVPN server, a target service and DNS."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, start_timeout=20):
+        """@start_timeout: seconds the OpenVPN server gets to start (more when emulated)."""
         self.dir = pathlib.Path(workdir)
+        self.start_timeout = start_timeout
         self.server = None
         self.client = None
         self.procs = []
@@ -329,7 +331,8 @@ class Testbed:
                                              stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(self.server_proc)
         wait_for(lambda: "Initialization Sequence Completed" in self.server_log.read_text()
-                 or self.server_proc.poll() is not None, 20, "the OpenVPN server")
+                 or self.server_proc.poll() is not None, self.start_timeout,
+                 "the OpenVPN server")
         if self.server_proc.poll() is not None:
             raise RuntimeError("OpenVPN server failed:\n" + self.server_log.read_text())
 
@@ -558,13 +561,15 @@ class Agent:
 
 
 @contextlib.contextmanager
-def vpn_services(bed, d, page, http_port=8080, ssh_port=2222, ssh_command=None):
+def vpn_services(bed, d, page, http_port=8080, ssh_port=2222, ssh_command=None,
+                 start_timeout=10):
     """An HTTP server (serving page.txt = @page) and an sshd on the VPN server's address.
 
     Both listen on VPN_SERVER_IP in the server namespace only, so they are reachable through
     the tunnel and nowhere else.  Host and user ed25519 keys are made in @d; yields @d (the
     user key is @d/user).  With @ssh_command every login runs that command (sshd's
     ForceCommand), so an interactive `ssh host` prints its output and ends.  Killed on exit.
+    @start_timeout: seconds for both to listen (the nested tier's emulated machine needs more).
     """
     vip = VPN_SERVER_IP
     (d / "www").mkdir()
@@ -592,7 +597,7 @@ def vpn_services(bed, d, page, http_port=8080, ssh_port=2222, ssh_command=None):
                                     stdout=subprocess.DEVNULL, stderr=log)
         for port in (http_port, ssh_port):
             wait_for(lambda p=port: bed.server.run("ss", "-Hltn", f"sport = :{p}")
-                     .stdout.strip(), 10, f"a listener on port {port}")
+                     .stdout.strip(), start_timeout, f"a listener on port {port}")
         yield d
     finally:
         for p in (http, sshd):

@@ -147,8 +147,8 @@ def check_vpn(tmp):
     res = {}
     (tmp / "bed").mkdir()
     (tmp / "svc").mkdir()
-    with vpnlib.Testbed(tmp / "bed") as bed, \
-            vpnlib.vpn_services(bed, tmp / "svc", PAGE, HTTP_PORT, SSH_PORT) as svc:
+    with vpnlib.Testbed(tmp / "bed", 120) as bed, \
+            vpnlib.vpn_services(bed, tmp / "svc", PAGE, HTTP_PORT, SSH_PORT, 120) as svc:
         ns = bed.client.name
         env = up_env(tmp)
         prof = tmp / "corp.ovpn"
