@@ -12,6 +12,8 @@
 #   make integration   pytest integration tests (root and /dev/kvm tests say when skipped)
 #   make nested   the VM path on a real KVM, inside a QEMU TCG machine (scripts/nested.sh)
 #   make windows  cross-build libmicrovm for Windows (mingw-w64) and run its tests under Wine
+#   make arm64    cross-build libmicrovm, microvm and the agent for Linux/arm64 and run the unit
+#                 tests under qemu-user (docs/kvm.md, arm64)
 #   make check    all of the above
 #   make demo     the VPN appliance end to end
 #   make bench    the benchmarks (figures go into docs/performance.md)
@@ -22,12 +24,13 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 BUILD_WIN  ?= build-win
+BUILD_ARM64 ?= build-arm64
 PYTHON     ?= /usr/bin/python3
 FUZZ_SECONDS ?= 15
 DEPS       := sh scripts/install-deps.sh
 export MICROVM_BUILD := $(abspath $(BUILD))
 
-.PHONY: all deps build unit asan fuzz windows kernel image integration nested rust check demo bench clean
+.PHONY: all deps build unit asan fuzz windows arm64 kernel image integration nested rust check demo bench clean
 
 all: build
 
@@ -74,6 +77,17 @@ windows: $(BUILD_WIN)/build.ninja image
 	ninja -C $(BUILD_WIN)
 	sh scripts/test-windows.sh $(BUILD_WIN)
 
+$(BUILD_ARM64)/build.ninja:
+	@$(DEPS) build arm64
+	meson setup $(BUILD_ARM64) --cross-file cross/aarch64-linux-gnu.txt
+
+# The unit tests run under qemu-user (the cross file's exe_wrapper), so they really execute;
+# suite native-only needs what qemu-user does not emulate (seccomp filters, namespaces).
+arm64: $(BUILD_ARM64)/build.ninja
+	@$(DEPS) build arm64
+	ninja -C $(BUILD_ARM64)
+	meson test -C $(BUILD_ARM64) --suite unit --no-suite native-only --print-errorlogs
+
 kernel:
 	@$(DEPS) kernel
 	sh guest/kernel/build.sh
@@ -99,7 +113,7 @@ rust: build image
 	  MICROVM_ROOTFS=$$(sh $(CURDIR)/guest/image/build.sh | tail -n 1)/rootfs.tar.gz \
 	  /usr/bin/cargo test --offline
 
-check: deps build unit asan fuzz windows integration nested rust
+check: deps build unit asan fuzz windows arm64 integration nested rust
 
 demo: build
 	sh scripts/demo.sh
@@ -109,4 +123,4 @@ bench: build
 	sh bench/run-all.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(BUILD_WIN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(BUILD_WIN) $(BUILD_ARM64)

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 
 #include "devices/serial.h"
-#include "kvm/boot.h"
+#include "arch/x86/boot.h"
 
 #define MEM_SIZE	(64u << 20)
 

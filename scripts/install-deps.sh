@@ -13,6 +13,8 @@
 #   test     sanitizers, fuzzing, pytest and the real peers of the integration tests
 #                                                            make asan, fuzz, integration, check
 #   windows  mingw-w64, Wine; the wsl.exe double (python3, ip, unshare, tar)  make windows
+#   arm64    the aarch64 cross compiler, the arm64 (multiarch) libraries and qemu-user
+#            (adds the arm64 dpkg architecture first)        make arm64
 #   bench    benchmark tools                                 make bench
 #   rust     Debian's rustc/cargo and the crates bindings/rust/ uses (offline, from
 #            /usr/share/cargo/registry)                       make rust
@@ -24,13 +26,13 @@
 # but Debian's archive.  Run as root (CI and the dev machines are root); otherwise via sudo.
 set -eu
 
-GROUPS="build image kernel demo test windows bench rust"
+GROUPS="build image kernel demo test windows arm64 bench rust"
 
 # pkgs_of GROUP - the Debian packages of GROUP
 pkgs_of() {
 	case $1 in
 	build) echo "build-essential meson ninja-build pkg-config libcmocka-dev libslirp-dev
-		libglib2.0-dev libcjson-dev libssl-dev libseccomp-dev scdoc" ;;
+		libglib2.0-dev libcjson-dev libssl-dev libseccomp-dev libfdt-dev scdoc" ;;
 	image) echo "openvpn python3 cpio gzip tar binutils" ;;
 	kernel) echo "linux-source-6.1 bc bison flex libelf-dev libssl-dev kmod xz-utils cpio" ;;
 	demo) echo "openvpn openssl iproute2 curl python3" ;;
@@ -39,6 +41,11 @@ pkgs_of() {
 		openssh-client microsocks qemu-system-x86 busybox-static cpio gzip xz-utils file
 		procps psmisc util-linux" ;;
 	windows) echo "mingw-w64 wine64 python3 iproute2 util-linux tar" ;;
+	# libfdt-dev cannot be installed for two architectures at once (not Multi-Arch: same):
+	# the headers come from the native libfdt-dev (build), the arm64 library from libfdt1:arm64.
+	arm64) echo "gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libc6:arm64
+		libfdt-dev libfdt1:arm64 libslirp-dev:arm64 libglib2.0-dev:arm64 libcjson-dev:arm64
+		libssl-dev:arm64 libseccomp-dev:arm64 libcmocka-dev:arm64" ;;
 	bench) echo "hyperfine time procps psmisc util-linux" ;;
 	rust) echo "cargo rustc librust-tokio-dev librust-libc-dev librust-thiserror-dev
 		librust-pkg-config-dev" ;;
@@ -74,6 +81,10 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "install-deps: $*: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
+# multiarch packages (PKG:arm64) need their architecture known to dpkg before the update
+for a in $(echo "$missing" | tr ' ' '\n' | sed -n 's/^[^:]*:\(.*\)$/\1/p' | sort -u); do
+	dpkg --print-foreign-architectures | grep -qx "$a" || $SUDO dpkg --add-architecture "$a"
+done
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $missing >/dev/null

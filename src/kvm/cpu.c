@@ -1,20 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cpu.c - vCPUs: creation, long-mode entry state, and the run loop (one thread per vCPU).
+ * cpu.c - vCPUs: creation and the run loop (one thread per vCPU), on every host architecture.
  *
  * Theory of operation
  * -------------------
- * Every vCPU gets the host's supported CPUID with its own APIC id patched in.  Only the
- * bootstrap vCPU (id 0) is given registers: 64-bit mode through KVM_SET_SREGS (paging with the
- * identity map from boot.c, PAE, EFER.LME/LMA, flat __BOOT_CS/__BOOT_DS segments), %rip at the
- * kernel's 64-bit entry and %rsi at the zero page.  The others stay in the in-kernel LAPIC's
- * wait-for-SIPI state until Linux wakes them (INIT/SIPI through the MP table's CPU list).
+ * kvm_cpu_init() creates the vCPU and maps its kvm_run; kvm_arch_cpu_init() gives it its
+ * registers: on x86 every vCPU gets the supported CPUID with its own APIC id, and only the
+ * bootstrap vCPU gets registers (long mode at the kernel's 64-bit entry, %rsi at the zero
+ * page; src/kvm/x86/x86.c), the others wait for INIT/SIPI from the in-kernel LAPIC; on arm64
+ * every vCPU is initialised with PSCI 0.2, the first at the Image's entry with X0 = device
+ * tree, the others powered off until the guest's PSCI CPU_ON (src/kvm/arm64/arm64.c).
  *
- * Each thread loops on KVM_RUN and dispatches exits: port I/O and MMIO to the device buses in
- * vm.c, a shutdown (triple fault) as a reboot, internal errors as errors.  To stop, vm.c sets
- * kvm->stopping and kicks each thread: immediate_exit = 1 plus a signal with an empty handler
- * (installed without SA_RESTART), so KVM_RUN returns -EINTR whether the thread was inside it
- * or about to enter it.
+ * Each thread loops on KVM_RUN and dispatches exits: first to kvm_arch_cpu_exit() (x86: port
+ * I/O, halts, triple faults), then the common ones: MMIO to the device bus in vm.c, system
+ * events (PSCI SYSTEM_OFF / SYSTEM_RESET on arm64) as poweroff / reboot, entry failures and
+ * internal errors as errors.  To stop, vm.c sets kvm->stopping and kicks each thread:
+ * immediate_exit = 1 plus a signal with an empty handler (installed without SA_RESTART), so
+ * KVM_RUN returns -EINTR whether the thread was inside it or about to enter it.
  *
  * Sandbox: each thread drops its capabilities and installs kvm_cpu_syscalls[] (plus the
  * common list of sandbox.c) before its first KVM_RUN; the devices a vCPU emulates run on it,
@@ -29,18 +31,9 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 
-#include "kvm/boot.h"
 #include "kvm/kvm.h"
 #include "runtime/error.h"
 #include "sandbox/sandbox.h"
-
-#define CR0_PE		0x1ULL
-#define CR0_ET		0x10ULL
-#define CR0_NE		0x20ULL
-#define CR0_PG		0x80000000ULL
-#define CR4_PAE		0x20ULL
-#define EFER_LME	0x100ULL
-#define EFER_LMA	0x400ULL
 
 /* What a vCPU thread does, beside the common list (src/sandbox/sandbox.c). */
 static const int kvm_cpu_syscalls[] = {
@@ -75,109 +68,10 @@ static int kvm_cpu_kick_signal(void)
 }
 
 /**
- * kvm_cpu_set_cpuid() - supported CPUID with this vCPU's APIC id
- */
-static int kvm_cpu_set_cpuid(struct kvm_vm *kvm, struct kvm_cpu *cpu)
-{
-	struct kvm_cpuid2 *c = kvm->cpuid;
-	size_t sz = sizeof(*c) + c->nent * sizeof(c->entries[0]);
-	struct kvm_cpuid2 *mine = malloc(sz);
-	unsigned int i;
-	int ret = 0;
-
-	if (!mine)
-		return -ENOMEM;
-	memcpy(mine, c, sz);
-	for (i = 0; i < mine->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &mine->entries[i];
-
-		switch (e->function) {
-		case 1:
-			e->ebx = (e->ebx & 0x0000ffffu) | (cpu->id << 24) |
-				 (kvm->ncpus << 16);
-			if (kvm->ncpus > 1)
-				e->edx |= 1u << 28;	/* HTT: the logical count is valid */
-			e->ecx |= 1u << 31;		/* running under a hypervisor */
-			break;
-		case 0xb:
-		case 0x1f:
-			e->edx = cpu->id;
-			break;
-		default:
-			break;
-		}
-	}
-	if (ioctl(cpu->fd, KVM_SET_CPUID2, mine) < 0)
-		ret = mvm_set_error(-errno, "KVM_SET_CPUID2: %s", strerror(errno));
-	free(mine);
-	return ret;
-}
-
-/**
- * kvm_seg() - a flat 4 GiB segment
- */
-static struct kvm_segment kvm_seg(uint16_t sel, uint8_t type, int code64)
-{
-	struct kvm_segment s;
-
-	memset(&s, 0, sizeof(s));
-	s.base = 0;
-	s.limit = 0xffffffff;
-	s.selector = sel;
-	s.type = type;
-	s.present = 1;
-	s.s = 1;
-	s.l = (uint8_t)code64;
-	s.db = (uint8_t)!code64;
-	s.g = 1;
-	return s;
-}
-
-/**
- * kvm_cpu_set_long_mode() - registers for the 64-bit boot protocol entry
- * @entry:	guest physical address of the kernel's 64-bit entry
- */
-static int kvm_cpu_set_long_mode(struct kvm_cpu *cpu, uint64_t entry)
-{
-	struct kvm_sregs sregs;
-	struct kvm_regs regs;
-
-	if (ioctl(cpu->fd, KVM_GET_SREGS, &sregs) < 0)
-		return mvm_set_error(-errno, "KVM_GET_SREGS: %s", strerror(errno));
-	sregs.cs = kvm_seg(0x10, 0xb, 1);
-	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = kvm_seg(0x18, 0x3, 0);
-	sregs.tr = kvm_seg(0x20, 0xb, 0);
-	sregs.tr.s = 0;
-	sregs.tr.limit = 0x67;
-	sregs.tr.g = 0;
-	sregs.tr.db = 0;
-	sregs.gdt.base = BOOT_GDT_ADDR;
-	sregs.gdt.limit = 5 * 8 - 1;
-	sregs.idt.base = 0;
-	sregs.idt.limit = 0;
-	sregs.cr3 = BOOT_PML4_ADDR;
-	sregs.cr4 = CR4_PAE;
-	sregs.cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_PG;
-	sregs.efer = EFER_LME | EFER_LMA;
-	if (ioctl(cpu->fd, KVM_SET_SREGS, &sregs) < 0)
-		return mvm_set_error(-errno, "KVM_SET_SREGS: %s", strerror(errno));
-
-	memset(&regs, 0, sizeof(regs));
-	regs.rflags = 0x2;
-	regs.rip = entry;
-	regs.rsi = BOOT_ZERO_PAGE_ADDR;
-	regs.rsp = regs.rbp = BOOT_STACK_ADDR;
-	if (ioctl(cpu->fd, KVM_SET_REGS, &regs) < 0)
-		return mvm_set_error(-errno, "KVM_SET_REGS: %s", strerror(errno));
-	return 0;
-}
-
-/**
- * kvm_cpu_init() - create vCPU @id and set it up for boot
- * @entry:	kernel entry (used for the bootstrap vCPU only)
+ * kvm_cpu_init() - create vCPU @id and set it up for boot (kvm_arch_cpu_init())
  * Return: 0 or -errno with mvm_last_error() set.
  */
-int kvm_cpu_init(struct kvm_vm *kvm, struct kvm_cpu *cpu, unsigned int id, uint64_t entry)
+int kvm_cpu_init(struct kvm_vm *kvm, struct kvm_cpu *cpu, unsigned int id)
 {
 	void *run;
 	int ret;
@@ -191,12 +85,8 @@ int kvm_cpu_init(struct kvm_vm *kvm, struct kvm_cpu *cpu, unsigned int id, uint6
 	if (run == MAP_FAILED)
 		return mvm_set_error(-errno, "mmap of vCPU %u state: %s", id, strerror(errno));
 	cpu->run = run;
-	ret = kvm_cpu_set_cpuid(kvm, cpu);
-	if (ret < 0)
-		return ret;
-	if (id == 0)
-		return kvm_cpu_set_long_mode(cpu, entry);
-	return 0;
+	ret = kvm_arch_cpu_init(kvm, cpu);
+	return ret < 0 ? ret : 0;
 }
 
 /**
@@ -213,22 +103,6 @@ void kvm_cpu_kick(struct kvm_cpu *cpu)
 }
 
 /**
- * kvm_cpu_io() - a KVM_EXIT_IO: dispatch each of @count accesses to the port bus
- */
-static void kvm_cpu_io(struct kvm_cpu *cpu)
-{
-	struct kvm_run *run = cpu->run;
-	uint8_t *data = (uint8_t *)run + run->io.data_offset;
-	uint32_t i;
-
-	if (run->io.data_offset + (uint64_t)run->io.size * run->io.count > cpu->kvm->run_size)
-		return;
-	for (i = 0; i < run->io.count; i++, data += run->io.size)
-		kvm_pio(cpu->kvm, run->io.port, data, run->io.size,
-			run->io.direction == KVM_EXIT_IO_OUT);
-}
-
-/**
  * kvm_cpu_exit() - handle one exit
  * Return: true to keep running.
  */
@@ -236,29 +110,17 @@ static bool kvm_cpu_exit(struct kvm_cpu *cpu)
 {
 	struct kvm_run *run = cpu->run;
 	struct kvm_vm *kvm = cpu->kvm;
-	struct kvm_regs regs;
+	int ret = kvm_arch_cpu_exit(cpu);
 
+	if (ret >= 0)
+		return ret > 0;
 	switch (run->exit_reason) {
-	case KVM_EXIT_IO:
-		kvm_cpu_io(cpu);
-		return true;
 	case KVM_EXIT_MMIO:
 		kvm_mmio(kvm, run->mmio.phys_addr, run->mmio.data,
 			 run->mmio.len > 8 ? 8 : run->mmio.len, run->mmio.is_write);
 		return true;
 	case KVM_EXIT_INTR:
 		return true;
-	case KVM_EXIT_HLT:
-		/* Only without an in-kernel LAPIC; a halt with IF=0 never wakes up. */
-		if (ioctl(cpu->fd, KVM_GET_REGS, &regs) == 0 && !(regs.rflags & 0x200)) {
-			kvm_vm_stop(kvm, MVM_EXIT_POWEROFF, "vCPU %u halted with interrupts off",
-				    cpu->id);
-			return false;
-		}
-		return true;
-	case KVM_EXIT_SHUTDOWN:
-		kvm_vm_stop(kvm, MVM_EXIT_REBOOT, "triple fault on vCPU %u", cpu->id);
-		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
 		if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
 			kvm_vm_stop(kvm, MVM_EXIT_POWEROFF, "system event: shutdown");
@@ -274,11 +136,8 @@ static bool kvm_cpu_exit(struct kvm_cpu *cpu)
 			    (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 		return false;
 	case KVM_EXIT_INTERNAL_ERROR:
-		if (ioctl(cpu->fd, KVM_GET_REGS, &regs) < 0)
-			memset(&regs, 0, sizeof(regs));
-		kvm_vm_stop(kvm, MVM_EXIT_ERROR,
-			    "KVM internal error %u on vCPU %u at rip=0x%llx (emulation failure?)",
-			    run->internal.suberror, cpu->id, (unsigned long long)regs.rip);
+		kvm_vm_stop(kvm, MVM_EXIT_ERROR, "KVM internal error %u on vCPU %u",
+			    run->internal.suberror, cpu->id);
 		return false;
 	default:
 		kvm_vm_stop(kvm, MVM_EXIT_ERROR, "unexpected KVM exit %u on vCPU %u",

@@ -1,25 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vm.c - the KVM backend: a VM with guest RAM, in-kernel irqchip and PIT, legacy devices,
- * virtio-mmio devices, direct Linux boot, and the reasons a guest stops.
+ * vm.c - the KVM backend: a VM with guest RAM, the console UART, virtio-mmio devices, direct
+ * Linux boot, and the reasons a guest stops; the same on x86-64 and arm64 hosts.
  *
  * Theory of operation
  * -------------------
- * create():  open /dev/kvm, KVM_CREATE_VM, TSS and identity-map pages (needed on Intel before
- *            vCPUs exist), KVM_CREATE_IRQCHIP (PIC + IOAPIC + LAPICs) and KVM_CREATE_PIT2;
- *            one anonymous mapping for all RAM, announced as one slot below the MMIO hole
- *            (3 GiB) and, for more than 3 GiB, a second slot at 4 GiB; devices (COM1 serial,
- *            i8042, then the virtio-mmio devices of kvm_devices_add()); the kernel, initrd,
- *            command line, boot_params, MP table, GDT and page tables (boot.c, mptable.c);
- *            finally the vCPUs (cpu.c).
+ * create():  open /dev/kvm, KVM_CREATE_VM, the architecture's interrupt controller
+ *            (kvm_arch_vm_init(): x86 irqchip + PIT, arm64 vGICv3); one anonymous mapping for
+ *            all RAM, announced as the slots kvm_arch_ram_layout() says (x86: below the 3 GiB
+ *            MMIO hole and from 4 GiB; arm64: one slot at 1 GiB); devices (the UART,
+ *            kvm_arch_devices(), then the virtio-mmio devices of kvm_devices_add() in the
+ *            slots of kvm_arch_mmio_slot()); kernel, initrd, command line and boot tables
+ *            (kvm_arch_load_guest(): src/arch/x86 or src/arch/arm64); the vCPUs (cpu.c,
+ *            kvm_arch_cpu_init()); finally kvm_arch_vm_ready() (arm64: vGIC init).
  * start():   one thread per vCPU.
  * stop:      kvm_vm_stop() records the first reason, tells the runtime (mvm_vm_exited()) and
  *            kicks every vCPU out of KVM_RUN.  Reasons:
- *              - triple fault (KVM_EXIT_SHUTDOWN; Linux's reboot=t) and the i8042 reset command
- *                (reboot=k) -> REBOOT, or PANIC if the console showed "Kernel panic" first
+ *              - triple fault (KVM_EXIT_SHUTDOWN; Linux's reboot=t), the i8042 reset command
+ *                (reboot=k) and PSCI SYSTEM_RESET (arm64) -> REBOOT, or PANIC if the console showed "Kernel panic" first
  *                (with panic=-1 a panicking Linux reboots at once; under PVM that reboot
  *                may end in an emulation failure instead, also reported as PANIC);
- *              - poweroff -> POWEROFF.  Without ACPI, Linux turns reboot(RB_POWER_OFF) into a
+ *              - poweroff -> POWEROFF: PSCI SYSTEM_OFF on arm64 (KVM_EXIT_SYSTEM_EVENT).
+ *                On x86, without ACPI, Linux turns reboot(RB_POWER_OFF) into a
  *                halt: it prints "reboot: System halted" (or "reboot: Power down" when some
  *                driver can power off) and then halts every CPU with interrupts off.  The
  *                in-kernel LAPIC handles HLT itself, so userspace never sees the halt: we
@@ -30,10 +32,11 @@
  *            There is no graceful "please power off" signal for a guest without ACPI, so
  *            request_stop is not provided and mvm_vm_stop() kills.
  *
- * Devices: port I/O goes through kvm_pio() (a switch over the few legacy ports); MMIO through
- * kvm_mmio() over the table filled by kvm_add_mmio(), which also assigns each device its slot
- * (0xd0000000 + i * 0x1000) and IRQ (5 + i) and is what puts the "virtio_mmio.device=" token
- * on the command line.  Interrupt lines are driven with KVM_IRQ_LINE, as levels.
+ * Devices: MMIO goes through kvm_mmio() over the table filled by kvm_add_mmio(), which takes
+ * each device's slot and interrupt line from kvm_arch_mmio_slot() (x86: 0xd0000000 + i *
+ * 0x1000, IRQ 5 + i, announced by "virtio_mmio.device=" tokens on the command line; arm64:
+ * the slots of the device tree); x86 port I/O goes through src/kvm/x86/x86.c.  Interrupt
+ * lines are driven with KVM_IRQ_LINE, as levels, numbered by kvm_arch_irq().
  *
  * PVM hosts (/sys/module/kvm_pvm): see docs/kvm.md.  The backend adds the
  * kernel arguments that let a stock kernel boot under PVM, says so once on stderr (unless
@@ -53,15 +56,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kvm/boot.h"
 #include "kvm/kvm.h"
 #include "runtime/backend.h"
 #include "runtime/error.h"
 #include "runtime/guest_files.h"
-
-#define KVM_TSS_ADDR		0xfffbd000ULL
-#define KVM_IDENTITY_MAP_ADDR	0xfffbc000ULL
-#define KVM_MAX_KERNEL_SIZE	(512ULL << 20)
 
 /* From kvm-here.md: what a stock kernel needs to boot under PVM. */
 static const char kvm_pvm_args[] =
@@ -263,18 +261,20 @@ static void kvm_serial_output(void *opaque, const uint8_t *data, size_t len)
 }
 
 /**
- * kvm_irq_line() - drive interrupt line @irq (PIC and IOAPIC pin) to @level
+ * kvm_irq_line() - drive interrupt line @irq (x86: PIC and IOAPIC pin; arm64: SPI) to @level
  */
 void kvm_irq_line(struct kvm_vm *kvm, unsigned int irq, int level)
 {
-	struct kvm_irq_level l = { .irq = irq, .level = level ? 1 : 0 };
+	struct kvm_irq_level l = { .irq = kvm_arch_irq(kvm, irq), .level = level ? 1 : 0 };
 
 	ioctl(kvm->vm_fd, KVM_IRQ_LINE, &l);
 }
 
 static void kvm_serial_irq(void *opaque, int level)
 {
-	kvm_irq_line(opaque, SERIAL_COM1_IRQ, level);
+	struct kvm_vm *kvm = opaque;
+
+	kvm_irq_line(kvm, kvm->serial_irq, level);
 }
 
 static const struct serial_ops kvm_serial_ops = {
@@ -283,23 +283,21 @@ static const struct serial_ops kvm_serial_ops = {
 };
 
 /**
- * kvm_pio() - one port access from the guest
- * @size:	1, 2 or 4; legacy devices take bytes, wider accesses are split or ignored
+ * kvm_serial_mmio() - the UART on the MMIO bus (arm64): registers one byte apart
+ * @opaque:	the VM
+ * @offset:	register (0..7), from the UART's base
+ * @data/@len/@is_write: the access; wider than a byte reads as all-ones, writes are ignored
  */
-void kvm_pio(struct kvm_vm *kvm, uint16_t port, uint8_t *data, uint32_t size, int is_write)
+void kvm_serial_mmio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, int is_write)
 {
-	if (port >= SERIAL_COM1_BASE && port < SERIAL_COM1_BASE + SERIAL_NR_REGS && size == 1) {
-		serial_io(kvm->serial, port - SERIAL_COM1_BASE, is_write, data);
+	struct kvm_vm *kvm = opaque;
+
+	if (len == 1 && offset < SERIAL_NR_REGS) {
+		serial_io(kvm->serial, (unsigned int)offset, is_write, data);
 		return;
 	}
-	if ((port == I8042_DATA_PORT || port == I8042_PORT_B || port == I8042_COMMAND_PORT) &&
-	    size == 1) {
-		if (i8042_io(&kvm->i8042, port, is_write, data) == I8042_RESET)
-			kvm_vm_stop(kvm, MVM_EXIT_REBOOT, "i8042 reset");
-		return;
-	}
-	if (!is_write)	/* nothing there: the bus floats high */
-		memset(data, 0xff, size);
+	if (!is_write)
+		memset(data, 0xff, len);
 }
 
 /**
@@ -335,22 +333,48 @@ void kvm_mmio(struct kvm_vm *kvm, uint64_t addr, uint8_t *data, uint32_t len, in
 int kvm_add_mmio(struct kvm_vm *kvm, kvm_mmio_fn fn, void *opaque, void (*free_fn)(void *),
 		 unsigned int *irq, uint64_t *base)
 {
+	uint64_t b, size;
+	unsigned int line;
+	int ret;
+
+	if (kvm->nr_mmio >= KVM_MAX_MMIO)
+		return mvm_set_error(-ENOSPC, "too many MMIO devices (max %d)", KVM_MAX_MMIO);
+	ret = kvm_arch_mmio_slot(kvm, kvm->nr_mmio, &b, &size, &line);
+	if (ret < 0)
+		return ret;
+	ret = kvm_add_mmio_at(kvm, b, size, line, fn, opaque, free_fn);
+	if (ret < 0)
+		return ret;
+	if (irq)
+		*irq = line;
+	if (base)
+		*base = b;
+	return 0;
+}
+
+/**
+ * kvm_add_mmio_at() - put a device at a fixed window of the MMIO bus (arm64's UART)
+ * @base/@size:	its guest physical window
+ * @irq:	its interrupt line
+ * @fn/@opaque:	access handler and its device
+ * @free_fn:	frees @opaque when the VM goes (may be NULL)
+ * Return: 0, or -ENOSPC when the table is full.
+ */
+int kvm_add_mmio_at(struct kvm_vm *kvm, uint64_t base, uint64_t size, unsigned int irq,
+		    kvm_mmio_fn fn, void *opaque, void (*free_fn)(void *))
+{
 	struct kvm_mmio_dev *d;
 
 	if (kvm->nr_mmio >= KVM_MAX_MMIO)
 		return mvm_set_error(-ENOSPC, "too many MMIO devices (max %d)", KVM_MAX_MMIO);
 	d = &kvm->mmio[kvm->nr_mmio];
-	d->base = KVM_MMIO_BASE + kvm->nr_mmio * KVM_MMIO_SLOT_SIZE;
-	d->size = KVM_MMIO_SLOT_SIZE;
-	d->irq = KVM_MMIO_FIRST_IRQ + kvm->nr_mmio;
+	d->base = base;
+	d->size = size;
+	d->irq = irq;
 	d->fn = fn;
 	d->opaque = opaque;
 	d->free = free_fn;
 	kvm->nr_mmio++;
-	if (irq)
-		*irq = d->irq;
-	if (base)
-		*base = d->base;
 	return 0;
 }
 
@@ -409,8 +433,8 @@ static int kvm_usable(char *why, size_t why_len)
  * @what:	"kernel" or "initrd", for messages
  * Return: 0 or -errno with mvm_last_error() set.
  */
-static int kvm_read_file(const char *path, const char *what, uint64_t max, uint8_t **buf,
-			 size_t *len)
+int kvm_read_file(const char *path, const char *what, uint64_t max, uint8_t **buf,
+		  size_t *len)
 {
 	struct stat st;
 	ssize_t r;
@@ -478,12 +502,13 @@ static int kvm_check_config(const struct mvm_config *cfg)
 }
 
 /**
- * kvm_setup_vm() - VM fd, irqchip, PIT, and guest memory slots
+ * kvm_setup_vm() - VM fd, the architecture's interrupt controller, and guest memory slots
  */
 static int kvm_setup_vm(struct kvm_vm *kvm)
 {
-	struct kvm_pit_config pit = { .flags = 0 };
+	struct kvm_ram_region regions[KVM_MAX_RAM_REGIONS];
 	struct kvm_userspace_memory_region r;
+	unsigned int i, n;
 	int ret;
 
 	kvm->vm_fd = ioctl(kvm->kvm_fd, KVM_CREATE_VM, 0);
@@ -493,22 +518,11 @@ static int kvm_setup_vm(struct kvm_vm *kvm)
 	if (ret <= 0)
 		return mvm_set_error(-EIO, "KVM_GET_VCPU_MMAP_SIZE failed");
 	kvm->run_size = (size_t)ret;
-	if (ioctl(kvm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0)
-		return mvm_set_error(-errno, "KVM_SET_TSS_ADDR: %s", strerror(errno));
-	{
-		uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
-
-		if (ioctl(kvm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
-			return mvm_set_error(-errno, "KVM_SET_IDENTITY_MAP_ADDR: %s",
-					     strerror(errno));
-	}
-	if (ioctl(kvm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-		return mvm_set_error(-errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
-	if (ioctl(kvm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-		return mvm_set_error(-errno, "KVM_CREATE_PIT2: %s", strerror(errno));
+	ret = kvm_arch_vm_init(kvm);
+	if (ret < 0)
+		return ret;
 
 	kvm->mem_size = (uint64_t)kvm->cfg.mem_mib << 20;
-	kvm->low_size = kvm->mem_size < BOOT_MMIO_HOLE ? kvm->mem_size : BOOT_MMIO_HOLE;
 	kvm->mem = mmap(NULL, kvm->mem_size, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (kvm->mem == MAP_FAILED) {
@@ -517,112 +531,20 @@ static int kvm_setup_vm(struct kvm_vm *kvm)
 				     kvm->cfg.mem_mib, strerror(errno));
 	}
 	madvise(kvm->mem, kvm->mem_size, MADV_MERGEABLE);
-	memset(&r, 0, sizeof(r));
-	r.slot = 0;
-	r.guest_phys_addr = 0;
-	r.memory_size = kvm->low_size;
-	r.userspace_addr = (uintptr_t)kvm->mem;
-	if (ioctl(kvm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
-		return mvm_set_error(-errno, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
 	mvm_gmem_init(&kvm->gmem);
-	mvm_gmem_add(&kvm->gmem, 0, kvm->low_size, kvm->mem);
-	if (kvm->mem_size > kvm->low_size) {
-		mvm_gmem_add(&kvm->gmem, BOOT_HIGH_RAM, kvm->mem_size - kvm->low_size,
-			     kvm->mem + kvm->low_size);
-		r.slot = 1;
-		r.guest_phys_addr = BOOT_HIGH_RAM;
-		r.memory_size = kvm->mem_size - kvm->low_size;
-		r.userspace_addr = (uintptr_t)(kvm->mem + kvm->low_size);
+	n = kvm_arch_ram_layout(kvm, regions);
+	for (i = 0; i < n; i++) {
+		memset(&r, 0, sizeof(r));
+		r.slot = i;
+		r.guest_phys_addr = regions[i].gpa;
+		r.memory_size = regions[i].size;
+		r.userspace_addr = (uintptr_t)(kvm->mem + regions[i].offset);
 		if (ioctl(kvm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
-			return mvm_set_error(-errno, "KVM_SET_USER_MEMORY_REGION (high): %s",
+			return mvm_set_error(-errno, "KVM_SET_USER_MEMORY_REGION (slot %u): %s", i,
 					     strerror(errno));
+		mvm_gmem_add(&kvm->gmem, regions[i].gpa, regions[i].size,
+			     kvm->mem + regions[i].offset);
 	}
-	return 0;
-}
-
-/**
- * kvm_get_cpuid() - what KVM can offer the guest
- */
-static int kvm_get_cpuid(struct kvm_vm *kvm)
-{
-	unsigned int n = 128;
-
-	for (;;) {
-		kvm->cpuid = calloc(1, sizeof(*kvm->cpuid) + n * sizeof(kvm->cpuid->entries[0]));
-		if (!kvm->cpuid)
-			return mvm_set_error(-ENOMEM, "out of memory");
-		kvm->cpuid->nent = n;
-		if (ioctl(kvm->kvm_fd, KVM_GET_SUPPORTED_CPUID, kvm->cpuid) == 0)
-			return 0;
-		free(kvm->cpuid);
-		kvm->cpuid = NULL;
-		if (errno != E2BIG || n >= 4096)
-			return mvm_set_error(-errno, "KVM_GET_SUPPORTED_CPUID: %s",
-					     strerror(errno));
-		n *= 2;
-	}
-}
-
-/**
- * kvm_load_guest() - kernel, initrd, command line and boot tables into guest memory
- * @entry:	set to the kernel's 64-bit entry
- */
-static int kvm_load_guest(struct kvm_vm *kvm, uint64_t *entry)
-{
-	struct mptable_irq lv[KVM_MAX_MMIO];
-	struct boot_image bi;
-	uint64_t initrd_addr = 0;
-	size_t klen, ilen = 0;
-	uint8_t *kimg = NULL, *iimg = NULL;
-	unsigned int i;
-	int pvm = kvm_pvm_host(), ret;
-
-	ret = kvm_read_file(kvm->cfg.kernel_path, "kernel", KVM_MAX_KERNEL_SIZE, &kimg, &klen);
-	if (ret < 0)
-		return ret;
-	ret = boot_load_kernel(kvm->mem, kvm->low_size, kimg, klen, &bi);
-	free(kimg);
-	if (ret < 0)
-		return ret;
-	if (kvm->cfg.initrd_path) {
-		ret = kvm_read_file(kvm->cfg.initrd_path, "initrd", kvm->low_size, &iimg, &ilen);
-		if (ret == -EFBIG)
-			return mvm_set_error(-EFBIG,
-					     "initrd %s does not fit in %u MiB of guest memory: use a larger --mem",
-					     kvm->cfg.initrd_path, kvm->cfg.mem_mib);
-		if (ret < 0)
-			return ret;
-		ret = boot_place_initrd(kvm->mem, kvm->low_size, &bi, iimg, ilen, &initrd_addr);
-		free(iimg);
-		if (ret < 0)
-			return ret;
-	}
-	ret = kvm_cmdline_build(kvm->cmdline, sizeof(kvm->cmdline), kvm->cfg.cmdline, pvm,
-				kvm->mmio, kvm->nr_mmio);
-	if (ret < 0)
-		return ret;
-	ret = kvm_cmdline_add_time(kvm->cmdline, sizeof(kvm->cmdline), (long long)time(NULL));
-	if (ret < 0)
-		return ret;
-	ret = boot_write_params(kvm->mem, kvm->low_size, &bi, kvm->cmdline, initrd_addr, ilen,
-				kvm->mem_size);
-	if (ret < 0)
-		return ret;
-	for (i = 0; i < kvm->nr_mmio; i++) {
-		lv[i].irq = (uint8_t)kvm->mmio[i].irq;
-		lv[i].level = 1;
-	}
-	ret = mptable_write(kvm->mem, kvm->low_size, kvm->ncpus, lv, kvm->nr_mmio);
-	if (ret < 0)
-		return ret;
-	if (boot_write_gdt(kvm->mem, kvm->low_size) || boot_write_page_tables(kvm->mem,
-									    kvm->low_size))
-		return mvm_set_error(-EINVAL, "guest memory too small");
-	if (pvm && !kvm->cfg.quiet)	/* once everything loaded: errors stay one line */
-		fprintf(stderr, "microvm: /dev/kvm is PVM-backed (kvm_pvm): added kernel arguments "
-			"noxsave clearcpuid=... so the guest kernel can boot; guest user space "
-			"will not run here\n");
-	*entry = bi.entry;
 	return 0;
 }
 
@@ -707,7 +629,6 @@ static int kvm_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 	char kbuf[PATH_MAX], ibuf[PATH_MAX];
 	struct mvm_config c;
 	struct kvm_vm *kvm;
-	uint64_t entry = 0;
 	unsigned int i;
 	int ret;
 
@@ -742,22 +663,25 @@ static int kvm_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 		ret = mvm_set_error(-ENOMEM, "out of memory");
 		goto err;
 	}
+	ret = kvm_arch_devices(kvm);
+	if (ret < 0)
+		goto err;
 	ret = kvm_devices_add(kvm);
 	if (ret < 0)
 		goto err;
-	ret = kvm_load_guest(kvm, &entry);
+	ret = kvm_arch_load_guest(kvm);
 	if (ret < 0) {
 		ret = kvm_blame_default(cfg, kbuf, ibuf, ret);
 		goto err;
 	}
-	ret = kvm_get_cpuid(kvm);
-	if (ret < 0)
-		goto err;
 	for (i = 0; i < kvm->ncpus; i++) {
-		ret = kvm_cpu_init(kvm, &kvm->cpus[i], i, entry);
+		ret = kvm_cpu_init(kvm, &kvm->cpus[i], i);
 		if (ret < 0)
 			goto err;
 	}
+	ret = kvm_arch_vm_ready(kvm);
+	if (ret < 0)
+		goto err;
 	/* Strings in the config belong to the caller; nothing after create() needs them. */
 	kvm->cfg.kernel_path = kvm->cfg.initrd_path = kvm->cfg.cmdline = NULL;
 	kvm->cfg.rootfs_path = kvm->cfg.vsock_uds_path = NULL;
@@ -842,7 +766,7 @@ static void kvm_destroy(void *priv)
 		if (kvm->mmio[i].free)
 			kvm->mmio[i].free(kvm->mmio[i].opaque);
 	serial_free(kvm->serial);
-	free(kvm->cpuid);
+	kvm_arch_destroy(kvm);
 	if (kvm->mem)
 		munmap(kvm->mem, kvm->mem_size);
 	if (kvm->vm_fd >= 0)

@@ -30,8 +30,12 @@
 #include "runtime/console.h"
 #include "runtime/error.h"
 
-#ifdef __linux__
+/* KVM: Linux on x86-64 and arm64 (the condition of have_kvm in meson.build). */
+#if defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__))
+#define MVM_HAVE_KVM 1
 extern const struct mvm_backend_ops mvm_kvm_backend;
+#endif
+#ifdef __linux__
 extern const struct mvm_backend_ops mvm_nsbox_backend;
 #endif
 #ifdef _WIN32
@@ -40,8 +44,10 @@ extern const struct mvm_backend_ops mvm_wsl_backend;
 
 /* Preference order for MVM_BACKEND_AUTO.  A new backend: declare it above, add one line. */
 static const struct mvm_backend_ops *const mvm_backends[] = {
-#ifdef __linux__
+#ifdef MVM_HAVE_KVM
 	&mvm_kvm_backend,
+#endif
+#ifdef __linux__
 	&mvm_nsbox_backend,
 #endif
 #ifdef _WIN32

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "kvm/boot.h"
+#include "arch/x86/boot.h"
 #include "kvm/kvm.h"
 #include "microvm/error.h"
 

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * boot.h - direct Linux boot: kernel loaders and the tables a booting kernel reads.
+ * boot.h - x86 direct Linux boot: kernel loaders and the tables a booting kernel reads.
  *
  * Everything here is a pure function over a flat buffer that stands for guest physical memory
  * [0, size) (the RAM below the 32-bit MMIO hole), so it can be unit-tested without KVM.
  */
-#ifndef MVM_KVM_BOOT_H
-#define MVM_KVM_BOOT_H
+#ifndef MVM_ARCH_X86_BOOT_H
+#define MVM_ARCH_X86_BOOT_H
 
 #include <stddef.h>
 #include <stdint.h>

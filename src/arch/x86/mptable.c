@@ -19,7 +19,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "kvm/boot.h"
+#include "arch/x86/boot.h"
 #include "runtime/error.h"
 
 #define MP_IOAPIC_ADDR	0xfec00000u

@@ -32,7 +32,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "kvm/boot.h"
+#include "arch/x86/boot.h"
 #include "runtime/error.h"
 
 static uint16_t rd16(const uint8_t *p)
