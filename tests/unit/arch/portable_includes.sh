@@ -6,9 +6,9 @@
 set -eu
 top=$1
 allowed='<errno.h> <inttypes.h> <stddef.h> <stdint.h> <stdio.h> <stdlib.h> <string.h> <libfdt.h>
-"arch/arm64/machine.h" "runtime/error.h" "microvm/error.h"'
+"arch/arm64/machine.h" "runtime/error.h" "microvm/error.h" "microvm/export.h"'
 bad=0
-for f in "$top"/src/arch/arm64/*.[ch] "$top"/src/runtime/error.h "$top"/include/microvm/error.h; do
+for f in "$top"/src/arch/arm64/*.[ch] "$top"/src/runtime/error.h "$top"/include/microvm/error.h "$top"/include/microvm/export.h; do
 	for inc in $(sed -n 's/^#[[:space:]]*include[[:space:]]*\([<"][^>"]*[>"]\).*/\1/p' "$f"); do
 		case " $(echo $allowed) " in
 		*" $inc "*) ;;
