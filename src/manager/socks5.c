@@ -891,7 +891,8 @@ static void socks_accept(struct mvm_socks *s)
 
 /* The connect workers: mvm_vsock_connect() over any transport. */
 static const int socks_worker_syscalls[] = {
-	SANDBOX_SYS(socketpair),	/* virtio-vsock: the host end of a stream */
+	SANDBOX_SYS(socketpair),	/* virtio-vsock: the host end of a stream... */
+	SANDBOX_SYS(epoll_ctl),		/* ...added to the device's engine (vsock.c) */
 	SANDBOX_SYS(socket),		/* TCP transport */
 	SANDBOX_SYS(connect),
 	SANDBOX_SYS(poll),		/* connect timeout */

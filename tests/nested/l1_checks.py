@@ -148,7 +148,8 @@ def check_vpn(tmp):
     (tmp / "bed").mkdir()
     (tmp / "svc").mkdir()
     with vpnlib.Testbed(tmp / "bed", 120) as bed, \
-            vpnlib.vpn_services(bed, tmp / "svc", PAGE, HTTP_PORT, SSH_PORT, 120) as svc:
+            vpnlib.vpn_services(bed, tmp / "svc", PAGE, HTTP_PORT, SSH_PORT,
+                                start_timeout=120) as svc:
         ns = bed.client.name
         env = up_env(tmp)
         prof = tmp / "corp.ovpn"
