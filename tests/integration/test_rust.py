@@ -11,6 +11,8 @@ import os
 import pathlib
 import subprocess
 
+import pytest
+
 import vpnlib
 from test_e2e_nsbox import HTTP_PORT, PAGE, bed, hostlink, image, services  # noqa: F401
 
@@ -24,15 +26,25 @@ def cargo(build_dir, *args, timeout=900):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_app_flow_through_the_vpn(build_dir, image, bed, hostlink, services, tmp_path):  # noqa: F811
+@pytest.fixture(scope="module")
+def app_flow(build_dir):
+    """The example program, built once for the module."""
     r = cargo(build_dir, "build", "--example", "app_flow")
     assert r.returncode == 0, r.stderr
-    exe = CRATES / "target" / "debug" / "examples" / "app_flow"
+    return CRATES / "target" / "debug" / "examples" / "app_flow"
+
+
+def app_flow_argv(exe, image, bed, tmp_path, user):
+    """The example's command line: nsbox, the test bed's profile, the page behind the VPN."""
     prof = tmp_path / "corp.ovpn"
     prof.write_text(bed.profile())
-    r = subprocess.run([str(exe), "--backend", "nsbox", "--rootfs", str(image),
-                        "--profile", str(prof), "--user", "alice",
-                        "--url", f"http://{vpnlib.TARGET_NAME}:{HTTP_PORT}/page.txt"],
+    return [str(exe), "--backend", "nsbox", "--rootfs", str(image), "--profile", str(prof),
+            "--user", user, "--url", f"http://{vpnlib.TARGET_NAME}:{HTTP_PORT}/page.txt"]
+
+
+def test_app_flow_through_the_vpn(app_flow, image, bed, hostlink, services,  # noqa: F811
+                                  tmp_path):
+    r = subprocess.run(app_flow_argv(app_flow, image, bed, tmp_path, "alice"),
                        input=vpnlib.USERS["alice"] + "\n", capture_output=True, text=True,
                        timeout=240)
     assert r.returncode == 0, r.stderr
@@ -44,17 +56,9 @@ def test_app_flow_through_the_vpn(build_dir, image, bed, hostlink, services, tmp
     assert vpnlib.USERS["alice"] not in r.stderr
 
 
-def test_app_flow_wrong_password_fails_cleanly(build_dir, image, bed, hostlink, services,  # noqa: F811
+def test_app_flow_wrong_password_fails_cleanly(app_flow, image, bed, hostlink, services,  # noqa: F811
                                                tmp_path):
-    exe = CRATES / "target" / "debug" / "examples" / "app_flow"
-    if not exe.exists():
-        r = cargo(build_dir, "build", "--example", "app_flow")
-        assert r.returncode == 0, r.stderr
-    prof = tmp_path / "corp.ovpn"
-    prof.write_text(bed.profile())
-    r = subprocess.run([str(exe), "--backend", "nsbox", "--rootfs", str(image),
-                        "--profile", str(prof), "--user", "alice",
-                        "--url", f"http://{vpnlib.TARGET_NAME}:{HTTP_PORT}/page.txt"],
+    r = subprocess.run(app_flow_argv(app_flow, image, bed, tmp_path, "alice"),
                        input="not the password\n", capture_output=True, text=True, timeout=240)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "VPN not connected" in r.stderr
@@ -62,19 +66,11 @@ def test_app_flow_wrong_password_fails_cleanly(build_dir, image, bed, hostlink, 
     assert r.stdout == ""
 
 
-def test_app_flow_with_web_authentication(build_dir, image, bed, hostlink, services,  # noqa: F811
+def test_app_flow_with_web_authentication(app_flow, image, bed, hostlink, services,  # noqa: F811
                                           tmp_path):
     """The server asks for web authentication: the example prints the URL, polls
     VpnManager::check_webauth until the test approves, then goes through SOCKS5."""
-    exe = CRATES / "target" / "debug" / "examples" / "app_flow"
-    if not exe.exists():
-        r = cargo(build_dir, "build", "--example", "app_flow")
-        assert r.returncode == 0, r.stderr
-    prof = tmp_path / "corp.ovpn"
-    prof.write_text(bed.profile())
-    p = subprocess.Popen([str(exe), "--backend", "nsbox", "--rootfs", str(image),
-                          "--profile", str(prof), "--user", "webok",
-                          "--url", f"http://{vpnlib.TARGET_NAME}:{HTTP_PORT}/page.txt"],
+    p = subprocess.Popen(app_flow_argv(app_flow, image, bed, tmp_path, "webok"),
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     try:
