@@ -11,7 +11,8 @@
 #   make image    build (or fetch from cache) the guest initramfs and rootfs
 #   make integration   pytest integration tests (root and /dev/kvm tests say when skipped)
 #   make nested   the VM path on a real KVM, inside a QEMU TCG machine (scripts/nested.sh)
-#   make windows  cross-build libmicrovm for Windows (mingw-w64) and run its tests under Wine
+#   make windows  cross-build libmicrovm and the Rust crates for Windows (mingw-w64) and run
+#                 their tests under Wine
 #   make arm64    cross-build libmicrovm, microvm and the agent for Linux/arm64 and run the unit
 #                 tests under qemu-user (docs/kvm.md, arm64)
 #   make check    all of the above
@@ -71,11 +72,13 @@ $(BUILD_WIN)/build.ninja:
 	@$(DEPS) build windows
 	meson setup $(BUILD_WIN) --cross-file cross/x86_64-w64-mingw32.txt
 
-# the WSL2 tests run the real agent from the guest image behind a wsl.exe double
+# the WSL2 tests run the real agent from the guest image behind a wsl.exe double; then the
+# Rust crates, cross-built against $(BUILD_WIN), run their tests and the WSL2 flow under Wine
 windows: $(BUILD_WIN)/build.ninja image
-	@$(DEPS) build windows
+	@$(DEPS) build windows rust
 	ninja -C $(BUILD_WIN)
 	sh scripts/test-windows.sh $(BUILD_WIN)
+	sh scripts/test-rust-windows.sh $(BUILD_WIN)
 
 $(BUILD_ARM64)/build.ninja:
 	@$(DEPS) build arm64

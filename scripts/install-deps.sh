@@ -17,7 +17,8 @@
 #            (adds the arm64 dpkg architecture first)        make arm64
 #   bench    benchmark tools                                 make bench
 #   rust     Debian's rustc/cargo and the crates bindings/rust/ uses (offline, from
-#            /usr/share/cargo/registry)                       make rust
+#            /usr/share/cargo/registry); the Windows standard library for cross-building
+#            them                                             make rust, make windows
 #
 # A package may be in several groups.  To add a package: put it in the group of the work
 # that needs it (a new group: a new line in pkgs_of and in the Makefile target).
@@ -48,7 +49,7 @@ pkgs_of() {
 		libssl-dev:arm64 libseccomp-dev:arm64 libcmocka-dev:arm64" ;;
 	bench) echo "hyperfine time procps psmisc util-linux" ;;
 	rust) echo "cargo rustc librust-tokio-dev librust-libc-dev librust-thiserror-dev
-		librust-pkg-config-dev" ;;
+		librust-pkg-config-dev libstd-rust-dev-windows" ;;
 	*) return 1 ;;
 	esac
 }

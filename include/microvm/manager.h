@@ -44,9 +44,14 @@ enum mvm_vpn_state {
 
 /**
  * struct mvm_manager_config - how to run the appliance
- * @vm:		VM configuration for start_vm (backend, kernel, initrd, rootfs, memory...);
- *		strings are copied, @vm.box_argv must outlive the manager
- * @socks:	SOCKS server configuration (address, port, credentials, timeouts)
+ * @size:	sizeof this struct as the caller's headers define it; set by
+ *		mvm_manager_config_init(), never by hand (docs/library.md, "ABI rules")
+ * @vm:		VM configuration for start_vm (backend, kernel, initrd, rootfs, memory...),
+ *		filled by mvm_config_init() first, or NULL for its defaults; copied by
+ *		mvm_manager_new() (strings too; @vm->box_argv must outlive the manager).  The
+ *		manager always turns @vm->net on: the appliance reaches its VPN server through it
+ * @socks:	SOCKS server configuration (address, port, credentials, timeouts), filled by
+ *		mvm_socks_config_init() first, or NULL for its defaults; copied
  * @socks_generate_secret: require auth with user "microvm" and a 64-hex-character password
  *		(see mvm_manager_socks_credentials()) unless @socks has a username: the agent's
  *		auth secret (get_auth_secret) when it gives one, else a random one made here
@@ -60,8 +65,9 @@ enum mvm_vpn_state {
  * @log_opaque:	passed to @log
  */
 struct mvm_manager_config {
-	struct mvm_config vm;
-	struct mvm_socks_config socks;
+	size_t size;
+	const struct mvm_config *vm;
+	const struct mvm_socks_config *socks;
 	bool socks_generate_secret;
 	bool no_socks;
 	int boot_timeout_ms;
@@ -131,12 +137,23 @@ MVM_API void mvm_manager_format_fault(char *buf, size_t len, bool guest_stopped,
 				      enum mvm_exit_reason reason, const char *detail,
 				      bool agent_reachable, const struct mvm_vpn_info *vpn);
 
-/** mvm_manager_config_init() - defaults (auto backend, SOCKS on 127.0.0.1:1080, no auth). */
-MVM_API void mvm_manager_config_init(struct mvm_manager_config *cfg);
+/**
+ * mvm_manager_config_init_sized() - defaults (no @vm, no @socks: auto backend, SOCKS on
+ * 127.0.0.1:1080, no auth; timeouts as documented)
+ * @cfg:	the config to fill
+ * @size:	sizeof(*@cfg) in the caller's build; recorded in @cfg->size
+ *
+ * Call it through mvm_manager_config_init(); see mvm_config_init_sized().
+ */
+MVM_API void mvm_manager_config_init_sized(struct mvm_manager_config *cfg, size_t size);
+
+/** mvm_manager_config_init() - fill @cfg (a struct mvm_manager_config *) with the defaults first. */
+#define mvm_manager_config_init(cfg) mvm_manager_config_init_sized((cfg), sizeof(*(cfg)))
 
 /**
  * mvm_manager_new() - a manager (nothing runs yet)
- * @cfg:	configuration; strings are copied
+ * @cfg:	configuration from mvm_manager_config_init(); it, @cfg->vm, @cfg->socks and
+ *		their strings are copied
  * Return: the manager or NULL with mvm_last_error() set.
  */
 MVM_API mvm_manager *mvm_manager_new(const struct mvm_manager_config *cfg);

@@ -60,6 +60,8 @@ enum mvm_exit_reason {
 
 /**
  * struct mvm_config - what to run
+ * @size:	sizeof this struct as the caller's headers define it; set by mvm_config_init(),
+ *		never by hand (docs/library.md, "ABI rules")
  * @backend:	which backend; MVM_BACKEND_AUTO picks one
  * @kernel_path: vmlinux (ELF) or bzImage, for VM backends
  * @initrd_path: initramfs, or NULL
@@ -80,6 +82,7 @@ enum mvm_exit_reason {
  *		loopback.  Off by default.
  */
 struct mvm_config {
+	size_t size;
 	enum mvm_backend_kind backend;
 	const char *kernel_path;
 	const char *initrd_path;
@@ -95,8 +98,19 @@ struct mvm_config {
 	bool net_host_loopback;
 };
 
-/** mvm_config_init() - defaults: auto backend, 256 MiB, 1 vCPU, CID 3, no net. */
-MVM_API void mvm_config_init(struct mvm_config *cfg);
+/**
+ * mvm_config_init_sized() - defaults: auto backend, 256 MiB, 1 vCPU, CID 3, no net
+ * @cfg:	the config to fill
+ * @size:	sizeof(*@cfg) in the caller's build; recorded in @cfg->size
+ *
+ * Call it through mvm_config_init(), which passes the size.  A caller built against older
+ * headers passes a smaller struct and gets the defaults of the fields it knows; the library
+ * gives every newer field its default in mvm_vm_create().
+ */
+MVM_API void mvm_config_init_sized(struct mvm_config *cfg, size_t size);
+
+/** mvm_config_init() - fill @cfg (a struct mvm_config *) with the defaults, before any field is set. */
+#define mvm_config_init(cfg) mvm_config_init_sized((cfg), sizeof(*(cfg)))
 
 /**
  * mvm_backend_default() - the backend MVM_BACKEND_AUTO would pick on this machine
@@ -109,7 +123,9 @@ MVM_API const char *mvm_backend_default(void);
 
 /**
  * mvm_vm_create() - check the config and prepare a VM (nothing runs yet)
- * Return: the VM, or NULL with mvm_last_error() set (missing kernel, bad sizes, no /dev/kvm...).
+ * @cfg:	filled by mvm_config_init() first, then changed field by field
+ * Return: the VM, or NULL with mvm_last_error() set (missing kernel, bad sizes, no /dev/kvm,
+ * a @cfg not initialised or from newer headers than this library...).
  */
 MVM_API mvm_vm *mvm_vm_create(const struct mvm_config *cfg);
 

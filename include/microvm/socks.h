@@ -40,6 +40,8 @@ typedef struct mvm_socks mvm_socks;
 
 /**
  * struct mvm_socks_config - how to serve
+ * @size:	sizeof this struct as the caller's headers define it; set by
+ *		mvm_socks_config_init(), never by hand (docs/library.md, "ABI rules")
  * @addr:	listen address, numeric IPv4 or IPv6 ("127.0.0.1" when NULL)
  * @port:	listen port (1080 by default; 0 picks a free one, see mvm_socks_port())
  * @allow_remote: allow a non-loopback @addr (anyone who can reach it can use the VPN)
@@ -61,6 +63,7 @@ typedef struct mvm_socks mvm_socks;
  * @log_opaque:	passed to @log
  */
 struct mvm_socks_config {
+	size_t size;
 	const char *addr;
 	uint16_t port;
 	bool allow_remote;
@@ -94,12 +97,21 @@ struct mvm_socks_stats {
 	uint64_t bytes_down;
 };
 
-/** mvm_socks_config_init() - defaults: 127.0.0.1:1080, no auth, timeouts as documented. */
-MVM_API void mvm_socks_config_init(struct mvm_socks_config *cfg);
+/**
+ * mvm_socks_config_init_sized() - defaults: 127.0.0.1:1080, no auth, timeouts as documented
+ * @cfg:	the config to fill
+ * @size:	sizeof(*@cfg) in the caller's build; recorded in @cfg->size
+ *
+ * Call it through mvm_socks_config_init(); see mvm_config_init_sized().
+ */
+MVM_API void mvm_socks_config_init_sized(struct mvm_socks_config *cfg, size_t size);
+
+/** mvm_socks_config_init() - fill @cfg (a struct mvm_socks_config *) with the defaults first. */
+#define mvm_socks_config_init(cfg) mvm_socks_config_init_sized((cfg), sizeof(*(cfg)))
 
 /**
  * mvm_socks_new() - prepare a server (nothing listens yet)
- * @cfg:	configuration (copied)
+ * @cfg:	configuration from mvm_socks_config_init() (copied)
  * @vs:		vsock client to the guest (not owned; must outlive the server)
  *
  * Return: the server, or NULL with mvm_last_error() set.

@@ -41,31 +41,6 @@ typedef struct mvm_vsock mvm_vsock;
 typedef void (*mvm_vsock_accept_cb)(void *opaque, uint32_t port, int fd);
 
 /**
- * struct mvm_vsock_transport - what a backend provides underneath a client
- * @connect:	open a stream to guest port @port; return a file descriptor or -errno
- *		(-ECONNREFUSED when nothing listens, -ETIMEDOUT on timeout)
- * @listen:	start accepting guest-initiated connections to host port @port (may be NULL:
- *		then mvm_vsock_listen() fails with -EOPNOTSUPP)
- * @unlisten:	stop accepting on @port (may be NULL)
- * @destroy:	release @ctx when the client is freed (may be NULL)
- */
-struct mvm_vsock_transport {
-	int (*connect)(void *ctx, uint32_t port, int timeout_ms);
-	int (*listen)(void *ctx, uint32_t port, mvm_vsock_accept_cb cb, void *opaque);
-	void (*unlisten)(void *ctx, uint32_t port);
-	void (*destroy)(void *ctx);
-};
-
-/**
- * mvm_vsock_new() - a client over a backend-supplied transport
- * @ops:	the transport (must outlive the client)
- * @ctx:	passed to every op
- *
- * Return: the client, or NULL with mvm_last_error() set.
- */
-MVM_API mvm_vsock *mvm_vsock_new(const struct mvm_vsock_transport *ops, void *ctx);
-
-/**
  * mvm_vsock_new_tcp() - a client whose port N is TCP @host:N
  * @host:	numeric address or name; NULL means 127.0.0.1
  *

@@ -551,6 +551,13 @@ static int up_open_log(struct up_ctx *u)
 	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 }
 
+/* the manager's config and the VM and SOCKS configs it points to */
+struct up_config {
+	struct mvm_manager_config mgr;
+	struct mvm_config vm;
+	struct mvm_socks_config socks;
+};
+
 /**
  * struct up_opts - parsed command line
  */
@@ -642,7 +649,7 @@ static int up_parse_seconds(const char *s, int *ms)
  * up_parse() - command line into @cfg and @o
  * Return: -1 to continue, else an exit status.
  */
-static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struct up_opts *o,
+static int up_parse(int argc, char **argv, struct up_config *cfg, struct up_opts *o,
 		    char *socks_addr, size_t socks_addr_cap)
 {
 	enum {
@@ -708,7 +715,7 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 			if (up_parse_seconds(optarg, &cfg->socks.idle_timeout_ms))
 				goto bad_seconds;
 			break;
-		case O_NOSOCKS: cfg->no_socks = true; break;
+		case O_NOSOCKS: cfg->mgr.no_socks = true; break;
 		case O_BACKEND:
 			if (up_parse_backend(optarg, &cfg->vm.backend))
 				return CLI_EXIT_USAGE;
@@ -737,7 +744,7 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 			up_note_vm_only(o, "--memory");
 			break;
 		case O_BOOT:
-			if (up_parse_seconds(optarg, &cfg->boot_timeout_ms))
+			if (up_parse_seconds(optarg, &cfg->mgr.boot_timeout_ms))
 				goto bad_seconds;
 			break;
 		case O_STOP:
@@ -781,7 +788,7 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 		fprintf(stderr, "microvm up: --user needs --profile\n");
 		return CLI_EXIT_USAGE;
 	}
-	ret = cfg->no_socks ? 1 : up_is_loopback(socks_addr);
+	ret = cfg->mgr.no_socks ? 1 : up_is_loopback(socks_addr);
 	if (ret < 0) {
 		fprintf(stderr, "microvm up: --socks: '%s' is not a numeric IPv4 or IPv6 address\n",
 			socks_addr);
@@ -853,7 +860,7 @@ static int up_connect_profile(struct up_ctx *u, const char *path, const char *co
  * Also prints the one-line notice for VM options that the chosen backend does not use.
  * Return: -1 to continue, else an exit status (message printed).
  */
-static int up_check_files(const struct mvm_manager_config *cfg, const struct up_opts *o,
+static int up_check_files(const struct up_config *cfg, const struct up_opts *o,
 			  char **profile)
 {
 	const struct { const char *opt, *path; } files[] = {
@@ -991,7 +998,7 @@ static int up_read_agent_secret(const char *path, char out[MVM_SECRET_HEX_LEN + 
  */
 int cli_up(int argc, char **argv)
 {
-	struct mvm_manager_config cfg;
+	struct up_config cfg;
 	struct up_opts o = { .stop_timeout_ms = 10000 };
 	struct up_ctx u = { .wake = { -1, -1 } };
 	char socks_addr[64] = "127.0.0.1", vpn_pass[512] = "", socks_pass[256] = "";
@@ -1004,7 +1011,11 @@ int cli_up(int argc, char **argv)
 
 	/* This process holds the VPN and SOCKS passwords: no core dump, no ptrace by peers. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	mvm_manager_config_init(&cfg);
+	mvm_manager_config_init(&cfg.mgr);
+	mvm_config_init(&cfg.vm);
+	mvm_socks_config_init(&cfg.socks);
+	cfg.mgr.vm = &cfg.vm;
+	cfg.mgr.socks = &cfg.socks;
 	ret = up_parse(argc, argv, &cfg, &o, socks_addr, sizeof(socks_addr));
 	if (ret >= 0)
 		return ret;
@@ -1047,8 +1058,8 @@ int cli_up(int argc, char **argv)
 		cfg.socks.username = o.socks_user;
 		cfg.socks.password = socks_pass;
 	}
-	cfg.socks_generate_secret = o.socks_auth && !o.socks_user;
-	cfg.log = up_log;
+	cfg.mgr.socks_generate_secret = o.socks_auth && !o.socks_user;
+	cfg.mgr.log = up_log;
 
 	if (o.detach) {
 		ret = up_detach(&ready);
@@ -1059,7 +1070,7 @@ int cli_up(int argc, char **argv)
 		}
 	}
 	u.stop_timeout_ms = o.stop_timeout_ms;
-	u.m = mvm_manager_new(&cfg);
+	u.m = mvm_manager_new(&cfg.mgr);
 	memset(socks_pass, 0, sizeof(socks_pass));
 	if (!u.m) {
 		fprintf(stderr, "microvm up: %s\n", mvm_last_error());
@@ -1101,7 +1112,7 @@ int cli_up(int argc, char **argv)
 		ret = CLI_EXIT_FAIL;
 		goto out;
 	}
-	if (cfg.socks_generate_secret && (ret = up_write_secret(&u))) {
+	if (cfg.mgr.socks_generate_secret && (ret = up_write_secret(&u))) {
 		fprintf(stderr, "microvm up: cannot write the SOCKS secret: %s\n", strerror(-ret));
 		ret = CLI_EXIT_FAIL;
 		goto out;

@@ -53,11 +53,14 @@
 
 #include "microvm/manager.h"
 #include "manager/manager_reply.h"
+#include "runtime/abi.h"
 #include "runtime/error.h"
 #include "sandbox/secret.h"
 
 struct mvm_manager {
-	struct mvm_manager_config cfg;
+	struct mvm_manager_config cfg;	/* .vm and .socks unused: the two below */
+	struct mvm_config vm_cfg;
+	struct mvm_socks_config socks_cfg;
 	char *strs[6];			/* copies of the config strings */
 
 	pthread_rwlock_t life;
@@ -159,15 +162,39 @@ static void mgr_copy(char *dst, size_t cap, const char *src)
 	snprintf(dst, cap, "%s", src ? src : "");
 }
 
-void mvm_manager_config_init(struct mvm_manager_config *cfg)
+/*
+ * struct mvm_manager_config as callers may pass it (docs/library.md, "ABI rules"): fields are
+ * only appended, each new one at or after the previous size; the VM and SOCKS configs are
+ * pointed to, never embedded, so that they grow on their own.  64-bit sizes by version:
+ * 0.2: 56.
+ */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct mvm_manager_config) == 56,
+	       "struct mvm_manager_config changed: append fields only, record the new size above");
+
+/**
+ * mgr_config_defaults() - the library's defaults of every field
+ * @cfg:	the library's full struct
+ */
+static void mgr_config_defaults(struct mvm_manager_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	mvm_config_init(&cfg->vm);
-	cfg->vm.net = true;	/* the appliance reaches its VPN server through user-mode networking */
-	mvm_socks_config_init(&cfg->socks);
+	cfg->size = sizeof(*cfg);
 	cfg->boot_timeout_ms = 60000;
 	cfg->request_timeout_ms = 10000;
 	cfg->connect_timeout_ms = 90000;
+}
+
+/**
+ * mvm_manager_config_init_sized() - defaults (no VM or SOCKS config given: theirs apply)
+ * @cfg:	config to fill, as the caller's headers define it
+ * @size:	sizeof(*@cfg) in the caller's build (the mvm_manager_config_init() macro)
+ */
+void mvm_manager_config_init_sized(struct mvm_manager_config *cfg, size_t size)
+{
+	struct mvm_manager_config d;
+
+	mgr_config_defaults(&d);
+	mvm_abi_init(cfg, size, &d, sizeof(d));
 }
 
 /**
@@ -194,33 +221,44 @@ mvm_manager *mvm_manager_new(const struct mvm_manager_config *cfg)
 		mvm_set_error(-ENOMEM, "out of memory");
 		return NULL;
 	}
-	m->cfg = *cfg;
-	if (mgr_dup(m, 0, &m->cfg.vm.kernel_path) || mgr_dup(m, 1, &m->cfg.vm.initrd_path) ||
-	    mgr_dup(m, 2, &m->cfg.vm.cmdline) || mgr_dup(m, 3, &m->cfg.vm.rootfs_path) ||
-	    mgr_dup(m, 4, &m->cfg.socks.addr) || mgr_dup(m, 5, &m->cfg.vm.vsock_uds_path)) {
+	/* each struct: the caller's fields over the defaults (an older caller's is shorter) */
+	mgr_config_defaults(&m->cfg);
+	mvm_config_init(&m->vm_cfg);
+	mvm_socks_config_init(&m->socks_cfg);
+	if (mvm_abi_copy_in(&m->cfg, sizeof(m->cfg), cfg, "mvm_manager_config") ||
+	    (m->cfg.vm && mvm_abi_copy_in(&m->vm_cfg, sizeof(m->vm_cfg), m->cfg.vm, "mvm_config")) ||
+	    (m->cfg.socks && mvm_abi_copy_in(&m->socks_cfg, sizeof(m->socks_cfg), m->cfg.socks,
+					      "mvm_socks_config")))
+		goto err;
+	m->cfg.vm = NULL;
+	m->cfg.socks = NULL;
+	m->vm_cfg.net = true;	/* the appliance reaches its VPN server through it */
+	if (mgr_dup(m, 0, &m->vm_cfg.kernel_path) || mgr_dup(m, 1, &m->vm_cfg.initrd_path) ||
+	    mgr_dup(m, 2, &m->vm_cfg.cmdline) || mgr_dup(m, 3, &m->vm_cfg.rootfs_path) ||
+	    mgr_dup(m, 4, &m->socks_cfg.addr) || mgr_dup(m, 5, &m->vm_cfg.vsock_uds_path)) {
 		mvm_set_error(-ENOMEM, "out of memory");
 		goto err;
 	}
-	if (cfg->socks.username) {
-		if (!cfg->socks.password || strlen(cfg->socks.username) > 255 ||
-		    strlen(cfg->socks.password) > 255 || !*cfg->socks.username ||
-		    !*cfg->socks.password) {
+	if (m->socks_cfg.username) {
+		if (!m->socks_cfg.password || strlen(m->socks_cfg.username) > 255 ||
+		    strlen(m->socks_cfg.password) > 255 || !*m->socks_cfg.username ||
+		    !*m->socks_cfg.password) {
 			mvm_set_error(-EINVAL, "SOCKS username and password must be 1..255 bytes");
 			goto err;
 		}
-		mgr_copy(m->socks_user, sizeof(m->socks_user), cfg->socks.username);
-		mgr_copy(m->socks_pass, sizeof(m->socks_pass), cfg->socks.password);
-	} else if (cfg->socks_generate_secret) {
+		mgr_copy(m->socks_user, sizeof(m->socks_user), m->socks_cfg.username);
+		mgr_copy(m->socks_pass, sizeof(m->socks_pass), m->socks_cfg.password);
+	} else if (m->cfg.socks_generate_secret) {
 		mgr_copy(m->socks_user, sizeof(m->socks_user), "microvm");
 		if (mvm_socks_generate_secret(m->socks_pass, sizeof(m->socks_pass)))
 			goto err;
 		m->secret_generated = true;
 	}
-	m->cfg.socks.username = m->socks_user[0] ? m->socks_user : NULL;
-	m->cfg.socks.password = m->socks_user[0] ? m->socks_pass : NULL;
-	if (!m->cfg.socks.log) {
-		m->cfg.socks.log = cfg->log;
-		m->cfg.socks.log_opaque = cfg->log_opaque;
+	m->socks_cfg.username = m->socks_user[0] ? m->socks_user : NULL;
+	m->socks_cfg.password = m->socks_user[0] ? m->socks_pass : NULL;
+	if (!m->socks_cfg.log) {
+		m->socks_cfg.log = m->cfg.log;
+		m->socks_cfg.log_opaque = m->cfg.log_opaque;
 	}
 	pthread_rwlock_init(&m->life, NULL);
 	pthread_mutex_init(&m->lock, NULL);
@@ -657,7 +695,7 @@ static int mgr_start_socks_locked(struct mvm_manager *m)
 		return 0;
 	if (m->secret_generated)
 		mgr_adopt_agent_secret_locked(m);
-	m->socks = mvm_socks_new(&m->cfg.socks, m->vs);
+	m->socks = mvm_socks_new(&m->socks_cfg, m->vs);
 	if (!m->socks)
 		return mgr_fail(m, -EINVAL, "%s", mvm_last_error());
 	ret = mvm_socks_start(m->socks);
@@ -667,7 +705,7 @@ static int mgr_start_socks_locked(struct mvm_manager *m)
 		m->socks = NULL;
 		return ret;
 	}
-	mgr_log(m, "SOCKS5 proxy on %s:%u%s", m->cfg.socks.addr ? m->cfg.socks.addr : "127.0.0.1",
+	mgr_log(m, "SOCKS5 proxy on %s:%u%s", m->socks_cfg.addr ? m->socks_cfg.addr : "127.0.0.1",
 		mvm_socks_port(m->socks), m->socks_user[0] ? " (username/password required)" : "");
 	return 0;
 }
@@ -701,7 +739,7 @@ int mvm_manager_start_vm(mvm_manager *m)
 		ret = mgr_fail(m, -EBUSY, "a VM is already running");
 		goto out;
 	}
-	m->vm = mvm_vm_create(&m->cfg.vm);
+	m->vm = mvm_vm_create(&m->vm_cfg);
 	if (!m->vm) {
 		ret = mgr_fail(m, -EINVAL, "cannot create the VM: %s", mvm_last_error());
 		goto out;
@@ -852,7 +890,7 @@ void mvm_manager_get_status(mvm_manager *m, struct mvm_manager_status *st)
 	if (m->socks) {
 		st->socks_running = true;
 		mgr_copy(st->socks_addr, sizeof(st->socks_addr),
-			 m->cfg.socks.addr ? m->cfg.socks.addr : "127.0.0.1");
+			 m->socks_cfg.addr ? m->socks_cfg.addr : "127.0.0.1");
 		st->socks_port = mvm_socks_port(m->socks);
 	}
 	st->socks_auth = m->socks_user[0] != '\0';

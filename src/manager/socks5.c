@@ -81,6 +81,7 @@
 
 #include "microvm/socks.h"
 #include "manager/socks5_proto.h"
+#include "runtime/abi.h"
 #include "runtime/error.h"
 #include "sandbox/sandbox.h"
 
@@ -238,9 +239,22 @@ static uint64_t socks_idle_deadline(struct mvm_socks *s)
 	return socks_now() + (uint64_t)s->cfg.idle_timeout_ms;
 }
 
-void mvm_socks_config_init(struct mvm_socks_config *cfg)
+/*
+ * struct mvm_socks_config as callers may pass it (docs/library.md, "ABI rules"): fields are
+ * only appended, each new one at or after the previous size.  64-bit sizes by version:
+ * 0.2: 80.
+ */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct mvm_socks_config) == 80,
+	       "struct mvm_socks_config changed: append fields only, record the new size above");
+
+/**
+ * socks_config_defaults() - the library's defaults of every field
+ * @cfg:	the library's full struct
+ */
+static void socks_config_defaults(struct mvm_socks_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->size = sizeof(*cfg);
 	cfg->port = MVM_SOCKS_DEFAULT_PORT;
 	cfg->agent_port = MVM_SOCKS_AGENT_PORT;
 	cfg->handshake_timeout_ms = 10000;
@@ -248,6 +262,19 @@ void mvm_socks_config_init(struct mvm_socks_config *cfg)
 	cfg->idle_timeout_ms = 3600 * 1000;
 	cfg->max_conns = MVM_SOCKS_MAX_CONNS;
 	cfg->workers = 4;
+}
+
+/**
+ * mvm_socks_config_init_sized() - defaults: 127.0.0.1:1080, no auth, timeouts as documented
+ * @cfg:	config to fill, as the caller's headers define it
+ * @size:	sizeof(*@cfg) in the caller's build (the mvm_socks_config_init() macro)
+ */
+void mvm_socks_config_init_sized(struct mvm_socks_config *cfg, size_t size)
+{
+	struct mvm_socks_config d;
+
+	socks_config_defaults(&d);
+	mvm_abi_init(cfg, size, &d, sizeof(d));
 }
 
 /* ---- buffers ---------------------------------------------------------------------------- */
@@ -1084,10 +1111,15 @@ static void *socks_loop(void *arg)
 
 /* ---- setup ------------------------------------------------------------------------------ */
 
-mvm_socks *mvm_socks_new(const struct mvm_socks_config *cfg, mvm_vsock *vs)
+mvm_socks *mvm_socks_new(const struct mvm_socks_config *user_cfg, mvm_vsock *vs)
 {
+	struct mvm_socks_config c, *cfg = &c;
 	struct mvm_socks *s;
 
+	/* the caller's fields over the defaults: an older caller's struct is shorter */
+	socks_config_defaults(&c);
+	if (mvm_abi_copy_in(&c, sizeof(c), user_cfg, "mvm_socks_config"))
+		return NULL;
 	if (!vs) {
 		mvm_set_error(-EINVAL, "SOCKS server needs a vsock client");
 		return NULL;

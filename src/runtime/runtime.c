@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "runtime/abi.h"
 #include "runtime/backend.h"
 #include "runtime/console.h"
 #include "runtime/error.h"
@@ -70,17 +71,40 @@ struct mvm_vm {
 	bool vsock_fetched;
 };
 
-/**
- * mvm_config_init() - defaults: auto backend, 256 MiB, 1 vCPU, CID 3, no net
- * @cfg:	config to fill
+/*
+ * struct mvm_config as callers may pass it (docs/library.md, "ABI rules"): fields are only
+ * appended, each new one at or after the previous size.  64-bit sizes by version:
+ * 0.2: 96.  A new field: append it, check its offset against the last size here, record
+ * the new size.
  */
-void mvm_config_init(struct mvm_config *cfg)
+_Static_assert(sizeof(void *) != 8 || sizeof(struct mvm_config) == 96,
+	       "struct mvm_config changed: append fields only, record the new size above");
+
+/**
+ * mvm_config_defaults() - the library's defaults of every field
+ * @cfg:	config to fill (the library's full struct)
+ */
+static void mvm_config_defaults(struct mvm_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->size = sizeof(*cfg);
 	cfg->backend = MVM_BACKEND_AUTO;
 	cfg->mem_mib = 256;
 	cfg->cpus = 1;
 	cfg->guest_cid = 3;
+}
+
+/**
+ * mvm_config_init_sized() - defaults: auto backend, 256 MiB, 1 vCPU, CID 3, no net
+ * @cfg:	config to fill, as the caller's headers define it
+ * @size:	sizeof(*@cfg) in the caller's build (the mvm_config_init() macro passes it)
+ */
+void mvm_config_init_sized(struct mvm_config *cfg, size_t size)
+{
+	struct mvm_config d;
+
+	mvm_config_defaults(&d);
+	mvm_abi_init(cfg, size, &d, sizeof(d));
 }
 
 /**
@@ -169,14 +193,19 @@ const char *mvm_backend_default(void)
 /**
  * mvm_vm_create_ops() - create a VM on a given backend (the runtime's tests use a fake one)
  * @ops:	the backend
- * @cfg:	config
+ * @cfg:	config from mvm_config_init(), of the caller's size (docs/library.md, "ABI rules")
  * Return: the VM, or NULL with mvm_last_error() set.
  */
 mvm_vm *mvm_vm_create_ops(const struct mvm_backend_ops *ops, const struct mvm_config *cfg)
 {
+	struct mvm_config c;
 	mvm_vm *vm;
 	int ret;
 
+	/* the caller's fields over the defaults: an older caller's struct is shorter */
+	mvm_config_defaults(&c);
+	if (mvm_abi_copy_in(&c, sizeof(c), cfg, "mvm_config"))
+		return NULL;
 	vm = calloc(1, sizeof(*vm));
 	if (!vm) {
 		mvm_set_error(-ENOMEM, "out of memory");
@@ -190,7 +219,7 @@ mvm_vm *mvm_vm_create_ops(const struct mvm_backend_ops *ops, const struct mvm_co
 		mvm_set_error(-ENOMEM, "out of memory");
 		goto err_free;
 	}
-	ret = ops->create(vm, cfg, &vm->priv);
+	ret = ops->create(vm, &c, &vm->priv);
 	if (ret < 0)
 		goto err_console;
 	return vm;
@@ -206,21 +235,21 @@ err_free:
 
 /**
  * mvm_vm_create() - check the config and prepare a VM (nothing runs yet)
- * @cfg:	config (copied as needed by the backend)
+ * @cfg:	config from mvm_config_init() (copied as needed by the backend)
  * Return: the VM, or NULL with mvm_last_error() set.
  */
 mvm_vm *mvm_vm_create(const struct mvm_config *cfg)
 {
 	const struct mvm_backend_ops *ops;
+	struct mvm_config c;
 
-	if (!cfg) {
-		mvm_set_error(-EINVAL, "no configuration given");
+	mvm_config_defaults(&c);
+	if (mvm_abi_copy_in(&c, sizeof(c), cfg, "mvm_config"))
 		return NULL;
-	}
-	ops = mvm_backend_pick(cfg->backend, cfg->quiet);
+	ops = mvm_backend_pick(c.backend, c.quiet);
 	if (!ops)
 		return NULL;
-	return mvm_vm_create_ops(ops, cfg);
+	return mvm_vm_create_ops(ops, &c);
 }
 
 /**

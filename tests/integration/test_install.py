@@ -130,7 +130,7 @@ def test_guest_files_go_to_datadir(build_dir, tmp_path):
 
 
 def test_abi(installed):
-    """Soname, and only MVM_API symbols exported, each with version node MICROVM_0."""
+    """Soname, and only MVM_API symbols exported, each with version node MICROVM_0.2."""
     _, pc = installed
     so = pc.parent.parent / "libmicrovm.so.0"
     dyn = subprocess.run(["readelf", "-d", str(so)], check=True, capture_output=True,
@@ -140,9 +140,9 @@ def test_abi(installed):
                           capture_output=True, text=True).stdout.split("\n")
     names = [line.split()[-1] for line in syms if line.strip()]
     funcs = [n for n in names if not n.startswith("MICROVM_")]
-    assert "mvm_version@@MICROVM_0" in funcs
-    assert "mvm_vm_create@@MICROVM_0" in funcs
-    bad = [n for n in funcs if not (n.startswith("mvm_") and n.endswith("@@MICROVM_0"))]
+    assert "mvm_version@@MICROVM_0.2" in funcs
+    assert "mvm_vm_create@@MICROVM_0.2" in funcs
+    bad = [n for n in funcs if not (n.startswith("mvm_") and n.endswith("@@MICROVM_0.2"))]
     assert not bad, f"exported beyond the API: {bad}"
     # internal helpers stay inside
     assert not [n for n in funcs if n.startswith("mvm_set_error")]

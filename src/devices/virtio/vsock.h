@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "microvm/vsock.h"
+#include "runtime/vsock_client.h"
 
 #define VSOCK_HOST_CID		2
 #define VSOCK_DEFAULT_GUEST_CID	3

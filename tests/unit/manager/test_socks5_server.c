@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "microvm/socks.h"
+#include "runtime/vsock_client.h"
 
 /**
  * struct fake - the fake guest

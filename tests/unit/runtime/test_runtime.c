@@ -28,12 +28,14 @@ struct fake {
 };
 
 static struct fake *last_fake;
+static struct mvm_config last_cfg;	/* what the backend was given */
 static int destroyed;
 
 static int fake_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 {
 	struct fake *f;
 
+	last_cfg = *cfg;
 	if (cfg->mem_mib == 0)
 		return mvm_set_error(-EINVAL, "fake: no memory");
 	f = calloc(1, sizeof(*f));
@@ -125,6 +127,75 @@ static void test_config_defaults(void **state)
 	assert_int_equal(cfg.guest_cid, 3);
 	assert_false(cfg.net);
 	assert_null(cfg.kernel_path);
+}
+
+/*
+ * A caller built against older headers, whose struct mvm_config ended before cpus: it
+ * passes that smaller size; the fields it does not know get the library's defaults, never
+ * what lies in its memory past its struct (0x5a here).
+ */
+static void test_config_from_older_headers(void **state)
+{
+	const size_t old = offsetof(struct mvm_config, cpus);
+	struct mvm_config cfg;
+	unsigned char *tail = (unsigned char *)&cfg + old;
+	mvm_vm *vm;
+
+	(void)state;
+	memset(&cfg, 0x5a, sizeof(cfg));
+	mvm_config_init_sized(&cfg, old);
+	assert_int_equal(cfg.size, old);
+	assert_int_equal(cfg.mem_mib, 256);
+	for (size_t i = 0; i < sizeof(cfg) - old; i++)
+		assert_int_equal(tail[i], 0x5a);	/* init wrote only the caller's bytes */
+	cfg.mem_mib = 512;
+	vm = mvm_vm_create_ops(&fake_ops, &cfg);
+	assert_non_null(vm);
+	assert_int_equal(last_cfg.size, sizeof(struct mvm_config));
+	assert_int_equal(last_cfg.mem_mib, 512);
+	assert_int_equal(last_cfg.cpus, 1);
+	assert_int_equal(last_cfg.guest_cid, 3);
+	assert_false(last_cfg.net);
+	assert_false(last_cfg.quiet);
+	assert_null(last_cfg.vsock_uds_path);
+	assert_null(last_cfg.box_argv);
+	mvm_vm_destroy(vm);
+}
+
+/* A caller built against newer headers than this library: refused, with the reason. */
+static void test_config_from_newer_headers(void **state)
+{
+	struct {
+		struct mvm_config cfg;
+		uint64_t newer_field;
+	} big;
+
+	(void)state;
+	memset(&big, 0x5a, sizeof(big));
+	mvm_config_init_sized(&big.cfg, sizeof(big));
+	assert_int_equal(big.cfg.size, sizeof(big));
+	assert_int_equal(big.cfg.mem_mib, 256);
+	assert_int_equal(big.newer_field, 0);	/* zeroed: the library does not know it */
+	assert_null(mvm_vm_create_ops(&fake_ops, &big.cfg));
+	assert_non_null(strstr(mvm_last_error(), "struct mvm_config of"));
+	assert_non_null(strstr(mvm_last_error(), "newer headers than this libmicrovm"));
+	assert_null(mvm_vm_create(&big.cfg));
+	assert_non_null(strstr(mvm_last_error(), "newer headers"));
+}
+
+/* A struct nobody initialised (size 0) is refused rather than read. */
+static void test_config_not_initialised(void **state)
+{
+	struct mvm_config cfg;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.mem_mib = 256;
+	assert_null(mvm_vm_create_ops(&fake_ops, &cfg));
+	assert_string_equal(mvm_last_error(),
+			    "struct mvm_config has size 0: fill it with mvm_config_init() first");
+	assert_null(mvm_vm_create(&cfg));
+	assert_non_null(strstr(mvm_last_error(), "mvm_config_init() first"));
 }
 
 static void test_reason_names(void **state)
@@ -277,6 +348,9 @@ int main(void)
 		cmocka_unit_test(test_lifecycle_guest_exits),
 		cmocka_unit_test(test_stop_graceful),
 		cmocka_unit_test(test_stop_times_out_then_kills),
+		cmocka_unit_test(test_config_from_older_headers),
+		cmocka_unit_test(test_config_from_newer_headers),
+		cmocka_unit_test(test_config_not_initialised),
 		cmocka_unit_test(test_kill_and_destroy_unstarted),
 		cmocka_unit_test(test_start_failure_is_error),
 		cmocka_unit_test(test_console_through_vm),

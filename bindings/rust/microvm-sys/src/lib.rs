@@ -3,6 +3,8 @@
 //! Every `MVM_API` function of the public headers is declared here with the same name and
 //! argument types, and the structs have the headers' layout; `tests/abi.rs` checks both
 //! against the headers (names by parsing them, sizes and offsets by compiling a C probe).
+//! The config structs carry the `size` of docs/library.md's ABI rules: fill them with the
+//! `*_init()` functions below (they pass this crate's `size_of`), never by hand.
 //! The safe API is the `microvm` crate; docs/library.md documents the C side, including
 //! which thread runs each callback.
 #![allow(non_camel_case_types)]
@@ -59,6 +61,8 @@ pub const MVM_EXIT_KILLED: mvm_exit_reason = 5;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct mvm_config {
+    /// sizeof as these declarations define it; set by mvm_config_init_sized().
+    pub size: size_t,
     pub backend: mvm_backend_kind,
     pub kernel_path: *const c_char,
     pub initrd_path: *const c_char,
@@ -81,16 +85,6 @@ pub type mvm_console_cb =
 
 pub type mvm_vsock_accept_cb = Option<unsafe extern "C" fn(opaque: *mut c_void, port: u32, fd: c_int)>;
 
-#[repr(C)]
-pub struct mvm_vsock_transport {
-    pub connect: Option<unsafe extern "C" fn(ctx: *mut c_void, port: u32, timeout_ms: c_int) -> c_int>,
-    pub listen: Option<
-        unsafe extern "C" fn(ctx: *mut c_void, port: u32, cb: mvm_vsock_accept_cb, opaque: *mut c_void) -> c_int,
-    >,
-    pub unlisten: Option<unsafe extern "C" fn(ctx: *mut c_void, port: u32)>,
-    pub destroy: Option<unsafe extern "C" fn(ctx: *mut c_void)>,
-}
-
 pub const MVM_VSOCK_MAX_RESPONSE: u32 = 16 * 1024 * 1024;
 
 // ------------------------------------------------------------------ socks.h
@@ -100,6 +94,8 @@ pub type mvm_log_cb = Option<unsafe extern "C" fn(opaque: *mut c_void, line: *co
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct mvm_socks_config {
+    /// set by mvm_socks_config_init_sized().
+    pub size: size_t,
     pub addr: *const c_char,
     pub port: u16,
     pub allow_remote: bool,
@@ -139,8 +135,12 @@ pub const MVM_VPN_ERROR: mvm_vpn_state = 5;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct mvm_manager_config {
-    pub vm: mvm_config,
-    pub socks: mvm_socks_config,
+    /// set by mvm_manager_config_init_sized().
+    pub size: size_t,
+    /// NULL: the defaults of mvm_config_init_sized().
+    pub vm: *const mvm_config,
+    /// NULL: the defaults of mvm_socks_config_init_sized().
+    pub socks: *const mvm_socks_config,
     pub socks_generate_secret: bool,
     pub no_socks: bool,
     pub boot_timeout_ms: c_int,
@@ -176,13 +176,47 @@ pub struct mvm_manager_status {
     pub fault: [c_char; 512],
 }
 
+/// A `mvm_config` with the library's defaults (C's `mvm_config_init()` macro).
+#[inline] // built where used: a library without the call links without it
+pub fn mvm_config_init() -> mvm_config {
+    let mut cfg = std::mem::MaybeUninit::<mvm_config>::zeroed();
+    // SAFETY: the library writes size_of::<mvm_config>() bytes, all of them plain data.
+    unsafe {
+        mvm_config_init_sized(cfg.as_mut_ptr(), std::mem::size_of::<mvm_config>());
+        cfg.assume_init()
+    }
+}
+
+/// A `mvm_socks_config` with the library's defaults (C's `mvm_socks_config_init()`).
+#[inline] // built where used: a library without the call links without it
+pub fn mvm_socks_config_init() -> mvm_socks_config {
+    let mut cfg = std::mem::MaybeUninit::<mvm_socks_config>::zeroed();
+    // SAFETY: as above.
+    unsafe {
+        mvm_socks_config_init_sized(cfg.as_mut_ptr(), std::mem::size_of::<mvm_socks_config>());
+        cfg.assume_init()
+    }
+}
+
+/// A `mvm_manager_config` with the library's defaults (C's `mvm_manager_config_init()`):
+/// `vm` and `socks` NULL.
+#[inline] // built where used: a library without the call links without it
+pub fn mvm_manager_config_init() -> mvm_manager_config {
+    let mut cfg = std::mem::MaybeUninit::<mvm_manager_config>::zeroed();
+    // SAFETY: as above.
+    unsafe {
+        mvm_manager_config_init_sized(cfg.as_mut_ptr(), std::mem::size_of::<mvm_manager_config>());
+        cfg.assume_init()
+    }
+}
+
 extern "C" {
     // version.h, error.h
     pub fn mvm_version() -> *const c_char;
     pub fn mvm_last_error() -> *const c_char;
 
     // runtime.h
-    pub fn mvm_config_init(cfg: *mut mvm_config);
+    pub fn mvm_config_init_sized(cfg: *mut mvm_config, size: size_t);
     pub fn mvm_backend_default() -> *const c_char;
     pub fn mvm_vm_create(cfg: *const mvm_config) -> *mut mvm_vm;
     pub fn mvm_vm_start(vm: *mut mvm_vm) -> c_int;
@@ -203,7 +237,6 @@ extern "C" {
     pub fn mvm_console_write(vm: *mut mvm_vm, data: *const c_void, len: size_t) -> c_long;
 
     // vsock.h
-    pub fn mvm_vsock_new(ops: *const mvm_vsock_transport, ctx: *mut c_void) -> *mut mvm_vsock;
     pub fn mvm_vsock_new_tcp(host: *const c_char) -> *mut mvm_vsock;
     pub fn mvm_vsock_new_tcp_netns(netns_path: *const c_char, host: *const c_char) -> *mut mvm_vsock;
     pub fn mvm_vsock_set_secret(vs: *mut mvm_vsock, secret: *const c_char) -> c_int;
@@ -223,7 +256,7 @@ extern "C" {
     pub fn mvm_vsock_unlisten(vs: *mut mvm_vsock, port: u32);
 
     // socks.h
-    pub fn mvm_socks_config_init(cfg: *mut mvm_socks_config);
+    pub fn mvm_socks_config_init_sized(cfg: *mut mvm_socks_config, size: size_t);
     pub fn mvm_socks_new(cfg: *const mvm_socks_config, vs: *mut mvm_vsock) -> *mut mvm_socks;
     pub fn mvm_socks_start(s: *mut mvm_socks) -> c_int;
     pub fn mvm_socks_port(s: *mut mvm_socks) -> u16;
@@ -243,7 +276,7 @@ extern "C" {
         agent_reachable: bool,
         vpn: *const mvm_vpn_info,
     );
-    pub fn mvm_manager_config_init(cfg: *mut mvm_manager_config);
+    pub fn mvm_manager_config_init_sized(cfg: *mut mvm_manager_config, size: size_t);
     pub fn mvm_manager_new(cfg: *const mvm_manager_config) -> *mut mvm_manager;
     pub fn mvm_manager_start_vm(m: *mut mvm_manager) -> c_int;
     pub fn mvm_manager_attach(m: *mut mvm_manager, vs: *mut mvm_vsock) -> c_int;

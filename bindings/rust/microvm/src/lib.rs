@@ -15,10 +15,12 @@
 //! libmicrovm thread and only does a `try_send` (a full channel loses bytes, the guest never
 //! waits).  docs/library.md has the quick start and the C side's rules.
 
+#[cfg(feature = "manager")]
 mod manager;
 mod runtime;
 mod vsock;
 
+#[cfg(feature = "manager")]
 pub use manager::{ManagerConfig, ManagerStatus, VpnInfo, VpnManager, VpnState};
 pub use runtime::{Backend, RuntimeConfig, RuntimeHandle, RuntimeOptions, VmRuntime};
 pub use vsock::{VsockClient, VsockConnection};
@@ -73,6 +75,7 @@ pub(crate) unsafe fn cstr(p: *const c_char) -> String {
 }
 
 /// A C string from a char array field (up to its first NUL).
+#[cfg(feature = "manager")]
 pub(crate) fn carray(a: &[c_char]) -> String {
     let bytes: Vec<u8> = a.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
     String::from_utf8_lossy(&bytes).into_owned()

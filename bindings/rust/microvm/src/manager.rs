@@ -148,19 +148,21 @@ impl VpnManager {
         let kernel = path(&config.kernel_path, "kernel_path", &mut strings)?;
         let rootfs = path(&config.rootfs_path, "rootfs_path", &mut strings)?;
         let addr = to_c(&config.socks_addr, "socks_addr")?;
-        // SAFETY: config_init fills every field; the strings live in `strings` (and are
-        // copied by the library anyway).
+        // SAFETY: the *_init() functions fill every field; the strings live in `strings`,
+        // `vm` and `socks` until mvm_manager_new returns, which copies all of them.
         let m = unsafe {
-            let mut cfg = std::mem::MaybeUninit::<sys::mvm_manager_config>::zeroed();
-            sys::mvm_manager_config_init(cfg.as_mut_ptr());
-            let mut cfg = cfg.assume_init();
-            cfg.vm.backend = config.backend.to_c();
-            cfg.vm.kernel_path = kernel;
-            cfg.vm.rootfs_path = rootfs;
-            cfg.vm.mem_mib = config.memory_mb;
-            cfg.vm.quiet = true;
-            cfg.socks.addr = addr.as_ptr();
-            cfg.socks.port = config.socks_port;
+            let mut vm = sys::mvm_config_init();
+            vm.backend = config.backend.to_c();
+            vm.kernel_path = kernel;
+            vm.rootfs_path = rootfs;
+            vm.mem_mib = config.memory_mb;
+            vm.quiet = true;
+            let mut socks = sys::mvm_socks_config_init();
+            socks.addr = addr.as_ptr();
+            socks.port = config.socks_port;
+            let mut cfg = sys::mvm_manager_config_init();
+            cfg.vm = &vm;
+            cfg.socks = &socks;
             cfg.no_socks = !config.socks;
             cfg.socks_generate_secret = config.socks_generate_secret;
             cfg.boot_timeout_ms = config.boot_timeout_ms;

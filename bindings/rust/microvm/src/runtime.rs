@@ -168,12 +168,10 @@ impl VmRuntime {
         let cmdline = if config.cmdline.is_empty() { None } else { Some(to_c(&config.cmdline, "cmdline")?) };
         let opt_ptr = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
 
-        // SAFETY: mvm_config_init fills every field; the strings outlive mvm_vm_create, which
-        // copies what it keeps.
+        // SAFETY: mvm_config_init fills every field (and the size); the strings outlive
+        // mvm_vm_create, which copies what it keeps.
         let vm = unsafe {
-            let mut cfg = std::mem::MaybeUninit::<sys::mvm_config>::zeroed();
-            sys::mvm_config_init(cfg.as_mut_ptr());
-            let mut cfg = cfg.assume_init();
+            let mut cfg = sys::mvm_config_init();
             cfg.backend = opts.backend.to_c();
             cfg.kernel_path = opt_ptr(&kernel);
             cfg.initrd_path = opt_ptr(&initrd);

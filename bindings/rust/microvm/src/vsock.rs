@@ -3,16 +3,14 @@
 //! One client type whatever the backend (virtio-vsock under KVM, TCP for the namespace box
 //! and WSL2, authenticated where the backend requires it): `request` is one newline-framed
 //! exchange (the agent's JSON on port 1025), `connect` a byte stream (the inbound proxy on
-//! port 7602).  The blocking C calls run on tokio's blocking pool; a connection's reads and
-//! writes use tokio's reactor on the stream's file descriptor.
+//! port 7602).  The blocking C calls run on tokio's blocking pool.  A connection's reads and
+//! writes: on Unix, tokio's reactor on the stream's file descriptor (a socket or one end of
+//! a socketpair); on Windows, where the stream is a Winsock socket and Debian's tokio has no
+//! reactor (its mio lacks the Windows backend), blocking socket calls on tokio's blocking
+//! pool.
 
-use std::io;
 use std::os::raw::{c_char, c_void};
-use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
-
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 
 use microvm_sys as sys;
 
@@ -128,83 +126,157 @@ impl VsockClient {
         .await
         .map_err(|e| format!("connect: {}", e))??;
         // SAFETY: the stream is ours from here on.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        set_nonblocking(fd).map_err(|e| format!("connect: {}", e))?;
-        let afd = AsyncFd::with_interest(owned, Interest::READABLE | Interest::WRITABLE)
-            .map_err(|e| format!("connect: {}", e))?;
-        Ok(VsockConnection { fd: Some(afd) })
+        let stream = unsafe { Stream::from_c(fd) }.map_err(|e| format!("connect: {}", e))?;
+        Ok(VsockConnection { stream: Some(stream) })
     }
-}
-
-fn set_nonblocking(fd: i32) -> io::Result<()> {
-    // SAFETY: plain fcntl on a descriptor we own.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// A stream to a guest port.  Dropping it closes it too.
 pub struct VsockConnection {
-    fd: Option<AsyncFd<OwnedFd>>,
+    stream: Option<Stream>,
 }
 
 impl VsockConnection {
-    fn afd(&self) -> std::result::Result<&AsyncFd<OwnedFd>, String> {
-        self.fd.as_ref().ok_or_else(|| "connection closed".to_string())
+    fn stream(&self) -> std::result::Result<&Stream, String> {
+        self.stream.as_ref().ok_or_else(|| "connection closed".to_string())
     }
 
     /// Write all of `data`.
     pub async fn send(&mut self, data: &[u8]) -> std::result::Result<(), String> {
-        let afd = self.afd()?;
-        let mut off = 0;
-        while off < data.len() {
-            let mut guard = afd.writable().await.map_err(|e| e.to_string())?;
-            let rest = &data[off..];
-            // SAFETY: writes from a valid slice; MSG_NOSIGNAL: EPIPE instead of SIGPIPE.
-            let res = guard.try_io(|fd| {
-                let n = unsafe {
-                    libc::send(fd.as_raw_fd(), rest.as_ptr() as *const c_void, rest.len(), libc::MSG_NOSIGNAL)
-                };
-                if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
-            });
-            match res {
-                Ok(Ok(n)) => off += n,
-                Ok(Err(e)) => return Err(format!("send: {}", e)),
-                Err(_would_block) => continue,
-            }
-        }
-        Ok(())
+        self.stream()?.send(data).await.map_err(|e| format!("send: {}", e))
     }
 
     /// The next bytes from the guest; empty at end of stream.
     pub async fn recv(&mut self) -> std::result::Result<Vec<u8>, String> {
-        let afd = self.afd()?;
-        let mut buf = vec![0u8; RECV_CHUNK];
-        loop {
-            let mut guard = afd.readable().await.map_err(|e| e.to_string())?;
-            // SAFETY: reads into a buffer of RECV_CHUNK bytes.
-            let res = guard.try_io(|fd| {
-                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr() as *mut c_void, buf.len()) };
-                if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
-            });
-            match res {
-                Ok(Ok(n)) => {
-                    buf.truncate(n);
-                    return Ok(buf);
-                }
-                Ok(Err(e)) => return Err(format!("recv: {}", e)),
-                Err(_would_block) => continue,
-            }
-        }
+        self.stream()?.recv().await.map_err(|e| format!("recv: {}", e))
     }
 
     /// Close the stream (the guest reads EOF).
     pub async fn close(&mut self) -> std::result::Result<(), String> {
-        self.fd.take();
+        self.stream.take();
         Ok(())
+    }
+}
+
+#[cfg(unix)]
+use unix::Stream;
+#[cfg(windows)]
+use windows::Stream;
+
+#[cfg(unix)]
+mod unix {
+    use std::io;
+    use std::os::raw::c_void;
+    use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
+
+    use tokio::io::unix::AsyncFd;
+    use tokio::io::Interest;
+
+    use super::RECV_CHUNK;
+
+    /// A stream's descriptor, non-blocking, in tokio's reactor.
+    pub(super) struct Stream(AsyncFd<OwnedFd>);
+
+    impl Stream {
+        /// # Safety
+        /// `fd` is an open stream from mvm_vsock_connect(), owned by nobody else.
+        pub(super) unsafe fn from_c(fd: i32) -> io::Result<Stream> {
+            let owned = OwnedFd::from_raw_fd(fd);
+            let fl = libc::fcntl(fd, libc::F_GETFL);
+            if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(Stream(AsyncFd::with_interest(owned, Interest::READABLE | Interest::WRITABLE)?))
+        }
+
+        pub(super) async fn send(&self, data: &[u8]) -> io::Result<()> {
+            let mut off = 0;
+            while off < data.len() {
+                let mut guard = self.0.writable().await?;
+                let rest = &data[off..];
+                // SAFETY: writes from a valid slice; MSG_NOSIGNAL: EPIPE instead of SIGPIPE.
+                let res = guard.try_io(|fd| {
+                    let n = unsafe {
+                        libc::send(fd.as_raw_fd(), rest.as_ptr() as *const c_void, rest.len(), libc::MSG_NOSIGNAL)
+                    };
+                    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+                });
+                match res {
+                    Ok(Ok(n)) => off += n,
+                    Ok(Err(e)) => return Err(e),
+                    Err(_would_block) => continue,
+                }
+            }
+            Ok(())
+        }
+
+        pub(super) async fn recv(&self) -> io::Result<Vec<u8>> {
+            let mut buf = vec![0u8; RECV_CHUNK];
+            loop {
+                let mut guard = self.0.readable().await?;
+                // SAFETY: reads into a buffer of RECV_CHUNK bytes.
+                let res = guard.try_io(|fd| {
+                    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr() as *mut c_void, buf.len()) };
+                    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+                });
+                match res {
+                    Ok(Ok(n)) => {
+                        buf.truncate(n);
+                        return Ok(buf);
+                    }
+                    Ok(Err(e)) => return Err(e),
+                    Err(_would_block) => continue,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(windows)]
+mod windows {
+    use std::io::{self, Read, Write};
+    use std::net::TcpStream;
+    use std::os::windows::io::{FromRawSocket, RawSocket};
+    use std::sync::Arc;
+
+    use super::RECV_CHUNK;
+
+    /// A Winsock stream (the C side's int holds the SOCKET); each call blocks on tokio's
+    /// blocking pool.
+    pub(super) struct Stream(Arc<TcpStream>);
+
+    impl Stream {
+        /// # Safety
+        /// `fd` is an open stream from mvm_vsock_connect(), owned by nobody else.
+        pub(super) unsafe fn from_c(fd: i32) -> io::Result<Stream> {
+            let s = TcpStream::from_raw_socket(fd as u32 as RawSocket);
+            s.set_nonblocking(false)?;
+            Ok(Stream(Arc::new(s)))
+        }
+
+        async fn blocking<T: Send + 'static>(
+            &self,
+            f: impl FnOnce(&TcpStream) -> io::Result<T> + Send + 'static,
+        ) -> io::Result<T> {
+            let s = self.0.clone();
+            tokio::task::spawn_blocking(move || f(&s))
+                .await
+                .unwrap_or_else(|e| Err(io::Error::new(io::ErrorKind::Other, e.to_string())))
+        }
+
+        pub(super) async fn send(&self, data: &[u8]) -> io::Result<()> {
+            let data = data.to_vec();
+            self.blocking(move |mut s| s.write_all(&data)).await
+        }
+
+        pub(super) async fn recv(&self) -> io::Result<Vec<u8>> {
+            self.blocking(|mut s| {
+                let mut buf = vec![0u8; RECV_CHUNK];
+                let n = s.read(&mut buf)?;
+                buf.truncate(n);
+                Ok(buf)
+            })
+            .await
+        }
     }
 }

@@ -3,7 +3,9 @@
 //! a `VsockConnection`, see the console, shut down.  Then the same through `VpnManager`.
 //!
 //! Needs root (the box's namespaces) and the guest image's rootfs: MICROVM_ROOTFS (`make
-//! rust` sets it), else guest/image/build.sh's for the build in MICROVM_BUILD.
+//! rust` sets it), else guest/image/build.sh's for the build in MICROVM_BUILD.  Linux only:
+//! the Windows flow is examples/runtime_flow.rs on WSL2 (docs/windows.md, Rust).
+#![cfg(all(unix, feature = "manager"))]
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,0 +1,82 @@
+#!/bin/sh
+# test-rust-windows.sh BUILD_WIN - cross-build the Rust crates (bindings/rust/) for
+# x86_64-pc-windows-gnu against BUILD_WIN's static libmicrovm, with Debian's cargo and rustc
+# and libstd-rust-dev-windows, and run them under Wine:
+#   - the crates' tests (cargo test, Wine as the runner): the library links and answers,
+#     VsockClient over TCP against a fake agent;
+#   - examples/runtime_flow on the WSL2 backend behind the wsl.exe double
+#     (tests/windows/fake_wsl.c + wsl_distro.py, built in BUILD_WIN) running the real agent
+#     of the guest image: start, request(1025, ping), connect/send/recv, shutdown.
+# Prints "rust-windows: N passed, N failed" (cargo's test counts, plus the example as one).
+#
+# Needs root (the double chroots into the distro).  Everything runs in network and PID
+# namespaces of its own, as scripts/test-windows.sh does: the agent's fixed ports on
+# 127.0.0.1 collide with nothing, and what is left running dies with the namespace.
+# VpnManager is left out (--no-default-features): the Windows library has no manager yet.
+set -u
+build=$(cd "${1:-build-win}" && pwd)
+top=$(cd "$(dirname "$0")/.." && pwd)
+wine=${WINE:-/usr/lib/wine/wine64}
+target=x86_64-pc-windows-gnu
+[ -x "$wine" ] || { echo "rust-windows: $wine missing (apt-get install wine64)" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "rust-windows: the WSL2 flow needs root (chroot, namespaces)" >&2; exit 1; }
+[ -f "$build/tests/windows/fake_wsl.exe" ] ||
+    { echo "rust-windows: $build/tests/windows/fake_wsl.exe missing: build $build first" >&2; exit 1; }
+image=$(sh "$top/guest/image/build.sh" --print-path 2>/dev/null) ||
+    { echo "rust-windows: no guest image for this build: run \`make image\` first" >&2; exit 1; }
+
+# Windows names of Unix paths (Wine's drive Z: is /)
+winpath() { printf 'Z:%s' "$1" | tr / '\\'; }
+
+state=$(mktemp -d "${TMPDIR:-/tmp}/microvm-rust-win.XXXXXX")
+trap 'rm -rf "$state"' EXIT INT TERM
+mkdir "$state/wsl" "$state/appdata"
+log=$build/rust-windows.log
+
+WINEPREFIX=$build/wine WINEDEBUG=-all
+MICROVM_WSL_EXE=$(winpath "$build/tests/windows/fake_wsl.exe")
+FAKE_WSL_DIR=$(winpath "$state/wsl")
+LOCALAPPDATA=$(winpath "$state/appdata")
+MICROVM_WSL_START_TIMEOUT=30
+CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=$wine
+MICROVM_BUILD=$build
+# the cross build's own target directory, inside BUILD_WIN (make clean removes it)
+CARGO_TARGET_DIR=$build/cargo
+export CARGO_TARGET_DIR WINEPREFIX WINEDEBUG MICROVM_WSL_EXE FAKE_WSL_DIR LOCALAPPDATA MICROVM_WSL_START_TIMEOUT
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER MICROVM_BUILD
+
+cd "$top/bindings/rust" || exit 1
+# Debian's cargo and rustc (/usr/bin), not a rustup toolchain that may come first on PATH
+PATH=/usr/bin:$PATH
+export PATH
+/usr/bin/cargo build --offline --target $target --no-default-features --tests --examples ||
+    { echo "rust-windows: 0 passed, 1 failed (cross build)"; exit 1; }
+
+timeout 600 unshare --net --pid --fork --kill-child --mount-proc sh -c '
+    ip link set lo up || exit 1
+    /usr/bin/cargo test --offline --target '$target' --no-default-features 2>&1
+    echo "cargo test exit $?"
+    /usr/bin/cargo run --offline --target '$target' --no-default-features --example runtime_flow -- \
+        --backend wsl --rootfs "$0" 2>&1
+    echo "runtime_flow exit $?"
+' "$(winpath "$image/rootfs.tar.gz")" >"$log" 2>&1
+rc=$?
+tr -d '\r' <"$log"
+# let this prefix's wineserver finish now rather than linger
+"${WINESERVER:-/usr/lib/wine/wineserver64}" -w 2>/dev/null || true
+
+passed=0 failed=0
+for r in $(tr -d '\r' <"$log" | sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1:\2/p'); do
+    passed=$((passed + ${r%:*}))
+    failed=$((failed + ${r#*:}))
+done
+# a test binary that died gives no result line
+[ "$failed" -eq 0 ] && ! tr -d '\r' <"$log" | grep -q '^cargo test exit 0$' && failed=1
+if tr -d '\r' <"$log" | grep -q '^runtime_flow: ok$' && tr -d '\r' <"$log" | grep -q '^runtime_flow exit 0$'; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
+[ "$rc" -eq 0 ] || failed=$((failed + 1))
+echo "rust-windows: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
