@@ -28,21 +28,25 @@ image=$(sh "$top/guest/image/build.sh" --print-path 2>/dev/null) ||
 # Windows names of Unix paths (Wine's drive Z: is /)
 winpath() { printf 'Z:%s' "$1" | tr / '\\'; }
 
+# The double's state (its registered distros, their file systems) is new for each run, so
+# the appliance's files in the prefix's %LOCALAPPDATA%\microvm (Wine sets LOCALAPPDATA
+# itself, from the prefix) go too: a distro disk left there by an earlier run would make
+# the import fail as on real Windows.
+appdata_microvm() { rm -rf "$build"/wine/drive_c/users/*/AppData/Local/microvm; }
 state=$(mktemp -d "${TMPDIR:-/tmp}/microvm-rust-win.XXXXXX")
-trap 'rm -rf "$state"' EXIT INT TERM
-mkdir "$state/wsl" "$state/appdata"
+trap 'rm -rf "$state"; appdata_microvm' EXIT INT TERM
+appdata_microvm
 log=$build/rust-windows.log
 
 WINEPREFIX=$build/wine WINEDEBUG=-all
 MICROVM_WSL_EXE=$(winpath "$build/tests/windows/fake_wsl.exe")
-FAKE_WSL_DIR=$(winpath "$state/wsl")
-LOCALAPPDATA=$(winpath "$state/appdata")
+FAKE_WSL_DIR=$(winpath "$state")
 MICROVM_WSL_START_TIMEOUT=30
 CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=$wine
 MICROVM_BUILD=$build
 # the cross build's own target directory, inside BUILD_WIN (make clean removes it)
 CARGO_TARGET_DIR=$build/cargo
-export CARGO_TARGET_DIR WINEPREFIX WINEDEBUG MICROVM_WSL_EXE FAKE_WSL_DIR LOCALAPPDATA MICROVM_WSL_START_TIMEOUT
+export CARGO_TARGET_DIR WINEPREFIX WINEDEBUG MICROVM_WSL_EXE FAKE_WSL_DIR MICROVM_WSL_START_TIMEOUT
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER MICROVM_BUILD
 
 cd "$top/bindings/rust" || exit 1
