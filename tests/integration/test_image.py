@@ -177,6 +177,10 @@ def test_arm64_kernel_cache_matches_fragments(kernel, kernel_arm64):
                        text=True, timeout=30)
     assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == str(kernel_arm64)
     assert "cached" in r.stderr
+    for script in (guestlib.KERNEL_SH, guestlib.IMAGE_SH):
+        r = subprocess.run(["sh", str(script), "--arch", "sparc", "--print-path"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and "unknown architecture 'sparc'" in r.stderr, r.stderr
 
 
 def test_arm64_image_programs_run_under_qemu_user(image_arm64, tmp_path):
