@@ -1,7 +1,7 @@
 #!/bin/sh
 # guest/kernel/build.sh - build (or fetch from the cache) the microvm guest kernel.
 #
-# Usage: guest/kernel/build.sh [--print-path] [--rebuild] [--help]
+# Usage: guest/kernel/build.sh [--print-path] [--print-key] [--rebuild] [--help]
 #
 # Theory of operation
 #   The guest kernel is Debian's linux-source-6.1 configured as `make tinyconfig` with the
@@ -21,6 +21,8 @@
 #
 #   --print-path  print the cache directory if the kernel for the current inputs is built
 #                 (exit 0), else exit 1 without building.
+#   --print-key   print <key> for the current inputs, built or not (guest/keys.sh records it
+#                 for the runtime's default lookup, src/runtime/guest_files.c).
 #   --rebuild     ignore a cached result for the current inputs and build again.
 #
 # Environment: MICROVM_CACHE (cache root), MICROVM_KERNEL_SOURCE (source tarball, default
@@ -39,6 +41,7 @@ mode=build
 for arg in "$@"; do
 	case $arg in
 	--print-path) mode=print ;;
+	--print-key) mode=key ;;
 	--rebuild) mode=rebuild ;;
 	-h | --help)
 		sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -80,6 +83,10 @@ key=$( {
 	done
 } | sha256sum | cut -c1-16)
 out=$cache/$key
+if [ "$mode" = key ]; then
+	echo "$key"
+	exit 0
+fi
 
 built() { [ -s "$out/vmlinux" ] && [ -s "$out/bzImage" ]; }
 

@@ -557,22 +557,26 @@ static void kvm_destroy(void *priv);
  * @kbuf/@ibuf:	PATH_MAX buffers for the found paths (live until create() returns)
  *
  * Without a kernel, both the kernel and (when no initrd is given either) the initramfs come
- * from runtime/guest_files.c: MICROVM_KERNEL/MICROVM_INITRD, the `make kernel`/`make image`
- * cache, $datadir/microvm/.  A caller that names its own kernel gets no default initrd (a
- * kernel of its own rarely wants our image).
+ * from runtime/guest_files.c: MICROVM_KERNEL/MICROVM_INITRD, this build's `make kernel`/`make
+ * image` cache entry, $datadir/microvm/, else the newest cache entry, with a note on stderr
+ * (unless cfg->quiet) that it is stale.  A caller that names its own kernel gets no default
+ * initrd (a kernel of its own rarely wants our image).
  *
  * Return: 0, or -ENOENT with one error that names the command building what is missing.
  */
 static int kvm_find_defaults(const struct mvm_config *cfg, struct mvm_config *out, char *kbuf,
 			     char *ibuf)
 {
+	char knote[PATH_MAX + 256] = "", inote[PATH_MAX + 256] = "";
 	bool need_k, need_i, no_k, no_i;
 
 	*out = *cfg;
 	need_k = !cfg->kernel_path || !cfg->kernel_path[0];
 	need_i = need_k && (!cfg->initrd_path || !cfg->initrd_path[0]);
-	no_k = need_k && mvm_guest_file_find(MVM_GUEST_KERNEL, kbuf, PATH_MAX);
-	no_i = need_i && mvm_guest_file_find(MVM_GUEST_INITRD, ibuf, PATH_MAX);
+	no_k = need_k && mvm_guest_file_find(MVM_GUEST_KERNEL, kbuf, PATH_MAX, knote,
+					     sizeof(knote));
+	no_i = need_i && mvm_guest_file_find(MVM_GUEST_INITRD, ibuf, PATH_MAX, inote,
+					     sizeof(inote));
 	if (no_k && no_i)
 		return mvm_set_error(-ENOENT, "no guest kernel or image found: build them with "
 				     "'make kernel image' (or pass --kernel and --initrd, or set "
@@ -587,6 +591,12 @@ static int kvm_find_defaults(const struct mvm_config *cfg, struct mvm_config *ou
 		out->kernel_path = kbuf;
 	if (need_i)
 		out->initrd_path = ibuf;
+	if (!cfg->quiet) {
+		if (need_k && knote[0])
+			fprintf(stderr, "microvm: note: %s\n", knote);
+		if (need_i && inote[0])
+			fprintf(stderr, "microvm: note: %s\n", inote);
+	}
 	return 0;
 }
 

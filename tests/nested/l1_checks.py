@@ -94,24 +94,12 @@ def check_run(tmp):
     return res
 
 
-def image_dir():
-    r = subprocess.run(["sh", str(TOP / "guest/image/build.sh"), "--print-path"],
-                       capture_output=True, text=True,
-                       env=dict(os.environ, MICROVM_BUILD=str(BUILD)))
-    return pathlib.Path(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else None
-
-
 def up_env(tmp):
-    """Environment for `microvm up`: its own control socket, and a cache that holds exactly
-    this tree's kernel and image (the shared cache may hold newer ones of other trees), so
-    that `up` without options finds them the way it does on any host."""
+    """Environment for `microvm up`: its own control socket, and this machine's cache as it is
+    (shared by every tree and build, so its newest entries are often another tree's): `up`
+    without options must find this build's kernel and image there by their keys."""
     env = dict(os.environ)
     env["MICROVM_CONTROL"] = str(tmp / "ctl" / "control.sock")
-    cache = tmp / "cache"
-    for sub, src in (("kernel", kernel_dir()), ("image", image_dir())):
-        (cache / sub).mkdir(parents=True, exist_ok=True)
-        (cache / sub / src.name).symlink_to(src)
-    env["MICROVM_CACHE"] = str(cache)
     for v in ("MICROVM_KERNEL", "MICROVM_INITRD", "MICROVM_ROOTFS"):
         env.pop(v, None)
     return env

@@ -45,6 +45,8 @@ def test_up_without_vm_options_picks_kvm_and_the_agent_answers(check):
     assert up["rc"] == 0, up["stdout"] + up["stderr"]
     assert "microvm is up" in up["stdout"], up["stdout"]
     assert "using the nsbox backend" not in up["stderr"]
+    # this build's kernel and image, found by their cache keys, not a stale newer entry
+    assert "note:" not in up["stderr"], up["stderr"]
     st = check["status"]
     assert st["rc"] == 0, st["stderr"]
     s = json.loads(st["stdout"])
