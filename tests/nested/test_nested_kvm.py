@@ -127,6 +127,28 @@ def test_vmm_sigkill_then_status_and_up_again(check):
     assert not check["left"]
 
 
+@pytest.mark.check("faults")
+def test_agent_killed_in_the_guest_is_reported_and_restarted(check):
+    assert check["up_again"]["rc"] == 0, check["up_again"]["stderr"]
+    assert json.loads(check["agent_before"]["stdout"])["agent_reachable"]
+    console = check["agent_console"]["stdout"].replace("\r", "")
+    # it really died of SIGKILL inside the guest, and init said so and started it again
+    assert "agent-killer: sent SIGKILL to the agent" in console, console[-3000:]
+    assert "microvm-init: agent killed by signal 9 (Killed) after " in console, console[-3000:]
+    assert console.count("microvm-agent: listening (vsock)") == 2, console[-3000:]
+    # `status` says what happened in words, and the new agent answers
+    s = json.loads(check["agent_status_json"]["stdout"])
+    assert s["agent_reachable"] and s["vm_running"], s
+    why = ("VPN down: the VM's agent ended (killed by signal 9 (Killed) after ")
+    assert s["fault"].startswith(why), s
+    assert "and was restarted; any VPN session ended with it" in s["fault"], s
+    assert why in check["agent_status"]["stdout"], check["agent_status"]
+    assert check["agent_reported_seconds"] < 60, check["agent_reported_seconds"]
+    # and `down` leaves nothing behind
+    assert check["down"]["rc"] == 0, check["down"]["stderr"]
+    assert not check["left"]
+
+
 @pytest.mark.check("vsock")
 def test_guest_af_vsock_64mib_each_way_with_half_close(check):
     assert check["rc"] == 0, check["console"][-3000:]           # the guest powered off
