@@ -66,7 +66,15 @@ static const char kvm_pvm_args[] =
 	"console=ttyS0 reboot=t panic=-1 noxsave "
 	"clearcpuid=151,308,295,288,156,293,291,296,150,158,306,311,534,145,298";
 
-static const char kvm_default_cmdline[] = "console=ttyS0 reboot=t panic=-1";
+/*
+ * Without the caller's command line: `quiet` (console loglevel 4), because every console
+ * byte is a trapped UART write - the guest kernel's ~150 boot lines were most of a nested
+ * boot (docs/performance.md). What a user needs when a boot fails still shows: panics,
+ * oopses and "reboot: System halted" are KERN_EMERG..KERN_ERR (the stop reasons above keep
+ * working), and init and the agent write to the console themselves. `microvm run` (the tool
+ * for looking at a boot) passes the same line without `quiet`.
+ */
+static const char kvm_default_cmdline[] = "console=ttyS0 reboot=t panic=-1 quiet";
 
 /**
  * kvm_pvm_host() - is /dev/kvm provided by the kvm_pvm module?
@@ -134,7 +142,7 @@ static int kvm_cmdline_too_long(const char *user, size_t out_len)
 /**
  * kvm_cmdline_build() - the guest command line
  * @out/@out_len: result buffer
- * @user:	the caller's command line, or NULL for "console=ttyS0 reboot=t panic=-1"
+ * @user:	the caller's command line, or NULL for "console=ttyS0 reboot=t panic=-1 quiet"
  * @pvm:	add the PVM arguments (those not already present)
  * @devs/@nr:	MMIO devices, each announced as virtio_mmio.device=4K@BASE:IRQ
  *
