@@ -246,7 +246,7 @@ def check_faults(tmp):
     # the agent killed for real inside the running guest (typed on its console)
     res["agent_before"] = sh(MICROVM, "status", "--json", env=env)
     t0 = time.monotonic()
-    res["kill_typed"] = sh(MICROVM, "console", input="kill-agent\n", env=env, timeout=8)
+    res["kill_typed"] = sh(MICROVM, "console", input="kill-agent\n", env=env, timeout=4)
     end = time.monotonic() + 90
     while time.monotonic() < end:
         st = sh(MICROVM, "status", "--json", env=env)
