@@ -22,9 +22,9 @@
  *      --transport vsock|tcp) is started, and restarted with exponential back-off when it
  *      dies (supervise.c), with how the last run ended in its environment
  *      (MICROVM_AGENT_PREVIOUS: the new agent tells the host why the VPN is down; OpenVPN
- *      itself ends with the agent, by its parent-death signal); every child is reaped. The agent ends the machine by exiting
- *      with INIT_EXIT_POWEROFF (100) or INIT_EXIT_REBOOT (101). SIGTERM and SIGUSR2 power
- *      off, SIGINT (also Ctrl-Alt-Del) reboots.
+ *      itself ends with the agent, by its parent-death signal); every child is reaped. The
+ *      agent ends the machine by exiting with INIT_EXIT_POWEROFF (100) or INIT_EXIT_REBOOT
+ *      (101). SIGTERM and SIGUSR2 power off, SIGINT (also Ctrl-Alt-Del) reboots.
  *   7. shutdown: SIGTERM to everything, up to 3 s to exit, SIGKILL, sync, then
  *      reboot(RB_POWER_OFF / RB_AUTOBOOT). When not PID 1 (tests) or when reboot() is not
  *      permitted (a PID namespace without CAP_SYS_BOOT), init exits instead: status 0 for

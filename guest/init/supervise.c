@@ -7,9 +7,10 @@
  * INIT_EXIT_REBOOT (101) end the machine, anything else (another code, a signal) restarts
  * it. init_describe_end() words how a run ended ("killed by signal 9 (Killed) after 12.0 s");
  * init hands that to the restarted agent (INIT_AGENT_PREVIOUS_ENV), which reports it to the
- * host as the reason its VPN is down. Restarts are delayed by an exponential back-off: the first quick failure waits
- * min_ms, each further quick failure doubles the delay up to max_ms, and a run that lasted
- * at least stable_ms counts as healthy and starts again from min_ms. A crash loop therefore
+ * host as the reason its VPN is down. Restarts are delayed by an exponential back-off: the
+ * first quick failure waits min_ms, each further quick failure doubles the delay up to
+ * max_ms, and a run that lasted at least stable_ms counts as healthy and starts again from
+ * min_ms. A crash loop therefore
  * costs at most one start every max_ms, while a one-off crash is recovered quickly.
  */
 #include <errno.h>
