@@ -4,6 +4,7 @@
 #
 # Usage: bench/boot-nested.sh [RUNS]    (default 3; AGENT=1 by default: boot the project's image
 #                                        and time until the agent listens; AGENT=0: Run /init;
+#                                        QUIET=0: without the appliance's `quiet`;
 #                                        EXTRA_ARGS: appended to both command lines)
 #
 # microvm and `qemu-system-x86_64 -M microvm -accel kvm -cpu host` boot the same kernel,
@@ -16,4 +17,4 @@ runs=${1:-3}
 export AGENT="${AGENT:-1}"
 export MICROVM_BUILD="${MICROVM_BUILD:-$top/build}"
 exec sh "$top/scripts/nested.sh" -- \
-	"AGENT=$AGENT EXTRA_ARGS='${EXTRA_ARGS:-}' sh '$top/bench/boot.sh' $runs"
+	"AGENT=$AGENT QUIET=${QUIET:-1} EXTRA_ARGS='${EXTRA_ARGS:-}' sh '$top/bench/boot.sh' $runs"

@@ -2,13 +2,15 @@
 # bench/boot.sh - boot time and memory overhead of `microvm run` next to QEMU's microvm machine.
 #
 # Usage: bench/boot.sh [RUNS]        (default 3; environment: MICROVM_BUILD, KERNEL, INITRD,
-#                                      AGENT=1, EXTRA_ARGS: appended to the command line)
+#                                      AGENT=1, QUIET=0, EXTRA_ARGS: appended to the command line)
 #
 # Boots the project's guest kernel (guest/kernel/build.sh) with a tiny initramfs
 # (tests/integration/kvmlib.py) RUNS times under each VMM, alternating, and reports per VMM the
-# median time from process start to the first console byte and to "Run /init", the ratio
-# microvm/QEMU, and the peak RSS of the VMM process minus the resident guest memory (sampled
-# every 0.2 s from /proc/PID/smaps: the largest anonymous mapping is the guest RAM).
+# median time from process start to the first console byte and to "Run /init" (with the
+# spread: min-max), the ratio microvm/QEMU, the console bytes until then (each one a trapped
+# UART write: a measure the machine's load does not change), and the peak RSS of the VMM
+# process minus the resident guest memory (sampled every 0.2 s from /proc/PID/smaps: the
+# largest anonymous mapping is the guest RAM).
 # Both get the same kernel, initramfs and command line (with the PVM arguments on PVM hosts),
 # 256 MiB and one vCPU.  A run is stopped once "Run /init" appeared; a run that does not get
 # there (timeout, exit, or QEMU's "emulation failure", which pauses the guest for good) is
@@ -17,7 +19,8 @@
 #
 # AGENT=1: boot the project's image instead (guest/image/build.sh: microvm-init, the agent,
 # OpenVPN) and time until the agent listens ("microvm-agent: listening (vsock)" on the
-# console); both get the appliance's devices: vsock (QEMU: vhost-vsock-device, modprobe
+# console), with the appliance's command line (`quiet` added, as `microvm up` boots; QUIET=0:
+# without, to see the kernel's lines and their times); both get the appliance's devices: vsock (QEMU: vhost-vsock-device, modprobe
 # vhost_vsock) and virtio-net over libslirp (microvm --net; QEMU -netdev user).  Each run also records when every console line arrived; the breakdown of
 # the first run per VMM (kernel start, initramfs unpacked, Run /init, init's first line, agent
 # started, agent listening; host time since process start) is printed at the end.
@@ -47,6 +50,8 @@ if not initrd and agent:
     initrd = os.path.join(r.stdout.strip().splitlines()[-1], "initramfs.cpio.gz")
 initrd = initrd or str(kvmlib.tiny_initramfs(tempfile.mkdtemp()))
 args = "console=ttyS0 reboot=t panic=-1"
+if agent and os.environ.get("QUIET", "1") != "0":
+    args += " quiet"     # the appliance's line (src/kvm/vm.c); "Run /init" is not shown then
 if os.environ.get("EXTRA_ARGS"):
     args += " " + os.environ["EXTRA_ARGS"]
 if pvm:
@@ -100,7 +105,8 @@ def overhead_kib(pid):
 
 
 def one(name, cmd, log_path):
-    """One boot: (first byte s, Run /init s or None, peak overhead KiB, failure or None)."""
+    """One boot: (first byte s, Run /init s or None, peak overhead KiB, failure or None,
+    console bytes until done)."""
     t0 = time.monotonic()
     err = open(log_path + ".stderr", "wb")
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
@@ -158,7 +164,7 @@ def one(name, cmd, log_path):
             if hit:
                 m = re.match(rb"\[\s*([0-9.]+)\]", hit[1])
                 breakdown[name][label] = (hit[0], float(m.group(1)) if m else None)
-    return first, init, peak[0], failure
+    return first, init, peak[0], failure, len(log)
 
 
 res = {"microvm": [], "qemu": []}
@@ -184,7 +190,8 @@ for i in range(runs):
         if not r[3]:
             print(f"run {i + 1} {name:8s} first byte {r[0]:.2f} s, "
                   f"{'agent' if agent else 'Run /init'} {r[1]:.2f} s, "
-                  f"VMM RSS minus guest RAM {r[2] / 1024:.1f} MiB", flush=True)
+                  f"VMM RSS minus guest RAM {r[2] / 1024:.1f} MiB, console {r[4]} bytes",
+                  flush=True)
 
 
 def med(name, k):
@@ -198,10 +205,16 @@ def fmt(v, unit, scale=1.0):
 
 
 done_name = "agent" if agent else "Run /init"
-print(f"{'':10s} {'first byte':>12s} {done_name:>12s} {'RSS-guest':>12s}")
+def spread(name, k):
+    v = [r[k] for r in res[name] if r[k] is not None and r[3] is None]
+    return f"{min(v):.2f}-{max(v):.2f}" if v else "-"
+
+
+print(f"{'':10s} {'first byte':>12s} {done_name:>12s} {'RSS-guest':>12s} {'console':>9s}"
+      f"  {done_name} min-max")
 for name in ("microvm", "qemu"):
     print(f"{name:10s} {fmt(med(name, 0), 's'):>12s} {fmt(med(name, 1), 's'):>12s} "
-          f"{fmt(med(name, 2), 'MiB', 1024):>12s}")
+          f"{fmt(med(name, 2), 'MiB', 1024):>12s} {med(name, 4):>8.0f}B  {spread(name, 1)}")
 print(f"{'ratio':10s} {fmt(med('microvm', 0) / med('qemu', 0), ''):>12s} "
       f"{fmt(med('microvm', 1) / med('qemu', 1), ''):>12s} "
       f"{fmt(med('microvm', 2) / med('qemu', 2), ''):>12s}")

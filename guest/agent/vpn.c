@@ -29,7 +29,10 @@
  *     no outcome before the deadline        -> failed (timeout), process stopped
  *     process exit                          -> failed with the exit reason, unless vpn_stop
  *   A failure stops the process; the reason stays visible (vpn_status "reason", vpn_start
- *   and vpn_check_webauth "error") until the next vpn_start. DNS servers pushed with
+ *   and vpn_check_webauth "error") until the next vpn_start. An agent that init restarted
+ *   (MICROVM_AGENT_PREVIOUS in its environment: how the previous run ended) starts with that
+ *   as the reason: the previous agent's OpenVPN ended with it (parent-death signal), and the
+ *   host learns why its VPN is down. DNS servers pushed with
  *   "dhcp-option DNS" arrive as >UPDOWN:ENV foreign_option_N and are used by the proxy.
  *   SIGCHLD reaps every child (vpn_reap(), registered with agent_on_child()), so there are
  *   never zombies; vpn_tick() (agent_on_tick()) enforces the timeouts.
@@ -172,6 +175,7 @@ static void wipe_free(char **p)
 int vpn_init(struct agent *a)
 {
 	struct vpn *v = calloc(1, sizeof(*v));
+	const char *prev;
 	int ret;
 
 	if (!v)
@@ -184,6 +188,13 @@ int vpn_init(struct agent *a)
 	v->lsn.fd = v->mgmt.fd = -1;
 	snprintf(v->sock_path, sizeof(v->sock_path), "%s/ovpn.sock", a->opts.run_dir);
 	snprintf(v->log_path, sizeof(v->log_path), "%s/openvpn.log", a->opts.run_dir);
+	prev = getenv("MICROVM_AGENT_PREVIOUS");
+	if (prev && prev[0]) {
+		snprintf(v->reason, sizeof(v->reason), "the VM's agent ended (%.128s) and was "
+			 "restarted; any VPN session ended with it", prev);
+		agent_log(a, "restarted by init: the previous agent ended (%.128s)", prev);
+	}
+	unsetenv("MICROVM_AGENT_PREVIOUS");	/* not for OpenVPN's environment */
 	a->vpn = v;
 	agent_on_child(a, vpn_reap);
 	return 0;

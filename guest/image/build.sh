@@ -1,8 +1,8 @@
 #!/bin/sh
 # guest/image/build.sh - assemble the microvm guest root and pack it (make image).
 #
-# Usage: guest/image/build.sh [--arch x86_64|arm64] [--print-path] [--rebuild] [--out DIR]
-#                             [--help]
+# Usage: guest/image/build.sh [--arch x86_64|arm64] [--print-path] [--print-key] [--rebuild]
+#                             [--out DIR] [--help]
 #
 # Theory of operation
 #   The guest root holds exactly what the appliance runs:
@@ -37,6 +37,8 @@
 #
 #   --print-path  print the cache directory if the image for the current inputs is built
 #                 (exit 0), else exit 1 without building
+#   --print-key   print <key> for the current inputs, built or not (guest/keys.sh records it
+#                 for the runtime's default lookup, src/runtime/guest_files.c)
 #   --rebuild     pack again even if the cache has this key
 #   --out DIR     write into DIR instead of the cache (no caching; for reproducibility checks)
 #   --arch ARCH   x86_64 (default) or arm64
@@ -59,6 +61,7 @@ arch=x86_64
 while [ $# -gt 0 ]; do
 	case $1 in
 	--print-path) mode=print ;;
+	--print-key) mode=key ;;
 	--rebuild) mode=rebuild ;;
 	--arch)
 		[ $# -ge 2 ] || { echo "build.sh: --arch needs x86_64 or arm64" >&2; exit 2; }
@@ -227,6 +230,10 @@ key=$( {
 	for f in "$init_bin" "$agent_bin" "$openvpn_bin"; do sha256sum <"$f"; done
 	for l in $libs; do echo "$l $(sha256sum <"$l")"; done
 } | sha256sum | cut -c1-16)
+if [ "$mode" = key ]; then
+	echo "$key"
+	exit 0
+fi
 
 if [ -n "$outdir" ]; then
 	out=$outdir

@@ -33,6 +33,12 @@
 #define INIT_EXIT_POWEROFF MVM_STATUS_POWEROFF
 #define INIT_EXIT_REBOOT MVM_STATUS_REBOOT
 
+/*
+ * Set in a restarted agent's environment: how the previous run ended (init_describe_end()).
+ * The agent reports it as the reason its VPN is down (docs/guest.md).
+ */
+#define INIT_AGENT_PREVIOUS_ENV "MICROVM_AGENT_PREVIOUS"
+
 /* Longest option value kept (kernel command line tokens are short). */
 #define INIT_VALUE_MAX 64
 
@@ -120,6 +126,7 @@ void init_backoff_init(struct init_backoff *b, unsigned int min_ms, unsigned int
 		       unsigned int stable_ms);
 unsigned int init_backoff_next(struct init_backoff *b, uint64_t ran_ms);
 enum init_action init_exit_action(int wstatus);
+const char *init_describe_end(int wstatus, uint64_t ran_ms, char *buf, size_t len);
 int init_agent_argv(const struct init_opts *o, const char **argv, size_t n);
 
 /* net.c */

@@ -20,9 +20,11 @@
  *      (microvm.net=none skips eth0; the namespace backend configures its own).
  *   6. supervision: one loop on a signalfd. The agent (/usr/bin/microvm-agent
  *      --transport vsock|tcp) is started, and restarted with exponential back-off when it
- *      dies (supervise.c); every child is reaped. The agent ends the machine by exiting
- *      with INIT_EXIT_POWEROFF (100) or INIT_EXIT_REBOOT (101). SIGTERM and SIGUSR2 power
- *      off, SIGINT (also Ctrl-Alt-Del) reboots.
+ *      dies (supervise.c), with how the last run ended in its environment
+ *      (MICROVM_AGENT_PREVIOUS: the new agent tells the host why the VPN is down; OpenVPN
+ *      itself ends with the agent, by its parent-death signal); every child is reaped. The
+ *      agent ends the machine by exiting with INIT_EXIT_POWEROFF (100) or INIT_EXIT_REBOOT
+ *      (101). SIGTERM and SIGUSR2 power off, SIGINT (also Ctrl-Alt-Del) reboots.
  *   7. shutdown: SIGTERM to everything, up to 3 s to exit, SIGKILL, sync, then
  *      reboot(RB_POWER_OFF / RB_AUTOBOOT). When not PID 1 (tests) or when reboot() is not
  *      permitted (a PID namespace without CAP_SYS_BOOT), init exits instead: status 0 for
@@ -429,7 +431,7 @@ static void shutdown_machine(struct init_state *s, enum init_action action)
  */
 static void reap(struct init_state *s)
 {
-	char what[32];
+	char what[32], end[96];
 	int wstatus;
 	pid_t pid;
 
@@ -455,8 +457,10 @@ static void reap(struct init_state *s)
 			shutdown_machine(s, INIT_REBOOT);
 		case INIT_RESTART:
 			delay = init_backoff_next(&s->backoff, ran);
-			ilog("agent ended (%s) after %llu ms; restarting in %u ms", what,
-			     (unsigned long long)ran, delay);
+			init_describe_end(wstatus, ran, end, sizeof(end));
+			ilog("agent %s; restarting it in %u ms", end, delay);
+			if (setenv(INIT_AGENT_PREVIOUS_ENV, end, 1))
+				ilog("setenv: %s", strerror(errno));
 			s->restart_at = now_ms() + delay;
 			break;
 		}

@@ -5,9 +5,12 @@
  * main.c forks and reaps; this file decides. When the agent ends, init_exit_action() maps
  * its wait status to an action: the documented exit codes INIT_EXIT_POWEROFF (100) and
  * INIT_EXIT_REBOOT (101) end the machine, anything else (another code, a signal) restarts
- * it. Restarts are delayed by an exponential back-off: the first quick failure waits
- * min_ms, each further quick failure doubles the delay up to max_ms, and a run that lasted
- * at least stable_ms counts as healthy and starts again from min_ms. A crash loop therefore
+ * it. init_describe_end() words how a run ended ("killed by signal 9 (Killed) after 12.0 s");
+ * init hands that to the restarted agent (INIT_AGENT_PREVIOUS_ENV), which reports it to the
+ * host as the reason its VPN is down. Restarts are delayed by an exponential back-off: the
+ * first quick failure waits min_ms, each further quick failure doubles the delay up to
+ * max_ms, and a run that lasted at least stable_ms counts as healthy and starts again from
+ * min_ms. A crash loop therefore
  * costs at most one start every max_ms, while a one-off crash is recovered quickly.
  */
 #include <errno.h>
@@ -66,6 +69,32 @@ enum init_action init_exit_action(int wstatus)
 			return INIT_REBOOT;
 	}
 	return INIT_RESTART;
+}
+
+/**
+ * init_describe_end() - how a run of the agent ended, in words, for the user
+ * @wstatus:	status from waitpid()
+ * @ran_ms:	how long it ran
+ * @buf:	output
+ * @len:	size of @buf
+ *
+ * Return: @buf ("killed by signal 9 (Killed) after 12.0 s", "exited with status 3 after
+ * 0.2 s")
+ */
+const char *init_describe_end(int wstatus, uint64_t ran_ms, char *buf, size_t len)
+{
+	unsigned long long s = ran_ms / 1000, tenths = ran_ms % 1000 / 100;
+
+	if (WIFSIGNALED(wstatus))
+		snprintf(buf, len, "killed by signal %d (%s) after %llu.%llu s", WTERMSIG(wstatus),
+			 strsignal(WTERMSIG(wstatus)), s, tenths);
+	else if (WIFEXITED(wstatus))
+		snprintf(buf, len, "exited with status %d after %llu.%llu s", WEXITSTATUS(wstatus),
+			 s, tenths);
+	else
+		snprintf(buf, len, "ended (status 0x%x) after %llu.%llu s", (unsigned int)wstatus,
+			 s, tenths);
+	return buf;
 }
 
 /**

@@ -1,7 +1,8 @@
 #!/bin/sh
 # guest/kernel/build.sh - build (or fetch from the cache) the microvm guest kernel.
 #
-# Usage: guest/kernel/build.sh [--arch x86_64|arm64] [--print-path] [--rebuild] [--help]
+# Usage: guest/kernel/build.sh [--arch x86_64|arm64] [--print-path] [--print-key] [--rebuild]
+#                              [--help]
 #
 # Theory of operation
 #   The guest kernel is Debian's linux-source-6.1 configured as `make tinyconfig` with the
@@ -31,6 +32,8 @@
 #
 #   --print-path  print the cache directory if the kernel for the current inputs is built
 #                 (exit 0), else exit 1 without building.
+#   --print-key   print <key> for the current inputs, built or not (guest/keys.sh records it
+#                 for the runtime's default lookup, src/runtime/guest_files.c).
 #   --rebuild     ignore a cached result for the current inputs and build again.
 #   --arch ARCH   x86_64 (default) or arm64.
 #
@@ -52,6 +55,7 @@ while [ $# -gt 0 ]; do
 	arg=$1
 	case $arg in
 	--print-path) mode=print ;;
+	--print-key) mode=key ;;
 	--rebuild) mode=rebuild ;;
 	--arch)
 		[ $# -ge 2 ] || { echo "build.sh: --arch needs x86_64 or arm64" >&2; exit 2; }
@@ -133,6 +137,10 @@ key=$( {
 	fi
 } | sha256sum | cut -c1-16)
 out=$cache/$key
+if [ "$mode" = key ]; then
+	echo "$key"
+	exit 0
+fi
 
 built() { [ -s "$out/vmlinux" ] && [ -s "$out/$boot_image" ]; }
 

@@ -67,7 +67,7 @@ enum mvm_exit_reason {
  * @initrd_path: initramfs, or NULL
  * @cmdline:	kernel command line; the runtime appends its own device arguments
  * @rootfs_path: root file system (directory or .tar.gz) for the namespace/WSL2 backends;
- *		NULL for the namespace backend: the newest image of `make image` in the cache
+ *		NULL for the namespace backend: the image `make image` cached for this build
  * @mem_mib:	guest memory in MiB
  * @cpus:	number of vCPUs
  * @guest_cid:	vsock context id of the guest (host is 2)

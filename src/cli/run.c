@@ -53,7 +53,8 @@ static void run_usage(FILE *out)
 		"  --initrd FILE     initramfs (cpio, optionally compressed); without --kernel and\n"
 		"                    --initrd: $MICROVM_INITRD, else the image from 'make image',\n"
 		"                    else $datadir/microvm/initramfs.cpio.gz\n"
-		"  --cmdline ARGS    kernel command line (default \"console=ttyS0 reboot=t panic=-1\");\n"
+		"  --cmdline ARGS    kernel command line (default \"console=ttyS0 reboot=t panic=-1\",\n"
+		"                    the full boot log; 'microvm up' adds quiet);\n"
 		"                    virtio-mmio device arguments are appended\n"
 		"  --mem MiB         guest memory (default 256; from 32 to this host's RAM in MiB)\n"
 		"  --cpus N          vCPUs (default 1, 1..32)\n"
@@ -252,6 +253,12 @@ int cli_run(int argc, char **argv)
 			argv[optind]);
 		return CLI_EXIT_USAGE;
 	}
+	/*
+	 * The full boot log: run is where a boot is looked at (the library's default line adds
+	 * `quiet`, which makes the appliance boot faster; docs/kvm.md).
+	 */
+	if (!cfg.cmdline)
+		cfg.cmdline = "console=ttyS0 reboot=t panic=-1";
 	/* Without --kernel the backend finds the project's kernel and image (docs/kvm.md). */
 	vm = mvm_vm_create(&cfg);
 	if (!vm) {

@@ -66,7 +66,15 @@ static const char kvm_pvm_args[] =
 	"console=ttyS0 reboot=t panic=-1 noxsave "
 	"clearcpuid=151,308,295,288,156,293,291,296,150,158,306,311,534,145,298";
 
-static const char kvm_default_cmdline[] = "console=ttyS0 reboot=t panic=-1";
+/*
+ * Without the caller's command line: `quiet` (console loglevel 4), because every console
+ * byte is a trapped UART write - the guest kernel's ~150 boot lines were most of a nested
+ * boot (docs/performance.md). What a user needs when a boot fails still shows: panics,
+ * oopses and "reboot: System halted" are KERN_EMERG..KERN_ERR (the stop reasons above keep
+ * working), and init and the agent write to the console themselves. `microvm run` (the tool
+ * for looking at a boot) passes the same line without `quiet`.
+ */
+static const char kvm_default_cmdline[] = "console=ttyS0 reboot=t panic=-1 quiet";
 
 /**
  * kvm_pvm_host() - is /dev/kvm provided by the kvm_pvm module?
@@ -134,7 +142,7 @@ static int kvm_cmdline_too_long(const char *user, size_t out_len)
 /**
  * kvm_cmdline_build() - the guest command line
  * @out/@out_len: result buffer
- * @user:	the caller's command line, or NULL for "console=ttyS0 reboot=t panic=-1"
+ * @user:	the caller's command line, or NULL for "console=ttyS0 reboot=t panic=-1 quiet"
  * @pvm:	add the PVM arguments (those not already present)
  * @devs/@nr:	MMIO devices, each announced as virtio_mmio.device=4K@BASE:IRQ
  *
@@ -557,22 +565,26 @@ static void kvm_destroy(void *priv);
  * @kbuf/@ibuf:	PATH_MAX buffers for the found paths (live until create() returns)
  *
  * Without a kernel, both the kernel and (when no initrd is given either) the initramfs come
- * from runtime/guest_files.c: MICROVM_KERNEL/MICROVM_INITRD, the `make kernel`/`make image`
- * cache, $datadir/microvm/.  A caller that names its own kernel gets no default initrd (a
- * kernel of its own rarely wants our image).
+ * from runtime/guest_files.c: MICROVM_KERNEL/MICROVM_INITRD, this build's `make kernel`/`make
+ * image` cache entry, $datadir/microvm/, else the newest cache entry, with a note on stderr
+ * (unless cfg->quiet) that it is stale.  A caller that names its own kernel gets no default
+ * initrd (a kernel of its own rarely wants our image).
  *
  * Return: 0, or -ENOENT with one error that names the command building what is missing.
  */
 static int kvm_find_defaults(const struct mvm_config *cfg, struct mvm_config *out, char *kbuf,
 			     char *ibuf)
 {
+	char knote[PATH_MAX + 256] = "", inote[PATH_MAX + 256] = "";
 	bool need_k, need_i, no_k, no_i;
 
 	*out = *cfg;
 	need_k = !cfg->kernel_path || !cfg->kernel_path[0];
 	need_i = need_k && (!cfg->initrd_path || !cfg->initrd_path[0]);
-	no_k = need_k && mvm_guest_file_find(MVM_GUEST_KERNEL, kbuf, PATH_MAX);
-	no_i = need_i && mvm_guest_file_find(MVM_GUEST_INITRD, ibuf, PATH_MAX);
+	no_k = need_k && mvm_guest_file_find(MVM_GUEST_KERNEL, kbuf, PATH_MAX, knote,
+					     sizeof(knote));
+	no_i = need_i && mvm_guest_file_find(MVM_GUEST_INITRD, ibuf, PATH_MAX, inote,
+					     sizeof(inote));
 	if (no_k && no_i)
 		return mvm_set_error(-ENOENT, "no guest kernel or image found: build them with "
 				     "'make kernel image' (or pass --kernel and --initrd, or set "
@@ -587,6 +599,12 @@ static int kvm_find_defaults(const struct mvm_config *cfg, struct mvm_config *ou
 		out->kernel_path = kbuf;
 	if (need_i)
 		out->initrd_path = ibuf;
+	if (!cfg->quiet) {
+		if (need_k && knote[0])
+			fprintf(stderr, "microvm: note: %s\n", knote);
+		if (need_i && inote[0])
+			fprintf(stderr, "microvm: note: %s\n", inote);
+	}
 	return 0;
 }
 

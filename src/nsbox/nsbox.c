@@ -508,7 +508,7 @@ static int nsbox_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 	nb->tap = nb->wake = nb->secret_fd = -1;
 	pthread_mutex_init(&nb->ctl_lock, NULL);
 	pthread_mutex_init(&nb->lock, NULL);
-	nb->rootfs_path = cfg->rootfs_path ? strdup(cfg->rootfs_path) : nsbox_rootfs_default();
+	nb->rootfs_path = cfg->rootfs_path ? strdup(cfg->rootfs_path) : nsbox_rootfs_default(cfg->quiet);
 	if (!nb->rootfs_path) {
 		ret = mvm_set_error(cfg->rootfs_path ? -ENOMEM : -ENOENT,
 				    "nsbox: no rootfs given and no guest image built "

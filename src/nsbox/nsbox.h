@@ -158,13 +158,15 @@ int nsbox_rootfs_prepare(const char *path, struct nsbox_rootfs *fs, bool overlay
 
 /**
  * nsbox_rootfs_default() - the default guest image (runtime/guest_files.c)
+ * @quiet:	no note on stderr when the image found is not this build's
  *
- * $MICROVM_ROOTFS, else the newest ${MICROVM_CACHE:-$HOME/.cache/microvm}/image/<key>/
- * rootfs.tar.gz (`make image`), else $datadir/microvm/rootfs.tar.gz.
+ * $MICROVM_ROOTFS, else this build's ${MICROVM_CACHE:-$HOME/.cache/microvm}/image/<key>/
+ * rootfs.tar.gz (`make image`), else $datadir/microvm/rootfs.tar.gz, else the newest cached
+ * one (with a note on stderr that it is stale).
  *
  * Return: its path (malloc'd), or NULL when there is none.
  */
-char *nsbox_rootfs_default(void);
+char *nsbox_rootfs_default(bool quiet);
 
 /**
  * nsbox_rootfs_release() - remove the private directory and free @fs

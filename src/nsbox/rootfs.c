@@ -288,12 +288,14 @@ out:
 	return root;
 }
 
-char *nsbox_rootfs_default(void)
+char *nsbox_rootfs_default(bool quiet)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], note[PATH_MAX + 256];
 
-	if (mvm_guest_file_find(MVM_GUEST_ROOTFS, path, sizeof(path)))
+	if (mvm_guest_file_find(MVM_GUEST_ROOTFS, path, sizeof(path), note, sizeof(note)))
 		return NULL;
+	if (note[0] && !quiet)
+		fprintf(stderr, "microvm: note: %s\n", note);
 	return strdup(path);
 }
 

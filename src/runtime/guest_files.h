@@ -12,7 +12,9 @@ enum mvm_guest_file {
 	MVM_GUEST_ROOTFS,	/* rootfs.tar.gz (namespace backend) */
 };
 
-int mvm_guest_file_find(enum mvm_guest_file f, char *buf, size_t len);
+int mvm_guest_file_find(enum mvm_guest_file f, char *buf, size_t len, char *note,
+			size_t note_len);
+int mvm_guest_key_read(const char *path, const char *kind, char *key, size_t len);
 const char *mvm_guest_file_env(enum mvm_guest_file f);
 
 #endif

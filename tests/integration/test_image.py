@@ -307,7 +307,8 @@ def test_init_as_pid1_in_namespaces(rootfs, netns, tmp_path, sig, said, ended_by
                                        check=True).stdout.split()[0])
         os.kill(agent_pid, signal.SIGKILL)
         assert guestlib.wait_for(
-            lambda: "agent ended (signal 9)" in (tmp_path / "console").read_text(), 10)
+            lambda: "agent killed by signal 9 (Killed) after" in (tmp_path / "console").read_text(),
+            10)
         reply = guestlib.wait_for(lambda: netns_ping(netns, secret), timeout=30, interval=0.3)
         assert reply and "'status': 'pong'" in reply, (tmp_path / "console").read_text()
         os.kill(init_pid, sig)

@@ -102,16 +102,11 @@ def image_dir():
 
 
 def up_env(tmp):
-    """Environment for `microvm up`: its own control socket, and a cache that holds exactly
-    this tree's kernel and image (the shared cache may hold newer ones of other trees), so
-    that `up` without options finds them the way it does on any host."""
+    """Environment for `microvm up`: its own control socket, and this machine's cache as it is
+    (shared by every tree and build, so its newest entries are often another tree's): `up`
+    without options must find this build's kernel and image there by their keys."""
     env = dict(os.environ)
     env["MICROVM_CONTROL"] = str(tmp / "ctl" / "control.sock")
-    cache = tmp / "cache"
-    for sub, src in (("kernel", kernel_dir()), ("image", image_dir())):
-        (cache / sub).mkdir(parents=True, exist_ok=True)
-        (cache / sub / src.name).symlink_to(src)
-    env["MICROVM_CACHE"] = str(cache)
     for v in ("MICROVM_KERNEL", "MICROVM_INITRD", "MICROVM_ROOTFS"):
         env.pop(v, None)
     return env
@@ -214,9 +209,27 @@ def panic_initramfs(tmp):
     return out
 
 
+def killer_initramfs(tmp):
+    """The project's image plus a second, TEST-ONLY archive (tests/guest/agent_killer.c) that
+    replaces /usr/bin/microvm-agent with a stand-in: it execs the real agent (same PID, so init
+    supervises the real one) and SIGKILLs it when "kill-agent" is typed on the console."""
+    image = (image_dir() / "initramfs.cpio.gz").read_bytes()
+    overlay = (kvmlib._newc("usr/bin/microvm-agent", 0o100755,
+                            (BUILD / "tests" / "guest" / "agent-killer").read_bytes(), ino=1)
+               + kvmlib._newc("usr/bin/microvm-agent.real", 0o100755,
+                              (BUILD / "guest" / "agent" / "microvm-agent").read_bytes(), ino=2)
+               + kvmlib._newc("TRAILER!!!", 0, ino=0))
+    out = tmp / "killer.cpio.gz"
+    # the kernel unpacks archives one after the other; zeros between them are skipped, and a
+    # cpio archive must start 4-byte aligned
+    out.write_bytes(image + b"\0" * (-len(image) % 512) + overlay)
+    return out
+
+
 def check_faults(tmp):
     """Faults as a user meets them: a guest kernel that panics while `up` waits for the agent;
-    the VMM (the `up` process) killed with SIGKILL, then `status` and a new `up`."""
+    the VMM (the `up` process) killed with SIGKILL, then `status` and a new `up`; in that VM,
+    the agent killed with SIGKILL inside the guest, then `status` until it says why."""
     env = up_env(tmp)
     res = {"panic": sh(MICROVM, "up", "--initrd", str(panic_initramfs(tmp)), "--boot-timeout",
                        "120", env=env, timeout=240)}
@@ -228,7 +241,22 @@ def check_faults(tmp):
         os.kill(pid, 9)
     res["kill_left"] = left_after(5)
     res["status_after_kill"] = sh(MICROVM, "status", env=env)
-    res["up_again"] = sh(MICROVM, "up", "--detach", env=env, timeout=240)
+    res["up_again"] = sh(MICROVM, "up", "--detach", "--initrd", str(killer_initramfs(tmp)),
+                         env=env, timeout=240)
+    # the agent killed for real inside the running guest (typed on its console)
+    res["agent_before"] = sh(MICROVM, "status", "--json", env=env)
+    t0 = time.monotonic()
+    res["kill_typed"] = sh(MICROVM, "console", input="kill-agent\n", env=env, timeout=4)
+    end = time.monotonic() + 90
+    while time.monotonic() < end:
+        st = sh(MICROVM, "status", "--json", env=env)
+        if "restarted" in st["stdout"]:
+            break
+        time.sleep(1)
+    res["agent_status_json"] = st
+    res["agent_reported_seconds"] = round(time.monotonic() - t0, 1)
+    res["agent_status"] = sh(MICROVM, "status", env=env)
+    res["agent_console"] = sh(MICROVM, "console", "--no-follow", env=env, timeout=30)
     res["down"] = sh(MICROVM, "down", env=env, timeout=60)
     res["left"] = left_after()
     return res

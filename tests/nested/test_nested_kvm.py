@@ -45,12 +45,18 @@ def test_up_without_vm_options_picks_kvm_and_the_agent_answers(check):
     assert up["rc"] == 0, up["stdout"] + up["stderr"]
     assert "microvm is up" in up["stdout"], up["stdout"]
     assert "using the nsbox backend" not in up["stderr"]
+    # this build's kernel and image, found by their cache keys, not a stale newer entry
+    assert "note:" not in up["stderr"], up["stderr"]
     st = check["status"]
     assert st["rc"] == 0, st["stderr"]
     s = json.loads(st["stdout"])
     assert s["hypervisor"] == "KVM", s
     assert s["vm_running"] and s["agent_reachable"], s   # the agent answered a ping over vsock
-    assert "Run /init" in check["console"]["stdout"]
+    console = check["console"]["stdout"]
+    assert "microvm-agent: listening (vsock)" in console, console[-3000:]
+    # the appliance boots `quiet` (the kernel's info lines cost a trapped write per byte);
+    # init and the agent still speak, and a panic still shows (test_guest_kernel_panic_...)
+    assert "Run /init" not in console and "Linux version" not in console, console[-3000:]
     assert check["down"]["rc"] == 0, check["down"]["stderr"]
     assert not check["left"], "microvm processes left after down"
 
@@ -108,6 +114,7 @@ def test_vpn_down_with_an_open_relay(check):
 def test_guest_kernel_panic_is_reported(check):
     r = check["panic"]
     assert r["rc"] == 1, r
+    # `up` boots the guest `quiet`: the panic is still seen and reported in words
     assert "guest kernel panicked" in r["stderr"], r["stderr"]
     assert r["seconds"] < 100, "reported only when the boot timeout ran out"
     assert not check["panic_left"]
@@ -122,6 +129,28 @@ def test_vmm_sigkill_then_status_and_up_again(check):
     assert st["rc"] != 0 and "not running" in (st["stdout"] + st["stderr"]), st
     assert check["up_again"]["rc"] == 0, check["up_again"]["stderr"]  # stale socket replaced
     assert check["down"]["rc"] == 0
+    assert not check["left"]
+
+
+@pytest.mark.check("faults")
+def test_agent_killed_in_the_guest_is_reported_and_restarted(check):
+    assert check["up_again"]["rc"] == 0, check["up_again"]["stderr"]
+    assert json.loads(check["agent_before"]["stdout"])["agent_reachable"]
+    console = check["agent_console"]["stdout"].replace("\r", "")
+    # it really died of SIGKILL inside the guest, and init said so and started it again
+    assert "agent-killer: sent SIGKILL to the agent" in console, console[-3000:]
+    assert "microvm-init: agent killed by signal 9 (Killed) after " in console, console[-3000:]
+    assert console.count("microvm-agent: listening (vsock)") == 2, console[-3000:]
+    # `status` says what happened in words, and the new agent answers
+    s = json.loads(check["agent_status_json"]["stdout"])
+    assert s["agent_reachable"] and s["vm_running"], s
+    why = ("VPN down: the VM's agent ended (killed by signal 9 (Killed) after ")
+    assert s["fault"].startswith(why), s
+    assert "and was restarted; any VPN session ended with it" in s["fault"], s
+    assert why in check["agent_status"]["stdout"], check["agent_status"]
+    assert check["agent_reported_seconds"] < 60, check["agent_reported_seconds"]
+    # and `down` leaves nothing behind
+    assert check["down"]["rc"] == 0, check["down"]["stderr"]
     assert not check["left"]
 
 

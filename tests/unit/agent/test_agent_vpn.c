@@ -75,6 +75,13 @@ static int setup(void **state)
 	return 0;
 }
 
+/* the agent as init restarts it: how the previous run ended is in its environment */
+static int setup_restarted(void **state)
+{
+	setenv("MICROVM_AGENT_PREVIOUS", "killed by signal 9 (Killed) after 12.3 s", 1);
+	return setup(state);
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -413,6 +420,20 @@ static void test_listeners(void **state)
 	assert_int_equal(order[1], 2);
 }
 
+static void test_restarted_agent_says_why(void **state)
+{
+	(void)state;
+	/* the host's vpn_status shows why its VPN is down */
+	assert_int_equal(vpn_view(&f.a), VPN_VIEW_IDLE);
+	assert_string_equal(vpn_reason(&f.a), "the VM's agent ended (killed by signal 9 (Killed) "
+			    "after 12.3 s) and was restarted; any VPN session ended with it");
+	/* OpenVPN does not inherit it */
+	assert_null(getenv("MICROVM_AGENT_PREVIOUS"));
+	/* the next session clears it */
+	start(NULL, NULL);
+	assert_string_equal(vpn_reason(&f.a), "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -428,6 +449,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_early_exit_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_escalates_to_sigkill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listeners, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restarted_agent_says_why, setup_restarted,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

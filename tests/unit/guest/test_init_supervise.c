@@ -90,6 +90,22 @@ static void test_exit_action(void **state)
 	assert_true(WIFEXITED(EXITED(INIT_EXIT_POWEROFF)));
 }
 
+static void test_describe_end(void **state)
+{
+	char buf[96];
+
+	(void)state;
+	assert_string_equal(init_describe_end(KILLED(SIGKILL), 12345, buf, sizeof(buf)),
+			    "killed by signal 9 (Killed) after 12.3 s");
+	assert_string_equal(init_describe_end(KILLED(SIGSEGV), 80, buf, sizeof(buf)),
+			    "killed by signal 11 (Segmentation fault) after 0.0 s");
+	assert_string_equal(init_describe_end(EXITED(3), 1999, buf, sizeof(buf)),
+			    "exited with status 3 after 1.9 s");
+	/* truncated, still terminated */
+	init_describe_end(KILLED(SIGKILL), 1, buf, 8);
+	assert_string_equal(buf, "killed ");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -98,6 +114,7 @@ int main(void)
 		cmocka_unit_test(test_cap_not_power_of_two),
 		cmocka_unit_test(test_degenerate_parameters),
 		cmocka_unit_test(test_exit_action),
+		cmocka_unit_test(test_describe_end),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -471,7 +471,7 @@ static void test_cmdline_build(void **state)
 
 	(void)state;
 	assert_int_equal(kvm_cmdline_build(out, sizeof(out), NULL, 0, devs, 2), 0);
-	assert_string_equal(out, "console=ttyS0 reboot=t panic=-1 "
+	assert_string_equal(out, "console=ttyS0 reboot=t panic=-1 quiet "
 			    "virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6");
 	/* PVM: its arguments are added once, without repeating what the user gave */
 	assert_int_equal(kvm_cmdline_build(out, sizeof(out), "console=ttyS0 quiet", 1, NULL, 0),
