@@ -24,9 +24,10 @@
  * stream out of libuv, which would own and close it.  Listen and unlisten from other threads
  * change the listener list under the lock and wake the loop with uv_async_send(); they wait
  * for the loop to say the poll started / the socket is closed (a condition variable), so
- * unlisten returns at once with the port free, on both OSes.  From the loop thread itself (an
- * accept callback) they act inline instead of waiting.  mvm_vsock_free() (destroy) closes the
- * wake handle, which ends uv_run(), and joins the thread.
+ * unlisten returns at once with the port free, on both OSes (on Windows, closing a poll handle
+ * needs its outstanding request to complete: see vsock_tcp_poke()).  From the loop thread
+ * itself (an accept callback) they act inline instead of waiting.  mvm_vsock_free()
+ * (destroy) closes the wake handle, which ends uv_run(), and joins the thread.
  *
  * Windows (WSL2 backend): the same code over Winsock2 through compat.h; there are no network
  * namespaces, so mvm_vsock_new_tcp_netns() fails with -EOPNOTSUPP.
@@ -51,6 +52,7 @@
 #include "runtime/vsock_client.h"
 
 #define VSOCK_TCP_BATCH 16	/* streams accepted per wake-up of one listener */
+#define VSOCK_TCP_POKE_MS 1000	/* Windows: wait for the poke to make the socket readable */
 
 /* A listener's life: NEW (linked, socket listening) -> ACTIVE (polled by the loop) or FAILED
  * -> STOPPING (unlisten asked) -> CLOSED (the socket is closed). */
@@ -64,7 +66,9 @@ enum vsock_tcp_state {
 
 /**
  * struct vsock_tcp_listener - one listening port
- * @fd:		listening socket (non-blocking; polled by @poll, closed right after uv_close())
+ * @fd:		listening socket (non-blocking; polled by @poll; closed right after uv_close(),
+ *		on Windows by the close callback)
+ * @poke:	Windows: our own connection that wakes the poll for its close (vsock_tcp_poke())
  * @state:	see &enum vsock_tcp_state (under @tcp->lock)
  * @polling:	@poll is initialised and not yet being closed (loop thread only)
  * @orphan:	no thread waits for the close: the close callback frees the listener
@@ -74,6 +78,7 @@ struct vsock_tcp_listener {
 	struct vsock_tcp *tcp;
 	uint32_t port;
 	int fd;
+	int poke;
 	enum vsock_tcp_state state;
 	bool polling;
 	bool orphan;
@@ -214,11 +219,12 @@ static bool vsock_tcp_on_loop(struct vsock_tcp *tcp)
 }
 
 /**
- * vsock_tcp_closed() - uv_close callback of a listener's poll handle (its socket is closed)
+ * vsock_tcp_closed() - uv_close callback of a listener's poll handle
  * @h:	the poll handle
  *
- * The listener is then CLOSED; the thread that asked for the stop frees it, or this does
- * when no thread waits (a stop from the loop thread itself).
+ * On Windows the socket (and the poke, see vsock_tcp_retire()) is closed here.  The listener
+ * is then CLOSED; the thread that asked for the stop frees it, or this does when no thread
+ * waits (a stop from the loop thread itself).
  */
 static void vsock_tcp_closed(uv_handle_t *h)
 {
@@ -226,6 +232,11 @@ static void vsock_tcp_closed(uv_handle_t *h)
 	struct vsock_tcp *tcp = l->tcp;
 	bool orphan;
 
+#ifdef _WIN32
+	mvm_sock_close(l->fd);
+	if (l->poke >= 0)
+		mvm_sock_close(l->poke);
+#endif
 	pthread_mutex_lock(&tcp->lock);
 	l->state = VSOCK_L_CLOSED;
 	orphan = l->orphan;
@@ -235,9 +246,43 @@ static void vsock_tcp_closed(uv_handle_t *h)
 		free(l);
 }
 
+#ifdef _WIN32
+/**
+ * vsock_tcp_poke() - make a listener's socket readable before its poll handle closes (Windows)
+ * @l:	the listener
+ *
+ * libuv's Windows poll closes by issuing one more AFD poll on the socket that should cancel
+ * the outstanding one; under Wine that poll waits for an event instead (uv_close() hangs in
+ * it), and libuv's select() fallback, where AFD polling is unavailable, also finishes only on
+ * an event.  A connection of our own to the port is such an event, ready before uv_close()
+ * (the caller waits up to VSOCK_TCP_POKE_MS for it); it dies with the listening socket.
+ */
+static void vsock_tcp_poke(struct vsock_tcp_listener *l)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+	vsock_tcp_addr(l->tcp, l->port, &ss);
+	if (ss.ss_family == AF_INET && sin->sin_addr.s_addr == htonl(INADDR_ANY))
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else if (ss.ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+		sin6->sin6_addr = in6addr_loopback;
+	l->poke = mvm_sock_stream(ss.ss_family);
+	if (l->poke < 0)
+		return;
+	mvm_sock_nonblock(l->poke, 1);
+	connect(l->poke, (struct sockaddr *)&ss, l->tcp->addr_len);	/* completes or not */
+}
+#endif
+
 /**
  * vsock_tcp_retire() - on the loop thread: stop polling a STOPPING listener and close it
  * @l:	the listener (the lock is held)
+ *
+ * On Linux the socket is closed at once, so the port is free when unlisten returns even from
+ * an accept callback (before the close callback runs).  On Windows it stays open until the
+ * close callback (vsock_tcp_closed()), and made readable first (vsock_tcp_poke()).
  */
 static void vsock_tcp_retire(struct vsock_tcp_listener *l)
 {
@@ -247,11 +292,15 @@ static void vsock_tcp_retire(struct vsock_tcp_listener *l)
 		return;
 	}
 	l->polling = false;
+#ifdef _WIN32
+	vsock_tcp_poke(l);
+	mvm_sock_wait(l->fd, 0, VSOCK_TCP_POKE_MS);
+#endif
 	uv_poll_stop(&l->poll);
 	uv_close((uv_handle_t *)&l->poll, vsock_tcp_closed);
-	/* the handle no longer watches it: close now, so the port is free when unlisten returns
-	 * (even from an accept callback, before the close callback runs) */
+#ifndef _WIN32
 	mvm_sock_close(l->fd);
+#endif
 }
 
 /**
@@ -400,6 +449,7 @@ static int vsock_tcp_listen(void *ctx, uint32_t port, mvm_vsock_accept_cb cb, vo
 	l->port = port;
 	l->cb = cb;
 	l->opaque = opaque;
+	l->poke = -1;
 	l->fd = vsock_tcp_socket(tcp);
 	if (l->fd < 0) {
 		rc = l->fd;
