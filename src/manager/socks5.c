@@ -91,9 +91,11 @@
 #define explicit_bzero(p, n) SecureZeroMemory((p), (n))
 #else
 #include <arpa/inet.h>
+#include <sys/resource.h>
+#endif
+#ifdef __linux__
 #include <linux/capability.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 
 #include "sandbox/sandbox.h"
 #endif
