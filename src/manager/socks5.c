@@ -223,6 +223,7 @@ struct mvm_socks {
 #endif
 	uv_timer_t tick;		/* deadlines */
 	uv_timer_t pause;		/* listener paused after EMFILE */
+	uv_tcp_t first_stream;		/* see mvm_socks_start() */
 	uint16_t bound_port;
 	bool running;
 
@@ -1447,6 +1448,11 @@ int mvm_socks_start(mvm_socks *s)
 	}
 	uv_timer_init(&s->loop, &s->tick);
 	uv_timer_init(&s->loop, &s->pause);
+	/* A loop's first stream opens libuv's reserve descriptor (/dev/null, for its own
+	 * accept's EMFILE trick); under the loop thread's filter that open fails, and libuv
+	 * would try again (two failed openat calls) for every stream of every connection. */
+	uv_tcp_init(&s->loop, &s->first_stream);
+	uv_close((uv_handle_t *)&s->first_stream, NULL);
 	s->wake.data = s->listen_poll.data = s->tick.data = s->pause.data = s;
 	uv_timer_start(&s->tick, socks_tick_cb, SOCKS_TICK_MS, SOCKS_TICK_MS);
 	s->stop = false;
