@@ -12,8 +12,9 @@
 #   make kernel-arm64, make image-arm64   the same for arm64 guests (cross-built; docs/kvm.md)
 #   make integration   pytest integration tests (root and /dev/kvm tests say when skipped)
 #   make nested   the VM path on a real KVM, inside a QEMU TCG machine (scripts/nested.sh)
-#   make windows  cross-build libmicrovm and the Rust crates for Windows (mingw-w64) and run
-#                 their tests under Wine
+#   make windows  cross-build libmicrovm and the Rust crates for Windows (mingw-w64; libuv and
+#                 cJSON built from Debian's source packages, cached) and run their tests
+#                 under Wine
 #   make arm64    cross-build libmicrovm, microvm and the agent for Linux/arm64 and run the unit
 #                 tests under qemu-user (docs/kvm.md, arm64)
 #   make check    all of the above
@@ -32,7 +33,9 @@ FUZZ_SECONDS ?= 15
 DEPS       := sh scripts/install-deps.sh
 export MICROVM_BUILD := $(abspath $(BUILD))
 
-.PHONY: all deps build unit asan fuzz windows arm64 kernel image kernel-arm64 image-arm64 \
+FORCE:
+
+.PHONY: FORCE all deps build unit asan fuzz windows arm64 kernel image kernel-arm64 image-arm64 \
 	integration nested rust check demo bench clean
 
 all: build
@@ -70,9 +73,19 @@ fuzz: $(BUILD_FUZZ)/build.ninja
 	ninja -C $(BUILD_FUZZ)
 	sh scripts/run-fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
 
-$(BUILD_WIN)/build.ninja:
+# libuv and cJSON for mingw-w64, from Debian's source packages (scripts/build-win-deps.sh;
+# cached, seconds once built).  The machine file it writes points the cross build's
+# pkg-config at them; it lives beside BUILD_WIN (a --wipe empties BUILD_WIN) and changes only
+# with their cache key, and then BUILD_WIN is set up anew.
+WIN_DEPS_INI := $(BUILD_WIN).deps.ini
+
+$(WIN_DEPS_INI): FORCE
 	@$(DEPS) build windows
-	meson setup $(BUILD_WIN) --cross-file cross/x86_64-w64-mingw32.txt
+	sh scripts/build-win-deps.sh --machine-file $@ >/dev/null
+
+$(BUILD_WIN)/build.ninja: $(WIN_DEPS_INI)
+	meson setup $(if $(wildcard $(BUILD_WIN)/meson-private),--wipe) $(BUILD_WIN) \
+	  --cross-file cross/x86_64-w64-mingw32.txt --cross-file $(WIN_DEPS_INI)
 
 # the WSL2 tests run the real agent from the guest image behind a wsl.exe double; then the
 # Rust crates, cross-built against $(BUILD_WIN), run their tests and the WSL2 flow under Wine
@@ -139,4 +152,4 @@ bench: build
 	sh bench/run-all.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(BUILD_WIN) $(BUILD_ARM64)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(BUILD_WIN) $(WIN_DEPS_INI) $(BUILD_ARM64)

@@ -2,7 +2,8 @@
 /**
  * DOC: the box's own processes
  *
- * Two processes run the box; both are forked copies of the host process, single-threaded,
+ * Two processes run the box; both are forked copies of the host process, single-threaded
+ * (their own children are forked with box_fork(): no fork handlers of the host's libraries),
  * and never exec (only the box's main program does):
  *
  * S, the supervisor (nsbox_supervisor()), forked by the host.  It unshares the user (unless
@@ -321,6 +322,22 @@ static void box_read_small(const char *path, char *buf, size_t len)
 }
 
 /**
+ * box_fork() - fork() for S and I, without the host process's fork handlers
+ *
+ * S and I are single-threaded, so they need none of what fork() adds to the system call:
+ * the pthread_atfork() child handlers registered by libraries of the host process.  Those
+ * can break them: libuv's (registered by any event loop of the host) closes two descriptor
+ * numbers it recorded and makes a new pipe, in a process that has since closed its inherited
+ * descriptors and reused those numbers for its own pipes.  _Fork() (glibc 2.34) runs none.
+ *
+ * Return: as fork().
+ */
+static pid_t box_fork(void)
+{
+	return _Fork();
+}
+
+/**
  * box_unshare_root() - root: a user namespace with root and a bounded id range mapped
  * @st:		failure details
  *
@@ -350,7 +367,7 @@ static int box_unshare_root(struct box_status *st)
 
 	if (pipe2(go, O_CLOEXEC))
 		return box_fail(st, -errno, "pipe");
-	helper = fork();
+	helper = box_fork();
 	if (helper < 0) {
 		err = -errno;
 		close(go[0]);
@@ -751,7 +768,7 @@ static pid_t box_spawn(const struct nsbox_spec *spec, struct box_status *st)
 	}
 	if (pipe2(p, O_CLOEXEC))
 		return box_fail(st, -errno, "pipe");
-	pid = fork();
+	pid = box_fork();
 	if (pid < 0) {
 		close(p[0]);
 		close(p[1]);
@@ -1102,7 +1119,7 @@ void nsbox_supervisor(const struct nsbox_spec *spec)
 		box_fail(&st, -errno, "pipe");
 		goto fail;
 	}
-	pid = fork();
+	pid = box_fork();
 	if (pid < 0) {
 		box_fail(&st, -errno, "fork");
 		goto fail;
