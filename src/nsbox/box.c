@@ -219,6 +219,20 @@ static void box_reset_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/**
+ * box_fork() - fork() for S and I, without the parent process' fork handlers
+ *
+ * S and I are single-threaded copies of the host, so nothing needs glibc's fork() work for
+ * threads.  The handlers registered with pthread_atfork() by libraries of the host (libuv
+ * re-creates its signal lock pipe in every child, closing the descriptor numbers it had)
+ * would close descriptors that S moved onto those numbers (BOX_CTL_FD ...): _Fork() runs none.
+ * Return: as fork().
+ */
+static pid_t box_fork(void)
+{
+	return _Fork();
+}
+
 /* ---- S: namespaces and network ---- */
 
 /**
@@ -350,7 +364,7 @@ static int box_unshare_root(struct box_status *st)
 
 	if (pipe2(go, O_CLOEXEC))
 		return box_fail(st, -errno, "pipe");
-	helper = fork();
+	helper = box_fork();
 	if (helper < 0) {
 		err = -errno;
 		close(go[0]);
@@ -751,7 +765,7 @@ static pid_t box_spawn(const struct nsbox_spec *spec, struct box_status *st)
 	}
 	if (pipe2(p, O_CLOEXEC))
 		return box_fail(st, -errno, "pipe");
-	pid = fork();
+	pid = box_fork();
 	if (pid < 0) {
 		close(p[0]);
 		close(p[1]);
@@ -1102,7 +1116,7 @@ void nsbox_supervisor(const struct nsbox_spec *spec)
 		box_fail(&st, -errno, "pipe");
 		goto fail;
 	}
-	pid = fork();
+	pid = box_fork();
 	if (pid < 0) {
 		box_fail(&st, -errno, "fork");
 		goto fail;
@@ -1158,7 +1172,7 @@ int nsbox_probe(char *why, size_t why_len)
 
 	if (pipe2(p, O_CLOEXEC))
 		return 0;
-	pid = fork();
+	pid = box_fork();
 	if (pid < 0) {
 		close(p[0]);
 		close(p[1]);
