@@ -32,7 +32,7 @@ GROUPS="build image kernel demo test windows arm64 bench rust"
 pkgs_of() {
 	case $1 in
 	build) echo "build-essential meson ninja-build pkg-config libcmocka-dev libslirp-dev
-		libglib2.0-dev libcjson-dev libssl-dev libseccomp-dev libfdt-dev scdoc" ;;
+		libglib2.0-dev libcjson-dev libuv1-dev libssl-dev libseccomp-dev libfdt-dev scdoc" ;;
 	image) echo "openvpn python3 cpio gzip tar binutils" ;;
 	kernel) echo "linux-source-6.1 bc bison flex libelf-dev libssl-dev kmod xz-utils cpio" ;;
 	demo) echo "openvpn openssl iproute2 curl python3" ;;
@@ -45,7 +45,7 @@ pkgs_of() {
 	# the headers come from the native libfdt-dev (build), the arm64 library from libfdt1:arm64.
 	arm64) echo "gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libc6:arm64
 		libfdt-dev libfdt1:arm64 libslirp-dev:arm64 libglib2.0-dev:arm64 libcjson-dev:arm64
-		libssl-dev:arm64 libseccomp-dev:arm64 libcmocka-dev:arm64" ;;
+		libssl-dev:arm64 libseccomp-dev:arm64 libcmocka-dev:arm64 libuv1-dev:arm64" ;;
 	bench) echo "hyperfine time procps psmisc util-linux" ;;
 	rust) echo "cargo rustc librust-tokio-dev librust-libc-dev librust-thiserror-dev
 		librust-pkg-config-dev" ;;

@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -813,6 +812,7 @@ static int up_listen(struct up_ctx *u)
 {
 	static const int sigs[] = { SIGINT, SIGTERM };
 	const char *path = u->ctl_path;
+	ctl_conn probe;
 	mode_t old_mask;
 	size_t i;
 	int ret;
@@ -821,9 +821,8 @@ static int up_listen(struct up_ctx *u)
 		fprintf(stderr, "microvm up: control socket path too long: %s\n", path);
 		return -ENAMETOOLONG;
 	}
-	ret = ctl_connect(path);
-	if (ret >= 0) {
-		close(ret);
+	if (ctl_connect(path, &probe) == 0) {
+		ctl_close(probe);
 		fprintf(stderr, "microvm up: already running (control socket %s answers); "
 			"stop it with 'microvm down'\n", path);
 		return -EADDRINUSE;
@@ -1380,7 +1379,7 @@ int cli_up(int argc, char **argv)
 	FILE *f;
 
 	/* This process holds the VPN and SOCKS passwords: no core dump, no ptrace by peers. */
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	ctl_protect_process();
 	mvm_manager_config_init(&cfg);
 	ret = up_parse(argc, argv, &cfg, &o, socks_addr, sizeof(socks_addr));
 	if (ret >= 0)
