@@ -12,23 +12,30 @@
  * once the child serves its control socket (or reports why it could not).  On a terminal,
  * starting the VM and connecting the VPN show a progress line (progress.c).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+#include <aclapi.h>
+#define O_CLOEXEC	O_NOINHERIT
+#else
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#endif
 
 #include <cjson/cJSON.h>
 #include <uv.h>
@@ -47,19 +54,26 @@ int cli_up(int argc, char **argv);
  * @secret_path: file with a generated SOCKS password, or ""
  * @loop:	the event loop serving the control socket (loop thread: everything below)
  * @server:	the listening control socket
- * @signals:	SIGINT, SIGTERM
+ * @signals:	the stop signals (up_sigs[])
  * @clients:	the open control connections
  * @nclients:	how many
  * @stopping:	`down` or a signal: no new connections, the loop stops
  * @stop_timeout_ms: how long the guest gets to stop before it is killed (--stop-timeout)
  */
+/* the signals that stop `up`: SIGINT, SIGTERM (Windows: Ctrl-C, Ctrl-Break, console closed) */
+#ifdef _WIN32
+#define UP_NSIGS	3
+#else
+#define UP_NSIGS	2
+#endif
+
 struct up_ctx {
 	mvm_manager *m;
 	char ctl_path[PATH_MAX];
 	char secret_path[PATH_MAX];
 	uv_loop_t *loop;
 	uv_pipe_t server;
-	uv_signal_t signals[2];
+	uv_signal_t signals[UP_NSIGS];
 	struct up_client *clients;
 	int nclients;
 	bool stopping;
@@ -73,6 +87,9 @@ static const char *up_box_argv[] = { "/bin/sh", "-c", NULL, NULL };
 #ifdef __linux__
 #define UP_BACKENDS		"auto, kvm, nsbox"
 #define UP_BACKENDS_HELP	"auto (default), kvm, nsbox (wsl, hvf: not available on this platform)"
+#elif defined(_WIN32)
+#define UP_BACKENDS		"auto, wsl"
+#define UP_BACKENDS_HELP	"auto (default: wsl), wsl (kvm, nsbox: Linux only)"
 #else
 #define UP_BACKENDS		"auto"
 #define UP_BACKENDS_HELP	"auto (no backend is available on this platform yet)"
@@ -287,6 +304,9 @@ struct up_write {
 static void up_client_next(struct up_client *c);
 static void up_shutdown(struct up_ctx *u);
 static void up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+#ifdef _WIN32
+static int up_peer_check(uv_pipe_t *pipe);
+#endif
 static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
 /**
@@ -761,7 +781,7 @@ static void up_shutdown(struct up_ctx *u)
 	u->stopping = true;
 	/* from now on `status` says "not running" rather than reaching a closing server */
 	uv_close((uv_handle_t *)&u->server, up_handle_closed);
-	for (i = 0; i < sizeof(u->signals) / sizeof(u->signals[0]); i++)
+	for (i = 0; i < UP_NSIGS; i++)
 		uv_close((uv_handle_t *)&u->signals[i], up_handle_closed);
 	for (c = u->clients; c; c = next) {
 		next = c->next;
@@ -772,6 +792,7 @@ static void up_shutdown(struct up_ctx *u)
 
 /* ---- setup ------------------------------------------------------------------------------ */
 
+#ifndef _WIN32
 /**
  * up_mkdirs() - create the parent directories of @path, mode 0700
  * Return: 0 or -errno.
@@ -799,65 +820,161 @@ static int up_mkdirs(const char *path)
 		return -errno;
 	return 0;
 }
+#endif
+
+#ifdef _WIN32
+/**
+ * up_bind() - create the named pipe, with a DACL that admits the current user only
+ * @server:	the pipe handle
+ * @path:	\\.\pipe\NAME
+ *
+ * libuv creates the pipe with FILE_FLAG_FIRST_PIPE_INSTANCE (so an existing pipe of that
+ * name, another user's too, makes this fail) and WRITE_DAC; the default DACL would let
+ * everyone open it for reading, so it is replaced, protected from inheritance, by one entry:
+ * our user, full access.  up_peer_check() still checks every client's user.
+ * Return: 0 or a libuv error.
+ */
+static int up_bind(uv_pipe_t *server, const char *path)
+{
+	EXPLICIT_ACCESS_W ea = { 0 };
+	union { TOKEN_USER tu; char buf[256]; } tu;
+	HANDLE tok = NULL;
+	uv_os_fd_t h;
+	PACL dacl = NULL;
+	DWORD len, err = ERROR_ACCESS_DENIED;
+	int ret;
+
+	if (_strnicmp(path, "\\\\.\\pipe\\", 9))
+		return UV_EINVAL;	/* not a pipe name */
+	ret = uv_pipe_bind(server, path);
+	if (ret)
+		return ret;
+	if (uv_fileno((uv_handle_t *)server, &h) == 0 &&
+	    OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok) &&
+	    GetTokenInformation(tok, TokenUser, &tu, sizeof(tu), &len)) {
+		ea.grfAccessPermissions = GENERIC_ALL;
+		ea.grfAccessMode = SET_ACCESS;
+		ea.grfInheritance = NO_INHERITANCE;
+		ea.Trustee.TrusteeForm = TRUSTEE_IS_SID;
+		ea.Trustee.TrusteeType = TRUSTEE_IS_USER;
+		ea.Trustee.ptstrName = (LPWSTR)tu.tu.User.Sid;
+		err = SetEntriesInAclW(1, &ea, NULL, &dacl);
+		if (err == ERROR_SUCCESS)
+			err = SetSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION |
+					      PROTECTED_DACL_SECURITY_INFORMATION, NULL, NULL, dacl,
+					      NULL);
+	}
+	if (dacl)
+		LocalFree(dacl);
+	if (tok)
+		CloseHandle(tok);
+	return err == ERROR_SUCCESS ? 0 : UV_EACCES;
+}
 
 /**
- * up_listen() - serve the control socket on a new loop (refusing if another `up` answers
+ * up_peer_check() - the client at the other end of @pipe must run as our user
+ * Return: 0, or -EPERM.
+ */
+static int up_peer_check(uv_pipe_t *pipe)
+{
+	ULONG pid = 0;
+	uv_os_fd_t h;
+
+	if (uv_fileno((uv_handle_t *)pipe, &h) || !GetNamedPipeClientProcessId(h, &pid) ||
+	    !ctl_same_user(pid))
+		return -EPERM;
+	return 0;
+}
+
+static const int up_sigs[] = { SIGINT, SIGBREAK, SIGHUP };	/* Ctrl-C, Ctrl-Break, close */
+#define up_strerror(e)	uv_strerror(e)
+#else
+/**
+ * up_bind() - create the control socket, mode 0600 (its directory is 0700: up_mkdirs())
+ * @server:	the pipe handle
+ * @path:	where
+ *
+ * Return: 0 or -errno.
+ */
+static int up_bind(uv_pipe_t *server, const char *path)
+{
+	mode_t old_mask;
+	int ret;
+
+	unlink(path);
+	/* owner only from the start; the chmod() below also covers a umask that allows less */
+	old_mask = umask(077);
+	ret = uv_pipe_bind(server, path);
+	umask(old_mask);
+	if (!ret && chmod(path, 0600))
+		ret = -errno;
+	return ret;
+}
+
+static const int up_sigs[] = { SIGINT, SIGTERM };
+#define up_strerror(e)	strerror(-(e))
+#endif
+
+/**
+ * up_listen() - serve the control endpoint on a new loop (refusing if another `up` answers
  * there)
- * @u:	appliance; @u->ctl_path names the socket; @u->loop, @u->server and @u->signals are set
+ * @u:	appliance; @u->ctl_path names the endpoint; @u->loop, @u->server and @u->signals are set
  *
  * Called after --detach forked: a libuv loop does not survive fork().
  * Return: 0 or -errno (message printed).
  */
 static int up_listen(struct up_ctx *u)
 {
-	static const int sigs[] = { SIGINT, SIGTERM };
 	const char *path = u->ctl_path;
 	ctl_conn probe;
-	mode_t old_mask;
 	size_t i;
 	int ret;
 
+#ifndef _WIN32
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		fprintf(stderr, "microvm up: control socket path too long: %s\n", path);
 		return -ENAMETOOLONG;
 	}
-	if (ctl_connect(path, &probe) == 0) {
+#endif
+	ret = ctl_connect(path, &probe);
+	if (ret == 0) {
 		ctl_close(probe);
 		fprintf(stderr, "microvm up: already running (control socket %s answers); "
 			"stop it with 'microvm down'\n", path);
 		return -EADDRINUSE;
 	}
+	if (ret == -EPERM) {
+		fprintf(stderr, "microvm up: %s is held by another user's program; choose "
+			"another with --control\n", path);
+		return -EADDRINUSE;
+	}
+#ifndef _WIN32
 	ret = up_mkdirs(path);
 	if (ret) {
 		fprintf(stderr, "microvm up: cannot create the directory of %s: %s\n", path,
 			strerror(-ret));
 		return ret;
 	}
-	unlink(path);
+#endif
 	u->loop = uv_default_loop();
 	if (!u->loop || uv_pipe_init(u->loop, &u->server, 0)) {
 		fprintf(stderr, "microvm up: cannot create the event loop\n");
 		return -ENOMEM;
 	}
 	u->server.data = u;
-	/* owner only from the start; the chmod() below also covers a umask that allows less */
-	old_mask = umask(077);
-	ret = uv_pipe_bind(&u->server, path);
-	umask(old_mask);
-	if (!ret && chmod(path, 0600))
-		ret = -errno;
+	ret = up_bind(&u->server, path);
 	if (!ret)
 		ret = uv_listen((uv_stream_t *)&u->server, 16, up_accept);
 	if (ret) {
-		fprintf(stderr, "microvm up: cannot listen on %s: %s\n", path, strerror(-ret));
+		fprintf(stderr, "microvm up: cannot listen on %s: %s\n", path, up_strerror(ret));
 		uv_close((uv_handle_t *)&u->server, NULL);
 		uv_run(u->loop, UV_RUN_NOWAIT);
-		return ret;
+		return -EIO;
 	}
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+	for (i = 0; i < UP_NSIGS; i++) {
 		uv_signal_init(u->loop, &u->signals[i]);
 		u->signals[i].data = u;
-		uv_signal_start(&u->signals[i], up_on_signal, sigs[i]);
+		uv_signal_start(&u->signals[i], up_on_signal, up_sigs[i]);
 	}
 	return 0;
 }
@@ -885,47 +1002,75 @@ static bool up_serve(struct up_ctx *u)
 }
 
 /**
- * up_write_secret() - store a generated SOCKS password next to the control socket (0600)
+ * up_file() - the path of up.log or socks.secret (ctl_files_dir(); created on Windows)
+ * @u:		appliance
+ * @name:	the file's name
+ * @out:	PATH_MAX bytes
+ *
+ * Return: 0 or -errno.
+ */
+static int up_file(struct up_ctx *u, const char *name, char *out)
+{
+	char dir[PATH_MAX];
+	int ret = ctl_files_dir(u->ctl_path, dir, sizeof(dir));
+
+	if (ret)
+		return ret;
+#ifdef _WIN32
+	if (!CreateDirectoryA(dir, NULL) && GetLastError() != ERROR_ALREADY_EXISTS)
+		return -EACCES;
+#endif
+	return snprintf(out, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+/**
+ * up_write_secret() - store a generated SOCKS password next to the control socket (0600;
+ * on Windows in %LOCALAPPDATA%\microvm, which only the user can read)
  * Return: 0 or -errno.
  */
 static int up_write_secret(struct up_ctx *u)
 {
-	char user[256], pass[256], dir[PATH_MAX];
+	char user[256], pass[256];
 	FILE *f;
-	int fd;
+	int fd, ret;
 
 	mvm_manager_socks_credentials(u->m, user, pass);
-	snprintf(dir, sizeof(dir), "%s", u->ctl_path);
-	if (snprintf(u->secret_path, sizeof(u->secret_path), "%s/socks.secret", dirname(dir)) >=
-	    (int)sizeof(u->secret_path))
-		return -ENAMETOOLONG;
+	ret = up_file(u, "socks.secret", u->secret_path);
+	if (ret) {
+		u->secret_path[0] = '\0';
+		explicit_bzero(pass, sizeof(pass));
+		return ret;
+	}
 	unlink(u->secret_path);
 	fd = open(u->secret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (!f) {
+		ret = -errno;
 		if (fd >= 0)
 			close(fd);
-		memset(pass, 0, sizeof(pass));
-		return -errno;
+		explicit_bzero(pass, sizeof(pass));
+		return ret;
 	}
 	fprintf(f, "%s\n%s\n", user, pass);
 	fclose(f);
-	memset(pass, 0, sizeof(pass));
+	explicit_bzero(pass, sizeof(pass));
 	return 0;
 }
 
+#ifndef _WIN32
 /**
  * up_open_log() - the detached process' log: up.log beside the control socket (0600)
  * Return: a descriptor or -1.
  */
 static int up_open_log(struct up_ctx *u)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 16];
+	char path[PATH_MAX];
 
-	snprintf(dir, sizeof(dir), "%s", u->ctl_path);
-	snprintf(path, sizeof(path), "%s/up.log", dirname(dir));
+	if (up_file(u, "up.log", path))
+		return -1;
 	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 }
+#endif
 
 /**
  * struct up_opts - parsed command line
@@ -951,7 +1096,12 @@ static int up_parse_backend(const char *s, enum mvm_backend_kind *k)
 #else
 		{ "kvm", MVM_BACKEND_KVM, false }, { "nsbox", MVM_BACKEND_NSBOX, false },
 #endif
-		{ "wsl", MVM_BACKEND_WSL, false }, { "hvf", MVM_BACKEND_HVF, false },
+#ifdef _WIN32
+		{ "wsl", MVM_BACKEND_WSL, true },
+#else
+		{ "wsl", MVM_BACKEND_WSL, false },
+#endif
+		{ "hvf", MVM_BACKEND_HVF, false },
 	};
 	size_t i;
 
@@ -1063,6 +1213,20 @@ static int up_parse(int argc, char **argv, struct mvm_manager_config *cfg, struc
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
+#ifdef _WIN32
+		/* KVM, the namespace box and network namespaces: said, not silently dropped */
+		if (c == O_KERNEL || c == O_INITRD || c == O_CMDLINE || c == O_MEMORY ||
+		    c == O_BOX_EXEC || c == O_HOST_LOOPBACK || c == O_AGENT_NETNS) {
+			fprintf(stderr, "microvm up: --%s: only on Linux (on Windows the appliance "
+				"runs in WSL2)\n", opts[idx].name);
+			return CLI_EXIT_USAGE;
+		}
+		if (c == O_DETACH) {
+			fprintf(stderr, "microvm up: --detach: not on Windows yet; start "
+				"'microvm up' in a console of its own (or 'start /min microvm up')\n");
+			return CLI_EXIT_USAGE;
+		}
+#endif
 		switch (c) {
 		case 'h':
 			up_usage(stdout);
@@ -1283,6 +1447,7 @@ static int up_check_files(const struct mvm_manager_config *cfg, const struct up_
 	return -1;
 }
 
+#ifndef _WIN32
 /**
  * up_detach() - fork; the parent waits for the child to be ready and exits
  * @ready:	out: write end the child reports readiness on
@@ -1319,6 +1484,31 @@ static int up_detach(int *ready)
 }
 
 /**
+ * up_detached_ready() - the detached child serves: its messages go to up.log next to the
+ * control socket, and the waiting parent is told
+ * @ready:	the write end up_detach() gave; closed and set to -1
+ */
+static void up_detached_ready(struct up_ctx *u, int *ready)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC), logfd = up_open_log(u);
+
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(logfd >= 0 ? logfd : null, STDOUT_FILENO);
+		dup2(logfd >= 0 ? logfd : null, STDERR_FILENO);
+		close(null);
+	}
+	if (logfd >= 0)
+		close(logfd);
+	if (write(*ready, "R", 1) < 0) {
+		/* the parent is gone: carry on */
+	}
+	close(*ready);
+	*ready = -1;
+}
+#endif
+
+/**
  * up_read_agent_secret() - the agent's secret from --agent-secret-file
  * @path:	the file: 64 hex characters, optionally a newline; not accessible to group or
  *		others when it is a regular file
@@ -1330,15 +1520,20 @@ static int up_read_agent_secret(const char *path, char out[MVM_SECRET_HEX_LEN + 
 {
 	char buf[MVM_SECRET_HEX_LEN + 8];
 	const char *why = NULL;
+#ifndef _WIN32
 	struct stat sb;
+#endif
 	ssize_t n = -1;
 	int fd;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		why = strerror(errno);
+#ifndef _WIN32
+	/* Windows: no mode bits; the file's ACL (%LOCALAPPDATA%'s, typically) decides */
 	} else if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 077)) {
 		why = "readable by others (chmod 600 it)";
+#endif
 	} else {
 		n = read(fd, buf, sizeof(buf) - 1);
 		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
@@ -1374,7 +1569,10 @@ int cli_up(int argc, char **argv)
 	char *profile = NULL, agent_secret[MVM_SECRET_HEX_LEN + 1] = "";
 	struct mvm_manager_status st;
 	bool have_pass = false;
-	int ret, ready = -1, null, logfd;
+	int ret;
+#ifndef _WIN32
+	int ready = -1;		/* --detach: tells the waiting parent that we serve */
+#endif
 	bool listening = false, idle = true;
 	FILE *f;
 
@@ -1426,6 +1624,7 @@ int cli_up(int argc, char **argv)
 	cfg.socks_generate_secret = o.socks_auth && !o.socks_user;
 	cfg.log = up_log;
 
+#ifndef _WIN32
 	if (o.detach) {
 		ret = up_detach(&ready);
 		if (ret >= 0) {
@@ -1434,6 +1633,7 @@ int cli_up(int argc, char **argv)
 			return ret;
 		}
 	}
+#endif
 	u.stop_timeout_ms = o.stop_timeout_ms;
 	u.m = mvm_manager_new(&cfg);
 	memset(socks_pass, 0, sizeof(socks_pass));
@@ -1490,27 +1690,15 @@ int cli_up(int argc, char **argv)
 		goto out;
 	}
 	explicit_bzero(vpn_pass, sizeof(vpn_pass));
+#ifndef _WIN32
 	signal(SIGPIPE, SIG_IGN);
+#endif
 	printf("microvm is up; control socket %s\n", u.ctl_path);
 	fflush(stdout);
-	if (ready >= 0) {
-		/* detached: messages go to up.log next to the control socket */
-		null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		logfd = up_open_log(&u);
-		if (null >= 0) {
-			dup2(null, STDIN_FILENO);
-			dup2(logfd >= 0 ? logfd : null, STDOUT_FILENO);
-			dup2(logfd >= 0 ? logfd : null, STDERR_FILENO);
-			close(null);
-		}
-		if (logfd >= 0)
-			close(logfd);
-		if (write(ready, "R", 1) < 0) {
-			/* the parent is gone: carry on */
-		}
-		close(ready);
-		ready = -1;
-	}
+#ifndef _WIN32
+	if (ready >= 0)
+		up_detached_ready(&u, &ready);
+#endif
 	idle = up_serve(&u);
 	ret = CLI_EXIT_OK;
 out:
@@ -1523,8 +1711,10 @@ out:
 	}
 	if (u.secret_path[0])
 		unlink(u.secret_path);
+#ifndef _WIN32
 	if (ready >= 0)
 		close(ready);
+#endif
 	/* answers still on the thread pool hold the manager: free only if none */
 	if (u.m && idle)
 		mvm_manager_free(u.m);
