@@ -11,7 +11,8 @@
 #   make image    build (or fetch from cache) the guest initramfs and rootfs
 #   make integration   pytest integration tests (root and /dev/kvm tests say when skipped)
 #   make nested   the VM path on a real KVM, inside a QEMU TCG machine (scripts/nested.sh)
-#   make windows  cross-build libmicrovm for Windows (mingw-w64) and run its tests under Wine
+#   make windows  cross-build libmicrovm for Windows (mingw-w64; libuv and cJSON built from Debian's
+#                 source packages, cached) and run its tests under Wine
 #   make arm64    cross-build libmicrovm, microvm and the agent for Linux/arm64 and run the unit
 #                 tests under qemu-user (docs/kvm.md, arm64)
 #   make check    all of the above
@@ -30,7 +31,9 @@ FUZZ_SECONDS ?= 15
 DEPS       := sh scripts/install-deps.sh
 export MICROVM_BUILD := $(abspath $(BUILD))
 
-.PHONY: all deps build unit asan fuzz windows arm64 kernel image integration nested rust check demo bench clean
+FORCE:
+
+.PHONY: FORCE all deps build unit asan fuzz windows arm64 kernel image integration nested rust check demo bench clean
 
 all: build
 
@@ -67,9 +70,16 @@ fuzz: $(BUILD_FUZZ)/build.ninja
 	ninja -C $(BUILD_FUZZ)
 	sh scripts/run-fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
 
-$(BUILD_WIN)/build.ninja:
+# libuv and cJSON for mingw-w64, from Debian's source packages (scripts/build-win-deps.sh;
+# cached, seconds once built).  The machine file it writes points the cross build's
+# pkg-config at them; it changes only with their cache key, and then build-win is set up anew.
+$(BUILD_WIN)/win-deps.ini: FORCE
 	@$(DEPS) build windows
-	meson setup $(BUILD_WIN) --cross-file cross/x86_64-w64-mingw32.txt
+	sh scripts/build-win-deps.sh --machine-file $@ >/dev/null
+
+$(BUILD_WIN)/build.ninja: $(BUILD_WIN)/win-deps.ini
+	meson setup $(if $(wildcard $(BUILD_WIN)/meson-private),--wipe) $(BUILD_WIN) \
+	  --cross-file cross/x86_64-w64-mingw32.txt --cross-file $(BUILD_WIN)/win-deps.ini
 
 # the WSL2 tests run the real agent from the guest image behind a wsl.exe double
 windows: $(BUILD_WIN)/build.ninja image

@@ -12,7 +12,8 @@
 #   demo     the demo's OpenVPN server, certificates, curl  make demo (with build, image)
 #   test     sanitizers, fuzzing, pytest and the real peers of the integration tests
 #                                                            make asan, fuzz, integration, check
-#   windows  mingw-w64, Wine; the wsl.exe double (python3, ip, unshare, tar)  make windows
+#   windows  mingw-w64, CMake (libuv and cJSON from source), Wine; the wsl.exe double
+#            (python3, ip, unshare, tar)                     make windows
 #   arm64    the aarch64 cross compiler, the arm64 (multiarch) libraries and qemu-user
 #            (adds the arm64 dpkg architecture first)        make arm64
 #   bench    benchmark tools                                 make bench
@@ -40,12 +41,14 @@ pkgs_of() {
 		openvpn openssl iproute2 iptables curl socat netcat-openbsd openssh-server
 		openssh-client microsocks qemu-system-x86 busybox-static cpio gzip xz-utils file
 		procps psmisc util-linux" ;;
-	windows) echo "mingw-w64 wine64 python3 iproute2 util-linux tar" ;;
+	# cmake and dpkg-dev: scripts/build-win-deps.sh builds libuv and cJSON for mingw-w64
+	# from Debian's source packages (apt-get source)
+	windows) echo "mingw-w64 cmake dpkg-dev wine64 python3 iproute2 util-linux tar" ;;
 	# libfdt-dev cannot be installed for two architectures at once (not Multi-Arch: same):
 	# the headers come from the native libfdt-dev (build), the arm64 library from libfdt1:arm64.
 	arm64) echo "gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libc6:arm64
 		libfdt-dev libfdt1:arm64 libslirp-dev:arm64 libglib2.0-dev:arm64 libcjson-dev:arm64
-		libssl-dev:arm64 libseccomp-dev:arm64 libcmocka-dev:arm64 libuv1-dev:arm64" ;;
+		libuv1-dev:arm64 		libssl-dev:arm64 libseccomp-dev:arm64 libcmocka-dev:arm64" ;;
 	bench) echo "hyperfine time procps psmisc util-linux" ;;
 	rust) echo "cargo rustc librust-tokio-dev librust-libc-dev librust-thiserror-dev
 		librust-pkg-config-dev" ;;
