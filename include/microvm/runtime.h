@@ -11,10 +11,12 @@
  *
  * Threads: every function may be called from any thread.  The backend runs the guest on
  * threads of its own (vCPUs, devices, the box's supervisor); the only callback here, the
- * console's (&mvm_console_cb), runs on a delivery thread of its own per subscriber - never on
- * the caller's thread, never on a vCPU thread - so a slow callback delays only its own
- * subscription.  A callback must not call mvm_console_unsubscribe() for its own subscription
- * nor mvm_vm_destroy() (both wait for that thread).
+ * console's (&mvm_console_cb), runs on the VM's console delivery thread (one event loop
+ * serving every subscriber of the VM) - never on the caller's thread, never on a vCPU thread.
+ * Callbacks of one VM therefore run one at a time: a callback should hand the bytes off
+ * quickly, since while it blocks the VM's other subscribers wait (the guest never does).  A
+ * callback may call mvm_console_unsubscribe() (for its own subscription or another) but not
+ * mvm_vm_destroy() (which waits for that thread).
  */
 #ifndef MICROVM_RUNTIME_H
 #define MICROVM_RUNTIME_H
@@ -189,15 +191,24 @@ MVM_API const char *mvm_exit_reason_name(enum mvm_exit_reason reason);
  * typedef mvm_console_cb - console bytes for a subscriber
  * @data/@len:	bytes, in order; @lost counts bytes this subscriber missed before these
  *
- * Called on the subscription's own delivery thread (created by mvm_console_subscribe(),
- * joined by mvm_console_unsubscribe()), one call at a time, @data valid only during the call.
+ * Called on the VM's console delivery thread (started by the first subscription, shared by
+ * all of the VM's subscribers), one call at a time, @data valid only during the call; no call
+ * is made once mvm_console_unsubscribe() has returned (when called from a callback: once that
+ * callback has returned).
  */
 typedef void (*mvm_console_cb)(void *opaque, const uint8_t *data, size_t len, uint64_t lost);
 
 /** mvm_console_subscribe() - Return: a subscription id (>= 0) or -errno. */
 MVM_API int mvm_console_subscribe(mvm_vm *vm, mvm_console_cb cb, void *opaque);
 
-/** mvm_console_subscribe_fd() - write console output to @fd (not closed by the VM). */
+/**
+ * mvm_console_subscribe_fd() - write console output to @fd (not closed by the VM)
+ *
+ * The VM writes through a copy of @fd without blocking, so a descriptor nobody reads delays
+ * no other subscriber (it misses what is more than 64 KiB old when it catches up).  A pipe or
+ * terminal keeps its blocking mode for the caller; for a socket the non-blocking flag is
+ * shared with the caller's descriptor.  Regular files are written synchronously.
+ */
 MVM_API int mvm_console_subscribe_fd(mvm_vm *vm, int fd);
 
 MVM_API void mvm_console_unsubscribe(mvm_vm *vm, int id);

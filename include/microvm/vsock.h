@@ -35,8 +35,10 @@ typedef struct mvm_vsock mvm_vsock;
  * @fd:		the stream; the callback owns it and must close it eventually
  *
  * Called from a libmicrovm thread (under KVM the virtio-vsock device's thread that processes
- * the guest's packets), never from the thread that called mvm_vsock_listen(): hand the fd
- * off quickly rather than serving it inline; meanwhile the device serves no other stream.
+ * the guest's packets; over TCP the transport's listener loop thread, shared by all its
+ * ports), never from the thread that called mvm_vsock_listen(): hand the fd off quickly
+ * rather than serving it inline; meanwhile the device (or loop) serves no other stream.  It
+ * may call mvm_vsock_listen() and mvm_vsock_unlisten() (even for its own port).
  */
 typedef void (*mvm_vsock_accept_cb)(void *opaque, uint32_t port, int fd);
 

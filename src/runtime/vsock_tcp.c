@@ -15,15 +15,25 @@
  * helper thread enters the namespace, calls socket() and exits; a socket keeps the namespace
  * it was created in, so the caller then connects or binds it from its own thread.
  *
- * listen: one thread per listening port accepts on host:port (in the namespace, if any) and
- * hands every accepted stream to the callback.  An eventfd wakes it for unlisten; Windows has
- * no eventfd, so there the thread waits at most VSOCK_TCP_TICK_MS and checks a stop flag.
+ * listen: the socket is created (in the namespace, if any), bound and listening in the
+ * caller's thread, so its errors (-EADDRINUSE) are the caller's.  One libuv loop per transport,
+ * on a thread started by the first listen, then watches every listening socket with a uv_poll
+ * (epoll on Linux, AFD polling on Windows) and, when one is readable, accept()s on it itself
+ * and hands the plain stream (blocking, not inherited: the same fd/SOCKET as ever) to the
+ * callback, on the loop thread.  Accepting ourselves rather than through uv_accept() keeps the
+ * stream out of libuv, which would own and close it.  Listen and unlisten from other threads
+ * change the listener list under the lock and wake the loop with uv_async_send(); they wait
+ * for the loop to say the poll started / the socket is closed (a condition variable), so
+ * unlisten returns at once with the port free, on both OSes.  From the loop thread itself (an
+ * accept callback) they act inline instead of waiting.  mvm_vsock_free() (destroy) closes the
+ * wake handle, which ends uv_run(), and joins the thread.
  *
  * Windows (WSL2 backend): the same code over Winsock2 through compat.h; there are no network
  * namespaces, so mvm_vsock_new_tcp_netns() fails with -EOPNOTSUPP.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,37 +41,69 @@
 
 #ifndef _WIN32
 #include <sched.h>
-#include <sys/eventfd.h>
 #endif
+
+#include <uv.h>
 
 #include "microvm/vsock.h"
 #include "runtime/compat.h"
 #include "runtime/error.h"
 #include "runtime/vsock_client.h"
 
-#ifdef _WIN32
-#define VSOCK_TCP_TICK_MS 100	/* how long unlisten may wait for the accept thread */
-#endif
+#define VSOCK_TCP_BATCH 16	/* streams accepted per wake-up of one listener */
 
+/* A listener's life: NEW (linked, socket listening) -> ACTIVE (polled by the loop) or FAILED
+ * -> STOPPING (unlisten asked) -> CLOSED (the socket is closed). */
+enum vsock_tcp_state {
+	VSOCK_L_NEW,
+	VSOCK_L_ACTIVE,
+	VSOCK_L_FAILED,
+	VSOCK_L_STOPPING,
+	VSOCK_L_CLOSED,
+};
+
+/**
+ * struct vsock_tcp_listener - one listening port
+ * @fd:		listening socket (non-blocking; polled by @poll, closed after it)
+ * @state:	see &enum vsock_tcp_state (under @tcp->lock)
+ * @polling:	@poll is initialised and not yet being closed (loop thread only)
+ * @orphan:	no thread waits for the close: the close callback frees the listener
+ */
 struct vsock_tcp_listener {
 	struct vsock_tcp_listener *next;
 	struct vsock_tcp *tcp;
 	uint32_t port;
-	int fd;			/* listening socket */
-	int wake;		/* eventfd: stop (POSIX) */
-	volatile int stop;	/* stop flag (Windows) */
+	int fd;
+	enum vsock_tcp_state state;
+	bool polling;
+	bool orphan;
 	mvm_vsock_accept_cb cb;
 	void *opaque;
-	pthread_t thread;
+	uv_poll_t poll;
 };
 
+/**
+ * struct vsock_tcp - the transport
+ * @lock:	protects @listeners, their states, @quit
+ * @changed:	a listener changed state (the loop thread broadcasts)
+ * @loop/@wake/@thread:	the event loop, started by the first listen; @wake (uv_async) tells
+ *		it to look at the listeners (or @quit)
+ */
 struct vsock_tcp {
 	struct sockaddr_storage addr;	/* port filled per call */
 	socklen_t addr_len;
 	int netns_fd;			/* -1: current namespace */
-	pthread_mutex_t lock;		/* protects @listeners */
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
 	struct vsock_tcp_listener *listeners;
+	uv_loop_t loop;
+	uv_async_t wake;
+	pthread_t thread;
+	bool loop_started;
+	bool quit;
 };
+
+static void vsock_tcp_unlisten(void *ctx, uint32_t port);
 
 struct vsock_tcp_sock_req {
 	int netns_fd;
@@ -163,61 +205,182 @@ err:
 	return rc;
 }
 
-/** vsock_tcp_accept_thread() - accept on one port until woken by unlisten. */
-#ifdef _WIN32
-static void *vsock_tcp_accept_thread(void *arg)
+/**
+ * vsock_tcp_on_loop() - whether the caller is the transport's loop thread (call with the lock)
+ */
+static bool vsock_tcp_on_loop(struct vsock_tcp *tcp)
 {
-	struct vsock_tcp_listener *l = arg;
-	SOCKET s;
+	return tcp->loop_started && pthread_equal(tcp->thread, pthread_self());
+}
+
+/**
+ * vsock_tcp_closed() - uv_close callback of a listener's poll handle: close the socket
+ * @h:	the poll handle
+ *
+ * The listener is then CLOSED; the thread that asked for the stop frees it, or this does
+ * when no thread waits (a stop from the loop thread itself).
+ */
+static void vsock_tcp_closed(uv_handle_t *h)
+{
+	struct vsock_tcp_listener *l = h->data;
+	struct vsock_tcp *tcp = l->tcp;
+	bool orphan;
+
+	mvm_sock_close(l->fd);
+	pthread_mutex_lock(&tcp->lock);
+	l->state = VSOCK_L_CLOSED;
+	orphan = l->orphan;
+	pthread_cond_broadcast(&tcp->changed);
+	pthread_mutex_unlock(&tcp->lock);
+	if (orphan)
+		free(l);
+}
+
+/**
+ * vsock_tcp_retire() - on the loop thread: stop polling a STOPPING listener and close it
+ * @l:	the listener (the lock is held)
+ */
+static void vsock_tcp_retire(struct vsock_tcp_listener *l)
+{
+	if (!l->polling) {	/* never started: nothing registered with the loop */
+		mvm_sock_close(l->fd);
+		l->state = VSOCK_L_CLOSED;
+		return;
+	}
+	l->polling = false;
+	uv_poll_stop(&l->poll);
+	uv_close((uv_handle_t *)&l->poll, vsock_tcp_closed);
+}
+
+/**
+ * vsock_tcp_accept() - one accepted stream from a readable listening socket
+ * Return: the stream (blocking, not inherited by child processes), or -1 when there is none
+ * now (EAGAIN; ECONNABORTED and EMFILE are also just skipped: the listener keeps serving).
+ */
+static int vsock_tcp_accept(struct vsock_tcp_listener *l)
+{
+#ifdef _WIN32
+	SOCKET s = accept((SOCKET)l->fd, NULL, NULL);
+
+	if (s == INVALID_SOCKET)
+		return -1;
+	SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0);
+	mvm_sock_nonblock((int)s, 0);	/* accepted sockets inherit non-blocking mode */
+	return (int)s;
+#else
+	return accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+#endif
+}
+
+/**
+ * vsock_tcp_readable() - uv_poll callback: accept what is pending and hand it to the callback
+ * @p:		the listener's poll handle
+ * @status:	0, or a libuv error (then the next readiness is awaited)
+ * @events:	UV_READABLE
+ *
+ * At most VSOCK_TCP_BATCH streams per wake-up, so one busy port cannot starve the others;
+ * the poll is level-triggered and fires again for the rest.  The callback may stop this very
+ * listener (mvm_vsock_unlisten() from the loop thread): the handle is only freed after this
+ * returns, and its state says whether to go on.
+ */
+static void vsock_tcp_readable(uv_poll_t *p, int status, int events)
+{
+	struct vsock_tcp_listener *l = p->data;
+	struct vsock_tcp *tcp = l->tcp;
+	int i, fd;
+	bool on;
+
+	(void)events;
+	if (status < 0)
+		return;
+	for (i = 0; i < VSOCK_TCP_BATCH; i++) {
+		fd = vsock_tcp_accept(l);
+		if (fd < 0)
+			return;
+		l->cb(l->opaque, l->port, fd);
+		pthread_mutex_lock(&tcp->lock);
+		on = l->state == VSOCK_L_ACTIVE;
+		pthread_mutex_unlock(&tcp->lock);
+		if (!on)
+			return;
+	}
+}
+
+/**
+ * vsock_tcp_wake() - uv_async callback: start new listeners, stop retiring ones, or quit
+ * @a:	the transport's wake handle
+ */
+static void vsock_tcp_wake(uv_async_t *a)
+{
+	struct vsock_tcp *tcp = a->data;
+	struct vsock_tcp_listener *l;
+
+	pthread_mutex_lock(&tcp->lock);
+	for (l = tcp->listeners; l; l = l->next) {
+		if (l->state == VSOCK_L_NEW) {
+			l->state = VSOCK_L_FAILED;
+			if (uv_poll_init_socket(&tcp->loop, &l->poll, (uv_os_sock_t)l->fd) == 0) {
+				l->poll.data = l;
+				l->polling = true;
+				if (uv_poll_start(&l->poll, UV_READABLE, vsock_tcp_readable) == 0)
+					l->state = VSOCK_L_ACTIVE;
+			}
+		}
+		if (l->state == VSOCK_L_STOPPING)
+			vsock_tcp_retire(l);
+	}
+	if (tcp->quit)
+		uv_close((uv_handle_t *)&tcp->wake, NULL);	/* the last handle: uv_run ends */
+	pthread_cond_broadcast(&tcp->changed);
+	pthread_mutex_unlock(&tcp->lock);
+}
+
+/** vsock_tcp_loop_thread() - run the transport's loop until vsock_tcp_destroy() */
+static void *vsock_tcp_loop_thread(void *arg)
+{
+	struct vsock_tcp *tcp = arg;
+
+	uv_run(&tcp->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+/**
+ * vsock_tcp_start_loop() - create the loop and its thread on the first listen (lock held)
+ * Return: 0 or -errno.
+ */
+static int vsock_tcp_start_loop(struct vsock_tcp *tcp)
+{
 	int rc;
 
-	while (!l->stop) {
-		rc = mvm_sock_wait(l->fd, 0, VSOCK_TCP_TICK_MS);
-		if (rc < 0 && rc != -EINTR)
-			break;
-		if (rc <= 0 || l->stop)
-			continue;
-		s = accept((SOCKET)l->fd, NULL, NULL);
-		if (s == INVALID_SOCKET)
-			continue;	/* WSAEWOULDBLOCK, WSAECONNRESET: keep serving */
-		SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0);
-		mvm_sock_nonblock((int)s, 0);	/* accepted sockets inherit non-blocking mode */
-		l->cb(l->opaque, l->port, (int)s);
-	}
-	return NULL;
+	if (tcp->loop_started)
+		return 0;
+	rc = uv_loop_init(&tcp->loop);
+	if (rc)
+		return rc;	/* libuv errors are -errno values */
+	rc = uv_async_init(&tcp->loop, &tcp->wake, vsock_tcp_wake);
+	if (rc)
+		goto err_loop;
+	tcp->wake.data = tcp;
+	rc = -pthread_create(&tcp->thread, NULL, vsock_tcp_loop_thread, tcp);
+	if (rc)
+		goto err_async;
+	tcp->loop_started = true;
+	return 0;
+err_async:
+	uv_close((uv_handle_t *)&tcp->wake, NULL);
+	uv_run(&tcp->loop, UV_RUN_NOWAIT);	/* let the close finish */
+err_loop:
+	uv_loop_close(&tcp->loop);
+	return rc;
 }
-#else
-static void *vsock_tcp_accept_thread(void *arg)
-{
-	struct vsock_tcp_listener *l = arg;
-	struct pollfd pfd[2] = {
-		{ .fd = l->fd, .events = POLLIN },
-		{ .fd = l->wake, .events = POLLIN },
-	};
-	int fd;
-
-	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (pfd[1].revents)
-			break;
-		if (!(pfd[0].revents & POLLIN))
-			continue;
-		fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;	/* EAGAIN, ECONNABORTED, EMFILE: keep serving */
-		l->cb(l->opaque, l->port, fd);
-	}
-	return NULL;
-}
-#endif
 
 /**
  * vsock_tcp_listen() - &mvm_vsock_transport.listen: accept on host:@port
  * Return: 0 or -errno (-EADDRINUSE when the port is taken).
+ *
+ * The socket is bound and listening when this returns (so errors are the caller's); the loop
+ * thread then polls it.  Called from the loop thread itself (an accept callback that starts
+ * another listener), the handle is set up inline instead of waiting for the loop.
  */
 static int vsock_tcp_listen(void *ctx, uint32_t port, mvm_vsock_accept_cb cb, void *opaque)
 {
@@ -235,19 +398,10 @@ static int vsock_tcp_listen(void *ctx, uint32_t port, mvm_vsock_accept_cb cb, vo
 	l->port = port;
 	l->cb = cb;
 	l->opaque = opaque;
-#ifdef _WIN32
-	l->wake = -1;
-#else
-	l->wake = eventfd(0, EFD_CLOEXEC);
-	if (l->wake < 0) {
-		rc = -errno;
-		goto err_free;
-	}
-#endif
 	l->fd = vsock_tcp_socket(tcp);
 	if (l->fd < 0) {
 		rc = l->fd;
-		goto err_wake;
+		goto err_free;
 	}
 #ifdef _WIN32
 	/* SO_REUSEADDR on Windows would let another process steal the port: the opposite */
@@ -261,77 +415,117 @@ static int vsock_tcp_listen(void *ctx, uint32_t port, mvm_vsock_accept_cb cb, vo
 		goto err_fd;
 	}
 	mvm_sock_nonblock(l->fd, 1);
-	rc = pthread_create(&l->thread, NULL, vsock_tcp_accept_thread, l);
+	pthread_mutex_lock(&tcp->lock);
+	rc = vsock_tcp_start_loop(tcp);
 	if (rc) {
-		rc = -rc;
+		pthread_mutex_unlock(&tcp->lock);
 		goto err_fd;
 	}
-	pthread_mutex_lock(&tcp->lock);
+	l->state = VSOCK_L_NEW;
 	l->next = tcp->listeners;
 	tcp->listeners = l;
+	if (vsock_tcp_on_loop(tcp)) {
+		pthread_mutex_unlock(&tcp->lock);
+		vsock_tcp_wake(&tcp->wake);
+		pthread_mutex_lock(&tcp->lock);
+	} else {
+		uv_async_send(&tcp->wake);
+		while (l->state == VSOCK_L_NEW)
+			pthread_cond_wait(&tcp->changed, &tcp->lock);
+	}
+	rc = l->state == VSOCK_L_ACTIVE ? 0 : -EIO;
 	pthread_mutex_unlock(&tcp->lock);
-	return 0;
+	if (rc)
+		vsock_tcp_unlisten(tcp, port);	/* the poll could not be set up: undo */
+	return rc;
 err_fd:
 	mvm_sock_close(l->fd);
-err_wake:
-	if (l->wake >= 0)
-		close(l->wake);
-#ifndef _WIN32
 err_free:
-#endif
 	free(l);
 	return rc;
 }
 
-/** vsock_tcp_stop() - stop and free one listener (not linked any more). */
-static void vsock_tcp_stop(struct vsock_tcp_listener *l)
+/**
+ * vsock_tcp_stop() - stop one listener and free it (the lock is held)
+ * @l:	the listener, linked, not yet STOPPING
+ *
+ * Off the loop thread the loop is woken and this waits (on @tcp->changed, which releases the
+ * lock) until the socket is closed: no callback runs for @l afterwards and the port is free
+ * again.  On the loop thread (from an accept callback) the close is started inline and the
+ * close callback frees @l.
+ */
+static void vsock_tcp_stop(struct vsock_tcp *tcp, struct vsock_tcp_listener *l)
 {
-#ifdef _WIN32
-	l->stop = 1;
-#else
-	uint64_t one = 1;
+	struct vsock_tcp_listener **pp;
+	bool on_loop = vsock_tcp_on_loop(tcp);
 
-	/* an eventfd write of 1 cannot fail short of overflow */
-	(void)!write(l->wake, &one, sizeof(one));
-#endif
-	pthread_join(l->thread, NULL);
-	mvm_sock_close(l->fd);
-	if (l->wake >= 0)
-		close(l->wake);
-	free(l);
-}
-
-/** vsock_tcp_unlisten() - &mvm_vsock_transport.unlisten. */
-static void vsock_tcp_unlisten(void *ctx, uint32_t port)
-{
-	struct vsock_tcp *tcp = ctx;
-	struct vsock_tcp_listener **pp, *l = NULL;
-
-	pthread_mutex_lock(&tcp->lock);
-	for (pp = &tcp->listeners; *pp; pp = &(*pp)->next) {
-		if ((*pp)->port == port) {
-			l = *pp;
+	l->state = VSOCK_L_STOPPING;
+	if (on_loop) {
+		l->orphan = true;
+		vsock_tcp_retire(l);
+	} else {
+		uv_async_send(&tcp->wake);
+		while (l->state != VSOCK_L_CLOSED)
+			pthread_cond_wait(&tcp->changed, &tcp->lock);
+	}
+	for (pp = &tcp->listeners; *pp; pp = &(*pp)->next)
+		if (*pp == l) {
 			*pp = l->next;
 			break;
 		}
-	}
-	pthread_mutex_unlock(&tcp->lock);
-	if (l)
-		vsock_tcp_stop(l);
+	/* on the loop, a listener that was never polled has no close callback to come */
+	if (!on_loop || l->state == VSOCK_L_CLOSED)
+		free(l);
 }
 
-/** vsock_tcp_destroy() - &mvm_vsock_transport.destroy. */
+/** vsock_tcp_find() - the live listener on @port, or NULL (lock held) */
+static struct vsock_tcp_listener *vsock_tcp_find(struct vsock_tcp *tcp, uint32_t port)
+{
+	struct vsock_tcp_listener *l;
+
+	for (l = tcp->listeners; l; l = l->next)
+		if (l->port == port && l->state != VSOCK_L_STOPPING && l->state != VSOCK_L_CLOSED)
+			return l;
+	return NULL;
+}
+
+/** vsock_tcp_unlisten() - &mvm_vsock_transport.unlisten: returns with the socket closed. */
+static void vsock_tcp_unlisten(void *ctx, uint32_t port)
+{
+	struct vsock_tcp *tcp = ctx;
+	struct vsock_tcp_listener *l;
+
+	pthread_mutex_lock(&tcp->lock);
+	l = vsock_tcp_find(tcp, port);
+	if (l)
+		vsock_tcp_stop(tcp, l);
+	pthread_mutex_unlock(&tcp->lock);
+}
+
+/**
+ * vsock_tcp_destroy() - &mvm_vsock_transport.destroy: stop every listener, end the loop
+ * thread (not from an accept callback: it would wait for itself).
+ */
 static void vsock_tcp_destroy(void *ctx)
 {
 	struct vsock_tcp *tcp = ctx;
 	struct vsock_tcp_listener *l;
 
-	while ((l = tcp->listeners)) {
-		tcp->listeners = l->next;
-		vsock_tcp_stop(l);
+	pthread_mutex_lock(&tcp->lock);
+	while ((l = tcp->listeners))
+		vsock_tcp_stop(tcp, l);
+	if (tcp->loop_started) {
+		tcp->quit = true;
+		uv_async_send(&tcp->wake);
+	}
+	pthread_mutex_unlock(&tcp->lock);
+	if (tcp->loop_started) {
+		pthread_join(tcp->thread, NULL);
+		uv_loop_close(&tcp->loop);
 	}
 	if (tcp->netns_fd >= 0)
 		close(tcp->netns_fd);
+	pthread_cond_destroy(&tcp->changed);
 	pthread_mutex_destroy(&tcp->lock);
 	free(tcp);
 }
@@ -361,6 +555,7 @@ static mvm_vsock *vsock_tcp_new(const char *netns_path, const char *host)
 	}
 	tcp->netns_fd = -1;
 	pthread_mutex_init(&tcp->lock, NULL);
+	pthread_cond_init(&tcp->changed, NULL);
 	if (mvm_sock_init()) {
 		mvm_set_error(-EIO, "vsock: cannot start Winsock (WSAStartup failed)");
 		goto err;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_console.c - console fan-out: replay, slow subscribers, unsubscribe, fd subscribers.
+ * test_console.c - console fan-out: replay, slow subscribers (callbacks and blocked
+ * descriptors), unsubscribe (from other threads and from callbacks), fd subscribers.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <setjmp.h>
@@ -195,6 +197,167 @@ static void test_unsubscribe_from_own_callback(void **state)
 	console_free(u.con);
 }
 
+/* A callback that unsubscribes another subscription, then its own, from the delivery thread. */
+struct unsub_other {
+	struct console *con;
+	int self, other;
+	int calls;
+};
+
+static void unsub_other_cb(void *opaque, const uint8_t *data, size_t len, uint64_t lost)
+{
+	struct unsub_other *u = opaque;
+
+	(void)data; (void)len; (void)lost;
+	u->calls++;
+	console_unsubscribe(u->con, u->other);
+	console_unsubscribe(u->con, u->self);
+	console_unsubscribe(u->con, u->self);	/* again: already going, ignored */
+}
+
+static void test_unsubscribe_other_from_callback(void **state)
+{
+	struct unsub_other u = { .con = console_new() };
+	struct sink other;
+
+	(void)state;
+	sink_init(&other, 1024);
+	u.other = console_subscribe(u.con, sink_cb, &other);
+	/* subscribed last, served first in a pass: it removes @other before its turn */
+	u.self = console_subscribe(u.con, unsub_other_cb, &u);
+	console_output(u.con, "x", 1);
+	assert_int_equal(console_drain(u.con, 5000), 0);
+	console_output(u.con, "y", 1);
+	assert_int_equal(console_drain(u.con, 5000), 0);
+	usleep(20000);
+	assert_int_equal(u.calls, 1);
+	assert_int_equal(other.calls, 0);
+	console_free(u.con);
+	sink_fini(&other);
+}
+
+/* Unsubscribe from another thread returns only once a running callback has returned. */
+struct gated {
+	sem_t entered, gate;
+	volatile int in_cb;
+};
+
+static void gated_cb(void *opaque, const uint8_t *data, size_t len, uint64_t lost)
+{
+	struct gated *g = opaque;
+
+	(void)data; (void)len; (void)lost;
+	g->in_cb = 1;
+	sem_post(&g->entered);
+	sem_wait(&g->gate);
+	usleep(10000);
+	g->in_cb = 0;
+}
+
+struct unsub_req {
+	struct console *con;
+	int id;
+	struct gated *g;
+	volatile int returned;
+	int in_cb_at_return;
+};
+
+static void *unsub_thread(void *arg)
+{
+	struct unsub_req *r = arg;
+
+	console_unsubscribe(r->con, r->id);
+	r->in_cb_at_return = r->g->in_cb;
+	r->returned = 1;
+	return NULL;
+}
+
+static void test_unsubscribe_waits_for_callback(void **state)
+{
+	struct console *con = console_new();
+	struct gated g = { .in_cb = 0 };
+	struct unsub_req r = { .con = con, .g = &g };
+	pthread_t t;
+
+	(void)state;
+	sem_init(&g.entered, 0, 0);
+	sem_init(&g.gate, 0, 0);
+	r.id = console_subscribe(con, gated_cb, &g);
+	console_output(con, "z", 1);
+	sem_wait(&g.entered);
+	assert_int_equal(pthread_create(&t, NULL, unsub_thread, &r), 0);
+	usleep(50000);
+	assert_int_equal(r.returned, 0);	/* still waiting for the callback */
+	sem_post(&g.gate);
+	pthread_join(t, NULL);
+	assert_int_equal(r.in_cb_at_return, 0);
+	console_output(con, "more", 4);
+	usleep(20000);
+	console_free(con);
+	sem_destroy(&g.entered);
+	sem_destroy(&g.gate);
+}
+
+/*
+ * A descriptor nobody reads (a full pipe) delays neither the guest nor the other subscribers;
+ * when it is read again it gets the newest bytes, the rest skipped.  The caller's own
+ * descriptor stays blocking: the console writes through a description of its own.
+ */
+static void test_blocked_fd_delays_nobody(void **state)
+{
+	struct console *con = console_new();
+	static uint8_t chunk[1000], got[400000];
+	size_t i, n = 0, total = 300 * sizeof(chunk);
+	struct sink fast;
+	struct timespec t0, t1;
+	ssize_t r;
+	int p[2], k;
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	sink_init(&fast, total);
+	assert_true(console_subscribe_fd(con, p[1]) >= 0);
+	assert_true(console_subscribe(con, sink_cb, &fast) >= 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < 300; i++) {
+		memset(chunk, (int)(i & 0xff), sizeof(chunk));
+		console_output(con, chunk, sizeof(chunk));
+		if (i % 50 == 0)
+			usleep(2000);	/* let the loop run: the pipe fills up meanwhile */
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 2000);
+	/* the callback subscriber is served in full while the pipe is stuck */
+	for (k = 0; k < 500; k++) {
+		pthread_mutex_lock(&fast.lock);
+		i = fast.len + fast.lost;
+		pthread_mutex_unlock(&fast.lock);
+		if (i == total)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(i, total);
+	assert_int_equal(console_drain(con, 100), -ETIMEDOUT);	/* the pipe's write waits */
+	assert_int_equal(fcntl(p[1], F_GETFL) & O_NONBLOCK, 0);
+	/* read it all: the fd subscriber catches up with the newest bytes */
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	for (k = 0; k < 500; k++) {
+		while ((r = read(p[0], got + n, sizeof(got) - n)) > 0)
+			n += (size_t)r;
+		if (console_drain(con, 10) == 0)
+			break;
+	}
+	while ((r = read(p[0], got + n, sizeof(got) - n)) > 0)
+		n += (size_t)r;
+	assert_int_equal(console_drain(con, 0), 0);
+	assert_true(n > 0 && n < total);	/* it missed what the ring no longer had */
+	assert_int_equal(got[n - 1], 299 & 0xff);
+	console_free(con);
+	sink_fini(&fast);
+	close(p[0]);
+	close(p[1]);
+}
+
 static void test_fd_subscriber(void **state)
 {
 	struct console *con = console_new();
@@ -226,6 +389,9 @@ int main(void)
 		cmocka_unit_test(test_slow_subscriber_loses_bytes_not_the_guest),
 		cmocka_unit_test(test_unsubscribe_stops_delivery),
 		cmocka_unit_test(test_unsubscribe_from_own_callback),
+		cmocka_unit_test(test_unsubscribe_other_from_callback),
+		cmocka_unit_test(test_unsubscribe_waits_for_callback),
+		cmocka_unit_test(test_blocked_fd_delays_nobody),
 		cmocka_unit_test(test_fd_subscriber),
 	};
 

@@ -19,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -321,6 +322,90 @@ static void test_listen(void **state)
 	mvm_vsock_free(vs);
 }
 
+static long elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Two ports served by the transport's one loop; unlisten returns at once with the port free. */
+static void test_two_listeners_unlisten_now(void **state)
+{
+	struct accepted a = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct accepted b = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	mvm_vsock *vs = mvm_vsock_new_tcp(NULL);
+	uint16_t pa, pb;
+	int fa = listen_any(&pa), fb = listen_any(&pb), round;
+	struct timespec t0;
+	char *resp = NULL;
+
+	(void)state;
+	close(fa);
+	close(fb);
+	for (round = 0; round < 3; round++) {
+		assert_int_equal(mvm_vsock_listen(vs, pa, on_accept, &a), 0);
+		assert_int_equal(mvm_vsock_listen(vs, pb, on_accept, &b), 0);
+		assert_int_equal(mvm_vsock_request(vs, pa, "to-a", 4, &resp, NULL, 5000), 0);
+		free(resp);
+		assert_int_equal(mvm_vsock_request(vs, pb, "to-b", 4, &resp, NULL, 5000), 0);
+		free(resp);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		mvm_vsock_unlisten(vs, pa);
+		assert_true(elapsed_ms(&t0) < 50);	/* no polling tick: the loop is woken */
+		/* the socket is closed when unlisten returns: refused, and the port can be bound */
+		assert_int_equal(mvm_vsock_connect(vs, pa, 1000), -ECONNREFUSED);
+		assert_int_equal(mvm_vsock_request(vs, pb, "to-b", 4, &resp, NULL, 5000), 0);
+		free(resp);
+		mvm_vsock_unlisten(vs, pb);
+	}
+	pthread_mutex_lock(&a.lock);
+	assert_int_equal(a.n, 3);
+	assert_string_equal(a.line, "to-a");
+	pthread_mutex_unlock(&a.lock);
+	pthread_mutex_lock(&b.lock);
+	assert_int_equal(b.n, 6);
+	pthread_mutex_unlock(&b.lock);
+	mvm_vsock_free(vs);
+}
+
+struct once {
+	mvm_vsock *vs;
+	int n;
+};
+
+/* on_accept_once() - serve one stream, then stop listening from the callback itself */
+static void on_accept_once(void *opaque, uint32_t port, int fd)
+{
+	struct once *o = opaque;
+
+	o->n++;
+	mvm_vsock_unlisten(o->vs, port);
+	write_all(fd, "last\n", 5);
+	close(fd);
+}
+
+static void test_unlisten_from_callback(void **state)
+{
+	struct once o = { .vs = mvm_vsock_new_tcp(NULL) };
+	uint16_t port;
+	int fd = listen_any(&port);
+	char *resp = NULL;
+
+	(void)state;
+	close(fd);
+	assert_int_equal(mvm_vsock_listen(o.vs, port, on_accept_once, &o), 0);
+	assert_int_equal(mvm_vsock_request(o.vs, port, "x", 1, &resp, NULL, 5000), 0);
+	assert_string_equal(resp, "last");
+	free(resp);
+	assert_int_equal(mvm_vsock_connect(o.vs, port, 1000), -ECONNREFUSED);
+	assert_int_equal(o.n, 1);
+	/* and the port can be taken again */
+	assert_int_equal(mvm_vsock_listen(o.vs, port, on_accept_once, &o), 0);
+	mvm_vsock_free(o.vs);
+}
+
 /* The transport takes any address family getaddrinfo() gives: IPv6 loopback here. */
 static void test_ipv6(void **state)
 {
@@ -506,6 +591,8 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_listen),
+		cmocka_unit_test(test_two_listeners_unlisten_now),
+		cmocka_unit_test(test_unlisten_from_callback),
 		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_bad_args),
 		cmocka_unit_test(test_netns),
