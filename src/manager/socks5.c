@@ -4,12 +4,15 @@
  *
  * Theory of operation
  * -------------------
- * One thread runs an epoll loop over the listening socket, an eventfd, and two sockets per
- * connection (the client's and the stream to the guest).  Every socket is non-blocking; each
- * connection owns two fixed buffers, client->guest (c2a) and guest->client (a2c), so a slow
- * client only ever fills its own buffer and then stops being read from - it cannot hold up
- * anyone else.  Event data points at a small tagged endpoint (listener, wakeup, client side,
- * guest side) and the loop dispatches on the tag.
+ * One thread runs a libuv loop (epoll on Linux, IOCP on Windows) over the listening socket,
+ * an async handle, a tick timer and two streams per connection: the client's (uv_tcp_t) and
+ * the stream to the guest (uv_tcp_t for a TCP transport, uv_pipe_t for the AF_UNIX
+ * socketpair end of virtio-vsock and the namespace box).  Each connection owns two fixed
+ * buffers, client->guest (up) and guest->client (down); a side is read (uv_read_start) only
+ * while its buffer has room and stopped (uv_read_stop) when it is full, so a slow client only
+ * ever fills its own buffers - it cannot hold up anyone else.  Reads land directly in the
+ * buffer (alloc callback); each direction has at most one write in flight, tried
+ * synchronously first (uv_try_write) and queued (uv_write) for what the socket did not take.
  *
  * A connection moves through phases:
  *
@@ -17,46 +20,52 @@
  *        \          \         \           \           \        \
  *         `----------`---------`-----------`-----------`--------`--> CLOSING -> freed
  *
- * GREETING/AUTH/REQUEST accumulate the client's bytes in c2a and hand them to the pure parsers
- * of socks5_proto.c, which say "need more", "complete" or "malformed".  A good CONNECT turns
- * into the agent handshake [len][host][port BE], written into c2a ahead of any bytes the
- * client pipelined after its request.
+ * GREETING/AUTH/REQUEST accumulate the client's bytes in the up buffer and hand them to the
+ * pure parsers of socks5_proto.c, which say "need more", "complete" or "malformed".  A good
+ * CONNECT turns into the agent handshake [len][host][port BE], put in the up buffer ahead of
+ * any bytes the client pipelined after its request.
  *
  * CONNECTING: opening a vsock stream may block (a TCP connect, a virtio-vsock round trip),
- * so the loop never does it.  The connection is queued to a few worker threads that only
- * call mvm_vsock_connect() and post the result back through a completion list and the
- * eventfd.  A connection whose client leaves meanwhile is marked dead and freed when its
- * worker result comes back.
+ * so the loop never does it.  The connection is queued to a few worker threads (our own, not
+ * libuv's shared thread pool: they run under their own seccomp filter) that only call
+ * mvm_vsock_connect() and post the result back through a completion list and uv_async_send().
+ * A connection whose client leaves meanwhile is marked dead and freed when its worker result
+ * comes back.
  *
  * STATUS: the loop writes the handshake and reads exactly one byte, the agent's status; it
  * becomes the SOCKS reply (socks_rep_from_agent()).  Anything but success is answered and the
  * connection closes.
  *
- * RELAY: bytes flow both ways.  An endpoint is registered with epoll only for the directions
- * that can make progress (EPOLLIN while its source buffer has room and no EOF was seen,
- * EPOLLOUT while there is something to write), and removed from epoll entirely when neither
- * can, so a hung-up peer never makes the level-triggered loop spin.  Half-close: EOF from one
- * side becomes shutdown(SHUT_WR) on the other once the buffer in between is drained; the
- * connection ends when both directions are shut, or on any error.
+ * RELAY: bytes flow both ways.  Half-close: EOF from one side becomes uv_shutdown() of the
+ * other once the buffer in between is drained; the connection ends when both directions are
+ * shut (both shutdowns completed), or on any error.
  *
- * CLOSING: a refused or malformed connection gets its reply flushed, then shutdown(SHUT_WR)
- * and its remaining input drained for a moment, so the client sees a FIN after the reply
- * rather than a reset that could discard it.
+ * CLOSING: a refused or malformed connection gets its reply flushed, then uv_shutdown() and
+ * its remaining input drained for a moment, so the client sees a FIN after the reply rather
+ * than a reset that could discard it.
  *
- * Deadlines: every connection has one, set by phase (handshake, connect, idle, linger); the
- * loop wakes at least once a second and closes connections past theirs.
+ * Deadlines: every connection has one, set by phase (handshake, connect, idle, linger); a
+ * uv_timer ticks every 250 ms and closes connections past theirs.
+ *
+ * Lifetime: closing a connection uv_close()s its streams; its memory is freed by the last
+ * close callback (libuv first cancels its pending writes and shutdowns), or, for a connection
+ * a worker holds, when the worker's result comes back.
  *
  * Limits: max_conns is at most MVM_SOCKS_MAX_CONNS (1000), below the 1,024 streams the vsock
  * device carries, so a relay never fails for want of a guest stream.  RLIMIT_NOFILE is raised
  * to fit max_conns (two descriptors each).  Past max_conns, up to SOCKS_OVER_MAX more clients
  * are taken through the greeting and answered 0x01 (general failure) to their request, with
- * one log line per episode; beyond those, new clients are closed at once.  When accept()
- * runs out of descriptors the listener is paused for 100 ms instead of spinning.
+ * one log line per episode; beyond those, new clients are closed at once.  The listener is a
+ * uv_poll on the listening socket and the loop accepts itself (libuv's own accept answers
+ * EMFILE by closing pending clients): when accept() runs out of descriptors the listener is
+ * paused for 100 ms (a one-shot uv_timer) instead of spinning.
  *
  * Sandbox: the loop, which parses what clients send and relays bytes, drops every capability
- * and installs socks_loop_syscalls[]; the connect workers install socks_worker_syscalls[] and
- * keep CAP_SYS_ADMIN only, which a transport that dials from inside a network namespace
- * (mvm_vsock_new_tcp_netns(), `microvm up --agent-netns`) needs for setns().
+ * and installs socks_loop_syscalls[] (what libuv's epoll backend and the accept path call);
+ * the connect workers install socks_worker_syscalls[] and keep CAP_SYS_ADMIN only, which a
+ * transport that dials from inside a network namespace (mvm_vsock_new_tcp_netns(),
+ * `microvm up --agent-netns`) needs for setns().  The loop, its handles and the listening
+ * socket are created by mvm_socks_start() on the caller's thread, before the filters.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -70,14 +79,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <uv.h>
 
 #include "microvm/socks.h"
 #include "manager/socks5_proto.h"
@@ -87,16 +96,13 @@
 #define SOCKS_BUF_SIZE		(32 * 1024)
 #define SOCKS_LINGER_MS		2000
 #define SOCKS_PAUSE_MS		100
+#define SOCKS_TICK_MS		250
 #define SOCKS_ACCEPT_BATCH	64
-#define SOCKS_MAX_EVENTS	256
 /* Clients past max_conns that still get a proper refusal (each holds two buffers). */
 #define SOCKS_OVER_MAX		64
-#define SOCKS_PUMP_ROUNDS	4
 
 _Static_assert(SOCKS_BUF_SIZE > SOCKS_AUTH_MAX + SOCKS_HANDSHAKE_MAX,
 	       "handshake messages must fit a buffer");
-
-enum socks_kind { EP_LISTEN, EP_WAKE, EP_CLIENT, EP_AGENT };
 
 enum socks_phase {
 	PH_GREETING,
@@ -111,22 +117,6 @@ enum socks_phase {
 struct socks_conn;
 
 /**
- * struct socks_ep - one file descriptor in the epoll set
- * @kind:	what it is (dispatch tag)
- * @fd:		the descriptor, -1 if none
- * @events:	events currently registered (valid if @registered)
- * @registered:	in the epoll set
- * @conn:	owning connection (NULL for the listener and the wakeup)
- */
-struct socks_ep {
-	enum socks_kind kind;
-	int fd;
-	uint32_t events;
-	bool registered;
-	struct socks_conn *conn;
-};
-
-/**
  * struct socks_buf - a linear buffer: bytes in [start, end) wait to be written
  */
 struct socks_buf {
@@ -135,40 +125,76 @@ struct socks_buf {
 	size_t end;
 };
 
+/** union socks_stream - a connection's side: TCP, or an AF_UNIX stream to the guest */
+union socks_stream {
+	uv_handle_t handle;
+	uv_stream_t stream;
+	uv_tcp_t tcp;
+	uv_pipe_t pipe;
+};
+
+/**
+ * struct socks_dir - one direction of a connection: up (client->guest), down (guest->client)
+ * @buf:	bytes read from the source, not yet written to the destination
+ * @wreq:	the write in flight
+ * @inflight:	bytes at the head of @buf being written by @wreq (0: none)
+ * @sreq:	the shutdown of the destination
+ * @eof:	the source sent EOF
+ * @shut:	the destination was shut down for writing (uv_shutdown() issued)
+ * @shut_done:	that shutdown completed
+ * @proto:	protocol bytes (SOCKS replies, the agent handshake) at the head of @buf:
+ *		written but not counted as relayed
+ * @conn:	the connection
+ */
+struct socks_dir {
+	struct socks_buf buf;
+	uv_write_t wreq;
+	size_t inflight;
+	uv_shutdown_t sreq;
+	bool eof, shut, shut_done;
+	size_t proto;
+	struct socks_conn *conn;
+};
+
 /**
  * struct socks_conn - one client
- * @cli/@agt:	client socket, guest stream
+ * @s:		the server
+ * @cli/@agt:	client stream, guest stream
+ * @cli_open/@agt_open:	that stream is initialised and not closed
+ * @cli_reading/@agt_reading:	uv_read_start() is in effect
+ * @handles:	streams initialised whose close callback has not run yet
  * @phase:	where in the protocol
- * @c2a/@a2c:	client->guest and guest->client bytes; c2a also collects the handshake
+ * @up/@down:	client->guest and guest->client; up also collects the handshake
+ * @status:	the agent's status byte (read into it in PH_STATUS)
  * @req:	the parsed request (for logs)
  * @deadline:	monotonic ms after which the connection is closed
- * @cli_eof/@agt_eof:	read returned 0 on that side
- * @cli_shut/@agt_shut:	we sent shutdown(SHUT_WR) on that side
  * @in_worker:	queued to or held by a connect worker
  * @dead:	closed while @in_worker; freed when the worker's result arrives
+ * @unlinked:	off the list: freed by the last close callback
+ * @over_cap:	accepted past max_conns, to be refused
  * @result:	worker's result: a stream fd or -errno
- * @a2c_proto:	SOCKS reply bytes still queued in @a2c (not counted as relayed)
  * @prev/@next:	list of all connections
  * @qnext:	job or completion queue link
- * @gnext:	graveyard link (freed after the current batch of events)
  */
 struct socks_conn {
-	struct socks_ep cli;
-	struct socks_ep agt;
+	struct mvm_socks *s;
+	union socks_stream cli;
+	union socks_stream agt;
+	bool cli_open, agt_open, cli_reading, agt_reading;
+	unsigned int handles;
 	enum socks_phase phase;
-	struct socks_buf c2a;
-	struct socks_buf a2c;
+	struct socks_dir up;
+	struct socks_dir down;
+	uint8_t status;
 	struct socks_request req;
 	uint64_t deadline;
-	bool cli_eof, agt_eof, cli_shut, agt_shut;
 	bool in_worker;
 	bool dead;
+	bool unlinked;
 	bool over_cap;
 	int result;
-	size_t a2c_proto;
 	struct socks_conn *prev, *next;
 	struct socks_conn *qnext;
-	struct socks_conn *gnext;
 };
 
 struct mvm_socks {
@@ -177,14 +203,17 @@ struct mvm_socks {
 	char *user, *pass;
 	mvm_vsock *vs;
 
-	int epfd;
-	struct socks_ep listen;
-	struct socks_ep wake;
+	uv_loop_t loop;
+	bool loop_ready;
+	int listen_fd;
+	uv_poll_t listen_poll;		/* readable listening socket */
+	uv_async_t wake;		/* worker completions, stop */
+	uv_timer_t tick;		/* deadlines */
+	uv_timer_t pause;		/* listener paused after EMFILE */
 	uint16_t bound_port;
 	bool running;
-	uint64_t paused_until;
 
-	pthread_t loop;
+	pthread_t loop_thread;
 	pthread_t *workers;
 	unsigned int nworkers;
 	pthread_mutex_t lock;		/* jobs, done, stop */
@@ -196,8 +225,6 @@ struct mvm_socks {
 	struct socks_conn *conns;	/* loop thread only */
 	unsigned int nover;		/* over_cap connections (loop thread) */
 	bool full_logged;		/* this episode at max_conns was logged */
-	struct socks_conn *graveyard;	/* closed, freed after the batch of events */
-
 	_Atomic uint64_t st_active, st_accepted, st_relayed, st_refused, st_up, st_down;
 };
 
@@ -258,11 +285,18 @@ static size_t buf_len(const struct socks_buf *b)
 }
 
 /**
- * buf_room() - free space at the end, compacting first if that helps
+ * dir_room() - free space at the end of a direction's buffer, compacting first if that helps
+ * @d:	direction
+ *
+ * Bytes a write has in flight stay where they are: the buffer is compacted only when none is.
  * Return: bytes that can be appended.
  */
-static size_t buf_room(struct socks_buf *b)
+static size_t dir_room(struct socks_dir *d)
 {
+	struct socks_buf *b = &d->buf;
+
+	if (d->inflight)
+		return sizeof(b->data) - b->end;
 	if (b->start == b->end) {
 		b->start = 0;
 		b->end = 0;
@@ -275,12 +309,16 @@ static size_t buf_room(struct socks_buf *b)
 }
 
 /**
- * buf_append() - queue bytes
+ * dir_append() - queue protocol bytes (a SOCKS reply) to be written
  * Return: true if they all fit.
  */
-static bool buf_append(struct socks_buf *b, const void *data, size_t len)
+static bool dir_append(struct socks_dir *d, const void *data, size_t len)
 {
-	if (buf_room(b) < len) {
+	struct socks_buf *b = &d->buf;
+
+	if (dir_room(d) < len) {
+		if (d->inflight)
+			return false;
 		memmove(b->data, b->data + b->start, b->end - b->start);
 		b->end -= b->start;
 		b->start = 0;
@@ -289,164 +327,56 @@ static bool buf_append(struct socks_buf *b, const void *data, size_t len)
 	}
 	memcpy(b->data + b->end, data, len);
 	b->end += len;
+	d->proto += len;
 	return true;
 }
 
 /**
- * buf_prepend() - put bytes in front of what is queued (the agent handshake)
+ * dir_prepend() - put protocol bytes in front of what is queued (the agent handshake)
  * Return: true if they fit.
  */
-static bool buf_prepend(struct socks_buf *b, const void *data, size_t len)
+static bool dir_prepend(struct socks_dir *d, const void *data, size_t len)
 {
+	struct socks_buf *b = &d->buf;
 	size_t n = buf_len(b);
 
-	if (n + len > sizeof(b->data))
+	if (d->inflight || n + len > sizeof(b->data))
 		return false;
 	memmove(b->data + len, b->data + b->start, n);
 	memcpy(b->data, data, len);
 	b->start = 0;
 	b->end = n + len;
+	d->proto += len;
 	return true;
-}
-
-/**
- * buf_read() - read from @fd into @b
- * Return: bytes read, 0 on EOF, -EAGAIN if nothing now, other -errno on error.
- */
-static ssize_t buf_read(struct socks_buf *b, int fd)
-{
-	size_t room = buf_room(b);
-	ssize_t n;
-
-	if (!room)
-		return -EAGAIN;
-	do
-		n = recv(fd, b->data + b->end, room, 0);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno == -EWOULDBLOCK ? -EAGAIN : -errno;
-	b->end += (size_t)n;
-	return n;
-}
-
-/**
- * buf_write() - write queued bytes to @fd
- * Return: bytes written (may be 0 when nothing is queued), -EAGAIN, or -errno.
- */
-static ssize_t buf_write(struct socks_buf *b, int fd)
-{
-	ssize_t n;
-
-	if (!buf_len(b))
-		return 0;
-	do
-		n = send(fd, b->data + b->start, buf_len(b), MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno == -EWOULDBLOCK ? -EAGAIN : -errno;
-	b->start += (size_t)n;
-	return n;
-}
-
-/* ---- epoll registration ----------------------------------------------------------------- */
-
-/**
- * ep_set() - register @ep for exactly @events (0: not at all)
- * @s:		server
- * @ep:		endpoint
- * @events:	EPOLLIN / EPOLLOUT mask wanted
- */
-static void ep_set(struct mvm_socks *s, struct socks_ep *ep, uint32_t events)
-{
-	struct epoll_event ev = { .events = events, .data.ptr = ep };
-
-	if (ep->fd < 0)
-		return;
-	if (!events) {
-		if (ep->registered)
-			epoll_ctl(s->epfd, EPOLL_CTL_DEL, ep->fd, NULL);
-		ep->registered = false;
-		return;
-	}
-	if (ep->registered && ep->events == events)
-		return;
-	if (epoll_ctl(s->epfd, ep->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, ep->fd, &ev) == 0) {
-		ep->registered = true;
-		ep->events = events;
-	}
-}
-
-/**
- * conn_update() - register both endpoints for what can make progress in the current phase
- * @s:	server
- * @c:	connection
- */
-static void conn_update(struct mvm_socks *s, struct socks_conn *c)
-{
-	uint32_t ce = 0, ae = 0;
-	bool a2c_pending = buf_len(&c->a2c) > 0;
-	bool c2a_pending = buf_len(&c->c2a) > 0;
-
-	switch (c->phase) {
-	case PH_GREETING:
-	case PH_AUTH:
-	case PH_REQUEST:
-		ce = EPOLLIN;
-		break;
-	case PH_CONNECTING:
-		break;
-	case PH_STATUS:
-		ae = EPOLLIN | (c2a_pending ? EPOLLOUT : 0);
-		break;
-	case PH_RELAY:
-		if (!c->cli_eof && buf_room(&c->c2a))
-			ce |= EPOLLIN;
-		if (!c->agt_eof && buf_room(&c->a2c))
-			ae |= EPOLLIN;
-		if (c2a_pending && !c->agt_shut)
-			ae |= EPOLLOUT;
-		break;
-	case PH_CLOSING:
-		/* after the reply is out, drain the client until EOF or the deadline */
-		if (!a2c_pending)
-			ce = EPOLLIN;
-		break;
-	}
-	if (a2c_pending && !c->cli_shut)
-		ce |= EPOLLOUT;
-	ep_set(s, &c->cli, ce);
-	ep_set(s, &c->agt, ae);
 }
 
 /* ---- connection lifetime ---------------------------------------------------------------- */
 
-static void conn_close_fds(struct mvm_socks *s, struct socks_conn *c)
+static void conn_close_cb(uv_handle_t *h)
 {
-	ep_set(s, &c->cli, 0);
-	ep_set(s, &c->agt, 0);
-	if (c->cli.fd >= 0)
-		close(c->cli.fd);
-	if (c->agt.fd >= 0)
-		close(c->agt.fd);
-	c->cli.fd = -1;
-	c->agt.fd = -1;
+	struct socks_conn *c = h->data;
+
+	if (--c->handles == 0 && c->unlinked)
+		free(c);
+}
+
+/** conn_close_agt() - close the stream to the guest (if open) */
+static void conn_close_agt(struct socks_conn *c)
+{
+	if (!c->agt_open)
+		return;
+	c->agt_open = false;
+	c->agt_reading = false;
+	uv_close(&c->agt.handle, conn_close_cb);
 }
 
 /**
- * conn_free() - close and forget a connection (or mark it dead while a worker holds it)
+ * conn_unlink() - take a connection off the list; the last close callback frees it
  * @s:	server
- * @c:	connection
- *
- * The memory goes to the graveyard, freed by socks_bury() once no event of the current
- * epoll batch can point at it any more (its endpoints have fd -1 meanwhile).
+ * @c:	connection whose streams are closed or closing
  */
-static void conn_free(struct mvm_socks *s, struct socks_conn *c)
+static void conn_unlink(struct mvm_socks *s, struct socks_conn *c)
 {
-	conn_close_fds(s, c);
-	if (c->in_worker) {
-		c->dead = true;
-		return;
-	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -457,22 +387,49 @@ static void conn_free(struct mvm_socks *s, struct socks_conn *c)
 		s->nover--;
 	else
 		atomic_fetch_sub(&s->st_active, 1);
-	c->gnext = s->graveyard;
-	s->graveyard = c;
+	c->unlinked = true;
+	if (!c->handles)
+		free(c);
 }
 
 /**
- * socks_bury() - free the connections closed during the last batch of events
+ * conn_free() - close and forget a connection (or mark it dead while a worker holds it)
  * @s:	server
+ * @c:	connection
  */
-static void socks_bury(struct mvm_socks *s)
+static void conn_free(struct mvm_socks *s, struct socks_conn *c)
 {
-	struct socks_conn *c;
-
-	while ((c = s->graveyard)) {
-		s->graveyard = c->gnext;
-		free(c);
+	if (c->cli_open) {
+		c->cli_open = false;
+		c->cli_reading = false;
+		uv_close(&c->cli.handle, conn_close_cb);
 	}
+	conn_close_agt(c);
+	if (c->in_worker) {
+		c->dead = true;
+		return;
+	}
+	if (!c->unlinked)
+		conn_unlink(s, c);
+}
+
+static void conn_shutdown_cb(uv_shutdown_t *req, int status);
+static void conn_write_cb(uv_write_t *req, int status);
+
+/**
+ * conn_shut_cli() - send FIN to the client after the last reply (PH_CLOSING)
+ * @c:	connection
+ */
+static void conn_shut_cli(struct socks_conn *c)
+{
+	struct socks_dir *d = &c->down;
+
+	if (d->shut || !c->cli_open || buf_len(&d->buf) || d->inflight)
+		return;
+	d->shut = true;
+	d->sreq.data = d;
+	if (uv_shutdown(&d->sreq, &c->cli.stream, conn_shutdown_cb))
+		d->shut_done = true;
 }
 
 /**
@@ -483,18 +440,11 @@ static void socks_bury(struct mvm_socks *s)
 static void conn_refuse(struct mvm_socks *s, struct socks_conn *c)
 {
 	atomic_fetch_add(&s->st_refused, 1);
-	if (c->agt.fd >= 0) {
-		ep_set(s, &c->agt, 0);
-		close(c->agt.fd);
-		c->agt.fd = -1;
-	}
+	conn_close_agt(c);
 	c->phase = PH_CLOSING;
-	c->c2a.start = c->c2a.end = 0;
+	if (!c->up.inflight)
+		c->up.buf.start = c->up.buf.end = 0;
 	c->deadline = socks_now() + SOCKS_LINGER_MS;
-	if (!buf_len(&c->a2c) && !c->cli_shut) {
-		shutdown(c->cli.fd, SHUT_WR);
-		c->cli_shut = true;
-	}
 }
 
 /**
@@ -504,7 +454,7 @@ static void conn_reply(struct socks_conn *c, uint8_t rep)
 {
 	uint8_t r[SOCKS_REPLY_LEN];
 
-	buf_append(&c->a2c, r, socks_build_reply(r, sizeof(r), rep));
+	dir_append(&c->down, r, socks_build_reply(r, sizeof(r), rep));
 }
 
 /**
@@ -523,6 +473,137 @@ static void conn_submit(struct mvm_socks *s, struct socks_conn *c)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* ---- writing ---------------------------------------------------------------------------- */
+
+/**
+ * dir_wrote() - account for @n bytes of @d written to its destination
+ * @c:	connection
+ * @d:	direction
+ * @n:	bytes
+ */
+static void dir_wrote(struct socks_conn *c, struct socks_dir *d, size_t n)
+{
+	struct mvm_socks *s = c->s;
+	size_t skip = d->proto < n ? d->proto : n;
+
+	d->buf.start += n;
+	d->proto -= skip;
+	if (n > skip)
+		atomic_fetch_add(d == &c->up ? &s->st_up : &s->st_down, (uint64_t)(n - skip));
+	if (c->phase == PH_RELAY)
+		c->deadline = socks_idle_deadline(s);
+}
+
+/**
+ * dir_flush() - write what @d holds to its destination, or shut the destination down once
+ *		 the source ended and everything is written
+ * @c:	connection
+ * @d:	direction
+ *
+ * Return: 0, or a libuv error if the connection must be dropped.
+ */
+static int dir_flush(struct socks_conn *c, struct socks_dir *d)
+{
+	bool up = d == &c->up;
+	uv_stream_t *dst = up ? &c->agt.stream : &c->cli.stream;
+	uv_buf_t ub;
+	int n;
+
+	if (!(up ? c->agt_open : c->cli_open) || d->inflight || d->shut)
+		return 0;
+	if (buf_len(&d->buf)) {
+		ub = uv_buf_init((char *)d->buf.data + d->buf.start, (unsigned int)buf_len(&d->buf));
+		n = uv_try_write(dst, &ub, 1);
+		if (n < 0 && n != UV_EAGAIN)
+			return n;
+		if (n > 0)
+			dir_wrote(c, d, (size_t)n);
+		if (buf_len(&d->buf)) {
+			ub = uv_buf_init((char *)d->buf.data + d->buf.start,
+					 (unsigned int)buf_len(&d->buf));
+			d->wreq.data = d;
+			n = uv_write(&d->wreq, dst, &ub, 1, conn_write_cb);
+			if (n)
+				return n;
+			d->inflight = buf_len(&d->buf);
+			return 0;
+		}
+	}
+	if (d->eof && c->phase == PH_RELAY) {
+		d->shut = true;
+		d->sreq.data = d;
+		n = uv_shutdown(&d->sreq, dst, conn_shutdown_cb);
+		if (n)
+			return n;
+	}
+	return 0;
+}
+
+static void conn_update(struct mvm_socks *s, struct socks_conn *c);
+
+/**
+ * conn_flush() - flush both directions; a failure ends the connection (or, towards a guest
+ *		  not yet answering, refuses it)
+ * @s:	server
+ * @c:	connection
+ *
+ * Return: false if the connection was freed.
+ */
+static bool conn_flush(struct mvm_socks *s, struct socks_conn *c)
+{
+	if (dir_flush(c, &c->up)) {
+		if (c->phase != PH_STATUS) {
+			conn_free(s, c);
+			return false;
+		}
+		conn_reply(c, SOCKS_REP_FAIL);
+		conn_refuse(s, c);
+	}
+	if (dir_flush(c, &c->down)) {
+		conn_free(s, c);
+		return false;
+	}
+	if (c->phase == PH_CLOSING)
+		conn_shut_cli(c);
+	return true;
+}
+
+static void conn_write_cb(uv_write_t *req, int status)
+{
+	struct socks_dir *d = req->data;
+	struct socks_conn *c = d->conn;
+	struct mvm_socks *s = c->s;
+	size_t n = d->inflight;
+
+	d->inflight = 0;
+	if (status == UV_ECANCELED)
+		return;		/* its stream is closing */
+	if (status < 0) {
+		if (d == &c->up && c->phase == PH_STATUS) {
+			conn_reply(c, SOCKS_REP_FAIL);
+			conn_refuse(s, c);
+			conn_update(s, c);
+		} else {
+			conn_free(s, c);
+		}
+		return;
+	}
+	dir_wrote(c, d, n);
+	conn_update(s, c);
+}
+
+static void conn_shutdown_cb(uv_shutdown_t *req, int status)
+{
+	struct socks_dir *d = req->data;
+	struct socks_conn *c = d->conn;
+
+	if (status == UV_ECANCELED)
+		return;
+	d->shut_done = true;
+	if (c->phase == PH_RELAY && c->up.shut_done && c->down.shut_done)
+		conn_free(c->s, c);
+}
+
 /* ---- the SOCKS handshake ---------------------------------------------------------------- */
 
 /**
@@ -534,12 +615,13 @@ static void conn_submit(struct mvm_socks *s, struct socks_conn *c)
  */
 static void conn_parse(struct mvm_socks *s, struct socks_conn *c)
 {
+	struct socks_buf *in = &c->up.buf;
 	bool auth = s->user != NULL;
 	int n = 0;
 
 	for (;;) {
-		const uint8_t *p = c->c2a.data + c->c2a.start;
-		size_t len = buf_len(&c->c2a);
+		const uint8_t *p = in->data + in->start;
+		size_t len = buf_len(in);
 		struct socks_greeting g;
 		struct socks_auth a;
 		uint8_t m, rep;
@@ -550,9 +632,9 @@ static void conn_parse(struct mvm_socks *s, struct socks_conn *c)
 			n = socks_parse_greeting(p, len, &g);
 			if (n <= 0)
 				goto incomplete;
-			c->c2a.start += (size_t)n;
+			in->start += (size_t)n;
 			m = socks_choose_method(&g, auth);
-			buf_append(&c->a2c, (uint8_t[]){ SOCKS_VERSION, m }, 2);
+			dir_append(&c->down, (uint8_t[]){ SOCKS_VERSION, m }, 2);
 			if (m == SOCKS_METHOD_REJECT) {
 				socks_log(s, "client offered no acceptable method (%s required)",
 					  auth ? "username/password" : "no authentication");
@@ -567,9 +649,9 @@ static void conn_parse(struct mvm_socks *s, struct socks_conn *c)
 				goto incomplete;
 			m = socks_auth_check(&a, s->user, s->pass) ? 0 : 1;
 			explicit_bzero(&a, sizeof(a));
-			explicit_bzero(c->c2a.data + c->c2a.start, (size_t)n);	/* its password */
-			c->c2a.start += (size_t)n;
-			buf_append(&c->a2c, (uint8_t[]){ SOCKS_AUTH_VERSION, m }, 2);
+			explicit_bzero(in->data + in->start, (size_t)n);	/* its password */
+			in->start += (size_t)n;
+			dir_append(&c->down, (uint8_t[]){ SOCKS_AUTH_VERSION, m }, 2);
 			if (m) {
 				socks_log(s, "authentication failed");
 				conn_refuse(s, c);
@@ -586,7 +668,7 @@ static void conn_parse(struct mvm_socks *s, struct socks_conn *c)
 			}
 			if (n == 0)
 				goto incomplete;
-			c->c2a.start += (size_t)n;
+			in->start += (size_t)n;
 			if (rep == SOCKS_REP_OK && c->over_cap)
 				rep = SOCKS_REP_FAIL;	/* logged once in socks_accept() */
 			if (rep != SOCKS_REP_OK) {
@@ -597,7 +679,7 @@ static void conn_parse(struct mvm_socks *s, struct socks_conn *c)
 				return;
 			}
 			n = socks_build_handshake(&c->req, hs, sizeof(hs));
-			if (n < 0 || !buf_prepend(&c->c2a, hs, (size_t)n)) {
+			if (n < 0 || !dir_prepend(&c->up, hs, (size_t)n)) {
 				conn_reply(c, SOCKS_REP_FAIL);
 				conn_refuse(s, c);
 				return;
@@ -616,62 +698,33 @@ incomplete:
 	}
 }
 
-/**
- * conn_connected() - a worker finished opening the stream to the guest
- * @s:	server
- * @c:	connection (its result is set)
- */
-static void conn_connected(struct mvm_socks *s, struct socks_conn *c)
-{
-	int one = 1, fl;
+/* ---- reading ---------------------------------------------------------------------------- */
 
-	c->in_worker = false;
-	if (c->dead) {
-		if (c->result >= 0)
-			close(c->result);
-		conn_free(s, c);
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+	struct socks_conn *c = h->data;
+	struct socks_dir *d = h == &c->cli.handle ? &c->up : &c->down;
+	size_t room;
+
+	if (h == &c->agt.handle && c->phase == PH_STATUS) {
+		*out = uv_buf_init((char *)&c->status, 1);	/* exactly the status byte */
 		return;
 	}
-	if (c->result < 0) {
-		socks_log(s, "cannot reach the guest's proxy for %s:%u: %s", c->req.host,
-			  c->req.port, strerror(-c->result));
-		conn_reply(c, socks_rep_from_errno(c->result));
-		conn_refuse(s, c);
-		conn_update(s, c);
-		return;
-	}
-	c->agt.fd = c->result;
-	fl = fcntl(c->agt.fd, F_GETFL);
-	if (fl >= 0)
-		fcntl(c->agt.fd, F_SETFL, fl | O_NONBLOCK);
-	setsockopt(c->agt.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->phase = PH_STATUS;
-	conn_update(s, c);
+	if (c->phase == PH_CLOSING && !d->inflight)
+		d->buf.start = d->buf.end = 0;	/* draining: what the client sends is dropped */
+	room = dir_room(d);
+	*out = uv_buf_init((char *)d->buf.data + d->buf.end, (unsigned int)room);
 }
 
 /**
- * conn_status() - read the agent's status byte and answer the client
+ * conn_status() - the agent's status byte arrived: answer the client
  * @s:	server
  * @c:	connection in PH_STATUS
  */
 static void conn_status(struct mvm_socks *s, struct socks_conn *c)
 {
-	uint8_t st, rep;
-	ssize_t n;
+	uint8_t rep = socks_rep_from_agent(c->status);
 
-	do
-		n = recv(c->agt.fd, &st, 1, 0);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return;
-	if (n <= 0) {
-		socks_log(s, "guest proxy closed before answering for %s:%u", c->req.host,
-			  c->req.port);
-		conn_reply(c, SOCKS_REP_FAIL);
-		conn_refuse(s, c);
-		return;
-	}
-	rep = socks_rep_from_agent(st);
 	conn_reply(c, rep);
 	if (rep != SOCKS_REP_OK) {
 		socks_log(s, "connect to %s:%u failed: %s", c->req.host, c->req.port,
@@ -680,159 +733,134 @@ static void conn_status(struct mvm_socks *s, struct socks_conn *c)
 		return;
 	}
 	atomic_fetch_add(&s->st_relayed, 1);
-	c->a2c_proto = buf_len(&c->a2c);
 	c->phase = PH_RELAY;
 	c->deadline = socks_idle_deadline(s);
 }
 
-/* ---- relay ------------------------------------------------------------------------------ */
-
-/**
- * conn_pump() - move bytes from one side's socket into a buffer and from that buffer out
- * @s:		server
- * @c:		connection
- * @src:	endpoint to read from (may be skipped)
- * @b:		buffer between them
- * @dst:	endpoint to write to
- * @src_eof/@dst_shut:	that direction's flags
- * @counter:	byte counter
- * @proto:	protocol bytes at the head of @b, written but not counted
- *
- * Return: 0, or -errno if the connection must be dropped.
- */
-static int conn_pump(struct mvm_socks *s, struct socks_conn *c, struct socks_ep *src,
-		     struct socks_buf *b, struct socks_ep *dst, bool *src_eof, bool *dst_shut,
-		     _Atomic uint64_t *counter, size_t *proto)
+static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *ub)
 {
-	size_t skip;
-	ssize_t rd, wr;
-	int round;
+	struct socks_conn *c = st->data;
+	struct mvm_socks *s = c->s;
+	bool client = st == &c->cli.stream;
+	struct socks_dir *d = client ? &c->up : &c->down;
 
-	/* a few rounds per event while both sides keep up: fewer epoll_wait calls on bulk
-	 * transfers, still a bounded share of the loop for this connection */
-	for (round = 0; round < SOCKS_PUMP_ROUNDS; round++) {
-		rd = 0;
-		if (!*src_eof && src->fd >= 0) {
-			rd = buf_read(b, src->fd);
-			if (rd == 0)
-				*src_eof = true;
-			else if (rd < 0 && rd != -EAGAIN)
-				return (int)rd;
-		}
-		if (*dst_shut)
-			return buf_len(b) ? -EPIPE : 0;
-		wr = buf_write(b, dst->fd);
-		if (wr < 0 && wr != -EAGAIN)
-			return (int)wr;
-		if (wr > 0) {
-			skip = *proto < (size_t)wr ? *proto : (size_t)wr;
-			*proto -= skip;
-			atomic_fetch_add(counter, (uint64_t)wr - skip);
-		}
-		if (rd > 0 || wr > 0)
-			c->deadline = socks_idle_deadline(s);
-		if (*src_eof && !buf_len(b)) {
-			shutdown(dst->fd, SHUT_WR);
-			*dst_shut = true;
-			return 0;
-		}
-		if (rd <= 0 || buf_len(b))
-			break;
+	if (nread == 0 || nread == UV_ENOBUFS)
+		goto update;	/* nothing now / the buffer is full: conn_update() stops reading */
+	if (nread == UV_EOF) {
+		/* libuv stopped reading this stream */
+		if (client)
+			c->cli_reading = false;
+		else
+			c->agt_reading = false;
 	}
-	return 0;
-}
-
-/**
- * conn_event() - an event on one of a connection's sockets
- * @s:		server
- * @ep:		the endpoint
- * @events:	what epoll reported
- */
-static void conn_event(struct mvm_socks *s, struct socks_ep *ep, uint32_t events)
-{
-	struct socks_conn *c = ep->conn;
-	size_t none = 0;
-	ssize_t n;
-	int ret;
-
 	switch (c->phase) {
 	case PH_GREETING:
 	case PH_AUTH:
 	case PH_REQUEST:
-		if (ep->kind != EP_CLIENT)
-			break;
-		if (events & EPOLLOUT) {
-			n = buf_write(&c->a2c, c->cli.fd);
-			if (n < 0 && n != -EAGAIN)
-				goto drop;
-		}
-		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-			n = buf_read(&c->c2a, c->cli.fd);
-			if (n == 0 || (n < 0 && n != -EAGAIN))
-				goto drop;
-			conn_parse(s, c);
-		}
-		break;
-	case PH_CONNECTING:
-		if (ep->kind == EP_CLIENT) {
-			n = buf_write(&c->a2c, c->cli.fd);
-			if (n < 0 && n != -EAGAIN)
-				goto drop;
-		}
+		if (nread < 0)
+			goto drop;
+		d->buf.end += (size_t)nread;
+		conn_parse(s, c);
 		break;
 	case PH_STATUS:
-		if (ep->kind == EP_CLIENT) {
-			n = buf_write(&c->a2c, c->cli.fd);
-			if (n < 0 && n != -EAGAIN)
-				goto drop;
+		if (client)
+			break;
+		if (nread < 0) {
+			socks_log(s, "guest proxy closed before answering for %s:%u", c->req.host,
+				  c->req.port);
+			conn_reply(c, SOCKS_REP_FAIL);
+			conn_refuse(s, c);
 			break;
 		}
-		if (events & EPOLLOUT) {
-			n = buf_write(&c->c2a, c->agt.fd);
-			if (n < 0 && n != -EAGAIN) {
-				conn_reply(c, SOCKS_REP_FAIL);
-				conn_refuse(s, c);
-				break;
-			}
-		}
-		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-			conn_status(s, c);
+		conn_status(s, c);
 		break;
 	case PH_RELAY:
-		ret = conn_pump(s, c, &c->cli, &c->c2a, &c->agt, &c->cli_eof, &c->agt_shut,
-				&s->st_up, &none);
-		if (!ret)
-			ret = conn_pump(s, c, &c->agt, &c->a2c, &c->cli, &c->agt_eof,
-					&c->cli_shut, &s->st_down, &c->a2c_proto);
-		if (ret || (c->cli_shut && c->agt_shut))
+		if (nread == UV_EOF) {
+			d->eof = true;
+		} else if (nread < 0 || d->shut) {
 			goto drop;
+		} else {
+			d->buf.end += (size_t)nread;
+			c->deadline = socks_idle_deadline(s);
+		}
 		break;
 	case PH_CLOSING:
-		if (ep->kind != EP_CLIENT)
-			break;
-		n = buf_write(&c->a2c, c->cli.fd);
-		if (n < 0 && n != -EAGAIN)
+		if (client && nread < 0)
 			goto drop;
-		if (!buf_len(&c->a2c) && !c->cli_shut) {
-			shutdown(c->cli.fd, SHUT_WR);
-			c->cli_shut = true;
-		}
-		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-			uint8_t sink[4096];
-
-			n = recv(c->cli.fd, sink, sizeof(sink), 0);
-			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-				goto drop;
-		}
+		break;
+	case PH_CONNECTING:
 		break;
 	}
+update:
 	conn_update(s, c);
 	return;
 drop:
 	conn_free(s, c);
 }
 
+/**
+ * conn_set_reading() - start or stop reading a stream
+ * @st:		the stream
+ * @reading:	its current state, updated
+ * @want:	the state wanted
+ *
+ * Return: 0 or a libuv error.
+ */
+static int conn_set_reading(uv_stream_t *st, bool *reading, bool want)
+{
+	int ret = 0;
+
+	if (want && !*reading)
+		ret = uv_read_start(st, conn_alloc_cb, conn_read_cb);
+	else if (!want && *reading)
+		ret = uv_read_stop(st);
+	if (!ret)
+		*reading = want;
+	return ret;
+}
+
+/**
+ * conn_update() - write what can be written, read what there is room for in the current phase
+ * @s:	server
+ * @c:	connection
+ */
+static void conn_update(struct mvm_socks *s, struct socks_conn *c)
+{
+	bool cr = false, ar = false;
+
+	if (!c->cli_open)
+		return;		/* closing */
+	if (!conn_flush(s, c))
+		return;
+	switch (c->phase) {
+	case PH_GREETING:
+	case PH_AUTH:
+	case PH_REQUEST:
+		cr = true;
+		break;
+	case PH_CONNECTING:
+		break;
+	case PH_STATUS:
+		ar = true;
+		break;
+	case PH_RELAY:
+		cr = !c->up.eof && dir_room(&c->up) > 0;
+		ar = !c->down.eof && dir_room(&c->down) > 0;
+		break;
+	case PH_CLOSING:
+		/* after the reply is out, drain the client until EOF or the deadline */
+		cr = c->down.shut;
+		break;
+	}
+	if (conn_set_reading(&c->cli.stream, &c->cli_reading, cr && !c->up.eof) ||
+	    (c->agt_open && conn_set_reading(&c->agt.stream, &c->agt_reading, ar)))
+		conn_free(s, c);
+}
+
 /* ---- listener, workers, loop ------------------------------------------------------------ */
+
+static void socks_accept_cb(uv_poll_t *h, int status, int events);
+static void socks_resume_cb(uv_timer_t *t);
 
 /**
  * socks_accept() - accept what is pending on the listener
@@ -846,13 +874,13 @@ static void socks_accept(struct mvm_socks *s)
 		struct socks_conn *c;
 		bool over;
 
-		fd = accept4(s->listen.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 			    errno == ENOMEM) {
 				socks_log(s, "accept: %s, pausing", strerror(errno));
-				ep_set(s, &s->listen, 0);
-				s->paused_until = socks_now() + SOCKS_PAUSE_MS;
+				uv_poll_stop(&s->listen_poll);
+				uv_timer_start(&s->pause, socks_resume_cb, SOCKS_PAUSE_MS, 0);
 			}
 			return;
 		}
@@ -870,10 +898,15 @@ static void socks_accept(struct mvm_socks *s)
 			close(fd);
 			continue;
 		}
+		c->s = s;
+		c->up.conn = c;
+		c->down.conn = c;
 		c->over_cap = over;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c->cli = (struct socks_ep){ .kind = EP_CLIENT, .fd = fd, .conn = c };
-		c->agt = (struct socks_ep){ .kind = EP_AGENT, .fd = -1, .conn = c };
+		uv_tcp_init(&s->loop, &c->cli.tcp);
+		c->cli.handle.data = c;
+		c->handles = 1;
+		c->cli_open = true;
 		c->phase = PH_GREETING;
 		c->deadline = socks_now() + (uint64_t)s->cfg.handshake_timeout_ms;
 		c->next = s->conns;
@@ -885,8 +918,79 @@ static void socks_accept(struct mvm_socks *s)
 		else
 			atomic_fetch_add(&s->st_active, 1);
 		atomic_fetch_add(&s->st_accepted, 1);
+		if (uv_tcp_open(&c->cli.tcp, fd)) {
+			close(fd);
+			conn_free(s, c);
+			continue;
+		}
 		conn_update(s, c);
 	}
+}
+
+static void socks_accept_cb(uv_poll_t *h, int status, int events)
+{
+	socks_accept(h->data);
+}
+
+/* the listener's pause after EMFILE is over */
+static void socks_resume_cb(uv_timer_t *t)
+{
+	struct mvm_socks *s = t->data;
+
+	uv_poll_start(&s->listen_poll, UV_READABLE, socks_accept_cb);
+}
+
+/**
+ * conn_connected() - a worker finished opening the stream to the guest
+ * @s:	server
+ * @c:	connection (its result is set)
+ */
+static void conn_connected(struct mvm_socks *s, struct socks_conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int one = 1, fd = c->result, ret;
+
+	c->in_worker = false;
+	if (c->dead) {
+		if (fd >= 0)
+			close(fd);
+		conn_free(s, c);
+		return;
+	}
+	if (fd < 0) {
+		socks_log(s, "cannot reach the guest's proxy for %s:%u: %s", c->req.host,
+			  c->req.port, strerror(-fd));
+		conn_reply(c, socks_rep_from_errno(fd));
+		conn_refuse(s, c);
+		conn_update(s, c);
+		return;
+	}
+	/* virtio-vsock and the namespace box hand over AF_UNIX streams, TCP transports TCP */
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_UNIX) {
+		uv_pipe_init(&s->loop, &c->agt.pipe, 0);
+		c->agt.handle.data = c;
+		c->handles++;
+		c->agt_open = true;
+		ret = uv_pipe_open(&c->agt.pipe, fd);
+	} else {
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		uv_tcp_init(&s->loop, &c->agt.tcp);
+		c->agt.handle.data = c;
+		c->handles++;
+		c->agt_open = true;
+		ret = uv_tcp_open(&c->agt.tcp, fd);
+	}
+	if (ret) {
+		close(fd);
+		socks_log(s, "cannot use the guest stream for %s:%u: %s", c->req.host,
+			  c->req.port, uv_strerror(ret));
+		conn_reply(c, SOCKS_REP_FAIL);
+		conn_refuse(s, c);
+	} else {
+		c->phase = PH_STATUS;
+	}
+	conn_update(s, c);
 }
 
 /* The connect workers: mvm_vsock_connect() over any transport. */
@@ -922,7 +1026,6 @@ static void *socks_worker(void *arg)
 	struct mvm_socks *s = arg;
 	struct sandbox_list list = SANDBOX_LIST(socks_worker_syscalls);
 	struct socks_conn *c;
-	uint64_t one = 1;
 	int ret;
 
 	prctl(PR_SET_NAME, "mvm-socks-conn");
@@ -949,9 +1052,7 @@ static void *socks_worker(void *arg)
 		c->qnext = s->done;
 		s->done = c;
 		pthread_mutex_unlock(&s->lock);
-		if (write(s->wake.fd, &one, sizeof(one)) < 0) {
-			/* the counter cannot overflow in practice; the loop also polls */
-		}
+		uv_async_send(&s->wake);	/* a write(2) to the loop's eventfd */
 		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -959,21 +1060,25 @@ static void *socks_worker(void *arg)
 }
 
 /**
- * socks_completions() - take finished connects from the workers
- * @s:	server
+ * socks_wake_cb() - take finished connects from the workers; stop the loop when asked
+ * @h:	the async handle
  */
-static void socks_completions(struct mvm_socks *s)
+static void socks_wake_cb(uv_async_t *h)
 {
+	struct mvm_socks *s = h->data;
 	struct socks_conn *c, *next;
-	uint64_t v;
+	bool stop;
 
-	if (read(s->wake.fd, &v, sizeof(v)) < 0) {
-		/* EAGAIN: nothing to clear */
-	}
 	pthread_mutex_lock(&s->lock);
-	c = s->done;
-	s->done = NULL;
+	stop = s->stop;
+	c = stop ? NULL : s->done;
+	if (!stop)
+		s->done = NULL;
 	pthread_mutex_unlock(&s->lock);
+	if (stop) {
+		uv_stop(&s->loop);
+		return;
+	}
 	for (; c; c = next) {
 		next = c->qnext;
 		conn_connected(s, c);
@@ -981,18 +1086,15 @@ static void socks_completions(struct mvm_socks *s)
 }
 
 /**
- * socks_timers() - close connections past their deadline, resume a paused listener
- * @s:		server
- * @now:	monotonic ms
+ * socks_tick_cb() - close connections past their deadline
+ * @t:	the tick timer
  */
-static void socks_timers(struct mvm_socks *s, uint64_t now)
+static void socks_tick_cb(uv_timer_t *t)
 {
+	struct mvm_socks *s = t->data;
 	struct socks_conn *c, *next;
+	uint64_t now = socks_now();
 
-	if (s->paused_until && now >= s->paused_until) {
-		s->paused_until = 0;
-		ep_set(s, &s->listen, EPOLLIN);
-	}
 	for (c = s->conns; c; c = next) {
 		next = c->next;
 		if (c->dead || c->in_worker || now < c->deadline)
@@ -1009,22 +1111,18 @@ static void socks_timers(struct mvm_socks *s, uint64_t now)
 	}
 }
 
-/* The event loop: clients, relays, the wakeup eventfd. */
+/* The event loop: libuv's epoll backend, the listener, the client and guest streams. */
 static const int socks_loop_syscalls[] = {
-	SANDBOX_SYS(epoll_wait),
+	SANDBOX_SYS(epoll_wait),	/* uv_run() */
 	SANDBOX_SYS(epoll_pwait),
 	SANDBOX_SYS(epoll_ctl),
 	SANDBOX_SYS(accept4),		/* socks_accept() */
-	SANDBOX_SYS(accept),
-	SANDBOX_SYS(sendto),		/* replies and relayed bytes */
-	SANDBOX_SYS(recvfrom),
 	SANDBOX_SYS(shutdown),		/* half-close, linger */
 	SANDBOX_SYS(setsockopt),	/* TCP_NODELAY on clients */
-	SANDBOX_SYS(getsockopt),
-	SANDBOX_SYS(getsockname),
-	SANDBOX_SYS(getpeername),
-	SANDBOX_SYS(fcntl),		/* O_NONBLOCK */
-	SANDBOX_SYS(ioctl),		/* FIONBIO, FIONREAD */
+	SANDBOX_SYS(getsockname),	/* the guest stream's family */
+	SANDBOX_SYS(fcntl),		/* uv_pipe_open() checks the mode */
+	SANDBOX_SYS(ioctl),		/* FIONBIO (uv_tcp_open(), uv_pipe_open()) */
+	/* read/write/writev (streams, the async eventfd) and close are in the common set */
 };
 
 /**
@@ -1037,48 +1135,11 @@ static void *socks_loop(void *arg)
 {
 	struct mvm_socks *s = arg;
 	struct sandbox_list list = SANDBOX_LIST(socks_loop_syscalls);
-	struct epoll_event evs[SOCKS_MAX_EVENTS];
-	uint64_t last_tick = socks_now();
 
 	prctl(PR_SET_NAME, "mvm-socks");
 	if (sandbox_thread("SOCKS5 loop", &list, 1))
 		return NULL;
-
-	for (;;) {
-		int i, n, timeout = s->paused_until ? SOCKS_PAUSE_MS : 1000;
-		uint64_t now;
-		bool stop;
-
-		n = epoll_wait(s->epfd, evs, SOCKS_MAX_EVENTS, timeout);
-		pthread_mutex_lock(&s->lock);
-		stop = s->stop;
-		pthread_mutex_unlock(&s->lock);
-		if (stop)
-			break;
-		for (i = 0; i < n; i++) {
-			struct socks_ep *ep = evs[i].data.ptr;
-
-			switch (ep->kind) {
-			case EP_LISTEN:
-				socks_accept(s);
-				break;
-			case EP_WAKE:
-				socks_completions(s);
-				break;
-			default:
-				/* closed earlier in this batch: still allocated (graveyard) */
-				if (ep->fd >= 0)
-					conn_event(s, ep, evs[i].events);
-				break;
-			}
-		}
-		now = socks_now();
-		if (now - last_tick >= 250 || s->paused_until) {
-			socks_timers(s, now);
-			last_tick = now;
-		}
-		socks_bury(s);
-	}
+	uv_run(&s->loop, UV_RUN_DEFAULT);	/* until socks_wake_cb() sees the stop flag */
 	return NULL;
 }
 
@@ -1123,9 +1184,7 @@ mvm_socks *mvm_socks_new(const struct mvm_socks_config *cfg, mvm_vsock *vs)
 	if (s->cfg.max_conns > MVM_SOCKS_MAX_CONNS)
 		s->cfg.max_conns = MVM_SOCKS_MAX_CONNS;
 	s->vs = vs;
-	s->epfd = -1;
-	s->listen = (struct socks_ep){ .kind = EP_LISTEN, .fd = -1 };
-	s->wake = (struct socks_ep){ .kind = EP_WAKE, .fd = -1 };
+	s->listen_fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	return s;
@@ -1196,8 +1255,38 @@ static int socks_bind(struct mvm_socks *s)
 	sl = sizeof(ss);
 	getsockname(fd, (struct sockaddr *)&ss, &sl);
 	s->bound_port = ntohs(ss.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
-	s->listen.fd = fd;
+	s->listen_fd = fd;
 	return 0;
+}
+
+/**
+ * socks_close_loop() - close the loop's own handles, run their close callbacks (and those of
+ *			connections closed just before), close the loop and the listening socket
+ * @s:	server, its threads stopped
+ */
+static void socks_close_loop(struct mvm_socks *s)
+{
+	uv_handle_t *own[] = {
+		(uv_handle_t *)&s->wake, (uv_handle_t *)&s->listen_poll,
+		(uv_handle_t *)&s->tick, (uv_handle_t *)&s->pause,
+	};
+	size_t i;
+
+	if (s->loop_ready) {
+		for (i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+			if (own[i]->loop == &s->loop && !uv_is_closing(own[i]))
+				uv_close(own[i], NULL);
+		uv_run(&s->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&s->loop);
+		s->loop_ready = false;
+	}
+	memset(&s->wake, 0, sizeof(s->wake));
+	memset(&s->listen_poll, 0, sizeof(s->listen_poll));
+	memset(&s->tick, 0, sizeof(s->tick));
+	memset(&s->pause, 0, sizeof(s->pause));
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	s->listen_fd = -1;
 }
 
 int mvm_socks_start(mvm_socks *s)
@@ -1211,15 +1300,26 @@ int mvm_socks_start(mvm_socks *s)
 	ret = socks_bind(s);
 	if (ret)
 		return ret;
-	s->epfd = epoll_create1(EPOLL_CLOEXEC);
-	s->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (s->epfd < 0 || s->wake.fd < 0) {
-		ret = mvm_set_error(-errno, "epoll/eventfd: %s", strerror(errno));
-		goto err_fds;
+	ret = uv_loop_init(&s->loop);
+	if (ret) {
+		ret = mvm_set_error(-ENOMEM, "event loop: %s", uv_strerror(ret));
+		close(s->listen_fd);
+		s->listen_fd = -1;
+		return ret;
 	}
-	s->listen.registered = s->wake.registered = false;
-	ep_set(s, &s->listen, EPOLLIN);
-	ep_set(s, &s->wake, EPOLLIN);
+	s->loop_ready = true;
+	/* the async handle's eventfd and the listener's epoll registration are made here,
+	 * before the loop thread's seccomp filter */
+	if ((ret = uv_async_init(&s->loop, &s->wake, socks_wake_cb)) ||
+	    (ret = uv_poll_init_socket(&s->loop, &s->listen_poll, s->listen_fd)) ||
+	    (ret = uv_poll_start(&s->listen_poll, UV_READABLE, socks_accept_cb))) {
+		ret = mvm_set_error(-EIO, "event loop: %s", uv_strerror(ret));
+		goto err_loop;
+	}
+	uv_timer_init(&s->loop, &s->tick);
+	uv_timer_init(&s->loop, &s->pause);
+	s->wake.data = s->listen_poll.data = s->tick.data = s->pause.data = s;
+	uv_timer_start(&s->tick, socks_tick_cb, SOCKS_TICK_MS, SOCKS_TICK_MS);
 	s->stop = false;
 	s->jobs = NULL;
 	s->jobs_tail = &s->jobs;
@@ -1227,12 +1327,12 @@ int mvm_socks_start(mvm_socks *s)
 	s->workers = calloc(s->cfg.workers, sizeof(*s->workers));
 	if (!s->workers) {
 		ret = mvm_set_error(-ENOMEM, "out of memory");
-		goto err_fds;
+		goto err_loop;
 	}
 	for (s->nworkers = 0; s->nworkers < s->cfg.workers; s->nworkers++)
 		if (pthread_create(&s->workers[s->nworkers], NULL, socks_worker, s))
 			break;
-	if (!s->nworkers || pthread_create(&s->loop, NULL, socks_loop, s)) {
+	if (!s->nworkers || pthread_create(&s->loop_thread, NULL, socks_loop, s)) {
 		ret = mvm_set_error(-EAGAIN, "cannot start SOCKS threads");
 		goto err_threads;
 	}
@@ -1248,13 +1348,8 @@ err_threads:
 		pthread_join(s->workers[i], NULL);
 	free(s->workers);
 	s->workers = NULL;
-err_fds:
-	if (s->wake.fd >= 0)
-		close(s->wake.fd);
-	if (s->epfd >= 0)
-		close(s->epfd);
-	close(s->listen.fd);
-	s->wake.fd = s->listen.fd = s->epfd = -1;
+err_loop:
+	socks_close_loop(s);
 	return ret;
 }
 
@@ -1276,7 +1371,6 @@ void mvm_socks_stats(mvm_socks *s, struct mvm_socks_stats *st)
 void mvm_socks_stop(mvm_socks *s)
 {
 	struct socks_conn *c, *next;
-	uint64_t one = 1;
 	unsigned int i;
 
 	if (!s->running)
@@ -1285,10 +1379,8 @@ void mvm_socks_stop(mvm_socks *s)
 	s->stop = true;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
-	if (write(s->wake.fd, &one, sizeof(one)) < 0) {
-		/* the loop also wakes up every second */
-	}
-	pthread_join(s->loop, NULL);
+	uv_async_send(&s->wake);
+	pthread_join(s->loop_thread, NULL);
 	for (i = 0; i < s->nworkers; i++)
 		pthread_join(s->workers[i], NULL);
 	free(s->workers);
@@ -1307,11 +1399,7 @@ void mvm_socks_stop(mvm_socks *s)
 		s->conns->in_worker = false;
 		conn_free(s, s->conns);
 	}
-	socks_bury(s);
-	close(s->listen.fd);
-	close(s->wake.fd);
-	close(s->epfd);
-	s->listen.fd = s->wake.fd = s->epfd = -1;
+	socks_close_loop(s);
 	s->running = false;
 }
 
