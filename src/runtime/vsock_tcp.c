@@ -64,7 +64,7 @@ enum vsock_tcp_state {
 
 /**
  * struct vsock_tcp_listener - one listening port
- * @fd:		listening socket (non-blocking; polled by @poll, closed after it)
+ * @fd:		listening socket (non-blocking; polled by @poll, closed right after uv_close())
  * @state:	see &enum vsock_tcp_state (under @tcp->lock)
  * @polling:	@poll is initialised and not yet being closed (loop thread only)
  * @orphan:	no thread waits for the close: the close callback frees the listener
@@ -214,7 +214,7 @@ static bool vsock_tcp_on_loop(struct vsock_tcp *tcp)
 }
 
 /**
- * vsock_tcp_closed() - uv_close callback of a listener's poll handle: close the socket
+ * vsock_tcp_closed() - uv_close callback of a listener's poll handle (its socket is closed)
  * @h:	the poll handle
  *
  * The listener is then CLOSED; the thread that asked for the stop frees it, or this does
@@ -226,7 +226,6 @@ static void vsock_tcp_closed(uv_handle_t *h)
 	struct vsock_tcp *tcp = l->tcp;
 	bool orphan;
 
-	mvm_sock_close(l->fd);
 	pthread_mutex_lock(&tcp->lock);
 	l->state = VSOCK_L_CLOSED;
 	orphan = l->orphan;
@@ -250,6 +249,9 @@ static void vsock_tcp_retire(struct vsock_tcp_listener *l)
 	l->polling = false;
 	uv_poll_stop(&l->poll);
 	uv_close((uv_handle_t *)&l->poll, vsock_tcp_closed);
+	/* the handle no longer watches it: close now, so the port is free when unlisten returns
+	 * (even from an accept callback, before the close callback runs) */
+	mvm_sock_close(l->fd);
 }
 
 /**

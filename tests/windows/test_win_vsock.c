@@ -315,6 +315,7 @@ static void test_listen(void)
 	struct accepted a = { .got = 0, .fd = -1 };
 	int port = free_port(), fd, i;
 	char buf[16] = "";
+	ULONGLONG t0;
 
 	CHECK(mvm_vsock_listen(vs, (uint32_t)port, on_accept, &a) == 0);
 	CHECK(mvm_vsock_listen(vs, (uint32_t)port, on_accept, &a) == -EADDRINUSE);
@@ -327,10 +328,50 @@ static void test_listen(void)
 	CHECK(memcmp(buf, "hello\n", 6) == 0);
 	mvm_vsock_close_stream(fd);
 	mvm_vsock_close_stream(a.fd);
+	t0 = GetTickCount64();
 	mvm_vsock_unlisten(vs, (uint32_t)port);
+	/* at once (the listener loop is woken, no polling tick), and the socket is closed */
+	CHECK(GetTickCount64() - t0 < 50);
+	CHECK(mvm_vsock_connect(vs, (uint32_t)port, 1000) == -ECONNREFUSED);
 	/* the port is free again: a new listener can take it */
 	CHECK(mvm_vsock_listen(vs, (uint32_t)port, on_accept, &a) == 0);
 	mvm_vsock_free(vs);
+}
+
+struct once {
+	mvm_vsock *vs;
+	volatile LONG n;
+};
+
+/* on_accept_once() - answer one stream, then stop listening from the callback itself */
+static void on_accept_once(void *opaque, uint32_t port, int fd)
+{
+	struct once *o = opaque;
+
+	mvm_vsock_unlisten(o->vs, port);
+	send((SOCKET)fd, "last\n", 5, 0);
+	mvm_vsock_close_stream(fd);
+	InterlockedIncrement(&o->n);
+}
+
+static void test_unlisten_from_callback(void)
+{
+	struct once o = { .vs = mvm_vsock_new_tcp("127.0.0.1"), .n = 0 };
+	int port = free_port(), fd, i;
+	char buf[16] = "";
+
+	CHECK(mvm_vsock_listen(o.vs, (uint32_t)port, on_accept_once, &o) == 0);
+	fd = mvm_vsock_connect(o.vs, (uint32_t)port, 2000);
+	CHECK(fd >= 0 && recv((SOCKET)fd, buf, 5, MSG_WAITALL) == 5);
+	CHECK(memcmp(buf, "last\n", 5) == 0);
+	if (fd >= 0)
+		mvm_vsock_close_stream(fd);
+	for (i = 0; i < 200 && !o.n; i++)
+		Sleep(10);
+	CHECK(o.n == 1);
+	CHECK(mvm_vsock_connect(o.vs, (uint32_t)port, 1000) == -ECONNREFUSED);
+	CHECK(mvm_vsock_listen(o.vs, (uint32_t)port, on_accept_once, &o) == 0);
+	mvm_vsock_free(o.vs);
 }
 
 static void *error_thread(void *arg)
@@ -366,6 +407,7 @@ int main(void)
 		{ "netns_unsupported", test_netns_unsupported },
 		{ "bad_host", test_bad_host },
 		{ "listen", test_listen },
+		{ "unlisten_from_callback", test_unlisten_from_callback },
 		{ "error_thread_local", test_error_thread_local },
 	};
 	int passed = 0, failed = 0;
