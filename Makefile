@@ -72,14 +72,17 @@ fuzz: $(BUILD_FUZZ)/build.ninja
 
 # libuv and cJSON for mingw-w64, from Debian's source packages (scripts/build-win-deps.sh;
 # cached, seconds once built).  The machine file it writes points the cross build's
-# pkg-config at them; it changes only with their cache key, and then build-win is set up anew.
-$(BUILD_WIN)/win-deps.ini: FORCE
+# pkg-config at them; it lives beside BUILD_WIN (a --wipe empties BUILD_WIN) and changes only
+# with their cache key, and then BUILD_WIN is set up anew.
+WIN_DEPS_INI := $(BUILD_WIN).deps.ini
+
+$(WIN_DEPS_INI): FORCE
 	@$(DEPS) build windows
 	sh scripts/build-win-deps.sh --machine-file $@ >/dev/null
 
-$(BUILD_WIN)/build.ninja: $(BUILD_WIN)/win-deps.ini
+$(BUILD_WIN)/build.ninja: $(WIN_DEPS_INI)
 	meson setup $(if $(wildcard $(BUILD_WIN)/meson-private),--wipe) $(BUILD_WIN) \
-	  --cross-file cross/x86_64-w64-mingw32.txt --cross-file $(BUILD_WIN)/win-deps.ini
+	  --cross-file cross/x86_64-w64-mingw32.txt --cross-file $(WIN_DEPS_INI)
 
 # the WSL2 tests run the real agent from the guest image behind a wsl.exe double
 windows: $(BUILD_WIN)/build.ninja image
@@ -133,4 +136,4 @@ bench: build
 	sh bench/run-all.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(BUILD_WIN) $(BUILD_ARM64)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(BUILD_WIN) $(WIN_DEPS_INI) $(BUILD_ARM64)

@@ -46,10 +46,10 @@ def dial(host, port, socks):
     return s
 
 
-def serve(port, handler):
+def serve(port, handler, bind="127.0.0.1"):
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", port))
+    ls.bind((bind, port))
     ls.listen(1024)
     print("ready", flush=True)
     while True:
@@ -116,11 +116,12 @@ def main():
     p.add_argument("--mib", type=int, default=512)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--count", type=int, default=500)
+    p.add_argument("--bind", default="127.0.0.1")
     a = p.parse_args()
     if a.mode == "serve-source":
-        serve(int(a.host_or_port), source(a.mib))
+        serve(int(a.host_or_port), source(a.mib), a.bind)
     elif a.mode == "serve-echo":
-        serve(int(a.host_or_port), echo)
+        serve(int(a.host_or_port), echo, a.bind)
     a.host = a.host_or_port
     print(f"{throughput(a) if a.mode == 'throughput' else latency(a):.1f}")
 

@@ -66,32 +66,39 @@
  * transport that dials from inside a network namespace (mvm_vsock_new_tcp_netns(),
  * `microvm up --agent-netns`) needs for setns().  The loop, its handles and the listening
  * socket are created by mvm_socks_start() on the caller's thread, before the filters.
+ *
+ * Windows: the same code over libuv's IOCP backend, built with mingw-w64 (docs/windows.md).
+ * Sockets are Winsock SOCKETs held in ints (src/runtime/compat.h), the guest stream is always
+ * TCP (WSL2), and there is no sandbox or descriptor limit to set.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/capability.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/random.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <uv.h>
 
 #include "microvm/socks.h"
 #include "manager/socks5_proto.h"
+#include "runtime/compat.h"
 #include "runtime/error.h"
+
+#ifdef _WIN32
+/* Windows: no capabilities, seccomp or descriptor limit; sockets are SOCKETs held in ints */
+#define explicit_bzero(p, n) SecureZeroMemory((p), (n))
+#else
+#include <arpa/inet.h>
+#include <sys/resource.h>
+#endif
+#ifdef __linux__
+#include <linux/capability.h>
+#include <sys/prctl.h>
+
 #include "sandbox/sandbox.h"
+#endif
 
 #define SOCKS_BUF_SIZE		(32 * 1024)
 #define SOCKS_LINGER_MS		2000
@@ -230,10 +237,7 @@ struct mvm_socks {
 
 static uint64_t socks_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return uv_hrtime() / 1000000;	/* CLOCK_MONOTONIC on Linux */
 }
 
 /**
@@ -863,6 +867,30 @@ static void socks_accept_cb(uv_poll_t *h, int status, int events);
 static void socks_resume_cb(uv_timer_t *t);
 
 /**
+ * socks_accept_fd() - accept one client: non-blocking, not inherited by child processes
+ * @s:	server
+ *
+ * Return: the socket, or -errno (-EAGAIN: none pending).
+ */
+static int socks_accept_fd(struct mvm_socks *s)
+{
+#ifdef _WIN32
+	SOCKET fd = accept((SOCKET)s->listen_fd, NULL, NULL);
+	u_long on = 1;
+
+	if (fd == INVALID_SOCKET)
+		return -mvm_sock_errno();
+	SetHandleInformation((HANDLE)fd, HANDLE_FLAG_INHERIT, 0);
+	ioctlsocket(fd, FIONBIO, &on);
+	return (int)fd;
+#else
+	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+#endif
+}
+
+/**
  * socks_accept() - accept what is pending on the listener
  * @s:	server
  */
@@ -874,11 +902,10 @@ static void socks_accept(struct mvm_socks *s)
 		struct socks_conn *c;
 		bool over;
 
-		fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = socks_accept_fd(s);
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				socks_log(s, "accept: %s, pausing", strerror(errno));
+			if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+				socks_log(s, "accept: %s, pausing", strerror(-fd));
 				uv_poll_stop(&s->listen_poll);
 				uv_timer_start(&s->pause, socks_resume_cb, SOCKS_PAUSE_MS, 0);
 			}
@@ -895,14 +922,14 @@ static void socks_accept(struct mvm_socks *s)
 		}
 		if ((over && s->nover >= SOCKS_OVER_MAX) || !(c = calloc(1, sizeof(*c)))) {
 			atomic_fetch_add(&s->st_refused, 1);
-			close(fd);
+			mvm_sock_close(fd);
 			continue;
 		}
 		c->s = s;
 		c->up.conn = c;
 		c->down.conn = c;
 		c->over_cap = over;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof(one));
 		uv_tcp_init(&s->loop, &c->cli.tcp);
 		c->cli.handle.data = c;
 		c->handles = 1;
@@ -918,8 +945,8 @@ static void socks_accept(struct mvm_socks *s)
 		else
 			atomic_fetch_add(&s->st_active, 1);
 		atomic_fetch_add(&s->st_accepted, 1);
-		if (uv_tcp_open(&c->cli.tcp, fd)) {
-			close(fd);
+		if (uv_tcp_open(&c->cli.tcp, (uv_os_sock_t)fd)) {
+			mvm_sock_close(fd);
 			conn_free(s, c);
 			continue;
 		}
@@ -947,14 +974,16 @@ static void socks_resume_cb(uv_timer_t *t)
  */
 static void conn_connected(struct mvm_socks *s, struct socks_conn *c)
 {
+#ifndef _WIN32
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+#endif
 	int one = 1, fd = c->result, ret;
 
 	c->in_worker = false;
 	if (c->dead) {
 		if (fd >= 0)
-			close(fd);
+			mvm_sock_close(fd);
 		conn_free(s, c);
 		return;
 	}
@@ -967,22 +996,25 @@ static void conn_connected(struct mvm_socks *s, struct socks_conn *c)
 		return;
 	}
 	/* virtio-vsock and the namespace box hand over AF_UNIX streams, TCP transports TCP */
+#ifndef _WIN32
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_UNIX) {
 		uv_pipe_init(&s->loop, &c->agt.pipe, 0);
 		c->agt.handle.data = c;
 		c->handles++;
 		c->agt_open = true;
 		ret = uv_pipe_open(&c->agt.pipe, fd);
-	} else {
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	} else
+#endif
+	{
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof(one));
 		uv_tcp_init(&s->loop, &c->agt.tcp);
 		c->agt.handle.data = c;
 		c->handles++;
 		c->agt_open = true;
-		ret = uv_tcp_open(&c->agt.tcp, fd);
+		ret = uv_tcp_open(&c->agt.tcp, (uv_os_sock_t)fd);
 	}
 	if (ret) {
-		close(fd);
+		mvm_sock_close(fd);
 		socks_log(s, "cannot use the guest stream for %s:%u: %s", c->req.host,
 			  c->req.port, uv_strerror(ret));
 		conn_reply(c, SOCKS_REP_FAIL);
@@ -993,6 +1025,7 @@ static void conn_connected(struct mvm_socks *s, struct socks_conn *c)
 	conn_update(s, c);
 }
 
+#ifdef __linux__
 /* The connect workers: mvm_vsock_connect() over any transport. */
 static const int socks_worker_syscalls[] = {
 	SANDBOX_SYS(socketpair),	/* virtio-vsock: the host end of a stream... */
@@ -1014,6 +1047,7 @@ static const int socks_worker_syscalls[] = {
 	SANDBOX_SYS(clone),
 	SANDBOX_SYS(setns),		/* ...inside the agent's network namespace */
 };
+#endif
 
 /**
  * socks_worker() - connect-worker thread: open vsock streams for queued connections
@@ -1024,8 +1058,9 @@ static const int socks_worker_syscalls[] = {
 static void *socks_worker(void *arg)
 {
 	struct mvm_socks *s = arg;
-	struct sandbox_list list = SANDBOX_LIST(socks_worker_syscalls);
 	struct socks_conn *c;
+#ifdef __linux__
+	struct sandbox_list list = SANDBOX_LIST(socks_worker_syscalls);
 	int ret;
 
 	prctl(PR_SET_NAME, "mvm-socks-conn");
@@ -1034,6 +1069,7 @@ static void *socks_worker(void *arg)
 		ret = sandbox_filter("SOCKS5 connect worker", &list, 1);
 	if (ret)
 		return NULL;	/* reported; the other workers and the loop's deadlines go on */
+#endif
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		while (!s->jobs && !s->stop)
@@ -1111,6 +1147,7 @@ static void socks_tick_cb(uv_timer_t *t)
 	}
 }
 
+#ifdef __linux__
 /* The event loop: libuv's epoll backend, the listener, the client and guest streams. */
 static const int socks_loop_syscalls[] = {
 	SANDBOX_SYS(epoll_wait),	/* uv_run() */
@@ -1124,6 +1161,7 @@ static const int socks_loop_syscalls[] = {
 	SANDBOX_SYS(ioctl),		/* FIONBIO (uv_tcp_open(), uv_pipe_open()) */
 	/* read/write/writev (streams, the async eventfd) and close are in the common set */
 };
+#endif
 
 /**
  * socks_loop() - the event loop thread
@@ -1134,11 +1172,13 @@ static const int socks_loop_syscalls[] = {
 static void *socks_loop(void *arg)
 {
 	struct mvm_socks *s = arg;
+#ifdef __linux__
 	struct sandbox_list list = SANDBOX_LIST(socks_loop_syscalls);
 
 	prctl(PR_SET_NAME, "mvm-socks");
 	if (sandbox_thread("SOCKS5 loop", &list, 1))
 		return NULL;
+#endif
 	uv_run(&s->loop, UV_RUN_DEFAULT);	/* until socks_wake_cb() sees the stop flag */
 	return NULL;
 }
@@ -1196,6 +1236,7 @@ mvm_socks *mvm_socks_new(const struct mvm_socks_config *cfg, mvm_vsock *vs)
  */
 static void socks_raise_nofile(struct mvm_socks *s)
 {
+#ifndef _WIN32
 	rlim_t want = (rlim_t)s->cfg.max_conns * 2 + 64;
 	struct rlimit rl;
 
@@ -1205,6 +1246,7 @@ static void socks_raise_nofile(struct mvm_socks *s)
 	if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want)
 		socks_log(s, "file descriptor limit %lu allows fewer than %u connections",
 			  (unsigned long)rl.rlim_cur, s->cfg.max_conns);
+#endif
 }
 
 /**
@@ -1242,13 +1284,19 @@ static int socks_bind(struct mvm_socks *s)
 				     "refusing to serve SOCKS on non-loopback address %s: anyone "
 				     "reaching it could use the VPN (force it explicitly to allow)",
 				     s->addr);
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = mvm_sock_stream(ss.ss_family);
 	if (fd < 0)
-		return mvm_set_error(-errno, "socket: %s", strerror(errno));
+		return mvm_set_error(fd, "socket: %s", strerror(-fd));
+	mvm_sock_nonblock(fd, 1);
+#ifdef _WIN32
+	/* SO_REUSEADDR would let another process take the port on Windows */
+	setsockopt(fd, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&one, sizeof(one));
+#else
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+#endif
 	if (bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, 4096)) {
-		err = -errno;
-		close(fd);
+		err = -mvm_sock_errno();
+		mvm_sock_close(fd);
 		return mvm_set_error(err, "cannot listen on %s:%u for SOCKS: %s", s->addr,
 				     s->cfg.port, strerror(-err));
 	}
@@ -1285,7 +1333,7 @@ static void socks_close_loop(struct mvm_socks *s)
 	memset(&s->tick, 0, sizeof(s->tick));
 	memset(&s->pause, 0, sizeof(s->pause));
 	if (s->listen_fd >= 0)
-		close(s->listen_fd);
+		mvm_sock_close(s->listen_fd);
 	s->listen_fd = -1;
 }
 
@@ -1296,6 +1344,9 @@ int mvm_socks_start(mvm_socks *s)
 
 	if (s->running)
 		return mvm_set_error(-EBUSY, "SOCKS server already running");
+	ret = mvm_sock_init();
+	if (ret)
+		return ret;
 	socks_raise_nofile(s);
 	ret = socks_bind(s);
 	if (ret)
@@ -1303,7 +1354,7 @@ int mvm_socks_start(mvm_socks *s)
 	ret = uv_loop_init(&s->loop);
 	if (ret) {
 		ret = mvm_set_error(-ENOMEM, "event loop: %s", uv_strerror(ret));
-		close(s->listen_fd);
+		mvm_sock_close(s->listen_fd);
 		s->listen_fd = -1;
 		return ret;
 	}
@@ -1390,7 +1441,7 @@ void mvm_socks_stop(mvm_socks *s)
 		next = c->qnext;
 		c->in_worker = false;
 		if (c->result >= 0)
-			close(c->result);
+			mvm_sock_close(c->result);
 	}
 	for (c = s->jobs; c; c = c->qnext)
 		c->in_worker = false;
@@ -1464,20 +1515,15 @@ int mvm_socks_generate_secret(char *out, size_t cap)
 {
 	static const char hex[] = "0123456789abcdef";
 	uint8_t raw[32];
-	size_t i, got = 0;
-	ssize_t n;
+	size_t i;
+	int n;
 
 	if (cap < sizeof(raw) * 2 + 1)
 		return mvm_set_error(-ENOSPC, "secret buffer too small");
-	while (got < sizeof(raw)) {
-		n = getrandom(raw + got, sizeof(raw) - got, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return mvm_set_error(-errno, "getrandom: %s", strerror(errno));
-		}
-		got += (size_t)n;
-	}
+	/* getrandom(2) on Linux, the system's CSPRNG on Windows */
+	n = uv_random(NULL, NULL, raw, sizeof(raw), 0, NULL);
+	if (n)
+		return mvm_set_error(-EIO, "random bytes: %s", uv_strerror(n));
 	for (i = 0; i < sizeof(raw); i++) {
 		out[2 * i] = hex[raw[i] >> 4];
 		out[2 * i + 1] = hex[raw[i] & 15];

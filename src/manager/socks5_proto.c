@@ -6,10 +6,14 @@
  * length first; a parser that runs out of bytes says "need more" and is called again later
  * with the same buffer grown.  No parser allocates or keeps state between calls.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef _WIN32
+#include <ws2tcpip.h>	/* inet_ntop */
+#else
+#include <arpa/inet.h>
+#endif
 
 #include "manager/socks5_proto.h"
 

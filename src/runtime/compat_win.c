@@ -63,8 +63,11 @@ int mvm_sock_stream(int family)
 {
 	SOCKET s;
 
-	/* not inheritable: the WSL2 backend starts wsl.exe with inherited pipe handles */
-	s = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_NO_HANDLE_INHERIT);
+	/* not inheritable: the WSL2 backend starts wsl.exe with inherited pipe handles;
+	 * overlapped (as socket() makes them): libuv's IOCP backend needs that for the
+	 * streams handed to the SOCKS5 server and its listener (src/manager/socks5.c) */
+	s = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
+		       WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
 	if (s == INVALID_SOCKET)
 		return -mvm_sock_errno();
 	return (int)s;

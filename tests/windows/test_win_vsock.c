@@ -2,10 +2,9 @@
 /*
  * test_win_vsock.c - the TCP vsock client built for Windows, run under Wine (make windows).
  *
- * No cmocka for mingw in Debian, so a minimal CHECK() harness: each case prints
- * "ok NAME" or "FAIL NAME: ...", and the last line is "windows: N passed, N failed".
- * The peer is a plain Winsock server on 127.0.0.1 in a thread of this process; the
- * PEER_AUTH* modes run the agent's side of the authentication handshake first (CNG).
+ * The harness and the peer (a plain Winsock server on 127.0.0.1 in a thread of this
+ * process) are shared with the other Windows tests (win_peer.h); the PEER_AUTH* modes run
+ * the agent's side of the authentication handshake first (CNG).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,131 +17,7 @@
 #include "runtime/compat.h"
 #include "runtime/error.h"
 #include "mvm_auth.h"
-
-#define SECRET	"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
-#define OTHER	"ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
-
-static int failed_checks;
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			printf("  %s:%d: CHECK(%s) failed (last error: %s)\n", __FILE__, \
-			       __LINE__, #cond, mvm_last_error());                    \
-			failed_checks++;                                              \
-		}                                                                     \
-	} while (0)
-
-enum peer_mode {
-	PEER_ECHO, PEER_SILENT_CLOSE, PEER_HANG, PEER_BIG,
-	PEER_AUTH_ECHO,		/* handshake with SECRET, then PEER_ECHO */
-	PEER_AUTH_OTHER,	/* handshake with OTHER (an impostor) */
-};
-
-struct peer {
-	SOCKET ls;
-	int port;
-	enum peer_mode mode;
-	pthread_t thread;
-	char got[256];
-};
-
-/* peer_thread() - accept one connection and behave as @mode says. */
-static void *peer_thread(void *arg)
-{
-	struct peer *p = arg;
-	SOCKET c = accept(p->ls, NULL, NULL);
-	size_t len = 0;
-	int n;
-
-	if (c == INVALID_SOCKET)
-		return NULL;
-	if (p->mode == PEER_AUTH_ECHO || p->mode == PEER_AUTH_OTHER) {
-		uint8_t key[MVM_AUTH_KEY_LEN], buf[MVM_AUTH_HELLO_LEN], out[MVM_AUTH_CHALLENGE_LEN];
-		struct mvm_auth st;
-		size_t want;
-		int r = MVM_AUTH_MORE;
-
-		mvm_auth_key_from_hex(p->mode == PEER_AUTH_ECHO ? SECRET : OTHER, 64, key);
-		mvm_auth_agent_init(&st, key, (uint32_t)p->port);
-		while ((want = mvm_auth_agent_want(&st)) > 0) {
-			n = recv(c, (char *)buf, (int)want, 0);
-			if (n <= 0)
-				break;
-			r = mvm_auth_agent_input(&st, buf, (size_t)n, out);
-			if (r < 0)
-				break;
-			if (r == MVM_AUTH_SEND)
-				send(c, (const char *)out, (int)sizeof(out), 0);
-		}
-		if (r != MVM_AUTH_DONE) {
-			closesocket(c);
-			return NULL;
-		}
-		p->mode = PEER_ECHO;
-	}
-	while (len < sizeof(p->got) - 1) {
-		n = recv(c, p->got + len, 1, 0);
-		if (n <= 0 || p->got[len] == '\n')
-			break;
-		len++;
-	}
-	p->got[len] = '\0';
-	if (p->mode == PEER_ECHO) {
-		char reply[300];
-
-		snprintf(reply, sizeof(reply), "{\"echo\":\"%s\"}\n", p->got);
-		send(c, reply, (int)strlen(reply), 0);
-	} else if (p->mode == PEER_BIG) {
-		static char big[20001];
-
-		memset(big, 'x', sizeof(big) - 1);
-		big[sizeof(big) - 2] = '\n';
-		send(c, big, (int)sizeof(big) - 1, 0);
-	} else if (p->mode == PEER_HANG) {
-		Sleep(1500);
-	}
-	closesocket(c);
-	return NULL;
-}
-
-/* peer_start() - listen on an ephemeral loopback port and serve one connection. */
-static int peer_start(struct peer *p, enum peer_mode mode)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	int len = sizeof(sa);
-
-	memset(p, 0, sizeof(*p));
-	p->mode = mode;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	p->ls = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
-	if (p->ls == INVALID_SOCKET || bind(p->ls, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    listen(p->ls, 4) || getsockname(p->ls, (struct sockaddr *)&sa, &len))
-		return -1;
-	p->port = ntohs(sa.sin_port);
-	return pthread_create(&p->thread, NULL, peer_thread, p) ? -1 : 0;
-}
-
-static void peer_stop(struct peer *p)
-{
-	pthread_join(p->thread, NULL);
-	closesocket(p->ls);
-}
-
-/* free_port() - a loopback port nothing listens on (bound, then closed). */
-static int free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	int len = sizeof(sa), port;
-	SOCKET s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	bind(s, (struct sockaddr *)&sa, sizeof(sa));
-	getsockname(s, (struct sockaddr *)&sa, &len);
-	port = ntohs(sa.sin_port);
-	closesocket(s);
-	return port;
-}
+#include "win_peer.h"
 
 static void test_request_roundtrip(void)
 {
@@ -392,10 +267,7 @@ static void test_error_thread_local(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
+	static const struct win_test tests[] = {
 		{ "request_roundtrip", test_request_roundtrip },
 		{ "request_big_response", test_request_big_response },
 		{ "auth_roundtrip", test_auth_roundtrip },
@@ -410,22 +282,6 @@ int main(void)
 		{ "unlisten_from_callback", test_unlisten_from_callback },
 		{ "error_thread_local", test_error_thread_local },
 	};
-	int passed = 0, failed = 0;
-	size_t i;
 
-	setvbuf(stdout, NULL, _IONBF, 0);
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		int before = failed_checks;
-
-		tests[i].fn();
-		if (failed_checks == before) {
-			printf("ok %s\n", tests[i].name);
-			passed++;
-		} else {
-			printf("FAIL %s\n", tests[i].name);
-			failed++;
-		}
-	}
-	printf("windows: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return win_run_tests(tests, sizeof(tests) / sizeof(tests[0]));
 }
