@@ -40,21 +40,6 @@ static int cli_linux_only(int argc, char **argv)
 #define CLI_RUN_SUMMARY	"boot a kernel in a KVM micro-VM with its console here"
 #endif
 
-#ifdef MVM_CLI_NO_UP
-/**
- * cli_no_up() - `up` in a build without the VPN manager (a platform it is not ported to)
- * Return: CLI_EXIT_FAIL, after saying so.
- */
-int cli_up(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "microvm up: this build has no VPN manager (not ported to this platform "
-		"yet); the other commands reach an appliance running elsewhere with --control\n");
-	return CLI_EXIT_FAIL;
-}
-#endif
-
 static const struct cli_command cli_commands[] = {
 	{ "help", "show help for microvm or a subcommand", cli_help },
 	{ "run", CLI_RUN_SUMMARY, cli_run },
