@@ -291,15 +291,19 @@ struct up_client {
  * @c:		the client
  * @buf:	the bytes (freed, and wiped, when written)
  * @len:	their length
- * @then_stop:	this is the answer to `down`: close the client and stop the appliance after it
+ * @then:	what follows once it is written (UP_THEN_*)
  */
 struct up_write {
 	uv_write_t req;
 	struct up_client *c;
 	char *buf;
 	size_t len;
-	bool then_stop;
+	int then;
 };
+
+/* after a write: go on, close the client (an error answer that ends the connection, or the
+ * last one before the appliance stops), or close it and stop the appliance (`down`) */
+enum { UP_THEN_MORE, UP_THEN_CLOSE, UP_THEN_STOP };
 
 static void up_client_next(struct up_client *c);
 static void up_shutdown(struct up_ctx *u);
@@ -436,22 +440,20 @@ static void up_write_done(uv_write_t *req, int status)
 
 	explicit_bzero(w->buf, w->len);
 	free(w->buf);
-	if (w->then_stop) {
+	if (w->then != UP_THEN_MORE || status < 0)
 		up_client_close(c);
+	if (w->then == UP_THEN_STOP)
 		up_shutdown(c->u);
-	} else if (status < 0 && !c->closing) {
-		up_client_close(c);
-	}
 	free(w);
 }
 
 /**
  * up_write() - queue @len bytes of @buf (taken over: freed when written) to @c
- * @then_stop:	see struct up_write
+ * @then:	UP_THEN_*: what follows once they are written
  *
  * Return: 0, or -1 after closing the client.
  */
-static int up_write(struct up_client *c, char *buf, size_t len, bool then_stop)
+static int up_write(struct up_client *c, char *buf, size_t len, int then)
 {
 	struct up_write *w = calloc(1, sizeof(*w));
 	uv_buf_t b = uv_buf_init(buf, (unsigned int)len);
@@ -460,23 +462,24 @@ static int up_write(struct up_client *c, char *buf, size_t len, bool then_stop)
 		w->c = c;
 		w->buf = buf;
 		w->len = len;
-		w->then_stop = then_stop;
+		w->then = then;
 		if (!uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, up_write_done))
 			return 0;
 	}
 	free(w);
 	free(buf);
 	up_client_close(c);
-	if (then_stop)
+	if (then == UP_THEN_STOP)
 		up_shutdown(c->u);
 	return -1;
 }
 
 /**
  * up_reply() - write @resp as one JSON line to @c
+ * @then:	UP_THEN_*
  * Return: 0, or -1 after closing the client.
  */
-static int up_reply(struct up_client *c, const cJSON *resp, bool then_stop)
+static int up_reply(struct up_client *c, const cJSON *resp, int then)
 {
 	char *text = cJSON_PrintUnformatted(resp);
 	size_t len;
@@ -487,7 +490,7 @@ static int up_reply(struct up_client *c, const cJSON *resp, bool then_stop)
 	}
 	len = strlen(text);
 	text[len] = '\n';	/* replaces the NUL; cJSON allocated len + 1 */
-	return up_write(c, text, len + 1, then_stop);
+	return up_write(c, text, len + 1, then);
 }
 
 /**
@@ -539,7 +542,7 @@ static void up_console_flush(uv_async_t *a)
 		free(buf);	/* a slow console client loses output rather than memory */
 		return;
 	}
-	up_write(c, buf, len, false);
+	up_write(c, buf, len, UP_THEN_MORE);
 }
 
 /**
@@ -561,14 +564,13 @@ static void up_console_start(struct up_client *c)
 	if (c->console_id < 0) {
 		c->console_id = -1;
 		resp = up_err("no console");
-		if (!up_reply(c, resp, false))
-			up_client_close(c);
+		up_reply(c, resp, UP_THEN_CLOSE);
 		cJSON_Delete(resp);
 		return;
 	}
 	/* the answer is queued before the first console byte: writes keep their order */
 	resp = up_ok();
-	up_reply(c, resp, false);
+	up_reply(c, resp, UP_THEN_MORE);
 	cJSON_Delete(resp);
 }
 
@@ -606,21 +608,24 @@ static void up_work(uv_work_t *w)
 static void up_after_work(uv_work_t *w, int status)
 {
 	struct up_client *c = w->data;
-	int ret = -1;
+	int ret = -1, then = UP_THEN_MORE;
 
 	c->busy = false;
-	if (c->resp)
-		ret = up_reply(c, c->resp, c->done);
+	if (c->done)
+		then = UP_THEN_STOP;
+	else if (c->eof || c->u->stopping)
+		then = UP_THEN_CLOSE;	/* the answer still goes out (if anyone reads it) */
+	if (c->resp) {
+		ret = up_reply(c, c->resp, then);
+	} else {
+		up_client_close(c);	/* out of memory */
+		if (then == UP_THEN_STOP)
+			up_shutdown(c->u);
+	}
 	cJSON_Delete(c->resp);
 	c->resp = NULL;
-	if (ret)
-		return;		/* closed */
-	if (c->done)
-		return;		/* up_write_done() closes and stops */
-	if (c->eof || c->u->stopping) {
-		up_client_close(c);
-		return;
-	}
+	if (ret || then != UP_THEN_MORE)
+		return;		/* closed, or up_write_done() closes */
 	/* reading paused while the request was answered (already reading: UV_EALREADY) */
 	if (uv_read_start((uv_stream_t *)&c->pipe, up_alloc, up_read) &&
 	    !uv_is_active((uv_handle_t *)&c->pipe)) {
