@@ -95,6 +95,16 @@ static const char *up_box_argv[] = { "/bin/sh", "-c", NULL, NULL };
 #define UP_BACKENDS_HELP	"auto (no backend is available on this platform yet)"
 #endif
 
+#ifdef _WIN32
+#define UP_CONTROL_HELP \
+"  --control PATH        control endpoint, a named pipe (default \\\\.\\pipe\\microvm-USER-control;\n" \
+"                        %%MICROVM_CONTROL%% overrides)\n"
+#else
+#define UP_CONTROL_HELP \
+"  --control PATH        control socket (default $XDG_RUNTIME_DIR/microvm/control.sock or\n" \
+"                        /run/microvm/control.sock; $MICROVM_CONTROL overrides)\n"
+#endif
+
 static void up_usage(FILE *out)
 {
 	fprintf(out,
@@ -149,8 +159,7 @@ static void up_usage(FILE *out)
 "Options are checked before anything starts: a bad value is an error naming the option.\n"
 "\n"
 "General:\n"
-"  --control PATH        control socket (default $XDG_RUNTIME_DIR/microvm/control.sock or\n"
-"                        /run/microvm/control.sock; $MICROVM_CONTROL overrides)\n"
+UP_CONTROL_HELP
 "  --detach              go to the background once everything is up (messages go to\n"
 "                        up.log beside the control socket)\n"
 "  -h, --help            this help\n"
