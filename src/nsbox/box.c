@@ -2,7 +2,8 @@
 /**
  * DOC: the box's own processes
  *
- * Two processes run the box; both are forked copies of the host process, single-threaded,
+ * Two processes run the box; both are forked copies of the host process, single-threaded
+ * (their own children are forked with box_fork(): no fork handlers of the host's libraries),
  * and never exec (only the box's main program does):
  *
  * S, the supervisor (nsbox_supervisor()), forked by the host.  It unshares the user (unless
@@ -219,20 +220,6 @@ static void box_reset_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/**
- * box_fork() - fork() for S and I, without the parent process' fork handlers
- *
- * S and I are single-threaded copies of the host, so nothing needs glibc's fork() work for
- * threads.  The handlers registered with pthread_atfork() by libraries of the host (libuv
- * re-creates its signal lock pipe in every child, closing the descriptor numbers it had)
- * would close descriptors that S moved onto those numbers (BOX_CTL_FD ...): _Fork() runs none.
- * Return: as fork().
- */
-static pid_t box_fork(void)
-{
-	return _Fork();
-}
-
 /* ---- S: namespaces and network ---- */
 
 /**
@@ -332,6 +319,22 @@ static void box_read_small(const char *path, char *buf, size_t len)
 	buf[n > 0 ? n : 0] = '\0';
 	if (fd >= 0)
 		close(fd);
+}
+
+/**
+ * box_fork() - fork() for S and I, without the host process's fork handlers
+ *
+ * S and I are single-threaded, so they need none of what fork() adds to the system call:
+ * the pthread_atfork() child handlers registered by libraries of the host process.  Those
+ * can break them: libuv's (registered by any event loop of the host) closes two descriptor
+ * numbers it recorded and makes a new pipe, in a process that has since closed its inherited
+ * descriptors and reused those numbers for its own pipes.  _Fork() (glibc 2.34) runs none.
+ *
+ * Return: as fork().
+ */
+static pid_t box_fork(void)
+{
+	return _Fork();
 }
 
 /**

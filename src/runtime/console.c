@@ -10,15 +10,15 @@
  * when anyone subscribes, pokes the delivery loop with uv_async_send() (which never blocks and
  * coalesces): it never waits for a subscriber.
  *
- * Delivery: one libuv loop per console, on a thread started by the first subscription, serves
- * every subscriber.  Each subscriber has a cursor (the number of the next byte it gets).  A
- * pass of the loop hands each subscriber that is behind and not busy one chunk copied out of
- * the ring under the lock (round robin, so a fast producer cannot make one subscriber starve
- * another), passes repeat while anyone made progress (at most CONSOLE_PASSES, then the loop
- * re-pokes itself so that write completions get their turn).  If the producer has overwritten
- * bytes a subscriber had not seen yet (it is more than a ring behind), the cursor jumps to the
- * oldest byte still kept and the jump is added to its lost counter, passed with the next
- * delivery.  A new subscriber starts at the oldest kept byte, which replays the last 64 KiB.
+ * Delivery: one libuv loop per console, on a thread started by the first subscription
+ * (runtime/loop_thread.c), serves every subscriber.  Each subscriber has a cursor (the number of
+ * the next byte it gets).  A pass of the loop hands each subscriber that is behind and not busy
+ * one chunk copied out of the ring under the lock (round robin, so a fast producer cannot make one
+ * subscriber starve another), passes repeat while anyone made progress (at most CONSOLE_PASSES,
+ * then the loop re-pokes itself so that write completions get their turn).  If the producer has
+ * overwritten bytes a subscriber had not seen yet (it is more than a ring behind), the cursor
+ * jumps to the oldest byte still kept and the jump is added to its lost counter, passed with the
+ * next delivery.  A new subscriber starts at the oldest kept byte, which replays the last 64 KiB.
  *
  * - A callback subscriber is called on the loop thread, without the lock, one chunk at a
  *   time; all callbacks of a console share that thread, so a callback must hand the bytes off
@@ -55,6 +55,7 @@
 #endif
 
 #include "runtime/console.h"
+#include "runtime/loop_thread.h"
 
 #define CONSOLE_CHUNK	4096
 #define CONSOLE_PASSES	64	/* delivery passes per wake-up of the loop */
@@ -113,8 +114,8 @@ struct console_sub {
 /**
  * struct console - the ring, the subscribers and the delivery loop
  * @moved:	a subscriber advanced or was retired (for drain and unsubscribe)
- * @loop/@wake/@thread:	the delivery loop, started by the first subscription (@started);
- *		@wake (uv_async) asks it for a delivery pass, or to end (@quit)
+ * @lt:		the delivery loop on its thread, started by the first subscription; its wake
+ *		handle asks for a delivery pass, or to end (@quit)
  * @pass:	number of the current delivery pass (loop thread)
  */
 struct console {
@@ -124,10 +125,7 @@ struct console {
 	uint64_t head;
 	int next_id;
 	struct console_sub *subs;
-	uv_loop_t loop;
-	uv_async_t wake;
-	pthread_t thread;
-	bool started;
+	struct loop_thread lt;
 	bool quit;
 	unsigned int pass;
 };
@@ -181,7 +179,7 @@ void console_output(struct console *con, const void *data, size_t len)
 	poke = con->subs != NULL;
 	pthread_mutex_unlock(&con->lock);
 	if (poke)
-		uv_async_send(&con->wake);
+		uv_async_send(&con->lt.wake);
 }
 
 /**
@@ -200,7 +198,7 @@ uint64_t console_total(struct console *con)
 /** console_on_loop() - whether the caller is the delivery thread (lock held) */
 static bool console_on_loop(struct console *con)
 {
-	return con->started && pthread_equal(con->thread, pthread_self());
+	return loop_thread_is_current(&con->lt);
 }
 
 /**
@@ -260,10 +258,10 @@ static void console_open(struct console *con, struct console_sub *sub)
 
 	switch (uv_guess_handle(sub->fd)) {
 	case UV_TTY:
-		rc = uv_tty_init(&con->loop, &sub->u.tty, sub->fd, 0);
+		rc = uv_tty_init(&con->lt.loop, &sub->u.tty, sub->fd, 0);
 		break;
 	case UV_NAMED_PIPE:
-		rc = uv_pipe_init(&con->loop, &sub->u.pipe, 0);
+		rc = uv_pipe_init(&con->lt.loop, &sub->u.pipe, 0);
 		if (rc == 0) {
 			sub->opened = true;
 			rc = uv_pipe_open(&sub->u.pipe, sub->fd);
@@ -271,7 +269,7 @@ static void console_open(struct console *con, struct console_sub *sub)
 		break;
 #ifndef _WIN32
 	case UV_TCP:
-		rc = uv_tcp_init(&con->loop, &sub->u.tcp);
+		rc = uv_tcp_init(&con->lt.loop, &sub->u.tcp);
 		if (rc == 0) {
 			sub->opened = true;
 			rc = uv_tcp_open(&sub->u.tcp, sub->fd);
@@ -443,7 +441,7 @@ static void console_pump(struct console *con)
 			break;
 	}
 	if (i == CONSOLE_PASSES)
-		uv_async_send(&con->wake);	/* more to do: let write completions run first */
+		uv_async_send(&con->lt.wake);	/* more to do: let write completions run first */
 	pthread_cond_broadcast(&con->moved);
 	pthread_mutex_unlock(&con->lock);
 }
@@ -461,46 +459,7 @@ static void console_wake(uv_async_t *a)
 	quit = con->quit;
 	pthread_mutex_unlock(&con->lock);
 	if (quit)
-		uv_close((uv_handle_t *)&con->wake, NULL);	/* the last handle: uv_run ends */
-}
-
-/** console_thread() - the delivery thread: run the loop until console_free() */
-static void *console_thread(void *arg)
-{
-	struct console *con = arg;
-
-	uv_run(&con->loop, UV_RUN_DEFAULT);
-	return NULL;
-}
-
-/**
- * console_start() - create the delivery loop and its thread (lock held)
- * Return: 0 or -errno.
- */
-static int console_start(struct console *con)
-{
-	int rc;
-
-	if (con->started)
-		return 0;
-	rc = uv_loop_init(&con->loop);
-	if (rc)
-		return rc;	/* libuv errors are -errno values */
-	rc = uv_async_init(&con->loop, &con->wake, console_wake);
-	if (rc)
-		goto err_loop;
-	con->wake.data = con;
-	rc = -pthread_create(&con->thread, NULL, console_thread, con);
-	if (rc)
-		goto err_async;
-	con->started = true;
-	return 0;
-err_async:
-	uv_close((uv_handle_t *)&con->wake, NULL);
-	uv_run(&con->loop, UV_RUN_NOWAIT);	/* let the close finish */
-err_loop:
-	uv_loop_close(&con->loop);
-	return rc;
+		loop_thread_end(&con->lt);	/* the streams are closed: uv_run ends */
 }
 
 /**
@@ -564,7 +523,7 @@ static int console_add(struct console *con, mvm_console_cb cb, void *opaque, int
 		}
 	}
 	pthread_mutex_lock(&con->lock);
-	rc = console_start(con);
+	rc = loop_thread_start(&con->lt, console_wake, con);
 	if (rc) {
 		pthread_mutex_unlock(&con->lock);
 		if (sub->fd >= 0)
@@ -577,7 +536,7 @@ static int console_add(struct console *con, mvm_console_cb cb, void *opaque, int
 	sub->next = con->subs;
 	con->subs = sub;
 	pthread_mutex_unlock(&con->lock);
-	uv_async_send(&con->wake);
+	uv_async_send(&con->lt.wake);
 	return id;
 }
 
@@ -635,7 +594,7 @@ void console_unsubscribe(struct console *con, int id)
 		pthread_mutex_unlock(&con->lock);
 		return;
 	}
-	uv_async_send(&con->wake);
+	uv_async_send(&con->lt.wake);
 	while (!sub->gone)
 		pthread_cond_wait(&con->moved, &con->lock);
 	pthread_mutex_unlock(&con->lock);
@@ -707,14 +666,12 @@ void console_free(struct console *con)
 		console_unsubscribe(con, id);
 	}
 	pthread_mutex_lock(&con->lock);
-	started = con->started;
+	started = con->lt.started;
 	con->quit = true;
 	pthread_mutex_unlock(&con->lock);
-	if (started) {
-		uv_async_send(&con->wake);
-		pthread_join(con->thread, NULL);
-		uv_loop_close(&con->loop);
-	}
+	if (started)
+		uv_async_send(&con->lt.wake);
+	loop_thread_join(&con->lt);
 	pthread_cond_destroy(&con->moved);
 	pthread_mutex_destroy(&con->lock);
 	free(con);

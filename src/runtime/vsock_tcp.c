@@ -15,18 +15,19 @@
  * helper thread enters the namespace, calls socket() and exits; a socket keeps the namespace
  * it was created in, so the caller then connects or binds it from its own thread.
  *
- * listen: the socket is created (in the namespace, if any), bound and listening in the
- * caller's thread, so its errors (-EADDRINUSE) are the caller's.  One libuv loop per transport,
- * on a thread started by the first listen, then watches every listening socket with a uv_poll
- * (epoll on Linux, AFD polling on Windows) and, when one is readable, accept()s on it itself
- * and hands the plain stream (blocking, not inherited: the same fd/SOCKET as ever) to the
+ * listen: the socket is created (in the namespace, if any), bound and listening in the caller's
+ * thread, so its errors (-EADDRINUSE) are the caller's.  One libuv loop per transport, on a thread
+ * started by the first listen (runtime/loop_thread.c), then watches every listening socket with a
+ * uv_poll (epoll on Linux, AFD polling on Windows) and, when one is readable, accept()s on it
+ * itself and hands the plain stream (blocking, not inherited: the same fd/SOCKET as ever) to the
  * callback, on the loop thread.  Accepting ourselves rather than through uv_accept() keeps the
  * stream out of libuv, which would own and close it.  Listen and unlisten from other threads
- * change the listener list under the lock and wake the loop with uv_async_send(); they wait
- * for the loop to say the poll started / the socket is closed (a condition variable), so
- * unlisten returns at once with the port free, on both OSes.  From the loop thread itself (an
- * accept callback) they act inline instead of waiting.  mvm_vsock_free() (destroy) closes the
- * wake handle, which ends uv_run(), and joins the thread.
+ * change the listener list under the lock and wake the loop with uv_async_send(); they wait for
+ * the loop to say the poll started / the socket is closed (a condition variable), so unlisten
+ * returns at once with the port free, on both OSes (on Windows, closing a poll handle needs its
+ * outstanding request to complete: see vsock_tcp_poke()).  From the loop thread itself (an accept
+ * callback) they act inline instead of waiting.  mvm_vsock_free() (destroy) closes the wake
+ * handle, which ends uv_run(), and joins the thread.
  *
  * Windows (WSL2 backend): the same code over Winsock2 through compat.h; there are no network
  * namespaces, so mvm_vsock_new_tcp_netns() fails with -EOPNOTSUPP.
@@ -43,14 +44,15 @@
 #include <sched.h>
 #endif
 
-#include <uv.h>
 
 #include "microvm/vsock.h"
 #include "runtime/compat.h"
 #include "runtime/error.h"
+#include "runtime/loop_thread.h"
 #include "runtime/vsock_client.h"
 
 #define VSOCK_TCP_BATCH 16	/* streams accepted per wake-up of one listener */
+#define VSOCK_TCP_POKE_MS 1000	/* Windows: wait for the poke to make the socket readable */
 
 /* A listener's life: NEW (linked, socket listening) -> ACTIVE (polled by the loop) or FAILED
  * -> STOPPING (unlisten asked) -> CLOSED (the socket is closed). */
@@ -64,7 +66,9 @@ enum vsock_tcp_state {
 
 /**
  * struct vsock_tcp_listener - one listening port
- * @fd:		listening socket (non-blocking; polled by @poll, closed right after uv_close())
+ * @fd:		listening socket (non-blocking; polled by @poll; closed right after uv_close(),
+ *		on Windows by the close callback)
+ * @poke:	Windows: our own connection that wakes the poll for its close (vsock_tcp_poke())
  * @state:	see &enum vsock_tcp_state (under @tcp->lock)
  * @polling:	@poll is initialised and not yet being closed (loop thread only)
  * @orphan:	no thread waits for the close: the close callback frees the listener
@@ -74,6 +78,7 @@ struct vsock_tcp_listener {
 	struct vsock_tcp *tcp;
 	uint32_t port;
 	int fd;
+	int poke;
 	enum vsock_tcp_state state;
 	bool polling;
 	bool orphan;
@@ -86,8 +91,8 @@ struct vsock_tcp_listener {
  * struct vsock_tcp - the transport
  * @lock:	protects @listeners, their states, @quit
  * @changed:	a listener changed state (the loop thread broadcasts)
- * @loop/@wake/@thread:	the event loop, started by the first listen; @wake (uv_async) tells
- *		it to look at the listeners (or @quit)
+ * @lt:		the event loop on its thread, started by the first listen; its wake handle
+ *		tells it to look at the listeners (or @quit)
  */
 struct vsock_tcp {
 	struct sockaddr_storage addr;	/* port filled per call */
@@ -96,10 +101,7 @@ struct vsock_tcp {
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	struct vsock_tcp_listener *listeners;
-	uv_loop_t loop;
-	uv_async_t wake;
-	pthread_t thread;
-	bool loop_started;
+	struct loop_thread lt;
 	bool quit;
 };
 
@@ -210,15 +212,16 @@ err:
  */
 static bool vsock_tcp_on_loop(struct vsock_tcp *tcp)
 {
-	return tcp->loop_started && pthread_equal(tcp->thread, pthread_self());
+	return loop_thread_is_current(&tcp->lt);
 }
 
 /**
- * vsock_tcp_closed() - uv_close callback of a listener's poll handle (its socket is closed)
+ * vsock_tcp_closed() - uv_close callback of a listener's poll handle
  * @h:	the poll handle
  *
- * The listener is then CLOSED; the thread that asked for the stop frees it, or this does
- * when no thread waits (a stop from the loop thread itself).
+ * On Windows the socket (and the poke, see vsock_tcp_retire()) is closed here.  The listener
+ * is then CLOSED; the thread that asked for the stop frees it, or this does when no thread
+ * waits (a stop from the loop thread itself).
  */
 static void vsock_tcp_closed(uv_handle_t *h)
 {
@@ -226,6 +229,11 @@ static void vsock_tcp_closed(uv_handle_t *h)
 	struct vsock_tcp *tcp = l->tcp;
 	bool orphan;
 
+#ifdef _WIN32
+	mvm_sock_close(l->fd);
+	if (l->poke >= 0)
+		mvm_sock_close(l->poke);
+#endif
 	pthread_mutex_lock(&tcp->lock);
 	l->state = VSOCK_L_CLOSED;
 	orphan = l->orphan;
@@ -235,9 +243,43 @@ static void vsock_tcp_closed(uv_handle_t *h)
 		free(l);
 }
 
+#ifdef _WIN32
+/**
+ * vsock_tcp_poke() - make a listener's socket readable before its poll handle closes (Windows)
+ * @l:	the listener
+ *
+ * libuv's Windows poll closes by issuing one more AFD poll on the socket that should cancel
+ * the outstanding one; under Wine that poll waits for an event instead (uv_close() hangs in
+ * it), and libuv's select() fallback, where AFD polling is unavailable, also finishes only on
+ * an event.  A connection of our own to the port is such an event, ready before uv_close()
+ * (the caller waits up to VSOCK_TCP_POKE_MS for it); it dies with the listening socket.
+ */
+static void vsock_tcp_poke(struct vsock_tcp_listener *l)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+	vsock_tcp_addr(l->tcp, l->port, &ss);
+	if (ss.ss_family == AF_INET && sin->sin_addr.s_addr == htonl(INADDR_ANY))
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else if (ss.ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+		sin6->sin6_addr = in6addr_loopback;
+	l->poke = mvm_sock_stream(ss.ss_family);
+	if (l->poke < 0)
+		return;
+	mvm_sock_nonblock(l->poke, 1);
+	connect(l->poke, (struct sockaddr *)&ss, l->tcp->addr_len);	/* completes or not */
+}
+#endif
+
 /**
  * vsock_tcp_retire() - on the loop thread: stop polling a STOPPING listener and close it
  * @l:	the listener (the lock is held)
+ *
+ * On Linux the socket is closed at once, so the port is free when unlisten returns even from
+ * an accept callback (before the close callback runs).  On Windows it stays open until the
+ * close callback (vsock_tcp_closed()), and made readable first (vsock_tcp_poke()).
  */
 static void vsock_tcp_retire(struct vsock_tcp_listener *l)
 {
@@ -247,11 +289,15 @@ static void vsock_tcp_retire(struct vsock_tcp_listener *l)
 		return;
 	}
 	l->polling = false;
+#ifdef _WIN32
+	vsock_tcp_poke(l);
+	mvm_sock_wait(l->fd, 0, VSOCK_TCP_POKE_MS);
+#endif
 	uv_poll_stop(&l->poll);
 	uv_close((uv_handle_t *)&l->poll, vsock_tcp_closed);
-	/* the handle no longer watches it: close now, so the port is free when unlisten returns
-	 * (even from an accept callback, before the close callback runs) */
+#ifndef _WIN32
 	mvm_sock_close(l->fd);
+#endif
 }
 
 /**
@@ -321,7 +367,7 @@ static void vsock_tcp_wake(uv_async_t *a)
 	for (l = tcp->listeners; l; l = l->next) {
 		if (l->state == VSOCK_L_NEW) {
 			l->state = VSOCK_L_FAILED;
-			if (uv_poll_init_socket(&tcp->loop, &l->poll, (uv_os_sock_t)l->fd) == 0) {
+			if (uv_poll_init_socket(&tcp->lt.loop, &l->poll, (uv_os_sock_t)l->fd) == 0) {
 				l->poll.data = l;
 				l->polling = true;
 				if (uv_poll_start(&l->poll, UV_READABLE, vsock_tcp_readable) == 0)
@@ -332,48 +378,9 @@ static void vsock_tcp_wake(uv_async_t *a)
 			vsock_tcp_retire(l);
 	}
 	if (tcp->quit)
-		uv_close((uv_handle_t *)&tcp->wake, NULL);	/* the last handle: uv_run ends */
+		loop_thread_end(&tcp->lt);	/* the listeners are closed: uv_run ends */
 	pthread_cond_broadcast(&tcp->changed);
 	pthread_mutex_unlock(&tcp->lock);
-}
-
-/** vsock_tcp_loop_thread() - run the transport's loop until vsock_tcp_destroy() */
-static void *vsock_tcp_loop_thread(void *arg)
-{
-	struct vsock_tcp *tcp = arg;
-
-	uv_run(&tcp->loop, UV_RUN_DEFAULT);
-	return NULL;
-}
-
-/**
- * vsock_tcp_start_loop() - create the loop and its thread on the first listen (lock held)
- * Return: 0 or -errno.
- */
-static int vsock_tcp_start_loop(struct vsock_tcp *tcp)
-{
-	int rc;
-
-	if (tcp->loop_started)
-		return 0;
-	rc = uv_loop_init(&tcp->loop);
-	if (rc)
-		return rc;	/* libuv errors are -errno values */
-	rc = uv_async_init(&tcp->loop, &tcp->wake, vsock_tcp_wake);
-	if (rc)
-		goto err_loop;
-	tcp->wake.data = tcp;
-	rc = -pthread_create(&tcp->thread, NULL, vsock_tcp_loop_thread, tcp);
-	if (rc)
-		goto err_async;
-	tcp->loop_started = true;
-	return 0;
-err_async:
-	uv_close((uv_handle_t *)&tcp->wake, NULL);
-	uv_run(&tcp->loop, UV_RUN_NOWAIT);	/* let the close finish */
-err_loop:
-	uv_loop_close(&tcp->loop);
-	return rc;
 }
 
 /**
@@ -400,6 +407,7 @@ static int vsock_tcp_listen(void *ctx, uint32_t port, mvm_vsock_accept_cb cb, vo
 	l->port = port;
 	l->cb = cb;
 	l->opaque = opaque;
+	l->poke = -1;
 	l->fd = vsock_tcp_socket(tcp);
 	if (l->fd < 0) {
 		rc = l->fd;
@@ -418,7 +426,7 @@ static int vsock_tcp_listen(void *ctx, uint32_t port, mvm_vsock_accept_cb cb, vo
 	}
 	mvm_sock_nonblock(l->fd, 1);
 	pthread_mutex_lock(&tcp->lock);
-	rc = vsock_tcp_start_loop(tcp);
+	rc = loop_thread_start(&tcp->lt, vsock_tcp_wake, tcp);
 	if (rc) {
 		pthread_mutex_unlock(&tcp->lock);
 		goto err_fd;
@@ -428,10 +436,10 @@ static int vsock_tcp_listen(void *ctx, uint32_t port, mvm_vsock_accept_cb cb, vo
 	tcp->listeners = l;
 	if (vsock_tcp_on_loop(tcp)) {
 		pthread_mutex_unlock(&tcp->lock);
-		vsock_tcp_wake(&tcp->wake);
+		vsock_tcp_wake(&tcp->lt.wake);
 		pthread_mutex_lock(&tcp->lock);
 	} else {
-		uv_async_send(&tcp->wake);
+		uv_async_send(&tcp->lt.wake);
 		while (l->state == VSOCK_L_NEW)
 			pthread_cond_wait(&tcp->changed, &tcp->lock);
 	}
@@ -466,7 +474,7 @@ static void vsock_tcp_stop(struct vsock_tcp *tcp, struct vsock_tcp_listener *l)
 		l->orphan = true;
 		vsock_tcp_retire(l);
 	} else {
-		uv_async_send(&tcp->wake);
+		uv_async_send(&tcp->lt.wake);
 		while (l->state != VSOCK_L_CLOSED)
 			pthread_cond_wait(&tcp->changed, &tcp->lock);
 	}
@@ -516,15 +524,12 @@ static void vsock_tcp_destroy(void *ctx)
 	pthread_mutex_lock(&tcp->lock);
 	while ((l = tcp->listeners))
 		vsock_tcp_stop(tcp, l);
-	if (tcp->loop_started) {
+	if (tcp->lt.started) {
 		tcp->quit = true;
-		uv_async_send(&tcp->wake);
+		uv_async_send(&tcp->lt.wake);
 	}
 	pthread_mutex_unlock(&tcp->lock);
-	if (tcp->loop_started) {
-		pthread_join(tcp->thread, NULL);
-		uv_loop_close(&tcp->loop);
-	}
+	loop_thread_join(&tcp->lt);
 	if (tcp->netns_fd >= 0)
 		close(tcp->netns_fd);
 	pthread_cond_destroy(&tcp->changed);
