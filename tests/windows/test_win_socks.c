@@ -72,20 +72,6 @@ static SOCKET client_connect(uint16_t port)
 	return c;
 }
 
-/* recv_n() - exactly @len bytes; Return: true if they came */
-static bool recv_n(SOCKET c, void *buf, int len)
-{
-	int got = 0, n;
-
-	while (got < len) {
-		n = recv(c, (char *)buf + got, len - got, 0);
-		if (n <= 0)
-			return false;
-		got += n;
-	}
-	return true;
-}
-
 static bool send_all(SOCKET c, const void *buf, int len)
 {
 	return send(c, (const char *)buf, len, 0) == len;
@@ -116,11 +102,11 @@ static void test_connect_relay(void)
 	c = client_connect(v.port);
 	CHECK(c != INVALID_SOCKET);
 	CHECK(send_all(c, "\x05\x01\x00", 3));
-	CHECK(recv_n(c, r, 2) && r[0] == 5 && r[1] == 0);
+	CHECK(recv_full(c, r, 2) && r[0] == 5 && r[1] == 0);
 	CHECK(request_example(c));
-	CHECK(recv_n(c, r, 10) && r[0] == 5 && r[1] == 0 && r[3] == 1);
+	CHECK(recv_full(c, r, 10) && r[0] == 5 && r[1] == 0 && r[3] == 1);
 	CHECK(send_all(c, "hello", 5));
-	CHECK(recv_n(c, echo, 5) && memcmp(echo, "hello", 5) == 0);
+	CHECK(recv_full(c, echo, 5) && memcmp(echo, "hello", 5) == 0);
 	shutdown(c, SD_SEND);			/* -> FIN to the agent, which ends its echo */
 	CHECK(recv(c, (char *)r, 1, 0) == 0);	/* its FIN comes back through the relay */
 	closesocket(c);
@@ -149,9 +135,9 @@ static void test_agent_refuses(void)
 	p.status = MVM_PROXY_ERR_REFUSED;	/* read after the handshake arrives */
 	CHECK(srv_start(&v, p.port, NULL, NULL) == 0);
 	c = client_connect(v.port);
-	CHECK(send_all(c, "\x05\x01\x00", 3) && recv_n(c, r, 2));
+	CHECK(send_all(c, "\x05\x01\x00", 3) && recv_full(c, r, 2));
 	CHECK(request_example(c));
-	CHECK(recv_n(c, r, 10) && r[0] == 5 && r[1] == 5);
+	CHECK(recv_full(c, r, 10) && r[0] == 5 && r[1] == 5);
 	CHECK(recv(c, (char *)r, 1, 0) == 0);
 	closesocket(c);
 	peer_stop(&p);
@@ -167,9 +153,9 @@ static void test_agent_unreachable(void)
 
 	CHECK(srv_start(&v, free_port(), NULL, NULL) == 0);
 	c = client_connect(v.port);
-	CHECK(send_all(c, "\x05\x01\x00", 3) && recv_n(c, r, 2));
+	CHECK(send_all(c, "\x05\x01\x00", 3) && recv_full(c, r, 2));
 	CHECK(request_example(c));
-	CHECK(recv_n(c, r, 10) && r[0] == 5 && r[1] == 1);
+	CHECK(recv_full(c, r, 10) && r[0] == 5 && r[1] == 1);
 	closesocket(c);
 	srv_stop(&v);
 }
@@ -188,17 +174,17 @@ static void test_auth(void)
 	CHECK(srv_start(&v, p.port, "user", "pass") == 0);
 	c = client_connect(v.port);
 	CHECK(send_all(c, "\x05\x01\x00", 3));		/* no-auth only: not acceptable */
-	CHECK(recv_n(c, r, 2) && r[1] == 0xff);
+	CHECK(recv_full(c, r, 2) && r[1] == 0xff);
 	closesocket(c);
 	c = client_connect(v.port);
-	CHECK(send_all(c, "\x05\x01\x02", 3) && recv_n(c, r, 2) && r[1] == 2);
-	CHECK(send_all(c, bad, sizeof(bad)) && recv_n(c, r, 2) && r[1] == 1);
+	CHECK(send_all(c, "\x05\x01\x02", 3) && recv_full(c, r, 2) && r[1] == 2);
+	CHECK(send_all(c, bad, sizeof(bad)) && recv_full(c, r, 2) && r[1] == 1);
 	closesocket(c);
 	c = client_connect(v.port);
-	CHECK(send_all(c, "\x05\x01\x02", 3) && recv_n(c, r, 2) && r[1] == 2);
-	CHECK(send_all(c, good, sizeof(good)) && recv_n(c, r, 2) && r[1] == 0);
+	CHECK(send_all(c, "\x05\x01\x02", 3) && recv_full(c, r, 2) && r[1] == 2);
+	CHECK(send_all(c, good, sizeof(good)) && recv_full(c, r, 2) && r[1] == 0);
 	CHECK(request_example(c));
-	CHECK(recv_n(c, r, 10) && r[1] == 0);
+	CHECK(recv_full(c, r, 10) && r[1] == 0);
 	closesocket(c);
 	peer_stop(&p);
 	srv_stop(&v);

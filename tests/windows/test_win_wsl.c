@@ -17,17 +17,7 @@
 #include "microvm/error.h"
 #include "microvm/runtime.h"
 #include "runtime/compat.h"
-
-static int failed_checks;
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			printf("  %s:%d: CHECK(%s) failed (last error: %s)\n", __FILE__, \
-			       __LINE__, #cond, mvm_last_error());                    \
-			failed_checks++;                                              \
-		}                                                                     \
-	} while (0)
+#include "win_peer.h"	/* CHECK() */
 
 static char fake_exe[MAX_PATH], state_dir[MAX_PATH], rootfs[MAX_PATH], rootfs2[MAX_PATH];
 static char appdata[MAX_PATH];

@@ -11,11 +11,7 @@
 
 int failed_checks;
 
-/**
- * recv_full() - receive exactly @len bytes
- * Return: true if they all arrived.
- */
-static bool recv_full(SOCKET c, uint8_t *buf, int len)
+bool recv_full(SOCKET c, void *buf, int len)
 {
 	int got = 0, n;
 

@@ -14,6 +14,7 @@
 #define MVM_TESTS_WIN_PEER_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -65,6 +66,8 @@ int peer_start(struct peer *p, enum peer_mode mode);
 void peer_stop(struct peer *p);
 /** free_port() - a loopback port nothing listens on (bound, then closed) */
 int free_port(void);
+/** recv_full() - receive exactly @len bytes; Return: true if they all arrived */
+bool recv_full(SOCKET c, void *buf, int len);
 
 struct win_test {
 	const char *name;
