@@ -1175,7 +1175,7 @@ int nsbox_probe(char *why, size_t why_len)
 
 	if (pipe2(p, O_CLOEXEC))
 		return 0;
-	pid = box_fork();
+	pid = fork();
 	if (pid < 0) {
 		close(p[0]);
 		close(p[1]);
