@@ -169,18 +169,8 @@ def test_c_curl_socks5_hostname(app):
 
 
 def test_d_ssh_through_the_proxy(app, services):
-    user = os.environ.get("USER", "root")
-    r = subprocess.run(
-        ["ssh", "-F", "/dev/null", "-i", str(services / "user"), "-p", str(SSH_PORT),
-         "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-         "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=30",
-         "-o", f"ProxyCommand=nc -X 5 -x {SOCKS} %h %p",
-         f"{user}@{vpnlib.TARGET_NAME}", "echo through-vpn-$((6*7)); hostname -I"],
-        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.split("\n")
-    assert lines[0] == "through-vpn-42"
-    assert vpnlib.VPN_SERVER_IP in lines[1]
+    vpnlib.check_ssh_through_socks(services, SSH_PORT, int(SOCKS.split(":")[1]),
+                                   connect_timeout=30)
 
 
 def test_e_console_shows_the_agent(app):
