@@ -13,7 +13,8 @@
 #   test     sanitizers, fuzzing, pytest and the real peers of the integration tests
 #                                                            make asan, fuzz, integration, check
 #   windows  mingw-w64, CMake (libuv and cJSON from source), Wine; the wsl.exe double
-#            (python3, ip, unshare, tar)                     make windows
+#            (python3, ip, unshare, tar); OpenVPN, curl, OpenSSH, pytest for the test of
+#            microvm.exe up                                  make windows
 #   arm64    the aarch64 cross compiler, the arm64 (multiarch) libraries and qemu-user
 #            (adds the arm64 dpkg architecture first)        make arm64
 #   kernel-arm64  the aarch64 cross compiler for the arm64 guest kernel   make kernel-arm64
@@ -47,7 +48,10 @@ pkgs_of() {
 		xz-utils file procps psmisc util-linux" ;;
 	# cmake and dpkg-dev: scripts/build-win-deps.sh builds libuv and cJSON for mingw-w64
 	# from Debian's source packages (apt-get source)
-	windows) echo "mingw-w64 cmake dpkg-dev wine64 python3 iproute2 util-linux tar" ;;
+	# test_win_up.py: microvm.exe with a real OpenVPN server, curl and OpenSSH (vpnlib)
+	windows) echo "mingw-w64 cmake dpkg-dev wine64 python3 iproute2 util-linux tar
+		python3-pytest openvpn openssl curl netcat-openbsd openssh-server openssh-client
+		procps" ;;
 	# libfdt-dev cannot be installed for two architectures at once (not Multi-Arch: same):
 	# the headers come from the native libfdt-dev (build), the arm64 library from libfdt1:arm64.
 	arm64) echo "gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libc6:arm64

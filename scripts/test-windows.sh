@@ -7,7 +7,9 @@
 #
 # test_win_wsl runs the real Linux agent from the guest image (`make image`, found with
 # guest/image/build.sh --print-path; MICROVM_BUILD as there) behind a wsl.exe double that
-# chroots into it, so it needs root.  Every program runs in network and PID namespaces of
+# chroots into it, so it needs root.  Then tests/windows/test_win_*.py (pytest, with
+# /usr/bin/python3) drive microvm.exe the same way, with a real OpenVPN server; pytest's
+# counts join the sum.  Every program runs in network and PID namespaces of
 # its own (unshare, with its own /proc): the agent's fixed ports on 127.0.0.1 collide with nothing, and
 # whatever a test leaves running (Wine's server, an agent) dies with the namespace.
 set -u
@@ -20,7 +22,9 @@ image=$(sh "$top/guest/image/build.sh" --print-path 2>/dev/null) ||
     { echo "windows: no guest image for this build: run \`make image\` first" >&2; exit 1; }
 # the Windows name of the Unix path (Wine's drive Z: is /)
 MICROVM_TEST_ROOTFS="Z:$(printf '%s' "$image/rootfs.tar.gz" | tr / '\\')"
-export MICROVM_TEST_ROOTFS
+MICROVM_TEST_ROOTFS_UNIX="$image/rootfs.tar.gz"
+MICROVM_BUILD_WIN="$(cd "$build" && pwd)"
+export MICROVM_TEST_ROOTFS MICROVM_TEST_ROOTFS_UNIX MICROVM_BUILD_WIN
 
 WINEPREFIX="$(cd "$build" && pwd)/wine"
 WINEDEBUG=-all
@@ -44,6 +48,27 @@ for exe in "$build"/tests/windows/test_*.exe; do
     f=$(echo "$summary" | sed 's/.*, \([0-9]*\) failed$/\1/')
     [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
     passed=$((passed + p))
+    failed=$((failed + f))
+done
+# the pytest modules: the same namespaces (their own /run/netns too: a mount namespace)
+for py in "$top"/tests/windows/test_win_*.py; do
+    [ -f "$py" ] || continue
+    log="$build/tests/windows/$(basename "$py" .py).log"
+    timeout 600 unshare --net --pid --fork --kill-child --mount-proc \
+        sh -c 'ip link set lo up && exec "$@"' sh \
+        /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider "$py" >"$log" 2>&1
+    rc=$?
+    cat "$log"
+    summary=$(grep -E '^=*.* (passed|failed|error|skipped).* in [0-9.]+s' "$log" | tail -n1)
+    p=$(echo "$summary" | sed -n 's/.* \([0-9]*\) passed.*/\1/p; s/^=* *\([0-9]*\) passed.*/\1/p' | head -n1)
+    f=0
+    for what in failed error errors skipped; do
+        n=$(echo "$summary" | grep -o "[0-9]* $what" | cut -d' ' -f1)
+        f=$((f + ${n:-0}))      # a skipped test is a defect here too
+    done
+    [ -z "$summary" ] && echo "FAIL $(basename "$py"): no pytest summary (exit $rc)"
+    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    passed=$((passed + ${p:-0}))
     failed=$((failed + f))
 done
 # let this prefix's wineserver finish now rather than linger (and race a `make clean`)

@@ -1,28 +1,56 @@
 /* SPDX-License-Identifier: MIT */
-/* control.c - client side of the control socket (see control.h), and input helpers. */
+/*
+ * control.c - client side of the control endpoint (see control.h), and input helpers.
+ *
+ * The connection is a Unix socket on POSIX and a named pipe on Windows; ctl_read(),
+ * ctl_write(), ctl_interrupt() and ctl_close() hide the difference.  On Windows the pipe is
+ * opened for overlapped I/O, so one thread may write (console input) while another waits in
+ * a read, and a read can time out (CancelIoEx); a synchronous pipe handle would serialise
+ * the two.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <libgen.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <termios.h>
-#include <unistd.h>
+#endif
 
 #include "cli/control.h"
 #include "sandbox/secret.h"
 
 /**
- * ctl_default_path() - $MICROVM_CONTROL, else $XDG_RUNTIME_DIR/microvm/control.sock, else
- * /run/microvm/control.sock
+ * ctl_default_path() - $MICROVM_CONTROL, else the platform's default endpoint
+ *
+ * Linux: $XDG_RUNTIME_DIR/microvm/control.sock, else /run/microvm/control.sock.  Windows:
+ * \\.\pipe\microvm-USER-control (one appliance per user; control.h).
  * Return: 0 or -ENAMETOOLONG.
  */
 int ctl_default_path(char *out, size_t cap)
 {
-	const char *env = getenv("MICROVM_CONTROL"), *xdg = getenv("XDG_RUNTIME_DIR");
+	const char *env = getenv("MICROVM_CONTROL");
 	int n;
+#ifdef _WIN32
+	char user[257];
+	DWORD ulen = sizeof(user);
+
+	if (env && *env)
+		n = snprintf(out, cap, "%s", env);
+	else
+		n = snprintf(out, cap, "\\\\.\\pipe\\microvm-%s-control",
+			     GetUserNameA(user, &ulen) ? user : "user");
+#else
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
 
 	if (env && *env)
 		n = snprintf(out, cap, "%s", env);
@@ -30,11 +58,12 @@ int ctl_default_path(char *out, size_t cap)
 		n = snprintf(out, cap, "%s/microvm/control.sock", xdg);
 	else
 		n = snprintf(out, cap, "/run/microvm/control.sock");
+#endif
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
 /**
- * ctl_path() - the control socket: @opt if given (--control), else the default
+ * ctl_path() - the control endpoint: @opt if given (--control), else the default
  * Return: 0 or -ENAMETOOLONG.
  */
 int ctl_path(const char *opt, char *out, size_t cap)
@@ -49,10 +78,245 @@ int ctl_path(const char *opt, char *out, size_t cap)
 }
 
 /**
- * ctl_connect() - connect to the `up` process
- * Return: a socket or -errno.
+ * ctl_files_dir() - where `up` keeps up.log and socks.secret
+ * @path:	the control endpoint
+ *
+ * POSIX: the socket's directory (0700).  Windows: %LOCALAPPDATA%\microvm (a pipe has no
+ * directory; the profile's ACL keeps other users out).
+ * Return: 0 or -ENAMETOOLONG / -ENOENT (no %LOCALAPPDATA%).
  */
-int ctl_connect(const char *path)
+int ctl_files_dir(const char *path, char *out, size_t cap)
+{
+	int n;
+#ifdef _WIN32
+	const char *local = getenv("LOCALAPPDATA");
+
+	(void)path;
+	if (!local || !*local)
+		return -ENOENT;
+	n = snprintf(out, cap, "%s\\microvm", local);
+#else
+	char tmp[4096];
+
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	n = snprintf(out, cap, "%s", dirname(tmp));
+#endif
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+#ifdef _WIN32
+/**
+ * ctl_user_sid() - the user SID of process @pid's token
+ * Return: a LocalAlloc()ed copy (LocalFree it), or NULL.
+ */
+static PSID ctl_user_sid(DWORD pid)
+{
+	HANDLE proc, tok = NULL;
+	union { TOKEN_USER tu; char buf[256]; } u;
+	DWORD len = 0, slen;
+	PSID sid = NULL;
+
+	proc = pid == GetCurrentProcessId() ? GetCurrentProcess()
+		: OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
+	if (!proc)
+		return NULL;
+	if (OpenProcessToken(proc, TOKEN_QUERY, &tok) &&
+	    GetTokenInformation(tok, TokenUser, &u, sizeof(u), &len)) {
+		slen = GetLengthSid(u.tu.User.Sid);
+		sid = LocalAlloc(LMEM_FIXED, slen);
+		if (sid && !CopySid(slen, sid, u.tu.User.Sid)) {
+			LocalFree(sid);
+			sid = NULL;
+		}
+	}
+	if (tok)
+		CloseHandle(tok);
+	if (proc != GetCurrentProcess())
+		CloseHandle(proc);
+	return sid;
+}
+
+/**
+ * ctl_same_user() - does process @pid (the other end of the pipe) run as our user?
+ *
+ * The pipe's name is machine-wide, so both ends check: the client that the server is not
+ * another user's program squatting on the name (it would get the VPN password), the server
+ * that the client may command the appliance (its DACL should already refuse others).
+ * Return: 1 yes, 0 no (or unknown).
+ */
+int ctl_same_user(unsigned long pid)
+{
+	PSID me = ctl_user_sid(GetCurrentProcessId()), peer = ctl_user_sid((DWORD)pid);
+	int same = me && peer && EqualSid(me, peer);
+
+	if (me)
+		LocalFree(me);
+	if (peer)
+		LocalFree(peer);
+	return same;
+}
+
+/**
+ * ctl_win_errno() - a Windows error as -errno
+ */
+static int ctl_win_errno(DWORD err)
+{
+	switch (err) {
+	case ERROR_FILE_NOT_FOUND:
+	case ERROR_PATH_NOT_FOUND:
+		return -ENOENT;
+	case ERROR_ACCESS_DENIED:
+		return -EACCES;
+	case ERROR_PIPE_BUSY:
+	case ERROR_SEM_TIMEOUT:
+		return -EBUSY;
+	case ERROR_BROKEN_PIPE:
+	case ERROR_NO_DATA:
+	case ERROR_PIPE_NOT_CONNECTED:
+		return -EPIPE;
+	case ERROR_OPERATION_ABORTED:
+		return -EINTR;
+	case ERROR_BAD_PATHNAME:
+	case ERROR_INVALID_NAME:
+		return -EINVAL;
+	default:
+		return -EIO;
+	}
+}
+
+/**
+ * ctl_connect() - connect to the `up` process' named pipe
+ * @path:	\\.\pipe\NAME
+ * @out:	the pipe's handle (overlapped)
+ *
+ * Return: 0, -EPERM if the pipe's server runs as another user, or -errno.
+ */
+int ctl_connect(const char *path, ctl_conn *out)
+{
+	wchar_t wpath[512];
+	ULONG pid = 0;
+	HANDLE h;
+	int tries;
+
+	if (!MultiByteToWideChar(CP_UTF8, 0, path, -1, wpath, 512))
+		return -ENAMETOOLONG;
+	for (tries = 0;; tries++) {
+		/* SECURITY_IDENTIFICATION: the server may learn who we are, not act as us */
+		h = CreateFileW(wpath, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+				FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT |
+				SECURITY_IDENTIFICATION, NULL);
+		if (h != INVALID_HANDLE_VALUE)
+			break;
+		/* every instance busy: `up` creates the next one as it accepts */
+		if (GetLastError() != ERROR_PIPE_BUSY || tries == 50)
+			return ctl_win_errno(GetLastError());
+		WaitNamedPipeW(wpath, 100);
+	}
+	if (!GetNamedPipeServerProcessId(h, &pid) || !ctl_same_user(pid)) {
+		CloseHandle(h);
+		return -EPERM;
+	}
+	*out = h;
+	return 0;
+}
+
+void ctl_close(ctl_conn c)
+{
+	CloseHandle(c);
+}
+
+/**
+ * ctl_io() - one overlapped ReadFile or WriteFile, waited for
+ * @timeout_ms:	-1 waits for ever
+ *
+ * Return: bytes moved, 0 at EOF (read), -ETIMEDOUT, -EINTR (ctl_interrupt()), -errno.
+ */
+static long ctl_io(HANDLE h, void *buf, size_t len, bool wr, int timeout_ms)
+{
+	OVERLAPPED ov = { 0 };
+	DWORD n = 0, err = 0, cap = len > 1u << 30 ? 1u << 30 : (DWORD)len;
+	bool timed_out = false;
+	BOOL ok;
+
+	ov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
+	if (!ov.hEvent)
+		return -ENOMEM;
+	ok = wr ? WriteFile(h, buf, cap, NULL, &ov) : ReadFile(h, buf, cap, NULL, &ov);
+	if (!ok && GetLastError() == ERROR_IO_PENDING) {
+		if (WaitForSingleObject(ov.hEvent, timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms)
+		    == WAIT_TIMEOUT) {
+			CancelIoEx(h, &ov);
+			timed_out = true;
+		}
+		ok = GetOverlappedResult(h, &ov, &n, TRUE);	/* done, or cancelled */
+	} else if (ok) {
+		ok = GetOverlappedResult(h, &ov, &n, TRUE);
+	}
+	if (!ok)
+		err = GetLastError();
+	CloseHandle(ov.hEvent);
+	if (ok)
+		return (long)n;
+	if (timed_out && err == ERROR_OPERATION_ABORTED)
+		return -ETIMEDOUT;
+	if (!wr && (err == ERROR_BROKEN_PIPE || err == ERROR_PIPE_NOT_CONNECTED))
+		return 0;
+	return ctl_win_errno(err);
+}
+
+/**
+ * ctl_read() - read what is there, up to @len bytes
+ * @timeout_ms:	-1 waits for ever
+ * Return: bytes read, 0 at EOF, -ETIMEDOUT, -errno.
+ */
+long ctl_read(ctl_conn c, void *buf, size_t len, int timeout_ms)
+{
+	return ctl_io(c, buf, len, false, timeout_ms);
+}
+
+/**
+ * ctl_write() - write all of @buf
+ * Return: 0 or -errno.
+ */
+int ctl_write(ctl_conn c, const void *buf, size_t len)
+{
+	size_t off = 0;
+	long n;
+
+	while (off < len) {
+		n = ctl_io(c, (char *)buf + off, len - off, true, -1);
+		if (n <= 0)
+			return n < 0 ? (int)n : -EPIPE;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+/**
+ * ctl_interrupt() - make a read blocked in another thread return (and the connection end)
+ */
+void ctl_interrupt(ctl_conn c)
+{
+	CancelIoEx(c, NULL);
+}
+
+/**
+ * ctl_protect_process() - the process is about to hold a password
+ *
+ * Linux: no core dump, no ptrace by other processes of the user.  Windows writes no core
+ * dumps of its own and other users cannot open the process; nothing to do.
+ */
+void ctl_protect_process(void)
+{
+}
+#else
+/**
+ * ctl_connect() - connect to the `up` process' Unix socket
+ * @out:	the socket
+ * Return: 0 or -errno.
+ */
+int ctl_connect(const char *path, ctl_conn *out)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd, err;
@@ -68,34 +332,96 @@ int ctl_connect(const char *path)
 		close(fd);
 		return err;
 	}
-	return fd;
+	*out = fd;
+	return 0;
 }
+
+void ctl_close(ctl_conn c)
+{
+	close(c);
+}
+
+/**
+ * ctl_read() - read what is there, up to @len bytes
+ * @timeout_ms:	-1 waits for ever
+ * Return: bytes read, 0 at EOF, -ETIMEDOUT, -errno.
+ */
+long ctl_read(ctl_conn c, void *buf, size_t len, int timeout_ms)
+{
+	struct pollfd pf = { .fd = c, .events = POLLIN };
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		if (timeout_ms >= 0) {
+			r = poll(&pf, 1, timeout_ms);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				return -errno;
+			if (r == 0)
+				return -ETIMEDOUT;
+		}
+		n = read(c, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 ? -errno : (long)n;
+	}
+}
+
+/**
+ * ctl_write() - write all of @buf (no SIGPIPE)
+ * Return: 0 or -errno.
+ */
+int ctl_write(ctl_conn c, const void *buf, size_t len)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < len) {
+		n = send(c, (const char *)buf + off, len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+/**
+ * ctl_interrupt() - make a read blocked in another thread return (and the connection end)
+ */
+void ctl_interrupt(ctl_conn c)
+{
+	shutdown(c, SHUT_RDWR);
+}
+
+/**
+ * ctl_protect_process() - the process is about to hold a password: no core dump, no ptrace
+ * by other processes of the user
+ */
+void ctl_protect_process(void)
+{
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+#endif
 
 /**
  * ctl_send() - write one JSON line
  * Return: 0 or -errno.
  */
-int ctl_send(int fd, const cJSON *msg)
+int ctl_send(ctl_conn c, const cJSON *msg)
 {
 	char *text = cJSON_PrintUnformatted(msg);
-	size_t len, off = 0;
-	ssize_t n;
-	int ret = 0;
+	size_t len;
+	int ret;
 
 	if (!text)
 		return -ENOMEM;
 	len = strlen(text);
 	text[len] = '\n';	/* replaces the NUL; cJSON allocated len + 1 */
-	while (off < len + 1) {
-		n = send(fd, text + off, len + 1 - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = -errno;
-			break;
-		}
-		off += (size_t)n;
-	}
+	ret = ctl_write(c, text, len + 1);
 	explicit_bzero(text, len + 1);	/* may carry a password */
 	cJSON_free(text);
 	return ret;
@@ -103,16 +429,16 @@ int ctl_send(int fd, const cJSON *msg)
 
 /**
  * ctl_recv() - read one JSON line (byte by byte: the console stream may follow it)
- * @fd:		socket
+ * @c:		connection
  * @msg:	the parsed object
  *
  * Return: 0, -EPIPE on EOF before a line, -EPROTO for a bad or too long line, -errno.
  */
-int ctl_recv(int fd, cJSON **msg)
+int ctl_recv(ctl_conn c, cJSON **msg)
 {
 	size_t len = 0, cap = 4096;
 	char *buf = malloc(cap), *nb;
-	ssize_t n;
+	long n;
 	int ret = 0;
 
 	if (!buf)
@@ -131,11 +457,9 @@ int ctl_recv(int fd, cJSON **msg)
 			buf = nb;
 			cap *= 2;
 		}
-		n = read(fd, buf + len, 1);
-		if (n < 0 && errno == EINTR)
-			continue;
+		n = ctl_read(c, buf + len, 1, -1);
 		if (n < 0) {
-			ret = -errno;
+			ret = (int)n;
 			goto out;
 		}
 		if (n == 0) {
@@ -172,24 +496,26 @@ static bool ctl_reached;	/* ... and whether it reached the socket */
 cJSON *ctl_call(const char *path, cJSON *req)
 {
 	cJSON *resp = NULL;
-	int fd, ret;
+	ctl_conn c;
+	int ret;
 
 	ctl_reached = false;
-	fd = ctl_connect(path);
-	if (fd < 0) {
+	ret = ctl_connect(path, &c);
+	if (ret) {
 		snprintf(ctl_err, sizeof(ctl_err), "not running (cannot reach %s: %s); start it "
-			 "with 'microvm up'", path, strerror(-fd));
+			 "with 'microvm up'", path, ret == -EPERM ? "it belongs to another user"
+							       : strerror(-ret));
 		fprintf(stderr, "microvm: %s\n", ctl_err);
 		secret_wipe_json(req, "password");
 		cJSON_Delete(req);
 		return NULL;
 	}
 	ctl_reached = true;
-	ret = ctl_send(fd, req);
+	ret = ctl_send(c, req);
 	secret_wipe_json(req, "password");
 	if (!ret)
-		ret = ctl_recv(fd, &resp);
-	close(fd);
+		ret = ctl_recv(c, &resp);
+	ctl_close(c);
 	cJSON_Delete(req);
 	if (ret) {
 		snprintf(ctl_err, sizeof(ctl_err), "no answer from the appliance: %s",
@@ -295,8 +621,91 @@ void ctl_print_error(const char *cmd, const cJSON *resp)
 	ctl_print_failure(cmd, cJSON_IsString(e) ? e->valuestring : "failed");
 }
 
+#ifdef _WIN32
 /**
- * ctl_read_password() - a password from stdin (first line) or a no-echo prompt on the tty
+ * ctl_ask_password() - prompt on the console and read a line without echo
+ *
+ * The console's input mode is switched off ENABLE_ECHO_INPUT for the one line (and back);
+ * the line is read as UTF-16 (ReadConsoleW) and stored as UTF-8.
+ * Return: 0, -ENOTTY without a console, -EINVAL if empty or too long.
+ */
+static int ctl_ask_password(const char *prompt, char *buf, size_t cap)
+{
+	HANDLE in = CreateFileW(L"CONIN$", GENERIC_READ | GENERIC_WRITE,
+				FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING, 0, NULL);
+	wchar_t w[512];
+	DWORD mode, n = 0;
+	int ret = 0, len;
+
+	if (in == INVALID_HANDLE_VALUE)
+		return -ENOTTY;
+	if (!GetConsoleMode(in, &mode)) {
+		CloseHandle(in);
+		return -ENOTTY;
+	}
+	fprintf(stderr, "%s", prompt);
+	SetConsoleMode(in, (mode | ENABLE_LINE_INPUT | ENABLE_PROCESSED_INPUT) &
+			   ~(DWORD)ENABLE_ECHO_INPUT);
+	if (!ReadConsoleW(in, w, 511, &n, NULL))
+		n = 0;
+	SetConsoleMode(in, mode);
+	CloseHandle(in);
+	fprintf(stderr, "\n");
+	w[n] = L'\0';
+	w[wcscspn(w, L"\r\n")] = L'\0';
+	len = WideCharToMultiByte(CP_UTF8, 0, w, -1, buf, (int)cap, NULL, NULL);
+	if (len <= 1 || n >= 511)
+		ret = -EINVAL;
+	SecureZeroMemory(w, sizeof(w));
+	if (ret)
+		explicit_bzero(buf, cap);
+	return ret;
+}
+#else
+/**
+ * ctl_ask_password() - prompt on /dev/tty and read a line with echo off
+ * Return: 0, -ENOTTY without a terminal, -EINVAL if empty or too long.
+ */
+static int ctl_ask_password(const char *prompt, char *buf, size_t cap)
+{
+	struct termios old, noecho;
+	bool tty = false;
+	size_t n;
+	int ret = 0;
+	FILE *in;
+
+	in = fopen("/dev/tty", "r+");
+	if (!in)
+		return -ENOTTY;
+	setvbuf(in, NULL, _IONBF, 0);	/* no copy of the password in a stdio buffer */
+	if (tcgetattr(fileno(in), &old) == 0) {
+		noecho = old;
+		noecho.c_lflag &= ~(tcflag_t)ECHO;
+		tty = tcsetattr(fileno(in), TCSAFLUSH, &noecho) == 0;
+	}
+	fprintf(stderr, "%s", prompt);
+	if (!fgets(buf, (int)cap, in))
+		ret = -EINVAL;
+	if (tty) {
+		tcsetattr(fileno(in), TCSAFLUSH, &old);
+		fprintf(stderr, "\n");
+	}
+	fclose(in);
+	if (ret)
+		return ret;
+	n = strcspn(buf, "\r\n");
+	if (buf[n] == '\0' && n + 1 >= cap) {
+		explicit_bzero(buf, cap);
+		return -EINVAL;		/* did not fit */
+	}
+	buf[n] = '\0';
+	return 0;
+}
+#endif
+
+/**
+ * ctl_read_password() - a password from stdin (first line) or a no-echo prompt on the
+ * terminal (Windows: the console)
  * @from_stdin:	--password-stdin was given
  * @prompt:	prompt text
  * @buf:	output
@@ -306,37 +715,14 @@ void ctl_print_error(const char *cmd, const cJSON *resp)
  */
 int ctl_read_password(bool from_stdin, const char *prompt, char *buf, size_t cap)
 {
-	struct termios old, noecho;
-	FILE *in = stdin;
 	size_t n;
-	bool tty = false;
-	int ret = 0;
 
-	if (!from_stdin) {
-		in = fopen("/dev/tty", "r+");
-		if (!in)
-			return -ENOTTY;
-		setvbuf(in, NULL, _IONBF, 0);	/* no copy of the password in a stdio buffer */
-		if (tcgetattr(fileno(in), &old) == 0) {
-			noecho = old;
-			noecho.c_lflag &= ~(tcflag_t)ECHO;
-			tty = tcsetattr(fileno(in), TCSAFLUSH, &noecho) == 0;
-		}
-		fprintf(stderr, "%s", prompt);
-	}
-	else
-		setvbuf(stdin, NULL, _IONBF, 0);	/* before stdin's first use */
-	if (!fgets(buf, (int)cap, in))
-		ret = -EINVAL;
-	if (tty) {
-		tcsetattr(fileno(in), TCSAFLUSH, &old);
-		fprintf(stderr, "\n");
-	}
-	if (in != stdin)
-		fclose(in);
-	if (ret)
-		return ret;
-	n = strcspn(buf, "\r\n");
+	if (!from_stdin)
+		return ctl_ask_password(prompt, buf, cap);
+	setvbuf(stdin, NULL, _IONBF, 0);	/* before stdin's first use */
+	if (!fgets(buf, (int)cap, stdin))
+		return -EINVAL;
+	n = strcspn(buf, "\r\n");	/* CRLF from a Windows pipe too */
 	if (buf[n] == '\0' && n + 1 >= cap) {
 		explicit_bzero(buf, cap);
 		return -EINVAL;		/* did not fit */

@@ -5,6 +5,9 @@
  * Each subcommand lives in its own file and parses its own options; this file only knows the
  * table below.  `microvm help CMD` and `microvm CMD --help` print the same text; `microvm`
  * alone prints the overview (commands and first steps) and succeeds.
+ *
+ * On Windows (microvm.exe) the same table: `run` boots a kernel with KVM and exists only on
+ * Linux, so there it is listed as such and says so when used, rather than vanishing.
  */
 #include <stdio.h>
 #include <string.h>
@@ -19,9 +22,27 @@ int cli_status(int argc, char **argv);
 int cli_vpn(int argc, char **argv);
 int cli_console(int argc, char **argv);
 
+#ifdef _WIN32
+/**
+ * cli_linux_only() - a command this platform does not have
+ * Return: CLI_EXIT_USAGE, after saying so.
+ */
+static int cli_linux_only(int argc, char **argv)
+{
+	(void)argc;
+	fprintf(stderr, "microvm %s: only on Linux (it boots a kernel with KVM); on Windows "
+		"'microvm up' runs the appliance in WSL2\n", argv[0]);
+	return CLI_EXIT_USAGE;
+}
+#define CLI_RUN_SUMMARY	"Linux only: boot a kernel in a KVM micro-VM"
+#define cli_run		cli_linux_only
+#else
+#define CLI_RUN_SUMMARY	"boot a kernel in a KVM micro-VM with its console here"
+#endif
+
 static const struct cli_command cli_commands[] = {
 	{ "help", "show help for microvm or a subcommand", cli_help },
-	{ "run", "boot a kernel in a KVM micro-VM with its console here", cli_run },
+	{ "run", CLI_RUN_SUMMARY, cli_run },
 	{ "up", "run the VPN appliance (VM, agent, SOCKS5 proxy on localhost:1080)", cli_up },
 	{ "vpn", "import, connect, disconnect VPN profiles; VPN status", cli_vpn },
 	{ "status", "state of the appliance started with 'up'", cli_status },

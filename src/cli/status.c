@@ -6,14 +6,17 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <poll.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <termios.h>
+#endif
 
 #include <cjson/cJSON.h>
 
@@ -270,7 +273,7 @@ int cli_down(int argc, char **argv)
 
 /**
  * st_console_dump() - console bytes to stdout until the console is quiet (--no-follow)
- * @fd:	control connection in console mode
+ * @c:	control connection in console mode
  *
  * The appliance replays the last 64 KiB at once, then sends live output: stop once nothing
  * came for ST_DUMP_QUIET_MS, or after ST_DUMP_MAX_MS whatever a chatty guest does.
@@ -279,13 +282,11 @@ int cli_down(int argc, char **argv)
  */
 #define ST_DUMP_QUIET_MS	500
 #define ST_DUMP_MAX_MS		5000
-static int st_console_dump(int fd)
+static int st_console_dump(ctl_conn c)
 {
-	struct pollfd pf = { .fd = fd, .events = POLLIN };
 	struct timespec t0, now;
 	char buf[4096];
-	ssize_t n;
-	int r;
+	long n;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
@@ -293,12 +294,7 @@ static int st_console_dump(int fd)
 		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >=
 		    ST_DUMP_MAX_MS)
 			break;	/* a guest that never pauses */
-		r = poll(&pf, 1, ST_DUMP_QUIET_MS);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		n = read(fd, buf, sizeof(buf));
+		n = ctl_read(c, buf, sizeof(buf), ST_DUMP_QUIET_MS);
 		if (n <= 0)
 			break;
 		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
@@ -308,58 +304,128 @@ static int st_console_dump(int fd)
 }
 
 /**
- * st_console_pump() - console bytes to stdout, stdin to the console
- * @fd:	control connection in console mode
+ * struct st_term - the terminal (Windows: console) stdin is, switched to raw input
+ * @raw:	it is one, and it was switched
+ * @old:	its settings before
+ */
+struct st_term {
+	bool raw;
+#ifdef _WIN32
+	DWORD old;
+#else
+	struct termios old;
+#endif
+};
+
+/**
+ * st_term_raw() - keys, Ctrl-C included, go to the guest as typed; no local echo
+ */
+static void st_term_raw(struct st_term *t)
+{
+#ifdef _WIN32
+	HANDLE in = GetStdHandle(STD_INPUT_HANDLE);
+
+	t->raw = GetConsoleMode(in, &t->old) &&
+		 SetConsoleMode(in, ENABLE_VIRTUAL_TERMINAL_INPUT);
+#else
+	struct termios raw;
+
+	t->raw = false;
+	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &t->old) == 0) {
+		raw = t->old;
+		cfmakeraw(&raw);
+		t->raw = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
+	}
+#endif
+}
+
+static void st_term_restore(struct st_term *t)
+{
+	if (!t->raw)
+		return;
+#ifdef _WIN32
+	SetConsoleMode(GetStdHandle(STD_INPUT_HANDLE), t->old);
+#else
+	tcsetattr(STDIN_FILENO, TCSANOW, &t->old);
+#endif
+}
+
+/**
+ * struct st_pump - the console session
+ * @c:		control connection in console mode
+ * @tty:	stdin is a raw terminal: Ctrl-] quits
+ */
+struct st_pump {
+	ctl_conn c;
+	bool tty;
+};
+
+/**
+ * st_console_input() - thread: stdin to the console until EOF, an error or Ctrl-]
+ *
+ * EOF on stdin only stops the input side; Ctrl-] (on a terminal) ends the session, which
+ * wakes the output side blocked in ctl_read().
+ */
+static void *st_console_input(void *arg)
+{
+	struct st_pump *p = arg;
+	char buf[4096], *quit;
+	long n;
+
+	for (;;) {
+#ifdef _WIN32
+		DWORD got = 0;
+
+		n = ReadFile(GetStdHandle(STD_INPUT_HANDLE), buf, sizeof(buf), &got, NULL)
+			? (long)got : -1;
+#else
+		n = read(STDIN_FILENO, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+#endif
+		if (n <= 0)
+			return NULL;
+		quit = p->tty ? memchr(buf, 0x1d, (size_t)n) : NULL;
+		if (quit)
+			n = quit - buf;
+		if ((n > 0 && ctl_write(p->c, buf, (size_t)n)) || quit) {
+			ctl_interrupt(p->c);
+			return NULL;
+		}
+	}
+}
+
+/**
+ * st_console_pump() - console bytes to stdout, stdin to the console (st_console_input())
+ * @c:	control connection in console mode
  *
  * On a terminal, stdin is switched to raw mode (keys, Ctrl-C included, go to the guest) and
- * Ctrl-] quits.  EOF on stdin only stops the input side; output goes on until the appliance
- * closes the stream or the process is interrupted.
+ * Ctrl-] quits.  Output goes on until the appliance closes the stream, Ctrl-] or the
+ * process is interrupted.
  */
-static void st_console_pump(int fd)
+static void st_console_pump(ctl_conn c)
 {
-	struct pollfd pf[2] = { { .fd = fd, .events = POLLIN },
-				{ .fd = STDIN_FILENO, .events = POLLIN } };
-	struct termios old, raw;
-	bool tty = false, in_open = true;
-	char buf[4096], *quit;
-	ssize_t n;
+	struct st_pump p = { .c = c };
+	struct st_term t;
+	pthread_t input;
+	bool have_input;
+	char buf[4096];
+	long n;
 
-	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0) {
-		raw = old;
-		cfmakeraw(&raw);
-		tty = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
-		if (tty)
-			fprintf(stderr, "microvm console: Ctrl-] to quit\r\n");
-	}
+	st_term_raw(&t);
+	p.tty = t.raw;
+	if (t.raw)
+		fprintf(stderr, "microvm console: Ctrl-] to quit\r\n");
+	have_input = pthread_create(&input, NULL, st_console_input, &p) == 0;
 	for (;;) {
-		if (poll(pf, in_open ? 2 : 1, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+		n = ctl_read(c, buf, sizeof(buf), -1);
+		if (n <= 0 || fwrite(buf, 1, (size_t)n, stdout) != (size_t)n || fflush(stdout))
 			break;
-		}
-		if (pf[0].revents) {
-			n = read(fd, buf, sizeof(buf));
-			if (n <= 0 || fwrite(buf, 1, (size_t)n, stdout) != (size_t)n ||
-			    fflush(stdout))
-				break;
-		}
-		if (in_open && pf[1].revents) {
-			n = read(STDIN_FILENO, buf, sizeof(buf));
-			if (n <= 0) {
-				in_open = false;
-				continue;
-			}
-			quit = tty ? memchr(buf, 0x1d, (size_t)n) : NULL;
-			if (quit)
-				n = quit - buf;
-			if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
-				break;
-			if (quit)
-				break;
-		}
 	}
-	if (tty)
-		tcsetattr(STDIN_FILENO, TCSANOW, &old);
+	st_term_restore(&t);
+	/* the input thread may be blocked reading stdin: the process' exit ends it */
+	if (have_input)
+		pthread_detach(input);
 }
 
 /**
@@ -374,36 +440,36 @@ int cli_console(int argc, char **argv)
 	char path[PATH_MAX];
 	cJSON *req, *resp = NULL;
 	bool no_follow = false;
-	int fd, ret;
+	ctl_conn c;
+	int ret;
 
 	ret = st_parse(argc, argv, 2, &no_follow, &control);
 	if (ret >= 0)
 		return ret;
 	if (ctl_path(control, path, sizeof(path)))
 		return CLI_EXIT_USAGE;
-	fd = ctl_connect(path);
-	if (fd < 0) {
+	if (ctl_connect(path, &c)) {
 		fprintf(stderr, "microvm console: not running (cannot reach %s)\n", path);
 		return CLI_EXIT_FAIL;
 	}
 	req = cJSON_CreateObject();
 	cJSON_AddStringToObject(req, "cmd", "console");
-	ret = ctl_send(fd, req);
+	ret = ctl_send(c, req);
 	cJSON_Delete(req);
-	if (ret || ctl_recv(fd, &resp) || !st_bool(resp, "ok")) {
+	if (ret || ctl_recv(c, &resp) || !st_bool(resp, "ok")) {
 		if (resp)
 			ctl_print_error("console", resp);
 		else
 			fprintf(stderr, "microvm console: no answer\n");
 		cJSON_Delete(resp);
-		close(fd);
+		ctl_close(c);
 		return CLI_EXIT_FAIL;
 	}
 	cJSON_Delete(resp);
 	if (no_follow)
-		ret = st_console_dump(fd) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+		ret = st_console_dump(c) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 	else
-		st_console_pump(fd);
-	close(fd);
+		st_console_pump(c);
+	ctl_close(c);
 	return ret;
 }

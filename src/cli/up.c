@@ -2,34 +2,43 @@
 /*
  * up.c - `microvm up`: run the VPN appliance and serve the control socket.
  *
- * The process owns a manager (VM + agent + SOCKS5 server).  It listens on a Unix socket
- * (control.h) and serves each client on its own short-lived thread, so a `vpn connect` that
- * waits for OpenVPN does not block `status`.  SIGINT/SIGTERM or `microvm down` stop the VM
- * and exit.  With --detach the process forks after parsing its options; the parent returns
+ * The process owns a manager (VM + agent + SOCKS5 server).  It serves the control socket
+ * (control.h) on a libuv loop: the loop thread accepts, reads request lines and writes
+ * answers; each request is answered on libuv's thread pool (up_work()), so a `vpn connect`
+ * that waits for OpenVPN does not block `status`.  A `console` client is streamed from the
+ * loop: the console's delivery thread queues bytes and wakes the loop with a uv_async.
+ * SIGINT/SIGTERM (uv_signal) or `microvm down` stop the loop; the VM is stopped and the
+ * answers in flight get out before the process exits.  With --detach the process forks after parsing its options; the parent returns
  * once the child serves its control socket (or reports why it could not).  On a terminal,
  * starting the VM and connecting the VPN show a progress line (progress.c).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+#include <aclapi.h>
+#define O_CLOEXEC	O_NOINHERIT
+#else
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#endif
 
 #include <cjson/cJSON.h>
+#include <uv.h>
 
 #include "cli/cli.h"
 #include "cli/control.h"
@@ -43,20 +52,34 @@ int cli_up(int argc, char **argv);
  * @m:		manager
  * @ctl_path:	control socket path
  * @secret_path: file with a generated SOCKS password, or ""
- * @wake:	self-pipe: signals and `down` write to [1], the accept loop polls [0]
- * @clients:	control client threads alive
+ * @loop:	the event loop serving the control socket (loop thread: everything below)
+ * @server:	the listening control socket
+ * @signals:	the stop signals (up_sigs[])
+ * @clients:	the open control connections
+ * @nclients:	how many
+ * @stopping:	`down` or a signal: no new connections, the loop stops
  * @stop_timeout_ms: how long the guest gets to stop before it is killed (--stop-timeout)
  */
+/* the signals that stop `up`: SIGINT, SIGTERM (Windows: Ctrl-C, Ctrl-Break, console closed) */
+#ifdef _WIN32
+#define UP_NSIGS	3
+#else
+#define UP_NSIGS	2
+#endif
+
 struct up_ctx {
 	mvm_manager *m;
 	char ctl_path[PATH_MAX];
 	char secret_path[PATH_MAX];
-	int wake[2];
-	atomic_int clients;
+	uv_loop_t *loop;
+	uv_pipe_t server;
+	uv_signal_t signals[UP_NSIGS];
+	struct up_client *clients;
+	int nclients;
+	bool stopping;
 	int stop_timeout_ms;
 };
 
-static int up_wake_fd = -1;
 /* --box-exec CMD: the box runs /bin/sh -c CMD instead of the agent */
 static const char *up_box_argv[] = { "/bin/sh", "-c", NULL, NULL };
 
@@ -64,9 +87,22 @@ static const char *up_box_argv[] = { "/bin/sh", "-c", NULL, NULL };
 #ifdef __linux__
 #define UP_BACKENDS		"auto, kvm, nsbox"
 #define UP_BACKENDS_HELP	"auto (default), kvm, nsbox (wsl, hvf: not available on this platform)"
+#elif defined(_WIN32)
+#define UP_BACKENDS		"auto, wsl"
+#define UP_BACKENDS_HELP	"auto (default: wsl), wsl (kvm, nsbox: Linux only)"
 #else
 #define UP_BACKENDS		"auto"
 #define UP_BACKENDS_HELP	"auto (no backend is available on this platform yet)"
+#endif
+
+#ifdef _WIN32
+#define UP_CONTROL_HELP \
+"  --control PATH        control endpoint, a named pipe (default \\\\.\\pipe\\microvm-USER-control;\n" \
+"                        %%MICROVM_CONTROL%% overrides)\n"
+#else
+#define UP_CONTROL_HELP \
+"  --control PATH        control socket (default $XDG_RUNTIME_DIR/microvm/control.sock or\n" \
+"                        /run/microvm/control.sock; $MICROVM_CONTROL overrides)\n"
 #endif
 
 static void up_usage(FILE *out)
@@ -123,8 +159,7 @@ static void up_usage(FILE *out)
 "Options are checked before anything starts: a bad value is an error naming the option.\n"
 "\n"
 "General:\n"
-"  --control PATH        control socket (default $XDG_RUNTIME_DIR/microvm/control.sock or\n"
-"                        /run/microvm/control.sock; $MICROVM_CONTROL overrides)\n"
+UP_CONTROL_HELP
 "  --detach              go to the background once everything is up (messages go to\n"
 "                        up.log beside the control socket)\n"
 "  -h, --help            this help\n"
@@ -142,15 +177,6 @@ static void up_log(void *opaque, const char *line)
 {
 	(void)opaque;
 	cli_progress_note("microvm: %s", line);
-}
-
-static void up_on_signal(int sig)
-{
-	char c = (char)sig;
-
-	if (up_wake_fd >= 0 && write(up_wake_fd, &c, 1) < 0) {
-		/* nothing to do in a signal handler */
-	}
 }
 
 /* ---- JSON views of the manager state ---------------------------------------------------- */
@@ -226,60 +252,75 @@ static const char *up_str(const cJSON *o, const char *key)
 
 /* ---- control clients -------------------------------------------------------------------- */
 
+#define UP_CONSOLE_QUEUE_MAX	(256 * 1024)	/* console bytes held for one slow client */
+#define UP_READ_CHUNK		65536
+
+/**
+ * struct up_client - one control connection; every field but @out/@out_len belongs to the
+ * loop thread
+ * @u:		appliance
+ * @next:	the next connection in @u->clients
+ * @pipe:	the connection
+ * @work:	the request being answered on libuv's thread pool
+ * @in:		bytes read and not consumed yet (request lines; in console mode, keys)
+ * @in_len/@in_cap: their length and the buffer's size
+ * @req:	the request on the thread pool
+ * @resp:	its answer
+ * @busy:	a request is on the thread pool (reading is paused meanwhile)
+ * @done:	`down` answered: close and stop once the answer is out
+ * @eof:	the client went away while @busy: close once the answer is back
+ * @closing:	uv_close() was called on the handles
+ * @console_id:	the console subscription (console mode), or -1
+ * @async:	wakes the loop when console bytes are queued (console mode)
+ * @lock:	protects @out/@out_len: the console's delivery thread fills them
+ * @out:	console bytes waiting for the loop to write them
+ * @out_len:	their length
+ * @handles:	handles not closed yet; the client is freed when the last one is
+ */
 struct up_client {
 	struct up_ctx *u;
-	int fd;
+	struct up_client *next;
+	uv_pipe_t pipe;
+	uv_work_t work;
+	char *in;
+	size_t in_len, in_cap;
+	cJSON *req, *resp;
+	bool busy, done, eof, closing;
+	int console_id;
+	uv_async_t async;
+	pthread_mutex_t lock;
+	char *out;
+	size_t out_len;
+	int handles;
 };
 
 /**
- * up_console_cb() - console bytes to a `microvm console` client; never blocks the guest
+ * struct up_write - one write to a client
+ * @req:	libuv's request
+ * @c:		the client
+ * @buf:	the bytes (freed, and wiped, when written)
+ * @len:	their length
+ * @then:	what follows once it is written (UP_THEN_*)
  */
-static void up_console_cb(void *opaque, const uint8_t *data, size_t len, uint64_t lost)
-{
-	int fd = (int)(intptr_t)opaque;
-	char note[64];
+struct up_write {
+	uv_write_t req;
+	struct up_client *c;
+	char *buf;
+	size_t len;
+	int then;
+};
 
-	if (lost) {
-		snprintf(note, sizeof(note), "\r\n[console: %llu bytes lost]\r\n",
-			 (unsigned long long)lost);
-		if (send(fd, note, strlen(note), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-			/* dropped, like the bytes it reports */
-		}
-	}
-	if (send(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-		/* a slow console client loses output rather than stalling the guest */
-	}
-}
+/* after a write: go on, close the client (an error answer that ends the connection, or the
+ * last one before the appliance stops), or close it and stop the appliance (`down`) */
+enum { UP_THEN_MORE, UP_THEN_CLOSE, UP_THEN_STOP };
 
-/**
- * up_console() - stream the console to a client, and its input to the guest, until it goes
- * away
- * @c:	client
- */
-static void up_console(struct up_client *c)
-{
-	cJSON *resp;
-	char buf[256];
-	size_t off;
-	ssize_t n;
-	long w;
-	int id;
-
-	id = mvm_manager_console_subscribe(c->u->m, up_console_cb, (void *)(intptr_t)c->fd);
-	resp = id < 0 ? up_err("no console") : up_ok();
-	ctl_send(c->fd, resp);
-	cJSON_Delete(resp);
-	if (id < 0)
-		return;
-	/* what the client types goes to the guest; its EOF or close ends the session */
-	while ((n = read(c->fd, buf, sizeof(buf))) > 0)
-		for (off = 0; off < (size_t)n; off += (size_t)w) {
-			w = mvm_manager_console_write(c->u->m, buf + off, (size_t)n - off);
-			if (w <= 0)
-				break;	/* the guest does not take input now: drop it */
-		}
-	mvm_manager_console_unsubscribe(c->u->m, id);
-}
+static void up_client_next(struct up_client *c);
+static void up_shutdown(struct up_ctx *u);
+static void up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+#ifdef _WIN32
+static int up_peer_check(uv_pipe_t *pipe);
+#endif
+static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
 /**
  * up_handle() - answer one request
@@ -351,49 +392,421 @@ static cJSON *up_handle(struct up_client *c, cJSON *req, bool *done)
 		mvm_manager_stop_vm(u->m, u->stop_timeout_ms);
 		/* from now on `status` says "not running" rather than reaching a closing server */
 		unlink(u->ctl_path);
-		if (write(u->wake[1], "d", 1) < 0) {
-			/* the pipe cannot be full: one byte per event */
-		}
-		*done = true;
+		*done = true;	/* up_write_done() stops the loop once this answer is out */
 		return up_ok();
 	}
 	return up_err("unknown command");
 }
 
 /**
- * up_client_thread() - serve one control connection
- * @arg:	struct up_client (freed here)
- *
- * Return: NULL.
+ * up_client_closed() - a handle of @c is closed; free @c with the last one
  */
-static void *up_client_thread(void *arg)
+static void up_client_closed(uv_handle_t *h)
 {
-	struct up_client *c = arg;
-	bool done = false;
-	cJSON *req, *resp;
-	const char *cmd;
+	struct up_client *c = h->data, **pp;
 
-	while (!done && ctl_recv(c->fd, &req) == 0) {
-		cmd = up_str(req, "cmd");
-		if (cmd && !strcmp(cmd, "console")) {
-			cJSON_Delete(req);
-			up_console(c);
+	if (--c->handles > 0)
+		return;
+	for (pp = &c->u->clients; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
 			break;
 		}
-		resp = up_handle(c, req, &done);
-		secret_wipe_json(req, "password");	/* cJSON_Delete() only frees */
-		cJSON_Delete(req);
-		ctl_send(c->fd, resp);
-		cJSON_Delete(resp);
-	}
-	close(c->fd);
-	atomic_fetch_sub(&c->u->clients, 1);
+	c->u->nclients--;
+	if (c->in)
+		explicit_bzero(c->in, c->in_cap);	/* may have held a password */
+	free(c->in);
+	free(c->out);
+	pthread_mutex_destroy(&c->lock);
 	free(c);
-	return NULL;
+}
+
+/**
+ * up_client_close() - end a connection (after the answer in flight, if any)
+ */
+static void up_client_close(struct up_client *c)
+{
+	if (c->busy) {
+		c->eof = true;	/* up_after_work() closes it */
+		return;
+	}
+	if (c->closing)
+		return;
+	c->closing = true;
+	if (c->console_id >= 0) {
+		/* no callback runs after this returns, so the async can go */
+		mvm_manager_console_unsubscribe(c->u->m, c->console_id);
+		c->console_id = -1;
+		uv_close((uv_handle_t *)&c->async, up_client_closed);
+	}
+	uv_close((uv_handle_t *)&c->pipe, up_client_closed);
+}
+
+static void up_write_done(uv_write_t *req, int status)
+{
+	struct up_write *w = (struct up_write *)req;
+	struct up_client *c = w->c;
+
+	explicit_bzero(w->buf, w->len);
+	free(w->buf);
+	if (w->then != UP_THEN_MORE || status < 0)
+		up_client_close(c);
+	if (w->then == UP_THEN_STOP)
+		up_shutdown(c->u);
+	free(w);
+}
+
+/**
+ * up_write() - queue @len bytes of @buf (taken over: freed when written) to @c
+ * @then:	UP_THEN_*: what follows once they are written
+ *
+ * Return: 0, or -1 after closing the client.
+ */
+static int up_write(struct up_client *c, char *buf, size_t len, int then)
+{
+	struct up_write *w = calloc(1, sizeof(*w));
+	uv_buf_t b = uv_buf_init(buf, (unsigned int)len);
+
+	if (w) {
+		w->c = c;
+		w->buf = buf;
+		w->len = len;
+		w->then = then;
+		if (!uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, up_write_done))
+			return 0;
+	}
+	free(w);
+	free(buf);
+	up_client_close(c);
+	if (then == UP_THEN_STOP)
+		up_shutdown(c->u);
+	return -1;
+}
+
+/**
+ * up_reply() - write @resp as one JSON line to @c
+ * @then:	UP_THEN_*
+ * Return: 0, or -1 after closing the client.
+ */
+static int up_reply(struct up_client *c, const cJSON *resp, int then)
+{
+	char *text = cJSON_PrintUnformatted(resp);
+	size_t len;
+
+	if (!text) {
+		up_client_close(c);
+		return -1;
+	}
+	len = strlen(text);
+	text[len] = '\n';	/* replaces the NUL; cJSON allocated len + 1 */
+	return up_write(c, text, len + 1, then);
+}
+
+/**
+ * up_console_cb() - console bytes for a `microvm console` client (the console's delivery
+ * thread): queued for the loop, never blocking the guest; beyond UP_CONSOLE_QUEUE_MAX a slow
+ * client loses output
+ */
+static void up_console_cb(void *opaque, const uint8_t *data, size_t len, uint64_t lost)
+{
+	struct up_client *c = opaque;
+	char note[64];
+	size_t nlen = 0;
+	char *nb;
+
+	if (lost)
+		nlen = (size_t)snprintf(note, sizeof(note), "\r\n[console: %llu bytes lost]\r\n",
+					(unsigned long long)lost);
+	pthread_mutex_lock(&c->lock);
+	if (c->out_len + nlen + len <= UP_CONSOLE_QUEUE_MAX) {
+		nb = realloc(c->out, c->out_len + nlen + len);
+		if (nb) {
+			memcpy(nb + c->out_len, note, nlen);
+			memcpy(nb + c->out_len + nlen, data, len);
+			c->out = nb;
+			c->out_len += nlen + len;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	uv_async_send(&c->async);
+}
+
+/**
+ * up_console_flush() - write the queued console bytes (loop thread)
+ */
+static void up_console_flush(uv_async_t *a)
+{
+	struct up_client *c = a->data;
+	char *buf;
+	size_t len;
+
+	pthread_mutex_lock(&c->lock);
+	buf = c->out;
+	len = c->out_len;
+	c->out = NULL;
+	c->out_len = 0;
+	pthread_mutex_unlock(&c->lock);
+	if (!len || c->closing ||
+	    uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > UP_CONSOLE_QUEUE_MAX) {
+		free(buf);	/* a slow console client loses output rather than memory */
+		return;
+	}
+	up_write(c, buf, len, UP_THEN_MORE);
+}
+
+/**
+ * up_console_start() - `console`: answer, then stream the console to the client and what it
+ * sends to the guest, until it goes away
+ */
+static void up_console_start(struct up_client *c)
+{
+	cJSON *resp;
+
+	if (pthread_mutex_init(&c->lock, NULL) || uv_async_init(c->pipe.loop, &c->async,
+								 up_console_flush)) {
+		up_client_close(c);
+		return;
+	}
+	c->async.data = c;
+	c->handles++;
+	c->console_id = mvm_manager_console_subscribe(c->u->m, up_console_cb, c);
+	if (c->console_id < 0) {
+		c->console_id = -1;
+		resp = up_err("no console");
+		up_reply(c, resp, UP_THEN_CLOSE);
+		cJSON_Delete(resp);
+		return;
+	}
+	/* the answer is queued before the first console byte: writes keep their order */
+	resp = up_ok();
+	up_reply(c, resp, UP_THEN_MORE);
+	cJSON_Delete(resp);
+}
+
+/**
+ * up_console_input() - what a console client typed goes to the guest (dropped when the guest
+ * does not take input now)
+ */
+static void up_console_input(struct up_client *c)
+{
+	size_t off;
+	long w;
+
+	for (off = 0; off < c->in_len; off += (size_t)w) {
+		w = mvm_manager_console_write(c->u->m, c->in + off, c->in_len - off);
+		if (w <= 0)
+			break;
+	}
+	c->in_len = 0;
+}
+
+/**
+ * up_work() - answer the request on the thread pool: manager calls may wait for the agent
+ * (a `vpn connect` waits for OpenVPN) without holding up other clients
+ */
+static void up_work(uv_work_t *w)
+{
+	struct up_client *c = w->data;
+
+	c->resp = up_handle(c, c->req, &c->done);
+	secret_wipe_json(c->req, "password");	/* cJSON_Delete() only frees */
+	cJSON_Delete(c->req);
+	c->req = NULL;
+}
+
+static void up_after_work(uv_work_t *w, int status)
+{
+	struct up_client *c = w->data;
+	int ret = -1, then = UP_THEN_MORE;
+
+	c->busy = false;
+	if (c->done)
+		then = UP_THEN_STOP;
+	else if (c->eof || c->u->stopping)
+		then = UP_THEN_CLOSE;	/* the answer still goes out (if anyone reads it) */
+	if (c->resp) {
+		ret = up_reply(c, c->resp, then);
+	} else {
+		up_client_close(c);	/* out of memory */
+		if (then == UP_THEN_STOP)
+			up_shutdown(c->u);
+	}
+	cJSON_Delete(c->resp);
+	c->resp = NULL;
+	if (ret || then != UP_THEN_MORE)
+		return;		/* closed, or up_write_done() closes */
+	/* reading paused while the request was answered (already reading: UV_EALREADY) */
+	if (uv_read_start((uv_stream_t *)&c->pipe, up_alloc, up_read) &&
+	    !uv_is_active((uv_handle_t *)&c->pipe)) {
+		up_client_close(c);
+		return;
+	}
+	up_client_next(c);
+}
+
+/**
+ * up_client_next() - start on the next request line in @c->in, or read more
+ *
+ * A line that is not a JSON object, or longer than CTL_LINE_MAX, ends the connection
+ * without an answer.
+ */
+static void up_client_next(struct up_client *c)
+{
+	char *nl = memchr(c->in, '\n', c->in_len);
+	size_t used;
+	cJSON *req;
+	const char *cmd;
+
+	if (!nl) {
+		if (c->in_len >= CTL_LINE_MAX)
+			up_client_close(c);
+		return;		/* reading goes on */
+	}
+	*nl = '\0';
+	req = cJSON_Parse(c->in);
+	used = (size_t)(nl - c->in) + 1;
+	explicit_bzero(c->in, used);
+	memmove(c->in, c->in + used, c->in_len - used);
+	c->in_len -= used;
+	if (!cJSON_IsObject(req)) {
+		cJSON_Delete(req);
+		up_client_close(c);
+		return;
+	}
+	cmd = up_str(req, "cmd");
+	if (cmd && !strcmp(cmd, "console")) {
+		cJSON_Delete(req);
+		up_console_start(c);
+		if (!c->closing)
+			up_console_input(c);	/* keys sent along with the request */
+		return;
+	}
+	uv_read_stop((uv_stream_t *)&c->pipe);
+	c->busy = true;
+	c->req = req;
+	c->work.data = c;
+	if (uv_queue_work(c->pipe.loop, &c->work, up_work, up_after_work)) {
+		c->busy = false;
+		secret_wipe_json(req, "password");
+		cJSON_Delete(req);
+		c->req = NULL;
+		up_client_close(c);
+	}
+}
+
+static void up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct up_client *c = h->data;
+	size_t cap = c->in_cap;
+	char *nb;
+
+	(void)suggested;
+	while (cap - c->in_len < UP_READ_CHUNK && cap < CTL_LINE_MAX + UP_READ_CHUNK)
+		cap = cap ? cap * 2 : UP_READ_CHUNK;
+	if (cap != c->in_cap) {
+		/* not realloc(): the old buffer may hold a password, so it is wiped */
+		nb = malloc(cap);
+		if (nb && c->in) {
+			memcpy(nb, c->in, c->in_len);
+			explicit_bzero(c->in, c->in_cap);
+		}
+		if (nb) {
+			free(c->in);
+			c->in = nb;
+			c->in_cap = cap;
+		}
+	}
+	*buf = uv_buf_init(c->in + c->in_len, (unsigned int)(c->in_cap - c->in_len));
+	if (!c->in)
+		*buf = uv_buf_init(NULL, 0);	/* UV_ENOBUFS: the client is closed */
+}
+
+static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct up_client *c = s->data;
+
+	(void)buf;
+	if (n < 0) {
+		up_client_close(c);
+		return;
+	}
+	c->in_len += (size_t)n;
+	if (c->console_id >= 0)
+		up_console_input(c);
+	else if (!c->busy)
+		up_client_next(c);
+}
+
+/**
+ * up_accept() - a new control connection
+ */
+static void up_accept(uv_stream_t *server, int status)
+{
+	struct up_ctx *u = server->data;
+	struct up_client *c;
+
+	if (status < 0 || u->stopping)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	c->u = u;
+	c->console_id = -1;
+	c->handles = 1;
+	c->next = u->clients;
+	u->clients = c;
+	u->nclients++;
+	uv_pipe_init(server->loop, &c->pipe, 0);
+	c->pipe.data = c;
+	if (uv_accept(server, (uv_stream_t *)&c->pipe) ||
+#ifdef _WIN32
+	    up_peer_check(&c->pipe) ||
+#endif
+	    uv_read_start((uv_stream_t *)&c->pipe, up_alloc, up_read))
+		up_client_close(c);
+}
+
+/**
+ * up_on_signal() - SIGINT/SIGTERM (on Windows: Ctrl-C, Ctrl-Break, closing the console):
+ * stop
+ */
+static void up_on_signal(uv_signal_t *s, int sig)
+{
+	(void)sig;
+	up_shutdown(s->data);
+}
+
+static void up_handle_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+/**
+ * up_shutdown() - stop serving: no new clients, idle ones closed, the loop stops; cli_up()
+ * then stops the VM and lets the answers in flight out
+ */
+static void up_shutdown(struct up_ctx *u)
+{
+	struct up_client *c, *next;
+	size_t i;
+
+	if (u->stopping)
+		return;
+	u->stopping = true;
+	/* from now on `status` says "not running" rather than reaching a closing server */
+	uv_close((uv_handle_t *)&u->server, up_handle_closed);
+	for (i = 0; i < UP_NSIGS; i++)
+		uv_close((uv_handle_t *)&u->signals[i], up_handle_closed);
+	for (c = u->clients; c; c = next) {
+		next = c->next;
+		up_client_close(c);
+	}
+	uv_stop(u->loop);
 }
 
 /* ---- setup ------------------------------------------------------------------------------ */
 
+#ifndef _WIN32
 /**
  * up_mkdirs() - create the parent directories of @path, mode 0700
  * Return: 0 or -errno.
@@ -421,135 +834,257 @@ static int up_mkdirs(const char *path)
 		return -errno;
 	return 0;
 }
+#endif
+
+#ifdef _WIN32
+/**
+ * up_bind() - create the named pipe, with a DACL that admits the current user only
+ * @server:	the pipe handle
+ * @path:	\\.\pipe\NAME
+ *
+ * libuv creates the pipe with FILE_FLAG_FIRST_PIPE_INSTANCE (so an existing pipe of that
+ * name, another user's too, makes this fail) and WRITE_DAC; the default DACL would let
+ * everyone open it for reading, so it is replaced, protected from inheritance, by one entry:
+ * our user, full access.  up_peer_check() still checks every client's user.
+ * Return: 0 or a libuv error.
+ */
+static int up_bind(uv_pipe_t *server, const char *path)
+{
+	EXPLICIT_ACCESS_W ea = { 0 };
+	union { TOKEN_USER tu; char buf[256]; } tu;
+	HANDLE tok = NULL;
+	uv_os_fd_t h;
+	PACL dacl = NULL;
+	DWORD len, err = ERROR_ACCESS_DENIED;
+	int ret;
+
+	if (_strnicmp(path, "\\\\.\\pipe\\", 9))
+		return UV_EINVAL;	/* not a pipe name */
+	ret = uv_pipe_bind(server, path);
+	if (ret)
+		return ret;
+	if (uv_fileno((uv_handle_t *)server, &h) == 0 &&
+	    OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok) &&
+	    GetTokenInformation(tok, TokenUser, &tu, sizeof(tu), &len)) {
+		ea.grfAccessPermissions = GENERIC_ALL;
+		ea.grfAccessMode = SET_ACCESS;
+		ea.grfInheritance = NO_INHERITANCE;
+		ea.Trustee.TrusteeForm = TRUSTEE_IS_SID;
+		ea.Trustee.TrusteeType = TRUSTEE_IS_USER;
+		ea.Trustee.ptstrName = (LPWSTR)tu.tu.User.Sid;
+		err = SetEntriesInAclW(1, &ea, NULL, &dacl);
+		if (err == ERROR_SUCCESS)
+			err = SetSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION |
+					      PROTECTED_DACL_SECURITY_INFORMATION, NULL, NULL, dacl,
+					      NULL);
+	}
+	if (dacl)
+		LocalFree(dacl);
+	if (tok)
+		CloseHandle(tok);
+	return err == ERROR_SUCCESS ? 0 : UV_EACCES;
+}
 
 /**
- * up_listen() - bind the control socket (refusing if another `up` answers there)
- * Return: the listening socket or -errno (message printed).
+ * up_peer_check() - the client at the other end of @pipe must run as our user
+ * Return: 0, or -EPERM.
  */
-static int up_listen(const char *path)
+static int up_peer_check(uv_pipe_t *pipe)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, ret;
+	ULONG pid = 0;
+	uv_os_fd_t h;
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
+	if (uv_fileno((uv_handle_t *)pipe, &h) || !GetNamedPipeClientProcessId(h, &pid) ||
+	    !ctl_same_user(pid))
+		return -EPERM;
+	return 0;
+}
+
+static const int up_sigs[] = { SIGINT, SIGBREAK, SIGHUP };	/* Ctrl-C, Ctrl-Break, close */
+#define up_strerror(e)	uv_strerror(e)
+#else
+/**
+ * up_bind() - create the control socket, mode 0600 (its directory is 0700: up_mkdirs())
+ * @server:	the pipe handle
+ * @path:	where
+ *
+ * Return: 0 or -errno.
+ */
+static int up_bind(uv_pipe_t *server, const char *path)
+{
+	mode_t old_mask;
+	int ret;
+
+	unlink(path);
+	/* owner only from the start; the chmod() below also covers a umask that allows less */
+	old_mask = umask(077);
+	ret = uv_pipe_bind(server, path);
+	umask(old_mask);
+	if (!ret && chmod(path, 0600))
+		ret = -errno;
+	return ret;
+}
+
+static const int up_sigs[] = { SIGINT, SIGTERM };
+#define up_strerror(e)	strerror(-(e))
+#endif
+
+/**
+ * up_listen() - serve the control endpoint on a new loop (refusing if another `up` answers
+ * there)
+ * @u:	appliance; @u->ctl_path names the endpoint; @u->loop, @u->server and @u->signals are set
+ *
+ * Called after --detach forked: a libuv loop does not survive fork().
+ * Return: 0 or -errno (message printed).
+ */
+static int up_listen(struct up_ctx *u)
+{
+	const char *path = u->ctl_path;
+	ctl_conn probe;
+	size_t i;
+	int ret;
+
+#ifndef _WIN32
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		fprintf(stderr, "microvm up: control socket path too long: %s\n", path);
 		return -ENAMETOOLONG;
 	}
-	ret = ctl_connect(path);
-	if (ret >= 0) {
-		close(ret);
+#endif
+	ret = ctl_connect(path, &probe);
+	if (ret == 0) {
+		ctl_close(probe);
 		fprintf(stderr, "microvm up: already running (control socket %s answers); "
 			"stop it with 'microvm down'\n", path);
 		return -EADDRINUSE;
 	}
+	if (ret == -EPERM) {
+		fprintf(stderr, "microvm up: %s is held by another user's program; choose "
+			"another with --control\n", path);
+		return -EADDRINUSE;
+	}
+#ifndef _WIN32
 	ret = up_mkdirs(path);
 	if (ret) {
 		fprintf(stderr, "microvm up: cannot create the directory of %s: %s\n", path,
 			strerror(-ret));
 		return ret;
 	}
-	unlink(path);
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(path, 0600) ||
-	    listen(fd, 16)) {
-		ret = -errno;
-		fprintf(stderr, "microvm up: cannot listen on %s: %s\n", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return ret;
+#endif
+	u->loop = uv_default_loop();
+	if (!u->loop || uv_pipe_init(u->loop, &u->server, 0)) {
+		fprintf(stderr, "microvm up: cannot create the event loop\n");
+		return -ENOMEM;
 	}
-	return fd;
+	u->server.data = u;
+	ret = up_bind(&u->server, path);
+	if (!ret)
+		ret = uv_listen((uv_stream_t *)&u->server, 16, up_accept);
+	if (ret) {
+		fprintf(stderr, "microvm up: cannot listen on %s: %s\n", path, up_strerror(ret));
+		uv_close((uv_handle_t *)&u->server, NULL);
+		uv_run(u->loop, UV_RUN_NOWAIT);
+		return -EIO;
+	}
+	for (i = 0; i < UP_NSIGS; i++) {
+		uv_signal_init(u->loop, &u->signals[i]);
+		u->signals[i].data = u;
+		uv_signal_start(&u->signals[i], up_on_signal, up_sigs[i]);
+	}
+	return 0;
 }
 
 /**
- * up_serve() - accept control clients until `down` or a signal
- * @u:		appliance
- * @lfd:	listening control socket
+ * up_serve() - serve control clients until `down` or a signal, then stop the VM
+ * @u:	appliance, listening (up_listen())
+ *
+ * After the loop stops, the VM is stopped (a request still waiting for the agent then fails
+ * fast) and the loop runs on, for at most 2 s, to let the answers in flight out.
+ * Return: true if every client is gone (the manager may be freed).
  */
-static void up_serve(struct up_ctx *u, int lfd)
+static bool up_serve(struct up_ctx *u)
 {
-	struct pollfd pf[2] = { { .fd = lfd, .events = POLLIN },
-				{ .fd = u->wake[0], .events = POLLIN } };
-	struct up_client *c;
-	pthread_attr_t attr;
-	pthread_t t;
-	int fd;
+	int i;
 
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	for (;;) {
-		if (poll(pf, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+	uv_run(u->loop, UV_RUN_DEFAULT);
+	mvm_manager_stop_vm(u->m, u->stop_timeout_ms);
+	for (i = 0; i < 200 && (u->nclients > 0 || uv_loop_alive(u->loop)); i++) {
+		if (!uv_run(u->loop, UV_RUN_NOWAIT) && u->nclients == 0)
 			break;
-		}
-		if (pf[1].revents)
-			break;
-		if (!(pf[0].revents & POLLIN))
-			continue;
-		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
-		c = malloc(sizeof(*c));
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		c->u = u;
-		c->fd = fd;
-		atomic_fetch_add(&u->clients, 1);
-		if (pthread_create(&t, &attr, up_client_thread, c)) {
-			atomic_fetch_sub(&u->clients, 1);
-			close(fd);
-			free(c);
-		}
+		usleep(10 * 1000);
 	}
-	pthread_attr_destroy(&attr);
+	return u->nclients == 0;
 }
 
 /**
- * up_write_secret() - store a generated SOCKS password next to the control socket (0600)
+ * up_file() - the path of up.log or socks.secret (ctl_files_dir(); created on Windows)
+ * @u:		appliance
+ * @name:	the file's name
+ * @out:	PATH_MAX bytes
+ *
+ * Return: 0 or -errno.
+ */
+static int up_file(struct up_ctx *u, const char *name, char *out)
+{
+	char dir[PATH_MAX];
+	int ret = ctl_files_dir(u->ctl_path, dir, sizeof(dir));
+
+	if (ret)
+		return ret;
+#ifdef _WIN32
+	if (!CreateDirectoryA(dir, NULL) && GetLastError() != ERROR_ALREADY_EXISTS)
+		return -EACCES;
+#endif
+	return snprintf(out, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+/**
+ * up_write_secret() - store a generated SOCKS password next to the control socket (0600;
+ * on Windows in %LOCALAPPDATA%\microvm, which only the user can read)
  * Return: 0 or -errno.
  */
 static int up_write_secret(struct up_ctx *u)
 {
-	char user[256], pass[256], dir[PATH_MAX];
+	char user[256], pass[256];
 	FILE *f;
-	int fd;
+	int fd, ret;
 
 	mvm_manager_socks_credentials(u->m, user, pass);
-	snprintf(dir, sizeof(dir), "%s", u->ctl_path);
-	if (snprintf(u->secret_path, sizeof(u->secret_path), "%s/socks.secret", dirname(dir)) >=
-	    (int)sizeof(u->secret_path))
-		return -ENAMETOOLONG;
+	ret = up_file(u, "socks.secret", u->secret_path);
+	if (ret) {
+		u->secret_path[0] = '\0';
+		explicit_bzero(pass, sizeof(pass));
+		return ret;
+	}
 	unlink(u->secret_path);
 	fd = open(u->secret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (!f) {
+		ret = -errno;
 		if (fd >= 0)
 			close(fd);
-		memset(pass, 0, sizeof(pass));
-		return -errno;
+		explicit_bzero(pass, sizeof(pass));
+		return ret;
 	}
 	fprintf(f, "%s\n%s\n", user, pass);
 	fclose(f);
-	memset(pass, 0, sizeof(pass));
+	explicit_bzero(pass, sizeof(pass));
 	return 0;
 }
 
+#ifndef _WIN32
 /**
  * up_open_log() - the detached process' log: up.log beside the control socket (0600)
  * Return: a descriptor or -1.
  */
 static int up_open_log(struct up_ctx *u)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 16];
+	char path[PATH_MAX];
 
-	snprintf(dir, sizeof(dir), "%s", u->ctl_path);
-	snprintf(path, sizeof(path), "%s/up.log", dirname(dir));
+	if (up_file(u, "up.log", path))
+		return -1;
 	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 }
+#endif
 
 /* the manager's config and the VM and SOCKS configs it points to */
 struct up_config {
@@ -582,7 +1117,12 @@ static int up_parse_backend(const char *s, enum mvm_backend_kind *k)
 #else
 		{ "kvm", MVM_BACKEND_KVM, false }, { "nsbox", MVM_BACKEND_NSBOX, false },
 #endif
-		{ "wsl", MVM_BACKEND_WSL, false }, { "hvf", MVM_BACKEND_HVF, false },
+#ifdef _WIN32
+		{ "wsl", MVM_BACKEND_WSL, true },
+#else
+		{ "wsl", MVM_BACKEND_WSL, false },
+#endif
+		{ "hvf", MVM_BACKEND_HVF, false },
 	};
 	size_t i;
 
@@ -694,6 +1234,20 @@ static int up_parse(int argc, char **argv, struct up_config *cfg, struct up_opts
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
+#ifdef _WIN32
+		/* KVM, the namespace box and network namespaces: said, not silently dropped */
+		if (c == O_KERNEL || c == O_INITRD || c == O_CMDLINE || c == O_MEMORY ||
+		    c == O_BOX_EXEC || c == O_HOST_LOOPBACK || c == O_AGENT_NETNS) {
+			fprintf(stderr, "microvm up: --%s: only on Linux (on Windows the appliance "
+				"runs in WSL2)\n", opts[idx].name);
+			return CLI_EXIT_USAGE;
+		}
+		if (c == O_DETACH) {
+			fprintf(stderr, "microvm up: --detach: not on Windows yet; start "
+				"'microvm up' in a console of its own (or 'start /min microvm up')\n");
+			return CLI_EXIT_USAGE;
+		}
+#endif
 		switch (c) {
 		case 'h':
 			up_usage(stdout);
@@ -914,6 +1468,7 @@ static int up_check_files(const struct up_config *cfg, const struct up_opts *o,
 	return -1;
 }
 
+#ifndef _WIN32
 /**
  * up_detach() - fork; the parent waits for the child to be ready and exits
  * @ready:	out: write end the child reports readiness on
@@ -950,6 +1505,31 @@ static int up_detach(int *ready)
 }
 
 /**
+ * up_detached_ready() - the detached child serves: its messages go to up.log next to the
+ * control socket, and the waiting parent is told
+ * @ready:	the write end up_detach() gave; closed and set to -1
+ */
+static void up_detached_ready(struct up_ctx *u, int *ready)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC), logfd = up_open_log(u);
+
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(logfd >= 0 ? logfd : null, STDOUT_FILENO);
+		dup2(logfd >= 0 ? logfd : null, STDERR_FILENO);
+		close(null);
+	}
+	if (logfd >= 0)
+		close(logfd);
+	if (write(*ready, "R", 1) < 0) {
+		/* the parent is gone: carry on */
+	}
+	close(*ready);
+	*ready = -1;
+}
+#endif
+
+/**
  * up_read_agent_secret() - the agent's secret from --agent-secret-file
  * @path:	the file: 64 hex characters, optionally a newline; not accessible to group or
  *		others when it is a regular file
@@ -961,15 +1541,20 @@ static int up_read_agent_secret(const char *path, char out[MVM_SECRET_HEX_LEN + 
 {
 	char buf[MVM_SECRET_HEX_LEN + 8];
 	const char *why = NULL;
+#ifndef _WIN32
 	struct stat sb;
+#endif
 	ssize_t n = -1;
 	int fd;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		why = strerror(errno);
+#ifndef _WIN32
+	/* Windows: no mode bits; the file's ACL (%LOCALAPPDATA%'s, typically) decides */
 	} else if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 077)) {
 		why = "readable by others (chmod 600 it)";
+#endif
 	} else {
 		n = read(fd, buf, sizeof(buf) - 1);
 		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
@@ -1000,17 +1585,20 @@ int cli_up(int argc, char **argv)
 {
 	struct up_config cfg;
 	struct up_opts o = { .stop_timeout_ms = 10000 };
-	struct up_ctx u = { .wake = { -1, -1 } };
+	struct up_ctx u = { .loop = NULL };
 	char socks_addr[64] = "127.0.0.1", vpn_pass[512] = "", socks_pass[256] = "";
 	char *profile = NULL, agent_secret[MVM_SECRET_HEX_LEN + 1] = "";
 	struct mvm_manager_status st;
-	struct sigaction sa = { .sa_handler = up_on_signal };
 	bool have_pass = false;
-	int ret, lfd = -1, ready = -1, null, logfd;
+	int ret;
+#ifndef _WIN32
+	int ready = -1;		/* --detach: tells the waiting parent that we serve */
+#endif
+	bool listening = false, idle = true;
 	FILE *f;
 
 	/* This process holds the VPN and SOCKS passwords: no core dump, no ptrace by peers. */
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	ctl_protect_process();
 	mvm_manager_config_init(&cfg.mgr);
 	mvm_config_init(&cfg.vm);
 	mvm_socks_config_init(&cfg.socks);
@@ -1061,6 +1649,7 @@ int cli_up(int argc, char **argv)
 	cfg.mgr.socks_generate_secret = o.socks_auth && !o.socks_user;
 	cfg.mgr.log = up_log;
 
+#ifndef _WIN32
 	if (o.detach) {
 		ret = up_detach(&ready);
 		if (ret >= 0) {
@@ -1069,6 +1658,7 @@ int cli_up(int argc, char **argv)
 			return ret;
 		}
 	}
+#endif
 	u.stop_timeout_ms = o.stop_timeout_ms;
 	u.m = mvm_manager_new(&cfg.mgr);
 	memset(socks_pass, 0, sizeof(socks_pass));
@@ -1077,11 +1667,11 @@ int cli_up(int argc, char **argv)
 		ret = CLI_EXIT_FAIL;
 		goto out;
 	}
-	lfd = up_listen(u.ctl_path);
-	if (lfd < 0) {
+	if (up_listen(&u)) {
 		ret = CLI_EXIT_FAIL;
 		goto out;
 	}
+	listening = true;
 	if (o.agent || o.agent_netns) {
 		mvm_vsock *vs = o.agent_netns ? mvm_vsock_new_tcp_netns(o.agent_netns, o.agent)
 					      : mvm_vsock_new_tcp(o.agent);
@@ -1125,54 +1715,33 @@ int cli_up(int argc, char **argv)
 		goto out;
 	}
 	explicit_bzero(vpn_pass, sizeof(vpn_pass));
-	if (pipe2(u.wake, O_CLOEXEC | O_NONBLOCK)) {
-		perror("microvm up: pipe");
-		ret = CLI_EXIT_FAIL;
-		goto out;
-	}
-	up_wake_fd = u.wake[1];
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+#ifndef _WIN32
 	signal(SIGPIPE, SIG_IGN);
+#endif
 	printf("microvm is up; control socket %s\n", u.ctl_path);
 	fflush(stdout);
-	if (ready >= 0) {
-		/* detached: messages go to up.log next to the control socket */
-		null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		logfd = up_open_log(&u);
-		if (null >= 0) {
-			dup2(null, STDIN_FILENO);
-			dup2(logfd >= 0 ? logfd : null, STDOUT_FILENO);
-			dup2(logfd >= 0 ? logfd : null, STDERR_FILENO);
-			close(null);
-		}
-		if (logfd >= 0)
-			close(logfd);
-		if (write(ready, "R", 1) < 0) {
-			/* the parent is gone: carry on */
-		}
-		close(ready);
-		ready = -1;
-	}
-	up_serve(&u, lfd);
-	mvm_manager_stop_vm(u.m, u.stop_timeout_ms);
-	/* let the client that asked for `down` get its answer out (bounded) */
-	for (int i = 0; i < 200 && atomic_load(&u.clients) > 0; i++)
-		usleep(10 * 1000);
+#ifndef _WIN32
+	if (ready >= 0)
+		up_detached_ready(&u, &ready);
+#endif
+	idle = up_serve(&u);
 	ret = CLI_EXIT_OK;
 out:
 	explicit_bzero(vpn_pass, sizeof(vpn_pass));
 	free(profile);
-	if (lfd >= 0) {
-		close(lfd);
-		unlink(u.ctl_path);
+	if (listening && !u.stopping) {
+		/* failed before serving: closing the socket removes it */
+		up_shutdown(&u);
+		uv_run(u.loop, UV_RUN_NOWAIT);
 	}
 	if (u.secret_path[0])
 		unlink(u.secret_path);
+#ifndef _WIN32
 	if (ready >= 0)
 		close(ready);
-	/* client threads may still hold the manager while they finish: free only if none */
-	if (u.m && atomic_load(&u.clients) == 0)
+#endif
+	/* answers still on the thread pool hold the manager: free only if none */
+	if (u.m && idle)
 		mvm_manager_free(u.m);
 	return ret;
 }

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +21,7 @@
 
 #include "cli/cli.h"
 #include "cli/control.h"
+#include "sandbox/secret.h"
 
 int cli_vpn(int argc, char **argv);
 
@@ -207,7 +207,7 @@ static int vpn_connect(const char *path, const char *name, const struct vpn_opts
 	time_t start = time(NULL);
 	int ret, timeout = o->timeout_s ? o->timeout_s : 300;
 
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);	/* the password: no core dump */
+	ctl_protect_process();	/* the password: no core dump */
 	req = cJSON_CreateObject();
 	cJSON_AddStringToObject(req, "cmd", "vpn_connect");
 	cJSON_AddStringToObject(req, "name", name);

@@ -263,17 +263,7 @@ def test_c_curl_through_the_tunnel(app):
 
 
 def test_d_ssh_through_the_tunnel(app, services):
-    r = subprocess.run(
-        ["ssh", "-F", "/dev/null", "-i", str(services / "user"), "-p", str(SSH_PORT),
-         "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-         "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=20",
-         "-o", f"ProxyCommand=nc -X 5 -x 127.0.0.1:{app.port} %h %p",
-         f"root@{vpnlib.TARGET_NAME}", "echo through-vpn-$((6*7)); hostname -I"],
-        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.split("\n")
-    assert lines[0] == "through-vpn-42"
-    assert VIP in lines[1]
+    vpnlib.check_ssh_through_socks(services, SSH_PORT, app.port, user="root")
 
 
 def test_e_disconnect_then_web_auth(app, bed):

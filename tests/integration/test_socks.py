@@ -311,6 +311,35 @@ def test_json_status_says_running(appliance):
     assert json.loads(vpn.stdout)["state"] == "disconnected"
 
 
+def test_control_socket_lines_and_garbage(appliance):
+    """`up`'s control socket (libuv): 0600; requests sent together get their answers in
+    order; a silent client holds up no one; a line that is not JSON ends that connection
+    without an answer and the server goes on."""
+    import os
+    import stat
+    assert stat.S_IMODE(os.stat(appliance.control).st_mode) == 0o600
+
+    def conn():
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(30)
+        s.connect(appliance.control)
+        return s, s.makefile("rb")
+
+    idle, _ = conn()        # says nothing while the others are served
+    s, f = conn()
+    s.sendall(b'{"cmd":"vpn_profiles"}\n{"cmd":"status"}\n{"cmd":"nope"}\n')
+    answers = [json.loads(f.readline()) for _ in range(3)]
+    assert answers[0]["ok"] and isinstance(answers[0]["profiles"], list)
+    assert answers[1]["ok"] and answers[1]["status"]["socks"]["running"]
+    assert answers[2] == {"ok": False, "error": "unknown command"}
+    s.sendall(b"this is not json\n")
+    assert f.readline() == b""
+    s.close()
+    idle.close()
+    st = appliance.cli("status", "--json")
+    assert st.returncode == 0 and json.loads(st.stdout)["running"] is True
+
+
 @pytest.mark.parametrize("body,want", [
     ("script-security 2\nup \"/bin/sh -c id\"\n",
      "line 3: 'script-security' is not allowed in an imported profile: above 1 it lets "

@@ -8,7 +8,6 @@ HTTP server and an sshd on the VPN address.  `microvm vpn ...` drives the VPN an
 """
 import concurrent.futures
 import json
-import os
 import random
 import resource
 import socket
@@ -96,18 +95,7 @@ def test_curl_socks5_hostname_and_socks5(app):
 
 
 def test_ssh_through_proxy(app, services):
-    user = os.environ.get("USER", "root")
-    r = subprocess.run(
-        ["ssh", "-F", "/dev/null", "-i", str(services / "user"), "-p", str(SSH_PORT),
-         "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-         "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=20",
-         "-o", f"ProxyCommand=nc -X 5 -x 127.0.0.1:{app.port} %h %p",
-         f"{user}@{vpnlib.TARGET_NAME}", "echo through-vpn-$((6*7)); hostname -I"],
-        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.split("\n")
-    assert lines[0] == "through-vpn-42"
-    assert VIP in lines[1]           # the command ran where the VPN address lives
+    vpnlib.check_ssh_through_socks(services, SSH_PORT, app.port)
 
 
 def test_thousand_concurrent_relays_through_vpn(app):

@@ -604,3 +604,21 @@ def vpn_services(bed, d, page, http_port=8080, ssh_port=2222, ssh_command=None,
             if p is not None:
                 p.kill()
                 p.wait()
+
+
+def check_ssh_through_socks(keys, ssh_port, socks_port, user=None, connect_timeout=20):
+    """OpenSSH to TARGET_NAME:@ssh_port through the SOCKS5 proxy 127.0.0.1:@socks_port
+    (ProxyCommand `nc -X 5`, the name resolved behind the proxy), with the user key made by
+    vpn_services() in @keys; asserts that a command ran where the VPN address lives."""
+    user = user or os.environ.get("USER", "root")
+    r = subprocess.run(
+        ["ssh", "-F", "/dev/null", "-i", str(keys / "user"), "-p", str(ssh_port),
+         "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", f"ConnectTimeout={connect_timeout}",
+         "-o", f"ProxyCommand=nc -X 5 -x 127.0.0.1:{socks_port} %h %p",
+         f"{user}@{TARGET_NAME}", "echo through-vpn-$((6*7)); hostname -I"],
+        capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")
+    assert lines[0] == "through-vpn-42"
+    assert VPN_SERVER_IP in lines[1]      # the command ran where the VPN address lives

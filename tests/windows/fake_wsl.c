@@ -31,6 +31,9 @@
  *   wsl1      WSL 2's kernel is missing: `--version 2` fails
  *   hang      the WSL service hangs: a program never starts, wsl.exe waits (until killed)
  *
+ * FAKE_WSL_NETNS=PATH runs the distro's programs in that Linux network namespace instead of
+ * one of their own (wsl_distro.py): the WSL VM's network, with a route out that the test made.
+ *
  * State lives in %FAKE_WSL_DIR%: "distros" (NAME|VERSION|DIR lines), fs\NAME\ (the
  * distro's file system), run\NAME\ (pids of its processes), "log" (one line per command,
  * for the tests).  Linux work (tar, chroot, kill) is done by wsl_distro.py next to this

@@ -21,8 +21,10 @@ directory, in a mount namespace of its own with /proc, /dev, a tmpfs /run and /t
 the Windows drive C: (DRIVE_C, Wine's drive_c) at /mnt/c, as user UID.  A PROG missing
 in the distro fails like WSL's init does ("execvpe PROG failed 2", status 1).
 
-The distro has a network namespace of its own (loopback only), and WSL's localhost
-forwarding is emulated: a TCP port the distro listens on at 127.0.0.1, 0.0.0.0, ::1 or ::
+The distro has a network namespace of its own (loopback only); with FAKE_WSL_NETNS=PATH
+(a network namespace, /run/netns/NAME, that the test made) its programs run in that one
+instead: the WSL VM's network, where a veth to a server namespace stands for WSL2's NAT.
+WSL's localhost forwarding is emulated either way: a TCP port the distro listens on at 127.0.0.1, 0.0.0.0, ::1 or ::
 (seen in /proc/PID/net/tcp{,6}) gets a listener on 127.0.0.1 on the Windows side (the
 test's namespace) relaying into the distro; ports bound to any other address stay
 unreachable, as on Windows.  Needs root.
@@ -179,8 +181,11 @@ def run(conn, args):
                      b"<3>WSL (%d) ERROR: CreateProcessEntryCommon:508: Create process not "
                      b"expected to return\n" % (os.getpid(), prog.encode(), os.getpid()))
         return 1
-    cmd = ["unshare", "--mount", "--net", "--propagation", "private", "--", "/bin/sh", "-c",
-           SETUP, "sh", root, drive_c, uid] + args[4:]
+    netns = os.environ.get("FAKE_WSL_NETNS")
+    enter = ["nsenter", "--net=" + netns] if netns else []
+    cmd = enter + ["unshare", "--mount"] + ([] if netns else ["--net"]) + [
+        "--propagation", "private", "--", "/bin/sh", "-c", SETUP, "sh", root, drive_c,
+        uid] + args[4:]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     forwarder = Forwarder(proc.pid)
