@@ -12,7 +12,9 @@
 # Needs root (the double chroots into the distro).  Everything runs in network and PID
 # namespaces of its own, as scripts/test-windows.sh does: the agent's fixed ports on
 # 127.0.0.1 collide with nothing, and what is left running dies with the namespace.
-# VpnManager is left out (--no-default-features): the Windows library has no manager yet.
+# VpnManager is left out (--no-default-features): the manager is in the Windows library (the
+# -sys crate's tests check it), but the safe wrapper's SOCKS5 client needs tokio's network
+# reactor, which Debian's tokio does not have on Windows.
 set -u
 build=$(cd "${1:-build-win}" && pwd)
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,6 +48,13 @@ CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=$wine
 MICROVM_BUILD=$build
 # the cross build's own target directory, inside BUILD_WIN (make clean removes it)
 CARGO_TARGET_DIR=$build/cargo
+# libmicrovm's packages (libuv, cJSON) for mingw: the .pc files of scripts/build-win-deps.sh,
+# named by the machine file beside BUILD_WIN (the Makefile's WIN_DEPS_INI)
+PKG_CONFIG_LIBDIR=$(sed -n "s/^pkg_config_libdir = '\(.*\)'$/\1/p" "$build.deps.ini" 2>/dev/null)
+[ -n "$PKG_CONFIG_LIBDIR" ] ||
+    { echo "rust-windows: $build.deps.ini names no pkg_config_libdir: run make windows" >&2; exit 1; }
+PKG_CONFIG_ALLOW_CROSS=1
+export PKG_CONFIG_LIBDIR PKG_CONFIG_ALLOW_CROSS
 export CARGO_TARGET_DIR WINEPREFIX WINEDEBUG MICROVM_WSL_EXE FAKE_WSL_DIR MICROVM_WSL_START_TIMEOUT
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER MICROVM_BUILD
 

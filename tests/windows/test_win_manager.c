@@ -133,6 +133,7 @@ static void test_attached(void)
 {
 	struct mvm_manager_config cfg;
 	struct mvm_manager_status st;
+	struct mvm_socks_config socks;
 	struct mvm_vpn_info info;
 	struct log lg = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct agent a;
@@ -145,8 +146,10 @@ static void test_attached(void)
 	port = free_port();
 	CHECK(port > 0);
 	mvm_manager_config_init(&cfg);
+	mvm_socks_config_init(&socks);
 	cfg.boot_timeout_ms = 10000;
-	cfg.socks.port = (uint16_t)port;
+	socks.port = (uint16_t)port;
+	cfg.socks = &socks;
 	cfg.log = log_cb;
 	cfg.log_opaque = &lg;
 	m = mvm_manager_new(&cfg);

@@ -3,8 +3,8 @@
 //! - `MICROVM_BUILD` set (the source tree's `make rust` and `make windows`): the static
 //!   libmicrovm.a of that Meson build directory (`build/`, or `build-win/` when cross-building
 //!   for `x86_64-pc-windows-gnu`), plus what it needs, read from the pkg-config file Meson
-//!   generated there (`meson-private/microvm.pc`): its `Requires.private` packages through
-//!   pkg-config (native builds), the flags of its `Libs` (beyond libmicrovm itself) and
+//!   generated there (`meson-private/microvm.pc`): its `Requires` and `Requires.private`
+//!   packages through pkg-config, the flags of its `Libs` (beyond libmicrovm itself) and
 //!   `Libs.private` as they are (`-lfdt`, `-lws2_32`, `-lbcrypt`, `-pthread`...).  So the link list has one source, the library's meson.build.
 //! - otherwise: the installed library, through `pkg-config microvm` (PKG_CONFIG_PATH for a
 //!   non-standard prefix).
@@ -50,13 +50,16 @@ fn link_build_tree(build: &Path) {
     println!("cargo:rustc-link-lib=static=microvm");
 
     let windows = env::var("CARGO_CFG_TARGET_OS").map(|t| t == "windows").unwrap_or(false);
-    for req in pc_field(&pc, "Requires.private").split(',').map(str::trim).filter(|r| !r.is_empty()) {
+    // its packages (Requires on a static-only build such as Windows, Requires.private beside a
+    // shared library) through pkg-config; a cross build needs PKG_CONFIG_ALLOW_CROSS=1 and
+    // PKG_CONFIG_LIBDIR naming the target's .pc files (scripts/test-rust-windows.sh sets both
+    // from the build's machine file)
+    let reqs = format!("{},{}", pc_field(&pc, "Requires"), pc_field(&pc, "Requires.private"));
+    for req in reqs.split(',').map(str::trim).filter(|r| !r.is_empty()) {
         // "name >= version": the name is enough here, the build tree was configured with it
         let name = req.split_whitespace().next().unwrap();
-        if env::var("HOST") != env::var("TARGET") {
-            panic!("cross-building against {}: it needs {} from pkg-config, which has no cross setup here", build.display(), name);
-        }
         pkg_config::Config::new()
+            .statik(windows)
             .probe(name)
             .unwrap_or_else(|e| panic!("libmicrovm needs {}: {}", name, e));
     }

@@ -172,13 +172,10 @@ fn the_library_links_and_answers() {
     let cfg = mvm_config_init();
     assert_eq!((cfg.mem_mib, cfg.cpus, cfg.guest_cid, cfg.backend), (256, 1, 3, MVM_BACKEND_AUTO));
     assert_eq!(cfg.size, size_of::<mvm_config>());
-    // the SOCKS server and the manager: not in the Windows library yet
-    #[cfg(unix)]
-    {
-        assert_eq!(mvm_socks_config_init().size, size_of::<mvm_socks_config>());
-        let m = mvm_manager_config_init();
-        assert_eq!((m.size, m.vm, m.socks), (size_of::<mvm_manager_config>(), std::ptr::null(), std::ptr::null()));
-    }
+    // the SOCKS server and the manager (in the Windows library too)
+    assert_eq!(mvm_socks_config_init().size, size_of::<mvm_socks_config>());
+    let m = mvm_manager_config_init();
+    assert_eq!((m.size, m.vm, m.socks), (size_of::<mvm_manager_config>(), std::ptr::null(), std::ptr::null()));
     // a config from newer declarations than the library is refused, not misread
     let mut big = [0u64; 64];
     // SAFETY: 512 bytes of plain data, more than any mvm_config.
