@@ -10,12 +10,14 @@
  *      taken as is, so a wrong path is reported by whoever opens it, naming the variable);
  *   2. the build cache entry this build goes with: `make kernel` / `make image` cache under
  *      ${MICROVM_CACHE:-$HOME/.cache/microvm}/kernel/<key>/vmlinux and
- *      .../image/<key>/{initramfs.cpio.gz,rootfs.tar.gz}, and at every build guest/keys.sh
+ *      .../image/<key>/{initramfs.cpio.gz,rootfs.tar.gz} (on arm64 hosts `make kernel-arm64` /
+ *      `make image-arm64`: kernel/arm64/<key>/Image and image/arm64/<key>/...; see
+ *      guest_files.h), and at every build guest/keys.sh
  *      records in the build directory (MVM_GUEST_KEYS; MICROVM_GUEST_KEYS overrides it, for
  *      tests) the keys those scripts compute for this source tree and this build's init and
  *      agent; that entry is taken when it is built;
  *   3. the installed location $datadir/microvm/ (MVM_DATADIR, from meson's prefix and datadir),
- *      where a package puts vmlinux, initramfs.cpio.gz and rootfs.tar.gz;
+ *      where a package puts vmlinux (Image on arm64), initramfs.cpio.gz and rootfs.tar.gz;
  *   4. the newest other cache entry (another tree's, or one built before the guest's sources
  *      changed). It may well work, but a stale kernel or image used silently is a trap, so
  *      it comes with a note that says so and names the command that builds the right one;
@@ -43,7 +45,7 @@
 static const struct guest_file_place {
 	const char *env, *kind, *name, *what;
 } guest_file_places[] = {
-	[MVM_GUEST_KERNEL] = { "MICROVM_KERNEL", "kernel", "vmlinux", "guest kernel" },
+	[MVM_GUEST_KERNEL] = { "MICROVM_KERNEL", "kernel", MVM_GUEST_KERNEL_NAME, "guest kernel" },
 	[MVM_GUEST_INITRD] = { "MICROVM_INITRD", "image", "initramfs.cpio.gz", "guest image" },
 	[MVM_GUEST_ROOTFS] = { "MICROVM_ROOTFS", "image", "rootfs.tar.gz", "guest image" },
 };
@@ -128,7 +130,11 @@ int mvm_guest_key_read(const char *path, const char *kind, char *key, size_t len
 static void guest_file_note(const struct guest_file_place *p, const char *key, const char *path,
 			    char *note, size_t len)
 {
+#if defined(__aarch64__)
+	const char *make = strcmp(p->kind, "kernel") ? "make image-arm64" : "make kernel-arm64";
+#else
 	const char *make = strcmp(p->kind, "kernel") ? "make image" : "make kernel";
+#endif
 
 	if (!note || !len)
 		return;
@@ -179,7 +185,8 @@ int mvm_guest_file_find(enum mvm_guest_file f, char *buf, size_t len, char *note
 	if (root[0] && !mvm_guest_key_read(keys && *keys ? keys : MVM_GUEST_KEYS, p->kind, key,
 					   sizeof(key))) {
 		/* this build's entry */
-		if (snprintf(buf, len, "%s/%s/%s/%s", root, p->kind, key, p->name) < (int)len &&
+		if (snprintf(buf, len, "%s/%s/" MVM_GUEST_CACHE_ARCH "%s/%s", root, p->kind, key,
+			     p->name) < (int)len &&
 		    !stat(buf, &st) && S_ISREG(st.st_mode))
 			return 0;
 	}
@@ -187,7 +194,8 @@ int mvm_guest_file_find(enum mvm_guest_file f, char *buf, size_t len, char *note
 	    !stat(buf, &st))
 		return 0;
 	if (root[0]) {
-		snprintf(pattern, sizeof(pattern), "%s/%s/*/%s", root, p->kind, p->name);
+		snprintf(pattern, sizeof(pattern), "%s/%s/" MVM_GUEST_CACHE_ARCH "*/%s", root, p->kind,
+			 p->name);
 		if (!guest_file_newest(pattern, buf, len)) {
 			guest_file_note(p, key, buf, note, note_len);
 			return 0;

@@ -5,9 +5,23 @@
 
 #include <stddef.h>
 
+/*
+ * Where this host architecture's guest files live in the build cache, under kernel/ and
+ * image/ (guest/kernel/build.sh and guest/image/build.sh: x86_64 entries directly there,
+ * arm64 ones in an arm64/ subdirectory), and the kernel's file name (x86: vmlinux, the ELF
+ * the KVM backend loads; arm64: the Image).  The same name is used under $datadir/microvm/.
+ */
+#if defined(__aarch64__)
+#define MVM_GUEST_CACHE_ARCH	"arm64/"
+#define MVM_GUEST_KERNEL_NAME	"Image"
+#else
+#define MVM_GUEST_CACHE_ARCH	""
+#define MVM_GUEST_KERNEL_NAME	"vmlinux"
+#endif
+
 /* The files a backend can take by default when the caller names none. */
 enum mvm_guest_file {
-	MVM_GUEST_KERNEL,	/* vmlinux */
+	MVM_GUEST_KERNEL,	/* vmlinux (x86_64) or Image (arm64) */
 	MVM_GUEST_INITRD,	/* initramfs.cpio.gz */
 	MVM_GUEST_ROOTFS,	/* rootfs.tar.gz (namespace backend) */
 };

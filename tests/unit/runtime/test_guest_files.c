@@ -30,7 +30,7 @@ static void put_keys(const char *text)
 	fclose(f);
 }
 
-static const char *installed_kernel = MVM_DATADIR "/microvm/vmlinux";
+static const char *installed_kernel = MVM_DATADIR "/microvm/" MVM_GUEST_KERNEL_NAME;
 
 /* a file @rel under the temporary cache, with mtime @t */
 static void put(const char *rel, time_t t)
@@ -81,24 +81,24 @@ static void test_newest_in_cache_without_keys_says_so(void **state)
 	(void)state;
 	if (!access(installed_kernel, F_OK))	/* an installed kernel comes before it */
 		skip();
-	put("kernel/aaa/vmlinux", 1000);
-	put("kernel/bbb/vmlinux", 2000);	/* built last */
-	put("kernel/ccc/vmlinux", 1500);
+	put("kernel/" MVM_GUEST_CACHE_ARCH "aaa/" MVM_GUEST_KERNEL_NAME, 1000);
+	put("kernel/" MVM_GUEST_CACHE_ARCH "bbb/" MVM_GUEST_KERNEL_NAME, 2000);	/* built last */
+	put("kernel/" MVM_GUEST_CACHE_ARCH "ccc/" MVM_GUEST_KERNEL_NAME, 1500);
 	assert_int_equal(mvm_guest_file_find(MVM_GUEST_KERNEL, buf, sizeof(buf), note,
 					     sizeof(note)), 0);
-	snprintf(want, sizeof(want), "%s/kernel/bbb/vmlinux", root);
+	snprintf(want, sizeof(want), "%s/kernel/" MVM_GUEST_CACHE_ARCH "bbb/" MVM_GUEST_KERNEL_NAME, root);
 	assert_string_equal(buf, want);
 	/* nothing says this kernel goes with this microvm: the user is told */
 	assert_non_null(strstr(note, "not known to match"));
 	assert_non_null(strstr(note, want));
 	assert_non_null(strstr(note, "make kernel"));
-	put("image/k1/initramfs.cpio.gz", 1000);
-	put("image/k1/rootfs.tar.gz", 1000);
+	put("image/" MVM_GUEST_CACHE_ARCH "k1/initramfs.cpio.gz", 1000);
+	put("image/" MVM_GUEST_CACHE_ARCH "k1/rootfs.tar.gz", 1000);
 	assert_int_equal(mvm_guest_file_find(MVM_GUEST_INITRD, buf, sizeof(buf), NULL, 0), 0);
-	assert_non_null(strstr(buf, "/image/k1/initramfs.cpio.gz"));
+	assert_non_null(strstr(buf, "/image/" MVM_GUEST_CACHE_ARCH "k1/initramfs.cpio.gz"));
 	assert_int_equal(mvm_guest_file_find(MVM_GUEST_ROOTFS, buf, sizeof(buf), note,
 					     sizeof(note)), 0);
-	assert_non_null(strstr(buf, "/image/k1/rootfs.tar.gz"));
+	assert_non_null(strstr(buf, "/image/" MVM_GUEST_CACHE_ARCH "k1/rootfs.tar.gz"));
 	assert_non_null(strstr(note, "make image"));
 }
 
@@ -107,20 +107,20 @@ static void test_this_builds_entry_over_a_newer_one(void **state)
 	char buf[PATH_MAX], want[PATH_MAX + 64], note[64];
 
 	(void)state;
-	put("kernel/0123456789abcdef/vmlinux", 1000);	/* this build's */
-	put("kernel/fedcba9876543210/vmlinux", 2000);	/* another tree's, built later */
-	put("image/00000000000000aa/initramfs.cpio.gz", 1000);
-	put("image/00000000000000bb/initramfs.cpio.gz", 2000);
+	put("kernel/" MVM_GUEST_CACHE_ARCH "0123456789abcdef/" MVM_GUEST_KERNEL_NAME, 1000);	/* this build's */
+	put("kernel/" MVM_GUEST_CACHE_ARCH "fedcba9876543210/" MVM_GUEST_KERNEL_NAME, 2000);	/* another tree's, built later */
+	put("image/" MVM_GUEST_CACHE_ARCH "00000000000000aa/initramfs.cpio.gz", 1000);
+	put("image/" MVM_GUEST_CACHE_ARCH "00000000000000bb/initramfs.cpio.gz", 2000);
 	put_keys("kernel 0123456789abcdef\nimage 00000000000000aa\n");
 	strcpy(note, "unset");
 	assert_int_equal(mvm_guest_file_find(MVM_GUEST_KERNEL, buf, sizeof(buf), note,
 					     sizeof(note)), 0);
-	snprintf(want, sizeof(want), "%s/kernel/0123456789abcdef/vmlinux", root);
+	snprintf(want, sizeof(want), "%s/kernel/" MVM_GUEST_CACHE_ARCH "0123456789abcdef/" MVM_GUEST_KERNEL_NAME, root);
 	assert_string_equal(buf, want);
 	assert_string_equal(note, "");
 	assert_int_equal(mvm_guest_file_find(MVM_GUEST_INITRD, buf, sizeof(buf), note,
 					     sizeof(note)), 0);
-	snprintf(want, sizeof(want), "%s/image/00000000000000aa/initramfs.cpio.gz", root);
+	snprintf(want, sizeof(want), "%s/image/" MVM_GUEST_CACHE_ARCH "00000000000000aa/initramfs.cpio.gz", root);
 	assert_string_equal(buf, want);
 	assert_string_equal(note, "");
 }
@@ -133,22 +133,24 @@ static void test_stale_entry_is_named_stale(void **state)
 	if (!access(installed_kernel, F_OK))	/* an installed kernel comes before it */
 		skip();
 	/* the sources changed since `make kernel`: this build's key is not built */
-	put("kernel/fedcba9876543210/vmlinux", 2000);
+	put("kernel/" MVM_GUEST_CACHE_ARCH "fedcba9876543210/" MVM_GUEST_KERNEL_NAME, 2000);
 	put_keys("kernel 0123456789abcdef\n");
 	assert_int_equal(mvm_guest_file_find(MVM_GUEST_KERNEL, buf, sizeof(buf), note,
 					     sizeof(note)), 0);
-	snprintf(want, sizeof(want), "%s/kernel/fedcba9876543210/vmlinux", root);
+	snprintf(want, sizeof(want), "%s/kernel/" MVM_GUEST_CACHE_ARCH "fedcba9876543210/" MVM_GUEST_KERNEL_NAME, root);
 	assert_string_equal(buf, want);
 	assert_non_null(strstr(note, "stale"));
 	assert_non_null(strstr(note, "0123456789abcdef"));
 	assert_non_null(strstr(note, want));
 	assert_non_null(strstr(note, "run 'make kernel'"));
 	/* a directory where this build's kernel should be is not taken either */
-	snprintf(want, sizeof(want), "mkdir -p '%s/kernel/0123456789abcdef/vmlinux'", root);
+	snprintf(want, sizeof(want),
+		 "mkdir -p '%s/kernel/" MVM_GUEST_CACHE_ARCH "0123456789abcdef/" MVM_GUEST_KERNEL_NAME "'",
+		 root);
 	assert_int_equal(system(want), 0);
 	assert_int_equal(mvm_guest_file_find(MVM_GUEST_KERNEL, buf, sizeof(buf), note,
 					     sizeof(note)), 0);
-	assert_non_null(strstr(buf, "/kernel/fedcba9876543210/vmlinux"));
+	assert_non_null(strstr(buf, "/kernel/" MVM_GUEST_CACHE_ARCH "fedcba9876543210/" MVM_GUEST_KERNEL_NAME));
 }
 
 static void test_keys_file_parsing(void **state)
@@ -173,9 +175,9 @@ static void test_env_overrides_the_cache(void **state)
 	char buf[PATH_MAX];
 
 	(void)state;
-	put("kernel/aaa/vmlinux", 1000);
+	put("kernel/" MVM_GUEST_CACHE_ARCH "aaa/" MVM_GUEST_KERNEL_NAME, 1000);
 	put_keys("kernel 0000000000000aaa\n");
-	put("kernel/0000000000000aaa/vmlinux", 1000);
+	put("kernel/" MVM_GUEST_CACHE_ARCH "0000000000000aaa/" MVM_GUEST_KERNEL_NAME, 1000);
 	setenv("MICROVM_KERNEL", "/somewhere/else/bzImage", 1);
 	assert_int_equal(mvm_guest_file_find(MVM_GUEST_KERNEL, buf, sizeof(buf), NULL, 0), 0);
 	assert_string_equal(buf, "/somewhere/else/bzImage");	/* as given, even if missing */
@@ -183,7 +185,7 @@ static void test_env_overrides_the_cache(void **state)
 	/* an empty variable is no override */
 	setenv("MICROVM_KERNEL", "", 1);
 	assert_int_equal(mvm_guest_file_find(MVM_GUEST_KERNEL, buf, sizeof(buf), NULL, 0), 0);
-	assert_non_null(strstr(buf, "/kernel/0000000000000aaa/vmlinux"));
+	assert_non_null(strstr(buf, "/kernel/" MVM_GUEST_CACHE_ARCH "0000000000000aaa/" MVM_GUEST_KERNEL_NAME));
 	unsetenv("MICROVM_KERNEL");
 }
 
@@ -203,7 +205,7 @@ static void test_nothing_found(void **state)
 	assert_int_equal(mvm_guest_file_find(MVM_GUEST_KERNEL, buf, sizeof(buf), NULL, 0),
 			 -ENOENT);
 	/* a path that does not fit is not handed out truncated */
-	put("kernel/aaa/vmlinux", 1000);
+	put("kernel/" MVM_GUEST_CACHE_ARCH "aaa/" MVM_GUEST_KERNEL_NAME, 1000);
 	assert_int_equal(mvm_guest_file_find(MVM_GUEST_KERNEL, small, sizeof(small), NULL, 0),
 			 -ENOENT);
 }
@@ -216,7 +218,7 @@ static void test_unusable_only_candidate_is_named(void **state)
 	if (!access(installed_kernel, F_OK))	/* an installed kernel comes before it */
 		skip();
 	/* a directory where the kernel should be: handed out, so opening it names it */
-	snprintf(p, sizeof(p), "%s/kernel/ddd/vmlinux", root);
+	snprintf(p, sizeof(p), "%s/kernel/" MVM_GUEST_CACHE_ARCH "ddd/" MVM_GUEST_KERNEL_NAME, root);
 	snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", p);
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(mvm_guest_file_find(MVM_GUEST_KERNEL, buf, sizeof(buf), NULL, 0), 0);
