@@ -15,6 +15,9 @@
 #   windows  mingw-w64, Wine; the wsl.exe double (python3, ip, unshare, tar)  make windows
 #   arm64    the aarch64 cross compiler, the arm64 (multiarch) libraries and qemu-user
 #            (adds the arm64 dpkg architecture first)        make arm64
+#   nested-arm64  QEMU for arm64 and the arm64 (multiarch) libraries of the programs the
+#            arm64 nested machine runs (openvpn, curl: scripts/nested.sh --arch arm64 copies
+#            them into its root)                             make nested-arm64
 #   bench    benchmark tools                                 make bench
 #   rust     Debian's rustc/cargo and the crates bindings/rust/ uses (offline, from
 #            /usr/share/cargo/registry)                       make rust
@@ -26,7 +29,7 @@
 # but Debian's archive.  Run as root (CI and the dev machines are root); otherwise via sudo.
 set -eu
 
-GROUPS="build image kernel demo test windows arm64 bench rust"
+GROUPS="build image kernel demo test windows arm64 nested-arm64 bench rust"
 
 # pkgs_of GROUP - the Debian packages of GROUP
 pkgs_of() {
@@ -46,6 +49,9 @@ pkgs_of() {
 	arm64) echo "gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libc6:arm64
 		libfdt-dev libfdt1:arm64 libslirp-dev:arm64 libglib2.0-dev:arm64 libcjson-dev:arm64
 		libssl-dev:arm64 libseccomp-dev:arm64 libcmocka-dev:arm64" ;;
+	nested-arm64) echo "qemu-system-arm qemu-user openssl libcurl4:arm64 liblzo2-2:arm64
+		liblz4-1:arm64 libpkcs11-helper1:arm64 libnl-3-200:arm64 libnl-genl-3-200:arm64
+		libcap-ng0:arm64 libsystemd0:arm64" ;;
 	bench) echo "hyperfine time procps psmisc util-linux" ;;
 	rust) echo "cargo rustc librust-tokio-dev librust-libc-dev librust-thiserror-dev
 		librust-pkg-config-dev" ;;

@@ -33,6 +33,38 @@ void _start(void)
 """
 
 
+# The same for arm64 (system calls with SVC #0, the number in x8).
+TINY_INIT_ARM64_C = r"""
+#include <linux/reboot.h>
+#include <asm/unistd.h>
+
+static long sys4(long n, long a, long b, long c, long d)
+{
+	register long x8 __asm__("x8") = n;
+	register long x0 __asm__("x0") = a;
+	register long x1 __asm__("x1") = b;
+	register long x2 __asm__("x2") = c;
+	register long x3 __asm__("x3") = d;
+	__asm__ volatile ("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+	return x0;
+}
+
+void _start(void)
+{
+	static const char msg[] = "microvm-test-init: hello from user space\n";
+
+	sys4(__NR_write, 1, (long)msg, sizeof(msg) - 1, 0);
+	sys4(__NR_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, LINUX_REBOOT_CMD_POWER_OFF, 0);
+	for (;;)
+		sys4(__NR_ppoll, 0, 0, 0, 0);
+}
+"""
+
+# arch: (source, compiler)
+TINY_INIT = {"x86_64": (TINY_INIT_C, "cc"),
+             "arm64": (TINY_INIT_ARM64_C, "aarch64-linux-gnu-gcc")}
+
+
 def _newc(name, mode, data=b"", rdev=(0, 0), ino=1):
     """One entry of a 'newc' cpio archive."""
     name_b = name.encode() + b"\0"
@@ -45,13 +77,15 @@ def _newc(name, mode, data=b"", rdev=(0, 0), ino=1):
     return out
 
 
-def tiny_initramfs(dest_dir):
-    """Build initramfs.cpio (uncompressed) with /init, /dev and /dev/console; return its path."""
+def tiny_initramfs(dest_dir, arch="x86_64"):
+    """Build initramfs.cpio (uncompressed) with /init, /dev and /dev/console for @arch
+    (x86_64 or arm64: cross-compiled); return its path."""
     dest_dir = pathlib.Path(dest_dir)
     src = dest_dir / "init.c"
     binary = dest_dir / "init"
-    src.write_text(TINY_INIT_C)
-    subprocess.run(["cc", "-static", "-nostdlib", "-Os", "-fno-stack-protector",
+    source, cc = TINY_INIT[arch]
+    src.write_text(source)
+    subprocess.run([cc, "-static", "-nostdlib", "-Os", "-fno-stack-protector",
                     "-fno-asynchronous-unwind-tables", "-o", str(binary), str(src)],
                    check=True)
     archive = (_newc("dev", 0o040755, ino=1)

@@ -48,6 +48,7 @@ def test_build_installs_only_the_build_group(tmp_path):
     ("rust", {"build", "image", "rust"}),
     ("image", {"build", "image"}),
     ("integration", {"build", "kernel", "image", "test"}),
+    ("nested-arm64", {"build", "arm64", "test", "nested-arm64"}),
 ])
 def test_each_target_installs_its_groups(tmp_path, target, groups):
     got = {g for call in groups_installed_by(target, tmp_path) for g in call}

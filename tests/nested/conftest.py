@@ -23,6 +23,20 @@ def build_dir():
     return pathlib.Path(os.environ.get("MICROVM_BUILD", TOP / "build"))
 
 
+def run_nested(build_dir, out, command, arch="x86_64", in_dir=None):
+    """Run @command once in the nested machine of @arch (scripts/nested.sh), keeping its run
+    directory in @out; (seconds, console text).  Fails the test when the run fails."""
+    t0 = time.monotonic()
+    cmd = ["sh", str(TOP / "scripts/nested.sh"), "--arch", arch, "--out", str(out)]
+    if in_dir:
+        cmd += ["--in", str(in_dir)]
+    r = subprocess.run(cmd + ["--", command], capture_output=True, text=True,
+                       env=dict(os.environ, MICROVM_BUILD=str(build_dir)), timeout=3000)
+    sys.stderr.write(r.stdout + r.stderr)
+    assert r.returncode == 0, f"the nested run failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    return round(time.monotonic() - t0, 1), (out / "console.log").read_text(errors="replace")
+
+
 @pytest.fixture(scope="session")
 def l1(build_dir, tmp_path_factory):
     """{check name: record} from one run of l1_checks.py in the nested machine."""
@@ -33,18 +47,12 @@ def l1(build_dir, tmp_path_factory):
                            env=dict(os.environ, MICROVM_BUILD=str(build_dir)))
         assert r.returncode == 0, f"no guest {what} built: run 'make {what}' first"
     checks = os.environ.get("MICROVM_NESTED_CHECKS", "").split()
-    t0 = time.monotonic()
-    r = subprocess.run(["sh", str(TOP / "scripts/nested.sh"), "--out", str(out), "--",
-                        f"/usr/bin/python3 -u {TOP}/tests/nested/l1_checks.py /run/nested/checks "
-                        + " ".join(checks)],
-                       capture_output=True, text=True, env=dict(os.environ,
-                                                                MICROVM_BUILD=str(build_dir)),
-                       timeout=3000)
-    sys.stderr.write(r.stdout + r.stderr)
-    assert r.returncode == 0, f"the nested run failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    seconds, console = run_nested(build_dir, out,
+                                  f"/usr/bin/python3 -u {TOP}/tests/nested/l1_checks.py "
+                                  "/run/nested/checks " + " ".join(checks))
     recs = {p.stem: json.loads(p.read_text()) for p in (out / "checks").glob("*.json")}
-    recs["_seconds"] = round(time.monotonic() - t0, 1)
-    recs["_console"] = (out / "console.log").read_text(errors="replace")
+    recs["_seconds"] = seconds
+    recs["_console"] = console
     return recs
 
 
