@@ -6,6 +6,7 @@ l1_checks_arm64.sh; every test reads that run's records.  Run it with `make nest
 (it builds build-arm64 first).  Requires root and qemu-system-aarch64; when QEMU is missing
 the tier fails with the command that installs it.
 """
+import json
 import os
 import pathlib
 import subprocess
@@ -13,9 +14,11 @@ import subprocess
 import pytest
 
 import kvmlib
+import vpnlib
 from conftest import TOP, run_nested
 
 HELLO = "microvm-test-init: hello from user space"
+PAGE = "only behind the VPN, reached from an arm64 KVM guest at 10.77.8."
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +28,14 @@ def arm64_build():
     return d
 
 
-def l2_kernel():
-    """The arm64 guest kernel: Debian's arm64 Image (the L1 kernel's package) until the
-    project's own arm64 kernel is built."""
-    r = subprocess.run(["sh", str(TOP / "scripts/nested.sh"), "--arch", "arm64",
-                        "--fetch-kernel"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return pathlib.Path(r.stdout.strip().splitlines()[-1]) / "vmlinuz"
+def guest_path(what, build):
+    """The cache directory of the project's arm64 guest kernel or image (`make kernel-arm64`,
+    `make image-arm64`; never built here)."""
+    r = subprocess.run(["sh", str(TOP / f"guest/{what}/build.sh"), "--arch", "arm64",
+                        "--print-path"], capture_output=True, text=True,
+                       env=dict(os.environ, MICROVM_BUILD=str(build)))
+    assert r.returncode == 0, f"no arm64 guest {what} built: run 'make {what}-arm64' first"
+    return pathlib.Path(r.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +44,14 @@ def l1(arm64_build, tmp_path_factory):
     assert os.geteuid() == 0, "the nested tier needs root (it shares / with the nested machine)"
     inp = tmp_path_factory.mktemp("in")
     kvmlib.tiny_initramfs(inp, arch="arm64")
+    vpnlib.make_certs(inp)
+    (inp / "corp.ovpn").write_text(vpnlib.client_profile(inp, "10.0.2.2", 1194))
+    (inp / "alice.pw").write_text(vpnlib.USERS["alice"] + "\n")
     out = tmp_path_factory.mktemp("l1-arm64")
     checks = os.environ.get("MICROVM_NESTED_CHECKS", "")
-    env = {"MICROVM": arm64_build / "src/cli/microvm", "L2_KERNEL": l2_kernel(),
+    env = {"MICROVM": arm64_build / "src/cli/microvm",
+           "L2_KERNEL": guest_path("kernel", arm64_build) / "Image",
+           "L2_IMAGE": guest_path("image", arm64_build) / "initramfs.cpio.gz",
            "L2_INITRD": "/run/nested/in/initramfs.cpio", "IN": "/run/nested/in"}
     command = " ".join(f"{k}='{v}'" for k, v in env.items())
     command += f" sh {TOP}/tests/nested/l1_checks_arm64.sh /run/nested/checks {checks}"
@@ -59,6 +68,10 @@ def l1(arm64_build, tmp_path_factory):
     for f in (out / "checks").glob("*.*.pids"):
         check, step = f.name.split(".")[:2]
         recs.setdefault(check, {"ok": True, "result": {}})["result"][step] = f.read_text().split()
+    for f in (out / "checks").glob("*.*.log"):
+        check, step = f.name.split(".")[:2]
+        recs.setdefault(check, {"ok": True, "result": {}})["result"][step] = \
+            f.read_text(errors="replace")
     recs["_seconds"] = seconds
     recs["_console"] = console
     return recs
@@ -74,3 +87,35 @@ def test_run_two_cpus_to_user_space(check):
     assert "smp: Brought up 1 node, 2 CPUs" in r["stdout"], r["stdout"][-3000:]  # PSCI CPU_ON
     assert "GICv3: CPU1: found redistributor 1" in r["stdout"]
     assert not check["left"], "microvm processes left after the guest powered off"
+
+
+@pytest.mark.check("up")
+def test_up_boots_and_the_agent_answers_over_vsock(check):
+    up = check["up"]
+    assert up["rc"] == 0, up["stdout"] + up["stderr"]
+    assert "microvm is up" in up["stdout"], up["stdout"]
+    st = check["status"]
+    assert st["rc"] == 0, st["stderr"]
+    s = json.loads(st["stdout"])
+    assert s["hypervisor"] == "KVM", s
+    assert s["vm_running"] and s["agent_reachable"], s   # the agent answered over vsock
+    assert "Run /init" in check["console"]["stdout"], check["console"]["stdout"][-3000:]
+    assert check["down"]["rc"] == 0, check["down"]["stderr"]
+    assert not check["left"], "microvm processes left after down"
+
+
+@pytest.mark.check("vpn")
+def test_vpn_end_to_end_through_socks(check):
+    up = check["up"]
+    assert up["rc"] == 0, up["stdout"] + up["stderr"]
+    assert "VPN connected, tunnel address 10.77.8." in up["stdout"], up["stdout"]
+    s = json.loads(check["status"]["stdout"])
+    assert s["hypervisor"] == "KVM" and s["vpn"]["state"] == "connected", s
+    tunnel = up["stdout"].split("tunnel address ")[1].split()[0].split("/")[0]
+    # the page saw the request come from the guest's tunnel address: SOCKS5 -> agent -> VPN
+    c = check["curl"]
+    assert c["rc"] == 0, c["stderr"]
+    assert c["stdout"] == f"{PAGE}{tunnel.split('10.77.8.')[1]}\n", c["stdout"]
+    assert "alice" in check["server"]
+    assert check["down"]["rc"] == 0, check["down"]["stderr"]
+    assert not check["left"], "microvm processes left after down"
