@@ -9,6 +9,7 @@
 #   make unit     unit tests; make asan: unit tests with ASan+UBSan; make fuzz: short fuzz runs
 #   make kernel   build (or fetch from cache) the guest kernel
 #   make image    build (or fetch from cache) the guest initramfs and rootfs
+#   make kernel-arm64, make image-arm64   the same for arm64 guests (cross-built; docs/kvm.md)
 #   make integration   pytest integration tests (root and /dev/kvm tests say when skipped)
 #   make nested   the VM path on a real KVM, inside a QEMU TCG machine (scripts/nested.sh)
 #   make nested-arm64  the arm64 KVM backend (build-arm64's microvm) on a real arm64 KVM, inside
@@ -32,7 +33,8 @@ FUZZ_SECONDS ?= 15
 DEPS       := sh scripts/install-deps.sh
 export MICROVM_BUILD := $(abspath $(BUILD))
 
-.PHONY: all deps build unit asan fuzz windows arm64 kernel image integration nested nested-arm64 rust check demo bench clean
+.PHONY: all deps build unit asan fuzz windows arm64 kernel image kernel-arm64 image-arm64 \
+	integration nested nested-arm64 rust check demo bench clean
 
 all: build
 
@@ -98,7 +100,18 @@ image: build
 	@$(DEPS) image
 	sh guest/image/build.sh
 
-integration: build kernel image
+kernel-arm64:
+	@$(DEPS) kernel kernel-arm64
+	sh guest/kernel/build.sh --arch arm64
+
+# init and the agent from the arm64 cross build (only those two: `make arm64` runs the tests)
+image-arm64: $(BUILD_ARM64)/build.ninja
+	@$(DEPS) build arm64 image image-arm64
+	ninja -C $(BUILD_ARM64) guest/init/microvm-init guest/agent/microvm-agent
+	MICROVM_BUILD_ARM64=$(abspath $(BUILD_ARM64)) sh guest/image/build.sh --arch arm64
+
+# the arm64 guest too: test_image.py boots it under qemu-system-aarch64 (TCG)
+integration: build kernel image kernel-arm64 image-arm64
 	@$(DEPS) test
 	$(PYTHON) -m pytest -v -rs tests/integration
 
@@ -108,7 +121,7 @@ nested: build kernel image
 	$(PYTHON) -m pytest -v -rs tests/nested/test_nested_kvm.py
 
 # One boot of the arm64 nested machine runs every check (tests/nested/l1_checks_arm64.sh).
-nested-arm64: arm64
+nested-arm64: arm64 kernel-arm64 image-arm64
 	@$(DEPS) test nested-arm64
 	MICROVM_BUILD_ARM64=$(abspath $(BUILD_ARM64)) $(PYTHON) -m pytest -v -rs tests/nested/test_nested_arm64.py
 

@@ -15,6 +15,9 @@
 #   windows  mingw-w64, Wine; the wsl.exe double (python3, ip, unshare, tar)  make windows
 #   arm64    the aarch64 cross compiler, the arm64 (multiarch) libraries and qemu-user
 #            (adds the arm64 dpkg architecture first)        make arm64
+#   kernel-arm64  the aarch64 cross compiler for the arm64 guest kernel   make kernel-arm64
+#   image-arm64   the arm64 libraries of the arm64 guest's OpenVPN and agent (multiarch;
+#            the image takes the files they need from the ELF NEEDED entries)  make image-arm64
 #   nested-arm64  QEMU for arm64 and the arm64 (multiarch) libraries of the programs the
 #            arm64 nested machine runs (openvpn, curl: scripts/nested.sh --arch arm64 copies
 #            them into its root)                             make nested-arm64
@@ -29,7 +32,7 @@
 # but Debian's archive.  Run as root (CI and the dev machines are root); otherwise via sudo.
 set -eu
 
-GROUPS="build image kernel demo test windows arm64 nested-arm64 bench rust"
+GROUPS="build image kernel demo test windows arm64 bench rust kernel-arm64 image-arm64 nested-arm64"
 
 # pkgs_of GROUP - the Debian packages of GROUP
 pkgs_of() {
@@ -41,14 +44,20 @@ pkgs_of() {
 	demo) echo "openvpn openssl iproute2 curl python3" ;;
 	test) echo "clang llvm libclang-rt-14-dev python3 python3-pytest
 		openvpn openssl iproute2 iptables curl socat netcat-openbsd openssh-server
-		openssh-client microsocks qemu-system-x86 busybox-static cpio gzip xz-utils file
-		procps psmisc util-linux" ;;
+		openssh-client microsocks qemu-system-x86 qemu-system-arm busybox-static cpio gzip
+		xz-utils file procps psmisc util-linux" ;;
 	windows) echo "mingw-w64 wine64 python3 iproute2 util-linux tar" ;;
 	# libfdt-dev cannot be installed for two architectures at once (not Multi-Arch: same):
 	# the headers come from the native libfdt-dev (build), the arm64 library from libfdt1:arm64.
 	arm64) echo "gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libc6:arm64
 		libfdt-dev libfdt1:arm64 libslirp-dev:arm64 libglib2.0-dev:arm64 libcjson-dev:arm64
 		libssl-dev:arm64 libseccomp-dev:arm64 libcmocka-dev:arm64" ;;
+	kernel-arm64) echo "gcc-aarch64-linux-gnu" ;;
+	# openvpn itself: its host version picks the arm64 one (apt-get download openvpn:arm64)
+	image-arm64) echo "openvpn binutils-aarch64-linux-gnu libc6:arm64 libssl3:arm64
+		liblzo2-2:arm64 liblz4-1:arm64 libpkcs11-helper1:arm64 libsystemd0:arm64
+		libnl-3-200:arm64 libnl-genl-3-200:arm64 libcap-ng0:arm64 libcjson1:arm64
+		libseccomp2:arm64" ;;
 	nested-arm64) echo "qemu-system-arm qemu-user openssl libcurl4:arm64 liblzo2-2:arm64
 		liblz4-1:arm64 libpkcs11-helper1:arm64 libnl-3-200:arm64 libnl-genl-3-200:arm64
 		libcap-ng0:arm64 libsystemd0:arm64" ;;

@@ -25,7 +25,7 @@ def groups_installed_by(target, tmp_path):
     """The install-deps.sh groups `make TARGET` would ask for, from a fresh build dir."""
     r = subprocess.run(["make", "-n", "-C", str(TOP), target, f"BUILD={tmp_path}/b",
                         f"BUILD_ASAN={tmp_path}/a", f"BUILD_FUZZ={tmp_path}/f",
-                        f"BUILD_WIN={tmp_path}/w"], capture_output=True, text=True, timeout=30)
+                        f"BUILD_WIN={tmp_path}/w", f"BUILD_ARM64={tmp_path}/r"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     calls = re.findall(r"install-deps\.sh([^\n;&|]*)", r.stdout)
     assert calls, f"make {target} installs nothing:\n{r.stdout}"
@@ -47,8 +47,12 @@ def test_build_installs_only_the_build_group(tmp_path):
     ("kernel", {"kernel"}),
     ("rust", {"build", "image", "rust"}),
     ("image", {"build", "image"}),
-    ("integration", {"build", "kernel", "image", "test"}),
-    ("nested-arm64", {"build", "arm64", "test", "nested-arm64"}),
+    ("kernel-arm64", {"kernel", "kernel-arm64"}),
+    ("image-arm64", {"build", "arm64", "image", "image-arm64"}),
+    ("integration", {"build", "kernel", "image", "test", "kernel-arm64", "arm64",
+                     "image-arm64"}),
+    ("nested-arm64", {"build", "arm64", "kernel", "kernel-arm64", "image", "image-arm64",
+                      "test", "nested-arm64"}),
 ])
 def test_each_target_installs_its_groups(tmp_path, target, groups):
     got = {g for call in groups_installed_by(target, tmp_path) for g in call}
