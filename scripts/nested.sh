@@ -118,7 +118,7 @@ x86_64 | amd64)
 	kmeta=linux-image-amd64
 	modules=$modules_x86_64
 	qemu=${MICROVM_QEMU:-qemu-system-x86_64}
-	qemu_pkg=qemu-system-x86
+	qemu_pkg="qemu-system-x86"
 	qemu_machine="-machine q35,accel=tcg -cpu EPYC,+svm,+npt -smp 1"
 	console=ttyS0
 	resolved=resolved
@@ -129,11 +129,11 @@ arm64 | aarch64)
 	kmeta=linux-image-arm64:arm64
 	modules=$modules_arm64
 	qemu=${MICROVM_QEMU:-qemu-system-aarch64}
-	qemu_pkg=qemu-system-arm
+	qemu_pkg="qemu-system-arm"
 	# pauth-impdef: QEMU's own pointer-authentication algorithm, ~3x faster under TCG
 	qemu_machine="-M virt,virtualization=on,gic-version=3 -accel tcg -cpu max,pauth-impdef=on -smp 2"
 	console=ttyAMA0
-	resolved=resolved-arm64
+	resolved="resolved-arm64"
 	: "${mem:=3072}"
 	;;
 *) die "unknown --arch '$arch' (x86_64 or arm64)" ;;

@@ -125,7 +125,7 @@ EOF
 
 echo "l1_checks_arm64: L1 up $(now) s; checks: $checks"
 for c in $checks; do
-	s=$(now)
+	t0=$(now)
 	"check_$c"
-	echo "l1_checks_arm64: $c done in $(echo "$s $(now)" | awk '{ printf "%.1f", $2 - $1 }') s"
+	echo "l1_checks_arm64: $c done in $(echo "$t0 $(now)" | awk '{ printf "%.1f", $2 - $1 }') s"
 done

@@ -33,7 +33,7 @@ def guest_path(what, build):
     `make image-arm64`; never built here)."""
     r = subprocess.run(["sh", str(TOP / f"guest/{what}/build.sh"), "--arch", "arm64",
                         "--print-path"], capture_output=True, text=True,
-                       env=dict(os.environ, MICROVM_BUILD=str(build)))
+                       env=dict(os.environ, MICROVM_BUILD_ARM64=str(build)))
     assert r.returncode == 0, f"no arm64 guest {what} built: run 'make {what}-arm64' first"
     return pathlib.Path(r.stdout.strip().splitlines()[-1])
 
