@@ -410,6 +410,8 @@ make_initramfs() {
 # --- run --------------------------------------------------------------------------------------
 
 top=$(cd "$(dirname "$0")/.." && pwd)
+[ "$mode" != run ] || command -v "$qemu" >/dev/null 2>&1 ||
+	die "$qemu not found: install it with 'apt-get install $qemu_pkg' (or 'make deps')"
 if [ "$arch" = arm64 ]; then
 	build=${MICROVM_BUILD:-$top/build-arm64}
 	arm64_programs="$build/src/cli/microvm"
@@ -431,8 +433,6 @@ if [ "$arch" = arm64 ]; then
 	fi
 fi
 
-command -v "$qemu" >/dev/null 2>&1 ||
-	die "$qemu not found: install it with 'apt-get install $qemu_pkg' (or 'make deps')"
 if [ "$arch" = x86_64 ] && ! { [ -x /bin/busybox ] && /bin/busybox --list | grep -qx insmod &&
 	ldd /bin/busybox 2>&1 | grep -q "not a dynamic"; }; then
 	die "/bin/busybox (static) not found: install it with 'apt-get install busybox-static' (or 'make deps')"
