@@ -18,9 +18,10 @@ KERNEL_SH = TOP / "guest" / "kernel" / "build.sh"
 IMAGE_SH = TOP / "guest" / "image" / "build.sh"
 
 
-def kernel_dir():
-    """The built guest kernel's cache directory, or None if it is not built."""
-    r = subprocess.run(["sh", str(KERNEL_SH), "--print-path"], capture_output=True, text=True)
+def kernel_dir(arch="x86_64"):
+    """The built guest kernel's cache directory for @arch, or None if it is not built."""
+    r = subprocess.run(["sh", str(KERNEL_SH), "--arch", arch, "--print-path"],
+                       capture_output=True, text=True)
     return pathlib.Path(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else None
 
 
@@ -109,12 +110,24 @@ def wait_for(predicate, timeout, interval=0.2):
     return None
 
 
-def qemu_cmd(kernel, initrd, cmdline, hostfwd_port, mem=256):
-    """qemu-system-x86_64 -M microvm under software emulation (TCG: no -enable-kvm)."""
+# QEMU's machine per guest architecture, both with virtio-mmio transports (as microvm's):
+# x86_64: -M microvm (the console on the ISA 16550, ttyS0); arm64: -M virt with a GICv3 and
+# QEMU's own device tree, whose console UART is a PL011 (ttyAMA0). pauth-impdef: the cheap
+# pointer-authentication algorithm, much faster under TCG than the architected one.
+QEMU_MACHINES = {
+    "x86_64": ["qemu-system-x86_64",
+               "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=off,acpi=off",
+               "-cpu", "max"],
+    "arm64": ["qemu-system-aarch64", "-M", "virt,gic-version=3", "-cpu", "max,pauth-impdef=on"],
+}
+QEMU_CONSOLE = {"x86_64": "ttyS0", "arm64": "ttyAMA0"}
+
+
+def qemu_cmd(kernel, initrd, cmdline, hostfwd_port, mem=256, arch="x86_64"):
+    """QEMU (QEMU_MACHINES[@arch]) under software emulation (TCG: no -enable-kvm)."""
     return [
-        "qemu-system-x86_64",
-        "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=off,acpi=off",
-        "-accel", "tcg", "-cpu", "max", "-m", str(mem), "-smp", "1",
+        *QEMU_MACHINES[arch],
+        "-accel", "tcg", "-m", str(mem), "-smp", "1",
         "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
         "-serial", "stdio", "-monitor", "none",
         "-device", "virtio-rng-device",
