@@ -7,47 +7,13 @@ TOP = pathlib.Path(__file__).resolve().parents[2]
 
 # A PID 1 without libc: prints a line on the console and powers off.  Under a PVM-backed
 # /dev/kvm its first system call faults (see docs/kvm.md), the kernel then
-# panics ("Attempted to kill init!") and, with panic=-1, reboots.
-TINY_INIT_C = r"""
-#include <linux/reboot.h>
-#include <sys/syscall.h>
-
-static long sys4(long n, long a, long b, long c, long d)
-{
-	long ret;
-	register long r10 __asm__("r10") = d;
-	__asm__ volatile ("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10)
-			  : "rcx", "r11", "memory");
-	return ret;
-}
-
-void _start(void)
-{
-	static const char msg[] = "microvm-test-init: hello from user space\n";
-
-	sys4(SYS_write, 1, (long)msg, sizeof(msg) - 1, 0);
-	sys4(SYS_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, LINUX_REBOOT_CMD_POWER_OFF, 0);
-	for (;;)
-		sys4(SYS_pause, 0, 0, 0, 0);
-}
-"""
-
-
-# The same for arm64 (system calls with SVC #0, the number in x8).
-TINY_INIT_ARM64_C = r"""
+# panics ("Attempted to kill init!") and, with panic=-1, reboots.  One program for both
+# architectures; only the system call instruction differs (TINY_INIT_SYSCALL).
+TINY_INIT_MAIN = r"""
 #include <linux/reboot.h>
 #include <asm/unistd.h>
 
-static long sys4(long n, long a, long b, long c, long d)
-{
-	register long x8 __asm__("x8") = n;
-	register long x0 __asm__("x0") = a;
-	register long x1 __asm__("x1") = b;
-	register long x2 __asm__("x2") = c;
-	register long x3 __asm__("x3") = d;
-	__asm__ volatile ("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
-	return x0;
-}
+static long sys4(long n, long a, long b, long c, long d);
 
 void _start(void)
 {
@@ -60,9 +26,33 @@ void _start(void)
 }
 """
 
-# arch: (source, compiler)
-TINY_INIT = {"x86_64": (TINY_INIT_C, "cc"),
-             "arm64": (TINY_INIT_ARM64_C, "aarch64-linux-gnu-gcc")}
+# arch: (sys4() for that architecture's system call convention, the compiler)
+TINY_INIT_SYSCALL = {
+    "x86_64": (r"""
+static long sys4(long n, long a, long b, long c, long d)
+{
+	long ret;
+	register long r10 __asm__("r10") = d;
+	__asm__ volatile ("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10)
+			  : "rcx", "r11", "memory");
+	return ret;
+}
+""", "cc"),
+    # SVC #0 with the number in x8, arguments and result in x0..
+    "arm64": (r"""
+static long sys4(long n, long a, long b, long c, long d)
+{
+	register long x8 __asm__("x8") = n;
+	register long x0 __asm__("x0") = a;
+	register long x1 __asm__("x1") = b;
+	register long x2 __asm__("x2") = c;
+	register long x3 __asm__("x3") = d;
+
+	__asm__ volatile ("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+	return x0;
+}
+""", "aarch64-linux-gnu-gcc"),
+}
 
 
 def _newc(name, mode, data=b"", rdev=(0, 0), ino=1):
@@ -83,8 +73,8 @@ def tiny_initramfs(dest_dir, arch="x86_64"):
     dest_dir = pathlib.Path(dest_dir)
     src = dest_dir / "init.c"
     binary = dest_dir / "init"
-    source, cc = TINY_INIT[arch]
-    src.write_text(source)
+    syscall, cc = TINY_INIT_SYSCALL[arch]
+    src.write_text(TINY_INIT_MAIN + syscall)
     subprocess.run([cc, "-static", "-nostdlib", "-Os", "-fno-stack-protector",
                     "-fno-asynchronous-unwind-tables", "-o", str(binary), str(src)],
                    check=True)

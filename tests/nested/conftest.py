@@ -17,6 +17,46 @@ import pytest
 TOP = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(TOP / "tests" / "integration"))
 
+HELLO = "microvm-test-init: hello from user space"
+
+
+# --- what the tests of both architectures assert -----------------------------------------
+
+def assert_booted_to_user_space(r):
+    """`microvm run` with the test /init: the kernel ran it, it printed, the guest powered off."""
+    assert r["rc"] == 0, f"{r['cmd']}: {r['rc']}\n{r['stdout'][-3000:]}\n{r['stderr']}"
+    assert "Run /init as init process" in r["stdout"], r["stdout"][-3000:]
+    assert HELLO in r["stdout"]            # guest user space ran: a real KVM, not PVM
+    assert "guest stopped: poweroff" in r["stderr"], r["stderr"]
+    assert "PVM" not in r["stderr"]        # no PVM workaround on a real KVM
+
+
+def assert_up_agent_down(check):
+    """`up` (check["up"]), then `status --json`: KVM, VM running, the agent answering over
+    vsock; the console showed the boot; `down` worked and left no process."""
+    up = check["up"]
+    assert up["rc"] == 0, up["stdout"] + up["stderr"]
+    assert "microvm is up" in up["stdout"], up["stdout"]
+    st = check["status"]
+    assert st["rc"] == 0, st["stderr"]
+    s = json.loads(st["stdout"])
+    assert s["hypervisor"] == "KVM", s
+    assert s["vm_running"] and s["agent_reachable"], s   # the agent answered a ping over vsock
+    assert "Run /init" in check["console"]["stdout"], check["console"]["stdout"][-3000:]
+    assert check["down"]["rc"] == 0, check["down"]["stderr"]
+    assert not check["left"], "microvm processes left after down"
+
+
+def assert_vpn_connected(check):
+    """`up --profile ...` (check["up"]) connected the VPN and `status --json` says so on KVM.
+    Return: the guest's tunnel address."""
+    up = check["up"]
+    assert up["rc"] == 0, up["stdout"] + up["stderr"]
+    assert "VPN connected, tunnel address 10.77.8." in up["stdout"], up["stdout"]
+    s = json.loads(check["status"]["stdout"])
+    assert s["hypervisor"] == "KVM" and s["vpn"]["state"] == "connected", s
+    return s["vpn"]["tun_ip"]
+
 
 @pytest.fixture(scope="session")
 def build_dir():
