@@ -39,8 +39,9 @@
 #   multiarch libraries installed here (scripts/install-deps.sh nested-arm64). The archive is
 #   cached under ${MICROVM_CACHE:-$HOME/.cache/microvm}/l1-root/arm64-<sha256 of its inputs>.cpio.
 #   This machine's root is mounted read-only at /host, and the directories a command needs
-#   (the source tree, the build directory MICROVM_BUILD, the cache, the current directory) are
-#   bound from there at their own paths, so the same absolute paths work in L1.
+#   (the source tree, the build directory MICROVM_BUILD - default build-arm64 -, the cache,
+#   the current directory) are bound from there at their own paths, so the same absolute
+#   paths work in L1.
 #
 #   COMMAND's stdout and stderr come back on this script's stdout and stderr, and its exit
 #   status is this script's. Failures of the tier itself exit 125 with a message that says
@@ -49,8 +50,7 @@
 #
 #   --timeout  whole run, seconds (default 1800)
 #   --in DIR   a copy of DIR is /run/nested/in in L1 (inputs a command needs)
-#
-#   --mem     L1 memory (default 4096 MiB; arm64: 3072)
+#   --mem      L1 memory (default 4096 MiB; arm64: 3072)
 #
 # Environment: MICROVM_CACHE (cache root), MICROVM_QEMU (QEMU binary, default
 #   qemu-system-x86_64 / qemu-system-aarch64), MICROVM_NESTED_KEEP=1 (keep the run directory,
