@@ -20,7 +20,7 @@ void _start(void)
 	static const char msg[] = "microvm-test-init: hello from user space\n";
 
 	sys4(__NR_write, 1, (long)msg, sizeof(msg) - 1, 0);
-	sys4(__NR_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, LINUX_REBOOT_CMD_POWER_OFF, 0);
+	sys4(__NR_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, TINY_INIT_CMD, 0);
 	for (;;)
 		sys4(__NR_ppoll, 0, 0, 0, 0);
 }
@@ -67,14 +67,17 @@ def _newc(name, mode, data=b"", rdev=(0, 0), ino=1):
     return out
 
 
-def tiny_initramfs(dest_dir, arch="x86_64"):
+def tiny_initramfs(dest_dir, arch="x86_64", restart=False):
     """Build initramfs.cpio (uncompressed) with /init, /dev and /dev/console for @arch
-    (x86_64 or arm64: cross-compiled); return its path."""
+    (x86_64 or arm64: cross-compiled); return its path.  @restart: /init reboots the machine
+    instead of powering it off (initramfs-restart.cpio)."""
     dest_dir = pathlib.Path(dest_dir)
-    src = dest_dir / "init.c"
-    binary = dest_dir / "init"
+    name = "init-restart" if restart else "init"
+    src = dest_dir / f"{name}.c"
+    binary = dest_dir / name
     syscall, cc = TINY_INIT_SYSCALL[arch]
-    src.write_text(TINY_INIT_MAIN + syscall)
+    cmd = "LINUX_REBOOT_CMD_RESTART" if restart else "LINUX_REBOOT_CMD_POWER_OFF"
+    src.write_text(f"#define TINY_INIT_CMD {cmd}\n" + TINY_INIT_MAIN + syscall)
     subprocess.run([cc, "-static", "-nostdlib", "-Os", "-fno-stack-protector",
                     "-fno-asynchronous-unwind-tables", "-o", str(binary), str(src)],
                    check=True)
@@ -82,7 +85,7 @@ def tiny_initramfs(dest_dir, arch="x86_64"):
                + _newc("dev/console", 0o020600, rdev=(5, 1), ino=2)
                + _newc("init", 0o100755, binary.read_bytes(), ino=3)
                + _newc("TRAILER!!!", 0, ino=0))
-    out = dest_dir / "initramfs.cpio"
+    out = dest_dir / ("initramfs-restart.cpio" if restart else "initramfs.cpio")
     out.write_bytes(archive)
     return out
 

@@ -10,6 +10,7 @@
 # the records, so one L1 boot serves every test. Inputs (environment, set by the test):
 #   MICROVM       build-arm64's microvm          L2_KERNEL   the arm64 guest kernel (Image)
 #   L2_INITRD     a tiny initramfs whose /init says hello and powers off
+#   L2_RESTART    the same whose /init reboots instead
 #   L2_IMAGE      the arm64 guest image (initramfs with the agent) for `up`
 #   IN            the test's input directory (VPN certificates, profile)
 set -u
@@ -53,6 +54,12 @@ check_run() {
 	# one verbose boot on two vCPUs: `Run /init` and both CPUs up (PSCI CPU_ON)
 	rec run.smp 600 "$MICROVM" run --kernel "$L2_KERNEL" --initrd "$L2_INITRD" --mem 256 \
 		--cpus 2
+	# PSCI SYSTEM_OFF and SYSTEM_RESET: with loglevel=0 the kernel prints nothing (its
+	# "reboot: Power down" line would end the VM first), so the end must be KVM's system event
+	rec run.off 300 "$MICROVM" run --kernel "$L2_KERNEL" --initrd "$L2_INITRD" --mem 128 \
+		--cmdline "console=ttyS0 panic=-1 loglevel=0"
+	rec run.reset 300 "$MICROVM" run --kernel "$L2_KERNEL" --initrd "$L2_RESTART" --mem 128 \
+		--cmdline "console=ttyS0 panic=-1 loglevel=0"
 	left run.left
 }
 

@@ -14,7 +14,7 @@ import pytest
 
 import kvmlib
 import vpnlib
-from conftest import (TOP, assert_booted_to_user_space, assert_up_agent_down,
+from conftest import (HELLO, TOP, assert_booted_to_user_space, assert_up_agent_down,
                       assert_vpn_connected, run_nested)
 
 PAGE = "only behind the VPN, reached from an arm64 KVM guest at "
@@ -43,6 +43,7 @@ def l1(arm64_build, tmp_path_factory):
     assert os.geteuid() == 0, "the nested tier needs root (it shares / with the nested machine)"
     inp = tmp_path_factory.mktemp("in")
     kvmlib.tiny_initramfs(inp, arch="arm64")
+    kvmlib.tiny_initramfs(inp, arch="arm64", restart=True)
     vpnlib.make_certs(inp)
     (inp / "corp.ovpn").write_text(vpnlib.client_profile(inp, "10.0.2.2", 1194))
     (inp / "alice.pw").write_text(vpnlib.USERS["alice"] + "\n")
@@ -51,7 +52,8 @@ def l1(arm64_build, tmp_path_factory):
     env = {"MICROVM": arm64_build / "src/cli/microvm",
            "L2_KERNEL": guest_path("kernel", arm64_build) / "Image",
            "L2_IMAGE": guest_path("image", arm64_build) / "initramfs.cpio.gz",
-           "L2_INITRD": "/run/nested/in/initramfs.cpio", "IN": "/run/nested/in"}
+           "L2_INITRD": "/run/nested/in/initramfs.cpio",
+           "L2_RESTART": "/run/nested/in/initramfs-restart.cpio", "IN": "/run/nested/in"}
     command = " ".join(f"{k}='{v}'" for k, v in env.items())
     command += f" sh {TOP}/tests/nested/l1_checks_arm64.sh /run/nested/checks {checks}"
     seconds, console = run_nested(arm64_build, out, command, arch="arm64", in_dir=inp)
@@ -83,6 +85,19 @@ def test_run_two_cpus_to_user_space(check):
     assert "smp: Brought up 1 node, 2 CPUs" in r["stdout"], r["stdout"][-3000:]  # PSCI CPU_ON
     assert "GICv3: CPU1: found redistributor 1" in r["stdout"]
     assert not check["left"], "microvm processes left after the guest powered off"
+
+
+@pytest.mark.check("run")
+def test_psci_system_off_and_reset_end_the_vm(check):
+    # the kernel is silent (loglevel=0): the stop reason is KVM's system event, not a line
+    off, reset = check["off"], check["reset"]
+    assert off["rc"] == 0, off
+    assert HELLO in off["stdout"], off
+    assert "guest stopped: poweroff (system event: shutdown)" in off["stderr"], off["stderr"]
+    assert reset["rc"] == 3, reset                  # `run`: the guest rebooted
+    assert HELLO in reset["stdout"], reset
+    assert "guest stopped: reboot (system event: reset)" in reset["stderr"], reset["stderr"]
+    assert not check["left"]
 
 
 @pytest.mark.check("up")
