@@ -12,6 +12,8 @@
 #   make kernel-arm64, make image-arm64   the same for arm64 guests (cross-built; docs/kvm.md)
 #   make integration   pytest integration tests (root and /dev/kvm tests say when skipped)
 #   make nested   the VM path on a real KVM, inside a QEMU TCG machine (scripts/nested.sh)
+#   make nested-arm64  the arm64 KVM backend (build-arm64's microvm) on a real arm64 KVM, inside
+#                 a QEMU TCG arm64 machine with EL2 (scripts/nested.sh --arch arm64)
 #   make windows  cross-build libmicrovm and the Rust crates for Windows (mingw-w64; libuv and
 #                 cJSON built from Debian's source packages, cached) and run their tests
 #                 under Wine
@@ -36,7 +38,7 @@ export MICROVM_BUILD := $(abspath $(BUILD))
 FORCE:
 
 .PHONY: FORCE all deps build unit asan fuzz windows arm64 kernel image kernel-arm64 image-arm64 \
-	integration nested rust check demo bench clean
+	integration nested nested-arm64 rust check demo bench clean
 
 all: build
 
@@ -132,7 +134,12 @@ integration: build kernel image kernel-arm64 image-arm64
 # One boot of the nested machine runs every check (tests/nested/l1_checks.py).
 nested: build kernel image
 	@$(DEPS) test
-	$(PYTHON) -m pytest -v -rs tests/nested
+	$(PYTHON) -m pytest -v -rs tests/nested/test_nested_kvm.py
+
+# One boot of the arm64 nested machine runs every check (tests/nested/l1_checks_arm64.sh).
+nested-arm64: arm64 kernel-arm64 image-arm64
+	@$(DEPS) test nested-arm64
+	MICROVM_BUILD_ARM64=$(abspath $(BUILD_ARM64)) $(PYTHON) -m pytest -v -rs tests/nested/test_nested_arm64.py
 
 # Debian's cargo and rustc (/usr/bin), not a rustup toolchain that may come first on PATH;
 # the crates come from Debian's librust-*-dev through bindings/rust/.cargo/config.toml.
@@ -142,7 +149,7 @@ rust: build image
 	  MICROVM_ROOTFS=$$(sh $(CURDIR)/guest/image/build.sh | tail -n 1)/rootfs.tar.gz \
 	  /usr/bin/cargo test --offline
 
-check: deps build unit asan fuzz windows arm64 rust integration nested
+check: deps build unit asan fuzz windows arm64 rust integration nested nested-arm64
 
 demo: build
 	sh scripts/demo.sh

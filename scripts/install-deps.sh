@@ -20,6 +20,9 @@
 #   kernel-arm64  the aarch64 cross compiler for the arm64 guest kernel   make kernel-arm64
 #   image-arm64   the arm64 libraries of the arm64 guest's OpenVPN and agent (multiarch;
 #            the image takes the files they need from the ELF NEEDED entries)  make image-arm64
+#   nested-arm64  QEMU for arm64 and the arm64 (multiarch) libraries of the programs the
+#            arm64 nested machine runs (openvpn, curl: scripts/nested.sh --arch arm64 copies
+#            them into its root)                             make nested-arm64
 #   bench    benchmark tools                                 make bench
 #   rust     Debian's rustc/cargo and the crates bindings/rust/ uses (offline, from
 #            /usr/share/cargo/registry); the Windows standard library for cross-building
@@ -32,7 +35,7 @@
 # but Debian's archive.  Run as root (CI and the dev machines are root); otherwise via sudo.
 set -eu
 
-GROUPS="build image kernel demo test windows arm64 bench rust kernel-arm64 image-arm64"
+GROUPS="build image kernel demo test windows arm64 bench rust kernel-arm64 image-arm64 nested-arm64"
 
 # pkgs_of GROUP - the Debian packages of GROUP
 pkgs_of() {
@@ -63,6 +66,9 @@ pkgs_of() {
 		liblzo2-2:arm64 liblz4-1:arm64 libpkcs11-helper1:arm64 libsystemd0:arm64
 		libnl-3-200:arm64 libnl-genl-3-200:arm64 libcap-ng0:arm64 libcjson1:arm64
 		libseccomp2:arm64" ;;
+	nested-arm64) echo "qemu-system-arm qemu-user openssl libcurl4:arm64 liblzo2-2:arm64
+		liblz4-1:arm64 libpkcs11-helper1:arm64 libnl-3-200:arm64 libnl-genl-3-200:arm64
+		libcap-ng0:arm64 libsystemd0:arm64" ;;
 	bench) echo "hyperfine time procps psmisc util-linux" ;;
 	rust) echo "cargo rustc librust-tokio-dev librust-libc-dev librust-thiserror-dev
 		librust-pkg-config-dev libstd-rust-dev-windows" ;;

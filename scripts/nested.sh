@@ -1,8 +1,11 @@
 #!/bin/sh
-# scripts/nested.sh - run a command on a real KVM: inside a QEMU TCG machine with nested SVM.
+# scripts/nested.sh - run a command on a real KVM: inside a QEMU TCG machine with nested SVM
+# (x86_64) or with EL2 (arm64).
 #
-# Usage: scripts/nested.sh [--mem MiB] [--timeout SEC] [--out DIR] [--] COMMAND
-#        scripts/nested.sh --fetch-kernel      (only fetch/cache the L1 kernel, print its dir)
+# Usage: scripts/nested.sh [--arch x86_64|arm64] [--mem MiB] [--timeout SEC] [--in DIR]
+#                          [--out DIR] [--] COMMAND
+#        scripts/nested.sh [--arch A] --fetch-kernel   (only fetch/cache the L1 kernel, print its dir)
+#        scripts/nested.sh --arch arm64 --root         (only build/cache L1's arm64 root, print it)
 #
 # Theory of operation
 #   Where /dev/kvm is missing or PVM-backed (guest user space cannot run there), a real KVM is
@@ -26,33 +29,60 @@
 #   the MICROVM_* variables, PATH and HOME of the caller. L1 has no network card: loopback and
 #   the namespaces a test makes are all there is.
 #
+#   --arch arm64: the same, emulating an arm64 machine with EL2 (`qemu-system-aarch64 -M
+#   virt,virtualization=on,gic-version=3 -cpu max,pauth-impdef=on`); Debian's arm64 kernel
+#   (the package linux-image-arm64 depends on) has KVM built in. L1's programs must be arm64,
+#   so this machine's root is not L1's root: L1 runs from an initramfs that is an arm64 root
+#   made of Debian's arm64 packages (busybox-static for a shell and the tools, openvpn, curl;
+#   `apt-get download` of exact versions, unpacked with dpkg-deb) plus the shared libraries
+#   their ELF NEEDED entries name and those of build-arm64's microvm, copied from the arm64
+#   multiarch libraries installed here (scripts/install-deps.sh nested-arm64). The archive is
+#   cached under ${MICROVM_CACHE:-$HOME/.cache/microvm}/l1-root/arm64-<sha256 of its inputs>.cpio.
+#   This machine's root is mounted read-only at /host, and the directories a command needs
+#   (the source tree, the build directory MICROVM_BUILD - default build-arm64 -, the cache,
+#   the current directory) are bound from there at their own paths, so the same absolute
+#   paths work in L1.
+#
 #   COMMAND's stdout and stderr come back on this script's stdout and stderr, and its exit
 #   status is this script's. Failures of the tier itself exit 125 with a message that says
 #   what to do (QEMU missing: the command that installs it). --out DIR keeps the run directory
 #   (stdout, stderr, rc, console.log, and whatever COMMAND wrote to /run/nested) in DIR.
 #
-#   --mem     L1 memory (default 4096 MiB)     --timeout  whole run, seconds (default 1800)
+#   --timeout  whole run, seconds (default 1800)
+#   --in DIR   a copy of DIR is /run/nested/in in L1 (inputs a command needs)
+#   --mem      L1 memory (default 4096 MiB; arm64: 3072)
 #
 # Environment: MICROVM_CACHE (cache root), MICROVM_QEMU (QEMU binary, default
-#   qemu-system-x86_64), MICROVM_NESTED_KEEP=1 (keep the run directory, print its path).
+#   qemu-system-x86_64 / qemu-system-aarch64), MICROVM_NESTED_KEEP=1 (keep the run directory,
+#   print its path).
 set -eu
 
 home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
 cache=${MICROVM_CACHE:-$home/.cache/microvm}/l1-kernel
-qemu=${MICROVM_QEMU:-qemu-system-x86_64}
-mem=4096
+arch=x86_64
+mem=
 timeout=1800
 out=
+in=
+binds=
 mode=run
-# Order matters: each module needs the ones before it.
-modules="virt/lib/irqbypass drivers/crypto/ccp/ccp arch/x86/kvm/kvm arch/x86/kvm/kvm-amd
+# x86_64: order matters, each module needs the ones before it.
+modules_x86_64="virt/lib/irqbypass drivers/crypto/ccp/ccp arch/x86/kvm/kvm arch/x86/kvm/kvm-amd
 drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_modern_dev
 drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci net/9p/9pnet
 net/9p/9pnet_virtio fs/netfs/netfs fs/fscache/fscache fs/9p/9p fs/overlayfs/overlay
 drivers/net/tun drivers/net/veth drivers/net/dummy drivers/vhost/vhost_iotlb drivers/vhost/vhost
 net/vmw_vsock/vsock net/vmw_vsock/vmw_vsock_virtio_transport_common drivers/vhost/vhost_vsock"
-# Bump when the list above changes (the cache keeps only these modules).
+# arm64: KVM, virtio and virtio-mmio's bus are built in; 9p for /host and the run directory.
+modules_arm64="drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci_modern_dev
+drivers/virtio/virtio_pci net/9p/9pnet net/9p/9pnet_virtio fs/netfs/netfs fs/fscache/fscache
+fs/9p/9p drivers/net/tun drivers/net/veth drivers/net/dummy"
+# Bump when a list above changes (the cache keeps only these modules).
 recipe=2
+# The arm64 root: Debian packages whose programs L1 runs (their libraries come by ELF NEEDED).
+root_pkgs_arm64="busybox-static openvpn curl"
+# Bump when how the root is made changes (the file name also hashes every input).
+root_recipe=1
 
 die() {
 	echo "nested: error: $*" >&2
@@ -62,10 +92,13 @@ log() { echo "nested: $*" >&2; }
 
 while [ $# -gt 0 ]; do
 	case $1 in
+	--arch) arch=${2:?--arch needs x86_64 or arm64}; shift ;;
 	--mem) mem=${2:?--mem needs MiB}; shift ;;
 	--timeout) timeout=${2:?--timeout needs seconds}; shift ;;
 	--out) out=${2:?--out needs a directory}; shift ;;
+	--in) in=${2:?--in needs a directory}; shift ;;
 	--fetch-kernel) mode=fetch ;;
+	--root) mode=root ;;
 	-h | --help)
 		sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'
 		exit 0
@@ -76,36 +109,65 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-[ "$mode" = fetch ] || [ $# -gt 0 ] || die "no command given (try --help)"
+[ "$mode" != run ] || [ $# -gt 0 ] || die "no command given (try --help)"
+
+# Per architecture: the kernel package, modules, QEMU and its machine, L1's console.
+case $arch in
+x86_64 | amd64)
+	arch=x86_64
+	kmeta=linux-image-amd64
+	modules=$modules_x86_64
+	qemu=${MICROVM_QEMU:-qemu-system-x86_64}
+	qemu_pkg="qemu-system-x86"
+	qemu_machine="-machine q35,accel=tcg -cpu EPYC,+svm,+npt -smp 1"
+	console=ttyS0
+	resolved=resolved
+	: "${mem:=4096}"
+	;;
+arm64 | aarch64)
+	arch=arm64
+	kmeta=linux-image-arm64:arm64
+	modules=$modules_arm64
+	qemu=${MICROVM_QEMU:-qemu-system-aarch64}
+	qemu_pkg="qemu-system-arm"
+	# pauth-impdef: QEMU's own pointer-authentication algorithm, ~3x faster under TCG
+	qemu_machine="-M virt,virtualization=on,gic-version=3 -accel tcg -cpu max,pauth-impdef=on -smp 2"
+	console=ttyAMA0
+	resolved="resolved-arm64"
+	: "${mem:=3072}"
+	;;
+*) die "unknown --arch '$arch' (x86_64 or arm64)" ;;
+esac
+[ "$mode" != root ] || [ "$arch" = arm64 ] || die "--root is for --arch arm64 (x86_64 uses this machine's root)"
 
 # --- the L1 kernel --------------------------------------------------------------------------
 
-# l1_pkg: the exact kernel package linux-image-amd64 depends on, and its version.
+# l1_pkg: the exact kernel package $kmeta depends on (arm64: with its :arm64 suffix).
 l1_pkg() {
-	apt-cache depends linux-image-amd64 2>/dev/null |
+	apt-cache depends "$kmeta" 2>/dev/null |
 		awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
 }
 
 fetch_kernel() {
 	# apt-cache takes seconds: remember its answer until the package lists change
 	stamp=$(stat -c %Y /var/lib/apt/lists 2>/dev/null || echo none)
-	if [ -r "$cache/resolved" ] && read -r s d <"$cache/resolved" && [ "$s" = "$stamp" ] &&
+	if [ -r "$cache/$resolved" ] && read -r s d <"$cache/$resolved" && [ "$s" = "$stamp" ] &&
 		[ -s "$d/vmlinuz" ]; then
 		echo "$d"
 		return
 	fi
 	pkg=$(l1_pkg)
 	if [ -z "$pkg" ]; then
-		log "apt does not know linux-image-amd64 yet: apt-get update"
+		log "apt does not know $kmeta yet: apt-get update"
 		apt-get update -qq >&2 || die "apt-get update failed"
 		pkg=$(l1_pkg)
 	fi
-	[ -n "$pkg" ] || die "cannot tell which kernel package linux-image-amd64 depends on"
+	[ -n "$pkg" ] || die "cannot tell which kernel package $kmeta depends on"
 	ver=$(apt-cache show --no-all-versions "$pkg" | awk '/^Version:/ { print $2; exit }')
 	[ -n "$ver" ] || die "apt-cache knows no version of $pkg"
-	dir=$cache/${pkg}_$ver-r$recipe
+	dir=$cache/${pkg%:*}_$ver-r$recipe
 	if [ -s "$dir/vmlinuz" ]; then
-		echo "$stamp $dir" >"$cache/resolved"
+		echo "$stamp $dir" >"$cache/$resolved"
 		echo "$dir"
 		return
 	fi
@@ -120,8 +182,9 @@ fetch_kernel() {
 		(cd "$tmp" && apt-get download -q "$pkg=$ver" >&2 2>/dev/null) ||
 			(cd "$tmp" && apt-get download "$pkg=$ver" >&2) ||
 			die "apt-get download $pkg=$ver failed"
-		dpkg-deb -x "$tmp/${pkg}_"*.deb "$tmp/x" || die "cannot unpack $pkg"
-		rel=${pkg#linux-image-}
+		dpkg-deb -x "$tmp/${pkg%:*}_"*.deb "$tmp/x" || die "cannot unpack $pkg"
+		rel=${pkg%:*}
+		rel=${rel#linux-image-}
 		mkdir -p "$tmp/out/modules"
 		cp "$tmp/x/boot/vmlinuz-$rel" "$tmp/out/vmlinuz"
 		for m in $modules; do
@@ -135,13 +198,143 @@ fetch_kernel() {
 		rm -rf "$tmp"
 	fi
 	exec 8>&-
-	echo "$stamp $dir" >"$cache/resolved"
+	echo "$stamp $dir" >"$cache/$resolved"
 	echo "$dir"
+}
+
+# --- the arm64 root ---------------------------------------------------------------------------
+
+# deb_fetch PKG: the path of PKG's arm64 .deb (the candidate version), downloaded once into
+# the cache (its file name carries the version).
+deb_fetch() {
+	v=$(apt-cache show --no-all-versions "$1:arm64" 2>/dev/null | awk '/^Version:/ { print $2; exit }')
+	[ -n "$v" ] || die "apt knows no arm64 package $1: dpkg --add-architecture arm64 && apt-get update"
+	d=$rcache/debs
+	f=$d/${1}_$(echo "$v" | sed 's/:/%3a/')_arm64.deb
+	if [ ! -s "$f" ]; then
+		mkdir -p "$d"
+		(cd "$d" && apt-get download -q "$1:arm64=$v" >&2 2>/dev/null) ||
+			(cd "$d" && apt-get download "$1:arm64=$v" >&2) ||
+			die "apt-get download $1:arm64=$v failed"
+	fi
+	[ -s "$f" ] || die "apt-get download $1:arm64=$v left no $f"
+	echo "$f"
+}
+
+# elf_needed FILE: the sonames FILE's dynamic section names (nothing for static or non-ELF).
+elf_needed() {
+	LC_ALL=C readelf -d "$1" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'
+}
+
+# lib_find SONAME ROOT: where SONAME is, in ROOT or this machine's arm64 multiarch directories.
+lib_find() {
+	for d in "$2/lib/aarch64-linux-gnu" "$2/usr/lib/aarch64-linux-gnu" /lib/aarch64-linux-gnu \
+		/usr/lib/aarch64-linux-gnu /lib; do
+		[ -e "$d/$1" ] && { echo "$d/$1"; return 0; }
+	done
+	return 1
+}
+
+# add_libs ROOT FILE...: copy into ROOT every shared library the files need, recursively.
+add_libs() {
+	r=$1
+	shift
+	todo=$(for f in "$@"; do elf_needed "$f"; done | sort -u)
+	while [ -n "$todo" ]; do
+		next=
+		for so in $todo; do
+			case $so in
+			ld-linux-aarch64.so.1) dst=$r/lib/$so ;;
+			*) dst=$r/usr/lib/aarch64-linux-gnu/$so ;;
+			esac
+			[ -e "$dst" ] && continue
+			src=$(lib_find "$so" "$r") || die "arm64 library $so not found: install the" \
+				"arm64 package that has it ('sh scripts/install-deps.sh nested-arm64')"
+			[ "$src" = "$dst" ] || cp -L "$src" "$dst"
+			next="$next $(elf_needed "$dst")"
+		done
+		todo=$(echo "$next" | tr ' ' '\n' | sed '/^$/d' | sort -u)
+	done
+}
+
+# qemu_user PROGRAM ARGS: run an arm64 program here (busybox --list while making the root).
+qemu_user() {
+	command -v qemu-aarch64 >/dev/null 2>&1 ||
+		die "qemu-aarch64 not found: install it with 'apt-get install qemu-user' (or 'make deps')"
+	qemu-aarch64 "$@"
+}
+
+# root_debs: the .debs of $root_pkgs_arm64 (apt-cache takes seconds: its answer is kept until
+# the package lists change)
+root_debs() {
+	stamp=$(stat -c %Y /var/lib/apt/lists 2>/dev/null || echo none)
+	if [ -r "$rcache/resolved" ] && read -r s l <"$rcache/resolved" && [ "$s" = "$stamp" ] &&
+		[ "$(cat "$rcache/resolved.pkgs" 2>/dev/null)" = "$root_pkgs_arm64" ]; then
+		ok=1
+		for f in $l; do [ -s "$f" ] || ok=; done
+		[ -n "$ok" ] && { echo "$l"; return; }
+	fi
+	l=
+	for p in $root_pkgs_arm64; do l="$l $(deb_fetch "$p")"; done
+	echo "$stamp $l" >"$rcache/resolved"
+	echo "$root_pkgs_arm64" >"$rcache/resolved.pkgs"
+	echo "$l"
+}
+
+# arm64_root: the path of L1's arm64 root (a newc cpio), built once per content: its name
+# hashes the recipe, the .debs, the versions of the arm64 libraries installed here (where
+# add_libs copies from) and the libraries our programs need.
+arm64_root() {
+	rcache=${MICROVM_CACHE:-$home/.cache/microvm}/l1-root
+	mkdir -p "$rcache"
+	exec 7>"$rcache/.lock"
+	flock 7
+	debs=$(root_debs)
+	for b in $arm64_programs; do
+		[ -x "$b" ] || die "$b is missing: build it with 'make arm64'"
+	done
+	key=$({
+		echo "recipe $root_recipe"
+		for f in $debs; do basename "$f"; done
+		dpkg-query -W -f '${Package}:${Architecture}=${Version}\n' | grep ':arm64=' | LC_ALL=C sort
+		# shellcheck disable=SC2086 # a word list
+		for b in $arm64_programs; do elf_needed "$b"; done | LC_ALL=C sort -u
+	} | sha256sum | cut -c1-16)
+	cpio=$rcache/arm64-$key.cpio
+	if [ -s "$cpio" ]; then
+		exec 7>&-
+		echo "$cpio"
+		return
+	fi
+	log "making L1's arm64 root ($root_pkgs_arm64 and their libraries)"
+	tmp=$rcache/.tmp-$$
+	rm -rf "$tmp"
+	mkdir -p "$tmp/r/bin" "$tmp/r/lib" "$tmp/r/usr/lib/aarch64-linux-gnu" "$tmp/r/etc"
+	for f in $debs; do dpkg-deb -x "$f" "$tmp/r" || die "cannot unpack $f"; done
+	# busybox provides every command the packages do not (sh, mount, ip, httpd, ...)
+	for a in $(qemu_user "$tmp/r/bin/busybox" --list); do
+		[ -e "$tmp/r/bin/$a" ] || [ -e "$tmp/r/usr/bin/$a" ] || [ -e "$tmp/r/usr/sbin/$a" ] ||
+			ln -s busybox "$tmp/r/bin/$a"
+	done
+	rm -rf "$tmp/r/usr/share/doc" "$tmp/r/usr/share/man" "$tmp/r/usr/share/locale"
+	# shellcheck disable=SC2046,SC2086 # word lists
+	add_libs "$tmp/r" $(find "$tmp/r" -type f -perm -u+x) $arm64_programs
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' \
+		>"$tmp/r/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$tmp/r/etc/group"
+	echo "127.0.0.1 localhost" >"$tmp/r/etc/hosts"
+	(cd "$tmp/r" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$tmp/root.cpio"
+	mv "$tmp/root.cpio" "$cpio"
+	rm -rf "$tmp"
+	exec 7>&-
+	echo "$cpio"
 }
 
 # --- the L1 initramfs -----------------------------------------------------------------------
 
-# write_init FILE: L1's /init (busybox sh). The command runs as /run/nested/cmd in the chroot.
+# write_init FILE: L1's /init (busybox sh). The command runs as /run/nested/cmd in the chroot:
+# x86_64: this machine's root (9p) under a tmpfs overlay; arm64: a copy of the initramfs (the
+# arm64 root) on a tmpfs, with this machine's root at /host and $binds bound from there.
 write_init() {
 	{
 		echo '#!/bin/busybox sh'
@@ -149,16 +342,31 @@ write_init() {
 		echo 'mount -t proc proc /proc; mount -t sysfs sys /sys'
 		echo 'mount -t devtmpfs dev /dev'
 		for m in $modules; do echo "insmod /lib/modules/$(basename "$m").ko || echo 'nested: insmod $m failed'"; done
+		echo "arch=$arch"
+		echo "binds='$binds'"
 		cat <<'EOF'
 fail() { echo "nested: L1: $*"; poweroff -f; }
-[ -c /dev/kvm ] || fail "no /dev/kvm after loading kvm-amd"
-mkdir -p /host /ov /out /newroot
+[ -c /dev/kvm ] || fail "no /dev/kvm (KVM did not initialise: see the kernel's messages)"
+mkdir -p /host /out /newroot
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 host /host || fail "9p host"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /out || fail "9p out"
-mount -t tmpfs -o mode=0755 ov /ov
-mkdir -p /ov/upper /ov/work
-mount -t overlay -o lowerdir=/host,upperdir=/ov/upper,workdir=/ov/work overlay /newroot ||
-	fail "overlay"
+if [ "$arch" = x86_64 ]; then
+	mkdir -p /ov
+	mount -t tmpfs -o mode=0755 ov /ov
+	mkdir -p /ov/upper /ov/work
+	mount -t overlay -o lowerdir=/host,upperdir=/ov/upper,workdir=/ov/work overlay /newroot ||
+		fail "overlay"
+else
+	mount -t tmpfs -o mode=0755 root /newroot
+	cp -a /bin /etc /lib /usr /newroot/
+	mkdir -p /newroot/proc /newroot/sys /newroot/dev /newroot/tmp /newroot/run /newroot/host \
+		/newroot/root /newroot/var/tmp
+	mount --move /host /newroot/host
+	for b in $binds; do
+		mkdir -p "/newroot$b"
+		mount --bind "/newroot/host$b" "/newroot$b" || fail "bind $b"
+	done
+fi
 echo "nested: L1 ready after $(cut -d' ' -f1 /proc/uptime) s"
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys
@@ -179,25 +387,53 @@ EOF
 	} >"$1"
 }
 
-# make_initramfs DIR KERNELDIR: DIR/l1.cpio
+# make_initramfs DIR KERNELDIR: DIR/l1.cpio. arm64: the cached root's archive followed by this
+# one (the kernel unpacks concatenated archives in order).
 make_initramfs() {
 	r=$1/root
 	mkdir -p "$r/bin" "$r/lib/modules" "$r/proc" "$r/sys" "$r/dev"
-	cp /bin/busybox "$r/bin/busybox"
-	for a in sh mount insmod mkdir cut poweroff chroot hostname sync cat echo; do
-		ln -s busybox "$r/bin/$a"
-	done
+	if [ "$arch" = x86_64 ]; then
+		cp /bin/busybox "$r/bin/busybox"
+		for a in sh mount insmod mkdir cut poweroff chroot hostname sync cat echo; do
+			ln -s busybox "$r/bin/$a"
+		done
+	fi
 	cp "$2"/modules/*.ko "$r/lib/modules/"
 	write_init "$r/init"
 	chmod 755 "$r/init"
-	(cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$1/l1.cpio"
+	{
+		[ "$arch" = x86_64 ] || cat "$root"
+		(cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet)
+	} >"$1/l1.cpio"
 }
 
 # --- run --------------------------------------------------------------------------------------
 
-command -v "$qemu" >/dev/null 2>&1 ||
-	die "$qemu not found: install it with 'apt-get install qemu-system-x86' (or 'make deps')"
-if ! { [ -x /bin/busybox ] && /bin/busybox --list | grep -qx insmod &&
+top=$(cd "$(dirname "$0")/.." && pwd)
+[ "$mode" != run ] || command -v "$qemu" >/dev/null 2>&1 ||
+	die "$qemu not found: install it with 'apt-get install $qemu_pkg' (or 'make deps')"
+if [ "$arch" = arm64 ]; then
+	build=${MICROVM_BUILD:-$top/build-arm64}
+	arm64_programs="$build/src/cli/microvm"
+	# what L1 binds from /host at the same paths: the tree, the build, the cache, the cwd
+	# (a path below another one listed comes with it)
+	binds=
+	for p in $(printf '%s\n' "$top" "$build" "${MICROVM_CACHE:-$home/.cache/microvm}" "$(pwd)" |
+		sed 's,/*$,,; /^$/d' | LC_ALL=C sort -u); do
+		case " $binds " in *" $p "*) continue ;; esac
+		under=
+		for q in $binds; do case $p in "$q"/*) under=1 ;; esac; done
+		[ -n "$under" ] || binds="$binds $p"
+	done
+	mkdir -p "${MICROVM_CACHE:-$home/.cache/microvm}"
+	root=$(arm64_root)
+	if [ "$mode" = root ]; then
+		echo "$root"
+		exit 0
+	fi
+fi
+
+if [ "$arch" = x86_64 ] && ! { [ -x /bin/busybox ] && /bin/busybox --list | grep -qx insmod &&
 	ldd /bin/busybox 2>&1 | grep -q "not a dynamic"; }; then
 	die "/bin/busybox (static) not found: install it with 'apt-get install busybox-static' (or 'make deps')"
 fi
@@ -226,6 +462,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$run/share"
+if [ -n "$in" ]; then
+	cp -a "$in" "$run/share/in" || die "cannot copy $in"
+fi
 make_initramfs "$run" "$kdir"
 
 # The command, with the caller's directory and environment (MICROVM_*, PATH, HOME).
@@ -241,10 +480,11 @@ make_initramfs "$run" "$kdir"
 
 start=$(date +%s)
 set +e
-timeout --kill-after=10 "$timeout" "$qemu" -machine q35,accel=tcg -cpu EPYC,+svm,+npt \
-	-m "$mem" -smp 1 -nographic -no-reboot -nodefaults -serial stdio -nic none \
+# shellcheck disable=SC2086 # $qemu_machine is a list of arguments
+timeout --kill-after=10 "$timeout" "$qemu" $qemu_machine \
+	-m "$mem" -nographic -no-reboot -nodefaults -serial stdio -nic none \
 	-kernel "$kdir/vmlinuz" -initrd "$run/l1.cpio" \
-	-append "console=ttyS0 quiet panic=-1 rdinit=/init" \
+	-append "console=$console quiet panic=-1 rdinit=/init" \
 	-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
 	-virtfs "local,path=$run/share,mount_tag=out,security_model=none,multidevs=remap" \
 	</dev/null >"$run/share/console.log" 2>&1

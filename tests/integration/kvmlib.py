@@ -7,11 +7,28 @@ TOP = pathlib.Path(__file__).resolve().parents[2]
 
 # A PID 1 without libc: prints a line on the console and powers off.  Under a PVM-backed
 # /dev/kvm its first system call faults (see docs/kvm.md), the kernel then
-# panics ("Attempted to kill init!") and, with panic=-1, reboots.
-TINY_INIT_C = r"""
+# panics ("Attempted to kill init!") and, with panic=-1, reboots.  One program for both
+# architectures; only the system call instruction differs (TINY_INIT_SYSCALL).
+TINY_INIT_MAIN = r"""
 #include <linux/reboot.h>
-#include <sys/syscall.h>
+#include <asm/unistd.h>
 
+static long sys4(long n, long a, long b, long c, long d);
+
+void _start(void)
+{
+	static const char msg[] = "microvm-test-init: hello from user space\n";
+
+	sys4(__NR_write, 1, (long)msg, sizeof(msg) - 1, 0);
+	sys4(__NR_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, TINY_INIT_CMD, 0);
+	for (;;)
+		sys4(__NR_ppoll, 0, 0, 0, 0);
+}
+"""
+
+# arch: (sys4() for that architecture's system call convention, the compiler)
+TINY_INIT_SYSCALL = {
+    "x86_64": (r"""
 static long sys4(long n, long a, long b, long c, long d)
 {
 	long ret;
@@ -20,17 +37,22 @@ static long sys4(long n, long a, long b, long c, long d)
 			  : "rcx", "r11", "memory");
 	return ret;
 }
-
-void _start(void)
+""", "cc"),
+    # SVC #0 with the number in x8, arguments and result in x0..
+    "arm64": (r"""
+static long sys4(long n, long a, long b, long c, long d)
 {
-	static const char msg[] = "microvm-test-init: hello from user space\n";
+	register long x8 __asm__("x8") = n;
+	register long x0 __asm__("x0") = a;
+	register long x1 __asm__("x1") = b;
+	register long x2 __asm__("x2") = c;
+	register long x3 __asm__("x3") = d;
 
-	sys4(SYS_write, 1, (long)msg, sizeof(msg) - 1, 0);
-	sys4(SYS_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, LINUX_REBOOT_CMD_POWER_OFF, 0);
-	for (;;)
-		sys4(SYS_pause, 0, 0, 0, 0);
+	__asm__ volatile ("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+	return x0;
 }
-"""
+""", "aarch64-linux-gnu-gcc"),
+}
 
 
 def _newc(name, mode, data=b"", rdev=(0, 0), ino=1):
@@ -45,20 +67,25 @@ def _newc(name, mode, data=b"", rdev=(0, 0), ino=1):
     return out
 
 
-def tiny_initramfs(dest_dir):
-    """Build initramfs.cpio (uncompressed) with /init, /dev and /dev/console; return its path."""
+def tiny_initramfs(dest_dir, arch="x86_64", restart=False):
+    """Build initramfs.cpio (uncompressed) with /init, /dev and /dev/console for @arch
+    (x86_64 or arm64: cross-compiled); return its path.  @restart: /init reboots the machine
+    instead of powering it off (initramfs-restart.cpio)."""
     dest_dir = pathlib.Path(dest_dir)
-    src = dest_dir / "init.c"
-    binary = dest_dir / "init"
-    src.write_text(TINY_INIT_C)
-    subprocess.run(["cc", "-static", "-nostdlib", "-Os", "-fno-stack-protector",
+    name = "init-restart" if restart else "init"
+    src = dest_dir / f"{name}.c"
+    binary = dest_dir / name
+    syscall, cc = TINY_INIT_SYSCALL[arch]
+    cmd = "LINUX_REBOOT_CMD_RESTART" if restart else "LINUX_REBOOT_CMD_POWER_OFF"
+    src.write_text(f"#define TINY_INIT_CMD {cmd}\n" + TINY_INIT_MAIN + syscall)
+    subprocess.run([cc, "-static", "-nostdlib", "-Os", "-fno-stack-protector",
                     "-fno-asynchronous-unwind-tables", "-o", str(binary), str(src)],
                    check=True)
     archive = (_newc("dev", 0o040755, ino=1)
                + _newc("dev/console", 0o020600, rdev=(5, 1), ino=2)
                + _newc("init", 0o100755, binary.read_bytes(), ino=3)
                + _newc("TRAILER!!!", 0, ino=0))
-    out = dest_dir / "initramfs.cpio"
+    out = dest_dir / ("initramfs-restart.cpio" if restart else "initramfs.cpio")
     out.write_bytes(archive)
     return out
 

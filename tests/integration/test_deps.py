@@ -51,6 +51,8 @@ def test_build_installs_only_the_build_group(tmp_path):
     ("image-arm64", {"build", "arm64", "image", "image-arm64"}),
     ("integration", {"build", "kernel", "image", "test", "kernel-arm64", "arm64",
                      "image-arm64"}),
+    ("nested-arm64", {"build", "arm64", "kernel", "kernel-arm64", "image", "image-arm64",
+                      "test", "nested-arm64"}),
 ])
 def test_each_target_installs_its_groups(tmp_path, target, groups):
     got = {g for call in groups_installed_by(target, tmp_path) for g in call}

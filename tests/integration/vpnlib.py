@@ -236,6 +236,35 @@ tcp()
 '''
 
 
+def make_certs(d):
+    """A test CA and a server certificate signed by it in @d (ca.crt, server.crt/.key)."""
+    d = pathlib.Path(d)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _run("openssl", "req", "-x509", *ec, "-days", "3650", "-subj", "/CN=test-ca",
+         "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"))
+    _run("openssl", "req", *ec, "-subj", "/CN=server", "-keyout", str(d / "server.key"),
+         "-out", str(d / "server.csr"))
+    (d / "srv.ext").write_text("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
+                               "extendedKeyUsage=serverAuth\n")
+    _run("openssl", "x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.crt"),
+         "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "3650",
+         "-extfile", str(d / "srv.ext"), "-out", str(d / "server.crt"))
+
+
+def client_profile(d, remote=SERVER_IP, port=VPN_PORT, extra=""):
+    """Client profile text for a server whose CA is @d/ca.crt (inline)."""
+    ca = (pathlib.Path(d) / "ca.crt").read_text()
+    return textwrap.dedent(f"""\
+        client
+        dev tun
+        proto udp
+        remote {remote} {port}
+        nobind
+        remote-cert-tls server
+        verb 3
+        """) + extra + f"<ca>\n{ca}</ca>\n"
+
+
 class Testbed:
     """Server and client namespaces, an OpenVPN server, a target service and DNS."""
 
@@ -279,17 +308,7 @@ class Testbed:
         (etc / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
 
     def _certs(self):
-        d = self.dir
-        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        _run("openssl", "req", "-x509", *ec, "-days", "3650", "-subj", "/CN=test-ca",
-             "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"))
-        _run("openssl", "req", *ec, "-subj", "/CN=server", "-keyout", str(d / "server.key"),
-             "-out", str(d / "server.csr"))
-        (d / "srv.ext").write_text("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
-                                   "extendedKeyUsage=serverAuth\n")
-        _run("openssl", "x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.crt"),
-             "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "3650",
-             "-extfile", str(d / "srv.ext"), "-out", str(d / "server.crt"))
+        make_certs(self.dir)
 
     def _server(self):
         d = self.dir
@@ -351,16 +370,7 @@ class Testbed:
     # -- for tests ---------------------------------------------------------------------
     def profile(self, remote=SERVER_IP, port=VPN_PORT, extra=""):
         """Client profile text (CA inline) for this server."""
-        ca = (self.dir / "ca.crt").read_text()
-        return textwrap.dedent(f"""\
-            client
-            dev tun
-            proto udp
-            remote {remote} {port}
-            nobind
-            remote-cert-tls server
-            verb 3
-            """) + extra + f"<ca>\n{ca}</ca>\n"
+        return client_profile(self.dir, remote, port, extra)
 
     def pending(self, user, timeout=30):
         """Wait for the server to defer @user's web authentication; (control, reason) paths."""

@@ -8,16 +8,7 @@ import json
 import pytest
 
 import vpnlib
-
-HELLO = "microvm-test-init: hello from user space"
-
-
-def assert_booted_to_user_space(r):
-    assert r["rc"] == 0, f"{r['cmd']}: {r['rc']}\n{r['stdout'][-3000:]}\n{r['stderr']}"
-    assert "Run /init as init process" in r["stdout"], r["stdout"][-3000:]
-    assert HELLO in r["stdout"]            # guest user space ran: a real KVM, not PVM
-    assert "guest stopped: poweroff" in r["stderr"], r["stderr"]
-    assert "PVM" not in r["stderr"]        # no PVM workaround on a real KVM
+from conftest import assert_booted_to_user_space, assert_up_agent_down, assert_vpn_connected
 
 
 @pytest.mark.check("run")
@@ -41,33 +32,15 @@ def test_run_two_cpus(check):
 
 @pytest.mark.check("up_defaults")
 def test_up_without_vm_options_picks_kvm_and_the_agent_answers(check):
-    up = check["up"]
-    assert up["rc"] == 0, up["stdout"] + up["stderr"]
-    assert "microvm is up" in up["stdout"], up["stdout"]
-    assert "using the nsbox backend" not in up["stderr"]
+    assert_up_agent_down(check)
+    assert "using the nsbox backend" not in check["up"]["stderr"]
     # this build's kernel and image, found by their cache keys, not a stale newer entry
-    assert "note:" not in up["stderr"], up["stderr"]
-    st = check["status"]
-    assert st["rc"] == 0, st["stderr"]
-    s = json.loads(st["stdout"])
-    assert s["hypervisor"] == "KVM", s
-    assert s["vm_running"] and s["agent_reachable"], s   # the agent answered a ping over vsock
-    console = check["console"]["stdout"]
-    assert "microvm-agent: listening (vsock)" in console, console[-3000:]
-    # the appliance boots `quiet` (the kernel's info lines cost a trapped write per byte);
-    # init and the agent still speak, and a panic still shows (test_guest_kernel_panic_...)
-    assert "Run /init" not in console and "Linux version" not in console, console[-3000:]
-    assert check["down"]["rc"] == 0, check["down"]["stderr"]
-    assert not check["left"], "microvm processes left after down"
+    assert "note:" not in check["up"]["stderr"], check["up"]["stderr"]
 
 
 @pytest.mark.check("vpn")
 def test_vpn_up_with_profile_only(check):
-    up = check["up"]
-    assert up["rc"] == 0, up["stdout"] + up["stderr"]
-    assert "VPN connected, tunnel address 10.77.8." in up["stdout"], up["stdout"]
-    s = json.loads(check["status"]["stdout"])
-    assert s["hypervisor"] == "KVM" and s["vpn"]["state"] == "connected", s
+    assert_vpn_connected(check)
     # the server saw the client come from the client namespace: virtio-net -> libslirp -> veth
     assert f"{vpnlib.CLIENT_IP}:" in check["server_log"]
     assert "alice" in check["server_log"]
