@@ -42,7 +42,7 @@ def test_build_installs_only_the_build_group(tmp_path):
 
 
 @pytest.mark.parametrize("target, groups", [
-    ("windows", {"build", "image", "windows"}),
+    ("windows", {"build", "image", "windows", "rust"}),
     ("bench", {"build", "bench"}),
     ("kernel", {"kernel"}),
     ("rust", {"build", "image", "rust"}),

@@ -61,4 +61,4 @@ def test_image_build_shows_progress_on_a_terminal(build_dir, tmp_path):
 
 def test_kernel_build_uses_it():
     text = (TOP / "guest/kernel/build.sh").read_text()
-    assert 'progress "kernel: building vmlinux and bzImage" mk' in text
+    assert 'progress "kernel: building vmlinux and $boot_image" mk' in text
