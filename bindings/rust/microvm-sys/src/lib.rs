@@ -218,7 +218,7 @@ extern "C" {
     // runtime.h
     pub fn mvm_config_init_sized(cfg: *mut mvm_config, size: size_t);
     pub fn mvm_backend_default() -> *const c_char;
-    pub fn mvm_vm_create(cfg: *const mvm_config) -> *mut mvm_vm;
+    pub fn mvm_vm_new(cfg: *const mvm_config) -> *mut mvm_vm;
     pub fn mvm_vm_start(vm: *mut mvm_vm) -> c_int;
     pub fn mvm_vm_stop(vm: *mut mvm_vm, timeout_ms: c_int) -> c_int;
     pub fn mvm_vm_kill(vm: *mut mvm_vm) -> c_int;
@@ -228,7 +228,7 @@ extern "C" {
     pub fn mvm_vm_stats(vm: *mut mvm_vm, buf: *mut c_char, len: size_t) -> c_int;
     pub fn mvm_vm_hypervisor(vm: *mut mvm_vm) -> *const c_char;
     pub fn mvm_vm_vsock(vm: *mut mvm_vm) -> *mut mvm_vsock;
-    pub fn mvm_vm_destroy(vm: *mut mvm_vm);
+    pub fn mvm_vm_free(vm: *mut mvm_vm);
     pub fn mvm_exit_reason_name(reason: mvm_exit_reason) -> *const c_char;
     pub fn mvm_console_subscribe(vm: *mut mvm_vm, cb: mvm_console_cb, opaque: *mut c_void) -> c_int;
     pub fn mvm_console_subscribe_fd(vm: *mut mvm_vm, fd: c_int) -> c_int;
