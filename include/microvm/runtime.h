@@ -236,6 +236,24 @@ MVM_API void mvm_console_unsubscribe(mvm_vm *vm, int id);
  */
 MVM_API int mvm_console_drain(mvm_vm *vm, int timeout_ms);
 
+/* Bytes of the most recent console output a VM keeps (replayed to a new subscriber). */
+#define MVM_CONSOLE_KEPT	(64 * 1024)
+
+/**
+ * mvm_console_read() - copy out what the console holds now, without subscribing
+ * @vm:		the VM
+ * @buf:	where to (at least @size bytes)
+ * @size:	at most this many: the most recent bytes when the console holds more
+ *		(%MVM_CONSOLE_KEPT is enough for all of it)
+ * @total:	if not NULL, set to the number of bytes the guest has written to the console
+ *		since the VM was made (more than the console holds once it has wrapped)
+ *
+ * A snapshot taken in one step: output arriving meanwhile is either wholly in or wholly out.
+ *
+ * Return: bytes copied (0: no output yet), or -errno.
+ */
+MVM_API long mvm_console_read(mvm_vm *vm, void *buf, size_t size, uint64_t *total);
+
 /** mvm_console_write() - type into the guest's console. Return: bytes accepted or -errno. */
 MVM_API long mvm_console_write(mvm_vm *vm, const void *data, size_t len);
 

@@ -1214,6 +1214,19 @@ long mvm_manager_console_write(mvm_manager *m, const void *data, size_t len)
 	return ret;
 }
 
+long mvm_manager_console_read(mvm_manager *m, void *buf, size_t size, uint64_t *total)
+{
+	long ret;
+
+	pthread_rwlock_rdlock(&m->life);
+	if (m->vm)
+		ret = mvm_console_read(m->vm, buf, size, total);
+	else
+		ret = mgr_no_console(m);
+	pthread_rwlock_unlock(&m->life);
+	return ret;
+}
+
 void mvm_manager_console_unsubscribe(mvm_manager *m, int id)
 {
 	pthread_rwlock_rdlock(&m->life);

@@ -510,6 +510,17 @@ int mvm_console_drain(mvm_vm *vm, int timeout_ms)
 	return console_drain(vm->console, timeout_ms);
 }
 
+/**
+ * mvm_console_read() - copy out what the console holds now (see runtime.h)
+ * Return: bytes copied, or -EINVAL.
+ */
+long mvm_console_read(mvm_vm *vm, void *buf, size_t size, uint64_t *total)
+{
+	if (!vm || (!buf && size))
+		return mvm_set_error(-EINVAL, "mvm_console_read: no VM or no buffer");
+	return (long)console_read(vm->console, buf, size, total);
+}
+
 long mvm_console_write(mvm_vm *vm, const void *data, size_t len)
 {
 	if (!vm->ops->console_write)

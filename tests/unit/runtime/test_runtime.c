@@ -325,6 +325,8 @@ static void cb(void *opaque, const uint8_t *data, size_t len, uint64_t lost)
 static void test_console_through_vm(void **state)
 {
 	static char got[64];
+	static char snap[MVM_CONSOLE_KEPT];
+	uint64_t total;
 	mvm_vm *vm = make(1);
 	struct fake *f = last_fake;
 
@@ -333,6 +335,12 @@ static void test_console_through_vm(void **state)
 	assert_true(mvm_console_subscribe(vm, cb, got) >= 0);
 	assert_int_equal(mvm_console_drain(vm, 5000), 0);
 	assert_string_equal(got, "booted\n");
+	/* the snapshot call: what is there now, no subscription */
+	memset(snap, 0, sizeof(snap));
+	assert_int_equal(mvm_console_read(vm, snap, sizeof(snap), &total), 7);
+	assert_memory_equal(snap, "booted\n", 7);
+	assert_int_equal(total, 7);
+	assert_int_equal(mvm_console_read(vm, NULL, 1, NULL), -EINVAL);
 	assert_int_equal(mvm_console_write(vm, "ls\n", 3), 3);
 	assert_int_equal(f->typed_len, 3);
 	assert_null(mvm_vm_vsock(vm));		/* the fake has no vsock */

@@ -234,6 +234,7 @@ extern "C" {
     pub fn mvm_console_subscribe_fd(vm: *mut mvm_vm, fd: c_int) -> c_int;
     pub fn mvm_console_unsubscribe(vm: *mut mvm_vm, id: c_int);
     pub fn mvm_console_drain(vm: *mut mvm_vm, timeout_ms: c_int) -> c_int;
+    pub fn mvm_console_read(vm: *mut mvm_vm, buf: *mut c_void, size: size_t, total: *mut u64) -> c_long;
     pub fn mvm_console_write(vm: *mut mvm_vm, data: *const c_void, len: size_t) -> c_long;
 
     // vsock.h
@@ -299,6 +300,7 @@ extern "C" {
     pub fn mvm_manager_socks_credentials(m: *mut mvm_manager, user: *mut c_char, pass: *mut c_char);
     pub fn mvm_manager_console_subscribe(m: *mut mvm_manager, cb: mvm_console_cb, opaque: *mut c_void) -> c_int;
     pub fn mvm_manager_console_write(m: *mut mvm_manager, data: *const c_void, len: size_t) -> c_long;
+    pub fn mvm_manager_console_read(m: *mut mvm_manager, buf: *mut c_void, size: size_t, total: *mut u64) -> c_long;
     pub fn mvm_manager_console_unsubscribe(m: *mut mvm_manager, id: c_int);
     pub fn mvm_manager_free(m: *mut mvm_manager);
     pub fn mvm_vpn_state_name(state: mvm_vpn_state) -> *const c_char;
