@@ -218,8 +218,10 @@ size_t console_read(struct console *con, void *buf, size_t size, uint64_t *total
 		n = size;
 	off = (size_t)((con->head - n) % CONSOLE_RING_SIZE);
 	first = CONSOLE_RING_SIZE - off < n ? CONSOLE_RING_SIZE - off : n;
-	memcpy(out, con->ring + off, first);
-	memcpy(out + first, con->ring, n - first);
+	if (n) {	/* @buf may be NULL when @size is 0 */
+		memcpy(out, con->ring + off, first);
+		memcpy(out + first, con->ring, n - first);
+	}
 	if (total)
 		*total = con->head;
 	pthread_mutex_unlock(&con->lock);
