@@ -7,6 +7,8 @@
  * answers; each request is answered on libuv's thread pool (up_work()), so a `vpn connect`
  * that waits for OpenVPN does not block `status`.  A `console` client is streamed from the
  * loop: the console's delivery thread queues bytes and wakes the loop with a uv_async.
+ * A `console_read` (console --no-follow) is an ordinary request whose answer line is followed by
+ * the raw bytes of one mvm_manager_console_read() snapshot.
  * SIGINT/SIGTERM (uv_signal) or `microvm down` stop the loop; the VM is stopped and the
  * answers in flight get out before the process exits.  With --detach the process forks after parsing its options; the parent returns
  * once the child serves its control socket (or reports why it could not).  On a terminal,
