@@ -54,7 +54,7 @@ int main(int argc, char **argv)
 		return run_usage();
 	cfg.rootfs_path = argv[i];
 	cfg.box_argv = (const char *const *)&argv[i + 1];
-	vm = mvm_vm_create(&cfg);
+	vm = mvm_vm_new(&cfg);
 	if (!vm) {
 		fprintf(stderr, "nsbox-run: %s\n", mvm_last_error());
 		return 1;
@@ -62,7 +62,7 @@ int main(int argc, char **argv)
 	mvm_console_subscribe(vm, run_console, NULL);
 	if (mvm_vm_start(vm)) {
 		fprintf(stderr, "nsbox-run: %s\n", mvm_last_error());
-		mvm_vm_destroy(vm);
+		mvm_vm_free(vm);
 		return 1;
 	}
 	if (mvm_vm_wait(vm, timeout_s * 1000, &reason)) {
@@ -70,6 +70,6 @@ int main(int argc, char **argv)
 		mvm_vm_stop(vm, 2000);
 		mvm_vm_wait(vm, -1, &reason);
 	}
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 	return reason == MVM_EXIT_POWEROFF ? 0 : 1;
 }

@@ -242,6 +242,13 @@ MVM_API int mvm_manager_console_subscribe(mvm_manager *m, mvm_console_cb cb, voi
  */
 MVM_API long mvm_manager_console_write(mvm_manager *m, const void *data, size_t len);
 
+/**
+ * mvm_manager_console_read() - copy out what the guest console holds now (see
+ * mvm_console_read())
+ * Return: bytes copied, or -errno (-ENOTSUP in attach mode: no console there).
+ */
+MVM_API long mvm_manager_console_read(mvm_manager *m, void *buf, size_t size, uint64_t *total);
+
 /** mvm_manager_console_unsubscribe() - stop a subscription. */
 MVM_API void mvm_manager_console_unsubscribe(mvm_manager *m, int id);
 

@@ -16,7 +16,7 @@
  * Callbacks of one VM therefore run one at a time: a callback should hand the bytes off
  * quickly, since while it blocks the VM's other subscribers wait (the guest never does).  A
  * callback may call mvm_console_unsubscribe() (for its own subscription or another) but not
- * mvm_vm_destroy() (which waits for that thread).
+ * mvm_vm_free() (which waits for that thread).
  */
 #ifndef MICROVM_RUNTIME_H
 #define MICROVM_RUNTIME_H
@@ -107,7 +107,7 @@ struct mvm_config {
  *
  * Call it through mvm_config_init(), which passes the size.  A caller built against older
  * headers passes a smaller struct and gets the defaults of the fields it knows; the library
- * gives every newer field its default in mvm_vm_create().
+ * gives every newer field its default in mvm_vm_new().
  */
 MVM_API void mvm_config_init_sized(struct mvm_config *cfg, size_t size);
 
@@ -117,19 +117,19 @@ MVM_API void mvm_config_init_sized(struct mvm_config *cfg, size_t size);
 /**
  * mvm_backend_default() - the backend MVM_BACKEND_AUTO would pick on this machine
  *
- * Nothing is created; the same checks as mvm_vm_create() with MVM_BACKEND_AUTO run.
+ * Nothing is created; the same checks as mvm_vm_new() with MVM_BACKEND_AUTO run.
  * Return: its name ("KVM", "nsbox", "WSL2", "HVF"), a static string, or NULL with
  * mvm_last_error() set when no backend can run here.
  */
 MVM_API const char *mvm_backend_default(void);
 
 /**
- * mvm_vm_create() - check the config and prepare a VM (nothing runs yet)
+ * mvm_vm_new() - check the config and prepare a VM (nothing runs yet)
  * @cfg:	filled by mvm_config_init() first, then changed field by field
  * Return: the VM, or NULL with mvm_last_error() set (missing kernel, bad sizes, no /dev/kvm,
  * a @cfg not initialised or from newer headers than this library...).
  */
-MVM_API mvm_vm *mvm_vm_create(const struct mvm_config *cfg);
+MVM_API mvm_vm *mvm_vm_new(const struct mvm_config *cfg);
 
 /** mvm_vm_start() - start the guest. Return: 0 or -errno. */
 MVM_API int mvm_vm_start(mvm_vm *vm);
@@ -156,7 +156,7 @@ MVM_API enum mvm_state mvm_vm_state(mvm_vm *vm);
 /**
  * mvm_vm_exit_detail() - one line from the backend about why the guest stopped
  * ("triple fault", "KVM internal error ..."), "" if it has nothing to add.
- * Return: a string valid until mvm_vm_destroy().
+ * Return: a string valid until mvm_vm_free().
  */
 MVM_API const char *mvm_vm_exit_detail(mvm_vm *vm);
 
@@ -178,8 +178,8 @@ MVM_API const char *mvm_vm_hypervisor(mvm_vm *vm);
 /** mvm_vm_vsock() - the VM's vsock client (owned by the VM; valid until destroy). */
 MVM_API mvm_vsock *mvm_vm_vsock(mvm_vm *vm);
 
-/** mvm_vm_destroy() - kill if needed and free everything. */
-MVM_API void mvm_vm_destroy(mvm_vm *vm);
+/** mvm_vm_free() - kill if needed and free everything. */
+MVM_API void mvm_vm_free(mvm_vm *vm);
 
 #ifdef _WIN32
 /**
@@ -235,6 +235,24 @@ MVM_API void mvm_console_unsubscribe(mvm_vm *vm, int id);
  * Return: 0, or -ETIMEDOUT.
  */
 MVM_API int mvm_console_drain(mvm_vm *vm, int timeout_ms);
+
+/* Bytes of the most recent console output a VM keeps (replayed to a new subscriber). */
+#define MVM_CONSOLE_KEPT	(64 * 1024)
+
+/**
+ * mvm_console_read() - copy out what the console holds now, without subscribing
+ * @vm:		the VM
+ * @buf:	where to (at least @size bytes)
+ * @size:	at most this many: the most recent bytes when the console holds more
+ *		(%MVM_CONSOLE_KEPT is enough for all of it)
+ * @total:	if not NULL, set to the number of bytes the guest has written to the console
+ *		since the VM was made (more than the console holds once it has wrapped)
+ *
+ * A snapshot taken in one step: output arriving meanwhile is either wholly in or wholly out.
+ *
+ * Return: bytes copied (0: no output yet), or -errno.
+ */
+MVM_API long mvm_console_read(mvm_vm *vm, void *buf, size_t size, uint64_t *total);
 
 /** mvm_console_write() - type into the guest's console. Return: bytes accepted or -errno. */
 MVM_API long mvm_console_write(mvm_vm *vm, const void *data, size_t len);

@@ -260,14 +260,14 @@ int cli_run(int argc, char **argv)
 	if (!cfg.cmdline)
 		cfg.cmdline = "console=ttyS0 reboot=t panic=-1";
 	/* Without --kernel the backend finds the project's kernel and image (docs/kvm.md). */
-	vm = mvm_vm_create(&cfg);
+	vm = mvm_vm_new(&cfg);
 	if (!vm) {
 		fprintf(stderr, "microvm run: %s\n", mvm_last_error());
 		return CLI_EXIT_FAIL;
 	}
 	if (mvm_console_subscribe_fd(vm, STDOUT_FILENO) < 0) {
 		fprintf(stderr, "microvm run: cannot attach the console\n");
-		mvm_vm_destroy(vm);
+		mvm_vm_free(vm);
 		return CLI_EXIT_FAIL;
 	}
 	memset(&sa, 0, sizeof(sa));
@@ -291,7 +291,7 @@ int cli_run(int argc, char **argv)
 		if (tty)
 			tcsetattr(STDIN_FILENO, TCSANOW, &saved);
 		fprintf(stderr, "microvm run: %s\n", mvm_last_error());
-		mvm_vm_destroy(vm);
+		mvm_vm_free(vm);
 		return CLI_EXIT_FAIL;
 	}
 	run_forward_input(vm, tty);
@@ -306,6 +306,6 @@ int cli_run(int argc, char **argv)
 			mvm_vm_exit_detail(vm)[0] ? ")" : "");
 	if (want_stats && mvm_vm_stats(vm, stats, sizeof(stats)) > 0)
 		fprintf(stderr, "%s", stats);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 	return status;
 }

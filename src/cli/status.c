@@ -10,7 +10,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #ifdef _WIN32
 #include <windows.h>
@@ -56,8 +55,8 @@ static const char *const st_help[] = {
 	"On a terminal the keys go to the guest as typed (Ctrl-C too); Ctrl-] quits.  Not\n"
 	"available when 'microvm up' attached to an agent without a VM.\n"
 	"\n"
-	"  --no-follow    print what the console holds now and exit (once it has been quiet\n"
-	"                 for half a second, at most 5 s); nothing is sent to the guest\n"
+	"  --no-follow    print what the console holds now (the last 64 KiB at most) and exit\n"
+	"                 at once; nothing is sent to the guest\n"
 	"\n"
 	"Examples:\n"
 	"  microvm console\n"
@@ -272,33 +271,71 @@ int cli_down(int argc, char **argv)
 }
 
 /**
- * st_console_dump() - console bytes to stdout until the console is quiet (--no-follow)
- * @c:	control connection in console mode
+ * st_console_ask() - send the request @cmd of the console family on @c, take its answer line
+ * @c:		control connection
+ * @cmd:	"console" or "console_read"
  *
- * The appliance replays the last 64 KiB at once, then sends live output: stop once nothing
- * came for ST_DUMP_QUIET_MS, or after ST_DUMP_MAX_MS whatever a chatty guest does.
- *
- * Return: 0, or -1 if stdout failed.
+ * Return: the `{"ok":true,...}` answer (the caller deletes it; raw bytes follow it), or NULL
+ * after saying why.
  */
-#define ST_DUMP_QUIET_MS	500
-#define ST_DUMP_MAX_MS		5000
+static cJSON *st_console_ask(ctl_conn c, const char *cmd)
+{
+	cJSON *req, *resp = NULL;
+	int ret;
+
+	req = cJSON_CreateObject();
+	cJSON_AddStringToObject(req, "cmd", cmd);
+	ret = ctl_send(c, req);
+	cJSON_Delete(req);
+	if (ret || ctl_recv(c, &resp) || !st_bool(resp, "ok")) {
+		if (resp)
+			ctl_print_error("console", resp);
+		else
+			fprintf(stderr, "microvm console: no answer\n");
+		cJSON_Delete(resp);
+		return NULL;
+	}
+	return resp;
+}
+
+/**
+ * st_console_dump() - `console --no-follow`: print what the console holds now, then return
+ * @c:	control connection (no request sent yet)
+ *
+ * Asks `console_read` (docs/appliance.md): the answer line gives the number of bytes, the
+ * console's contents at that instant (the last 64 KiB at most), which follow it raw.
+ *
+ * Return: 0, or -1 (no answer, an error answer, a short read, or stdout failed).
+ */
+#define ST_DUMP_READ_MS		5000	/* the bytes follow the answer at once */
 static int st_console_dump(ctl_conn c)
 {
-	struct timespec t0, now;
+	cJSON *resp, *bytes;
+	size_t want, got = 0;
 	char buf[4096];
 	long n;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >=
-		    ST_DUMP_MAX_MS)
-			break;	/* a guest that never pauses */
-		n = ctl_read(c, buf, sizeof(buf), ST_DUMP_QUIET_MS);
-		if (n <= 0)
-			break;
+	resp = st_console_ask(c, "console_read");
+	if (!resp)
+		return -1;
+	bytes = cJSON_GetObjectItemCaseSensitive(resp, "bytes");
+	if (!cJSON_IsNumber(bytes) || bytes->valuedouble < 0 || bytes->valuedouble > (1 << 30)) {
+		fprintf(stderr, "microvm console: bad answer\n");
+		cJSON_Delete(resp);
+		return -1;
+	}
+	want = (size_t)bytes->valuedouble;
+	cJSON_Delete(resp);
+	while (got < want) {
+		n = ctl_read(c, buf, want - got < sizeof(buf) ? want - got : sizeof(buf),
+			     ST_DUMP_READ_MS);
+		if (n <= 0) {
+			fprintf(stderr, "microvm console: the console's bytes were cut short\n");
+			return -1;
+		}
 		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
 			return -1;
+		got += (size_t)n;
 	}
 	return fflush(stdout) ? -1 : 0;
 }
@@ -438,7 +475,7 @@ int cli_console(int argc, char **argv)
 {
 	const char *control = NULL;
 	char path[PATH_MAX];
-	cJSON *req, *resp = NULL;
+	cJSON *resp;
 	bool no_follow = false;
 	ctl_conn c;
 	int ret;
@@ -452,24 +489,18 @@ int cli_console(int argc, char **argv)
 		fprintf(stderr, "microvm console: not running (cannot reach %s)\n", path);
 		return CLI_EXIT_FAIL;
 	}
-	req = cJSON_CreateObject();
-	cJSON_AddStringToObject(req, "cmd", "console");
-	ret = ctl_send(c, req);
-	cJSON_Delete(req);
-	if (ret || ctl_recv(c, &resp) || !st_bool(resp, "ok")) {
-		if (resp)
-			ctl_print_error("console", resp);
-		else
-			fprintf(stderr, "microvm console: no answer\n");
-		cJSON_Delete(resp);
+	if (no_follow) {
+		ret = st_console_dump(c) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+		ctl_close(c);
+		return ret;
+	}
+	resp = st_console_ask(c, "console");
+	if (!resp) {
 		ctl_close(c);
 		return CLI_EXIT_FAIL;
 	}
 	cJSON_Delete(resp);
-	if (no_follow)
-		ret = st_console_dump(c) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
-	else
-		st_console_pump(c);
+	st_console_pump(c);
 	ctl_close(c);
-	return ret;
+	return CLI_EXIT_OK;
 }

@@ -7,6 +7,8 @@
  * answers; each request is answered on libuv's thread pool (up_work()), so a `vpn connect`
  * that waits for OpenVPN does not block `status`.  A `console` client is streamed from the
  * loop: the console's delivery thread queues bytes and wakes the loop with a uv_async.
+ * A `console_read` (console --no-follow) is an ordinary request whose answer line is followed by
+ * the raw bytes of one mvm_manager_console_read() snapshot.
  * SIGINT/SIGTERM (uv_signal) or `microvm down` stop the loop; the VM is stopped and the
  * answers in flight get out before the process exits.  With --detach the process forks after parsing its options; the parent returns
  * once the child serves its control socket (or reports why it could not).  On a terminal,
@@ -266,6 +268,7 @@ static const char *up_str(const cJSON *o, const char *key)
  * @in_len/@in_cap: their length and the buffer's size
  * @req:	the request on the thread pool
  * @resp:	its answer
+ * @raw/@raw_len: bytes that follow the answer line (`console_read`), or NULL
  * @busy:	a request is on the thread pool (reading is paused meanwhile)
  * @done:	`down` answered: close and stop once the answer is out
  * @eof:	the client went away while @busy: close once the answer is back
@@ -285,6 +288,8 @@ struct up_client {
 	char *in;
 	size_t in_len, in_cap;
 	cJSON *req, *resp;
+	char *raw;
+	size_t raw_len;
 	bool busy, done, eof, closing;
 	int console_id;
 	uv_async_t async;
@@ -336,8 +341,10 @@ static cJSON *up_handle(struct up_client *c, cJSON *req, bool *done)
 	const char *cmd = up_str(req, "cmd"), *name, *content, *user, *pass;
 	struct mvm_vpn_info info;
 	cJSON *resp, *arr;
+	uint64_t total;
 	char **names;
 	size_t n, i;
+	long got;
 	int ret;
 
 	if (!cmd)
@@ -386,6 +393,23 @@ static cJSON *up_handle(struct up_client *c, cJSON *req, bool *done)
 		for (i = 0; i < n; i++)
 			cJSON_AddItemToArray(arr, cJSON_CreateString(names[i]));
 		mvm_manager_free_list(names, n);
+		return resp;
+	}
+	if (!strcmp(cmd, "console_read")) {
+		/* what the console holds now: the answer line says how many raw bytes follow */
+		c->raw = malloc(MVM_CONSOLE_KEPT);
+		if (!c->raw)
+			return up_err("out of memory");
+		got = mvm_manager_console_read(u->m, c->raw, MVM_CONSOLE_KEPT, &total);
+		if (got < 0) {
+			free(c->raw);
+			c->raw = NULL;
+			return up_err("no console");
+		}
+		c->raw_len = (size_t)got;
+		resp = up_ok();
+		cJSON_AddNumberToObject(resp, "bytes", (double)got);
+		cJSON_AddNumberToObject(resp, "total", (double)total);
 		return resp;
 	}
 	if (!strcmp(cmd, "down")) {
@@ -618,15 +642,25 @@ static void up_after_work(uv_work_t *w, int status)
 {
 	struct up_client *c = w->data;
 	int ret = -1, then = UP_THEN_MORE;
+	size_t raw_len = c->raw_len;
+	char *raw = c->raw;
 
 	c->busy = false;
 	if (c->done)
 		then = UP_THEN_STOP;
 	else if (c->eof || c->u->stopping)
 		then = UP_THEN_CLOSE;	/* the answer still goes out (if anyone reads it) */
+	c->raw = NULL;
+	c->raw_len = 0;
 	if (c->resp) {
-		ret = up_reply(c, c->resp, then);
+		/* raw bytes after the answer line: the last write says what follows */
+		ret = up_reply(c, c->resp, raw_len ? UP_THEN_MORE : then);
+		if (raw_len && !ret)
+			ret = up_write(c, raw, raw_len, then);
+		else
+			free(raw);
 	} else {
+		free(raw);
 		up_client_close(c);	/* out of memory */
 		if (then == UP_THEN_STOP)
 			up_shutdown(c->u);

@@ -718,7 +718,7 @@ static void mgr_release_locked(struct mvm_manager *m)
 	mvm_socks_free(m->socks);
 	m->socks = NULL;
 	if (m->vm)
-		mvm_vm_destroy(m->vm);
+		mvm_vm_free(m->vm);
 	else if (m->attached)
 		mvm_vsock_free(m->vs);
 	m->vm = NULL;
@@ -739,7 +739,7 @@ int mvm_manager_start_vm(mvm_manager *m)
 		ret = mgr_fail(m, -EBUSY, "a VM is already running");
 		goto out;
 	}
-	m->vm = mvm_vm_create(&m->vm_cfg);
+	m->vm = mvm_vm_new(&m->vm_cfg);
 	if (!m->vm) {
 		ret = mgr_fail(m, -EINVAL, "cannot create the VM: %s", mvm_last_error());
 		goto out;
@@ -1208,6 +1208,19 @@ long mvm_manager_console_write(mvm_manager *m, const void *data, size_t len)
 	pthread_rwlock_rdlock(&m->life);
 	if (m->vm)
 		ret = mvm_console_write(m->vm, data, len);
+	else
+		ret = mgr_no_console(m);
+	pthread_rwlock_unlock(&m->life);
+	return ret;
+}
+
+long mvm_manager_console_read(mvm_manager *m, void *buf, size_t size, uint64_t *total)
+{
+	long ret;
+
+	pthread_rwlock_rdlock(&m->life);
+	if (m->vm)
+		ret = mvm_console_read(m->vm, buf, size, total);
 	else
 		ret = mgr_no_console(m);
 	pthread_rwlock_unlock(&m->life);

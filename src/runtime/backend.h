@@ -58,10 +58,10 @@ void mvm_vm_exited(mvm_vm *vm, enum mvm_exit_reason reason, const char *detail);
 void mvm_vm_console_output(mvm_vm *vm, const void *data, size_t len);
 
 /**
- * mvm_vm_create_ops() - create a VM on the given backend, bypassing the table
+ * mvm_vm_new_ops() - create a VM on the given backend, bypassing the table
  * (for tests with a fake backend, and for backends that wrap another)
  * Return: the VM, or NULL with mvm_last_error() set.
  */
-mvm_vm *mvm_vm_create_ops(const struct mvm_backend_ops *ops, const struct mvm_config *cfg);
+mvm_vm *mvm_vm_new_ops(const struct mvm_backend_ops *ops, const struct mvm_config *cfg);
 
 #endif

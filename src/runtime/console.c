@@ -19,6 +19,8 @@
  * overwritten bytes a subscriber had not seen yet (it is more than a ring behind), the cursor
  * jumps to the oldest byte still kept and the jump is added to its lost counter, passed with the
  * next delivery.  A new subscriber starts at the oldest kept byte, which replays the last 64 KiB.
+ * console_read() copies those kept bytes out once, under the lock, for a caller that wants what
+ * is there now and no stream (`microvm console --no-follow`).
  *
  * - A callback subscriber is called on the loop thread, without the lock, one chunk at a
  *   time; all callbacks of a console share that thread, so a callback must hand the bytes off
@@ -193,6 +195,37 @@ uint64_t console_total(struct console *con)
 	h = con->head;
 	pthread_mutex_unlock(&con->lock);
 	return h;
+}
+
+/**
+ * console_read() - copy out what the ring holds now, without subscribing
+ * @con:	console
+ * @buf/@size:	where to; when the ring holds more than @size bytes, the most recent ones
+ * @total:	if not NULL, set to console_total() at the same instant
+ *
+ * One copy under the lock, so a producer writing meanwhile is either wholly in or wholly out.
+ *
+ * Return: bytes copied (0 for a console that has had no output yet).
+ */
+size_t console_read(struct console *con, void *buf, size_t size, uint64_t *total)
+{
+	uint8_t *out = buf;
+	size_t n, off, first;
+
+	pthread_mutex_lock(&con->lock);
+	n = con->head < CONSOLE_RING_SIZE ? (size_t)con->head : CONSOLE_RING_SIZE;
+	if (n > size)
+		n = size;
+	off = (size_t)((con->head - n) % CONSOLE_RING_SIZE);
+	first = CONSOLE_RING_SIZE - off < n ? CONSOLE_RING_SIZE - off : n;
+	if (n) {	/* @buf may be NULL when @size is 0 */
+		memcpy(out, con->ring + off, first);
+		memcpy(out + first, con->ring, n - first);
+	}
+	if (total)
+		*total = con->head;
+	pthread_mutex_unlock(&con->lock);
+	return n;
 }
 
 /** console_on_loop() - whether the caller is the delivery thread (lock held) */

@@ -11,7 +11,7 @@
 #include "microvm/runtime.h"
 
 /* Bytes kept for late subscribers (and the most a subscriber can lag behind). */
-#define CONSOLE_RING_SIZE	(64 * 1024)
+#define CONSOLE_RING_SIZE	MVM_CONSOLE_KEPT
 
 struct console;
 
@@ -23,5 +23,6 @@ int console_subscribe_fd(struct console *con, int fd);
 void console_unsubscribe(struct console *con, int id);
 int console_drain(struct console *con, int timeout_ms);
 uint64_t console_total(struct console *con);
+size_t console_read(struct console *con, void *buf, size_t size, uint64_t *total);
 
 #endif

@@ -191,12 +191,12 @@ const char *mvm_backend_default(void)
 }
 
 /**
- * mvm_vm_create_ops() - create a VM on a given backend (the runtime's tests use a fake one)
+ * mvm_vm_new_ops() - create a VM on a given backend (the runtime's tests use a fake one)
  * @ops:	the backend
  * @cfg:	config from mvm_config_init(), of the caller's size (docs/library.md, "ABI rules")
  * Return: the VM, or NULL with mvm_last_error() set.
  */
-mvm_vm *mvm_vm_create_ops(const struct mvm_backend_ops *ops, const struct mvm_config *cfg)
+mvm_vm *mvm_vm_new_ops(const struct mvm_backend_ops *ops, const struct mvm_config *cfg)
 {
 	struct mvm_config c;
 	mvm_vm *vm;
@@ -234,11 +234,11 @@ err_free:
 }
 
 /**
- * mvm_vm_create() - check the config and prepare a VM (nothing runs yet)
+ * mvm_vm_new() - check the config and prepare a VM (nothing runs yet)
  * @cfg:	config from mvm_config_init() (copied as needed by the backend)
  * Return: the VM, or NULL with mvm_last_error() set.
  */
-mvm_vm *mvm_vm_create(const struct mvm_config *cfg)
+mvm_vm *mvm_vm_new(const struct mvm_config *cfg)
 {
 	const struct mvm_backend_ops *ops;
 	struct mvm_config c;
@@ -249,7 +249,7 @@ mvm_vm *mvm_vm_create(const struct mvm_config *cfg)
 	ops = mvm_backend_pick(c.backend, c.quiet);
 	if (!ops)
 		return NULL;
-	return mvm_vm_create_ops(ops, &c);
+	return mvm_vm_new_ops(ops, &c);
 }
 
 /**
@@ -414,7 +414,7 @@ enum mvm_state mvm_vm_state(mvm_vm *vm)
 
 /**
  * mvm_vm_exit_detail() - the backend's one-line explanation of the exit ("" if none)
- * Return: a string valid until mvm_vm_destroy().
+ * Return: a string valid until mvm_vm_free().
  */
 const char *mvm_vm_exit_detail(mvm_vm *vm)
 {
@@ -462,9 +462,9 @@ mvm_vsock *mvm_vm_vsock(mvm_vm *vm)
 }
 
 /**
- * mvm_vm_destroy() - kill if needed, then free everything
+ * mvm_vm_free() - kill if needed, then free everything
  */
-void mvm_vm_destroy(mvm_vm *vm)
+void mvm_vm_free(mvm_vm *vm)
 {
 	if (!vm)
 		return;
@@ -508,6 +508,17 @@ void mvm_console_unsubscribe(mvm_vm *vm, int id)
 int mvm_console_drain(mvm_vm *vm, int timeout_ms)
 {
 	return console_drain(vm->console, timeout_ms);
+}
+
+/**
+ * mvm_console_read() - copy out what the console holds now (see runtime.h)
+ * Return: bytes copied, or -EINVAL.
+ */
+long mvm_console_read(mvm_vm *vm, void *buf, size_t size, uint64_t *total)
+{
+	if (!vm || (!buf && size))
+		return mvm_set_error(-EINVAL, "mvm_console_read: no VM or no buffer");
+	return (long)console_read(vm->console, buf, size, total);
 }
 
 long mvm_console_write(mvm_vm *vm, const void *data, size_t len)

@@ -503,7 +503,7 @@ int main(int argc, char **argv)
 	cfg.cmdline = "console=ttyS0 vsockguest.connect=9000";
 	cfg.mem_mib = 64;
 	cfg.quiet = true;
-	vm = mvm_vm_create(&cfg);
+	vm = mvm_vm_new(&cfg);
 	if (!vm) {
 		printf("FAIL boot: %s\n", mvm_last_error());
 		return 1;
@@ -516,11 +516,11 @@ int main(int argc, char **argv)
 	}
 	if (mvm_vm_start(vm) || !wait_for("vsock-guest: ready", 60)) {
 		printf("FAIL boot: the guest did not become ready\n");
-		mvm_vm_destroy(vm);
+		mvm_vm_free(vm);
 		return 1;
 	}
 	rc = run_scenarios(vs, argc, argv, 2);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 	return rc;
 }
 

@@ -141,7 +141,7 @@ def test_abi(installed):
     names = [line.split()[-1] for line in syms if line.strip()]
     funcs = [n for n in names if not n.startswith("MICROVM_")]
     assert "mvm_version@@MICROVM_0.2" in funcs
-    assert "mvm_vm_create@@MICROVM_0.2" in funcs
+    assert "mvm_vm_new@@MICROVM_0.2" in funcs
     bad = [n for n in funcs if not (n.startswith("mvm_") and n.endswith("@@MICROVM_0.2"))]
     assert not bad, f"exported beyond the API: {bad}"
     # internal helpers stay inside

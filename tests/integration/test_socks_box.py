@@ -49,6 +49,24 @@ def shell_rootfs(rootfs, tmp_path_factory):
     return box
 
 
+def box_up(microvm_bin, rootfs, tmp_path, script, *extra):
+    """`microvm up` on the nsbox backend running @script in the box; returns (env, process)."""
+    env = dict(os.environ, MICROVM_CONTROL=str(tmp_path / "ctl.sock"))
+    up = subprocess.Popen([str(microvm_bin), "up", "--backend", "nsbox", "--rootfs", str(rootfs),
+                           "--socks", f"127.0.0.1:{free_port()}", "--box-exec", script, *extra],
+                          env=env, text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT)
+    return env, up
+
+
+def box_gone(up):
+    """End of a test: make sure `up` is gone (killed if the test did not get it down)."""
+    if up.poll() is None:
+        up.kill()
+        up.wait()
+    up.stdout.close()
+
+
 def test_box_status_console_relay_down(microvm_bin, rootfs, tmp_path):
     env = dict(os.environ, MICROVM_CONTROL=str(tmp_path / "ctl.sock"))
     port = free_port()
@@ -150,6 +168,42 @@ def test_console_input_reaches_the_box(microvm_bin, rootfs, tmp_path):
         up.stdout.close()
 
 
+def test_console_no_follow_prints_what_is_there_and_exits(microvm_bin, shell_rootfs, tmp_path):
+    """`microvm console --no-follow` against a guest that never stops talking: it prints the
+    console's contents at that instant (the agent's start-up line, the ticks so far) and
+    exits at once, rather than waiting for a quiet console (which never comes here)."""
+    env, up = box_up(microvm_bin, shell_rootfs, tmp_path,
+                     "/usr/bin/microvm-agent --transport tcp --listen 127.0.0.1 "
+                     "--auth-secret-fd 4 & "
+                     "i=0; while :; do i=$((i+1)); echo \"tick $i\"; sleep 0.05; done")
+
+    def ticks(out):
+        return [int(l.split()[1]) for l in out.splitlines()
+                if l.startswith("tick ") and l.split()[1].isdigit()]
+    try:
+        wait_line(up, "microvm is up", 60)
+        runs = []
+        for _ in range(2):
+            time.sleep(0.3)         # a few more ticks between the two snapshots
+            start = time.monotonic()
+            r = subprocess.run([str(microvm_bin), "console", "--no-follow"], env=env,
+                               capture_output=True, text=True, timeout=30)
+            runs.append((r, time.monotonic() - start))
+        for r, took in runs:
+            assert r.returncode == 0, r.stderr
+            assert took < 2, f"--no-follow took {took:.1f} s: it waited for a quiet console"
+            assert "microvm-agent" in r.stdout, r.stdout
+            t = ticks(r.stdout)
+            assert t and t == list(range(t[0], t[0] + len(t))), r.stdout   # none missing
+        # each run is a snapshot of its own instant: the second one sees later ticks
+        assert ticks(runs[1][0].stdout)[-1] > ticks(runs[0][0].stdout)[-1]
+        assert subprocess.run([str(microvm_bin), "down"], env=env, capture_output=True,
+                              timeout=30).returncode == 0
+        assert up.wait(timeout=30) == 0
+    finally:
+        box_gone(up)
+
+
 def test_vm_only_options_get_a_notice_under_nsbox(microvm_bin, shell_rootfs, tmp_path):
     # the box exits at once (no agent): `up` fails, but first says what it ignores
     r = subprocess.run([str(microvm_bin), "up", "--backend", "nsbox", "--rootfs",
@@ -171,14 +225,9 @@ def test_down_kills_a_box_that_ignores_sigterm(microvm_bin, shell_rootfs, tmp_pa
     ignores SIGTERM (so does its `sleep`), so stop_vm must kill it after --stop-timeout."""
     import uuid
     token = uuid.uuid4().hex
-    env = dict(os.environ, MICROVM_CONTROL=str(tmp_path / "ctl.sock"))
     script = ("trap '' TERM; /usr/bin/microvm-agent --transport tcp --listen 127.0.0.1 --auth-secret-fd 4 & "
               f"while :; do sleep 1; done; : {token}")
-    up = subprocess.Popen([str(microvm_bin), "up", "--backend", "nsbox", "--rootfs",
-                           str(shell_rootfs), "--socks", f"127.0.0.1:{free_port()}",
-                           "--box-exec", script, "--stop-timeout", "1.5"],
-                          env=env, text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT)
+    env, up = box_up(microvm_bin, shell_rootfs, tmp_path, script, "--stop-timeout", "1.5")
 
     def box_alive():
         for p in pathlib.Path("/proc").iterdir():
@@ -202,10 +251,7 @@ def test_down_kills_a_box_that_ignores_sigterm(microvm_bin, shell_rootfs, tmp_pa
         assert "the VM did not stop within 1500 ms: killed it" in out, out
         assert not box_alive()
     finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
-        up.stdout.close()
+        box_gone(up)
 
 
 @pytest.mark.parametrize("host_loopback", [False, True], ids=["default", "net-host-loopback"])

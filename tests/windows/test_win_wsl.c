@@ -114,7 +114,7 @@ static mvm_vm *vm_new(const char *image, struct console_buf *con)
 	mvm_config_init(&cfg);
 	cfg.backend = MVM_BACKEND_WSL;
 	cfg.rootfs_path = image;
-	vm = mvm_vm_create(&cfg);
+	vm = mvm_vm_new(&cfg);
 	if (vm && con) {
 		pthread_mutex_init(&con->lock, NULL);
 		con->len = 0;
@@ -136,7 +136,7 @@ static void start_fails(const char *mode, int rc, const char *want)
 		CHECK(mvm_vm_start(vm) == rc);
 		CHECK(strstr(mvm_last_error(), want) != NULL);
 		CHECK(mvm_vm_state(vm) == MVM_STATE_STOPPED);
-		mvm_vm_destroy(vm);
+		mvm_vm_free(vm);
 	}
 	setenv_win("FAKE_WSL_MODE", NULL);
 	CHECK(slurp("distros") == NULL);
@@ -157,14 +157,14 @@ static void test_no_wsl(void)
 	mvm_config_init(&cfg);
 	cfg.backend = MVM_BACKEND_WSL;
 	cfg.quiet = true;
-	CHECK(mvm_vm_create(&cfg) == NULL);
+	CHECK(mvm_vm_new(&cfg) == NULL);
 	CHECK(strstr(mvm_last_error(), "WSL is not installed") != NULL);
 	cfg.backend = MVM_BACKEND_AUTO;
-	CHECK(mvm_vm_create(&cfg) == NULL);
+	CHECK(mvm_vm_new(&cfg) == NULL);
 	CHECK(strstr(mvm_last_error(), "no usable backend") != NULL);
 	CHECK(strstr(mvm_last_error(), "wsl.exe not found") != NULL);
 	cfg.backend = MVM_BACKEND_KVM;
-	CHECK(mvm_vm_create(&cfg) == NULL);
+	CHECK(mvm_vm_new(&cfg) == NULL);
 	CHECK(strstr(mvm_last_error(), "not available in this build") != NULL);
 	CHECK(mvm_wsl_uninstall() == -ENOENT);
 }
@@ -209,14 +209,14 @@ static void test_not_imported_no_rootfs(void)
 	setenv_win("MICROVM_WSL_EXE", fake_exe);
 	mvm_config_init(&cfg);
 	cfg.backend = MVM_BACKEND_AUTO;	/* AUTO on Windows is WSL2 */
-	vm = mvm_vm_create(&cfg);	/* no rootfs.tar.gz next to this program either */
+	vm = mvm_vm_new(&cfg);	/* no rootfs.tar.gz next to this program either */
 	CHECK(vm != NULL);
 	if (!vm)
 		return;
 	CHECK(strcmp(mvm_vm_hypervisor(vm), "WSL2") == 0);
 	CHECK(mvm_vm_start(vm) == -ENOENT);
 	CHECK(strstr(mvm_last_error(), "not imported") != NULL);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 }
 
 /* the rootfs vanished between create and start: wsl --import fails, start says so */
@@ -235,7 +235,7 @@ static void test_import_fails(void)
 	CHECK(strstr(mvm_last_error(), "cannot read") != NULL);
 	CHECK(MoveFileA(gone, rootfs));
 	CHECK(slurp("distros") == NULL);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 }
 
 /*
@@ -321,7 +321,7 @@ static void test_import_run_stop(void)
 	CHECK(mvm_vm_stop(vm, 10000) == 0);
 	CHECK(mvm_vm_wait(vm, 0, &reason) == 0);
 	CHECK(reason == MVM_EXIT_POWEROFF);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 }
 
 /* second start: already imported from this image (no second import); kill terminates */
@@ -346,7 +346,7 @@ static void test_reuse_and_kill(void)
 	CHECK(mvm_vm_wait(vm, 10000, &reason) == 0);
 	CHECK(reason == MVM_EXIT_KILLED);
 	CHECK(count("terminate microvm") == 1);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 }
 
 /* a newer image replaces the distro (unregister + import); the profiles stay */
@@ -371,14 +371,14 @@ static void test_upgrade_keeps_profiles(void)
 	CHECK(mvm_vm_stop(vm, 10000) == 0);
 	CHECK(mvm_vm_wait(vm, 0, &reason) == 0);
 	CHECK(reason == MVM_EXIT_POWEROFF);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 	/* and the same image again: no import */
 	vm = vm_new(rootfs2, &con);
 	CHECK(vm && mvm_vm_start(vm) == 0);
 	CHECK(count("import microvm ") == 2);
 	if (vm) {
 		CHECK(mvm_vm_kill(vm) == 0);
-		mvm_vm_destroy(vm);
+		mvm_vm_free(vm);
 	}
 }
 
@@ -399,7 +399,7 @@ static void test_port_taken_on_windows(void)
 		CHECK(mvm_vm_start(vm) == -ETIMEDOUT);
 		CHECK(strstr(mvm_last_error(), "did not answer on 127.0.0.1:1025 within 3 s") != NULL);
 		CHECK(mvm_vm_state(vm) == MVM_STATE_STOPPED);
-		mvm_vm_destroy(vm);
+		mvm_vm_free(vm);
 	}
 	setenv_win("MICROVM_WSL_START_TIMEOUT", "30");
 	closesocket(s);
@@ -427,7 +427,7 @@ static void test_agent_exits_early(void)
 		      != NULL);
 		CHECK(strstr(mvm_last_error(), "cannot create /mnt/c/") != NULL);
 		CHECK(mvm_vm_state(vm) == MVM_STATE_STOPPED);
-		mvm_vm_destroy(vm);
+		mvm_vm_free(vm);
 	}
 	CHECK(DeleteFileA(dir));
 	CHECK(MoveFileA(keep, dir));
@@ -445,7 +445,7 @@ static void test_disabled_after_import(void)
 		CHECK(mvm_vm_start(vm) == -ENODEV);
 		CHECK(strstr(mvm_last_error(), "\"Virtual Machine Platform\"") != NULL);
 		CHECK(strstr(mvm_last_error(), "CreateInstance") != NULL);
-		mvm_vm_destroy(vm);
+		mvm_vm_free(vm);
 	}
 	setenv_win("FAKE_WSL_MODE", NULL);
 }
@@ -583,7 +583,7 @@ static void test_start_timeout(void)
 	CHECK(strstr(mvm_last_error(), "the agent did not answer on 127.0.0.1:1025 within 2 s")
 	      != NULL);
 	CHECK(mvm_vm_state(vm) == MVM_STATE_STOPPED);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 	setenv_win("FAKE_WSL_MODE", NULL);
 	setenv_win("MICROVM_WSL_START_TIMEOUT", "30");
 }
@@ -627,7 +627,7 @@ static void test_rootfs_next_to_program(void)
 		CHECK(count(beside) == 1);	/* imported from there */
 		CHECK(mvm_vm_stop(vm, 10000) == 0);
 		CHECK(mvm_vm_wait(vm, 0, &reason) == 0 && reason == MVM_EXIT_POWEROFF);
-		mvm_vm_destroy(vm);
+		mvm_vm_free(vm);
 	}
 	CHECK(DeleteFileA(beside));
 	CHECK(mvm_wsl_uninstall() == 0);

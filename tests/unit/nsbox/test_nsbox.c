@@ -236,7 +236,7 @@ static mvm_vm *box_new(const char *rootfs, const char *const *argv, bool net,
 	/* the test servers listen on the host's 127.0.0.1, reached as 10.0.2.2: the mapping
 	 * is off by default (test_socks_box.py checks that side) */
 	cfg.net_host_loopback = net;
-	vm = mvm_vm_create_ops(&mvm_nsbox_backend, &cfg);
+	vm = mvm_vm_new_ops(&mvm_nsbox_backend, &cfg);
 	if (!vm)
 		fprintf(stderr, "create: %s\n", mvm_last_error());
 	assert_non_null(vm);
@@ -364,7 +364,7 @@ static void test_box_basics(void **state)
 	assert_int_equal(reason, MVM_EXIT_POWEROFF);
 	/* Once stopped, connects fail at once. */
 	assert_true(mvm_vsock_connect(mvm_vm_vsock(vm), 1025, 1000) < 0);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 	assert_int_equal(box_processes_now(), 0);	/* at once */
 }
 
@@ -426,7 +426,7 @@ static void test_box_net_slirp(void **state)
 	assert_true(console_wait(&con, "reply=hello-from-host", 100));
 	assert_true(console_wait(&con, "eth0\nlo\n", 100));	/* the box's own /sys */
 	assert_string_equal(h.got, "hello-from-box\n");
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 	assert_int_equal(box_processes_now(), 0);	/* at once */
 }
 
@@ -480,7 +480,7 @@ static void test_box_kill_targz(void **state)
 	assert_int_equal(mvm_vm_wait(vm, 1000, &reason), 0);
 	assert_int_equal(reason, MVM_EXIT_KILLED);
 	assert_int_equal(box_processes_now(), 0);	/* at once */
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s/unpack)\"", workdir);
 	assert_int_equal(run(cmd), 0);
 
@@ -488,7 +488,7 @@ static void test_box_kill_targz(void **state)
 	vm = box_new(tgz, fresh, false, &con);
 	assert_int_equal(mvm_vm_wait(vm, 5000, &reason), 0);
 	assert_true(console_wait(&con, "fresh", 100));
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 	snprintf(cmd, sizeof(cmd), "test $(ls %s/cache/nsbox | wc -l) = 1", workdir);
 	assert_int_equal(run(cmd), 0);
 }
@@ -521,7 +521,7 @@ static void test_box_overlay_fallback(void **state)
 	assert_true(console_wait(&con, "fallback-ok", 100));
 	snprintf(cmd, sizeof(cmd), "test -e %s/unpack/*/root/w", workdir);	/* the private copy */
 	assert_int_equal(run(cmd), 0);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s/unpack)\"", workdir);
 	assert_int_equal(run(cmd), 0);
 }
@@ -542,7 +542,7 @@ static void test_box_readonly_dir(void **state)
 	vm = box_new(rootdir, argv, false, &con);
 	assert_int_equal(mvm_vm_wait(vm, 5000, &reason), 0);
 	assert_true(console_wait(&con, "ro\ntmp-ok\nnameserver 10.0.2.3", 100));
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 }
 
 static void test_box_errors(void **state)
@@ -569,16 +569,16 @@ static void test_box_errors(void **state)
 	mvm_config_init(&cfg);
 	cfg.rootfs_path = rootdir;
 	cfg.box_argv = missing;
-	assert_null(mvm_vm_create_ops(&mvm_nsbox_backend, &cfg));
+	assert_null(mvm_vm_new_ops(&mvm_nsbox_backend, &cfg));
 	assert_non_null(strstr(mvm_last_error(), "/bin/nope"));
 	cfg.box_argv = relative;
-	assert_null(mvm_vm_create_ops(&mvm_nsbox_backend, &cfg));
+	assert_null(mvm_vm_new_ops(&mvm_nsbox_backend, &cfg));
 	cfg.box_argv = missing;
 	cfg.rootfs_path = "/nonexistent/rootfs.tar.gz";
-	assert_null(mvm_vm_create_ops(&mvm_nsbox_backend, &cfg));
+	assert_null(mvm_vm_new_ops(&mvm_nsbox_backend, &cfg));
 	assert_non_null(strstr(mvm_last_error(), "/nonexistent"));
 	cfg.rootfs_path = NULL;		/* and no image in $MICROVM_CACHE/image */
-	assert_null(mvm_vm_create_ops(&mvm_nsbox_backend, &cfg));
+	assert_null(mvm_vm_new_ops(&mvm_nsbox_backend, &cfg));
 	assert_non_null(strstr(mvm_last_error(), "make image"));
 	/* With a built image, no rootfs means the newest one. */
 	snprintf(cmd, sizeof(cmd), "mkdir -p %s/cache/image/old %s/cache/image/new && "
@@ -587,12 +587,12 @@ static void test_box_errors(void **state)
 		 workdir, workdir, workdir, workdir, workdir, workdir);
 	assert_int_equal(run(cmd), 0);
 	cfg.box_argv = exits0;
-	vm = mvm_vm_create_ops(&mvm_nsbox_backend, &cfg);
+	vm = mvm_vm_new_ops(&mvm_nsbox_backend, &cfg);
 	assert_non_null(vm);
 	assert_int_equal(mvm_vm_start(vm), 0);
 	assert_int_equal(mvm_vm_wait(vm, 5000, &reason), 0);
 	assert_int_equal(reason, MVM_EXIT_POWEROFF);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s/cache/image", workdir);
 	assert_int_equal(run(cmd), 0);
 
@@ -602,17 +602,17 @@ static void test_box_errors(void **state)
 	assert_int_equal(reason, MVM_EXIT_POWEROFF);
 	assert_true(console_wait(&con, "exited with status 3, restarting", 100));
 	assert_true(console_wait(&con, "second-run", 100));
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 
 	/* The agent's contract: exit 101 asks for a reboot, 100 for power off. */
 	vm = box_new(rootdir, reboots, false, &con);
 	assert_int_equal(mvm_vm_wait(vm, 5000, &reason), 0);
 	assert_int_equal(reason, MVM_EXIT_REBOOT);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 	vm = box_new(rootdir, powers_off, false, &con);
 	assert_int_equal(mvm_vm_wait(vm, 5000, &reason), 0);
 	assert_int_equal(reason, MVM_EXIT_POWEROFF);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 
 	/* One that keeps crashing is restarted with back-off until stopped. */
 	vm = box_new(rootdir, crashes, false, &con);
@@ -623,7 +623,7 @@ static void test_box_errors(void **state)
 	assert_int_equal(mvm_vm_wait(vm, 1000, &reason), 0);
 	assert_int_equal(reason, MVM_EXIT_POWEROFF);
 	assert_true(time(NULL) - t0 <= 2);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 	assert_int_equal(box_processes_now(), 0);	/* at once */
 }
 
@@ -655,7 +655,7 @@ static void test_box_host_signals(void **state)
 	assert_int_equal(mvm_vm_stop(vm, 5000), 0);
 	assert_int_equal(mvm_vm_wait(vm, 1000, &reason), 0);
 	assert_int_equal(reason, MVM_EXIT_POWEROFF);	/* not an error from a failed waitpid */
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 	assert_int_equal(box_processes_now(), 0);
 }
 
@@ -692,7 +692,7 @@ static int rootless_child(void)
 	cfg.backend = MVM_BACKEND_NSBOX;
 	cfg.rootfs_path = tgz;
 	cfg.box_argv = argv;
-	vm = mvm_vm_create_ops(&mvm_nsbox_backend, &cfg);
+	vm = mvm_vm_new_ops(&mvm_nsbox_backend, &cfg);
 	if (!vm) {
 		fprintf(stderr, "rootless create: %s\n", mvm_last_error());
 		return 11;
@@ -707,7 +707,7 @@ static int rootless_child(void)
 	if (mvm_vm_wait(vm, 10000, &reason) || reason != MVM_EXIT_POWEROFF)
 		return 13;
 	ok = console_wait(&con, "uid=0 map=", 100) && console_wait(&con, " 0 65534 1\n", 100);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 	return ok ? 0 : 14;
 }
 
@@ -764,10 +764,10 @@ static void test_auto_picks_nsbox(void **state)
 	cfg.rootfs_path = rootdir;
 	cfg.box_argv = argv;
 	cfg.quiet = true;
-	vm = mvm_vm_create(&cfg);
+	vm = mvm_vm_new(&cfg);
 	assert_non_null(vm);
 	assert_string_equal(mvm_vm_hypervisor(vm), "nsbox");
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 }
 
 int main(void)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_console.c - console fan-out: replay, slow subscribers (callbacks and blocked
- * descriptors), unsubscribe (from other threads and from callbacks), fd subscribers.
+ * descriptors), unsubscribe (from other threads and from callbacks), fd subscribers, and
+ * console_read() snapshots (empty, partial, wrapped, smaller buffers).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -106,6 +107,71 @@ static void test_replay_keeps_only_last_64k(void **state)
 	assert_int_equal(console_total(con), sizeof(data));
 	console_free(con);
 	sink_fini(&late);
+}
+
+static void test_read_empty_console(void **state)
+{
+	struct console *con = console_new();
+	uint8_t buf[16];
+	uint64_t total = 99;
+
+	(void)state;
+	memset(buf, 0xaa, sizeof(buf));
+	assert_int_equal(console_read(con, buf, sizeof(buf), &total), 0);
+	assert_int_equal(total, 0);
+	assert_int_equal(buf[0], 0xaa);		/* nothing written */
+	assert_int_equal(console_read(con, NULL, 0, NULL), 0);
+	console_free(con);
+}
+
+static void test_read_before_wrap(void **state)
+{
+	struct console *con = console_new();
+	uint8_t buf[64];
+	uint64_t total;
+
+	(void)state;
+	console_output(con, "hello ", 6);
+	console_output(con, "world", 5);
+	assert_int_equal(console_read(con, buf, sizeof(buf), &total), 11);
+	assert_memory_equal(buf, "hello world", 11);
+	assert_int_equal(total, 11);
+	/* a smaller buffer gets the most recent bytes */
+	assert_int_equal(console_read(con, buf, 5, NULL), 5);
+	assert_memory_equal(buf, "world", 5);
+	assert_int_equal(console_read(con, buf, 0, &total), 0);
+	assert_int_equal(total, 11);
+	console_free(con);
+}
+
+static void test_read_after_wrap(void **state)
+{
+	struct console *con = console_new();
+	static uint8_t data[150001], buf[CONSOLE_RING_SIZE + 100];
+	uint64_t total;
+	size_t i, n;
+
+	(void)state;
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 13 + i / 251);
+	/* odd pieces, so that the ring's end falls inside a write and the head is unaligned */
+	for (i = 0; i < sizeof(data); i += n) {
+		n = sizeof(data) - i < 7919 ? sizeof(data) - i : 7919;
+		console_output(con, data + i, n);
+	}
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(console_read(con, buf, sizeof(buf), &total), CONSOLE_RING_SIZE);
+	assert_int_equal(total, sizeof(data));
+	assert_memory_equal(buf, data + sizeof(data) - CONSOLE_RING_SIZE, CONSOLE_RING_SIZE);
+	/* a buffer smaller than the ring, across the wrap point (head % size != 0) */
+	assert_int_equal(console_read(con, buf, 40000, NULL), 40000);
+	assert_memory_equal(buf, data + sizeof(data) - 40000, 40000);
+	/* one write larger than the ring keeps only its tail */
+	console_output(con, data, sizeof(data));
+	assert_int_equal(console_read(con, buf, sizeof(buf), &total), CONSOLE_RING_SIZE);
+	assert_int_equal(total, 2 * sizeof(data));
+	assert_memory_equal(buf, data + sizeof(data) - CONSOLE_RING_SIZE, CONSOLE_RING_SIZE);
+	console_free(con);
 }
 
 static void test_slow_subscriber_loses_bytes_not_the_guest(void **state)
@@ -386,6 +452,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_late_subscriber_gets_replay),
 		cmocka_unit_test(test_replay_keeps_only_last_64k),
+		cmocka_unit_test(test_read_empty_console),
+		cmocka_unit_test(test_read_before_wrap),
+		cmocka_unit_test(test_read_after_wrap),
 		cmocka_unit_test(test_slow_subscriber_loses_bytes_not_the_guest),
 		cmocka_unit_test(test_unsubscribe_stops_delivery),
 		cmocka_unit_test(test_unsubscribe_from_own_callback),

@@ -111,7 +111,7 @@ static mvm_vm *make(uint32_t cpus)
 
 	mvm_config_init(&cfg);
 	cfg.cpus = cpus;
-	return mvm_vm_create_ops(&fake_ops, &cfg);
+	return mvm_vm_new_ops(&fake_ops, &cfg);
 }
 
 static void test_config_defaults(void **state)
@@ -149,7 +149,7 @@ static void test_config_from_older_headers(void **state)
 	for (size_t i = 0; i < sizeof(cfg) - old; i++)
 		assert_int_equal(tail[i], 0x5a);	/* init wrote only the caller's bytes */
 	cfg.mem_mib = 512;
-	vm = mvm_vm_create_ops(&fake_ops, &cfg);
+	vm = mvm_vm_new_ops(&fake_ops, &cfg);
 	assert_non_null(vm);
 	assert_int_equal(last_cfg.size, sizeof(struct mvm_config));
 	assert_int_equal(last_cfg.mem_mib, 512);
@@ -159,7 +159,7 @@ static void test_config_from_older_headers(void **state)
 	assert_false(last_cfg.quiet);
 	assert_null(last_cfg.vsock_uds_path);
 	assert_null(last_cfg.box_argv);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 }
 
 /* A caller built against newer headers than this library: refused, with the reason. */
@@ -176,10 +176,10 @@ static void test_config_from_newer_headers(void **state)
 	assert_int_equal(big.cfg.size, sizeof(big));
 	assert_int_equal(big.cfg.mem_mib, 256);
 	assert_int_equal(big.newer_field, 0);	/* zeroed: the library does not know it */
-	assert_null(mvm_vm_create_ops(&fake_ops, &big.cfg));
+	assert_null(mvm_vm_new_ops(&fake_ops, &big.cfg));
 	assert_non_null(strstr(mvm_last_error(), "struct mvm_config of"));
 	assert_non_null(strstr(mvm_last_error(), "newer headers than this libmicrovm"));
-	assert_null(mvm_vm_create(&big.cfg));
+	assert_null(mvm_vm_new(&big.cfg));
 	assert_non_null(strstr(mvm_last_error(), "newer headers"));
 }
 
@@ -191,10 +191,10 @@ static void test_config_not_initialised(void **state)
 	(void)state;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.mem_mib = 256;
-	assert_null(mvm_vm_create_ops(&fake_ops, &cfg));
+	assert_null(mvm_vm_new_ops(&fake_ops, &cfg));
 	assert_string_equal(mvm_last_error(),
 			    "struct mvm_config has size 0: fill it with mvm_config_init() first");
-	assert_null(mvm_vm_create(&cfg));
+	assert_null(mvm_vm_new(&cfg));
 	assert_non_null(strstr(mvm_last_error(), "mvm_config_init() first"));
 }
 
@@ -217,9 +217,9 @@ static void test_create_error_passes_message(void **state)
 	(void)state;
 	mvm_config_init(&cfg);
 	cfg.mem_mib = 0;
-	assert_null(mvm_vm_create_ops(&fake_ops, &cfg));
+	assert_null(mvm_vm_new_ops(&fake_ops, &cfg));
 	assert_string_equal(mvm_last_error(), "fake: no memory");
-	assert_null(mvm_vm_create(NULL));
+	assert_null(mvm_vm_new(NULL));
 }
 
 static void test_lifecycle_guest_exits(void **state)
@@ -244,7 +244,7 @@ static void test_lifecycle_guest_exits(void **state)
 	assert_string_equal(mvm_vm_exit_detail(vm), "triple fault");
 	assert_int_equal(mvm_vm_state(vm), MVM_STATE_STOPPED);
 	destroyed = 0;
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 	assert_int_equal(destroyed, 1);
 }
 
@@ -261,7 +261,7 @@ static void test_stop_graceful(void **state)
 	assert_false(f->killed);
 	assert_int_equal(mvm_vm_wait(vm, 0, &r), 0);
 	assert_int_equal(r, MVM_EXIT_POWEROFF);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 }
 
 static void test_stop_times_out_then_kills(void **state)
@@ -277,7 +277,7 @@ static void test_stop_times_out_then_kills(void **state)
 	assert_true(f->killed);
 	assert_int_equal(mvm_vm_wait(vm, 0, &r), 0);
 	assert_int_equal(r, MVM_EXIT_KILLED);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 }
 
 static void test_kill_and_destroy_unstarted(void **state)
@@ -292,13 +292,13 @@ static void test_kill_and_destroy_unstarted(void **state)
 	assert_int_equal(mvm_vm_wait(vm, 0, &r), 0);
 	assert_int_equal(r, MVM_EXIT_KILLED);
 	assert_int_equal(mvm_vm_start(vm), -EBUSY);
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 
 	vm = make(1);
 	assert_int_equal(mvm_vm_start(vm), 0);
 	f = last_fake;
-	mvm_vm_destroy(vm);			/* destroy of a running VM kills it first */
-	mvm_vm_destroy(NULL);
+	mvm_vm_free(vm);			/* destroy of a running VM kills it first */
+	mvm_vm_free(NULL);
 }
 
 static void test_start_failure_is_error(void **state)
@@ -311,7 +311,7 @@ static void test_start_failure_is_error(void **state)
 	assert_int_equal(mvm_vm_wait(vm, 0, &r), 0);
 	assert_int_equal(r, MVM_EXIT_ERROR);
 	assert_string_equal(mvm_vm_exit_detail(vm), "fake: cannot start");
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 }
 
 static void cb(void *opaque, const uint8_t *data, size_t len, uint64_t lost)
@@ -325,6 +325,8 @@ static void cb(void *opaque, const uint8_t *data, size_t len, uint64_t lost)
 static void test_console_through_vm(void **state)
 {
 	static char got[64];
+	static char snap[MVM_CONSOLE_KEPT];
+	uint64_t total;
 	mvm_vm *vm = make(1);
 	struct fake *f = last_fake;
 
@@ -333,10 +335,16 @@ static void test_console_through_vm(void **state)
 	assert_true(mvm_console_subscribe(vm, cb, got) >= 0);
 	assert_int_equal(mvm_console_drain(vm, 5000), 0);
 	assert_string_equal(got, "booted\n");
+	/* the snapshot call: what is there now, no subscription */
+	memset(snap, 0, sizeof(snap));
+	assert_int_equal(mvm_console_read(vm, snap, sizeof(snap), &total), 7);
+	assert_memory_equal(snap, "booted\n", 7);
+	assert_int_equal(total, 7);
+	assert_int_equal(mvm_console_read(vm, NULL, 1, NULL), -EINVAL);
 	assert_int_equal(mvm_console_write(vm, "ls\n", 3), 3);
 	assert_int_equal(f->typed_len, 3);
 	assert_null(mvm_vm_vsock(vm));		/* the fake has no vsock */
-	mvm_vm_destroy(vm);
+	mvm_vm_free(vm);
 }
 
 int main(void)

@@ -218,7 +218,7 @@ extern "C" {
     // runtime.h
     pub fn mvm_config_init_sized(cfg: *mut mvm_config, size: size_t);
     pub fn mvm_backend_default() -> *const c_char;
-    pub fn mvm_vm_create(cfg: *const mvm_config) -> *mut mvm_vm;
+    pub fn mvm_vm_new(cfg: *const mvm_config) -> *mut mvm_vm;
     pub fn mvm_vm_start(vm: *mut mvm_vm) -> c_int;
     pub fn mvm_vm_stop(vm: *mut mvm_vm, timeout_ms: c_int) -> c_int;
     pub fn mvm_vm_kill(vm: *mut mvm_vm) -> c_int;
@@ -228,12 +228,13 @@ extern "C" {
     pub fn mvm_vm_stats(vm: *mut mvm_vm, buf: *mut c_char, len: size_t) -> c_int;
     pub fn mvm_vm_hypervisor(vm: *mut mvm_vm) -> *const c_char;
     pub fn mvm_vm_vsock(vm: *mut mvm_vm) -> *mut mvm_vsock;
-    pub fn mvm_vm_destroy(vm: *mut mvm_vm);
+    pub fn mvm_vm_free(vm: *mut mvm_vm);
     pub fn mvm_exit_reason_name(reason: mvm_exit_reason) -> *const c_char;
     pub fn mvm_console_subscribe(vm: *mut mvm_vm, cb: mvm_console_cb, opaque: *mut c_void) -> c_int;
     pub fn mvm_console_subscribe_fd(vm: *mut mvm_vm, fd: c_int) -> c_int;
     pub fn mvm_console_unsubscribe(vm: *mut mvm_vm, id: c_int);
     pub fn mvm_console_drain(vm: *mut mvm_vm, timeout_ms: c_int) -> c_int;
+    pub fn mvm_console_read(vm: *mut mvm_vm, buf: *mut c_void, size: size_t, total: *mut u64) -> c_long;
     pub fn mvm_console_write(vm: *mut mvm_vm, data: *const c_void, len: size_t) -> c_long;
 
     // vsock.h
@@ -299,6 +300,7 @@ extern "C" {
     pub fn mvm_manager_socks_credentials(m: *mut mvm_manager, user: *mut c_char, pass: *mut c_char);
     pub fn mvm_manager_console_subscribe(m: *mut mvm_manager, cb: mvm_console_cb, opaque: *mut c_void) -> c_int;
     pub fn mvm_manager_console_write(m: *mut mvm_manager, data: *const c_void, len: size_t) -> c_long;
+    pub fn mvm_manager_console_read(m: *mut mvm_manager, buf: *mut c_void, size: size_t, total: *mut u64) -> c_long;
     pub fn mvm_manager_console_unsubscribe(m: *mut mvm_manager, id: c_int);
     pub fn mvm_manager_free(m: *mut mvm_manager);
     pub fn mvm_vpn_state_name(state: mvm_vpn_state) -> *const c_char;

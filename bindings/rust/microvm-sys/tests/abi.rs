@@ -180,7 +180,7 @@ fn the_library_links_and_answers() {
     let mut big = [0u64; 64];
     // SAFETY: 512 bytes of plain data, more than any mvm_config.
     unsafe { mvm_config_init_sized(big.as_mut_ptr() as *mut mvm_config, std::mem::size_of_val(&big)) };
-    assert!(unsafe { mvm_vm_create(big.as_ptr() as *const mvm_config) }.is_null());
+    assert!(unsafe { mvm_vm_new(big.as_ptr() as *const mvm_config) }.is_null());
     let err = unsafe { std::ffi::CStr::from_ptr(mvm_last_error()) }.to_string_lossy().into_owned();
     assert!(err.contains("newer headers"), "{}", err);
 }

@@ -122,7 +122,7 @@ impl Drop for Vm {
             if let Some((id, _sink)) = self.console.lock().unwrap().take() {
                 sys::mvm_console_unsubscribe(self.ptr, id);
             }
-            sys::mvm_vm_destroy(self.ptr);
+            sys::mvm_vm_free(self.ptr);
         }
     }
 }
@@ -169,7 +169,7 @@ impl VmRuntime {
         let opt_ptr = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
 
         // SAFETY: mvm_config_init fills every field (and the size); the strings outlive
-        // mvm_vm_create, which copies what it keeps.
+        // mvm_vm_new, which copies what it keeps.
         let vm = unsafe {
             let mut cfg = sys::mvm_config_init();
             cfg.backend = opts.backend.to_c();
@@ -184,7 +184,7 @@ impl VmRuntime {
             }
             cfg.net = opts.net;
             cfg.quiet = opts.quiet;
-            sys::mvm_vm_create(&cfg)
+            sys::mvm_vm_new(&cfg)
         };
         if vm.is_null() {
             return Err(Error::Call { errno: libc::EINVAL, msg: last_error() });
