@@ -179,6 +179,22 @@ def test_e_console_shows_the_agent(app):
     assert "microvm-agent" in r.stdout
 
 
+def wsl_list(app):
+    """The distributions the double has registered (`wsl.exe --list --quiet`, UTF-16LE)."""
+    r = subprocess.run([WINE, str(BUILD / "tests/windows/fake_wsl.exe"), "--list", "--quiet"],
+                       env=app.env, capture_output=True, timeout=60)
+    # none left: exit status -1 and "... has no installed distributions" (as wsl.exe)
+    assert r.returncode in (0, 255), r
+    return [ln.strip() for ln in r.stdout.decode("utf-16-le").splitlines()]
+
+
+def test_y_uninstall_is_refused_while_up_runs(app):
+    r = app.run("uninstall")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "microvm down" in r.stderr and "nothing was removed" in r.stderr, r.stderr
+    assert "microvm" in wsl_list(app)
+
+
 def test_z_down_leaves_nothing_running(app, bed):
     r = app.run("down", timeout=90)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -195,3 +211,22 @@ def test_z_down_leaves_nothing_running(app, bed):
     r = app.run("status", "--json")
     assert r.returncode == 1
     assert json.loads(r.stdout)["running"] is False
+
+
+def test_z_uninstall_keeps_the_profiles_unless_purge(app):
+    """After `down`: uninstall unregisters; again: nothing to remove; --purge: profiles go."""
+    r = app.run("uninstall")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "removed the WSL distribution" in r.stdout, r.stdout
+    assert "kept your VPN profiles" in r.stdout, r.stdout
+    assert "microvm" not in wsl_list(app)
+    profile = app.appdir / "state/profiles/corp.ovpn"
+    assert profile.is_file(), list(app.appdir.rglob("*"))
+    r = app.run("uninstall", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout) == {"removed": False, "purged": False}
+    assert profile.is_file()
+    r = app.run("uninstall", "--purge")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "nothing to remove" in r.stdout and "deleted the VPN profiles" in r.stdout, r.stdout
+    assert not app.appdir.exists(), list(app.appdir.rglob("*"))
