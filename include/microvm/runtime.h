@@ -188,8 +188,9 @@ MVM_API void mvm_vm_free(mvm_vm *vm);
  * `wsl.exe --unregister microvm` removes its disk; the agent's state in
  * %LOCALAPPDATA%\microvm\state (the user's profiles) is kept.
  *
- * Return: 0 (also when it was not registered) or -errno with mvm_last_error() set
- * (-ENOENT: WSL is not installed; -ENODEV: WSL cannot run, with the advice).
+ * Return: 1 when it was registered and has been removed, 0 when it was not registered
+ * (nothing to do), or -errno with mvm_last_error() set (-ENOENT: WSL is not installed;
+ * -ENODEV: WSL cannot run, with the advice).
  */
 MVM_API int mvm_wsl_uninstall(void);
 #endif

@@ -7,7 +7,8 @@
  * alone prints the overview (commands and first steps) and succeeds.
  *
  * On Windows (microvm.exe) the same table: `run` boots a kernel with KVM and exists only on
- * Linux, so there it is listed as such and says so when used, rather than vanishing.
+ * Linux, so there it is listed as such and says so when used, rather than vanishing; in the
+ * same way `uninstall` (the WSL distribution) is listed on Linux as Windows-only.
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +22,7 @@ int cli_down(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_vpn(int argc, char **argv);
 int cli_console(int argc, char **argv);
+int cli_uninstall(int argc, char **argv);
 
 #ifdef _WIN32
 /**
@@ -36,8 +38,10 @@ static int cli_linux_only(int argc, char **argv)
 }
 #define CLI_RUN_SUMMARY	"Linux only: boot a kernel in a KVM micro-VM"
 #define cli_run		cli_linux_only
+#define CLI_UNINSTALL_SUMMARY	"remove the appliance's WSL distribution (keeps profiles)"
 #else
 #define CLI_RUN_SUMMARY	"boot a kernel in a KVM micro-VM with its console here"
+#define CLI_UNINSTALL_SUMMARY	"Windows only: remove the appliance's WSL distribution"
 #endif
 
 static const struct cli_command cli_commands[] = {
@@ -48,6 +52,7 @@ static const struct cli_command cli_commands[] = {
 	{ "status", "state of the appliance started with 'up'", cli_status },
 	{ "console", "print the appliance VM's console", cli_console },
 	{ "down", "stop the appliance started with 'up'", cli_down },
+	{ "uninstall", CLI_UNINSTALL_SUMMARY, cli_uninstall },
 };
 
 #define CLI_NCOMMANDS (sizeof(cli_commands) / sizeof(cli_commands[0]))

@@ -11,7 +11,9 @@
  * the raw bytes of one mvm_manager_console_read() snapshot.
  * SIGINT/SIGTERM (uv_signal) or `microvm down` stop the loop; the VM is stopped and the
  * answers in flight get out before the process exits.  With --detach the process forks after parsing its options; the parent returns
- * once the child serves its control socket (or reports why it could not).  On a terminal,
+ * once the child serves its control socket (or reports why it could not).  Windows has no
+ * fork(): there the process starts itself again, detached, and the VPN password goes to
+ * the child through a pipe (see the Windows up_detach()).  On a terminal,
  * starting the VM and connecting the VPN show a progress line (progress.c).
  */
 #include <errno.h>
@@ -31,6 +33,8 @@
 #include <ws2tcpip.h>
 #include <windows.h>
 #include <aclapi.h>
+#include <io.h>
+#include <shellapi.h>
 #define O_CLOEXEC	O_NOINHERIT
 #else
 #include <arpa/inet.h>
@@ -46,6 +50,9 @@
 #include "cli/control.h"
 #include "sandbox/secret.h"
 #include "microvm/manager.h"
+#ifdef _WIN32
+#include "wsl/wsl_cmd.h"	/* wsl_cmdline(): CommandLineToArgvW quoting */
+#endif
 
 int cli_up(int argc, char **argv);
 
@@ -1105,9 +1112,9 @@ static int up_write_secret(struct up_ctx *u)
 	return 0;
 }
 
-#ifndef _WIN32
 /**
- * up_open_log() - the detached process' log: up.log beside the control socket (0600)
+ * up_open_log() - the detached process' log: up.log beside the control socket (0600; on
+ * Windows in %LOCALAPPDATA%\microvm)
  * Return: a descriptor or -1.
  */
 static int up_open_log(struct up_ctx *u)
@@ -1118,7 +1125,6 @@ static int up_open_log(struct up_ctx *u)
 		return -1;
 	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 }
-#endif
 
 /* the manager's config and the VM and SOCKS configs it points to */
 struct up_config {
@@ -1274,11 +1280,6 @@ static int up_parse(int argc, char **argv, struct up_config *cfg, struct up_opts
 		    c == O_BOX_EXEC || c == O_HOST_LOOPBACK || c == O_AGENT_NETNS) {
 			fprintf(stderr, "microvm up: --%s: only on Linux (on Windows the appliance "
 				"runs in WSL2)\n", opts[idx].name);
-			return CLI_EXIT_USAGE;
-		}
-		if (c == O_DETACH) {
-			fprintf(stderr, "microvm up: --detach: not on Windows yet; start "
-				"'microvm up' in a console of its own (or 'start /min microvm up')\n");
 			return CLI_EXIT_USAGE;
 		}
 #endif
@@ -1538,6 +1539,235 @@ static int up_detach(int *ready)
 	return c == 'R' ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
 
+#endif
+
+#ifdef _WIN32
+#define UP_NULL_DEV	"NUL"
+#define UP_READY_ENV	"MICROVM_UP_READY"	/* the detached child's readiness pipe */
+
+/**
+ * up_win_child_cmdline() - the detached child's command line: this process' own arguments
+ * (from GetCommandLineW(), so nothing is lost to the ANSI code page) without --detach, plus
+ * --password-stdin when the password comes through the child's stdin
+ * @pwstdin:	add --password-stdin (unless already there)
+ *
+ * Return: a malloc()ed UTF-16 command line, or NULL.
+ */
+static wchar_t *up_win_child_cmdline(bool pwstdin)
+{
+	char *line = NULL, **args = NULL, self[MAX_PATH * 3];
+	wchar_t **wargv, wself[MAX_PATH], *wline = NULL;
+	int n, i, k = 0, len;
+
+	wargv = CommandLineToArgvW(GetCommandLineW(), &n);
+	args = calloc((size_t)n + 2, sizeof(*args));
+	if (!wargv || !args || !GetModuleFileNameW(NULL, wself, MAX_PATH) ||
+	    !WideCharToMultiByte(CP_UTF8, 0, wself, -1, self, sizeof(self), NULL, NULL))
+		goto out;
+	args[k++] = self;
+	for (i = 1; i < n; i++) {
+		len = WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, NULL, 0, NULL, NULL);
+		if (len <= 0 || !(args[k] = malloc((size_t)len)))
+			goto out;
+		WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, args[k], len, NULL, NULL);
+		if (!strcmp(args[k], "--password-stdin"))
+			pwstdin = false;
+		if (!strcmp(args[k], "--detach")) {
+			free(args[k]);
+			args[k] = NULL;
+		} else {
+			k++;
+		}
+	}
+	if (pwstdin)
+		args[k++] = strdup("--password-stdin");
+	line = malloc(32768);
+	if (!line || (args[k - 1] == NULL) ||
+	    wsl_cmdline(line, 32768, (const char *const *)args) < 0)
+		goto out;
+	len = MultiByteToWideChar(CP_UTF8, 0, line, -1, NULL, 0);
+	wline = len > 0 ? malloc((size_t)len * sizeof(wchar_t)) : NULL;
+	if (wline)
+		MultiByteToWideChar(CP_UTF8, 0, line, -1, wline, len);
+out:
+	if (args)
+		for (i = 1; i < k; i++)
+			free(args[i]);
+	free(args);
+	free(line);
+	LocalFree(wargv);
+	return wline;
+}
+
+/**
+ * up_win_inheritable() - an inheritable duplicate of @h (NULL for NULL / invalid)
+ */
+static HANDLE up_win_inheritable(HANDLE h)
+{
+	HANDLE dup = NULL;
+
+	if (!h || h == INVALID_HANDLE_VALUE ||
+	    !DuplicateHandle(GetCurrentProcess(), h, GetCurrentProcess(), &dup, 0, TRUE,
+			     DUPLICATE_SAME_ACCESS))
+		return NULL;
+	return dup;
+}
+
+/**
+ * up_detach() - Windows: start `microvm up` again as a detached process and wait until it
+ * serves (there is no fork())
+ * @pass:	the VPN password read from stdin or the console, or NULL
+ *
+ * The child runs the same arguments without --detach (up_win_child_cmdline()), in no
+ * console and a process group of its own (DETACHED_PROCESS, CREATE_NEW_PROCESS_GROUP: the
+ * console's Ctrl-C and closing it do not reach it).  It inherits exactly four handles
+ * (PROC_THREAD_ATTRIBUTE_HANDLE_LIST): stdin, the read end of an anonymous pipe that
+ * carries the password (never argv or the environment), or NUL; our stdout and stderr, so
+ * its messages until it serves - and why it failed - appear here as on Linux; and the write
+ * end of the readiness pipe, whose handle value it finds in $MICROVM_UP_READY.  The child
+ * writes "R" there once it serves (up_detached_ready(), after moving its output to up.log);
+ * end of file without "R" means it exited.
+ *
+ * Return: the exit status to return.
+ */
+static int up_detach(const char *pass)
+{
+	SECURITY_ATTRIBUTES sa = { .nLength = sizeof(sa), .bInheritHandle = TRUE };
+	STARTUPINFOEXW si = { .StartupInfo.cb = sizeof(si) };
+	PROCESS_INFORMATION pi;
+	HANDLE rd = NULL, wr = NULL, in = NULL, pw = NULL, out = NULL, err = NULL, list[4];
+	LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
+	wchar_t *cmd = up_win_child_cmdline(pass != NULL);
+	char env[32], c = 0;
+	SIZE_T size = 0;
+	DWORD n;
+	BOOL ok;
+	int ret = CLI_EXIT_FAIL;
+
+	if (!cmd) {
+		fprintf(stderr, "microvm up: --detach: cannot build the command line\n");
+		return CLI_EXIT_FAIL;
+	}
+	/* the readiness pipe: only its write end is inheritable */
+	if (!CreatePipe(&rd, &wr, &sa, 0) || !SetHandleInformation(rd, HANDLE_FLAG_INHERIT, 0))
+		goto fail;
+	if (pass) {
+		if (!CreatePipe(&in, &pw, &sa, 0) ||
+		    !SetHandleInformation(pw, HANDLE_FLAG_INHERIT, 0))
+			goto fail;
+	} else {
+		in = CreateFileA(UP_NULL_DEV, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, &sa,
+				 OPEN_EXISTING, 0, NULL);
+		if (in == INVALID_HANDLE_VALUE) {
+			in = NULL;
+			goto fail;
+		}
+	}
+	out = up_win_inheritable(GetStdHandle(STD_OUTPUT_HANDLE));
+	err = up_win_inheritable(GetStdHandle(STD_ERROR_HANDLE));
+	n = 0;
+	list[n++] = in;
+	list[n++] = wr;
+	if (out)
+		list[n++] = out;
+	if (err)
+		list[n++] = err;
+	InitializeProcThreadAttributeList(NULL, 1, 0, &size);
+	attrs = malloc(size);
+	if (!attrs || !InitializeProcThreadAttributeList(attrs, 1, 0, &size) ||
+	    !UpdateProcThreadAttribute(attrs, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list,
+				       n * sizeof(HANDLE), NULL, NULL))
+		goto fail;
+	si.lpAttributeList = attrs;
+	si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
+	si.StartupInfo.hStdInput = in;
+	si.StartupInfo.hStdOutput = out;
+	si.StartupInfo.hStdError = err;
+	snprintf(env, sizeof(env), "%llu", (unsigned long long)(uintptr_t)wr);
+	fflush(NULL);
+	SetEnvironmentVariableA(UP_READY_ENV, env);
+	ok = CreateProcessW(NULL, cmd, NULL, NULL, TRUE, DETACHED_PROCESS |
+			    CREATE_NEW_PROCESS_GROUP | EXTENDED_STARTUPINFO_PRESENT, NULL, NULL,
+			    &si.StartupInfo, &pi);
+	SetEnvironmentVariableA(UP_READY_ENV, NULL);
+	if (!ok)
+		goto fail;
+	CloseHandle(pi.hThread);
+	/* our copies of the child's ends: EOF on rd when it exits */
+	CloseHandle(wr);
+	CloseHandle(in);
+	wr = in = NULL;
+	if (pw) {
+		size_t len = strlen(pass);
+
+		WriteFile(pw, pass, (DWORD)len, &n, NULL);
+		WriteFile(pw, "\n", 1, &n, NULL);
+		CloseHandle(pw);
+		pw = NULL;
+	}
+	if (ReadFile(rd, &c, 1, &n, NULL) && n == 1 && c == 'R') {
+		ret = CLI_EXIT_OK;
+	} else {
+		DWORD status = 1;
+
+		/* its own messages (on our stderr) said why */
+		WaitForSingleObject(pi.hProcess, 10000);
+		GetExitCodeProcess(pi.hProcess, &status);
+		if (status == STILL_ACTIVE || status == 0)
+			fprintf(stderr, "microvm up: the background 'microvm up' did not start "
+				"(see up.log in %%LOCALAPPDATA%%\\microvm)\n");
+		ret = status == CLI_EXIT_USAGE ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+	}
+	CloseHandle(pi.hProcess);
+	goto out;
+fail:
+	fprintf(stderr, "microvm up: --detach: cannot start the background process (error "
+		"%lu)\n", GetLastError());
+out:
+	if (attrs)
+		DeleteProcThreadAttributeList(attrs);
+	free(attrs);
+	free(cmd);
+	for (HANDLE *h = (HANDLE[]){ rd, wr, in, pw, out, err }, *e = h + 6; h < e; h++)
+		if (*h)
+			CloseHandle(*h);
+	return ret;
+}
+
+/**
+ * up_win_detached_child() - in the child of up_detach(): take over the readiness pipe
+ *
+ * Its handle and our inherited std handles are made non-inheritable, so the programs we
+ * start (wsl.exe) do not hold the parent's output open or the pipe, and $MICROVM_UP_READY
+ * is removed from the environment they get.
+ *
+ * Return: the readiness pipe as a descriptor, or -1 (not started by up_detach()).
+ */
+static int up_win_detached_child(void)
+{
+	const char *env = getenv(UP_READY_ENV);
+	HANDLE h;
+	int fd;
+
+	if (!env || !*env)
+		return -1;
+	h = (HANDLE)(uintptr_t)strtoull(env, NULL, 10);
+	SetEnvironmentVariableA(UP_READY_ENV, NULL);
+	_putenv(UP_READY_ENV "=");
+	SetHandleInformation(GetStdHandle(STD_INPUT_HANDLE), HANDLE_FLAG_INHERIT, 0);
+	SetHandleInformation(GetStdHandle(STD_OUTPUT_HANDLE), HANDLE_FLAG_INHERIT, 0);
+	SetHandleInformation(GetStdHandle(STD_ERROR_HANDLE), HANDLE_FLAG_INHERIT, 0);
+	if (!SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0))
+		return -1;
+	fd = _open_osfhandle((intptr_t)h, _O_WRONLY | _O_BINARY);
+	if (fd < 0)
+		CloseHandle(h);
+	return fd;
+}
+#else
+#define UP_NULL_DEV	"/dev/null"
+#endif
+
 /**
  * up_detached_ready() - the detached child serves: its messages go to up.log next to the
  * control socket, and the waiting parent is told
@@ -1545,8 +1775,9 @@ static int up_detach(int *ready)
  */
 static void up_detached_ready(struct up_ctx *u, int *ready)
 {
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC), logfd = up_open_log(u);
+	int null = open(UP_NULL_DEV, O_RDWR | O_CLOEXEC), logfd = up_open_log(u);
 
+	fflush(NULL);
 	if (null >= 0) {
 		dup2(null, STDIN_FILENO);
 		dup2(logfd >= 0 ? logfd : null, STDOUT_FILENO);
@@ -1561,7 +1792,6 @@ static void up_detached_ready(struct up_ctx *u, int *ready)
 	close(*ready);
 	*ready = -1;
 }
-#endif
 
 /**
  * up_read_agent_secret() - the agent's secret from --agent-secret-file
@@ -1625,9 +1855,7 @@ int cli_up(int argc, char **argv)
 	struct mvm_manager_status st;
 	bool have_pass = false;
 	int ret;
-#ifndef _WIN32
 	int ready = -1;		/* --detach: tells the waiting parent that we serve */
-#endif
 	bool listening = false, idle = true;
 	FILE *f;
 
@@ -1641,6 +1869,10 @@ int cli_up(int argc, char **argv)
 	ret = up_parse(argc, argv, &cfg, &o, socks_addr, sizeof(socks_addr));
 	if (ret >= 0)
 		return ret;
+#ifdef _WIN32
+	if (!o.detach)
+		ready = up_win_detached_child();
+#endif
 	if (ctl_path(o.control, u.ctl_path, sizeof(u.ctl_path))) {
 		fprintf(stderr, "microvm up: control socket path too long\n");
 		return CLI_EXIT_USAGE;
@@ -1683,16 +1915,18 @@ int cli_up(int argc, char **argv)
 	cfg.mgr.socks_generate_secret = o.socks_auth && !o.socks_user;
 	cfg.mgr.log = up_log;
 
-#ifndef _WIN32
 	if (o.detach) {
+#ifdef _WIN32
+		ret = up_detach(have_pass ? vpn_pass : NULL);
+#else
 		ret = up_detach(&ready);
+#endif
 		if (ret >= 0) {
 			explicit_bzero(vpn_pass, sizeof(vpn_pass));
 			free(profile);
 			return ret;
 		}
 	}
-#endif
 	u.stop_timeout_ms = o.stop_timeout_ms;
 	u.m = mvm_manager_new(&cfg.mgr);
 	memset(socks_pass, 0, sizeof(socks_pass));
@@ -1754,10 +1988,8 @@ int cli_up(int argc, char **argv)
 #endif
 	printf("microvm is up; control socket %s\n", u.ctl_path);
 	fflush(stdout);
-#ifndef _WIN32
 	if (ready >= 0)
 		up_detached_ready(&u, &ready);
-#endif
 	idle = up_serve(&u);
 	ret = CLI_EXIT_OK;
 out:
@@ -1770,10 +2002,8 @@ out:
 	}
 	if (u.secret_path[0])
 		unlink(u.secret_path);
-#ifndef _WIN32
 	if (ready >= 0)
 		close(ready);
-#endif
 	/* answers still on the thread pool hold the manager: free only if none */
 	if (u.m && idle)
 		mvm_manager_free(u.m);

@@ -44,7 +44,8 @@
  * request_stop: {"cmd":"shutdown"} to the agent's control port 1025 over TCP.
  * kill:	`wsl.exe --terminate microvm`, then TerminateProcess() on the child.
  * mvm_wsl_uninstall(): `wsl.exe --unregister microvm` and the version record; the
- *		state directory (profiles) stays.
+ *		state directory (profiles) stays.  Returns 1 if it removed the distribution,
+ *		0 if none was registered (`microvm uninstall` says which).
  *
  * Command lines are built by wsl_cmdline() (CommandLineToArgvW quoting) and converted from
  * UTF-8 to UTF-16 for CreateProcessW, so paths with blanks or non-ASCII letters work.
@@ -507,7 +508,8 @@ static int wsl_ensure_distro(struct wsl *w)
  * `wsl.exe --unregister microvm` (its disk goes with it) and the image version record.
  * The agent's state (the user's profiles) in %LOCALAPPDATA%\microvm\state stays.
  *
- * Return: 0 (also when it was not registered) or -errno with mvm_last_error() set.
+ * Return: 1 when it was registered and is gone, 0 when it was not registered (nothing to
+ * do), or -errno with mvm_last_error() set.
  */
 int mvm_wsl_uninstall(void)
 {
@@ -530,7 +532,8 @@ int mvm_wsl_uninstall(void)
 		DeleteFileA(path);
 		return 0;
 	}
-	return wsl_unregister(exe, dir);
+	rc = wsl_unregister(exe, dir);
+	return rc ? rc : 1;
 }
 
 /** wsl_reader() - console pump: the agent's output to the console, then its exit. */

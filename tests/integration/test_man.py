@@ -11,7 +11,7 @@ import pytest
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
 MAN = TOP / "docs" / "man"
-SUBCOMMANDS = ["run", "up", "vpn", "status", "console", "down"]
+SUBCOMMANDS = ["run", "up", "vpn", "status", "console", "down", "uninstall"]
 PAGES = (["microvm.1"] + [f"microvm-{c}.1" for c in SUBCOMMANDS] +
          ["microvm-agent.8", "libmicrovm.3"])
 

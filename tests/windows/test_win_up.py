@@ -70,6 +70,18 @@ class MicrovmExe:
         return subprocess.run([WINE, str(self.exe), *args], env=self.env, input=input,
                               capture_output=True, text=True, timeout=timeout)
 
+    def run_detach(self, tmp, *args, input=None, env=None, timeout=240):
+        """`up --detach ARGS`, its output into files: Wine hands its own Unix stderr (for
+        its diagnostics) to every process it starts, the background `up` and wsl.exe too,
+        so a pipe there would not end when the parent exits (as it does on Windows)."""
+        out, err = tmp / "detach.out", tmp / "detach.err"
+        with open(out, "w") as o, open(err, "w") as e:
+            r = subprocess.run([WINE, str(self.exe), "up", "--detach", *args],
+                               env=dict(self.env, **(env or {})),
+                               input=input, stdout=o, stderr=e, text=True, timeout=timeout)
+        return subprocess.CompletedProcess(r.args, r.returncode, out.read_text(),
+                                           err.read_text())
+
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
@@ -123,8 +135,7 @@ def test_0_linux_only_commands_and_options_say_so(tmp_path):
     assert r.returncode == 2 and "only on Linux" in r.stderr, r.stderr
     for args, words in ((["--kernel", "vmlinux"], "--kernel: only on Linux"),
                         (["--agent-netns", "/run/netns/x"], "--agent-netns: only on Linux"),
-                        (["--backend", "nsbox"], "not available on this platform"),
-                        (["--detach"], "--detach: not on Windows yet")):
+                        (["--backend", "nsbox"], "not available on this platform")):
         r = m.run("up", *args)
         assert r.returncode == 2 and words in r.stderr, (args, r.stderr)
     r = m.run("up", "--help")
@@ -179,19 +190,101 @@ def test_e_console_shows_the_agent(app):
     assert "microvm-agent" in r.stdout
 
 
+def wsl_list(app):
+    """The distributions the double has registered (`wsl.exe --list --quiet`, UTF-16LE)."""
+    r = subprocess.run([WINE, str(BUILD / "tests/windows/fake_wsl.exe"), "--list", "--quiet"],
+                       env=app.env, capture_output=True, timeout=60)
+    # none left: exit status -1 and "... has no installed distributions" (as wsl.exe)
+    assert r.returncode in (0, 255), r
+    return [ln.strip() for ln in r.stdout.decode("utf-16-le").splitlines()]
+
+
+def test_y_uninstall_is_refused_while_up_runs(app):
+    r = app.run("uninstall")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "microvm down" in r.stderr and "nothing was removed" in r.stderr, r.stderr
+    assert "microvm" in wsl_list(app)
+
+
 def test_z_down_leaves_nothing_running(app, bed):
     r = app.run("down", timeout=90)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "stopped" in r.stdout
     assert app.up.wait(60) == 0
+    nothing_left_running(app, bed)
+
+
+def nothing_left_running(app, bed):
+    """After `down`: no agent, OpenVPN, relay or microvm.exe left; status says so."""
     # the agent and its OpenVPN are gone from the WSL VM's network, the double's relays too
     vpnlib.wait_for(lambda: not bed.client.pids(), 20, "the distro's processes to exit")
+
     # (zombies do not count: this pytest is PID 1 of the run's PID namespace and inherits
     # the exited processes whose parents are gone, without reaping them)
-    ps = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout
-    left = [ln for ln in ps.splitlines() if not ln.lstrip().startswith("Z") and
-            any(w in ln for w in ("fake_wsl", "wsl_distro", "microvm-agent", "microvm.exe"))]
-    assert left == [], left
+    def left():
+        ps = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True,
+                            text=True).stdout
+        return [ln for ln in ps.splitlines() if not ln.lstrip().startswith("Z") and
+                any(w in ln for w in ("fake_wsl", "wsl_distro", "microvm-agent",
+                                      "microvm.exe"))]
+    # a detached `up` is nobody's child here: it is gone shortly after `down` answers
+    vpnlib.wait_for(lambda: not left(), 20, "microvm.exe and the double to exit")
     r = app.run("status", "--json")
     assert r.returncode == 1
     assert json.loads(r.stdout)["running"] is False
+
+
+def test_z_uninstall_keeps_the_profiles_unless_purge(app):
+    """After `down`: uninstall unregisters; again: nothing to remove; --purge: profiles go."""
+    r = app.run("uninstall")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "removed the WSL distribution" in r.stdout, r.stdout
+    assert "kept your VPN profiles" in r.stdout, r.stdout
+    assert "microvm" not in wsl_list(app)
+    profile = app.appdir / "state/profiles/corp.ovpn"
+    assert profile.is_file(), list(app.appdir.rglob("*"))
+    r = app.run("uninstall", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout) == {"removed": False, "purged": False}
+    assert profile.is_file()
+    r = app.run("uninstall", "--purge")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "nothing to remove" in r.stdout and "deleted the VPN profiles" in r.stdout, r.stdout
+    assert not app.appdir.exists(), list(app.appdir.rglob("*"))
+
+
+def test_zy_up_detach_reports_why_it_failed(app, bed, tmp_path):
+    """A background `up` that cannot start (WSL 2's virtual machine platform is off): the
+    parent exits 1 with the child's own message, and nothing stays running."""
+    r = app.run_detach(tmp_path, "--rootfs", win_path(os.environ["MICROVM_TEST_ROOTFS_UNIX"]),
+                       env={"FAKE_WSL_MODE": "disabled"})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Virtual Machine Platform" in r.stderr, r.stdout + r.stderr
+    assert "microvm is up" not in r.stdout, r.stdout
+    nothing_left_running(app, bed)
+
+
+def test_zz_up_detach_connects_with_the_password_through_a_pipe(app, bed, tmp_path):
+    """`up --detach` returns once the background `up` serves (it imports the image again:
+    the distribution was uninstalled above); the VPN password reached it through a pipe."""
+    image = os.environ["MICROVM_TEST_ROOTFS_UNIX"]
+    prof = tmp_path / "corp.ovpn"
+    prof.write_text(bed.profile())
+    r = app.run_detach(tmp_path, "--rootfs", win_path(image), "--profile", win_path(prof),
+                       "--user", "alice", "--password-stdin",
+                       input=vpnlib.USERS["alice"] + "\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "microvm is up" in r.stdout, r.stdout + r.stderr
+    st = status(app)
+    assert st["vm_running"] and st["hypervisor"] == "WSL2", st
+    assert st["vpn"]["state"] == "connected", st
+    r = subprocess.run(["curl", "-sS", "--max-time", "30", "--socks5-hostname", SOCKS,
+                        f"http://{vpnlib.TARGET_NAME}:{HTTP_PORT}/page.txt"],
+                       capture_output=True, text=True, timeout=40)
+    assert r.returncode == 0 and r.stdout == PAGE, r.stderr
+    # the background process logs to up.log; the password is nowhere in it
+    log = (app.appdir / "up.log").read_text()
+    assert vpnlib.USERS["alice"] not in log
+    r = app.run("down", timeout=90)
+    assert r.returncode == 0 and "stopped" in r.stdout, r.stdout + r.stderr
+    nothing_left_running(app, bed)

@@ -594,7 +594,7 @@ static void test_uninstall(void)
 	char p[MAX_PATH * 2];
 	int before = count("unregister microvm");
 
-	CHECK(mvm_wsl_uninstall() == 0);
+	CHECK(mvm_wsl_uninstall() == 1);
 	CHECK(count("unregister microvm") == before + 1);
 	CHECK(slurp("distros") == NULL || !strstr(slurp("distros"), "microvm"));
 	snprintf(p, sizeof(p), "%s\\microvm\\wsl\\image.sha256", appdata);
@@ -630,7 +630,7 @@ static void test_rootfs_next_to_program(void)
 		mvm_vm_free(vm);
 	}
 	CHECK(DeleteFileA(beside));
-	CHECK(mvm_wsl_uninstall() == 0);
+	CHECK(mvm_wsl_uninstall() == 1);
 }
 
 /* copy() - @from to @to; @extra appended (bytes) */
