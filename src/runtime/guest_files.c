@@ -130,11 +130,7 @@ int mvm_guest_key_read(const char *path, const char *kind, char *key, size_t len
 static void guest_file_note(const struct guest_file_place *p, const char *key, const char *path,
 			    char *note, size_t len)
 {
-#if defined(__aarch64__)
-	const char *make = strcmp(p->kind, "kernel") ? "make image-arm64" : "make kernel-arm64";
-#else
-	const char *make = strcmp(p->kind, "kernel") ? "make image" : "make kernel";
-#endif
+	const char *make = strcmp(p->kind, "kernel") ? MVM_GUEST_MAKE_IMAGE : MVM_GUEST_MAKE_KERNEL;
 
 	if (!note || !len)
 		return;

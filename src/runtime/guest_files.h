@@ -14,9 +14,13 @@
 #if defined(__aarch64__)
 #define MVM_GUEST_CACHE_ARCH	"arm64/"
 #define MVM_GUEST_KERNEL_NAME	"Image"
+#define MVM_GUEST_MAKE_KERNEL	"make kernel-arm64"	/* the command that builds it */
+#define MVM_GUEST_MAKE_IMAGE	"make image-arm64"
 #else
 #define MVM_GUEST_CACHE_ARCH	""
 #define MVM_GUEST_KERNEL_NAME	"vmlinux"
+#define MVM_GUEST_MAKE_KERNEL	"make kernel"
+#define MVM_GUEST_MAKE_IMAGE	"make image"
 #endif
 
 /* The files a backend can take by default when the caller names none. */

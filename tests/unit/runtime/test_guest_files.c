@@ -142,7 +142,7 @@ static void test_stale_entry_is_named_stale(void **state)
 	assert_non_null(strstr(note, "stale"));
 	assert_non_null(strstr(note, "0123456789abcdef"));
 	assert_non_null(strstr(note, want));
-	assert_non_null(strstr(note, "run 'make kernel'"));
+	assert_non_null(strstr(note, "run '" MVM_GUEST_MAKE_KERNEL "'"));
 	/* a directory where this build's kernel should be is not taken either */
 	snprintf(want, sizeof(want),
 		 "mkdir -p '%s/kernel/" MVM_GUEST_CACHE_ARCH "0123456789abcdef/" MVM_GUEST_KERNEL_NAME "'",
