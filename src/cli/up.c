@@ -286,6 +286,8 @@ static const char *up_str(const cJSON *o, const char *key)
  * @out:	console bytes waiting for the loop to write them
  * @out_len:	their length
  * @handles:	handles not closed yet; the client is freed when the last one is
+ * @ending:	the last answer is queued: what the client sends now is not read
+ * @async_open:	@async is initialised and not closed yet
  */
 struct up_client {
 	struct up_ctx *u;
@@ -297,7 +299,7 @@ struct up_client {
 	cJSON *req, *resp;
 	char *raw;
 	size_t raw_len;
-	bool busy, done, eof, closing;
+	bool busy, done, eof, closing, ending, async_open;
 	int console_id;
 	uv_async_t async;
 	pthread_mutex_t lock;
@@ -468,6 +470,9 @@ static void up_client_close(struct up_client *c)
 		/* no callback runs after this returns, so the async can go */
 		mvm_manager_console_unsubscribe(c->u->m, c->console_id);
 		c->console_id = -1;
+	}
+	if (c->async_open) {
+		c->async_open = false;
 		uv_close((uv_handle_t *)&c->async, up_client_closed);
 	}
 	uv_close((uv_handle_t *)&c->pipe, up_client_closed);
@@ -503,8 +508,14 @@ static int up_write(struct up_client *c, char *buf, size_t len, int then)
 		w->buf = buf;
 		w->len = len;
 		w->then = then;
-		if (!uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, up_write_done))
+		if (!uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, up_write_done)) {
+			if (then != UP_THEN_MORE) {
+				/* the last answer: nothing the client sends now is acted on */
+				c->ending = true;
+				uv_read_stop((uv_stream_t *)&c->pipe);
+			}
 			return 0;
+		}
 	}
 	free(w);
 	free(buf);
@@ -593,16 +604,18 @@ static void up_console_start(struct up_client *c)
 {
 	cJSON *resp;
 
-	if (pthread_mutex_init(&c->lock, NULL) || uv_async_init(c->pipe.loop, &c->async,
-								 up_console_flush)) {
-		up_client_close(c);
+	if (c->async_open || uv_async_init(c->pipe.loop, &c->async, up_console_flush)) {
+		up_client_close(c);	/* a second `console` on one connection: ended */
 		return;
 	}
 	c->async.data = c;
+	c->async_open = true;
 	c->handles++;
 	c->console_id = mvm_manager_console_subscribe(c->u->m, up_console_cb, c);
 	if (c->console_id < 0) {
 		c->console_id = -1;
+		c->async_open = false;
+		uv_close((uv_handle_t *)&c->async, up_client_closed);
 		resp = up_err("no console");
 		up_reply(c, resp, UP_THEN_CLOSE);
 		cJSON_Delete(resp);
@@ -718,7 +731,7 @@ static void up_client_next(struct up_client *c)
 	if (cmd && !strcmp(cmd, "console")) {
 		cJSON_Delete(req);
 		up_console_start(c);
-		if (!c->closing)
+		if (!c->closing && !c->ending)
 			up_console_input(c);	/* keys sent along with the request */
 		return;
 	}
@@ -771,6 +784,8 @@ static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		up_client_close(c);
 		return;
 	}
+	if (c->ending)
+		return;		/* read before the read stop took effect: dropped */
 	c->in_len += (size_t)n;
 	if (c->console_id >= 0)
 		up_console_input(c);
@@ -791,6 +806,10 @@ static void up_accept(uv_stream_t *server, int status)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return;
+	if (pthread_mutex_init(&c->lock, NULL)) {
+		free(c);
+		return;
+	}
 	c->u = u;
 	c->console_id = -1;
 	c->handles = 1;

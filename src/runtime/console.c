@@ -320,7 +320,10 @@ static void console_open(struct console *con, struct console_sub *sub)
 	sub->opened = true;
 	sub->u.h.data = sub;
 	if (rc) {
-		sub->broken = true;	/* the handle exists (closed on retire) but is unusable */
+		/* the handle exists (closed on retire) but is unusable; it never took our copy */
+		sub->broken = true;
+		close(sub->fd);
+		sub->fd = -1;
 		return;
 	}
 #ifndef _WIN32

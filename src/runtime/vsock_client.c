@@ -436,8 +436,31 @@ static long vsock_port_index(mvm_vsock *vs, uint32_t port)
 	return -1;
 }
 
+/**
+ * vsock_port_drop() - forget @port (lock held)
+ * Return: true when it was in the table.
+ */
+static bool vsock_port_drop(mvm_vsock *vs, uint32_t port)
+{
+	long i = vsock_port_index(vs, port);
+
+	if (i < 0)
+		return false;
+	vs->ports[i] = vs->ports[--vs->nports];
+	return true;
+}
+
+/*
+ * The port table is the lock's; the transport's listen/unlisten run without it.  A transport
+ * may wait in them for its own event loop thread (TCP), and that thread runs accept callbacks
+ * which may call mvm_vsock_listen/unlisten/connect themselves: holding the lock across the
+ * transport call would deadlock them.  So listen reserves the port, calls the transport, and
+ * takes the reservation back if that failed; an unlisten that came in between wins (the
+ * transport is told to stop listening again).
+ */
 int mvm_vsock_listen(mvm_vsock *vs, uint32_t port, mvm_vsock_accept_cb cb, void *opaque)
 {
+	bool kept;
 	int rc;
 
 	if (!vs || !cb)
@@ -446,44 +469,47 @@ int mvm_vsock_listen(mvm_vsock *vs, uint32_t port, mvm_vsock_accept_cb cb, void 
 		return mvm_set_error(-EOPNOTSUPP, "vsock: this transport cannot accept connections");
 	pthread_mutex_lock(&vs->lock);
 	if (vsock_port_index(vs, port) >= 0) {
-		rc = mvm_set_error(-EADDRINUSE, "vsock: already listening on host port %u", port);
-		goto out;
+		pthread_mutex_unlock(&vs->lock);
+		return mvm_set_error(-EADDRINUSE, "vsock: already listening on host port %u", port);
 	}
 	if (vs->nports == vs->cap) {
 		size_t cap = vs->cap ? vs->cap * 2 : 8;
 		uint32_t *p = realloc(vs->ports, cap * sizeof(*p));
 
 		if (!p) {
-			rc = mvm_set_error(-ENOMEM, "vsock: out of memory");
-			goto out;
+			pthread_mutex_unlock(&vs->lock);
+			return mvm_set_error(-ENOMEM, "vsock: out of memory");
 		}
 		vs->ports = p;
 		vs->cap = cap;
 	}
-	rc = vs->ops->listen(vs->ctx, port, cb, opaque);
-	if (rc) {
-		rc = mvm_set_error(rc, "vsock: cannot listen on host port %u: %s", port,
-				   strerror(-rc));
-		goto out;
-	}
-	vs->ports[vs->nports++] = port;
-out:
+	vs->ports[vs->nports++] = port;		/* reserved */
 	pthread_mutex_unlock(&vs->lock);
-	return rc;
+
+	rc = vs->ops->listen(vs->ctx, port, cb, opaque);
+
+	pthread_mutex_lock(&vs->lock);
+	kept = vsock_port_index(vs, port) >= 0;
+	if (rc && kept)
+		vsock_port_drop(vs, port);
+	pthread_mutex_unlock(&vs->lock);
+	if (rc)
+		return mvm_set_error(rc, "vsock: cannot listen on host port %u: %s", port,
+				     strerror(-rc));
+	if (!kept && vs->ops->unlisten)
+		vs->ops->unlisten(vs->ctx, port);	/* unlistened meanwhile */
+	return 0;
 }
 
 void mvm_vsock_unlisten(mvm_vsock *vs, uint32_t port)
 {
-	long i;
+	bool had;
 
 	if (!vs)
 		return;
 	pthread_mutex_lock(&vs->lock);
-	i = vsock_port_index(vs, port);
-	if (i >= 0) {
-		vs->ports[i] = vs->ports[--vs->nports];
-		if (vs->ops->unlisten)
-			vs->ops->unlisten(vs->ctx, port);
-	}
+	had = vsock_port_drop(vs, port);
 	pthread_mutex_unlock(&vs->lock);
+	if (had && vs->ops->unlisten)
+		vs->ops->unlisten(vs->ctx, port);
 }

@@ -386,6 +386,33 @@ def test_down_stops_proxy(microvm_bin, agent_ns, tmp_path):
     app.close()
 
 
+def test_refused_console_requests_leave_nothing_behind(microvm_bin, agent_ns, tmp_path):
+    """Attached to an agent there is no console: each `console` request is answered "no
+    console" and its connection ends, a second request pipelined on it is not acted on, and
+    nothing is left that keeps `up` from stopping at once on `down`."""
+    app = Appliance(microvm_bin, agent_ns, tmp_path)
+    try:
+        for lines in (b'{"cmd":"console"}\n', b'{"cmd":"console"}\n{"cmd":"console"}\n',
+                      b'{"cmd":"console"}\n{"cmd":"status"}\n'):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(30)
+            s.connect(app.control)
+            f = s.makefile("rb")
+            s.sendall(lines)
+            a = json.loads(f.readline())
+            assert a["ok"] is False and a["error"].startswith("no console"), a
+            assert f.readline() == b""          # ended: nothing after it is answered
+            s.close()
+        start = time.monotonic()
+        r = app.cli("down")
+        assert r.returncode == 0, r.stderr
+        app.proc.wait(timeout=15)
+        # a console handle left open kept the loop busy for 2 s before (and the manager unfreed)
+        assert time.monotonic() - start < 1.9
+    finally:
+        app.close()
+
+
 def test_ipv6_listen_and_idle_timeout(microvm_bin, agent_ns, tmp_path):
     app = Appliance(microvm_bin, agent_ns, tmp_path, addr="::1", extra=["--idle-timeout", "1"])
     try:

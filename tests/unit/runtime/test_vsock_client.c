@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -408,6 +409,61 @@ static void test_unlisten_from_callback(void **state)
 	mvm_vsock_free(o.vs);
 }
 
+/* listen from an accept callback while another thread listens too (no deadlock: the client's
+ * lock is not held while the transport waits for its loop thread) */
+struct nested_listen {
+	mvm_vsock *vs;
+	uint16_t inner;
+	atomic_int in_cb, done;
+	int rc;
+};
+
+static void on_accept_noop(void *opaque, uint32_t port, int fd)
+{
+	(void)opaque;
+	(void)port;
+	close(fd);
+}
+
+static void on_accept_listen(void *opaque, uint32_t port, int fd)
+{
+	struct nested_listen *n = opaque;
+
+	(void)port;
+	atomic_store(&n->in_cb, 1);
+	usleep(100 * 1000);	/* the other thread's listen starts meanwhile */
+	n->rc = mvm_vsock_listen(n->vs, n->inner, on_accept_noop, NULL);
+	atomic_store(&n->done, 1);
+	close(fd);
+}
+
+static void test_listen_from_callback_while_listening(void **state)
+{
+	struct nested_listen n = { .vs = mvm_vsock_new_tcp(NULL), .rc = -1 };
+	uint16_t outer, third;
+	int fd, c;
+
+	(void)state;
+	fd = listen_any(&outer);
+	close(fd);
+	fd = listen_any(&n.inner);
+	close(fd);
+	fd = listen_any(&third);
+	close(fd);
+	assert_int_equal(mvm_vsock_listen(n.vs, outer, on_accept_listen, &n), 0);
+	c = mvm_vsock_connect(n.vs, outer, 2000);
+	assert_true(c >= 0);
+	for (int i = 0; i < 5000 && !atomic_load(&n.in_cb); i++)
+		usleep(1000);
+	assert_int_equal(mvm_vsock_listen(n.vs, third, on_accept_noop, NULL), 0);
+	for (int i = 0; i < 5000 && !atomic_load(&n.done); i++)
+		usleep(1000);
+	assert_true(atomic_load(&n.done));
+	assert_int_equal(n.rc, 0);
+	mvm_vsock_close_stream(c);
+	mvm_vsock_free(n.vs);
+}
+
 /* The transport takes any address family getaddrinfo() gives: IPv6 loopback here. */
 static void test_ipv6(void **state)
 {
@@ -595,6 +651,7 @@ int main(void)
 		cmocka_unit_test(test_listen),
 		cmocka_unit_test(test_two_listeners_unlisten_now),
 		cmocka_unit_test(test_unlisten_from_callback),
+		cmocka_unit_test(test_listen_from_callback_while_listening),
 		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_bad_args),
 		cmocka_unit_test(test_netns),
