@@ -24,8 +24,9 @@
 #   (irqbypass, ccp, kvm, kvm-amd), mounts this machine's
 #   whole root read-only over 9p with a tmpfs overlay on top (so every tool and the build tree
 #   are there, at the same paths, and nothing written in L1 reaches this machine), mounts fresh
-#   proc/sys/dev, tmpfs on /tmp and /run, and a second, writable 9p share (the run directory)
-#   at /run/nested, then chroots and runs COMMAND with `sh -c` in the current directory, with
+#   proc/sys/dev, tmpfs on /tmp and /run (with the tree, build, cache and current directory
+#   bound over them, read-only, when they live there, e.g. a clone under /tmp), and a second,
+#   writable 9p share (the run directory) at /run/nested, then chroots and runs COMMAND with `sh -c` in the current directory, with
 #   the MICROVM_* variables, PATH and HOME of the caller. L1 has no network card: loopback and
 #   the namespaces a test makes are all there is.
 #
@@ -376,6 +377,16 @@ mount -t devpts -o newinstance,ptmxmode=0666 devpts /newroot/dev/pts
 mount -t tmpfs shm /newroot/dev/shm
 mount -t tmpfs -o mode=1777 tmp /newroot/tmp
 mount -t tmpfs -o mode=0755 run /newroot/run
+# what lives under /tmp or /run on this machine (a tree cloned there) is bound over L1's own
+if [ "$arch" = x86_64 ]; then src=/host; else src=/newroot/host; fi
+for b in $binds; do
+	case $b in
+	/tmp/* | /run/*)
+		mkdir -p "/newroot$b"
+		mount --bind "$src$b" "/newroot$b" || fail "bind $b"
+		;;
+	esac
+done
 mkdir -p /newroot/run/nested
 mount --move /out /newroot/run/nested
 hostname nested-l1
@@ -414,17 +425,23 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 	die "$qemu not found: install it with 'apt-get install $qemu_pkg' (or 'make deps')"
 if [ "$arch" = arm64 ]; then
 	build=${MICROVM_BUILD:-$top/build-arm64}
+else
+	build=${MICROVM_BUILD:-$top/build}
+fi
+# what L1 binds from /host at the same paths: the tree, the build, the cache, the cwd (a path
+# below another one listed comes with it). arm64 binds them all into its own root; x86_64 sees
+# them through the overlay, except those under /tmp or /run, which L1's own tmpfs would hide
+# (a tree cloned under /tmp): those are bound there too, on both.
+binds=
+for p in $(printf '%s\n' "$top" "$build" "${MICROVM_CACHE:-$home/.cache/microvm}" "$(pwd)" |
+	sed 's,/*$,,; /^$/d' | LC_ALL=C sort -u); do
+	case " $binds " in *" $p "*) continue ;; esac
+	under=
+	for q in $binds; do case $p in "$q"/*) under=1 ;; esac; done
+	[ -n "$under" ] || binds="$binds $p"
+done
+if [ "$arch" = arm64 ]; then
 	arm64_programs="$build/src/cli/microvm"
-	# what L1 binds from /host at the same paths: the tree, the build, the cache, the cwd
-	# (a path below another one listed comes with it)
-	binds=
-	for p in $(printf '%s\n' "$top" "$build" "${MICROVM_CACHE:-$home/.cache/microvm}" "$(pwd)" |
-		sed 's,/*$,,; /^$/d' | LC_ALL=C sort -u); do
-		case " $binds " in *" $p "*) continue ;; esac
-		under=
-		for q in $binds; do case $p in "$q"/*) under=1 ;; esac; done
-		[ -n "$under" ] || binds="$binds $p"
-	done
 	mkdir -p "${MICROVM_CACHE:-$home/.cache/microvm}"
 	root=$(arm64_root)
 	if [ "$mode" = root ]; then
