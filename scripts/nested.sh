@@ -26,9 +26,10 @@
 #   are there, at the same paths, and nothing written in L1 reaches this machine), mounts fresh
 #   proc/sys/dev, tmpfs on /tmp and /run (with the tree, build, cache and current directory
 #   bound over them, read-only, when they live there, e.g. a clone under /tmp), and a second,
-#   writable 9p share (the run directory) at /run/nested, then chroots and runs COMMAND with `sh -c` in the current directory, with
-#   the MICROVM_* variables, PATH and HOME of the caller. L1 has no network card: loopback and
-#   the namespaces a test makes are all there is.
+#   writable 9p share (the run directory) at /run/nested, then chroots and runs COMMAND with
+#   `sh -c` in the current directory, with the MICROVM_* variables, PATH and HOME of the
+#   caller. L1 has no network card: loopback and the namespaces a test makes are all there
+#   is.
 #
 #   --arch arm64: the same, emulating an arm64 machine with EL2 (`qemu-system-aarch64 -M
 #   virt,virtualization=on,gic-version=3 -cpu max,pauth-impdef=on`); Debian's arm64 kernel
