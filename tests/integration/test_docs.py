@@ -41,7 +41,7 @@ from guestlib import build_image, kernel_dir
 from ptylib import Pty
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
-DOCS = [TOP / "README.md", *sorted((TOP / "docs").glob("**/*.md"))]
+DOCS = [TOP / "README.md", TOP / "DEVELOPERS.md", *sorted((TOP / "docs").glob("**/*.md"))]
 SHELL = {"sh", "shell", "bash", "console"}
 MARKER = re.compile(r"^<!--\s*doc-test:\s*(run|appliance|illustrative)\s*(?::\s*(.*?))?\s*-->$")
 PAGE = "a page that exists only behind the VPN\n"
