@@ -2,19 +2,21 @@
 //! agent, connect the VPN with a password (or web authentication), fetch a page through the
 //! SOCKS5 proxy, stop the VM.
 //!
-//!   app_flow [--backend auto|kvm|nsbox] [--rootfs FILE] --profile FILE --user NAME --url URL
+//!   app_flow [--backend auto|kvm|nsbox|wsl] [--rootfs FILE] --profile FILE --user NAME --url URL
 //!
 //! The password is read from the first line of stdin (never from the command line).  URL is
-//! `http://HOST:PORT/PATH`; the body of the answer goes to stdout, progress to stderr.
-//! tests/integration/test_rust.py runs it against a real OpenVPN server.
+//! `http://HOST:PORT/PATH`; the body of the answer goes to stdout, byte for byte, progress
+//! to stderr; the exit status is 1 at the first step that fails (the VM is stopped then too).
+//! The same program on every OS: tests/integration/test_rust.py runs it on the namespace
+//! backend, tests/windows/test_win_rust.py under Wine on WSL2 (behind the wsl.exe double),
+//! both against a real OpenVPN server.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use microvm::{Backend, ManagerConfig, VpnManager, VpnState};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 struct Args {
     backend: Backend,
@@ -25,7 +27,7 @@ struct Args {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: app_flow [--backend auto|kvm|nsbox] [--rootfs FILE] --profile FILE --user NAME --url URL");
+    eprintln!("usage: app_flow [--backend auto|kvm|nsbox|wsl] [--rootfs FILE] --profile FILE --user NAME --url URL");
     std::process::exit(2);
 }
 
@@ -40,6 +42,7 @@ fn parse_args() -> Args {
                     "auto" => Backend::Auto,
                     "kvm" => Backend::Kvm,
                     "nsbox" => Backend::Nsbox,
+                    "wsl" => Backend::Wsl,
                     _ => usage(),
                 }
             }
@@ -56,14 +59,22 @@ fn parse_args() -> Args {
     a
 }
 
+/// How long one read or write of the SOCKS5 exchange may wait.
+const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A SOCKS5 CONNECT (RFC 1928, with RFC 1929 username/password when `auth` is given) to
-/// `host`:`port`, by name: the name is resolved inside the VPN.
-async fn socks5_connect(proxy: (&str, u16), auth: Option<(&str, &str)>, host: &str, port: u16) -> Result<TcpStream, String> {
-    let mut s = TcpStream::connect(proxy).await.map_err(|e| format!("SOCKS proxy: {}", e))?;
+/// `host`:`port`, by name: the name is resolved inside the VPN.  Blocking std::net calls,
+/// run on tokio's blocking pool (see `fetch`): the same code on every OS, Windows included,
+/// where Debian's tokio has no network reactor.
+fn socks5_connect(proxy: (&str, u16), auth: Option<(&str, &str)>, host: &str, port: u16) -> Result<TcpStream, String> {
+    let io = |e: std::io::Error| format!("SOCKS proxy: {}", e);
+    let mut s = TcpStream::connect(proxy).map_err(io)?;
+    s.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
+    s.set_write_timeout(Some(IO_TIMEOUT)).map_err(io)?;
     let method = if auth.is_some() { 2u8 } else { 0u8 };
-    s.write_all(&[5, 1, method]).await.map_err(|e| e.to_string())?;
+    s.write_all(&[5, 1, method]).map_err(io)?;
     let mut rep = [0u8; 2];
-    s.read_exact(&mut rep).await.map_err(|e| e.to_string())?;
+    s.read_exact(&mut rep).map_err(io)?;
     if rep != [5, method] {
         return Err(format!("SOCKS method refused: {:?}", rep));
     }
@@ -72,8 +83,8 @@ async fn socks5_connect(proxy: (&str, u16), auth: Option<(&str, &str)>, host: &s
         msg.extend_from_slice(u.as_bytes());
         msg.push(p.len() as u8);
         msg.extend_from_slice(p.as_bytes());
-        s.write_all(&msg).await.map_err(|e| e.to_string())?;
-        s.read_exact(&mut rep).await.map_err(|e| e.to_string())?;
+        s.write_all(&msg).map_err(io)?;
+        s.read_exact(&mut rep).map_err(io)?;
         if rep[1] != 0 {
             return Err("SOCKS authentication failed".into());
         }
@@ -81,9 +92,9 @@ async fn socks5_connect(proxy: (&str, u16), auth: Option<(&str, &str)>, host: &s
     let mut req = vec![5, 1, 0, 3, host.len() as u8];
     req.extend_from_slice(host.as_bytes());
     req.extend_from_slice(&port.to_be_bytes());
-    s.write_all(&req).await.map_err(|e| e.to_string())?;
+    s.write_all(&req).map_err(io)?;
     let mut head = [0u8; 4];
-    s.read_exact(&mut head).await.map_err(|e| e.to_string())?;
+    s.read_exact(&mut head).map_err(io)?;
     if head[1] != 0 {
         return Err(format!("SOCKS CONNECT failed: reply {}", head[1]));
     }
@@ -92,14 +103,36 @@ async fn socks5_connect(proxy: (&str, u16), auth: Option<(&str, &str)>, host: &s
         4 => 16 + 2,
         3 => {
             let mut l = [0u8; 1];
-            s.read_exact(&mut l).await.map_err(|e| e.to_string())?;
+            s.read_exact(&mut l).map_err(io)?;
             l[0] as usize + 2
         }
         t => return Err(format!("SOCKS reply address type {}", t)),
     };
     let mut skip = vec![0u8; rest];
-    s.read_exact(&mut skip).await.map_err(|e| e.to_string())?;
+    s.read_exact(&mut skip).map_err(io)?;
     Ok(s)
+}
+
+/// GET `url` through the SOCKS5 proxy at `proxy`: the body of a 200 answer, byte for byte.
+/// The blocking exchange runs on tokio's blocking pool.
+async fn fetch(proxy: (String, u16), auth: Option<(String, String)>, url: &str) -> Result<Vec<u8>, String> {
+    let (host, port, path) = split_url(url).ok_or("URL must be http://HOST[:PORT]/PATH")?;
+    tokio::task::spawn_blocking(move || {
+        let auth = auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        let mut s = socks5_connect((proxy.0.as_str(), proxy.1), auth, &host, port)?;
+        let req = format!("GET {} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n", path, host);
+        s.write_all(req.as_bytes()).map_err(|e| format!("HTTP: {}", e))?;
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).map_err(|e| format!("HTTP: {}", e))?;
+        let split = resp.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no HTTP answer")?;
+        let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+        if !head.starts_with("HTTP/1.") || !head.contains(" 200 ") {
+            return Err(format!("HTTP: {}", head.lines().next().unwrap_or("")));
+        }
+        Ok(resp[split + 4..].to_vec())
+    })
+    .await
+    .map_err(|e| format!("fetch: {}", e))?
 }
 
 fn split_url(url: &str) -> Option<(String, u16, String)> {
@@ -115,8 +148,8 @@ fn split_url(url: &str) -> Option<(String, u16, String)> {
     Some((host.to_string(), port, path.to_string()))
 }
 
-async fn run(a: Args, password: String) -> Result<String, String> {
-    let (host, port, path) = split_url(&a.url).ok_or("URL must be http://HOST[:PORT]/PATH")?;
+async fn run(a: Args, password: String) -> Result<Vec<u8>, String> {
+    split_url(&a.url).ok_or("URL must be http://HOST[:PORT]/PATH")?;
     let profile = std::fs::read_to_string(&a.profile).map_err(|e| format!("{}: {}", a.profile.display(), e))?;
     let name = a.profile.file_name().and_then(|n| n.to_str()).unwrap_or("profile.ovpn").to_string();
 
@@ -159,21 +192,12 @@ async fn run(a: Args, password: String) -> Result<String, String> {
 
         // SOCKS5
         let st = m.status().await;
-        let (user, pass) = m.socks_credentials();
-        let auth = if st.socks_auth { Some((user.as_str(), pass.as_str())) } else { None };
-        let mut s = socks5_connect((st.socks_addr.as_str(), st.socks_port), auth, &host, port).await?;
-        let req = format!("GET {} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n", path, host);
-        s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
-        let mut resp = Vec::new();
-        s.read_to_end(&mut resp).await.map_err(|e| e.to_string())?;
-        let resp = String::from_utf8_lossy(&resp).into_owned();
-        let (head, body) = resp.split_once("\r\n\r\n").ok_or("no HTTP answer")?;
-        if !head.starts_with("HTTP/1.") || !head.contains(" 200 ") {
-            return Err(format!("HTTP: {}", head.lines().next().unwrap_or("")));
-        }
+        let auth = if st.socks_auth { Some(m.socks_credentials()) } else { None };
+        let body = fetch((st.socks_addr.clone(), st.socks_port), auth, &a.url).await?;
         eprintln!("app_flow: fetched {} through SOCKS5", a.url);
         m.vpn_disconnect().await?;
-        Ok(body.to_string())
+        eprintln!("app_flow: VPN disconnected");
+        Ok(body)
     }
     .await;
 
@@ -193,7 +217,12 @@ async fn main() {
     }
     let password = password.trim_end_matches(&['\r', '\n'][..]).to_string();
     match run(args, password).await {
-        Ok(body) => print!("{}", body),
+        Ok(body) => {
+            let mut out = std::io::stdout().lock();
+            if out.write_all(&body).and_then(|_| out.flush()).is_err() {
+                std::process::exit(1);
+            }
+        }
         Err(e) => {
             eprintln!("app_flow: {}", e);
             std::process::exit(1);

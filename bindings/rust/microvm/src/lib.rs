@@ -8,7 +8,8 @@
 //!   (`shutdown`, `kill`, `is_running`), [`VsockClient::request`] / [`VsockClient::connect`],
 //!   [`VsockConnection`] (`send`, `recv`, `close`), [`backend_name`], [`is_supported`];
 //! - [`VpnManager`], the VPN appliance of `microvm up`: start/stop the VM, status, profiles,
-//!   connect (with a password, or web authentication), the SOCKS5 proxy.
+//!   connect (with a password, or web authentication), the SOCKS5 proxy (crate feature
+//!   `manager`, on by default, on Linux and Windows alike).
 //!
 //! Threads: the async functions run the blocking C calls on tokio's blocking pool
 //! (`spawn_blocking`), so they need a tokio runtime; the console callback runs on a

@@ -3,7 +3,9 @@
 //! The manager starts the VM (or box), waits for the agent, runs the SOCKS5 proxy on the
 //! host, and speaks the agent's control protocol: profiles, connect with credentials or web
 //! authentication, status.  Every call is a blocking C call run on tokio's blocking pool;
-//! the C manager is thread-safe (src/manager/manager.c, "Locking").
+//! the C manager is thread-safe (src/manager/manager.c, "Locking").  The SOCKS5 proxy is the
+//! C library's (libuv), so nothing here needs tokio's network reactor: the same code, API
+//! and errors on Linux and on Windows (WSL2 backend), where Debian's tokio has no reactor.
 
 use std::ffi::CString;
 use std::os::raw::c_char;

@@ -1,0 +1,91 @@
+"""The desktop app's flow through the Rust crate's VpnManager on Windows, under Wine, end to
+end with a real OpenVPN server (run by scripts/test-windows.sh).
+
+bindings/rust/microvm/examples/app_flow.rs, cross-built for x86_64-pc-windows-gnu
+(scripts/test-rust-windows.sh --build-only), runs under Wine on the WSL2 backend:
+
+    app_flow.exe (Wine): VpnManager::start_vm -> fake_wsl.exe imports the guest image and
+      runs its microvm-agent in the "WSL VM" (the distro, chrooted, in vpnlib's client
+      namespace) -> status (ping) -> vpn_connect with the password read from stdin ->
+      OpenVPN in the distro -> the server namespace -> a GET through the SOCKS5 proxy that
+      VpnManager serves on 127.0.0.1 (a free port, a generated password) -> the agent's
+      inbound proxy -> the tunnel -> the page that exists only behind the VPN ->
+      vpn_disconnect -> stop_vm
+
+The test bed (server, services, the WSL VM's network) is test_win_up's; each test is one
+run of the example (Wine starts processes slowly: one boot per check, no more).  Needs root,
+the cross build (MICROVM_BUILD_WIN) and the guest image (MICROVM_TEST_ROOTFS_UNIX).
+"""
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+# (test_win_up puts tests/integration, vpnlib's home, on the path)
+from test_win_up import BUILD, HTTP_PORT, PAGE, WINE, MicrovmExe, bed, services, win_path  # noqa: F401
+import vpnlib  # noqa: E402
+
+TOP = pathlib.Path(__file__).resolve().parents[2]
+STEPS = ("VM started (WSL2)", "agent answers", "VPN connected, tunnel address 10.77.8.",
+         "through SOCKS5", "VPN disconnected", "VM stopped")
+
+
+@pytest.fixture(scope="module")
+def app_flow():
+    """examples/app_flow.exe, cross-built with the crates' Windows build (cached by cargo:
+    `make windows` builds it once for this test and scripts/test-rust-windows.sh)."""
+    r = subprocess.run(["sh", str(TOP / "scripts/test-rust-windows.sh"), str(BUILD),
+                        "--build-only"], capture_output=True, text=True, timeout=500)
+    assert r.returncode == 0, r.stdout + r.stderr
+    exe = BUILD / "cargo/x86_64-pc-windows-gnu/debug/examples/app_flow.exe"
+    assert exe.is_file(), exe
+    return exe
+
+
+def run_app_flow(exe, bed, tmp_path, user, password):
+    """One run of the example on WSL2 with the test bed's profile; its exit status, stdout
+    (bytes: the page, byte for byte) and stderr (its steps).  The output goes through files:
+    Wine hands its own stderr to the processes it starts (wsl.exe), see test_win_up."""
+    image = os.environ.get("MICROVM_TEST_ROOTFS_UNIX")
+    assert image and os.path.exists(image), "MICROVM_TEST_ROOTFS_UNIX: run via test-windows.sh"
+    m = MicrovmExe(tmp_path, bed.client.name)
+    prof = tmp_path / "corp.ovpn"
+    prof.write_text(bed.profile())
+    out, err = tmp_path / "app_flow.out", tmp_path / "app_flow.err"
+    try:
+        with open(out, "wb") as o, open(err, "wb") as e:
+            r = subprocess.run([WINE, str(exe), "--backend", "wsl", "--rootfs", win_path(image),
+                                "--profile", win_path(prof), "--user", user, "--url",
+                                f"http://{vpnlib.TARGET_NAME}:{HTTP_PORT}/page.txt"],
+                               env=m.env, input=(password + "\n").encode(), stdout=o, stderr=e,
+                               timeout=300)
+    finally:
+        shutil.rmtree(m.appdir, ignore_errors=True)
+    # stop_vm stopped the distro: no agent, no OpenVPN left in the WSL VM's network
+    vpnlib.wait_for(lambda: not bed.client.pids(), 20, "the distro's processes to exit")
+    return r.returncode, out.read_bytes(), err.read_text(errors="replace").replace("\r", "")
+
+
+def test_app_flow_through_the_vpn(app_flow, bed, services, tmp_path):
+    rc, out, err = run_app_flow(app_flow, bed, tmp_path, "alice", vpnlib.USERS["alice"])
+    assert rc == 0, err
+    assert out == PAGE.encode(), (out, err)
+    for step in STEPS:
+        assert step in err, (step, err)
+    # the password went through stdin only
+    assert vpnlib.USERS["alice"] not in err
+    # and the page exists only behind the VPN: not from "Windows" directly
+    with pytest.raises(OSError):
+        socket.create_connection((vpnlib.VPN_SERVER_IP, HTTP_PORT), timeout=3).close()
+
+
+def test_app_flow_wrong_password_fails_cleanly(app_flow, bed, services, tmp_path):
+    """The VPN does not come up: the example says so, fetches nothing, still stops the VM."""
+    rc, out, err = run_app_flow(app_flow, bed, tmp_path, "alice", "not the password")
+    assert rc == 1, err
+    assert "VPN not connected" in err, err
+    assert "VM started (WSL2)" in err and "VM stopped" in err, err
+    assert "through SOCKS5" not in err and out == b"", (out, err)
