@@ -4,7 +4,8 @@
 //!
 //! Needs root (the box's namespaces) and the guest image's rootfs: MICROVM_ROOTFS (`make
 //! rust` sets it), else guest/image/build.sh's for the build in MICROVM_BUILD.  Linux only:
-//! the Windows flow is examples/runtime_flow.rs on WSL2 (docs/windows.md, Rust).
+//! the Windows flows are examples/runtime_flow.rs and examples/app_flow.rs (VpnManager) on
+//! WSL2 under Wine (docs/windows.md, "The Rust crates on Windows").
 #![cfg(all(unix, feature = "manager"))]
 
 use std::path::PathBuf;
