@@ -13,7 +13,8 @@ bindings/rust/microvm/examples/app_flow.rs, cross-built for x86_64-pc-windows-gn
       vpn_disconnect -> stop_vm
 
 The test bed (server, services, the WSL VM's network) is test_win_up's; each test is one
-run of the example (Wine starts processes slowly: one boot per check, no more).  Needs root,
+run of the example (a few seconds each): with the password, with a wrong one (the VPN does
+not come up: exit 1, the VM still stopped), with web authentication.  Needs root,
 the cross build (MICROVM_BUILD_WIN) and the guest image (MICROVM_TEST_ROOTFS_UNIX).
 """
 import os
@@ -45,28 +46,41 @@ def app_flow():
     return exe
 
 
-def run_app_flow(exe, bed, tmp_path, user, password):
+def run_app_flow(exe, bed, tmp_path, user, password, meanwhile=None):
     """One run of the example on WSL2 with the test bed's profile; its exit status, stdout
-    (bytes: the page, byte for byte) and stderr (its steps).  The output goes through files:
-    Wine hands its own stderr to the processes it starts (wsl.exe), see test_win_up."""
+    (bytes: the page, byte for byte) and stderr (its steps).  meanwhile(read_stderr) runs
+    while it does.  The output goes through files: Wine hands its own stderr to the
+    processes it starts (wsl.exe), see test_win_up."""
     image = os.environ.get("MICROVM_TEST_ROOTFS_UNIX")
     assert image and os.path.exists(image), "MICROVM_TEST_ROOTFS_UNIX: run via test-windows.sh"
     m = MicrovmExe(tmp_path, bed.client.name)
     prof = tmp_path / "corp.ovpn"
     prof.write_text(bed.profile())
     out, err = tmp_path / "app_flow.out", tmp_path / "app_flow.err"
+
+    def read_err():
+        return err.read_text(errors="replace").replace("\r", "")
     try:
         with open(out, "wb") as o, open(err, "wb") as e:
-            r = subprocess.run([WINE, str(exe), "--backend", "wsl", "--rootfs", win_path(image),
-                                "--profile", win_path(prof), "--user", user, "--url",
-                                f"http://{vpnlib.TARGET_NAME}:{HTTP_PORT}/page.txt"],
-                               env=m.env, input=(password + "\n").encode(), stdout=o, stderr=e,
-                               timeout=300)
+            p = subprocess.Popen([WINE, str(exe), "--backend", "wsl", "--rootfs", win_path(image),
+                                  "--profile", win_path(prof), "--user", user, "--url",
+                                  f"http://{vpnlib.TARGET_NAME}:{HTTP_PORT}/page.txt"],
+                                 env=m.env, stdin=subprocess.PIPE, stdout=o, stderr=e)
+        try:
+            p.stdin.write((password + "\n").encode())
+            p.stdin.close()
+            if meanwhile:
+                meanwhile(read_err)
+            rc = p.wait(300)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     finally:
         shutil.rmtree(m.appdir, ignore_errors=True)
     # stop_vm stopped the distro: no agent, no OpenVPN left in the WSL VM's network
     vpnlib.wait_for(lambda: not bed.client.pids(), 20, "the distro's processes to exit")
-    return r.returncode, out.read_bytes(), err.read_text(errors="replace").replace("\r", "")
+    return rc, out.read_bytes(), read_err()
 
 
 def test_app_flow_through_the_vpn(app_flow, bed, services, tmp_path):
@@ -89,3 +103,16 @@ def test_app_flow_wrong_password_fails_cleanly(app_flow, bed, services, tmp_path
     assert "VPN not connected" in err, err
     assert "VM started (WSL2)" in err and "VM stopped" in err, err
     assert "through SOCKS5" not in err and out == b"", (out, err)
+
+
+def test_app_flow_with_web_authentication(app_flow, bed, services, tmp_path):
+    """The server asks for web authentication: the example prints the URL and polls
+    VpnManager::check_webauth until the test approves, then goes through SOCKS5."""
+    def approve(read_err):
+        vpnlib.wait_for(lambda: "to authenticate" in read_err(), 120, "the web authentication URL")
+        assert "open http://auth.test/login/webok to authenticate" in read_err(), read_err()
+        bed.approve("webok")
+    rc, out, err = run_app_flow(app_flow, bed, tmp_path, "webok", vpnlib.USERS["webok"], approve)
+    assert rc == 0, err
+    assert out == PAGE.encode(), (out, err)
+    assert "VPN connected" in err and "VM stopped" in err, err
