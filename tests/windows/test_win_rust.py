@@ -26,7 +26,8 @@ import subprocess
 import pytest
 
 # (test_win_up puts tests/integration, vpnlib's home, on the path)
-from test_win_up import BUILD, HTTP_PORT, PAGE, WINE, MicrovmExe, bed, services, win_path  # noqa: F401
+from test_win_up import (BUILD, HTTP_PORT, PAGE, WINE, MicrovmExe, bed, services,  # noqa: F401
+                         win_path)
 import vpnlib  # noqa: E402
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
@@ -46,7 +47,7 @@ def app_flow():
     return exe
 
 
-def run_app_flow(exe, bed, tmp_path, user, password, meanwhile=None):
+def run_app_flow(exe, bed, tmp_path, user, password, meanwhile=None):  # noqa: F811
     """One run of the example on WSL2 with the test bed's profile; its exit status, stdout
     (bytes: the page, byte for byte) and stderr (its steps).  meanwhile(read_stderr) runs
     while it does.  The output goes through files: Wine hands its own stderr to the
@@ -83,7 +84,7 @@ def run_app_flow(exe, bed, tmp_path, user, password, meanwhile=None):
     return rc, out.read_bytes(), read_err()
 
 
-def test_app_flow_through_the_vpn(app_flow, bed, services, tmp_path):
+def test_app_flow_through_the_vpn(app_flow, bed, services, tmp_path):  # noqa: F811
     rc, out, err = run_app_flow(app_flow, bed, tmp_path, "alice", vpnlib.USERS["alice"])
     assert rc == 0, err
     assert out == PAGE.encode(), (out, err)
@@ -96,7 +97,7 @@ def test_app_flow_through_the_vpn(app_flow, bed, services, tmp_path):
         socket.create_connection((vpnlib.VPN_SERVER_IP, HTTP_PORT), timeout=3).close()
 
 
-def test_app_flow_wrong_password_fails_cleanly(app_flow, bed, services, tmp_path):
+def test_app_flow_wrong_password_fails_cleanly(app_flow, bed, services, tmp_path):  # noqa: F811
     """The VPN does not come up: the example says so, fetches nothing, still stops the VM."""
     rc, out, err = run_app_flow(app_flow, bed, tmp_path, "alice", "not the password")
     assert rc == 1, err
@@ -105,7 +106,7 @@ def test_app_flow_wrong_password_fails_cleanly(app_flow, bed, services, tmp_path
     assert "through SOCKS5" not in err and out == b"", (out, err)
 
 
-def test_app_flow_with_web_authentication(app_flow, bed, services, tmp_path):
+def test_app_flow_with_web_authentication(app_flow, bed, services, tmp_path):  # noqa: F811
     """The server asks for web authentication: the example prints the URL and polls
     VpnManager::check_webauth until the test approves, then goes through SOCKS5."""
     def approve(read_err):
