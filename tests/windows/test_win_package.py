@@ -7,7 +7,7 @@ scripts/test-windows.sh after `make windows-package`).
       SOCKS5 127.0.0.1:1080  ->  the agent's inbound proxy  ->  a TCP service on the "LAN"
       status --json, down, uninstall
       app.c  --(x86_64-w64-mingw32-gcc, pkg-config on the package's microvm.pc)-->  app.exe
-        ->  mvm_version() under Wine
+        ->  mvm_version() and a SOCKS5 server of its own started and stopped, under Wine
 
 Every file the user needs comes from the unpacked zip: microvm.exe, the rootfs it imports,
 the headers, libmicrovm.a, libuv.a, libcjson.a and their .pc files; a package missing one
@@ -246,18 +246,36 @@ def test_d_socks5_reaches_a_service_through_the_agent(pkg, lan):
 
 def test_e_an_app_builds_against_the_package_and_runs(pkg, tmp_path):
     app = tmp_path / "app.c"
+    # mvm_version() as asked; and enough of the library that libuv (the SOCKS5 server's
+    # loop thread), winpthreads, Winsock, CNG and cJSON (the manager) must link and run
     app.write_text(r'''
 #include <stdio.h>
 #include <string.h>
 #include <microvm/microvm.h>
-#include <microvm/version.h>
 
 int main(void)
 {
 	const char *v = mvm_version();
+	struct mvm_socks_config cfg;
+	mvm_vsock *vs = mvm_vsock_new_tcp("127.0.0.1");
+	mvm_socks *s;
+	char secret[65];
 
 	printf("libmicrovm %s\n", v);
-	return strcmp(v, MVM_VERSION_STRING) != 0;
+	if (strcmp(v, MVM_VERSION_STRING) || !vs ||
+	    mvm_socks_generate_secret(secret, sizeof(secret)) || strlen(secret) != 64)
+		return 1;
+	mvm_socks_config_init(&cfg);
+	cfg.port = 0;
+	s = mvm_socks_new(&cfg, vs);
+	if (!s || mvm_socks_start(s) || !mvm_socks_port(s))
+		return 2;
+	printf("socks5 on port %u, %s\n", (unsigned)mvm_socks_port(s),
+	       mvm_vpn_state_name(MVM_VPN_CONNECTED));
+	mvm_socks_stop(s);
+	mvm_socks_free(s);
+	mvm_vsock_free(vs);
+	return 0;
 }
 ''')
     # pkg-config as an app's build would use it: the package's .pc files only, relocated
@@ -279,7 +297,9 @@ int main(void)
     r = subprocess.run([WINE, str(exe)], env=pkg.env_base(), capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.strip() == f"libmicrovm {pkg.version}", r.stdout
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"libmicrovm {pkg.version}", r.stdout
+    assert lines[1].startswith("socks5 on port ") and lines[1].endswith(", connected"), r.stdout
 
 
 def test_y_down(pkg, lan):
