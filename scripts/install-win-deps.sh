@@ -22,8 +22,10 @@ set -eu
 src=$1
 prefix=$2
 dest=${MESON_INSTALL_DESTDIR_PREFIX:?run by meson install}
-[ -f "$src/lib/pkgconfig/libuv.pc" ] && [ -f "$src/lib/pkgconfig/libcjson.pc" ] ||
-	{ echo "install-win-deps: no libuv.pc/libcjson.pc in $src" >&2; exit 1; }
+if [ ! -f "$src/lib/pkgconfig/libuv.pc" ] || [ ! -f "$src/lib/pkgconfig/libcjson.pc" ]; then
+	echo "install-win-deps: no libuv.pc/libcjson.pc in $src" >&2
+	exit 1
+fi
 
 for d in lib include share; do
 	[ -d "$src/$d" ] || continue

@@ -19,7 +19,8 @@
 #       of theirs imported here would be missing on the user's machine;
 #     - python3's zipfile writes BUILD_WIN/microvm-<version>-windows-x86_64.zip (Debian's
 #       python3, no zip program needed).
-#   The staging directory is BUILD_WIN/package/ (emptied first); nothing goes into git.
+#   The staging directory is BUILD_WIN/package/ (emptied first, and the zip of an earlier
+#   run removed); nothing goes into git.
 #   It takes a few seconds (the rootfs is the bulk: it is stored as it is, already gzip).
 #
 #   stdout: the zip's path as the last line.
@@ -52,7 +53,8 @@ name=microvm-$version-windows-x86_64
 stage=$build/package
 zip=$build/$name.zip
 
-rm -rf "$stage"
+# no zip of an earlier run stays behind if this one fails
+rm -rf "$stage" "$zip"
 mkdir -p "$stage"
 meson install -C "$build" --no-rebuild --strip --quiet --destdir "$stage/destdir" >/dev/null
 [ -d "$stage/destdir$prefix" ] || die "meson install wrote nothing under $prefix"
@@ -63,6 +65,7 @@ pkg=$stage/$name
 install -m 0644 "$image/rootfs.tar.gz" "$pkg/bin/rootfs.tar.gz"
 
 for pc in "$pkg"/lib/pkgconfig/*.pc; do
+	# shellcheck disable=SC2016 # ${pcfiledir} is pkg-config's, written as it is
 	sed -i 's|^prefix=.*|prefix=${pcfiledir}/../..|' "$pc"
 done
 
@@ -70,22 +73,21 @@ done
 allowed=' advapi32.dll bcrypt.dll crypt32.dll dbghelp.dll gdi32.dll iphlpapi.dll
 	kernel32.dll msvcrt.dll ntdll.dll ole32.dll oleaut32.dll psapi.dll secur32.dll
 	shell32.dll shlwapi.dll user32.dll userenv.dll version.dll ws2_32.dll '
-bad=
-for f in $(find "$pkg" -name '*.exe' -o -name '*.dll'); do
-	for dll in $("$objdump" -p "$f" | sed -n 's/^[[:space:]]*DLL Name: //p' | tr 'A-Z' 'a-z'); do
-		case $dll in
-		api-ms-win-*) continue ;;
-		esac
-		case $allowed in
-		*[[:space:]]"$dll"[[:space:]]*) ;;
-		*) bad="$bad ${f#"$pkg"/}:$dll" ;;
-		esac
-	done
-done
+bad=$(find "$pkg" -type f \( -iname '*.exe' -o -iname '*.dll' \) | while IFS= read -r f; do
+	"$objdump" -p "$f" | sed -n 's/^[[:space:]]*DLL Name: //p' | tr '[:upper:]' '[:lower:]' |
+		while IFS= read -r dll; do
+			case $dll in
+			api-ms-win-*) continue ;;
+			esac
+			case $allowed in
+			*[[:space:]]"$dll"[[:space:]]*) ;;
+			*) printf ' %s:%s' "${f#"$pkg"/}" "$dll" ;;
+			esac
+		done
+done)
 [ -z "$bad" ] || die "imports a DLL that is not Windows' own:$bad"
 
 # deflated, but the gzip'd rootfs stored as it is; the top folder the only entry at the root
-rm -f "$zip"
 /usr/bin/python3 - "$stage" "$name" "$zip" <<'EOF' || die "writing $zip failed"
 import os, sys, zipfile
 stage, name, out = sys.argv[1:]
