@@ -15,8 +15,11 @@
 #   make nested-arm64  the arm64 KVM backend (build-arm64's microvm) on a real arm64 KVM, inside
 #                 a QEMU TCG arm64 machine with EL2 (scripts/nested.sh --arch arm64)
 #   make windows  cross-build libmicrovm and the Rust crates for Windows (mingw-w64; libuv and
-#                 cJSON built from Debian's source packages, cached) and run their tests
-#                 under Wine
+#                 cJSON built from Debian's source packages, cached), make the Windows
+#                 package, and run their tests under Wine
+#   make windows-package  only the package: build-win/microvm-VERSION-windows-x86_64.zip
+#                 (microvm.exe, rootfs.tar.gz, libmicrovm with headers and microvm.pc;
+#                 docs/windows.md "Installing on Windows")
 #   make arm64    cross-build libmicrovm, microvm and the agent for Linux/arm64 and run the unit
 #                 tests under qemu-user (docs/kvm.md, arm64)
 #   make check    all of the above
@@ -37,7 +40,8 @@ export MICROVM_BUILD := $(abspath $(BUILD))
 
 FORCE:
 
-.PHONY: FORCE all deps build unit asan fuzz windows arm64 kernel image kernel-arm64 image-arm64 \
+.PHONY: FORCE all deps build unit asan fuzz windows windows-package arm64 kernel image \
+	kernel-arm64 image-arm64 \
 	integration nested nested-arm64 rust check demo bench clean
 
 all: build
@@ -89,9 +93,17 @@ $(BUILD_WIN)/build.ninja: $(WIN_DEPS_INI)
 	meson setup $(if $(wildcard $(BUILD_WIN)/meson-private),--wipe) $(BUILD_WIN) \
 	  --cross-file cross/x86_64-w64-mingw32.txt --cross-file $(WIN_DEPS_INI)
 
-# the WSL2 tests run the real agent from the guest image behind a wsl.exe double; then the
-# Rust crates, cross-built against $(BUILD_WIN), run their tests and the WSL2 flow under Wine
-windows: $(BUILD_WIN)/build.ninja image
+# the self-contained package: `meson install` of the cross build plus the guest image's
+# rootfs, zipped (scripts/windows-package.sh; a few seconds)
+windows-package: $(BUILD_WIN)/build.ninja image
+	@$(DEPS) build windows
+	ninja -C $(BUILD_WIN)
+	sh scripts/windows-package.sh $(BUILD_WIN)
+
+# the WSL2 tests run the real agent from the guest image behind a wsl.exe double, and
+# test_win_package.py installs and uses the package; then the Rust crates, cross-built
+# against $(BUILD_WIN), run their tests and the WSL2 flow under Wine
+windows: windows-package
 	@$(DEPS) build windows rust
 	ninja -C $(BUILD_WIN)
 	sh scripts/test-windows.sh $(BUILD_WIN)

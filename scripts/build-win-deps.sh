@@ -16,7 +16,8 @@
 #        patches applied by dpkg-source);
 #     3. each is configured with CMake for the -posix mingw-w64 toolchain (winpthreads, as the
 #        cross file cross/x86_64-w64-mingw32.txt) and installed as a static library with its
-#        headers and a pkg-config file (libuv.pc, libcjson.pc) into
+#        headers, a pkg-config file (libuv.pc, libcjson.pc) and its licence
+#        (share/doc/libuv/LICENSE, share/doc/cjson/LICENSE: the Windows package ships them) into
 #          ${MICROVM_CACHE:-$HOME/.cache/microvm}/win-deps/<key>/
 #        where <key> hashes the two source versions, the toolchain's version and this script.
 #   A second run with that directory present only computes the key (dpkg-query and gcc
@@ -228,6 +229,8 @@ Version: ${uv_ver%%-*}
 Libs: -L\${libdir} -luv -lpsapi -luser32 -ladvapi32 -liphlpapi -luserenv -lws2_32
 Cflags: -I\${includedir}
 EOF
+# cJSON's CMake installs no licence (libuv's installs share/doc/libuv/LICENSE)
+install -D -m 0644 "$cjson_src/LICENSE" "$tmp/share/doc/cjson/LICENSE"
 # cJSON's own libcjson.pc names the build-time prefix: point it at the cache directory
 sed -i "s|$tmp|$out|g" "$tmp/lib/pkgconfig/libcjson.pc"
 {

@@ -8,8 +8,9 @@
 # test_win_wsl runs the real Linux agent from the guest image (`make image`, found with
 # guest/image/build.sh --print-path; MICROVM_BUILD as there) behind a wsl.exe double that
 # chroots into it, so it needs root.  Then tests/windows/test_win_*.py (pytest, with
-# /usr/bin/python3) drive microvm.exe the same way, with a real OpenVPN server; pytest's
-# counts join the sum.  Every program runs in network and PID namespaces of
+# /usr/bin/python3) drive microvm.exe the same way, with a real OpenVPN server (test_win_up)
+# or unpacked from the package, BUILD_WIN/microvm-*-windows-x86_64.zip (test_win_package:
+# `make windows-package` first); pytest's counts join the sum.  Every program runs in network and PID namespaces of
 # its own (unshare, with its own /proc): the agent's fixed ports on 127.0.0.1 collide with nothing, and
 # whatever a test leaves running (Wine's server, an agent) dies with the namespace.
 set -u
