@@ -196,7 +196,8 @@ def test_a_the_zip_is_one_folder_with_what_a_user_and_an_app_need(pkg):
               "lib/libmicrovm.a", "lib/libuv.a", "lib/libcjson.a",
               "lib/pkgconfig/microvm.pc", "lib/pkgconfig/libuv.pc",
               "lib/pkgconfig/libcjson.pc", "share/doc/libuv/LICENSE",
-              "share/doc/cjson/LICENSE", "share/man/man1/microvm-up.1"):
+              "share/doc/cjson/LICENSE", "share/doc/microvm/LICENSE",
+              "share/man/man1/microvm-up.1"):
         assert (pkg.root / f).is_file(), f
     assert pkg.version in (pkg.root / "README.txt").read_text()
     # microvm.exe is the only program: no DLL of libgcc, winpthreads, libuv... beside it
