@@ -205,8 +205,12 @@ static void test_listen(void)
 	mvm_vsock_close_stream(a.fd);
 	t0 = GetTickCount64();
 	mvm_vsock_unlisten(vs, (uint32_t)port);
-	/* at once (the listener loop is woken, no polling tick), and the socket is closed */
-	CHECK(GetTickCount64() - t0 < 50);
+	/*
+	 * At once: the listener loop is woken and closes the socket before unlisten returns; it
+	 * does not wait for a polling tick or a connection. The bound is loose (milliseconds when
+	 * idle; 50 ms failed on a loaded 2-core machine under Wine), the closed socket is the check.
+	 */
+	CHECK(GetTickCount64() - t0 < 1000);
 	CHECK(mvm_vsock_connect(vs, (uint32_t)port, 1000) == -ECONNREFUSED);
 	/* the port is free again: a new listener can take it */
 	CHECK(mvm_vsock_listen(vs, (uint32_t)port, on_accept, &a) == 0);
