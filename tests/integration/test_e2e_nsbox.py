@@ -27,6 +27,7 @@ import uuid
 import pytest
 
 import sandboxlib
+import vpnfixtures
 import vpnlib
 from sockslib import free_port, socks_open, recv_exact, wait_line
 
@@ -59,12 +60,9 @@ def image(build_dir):
 
 
 @pytest.fixture(scope="module")
-def bed(image, tmp_path_factory):
-    why = vpnlib.needs_root()
-    if why:
-        pytest.skip(why)
-    with vpnlib.Testbed(tmp_path_factory.mktemp("vpn")) as b:
-        yield b
+def bed(image, vpn_bed):
+    """conftest's vpn_bed, made once the image is there."""
+    return vpn_bed
 
 
 @pytest.fixture(scope="module")
@@ -89,12 +87,8 @@ def hostlink(bed):
         _run("ip", "link", "del", veth + "h", check=False)   # takes its routes with it
 
 
-@pytest.fixture(scope="module")
-def services(bed, tmp_path_factory):
-    """HTTP on VIP:8080 and sshd on VIP:2222 in the server namespace; keys made here."""
-    with vpnlib.vpn_services(bed, tmp_path_factory.mktemp("svc"), PAGE, HTTP_PORT,
-                             SSH_PORT) as d:
-        yield d
+# HTTP on VIP:8080 and sshd on VIP:2222 in the server namespace
+services = vpnfixtures.services_fixture(PAGE, HTTP_PORT, SSH_PORT)
 
 
 def ppid(pid):

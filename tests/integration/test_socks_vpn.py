@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+import vpnfixtures
 import vpnlib
 from sockslib import Appliance, recv_exact, socks_open
 
@@ -35,12 +36,8 @@ def agent(vpn_agent):
     return vpn_agent
 
 
-@pytest.fixture(scope="module")
-def services(bed, tmp_path_factory):
-    """HTTP on VIP:8080 and sshd on VIP:2222 in the server namespace; keys made here."""
-    with vpnlib.vpn_services(bed, tmp_path_factory.mktemp("svc"), PAGE, HTTP_PORT,
-                             SSH_PORT) as d:
-        yield d
+# HTTP on VIP:8080 and sshd on VIP:2222 in the server namespace
+services = vpnfixtures.services_fixture(PAGE, HTTP_PORT, SSH_PORT)
 
 
 @pytest.fixture(scope="module")
