@@ -1,13 +1,15 @@
 """Shared fixtures for the integration tests.
 
 The build directory comes from $MICROVM_BUILD (the Makefile sets it), else ./build.
-`vpn_bed` is vpnlib.Testbed (OpenVPN server, namespaces) for a module, `vpn_agent` the agent
-in its client namespace.
+`vpn_bed` is vpnlib.Testbed (OpenVPN server, namespaces) for a module (from vpnfixtures.py,
+which tests/windows shares), `vpn_agent` the agent in its client namespace.
 """
 import os
 import pathlib
 
 import pytest
+
+from vpnfixtures import vpn_bed  # noqa: F401  (a fixture: pytest finds it here)
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("MICROVM_BUILD", TOP / "build"))
@@ -31,17 +33,6 @@ def agent_bin(build_dir):
     if not b.exists():
         pytest.fail(f"{b} not built")
     return b
-
-
-@pytest.fixture(scope="module")
-def vpn_bed(tmp_path_factory):
-    """A vpnlib.Testbed shared by the tests of a module (root: namespaces, tun)."""
-    import vpnlib
-    why = vpnlib.needs_root()
-    if why:
-        pytest.skip(why)
-    with vpnlib.Testbed(tmp_path_factory.mktemp("vpn")) as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

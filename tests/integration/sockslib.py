@@ -5,8 +5,10 @@
 - Appliance: `microvm up` attached to an agent inside a namespace (--agent-netns), on a free
   loopback port and a private control socket; `cli()` runs other microvm commands against it.
 - socks_open(): a raw SOCKS5 client that returns the socket or the reply code.
+- curl(): curl as the SOCKS5 client; vpn_state(): `microvm vpn status --json`, parsed.
 """
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -107,6 +109,19 @@ class Appliance:
                 self.proc.kill()
                 self.proc.wait()
         self.proc.stdout.close()
+
+
+def vpn_state(app):
+    """`microvm vpn status --json` of @app (anything with Appliance's cli()), parsed."""
+    r = app.cli("vpn", "status", "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def curl(*args):
+    """`curl -sS --max-time 20 ARGS` (the proxy among @args), its CompletedProcess."""
+    return subprocess.run(["curl", "-sS", "--max-time", "20", *args], capture_output=True,
+                          text=True, timeout=30)
 
 
 def socks_open(port, host, dport, auth=None, timeout=10, proxy="127.0.0.1"):

@@ -27,8 +27,9 @@ import uuid
 import pytest
 
 import sandboxlib
+import vpnfixtures
 import vpnlib
-from sockslib import free_port, socks_open, recv_exact, wait_line
+from sockslib import curl, free_port, recv_exact, socks_open, vpn_state, wait_line
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
 PAGE = "only inside the VPN, reached from a namespace box\n"
@@ -59,12 +60,9 @@ def image(build_dir):
 
 
 @pytest.fixture(scope="module")
-def bed(image, tmp_path_factory):
-    why = vpnlib.needs_root()
-    if why:
-        pytest.skip(why)
-    with vpnlib.Testbed(tmp_path_factory.mktemp("vpn")) as b:
-        yield b
+def bed(image, vpn_bed):
+    """conftest's vpn_bed, made once the image is there."""
+    return vpn_bed
 
 
 @pytest.fixture(scope="module")
@@ -89,12 +87,8 @@ def hostlink(bed):
         _run("ip", "link", "del", veth + "h", check=False)   # takes its routes with it
 
 
-@pytest.fixture(scope="module")
-def services(bed, tmp_path_factory):
-    """HTTP on VIP:8080 and sshd on VIP:2222 in the server namespace; keys made here."""
-    with vpnlib.vpn_services(bed, tmp_path_factory.mktemp("svc"), PAGE, HTTP_PORT,
-                             SSH_PORT) as d:
-        yield d
+# HTTP on VIP:8080 and sshd on VIP:2222 in the server namespace
+services = vpnfixtures.services_fixture(PAGE, HTTP_PORT, SSH_PORT)
 
 
 def ppid(pid):
@@ -173,17 +167,6 @@ def app(microvm_bin, image, bed, hostlink, services, tmp_path_factory):
     a.close()
 
 
-def vpn_state(app):
-    r = app.cli("vpn", "status", "--json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def curl(app, *args):
-    return subprocess.run(["curl", "-sS", "--max-time", "20", *args], capture_output=True,
-                          text=True, timeout=30)
-
-
 def test_a_up_runs_in_a_box(app):
     st = json.loads(app.cli("status", "--json").stdout)
     assert st["agent_reachable"]
@@ -242,10 +225,10 @@ def test_b_import_and_connect_with_password(app, bed, tmp_path):
 
 def test_c_curl_through_the_tunnel(app):
     proxy = f"127.0.0.1:{app.port}"
-    r = curl(app, "--socks5-hostname", proxy, f"http://{vpnlib.TARGET_NAME}:{HTTP_PORT}/page.txt")
+    r = curl("--socks5-hostname", proxy, f"http://{vpnlib.TARGET_NAME}:{HTTP_PORT}/page.txt")
     assert r.returncode == 0, r.stderr
     assert r.stdout == PAGE
-    r = curl(app, "--socks5", proxy, f"http://{VIP}:{HTTP_PORT}/page.txt")
+    r = curl("--socks5", proxy, f"http://{VIP}:{HTTP_PORT}/page.txt")
     assert r.returncode == 0, r.stderr
     assert r.stdout == PAGE
     # a raw relay both ways (the target echoes, then says bye after our half-close)
@@ -270,7 +253,7 @@ def test_e_disconnect_then_web_auth(app, bed):
     r = app.cli("vpn", "disconnect")
     assert r.returncode == 0, r.stderr
     assert vpn_state(app)["state"] == "disconnected"
-    r = curl(app, "--socks5", f"127.0.0.1:{app.port}", f"http://{VIP}:{HTTP_PORT}/page.txt")
+    r = curl("--socks5", f"127.0.0.1:{app.port}", f"http://{VIP}:{HTTP_PORT}/page.txt")
     assert r.returncode != 0          # without the tunnel the VPN address is out of reach
 
     proc = subprocess.Popen([app.bin, "vpn", "connect", "corp.ovpn", "--user", "webok",
@@ -286,7 +269,7 @@ def test_e_disconnect_then_web_auth(app, bed):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, out + err
     assert vpn_state(app)["state"] == "connected"
-    r = curl(app, "--socks5", f"127.0.0.1:{app.port}", f"http://{VIP}:{HTTP_PORT}/page.txt")
+    r = curl("--socks5", f"127.0.0.1:{app.port}", f"http://{VIP}:{HTTP_PORT}/page.txt")
     assert r.stdout == PAGE
     assert app.cli("vpn", "disconnect").returncode == 0
 

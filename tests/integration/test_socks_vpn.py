@@ -16,8 +16,9 @@ import time
 
 import pytest
 
+import vpnfixtures
 import vpnlib
-from sockslib import Appliance, recv_exact, socks_open
+from sockslib import Appliance, curl, recv_exact, socks_open, vpn_state
 
 PAGE = "only inside the VPN\n"
 HTTP_PORT = 8080
@@ -35,12 +36,8 @@ def agent(vpn_agent):
     return vpn_agent
 
 
-@pytest.fixture(scope="module")
-def services(bed, tmp_path_factory):
-    """HTTP on VIP:8080 and sshd on VIP:2222 in the server namespace; keys made here."""
-    with vpnlib.vpn_services(bed, tmp_path_factory.mktemp("svc"), PAGE, HTTP_PORT,
-                             SSH_PORT) as d:
-        yield d
+# HTTP on VIP:8080 and sshd on VIP:2222 in the server namespace
+services = vpnfixtures.services_fixture(PAGE, HTTP_PORT, SSH_PORT)
 
 
 @pytest.fixture(scope="module")
@@ -49,17 +46,6 @@ def app(microvm_bin, bed, agent, services, tmp_path_factory):
                   secret_file=agent.secret_file)
     yield a
     a.close()
-
-
-def vpn_state(app):
-    r = app.cli("vpn", "status", "--json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def curl(app, *args):
-    return subprocess.run(["curl", "-sS", "--max-time", "20", *args], capture_output=True,
-                          text=True, timeout=30)
 
 
 def test_a_connect_and_status(app, bed, tmp_path):
@@ -85,11 +71,11 @@ def test_a_connect_and_status(app, bed, tmp_path):
 def test_curl_socks5_hostname_and_socks5(app):
     proxy = f"127.0.0.1:{app.port}"
     # the name is resolved by the agent through the VPN's DNS
-    r = curl(app, "--socks5-hostname", proxy,
+    r = curl("--socks5-hostname", proxy,
              f"http://{vpnlib.TARGET_NAME}:{HTTP_PORT}/page.txt")
     assert r.returncode == 0, r.stderr
     assert r.stdout == PAGE
-    r = curl(app, "--socks5", proxy, f"http://{VIP}:{HTTP_PORT}/page.txt")
+    r = curl("--socks5", proxy, f"http://{VIP}:{HTTP_PORT}/page.txt")
     assert r.returncode == 0, r.stderr
     assert r.stdout == PAGE
 
@@ -140,7 +126,7 @@ def test_z_disconnect_webauth_and_wrong_password(app, bed):
     assert r.returncode == 0, r.stderr
     assert vpn_state(app)["state"] == "disconnected"
     # without the tunnel the VPN address is out of reach
-    r = curl(app, "--socks5", f"127.0.0.1:{app.port}", f"http://{VIP}:{HTTP_PORT}/page.txt")
+    r = curl("--socks5", f"127.0.0.1:{app.port}", f"http://{VIP}:{HTTP_PORT}/page.txt")
     assert r.returncode != 0
 
     # web authentication: the URL is printed, status shows it, approval completes it
@@ -164,7 +150,7 @@ def test_z_disconnect_webauth_and_wrong_password(app, bed):
     assert proc.returncode == 0, out + err
     assert "connected" in out
     assert vpn_state(app)["state"] == "connected"
-    r = curl(app, "--socks5", f"127.0.0.1:{app.port}", f"http://{VIP}:{HTTP_PORT}/page.txt")
+    r = curl("--socks5", f"127.0.0.1:{app.port}", f"http://{VIP}:{HTTP_PORT}/page.txt")
     assert r.stdout == PAGE
 
     # a wrong password: a clear failure, reflected in the status
@@ -190,7 +176,7 @@ def test_zz_up_with_profile_connects_at_start(microvm_bin, bed, agent, tmp_path)
         assert vpnlib.USERS["alice"] not in out
         assert vpn_state(app2)["state"] == "connected"
         assert "start.ovpn" in app2.cli("vpn", "profiles").stdout.split()
-        r = curl(app2, "--socks5-hostname", f"127.0.0.1:{app2.port}",
+        r = curl("--socks5-hostname", f"127.0.0.1:{app2.port}",
                  f"http://{vpnlib.TARGET_NAME}:{HTTP_PORT}/page.txt")
         assert r.stdout == PAGE
         assert app2.cli("vpn", "disconnect").returncode == 0

@@ -28,28 +28,21 @@ import shlex
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import uuid
 import zipfile
 
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "integration"))
+# (test_win_up puts tests/integration, vpnlib's home, on the path)
+from test_win_up import BUILD, WINE, win_path
 import sockslib  # noqa: E402
 import vpnlib  # noqa: E402
 
-WINE = os.environ.get("WINE", "/usr/lib/wine/wine64")
-BUILD = pathlib.Path(os.environ.get("MICROVM_BUILD_WIN", "build-win")).resolve()
 CC = "x86_64-w64-mingw32-gcc"
 LAN_IP, WSL_IP = "10.78.0.1", "10.78.0.2"
 TARGET_PORT = 7000
 BANNER = b"hello from the LAN\n"
-
-
-def win_path(p):
-    """The Windows name of a Unix path (Wine's drive Z: is /)."""
-    return "Z:" + str(p).replace("/", "\\")
 
 
 def project_version():
@@ -174,7 +167,7 @@ class Installed:
 
 @pytest.fixture(scope="module")
 def lan():
-    vpnlib.needs_root()
+    sockslib.need_root()
     b = Lan()
     yield b
     b.close()

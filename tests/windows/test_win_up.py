@@ -7,9 +7,10 @@
 
 The WSL VM's network is vpnlib's client namespace (FAKE_WSL_NETNS): its veth to the server
 namespace stands for WSL2's NAT; the OpenVPN server, its DNS and the services live in the
-server namespace (vpnlib.Testbed, vpnlib.vpn_services).  This process and Wine are the
-"Windows" side: the namespace scripts/test-windows.sh made for the run (loopback only), so
-port 1080 and the agent's forwarded ports collide with nothing.
+server namespace (vpnlib.Testbed and vpnlib.vpn_services, through the integration tests'
+fixtures in vpnfixtures.py).  This process and Wine are the "Windows" side: the namespace
+scripts/test-windows.sh made for the run (loopback only), so port 1080 and the agent's
+forwarded ports collide with nothing.
 
 One `up` serves every check (Wine starts processes slowly): the module fixture starts it,
 the tests run in file order, and the last one is `down`.  Needs root, the cross build
@@ -27,7 +28,9 @@ import time
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "integration"))
+import vpnfixtures  # noqa: E402
 import vpnlib  # noqa: E402
+from vpnfixtures import vpn_bed as bed  # noqa: E402,F401  (fixtures: the test bed)
 
 WINE = os.environ.get("WINE", "/usr/lib/wine/wine64")
 BUILD = pathlib.Path(os.environ.get("MICROVM_BUILD_WIN", "build-win")).resolve()
@@ -83,18 +86,7 @@ class MicrovmExe:
                                            err.read_text())
 
 
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory):
-    vpnlib.needs_root()
-    with vpnlib.Testbed(tmp_path_factory.mktemp("vpn")) as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
-def services(bed, tmp_path_factory):
-    with vpnlib.vpn_services(bed, tmp_path_factory.mktemp("svc"), PAGE, HTTP_PORT,
-                             SSH_PORT) as d:
-        yield d
+services = vpnfixtures.services_fixture(PAGE, HTTP_PORT, SSH_PORT)
 
 
 @pytest.fixture(scope="module")

@@ -81,6 +81,9 @@ pub struct mvm_config {
 pub type mvm_console_cb =
     Option<unsafe extern "C" fn(opaque: *mut c_void, data: *const u8, len: size_t, lost: u64)>;
 
+/// Bytes of the most recent console output a VM keeps (what `mvm_console_read()` can give).
+pub const MVM_CONSOLE_KEPT: usize = 64 * 1024;
+
 // ------------------------------------------------------------------ vsock.h
 
 pub type mvm_vsock_accept_cb = Option<unsafe extern "C" fn(opaque: *mut c_void, port: u32, fd: c_int)>;

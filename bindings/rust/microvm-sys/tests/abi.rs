@@ -131,8 +131,8 @@ fn structs_have_the_c_layout() {
     let src = format!(
         "#include <stddef.h>\n#include <stdio.h>\n#include <microvm/microvm.h>\n\
          int main(void) {{\n{}\
-         printf(\"consts %d %d %u %d %d %d\\n\", MVM_AGENT_PORT, MVM_PROXY_PORT, MVM_VSOCK_MAX_RESPONSE,\n\
-                (int)MVM_BACKEND_HVF, (int)MVM_EXIT_KILLED, (int)MVM_VPN_ERROR);\n\
+         printf(\"consts %d %d %u %d %d %d %d\\n\", MVM_AGENT_PORT, MVM_PROXY_PORT, MVM_VSOCK_MAX_RESPONSE,\n\
+                (int)MVM_BACKEND_HVF, (int)MVM_EXIT_KILLED, (int)MVM_VPN_ERROR, MVM_CONSOLE_KEPT);\n\
          return 0; }}\n",
         body
     );
@@ -158,8 +158,8 @@ fn structs_have_the_c_layout() {
     assert_eq!(c_lines, rust.iter().map(|s| s.as_str()).collect::<Vec<_>>());
     assert_eq!(
         consts,
-        format!("consts {} {} {} {} {} {}", MVM_AGENT_PORT, MVM_PROXY_PORT, MVM_VSOCK_MAX_RESPONSE,
-                MVM_BACKEND_HVF, MVM_EXIT_KILLED, MVM_VPN_ERROR)
+        format!("consts {} {} {} {} {} {} {}", MVM_AGENT_PORT, MVM_PROXY_PORT, MVM_VSOCK_MAX_RESPONSE,
+                MVM_BACKEND_HVF, MVM_EXIT_KILLED, MVM_VPN_ERROR, MVM_CONSOLE_KEPT)
     );
 }
 
@@ -183,4 +183,12 @@ fn the_library_links_and_answers() {
     assert!(unsafe { mvm_vm_new(big.as_ptr() as *const mvm_config) }.is_null());
     let err = unsafe { std::ffi::CStr::from_ptr(mvm_last_error()) }.to_string_lossy().into_owned();
     assert!(err.contains("newer headers"), "{}", err);
+    // the console snapshot: no VM is the library's -EINVAL (a c_long), its text names the call
+    let mut buf = [0u8; 16];
+    let mut total = 7u64;
+    // SAFETY: a NULL VM is refused before anything is read or written.
+    let n = unsafe { mvm_console_read(std::ptr::null_mut(), buf.as_mut_ptr().cast(), buf.len(), &mut total) };
+    assert_eq!(n, -(libc::EINVAL as libc::c_long));
+    let err = unsafe { std::ffi::CStr::from_ptr(mvm_last_error()) }.to_string_lossy().into_owned();
+    assert!(err.contains("mvm_console_read"), "{}", err);
 }

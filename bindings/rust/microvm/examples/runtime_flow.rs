@@ -1,6 +1,7 @@
 //! runtime_flow - the microvm-rs runtime flow of the desktop app, on any backend: start the
 //! guest, ping its agent through `VsockClient::request`, the same by hand over a
-//! `VsockConnection` (`connect`, `send`, `recv`, `close`), shut down.
+//! `VsockConnection` (`connect`, `send`, `recv`, `close`), shut down, the console's
+//! snapshot.
 //!
 //!   runtime_flow [--backend auto|nsbox|wsl] [--rootfs FILE]
 //!
@@ -109,5 +110,12 @@ async fn main() {
         seen += chunk.len();
     }
     println!("console: {} bytes", seen);
+    // what the console still holds after the stop: the agent's start-up line among it
+    let snap = handle.console_snapshot().unwrap_or_else(|e| fail("console_snapshot", e));
+    let text = String::from_utf8_lossy(&snap.bytes);
+    if !text.contains("microvm-agent") {
+        fail("console_snapshot", format!("no line of the agent in {:?}", text));
+    }
+    println!("console_snapshot: {} bytes of {} written", snap.bytes.len(), snap.total);
     println!("runtime_flow: ok");
 }

@@ -7,6 +7,7 @@
 //!   the runtime and its [`VsockClient`], [`VmRuntime::spawn`] giving a [`RuntimeHandle`]
 //!   (`shutdown`, `kill`, `is_running`), [`VsockClient::request`] / [`VsockClient::connect`],
 //!   [`VsockConnection`] (`send`, `recv`, `close`), [`backend_name`], [`is_supported`];
+//!   beyond it, [`RuntimeHandle::console_snapshot`] (what the console holds now);
 //! - [`VpnManager`], the VPN appliance of `microvm up`: start/stop the VM, status, profiles,
 //!   connect (with a password, or web authentication), the SOCKS5 proxy (crate feature
 //!   `manager`, on by default, on Linux and Windows alike).
@@ -23,7 +24,7 @@ mod vsock;
 
 #[cfg(feature = "manager")]
 pub use manager::{ManagerConfig, ManagerStatus, VpnInfo, VpnManager, VpnState};
-pub use runtime::{Backend, RuntimeConfig, RuntimeHandle, RuntimeOptions, VmRuntime};
+pub use runtime::{Backend, ConsoleSnapshot, RuntimeConfig, RuntimeHandle, RuntimeOptions, VmRuntime, CONSOLE_KEPT};
 pub use vsock::{VsockClient, VsockConnection};
 
 use std::ffi::CStr;

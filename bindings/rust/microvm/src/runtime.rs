@@ -232,6 +232,19 @@ impl VmRuntime {
     }
 }
 
+/// Bytes of the most recent console output a VM keeps: the most a [`ConsoleSnapshot`] holds.
+pub const CONSOLE_KEPT: usize = sys::MVM_CONSOLE_KEPT;
+
+/// What the guest's console holds at one moment ([`RuntimeHandle::console_snapshot`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSnapshot {
+    /// The most recent console output, oldest byte first: at most [`CONSOLE_KEPT`] bytes.
+    pub bytes: Vec<u8>,
+    /// Bytes the guest has written to the console since the VM was made; more than
+    /// `bytes.len()` once older output was dropped.
+    pub total: u64,
+}
+
 /// A started guest.
 pub struct RuntimeHandle {
     vm: Arc<Vm>,
@@ -265,6 +278,24 @@ impl RuntimeHandle {
     pub fn hypervisor(&self) -> String {
         // SAFETY: a string valid while the VM lives.
         unsafe { cstr(sys::mvm_vm_hypervisor(self.vm.ptr)) }
+    }
+
+    /// What the console holds now (its last [`CONSOLE_KEPT`] bytes), without subscribing:
+    /// for a look at the boot messages when `RuntimeConfig::console_tx` was not set, or
+    /// after a stop.  One step under the console's lock (`mvm_console_read()`): output
+    /// arriving meanwhile is wholly in or wholly out; it never waits for the guest.
+    pub fn console_snapshot(&self) -> Result<ConsoleSnapshot> {
+        let mut bytes = vec![0u8; CONSOLE_KEPT];
+        let mut total = 0u64;
+        // SAFETY: the Arc keeps the VM alive; the buffer holds CONSOLE_KEPT bytes.
+        let n = unsafe {
+            sys::mvm_console_read(self.vm.ptr, bytes.as_mut_ptr() as *mut c_void, bytes.len(), &mut total)
+        };
+        if n < 0 {
+            return Err(call_error(n as i32, "console snapshot"));
+        }
+        bytes.truncate(n as usize);
+        Ok(ConsoleSnapshot { bytes, total })
     }
 
     /// Why the guest stopped ("poweroff", "killed", ...) with the backend's detail, or

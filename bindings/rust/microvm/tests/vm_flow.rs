@@ -1,6 +1,7 @@
 //! The microvm-rs flow on this machine, on the namespace backend: create the VM and its
 //! client, spawn, ping the agent on port 1025 through `VsockClient::request`, talk to it over
-//! a `VsockConnection`, see the console, shut down.  Then the same through `VpnManager`.
+//! a `VsockConnection`, see the console (its channel and a snapshot), shut down.  Then the
+//! same through `VpnManager`.
 //!
 //! Needs root (the box's namespaces) and the guest image's rootfs: MICROVM_ROOTFS (`make
 //! rust` sets it), else guest/image/build.sh's for the build in MICROVM_BUILD.  Linux only:
@@ -83,6 +84,21 @@ async fn vm_runtime_flow() {
     assert!(pong.contains("pong"), "{}", pong);
     assert!(!pong.ends_with('\n'));
 
+    // the console snapshot holds the agent's start-up line (the box's console is read on a
+    // thread of its own: the line may land a moment after the agent answers)
+    let start_line = b"microvm-agent: listening";
+    let mut snap = handle.console_snapshot().expect("console snapshot");
+    for _ in 0..100 {
+        if contains(&snap.bytes, start_line) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        snap = handle.console_snapshot().expect("console snapshot");
+    }
+    assert!(contains(&snap.bytes, start_line), "{}", String::from_utf8_lossy(&snap.bytes));
+    assert!(snap.bytes.len() <= microvm::CONSOLE_KEPT);
+    assert!(snap.total >= snap.bytes.len() as u64, "{} < {}", snap.total, snap.bytes.len());
+
     // the same exchange by hand over a stream: send, recv until the newline, close
     let mut conn = client.connect(1025).await.expect("connect 1025");
     conn.send(b"{\"cmd\":\"vpn_status\"}\n").await.unwrap();
@@ -115,6 +131,15 @@ async fn vm_runtime_flow() {
         seen += chunk.len();
     }
     assert!(seen > 0, "no console output");
+    // the console outlives the guest: a snapshot after the stop still has the start-up
+    // line, and nothing written earlier is uncounted
+    let after = handle.console_snapshot().expect("console snapshot after shutdown");
+    assert!(contains(&after.bytes, start_line), "{}", String::from_utf8_lossy(&after.bytes));
+    assert!(after.total >= snap.total, "{} < {}", after.total, snap.total);
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
