@@ -59,9 +59,21 @@ pub(crate) fn last_error() -> String {
 pub(crate) fn call_error(ret: i32, what: &str) -> Error {
     let mut msg = last_error();
     if msg.is_empty() {
-        msg = format!("{}: {}", what, std::io::Error::from_raw_os_error(-ret));
+        msg = errno_message(what, -ret);
     }
     Error::Call { errno: -ret, msg }
+}
+
+/// "WHAT: TEXT (errno N)", TEXT the C runtime's `strerror(errno)`: the library returns the
+/// C runtime's errno values on every OS (on Windows compat_win.c maps Winsock's codes to
+/// them), which are not Win32 error codes, so not `std::io::Error::from_raw_os_error`'s
+/// (there ENOTCONN, 126, would read "The specified module could not be found").  The number
+/// stays in the text: the Windows CRT knows no words for the POSIX codes above 42.
+pub(crate) fn errno_message(what: &str, errno: i32) -> String {
+    // SAFETY: strerror returns a NUL-terminated string (static, or this thread's buffer for
+    // an unknown code), copied at once.
+    let text = unsafe { cstr(libc::strerror(errno)) };
+    format!("{}: {} (errno {})", what, text, errno)
 }
 
 /// Copy a C string (NULL: "").
@@ -114,4 +126,26 @@ pub fn backend_name() -> &'static str {
 pub fn is_supported() -> bool {
     // SAFETY: no arguments; NULL or a static string.
     !unsafe { microvm_sys::mvm_backend_default() }.is_null()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text of an errno value is the C runtime's on every OS, not a Win32 error's: the
+    /// same words on Linux and under Wine (Win32's 2, 13 and 22 would read "The system cannot
+    /// find the file specified.", "The data is invalid.", "The parameter is incorrect.").
+    #[test]
+    fn errno_message_is_the_c_runtimes() {
+        assert_eq!(errno_message("open", libc::ENOENT), "open: No such file or directory (errno 2)");
+        assert_eq!(errno_message("x", libc::EACCES), "x: Permission denied (errno 13)");
+        assert_eq!(errno_message("x", libc::EINVAL), "x: Invalid argument (errno 22)");
+        // ENOTCONN: 107 on Linux, 126 in the Windows CRT (Win32's 126 is "The specified
+        // module could not be found.")
+        let m = errno_message("vpn_status", libc::ENOTCONN);
+        assert!(m.starts_with("vpn_status: ") && m.ends_with(&format!(" (errno {})", libc::ENOTCONN)), "{}", m);
+        assert!(!m.contains("module"), "{}", m);
+        #[cfg(unix)]
+        assert_eq!(m, "vpn_status: Transport endpoint is not connected (errno 107)");
+    }
 }
