@@ -76,6 +76,25 @@ pub(crate) fn errno_message(what: &str, errno: i32) -> String {
     format!("{}: {} (errno {})", what, text, errno)
 }
 
+/// Overwrite a secret (a password) with zeros before its memory is freed: volatile writes,
+/// which the compiler may not drop as dead stores.  The crate wipes the passwords it copies
+/// (`VpnManager::vpn_connect`, `VpnManager::socks_credentials`); an application can wipe
+/// its own the same way (examples/app_flow.rs).
+pub fn wipe(buf: &mut [u8]) {
+    for b in buf.iter_mut() {
+        // SAFETY: a valid, exclusive reference to one byte.
+        unsafe { std::ptr::write_volatile(b, 0) };
+    }
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+}
+
+/// [`wipe`] a String's bytes, then empty it (its allocation stays, zeroed).
+pub fn wipe_string(s: &mut String) {
+    // SAFETY: zero bytes are valid UTF-8, so the String stays valid throughout.
+    wipe(unsafe { s.as_bytes_mut() });
+    s.clear();
+}
+
 /// Copy a C string (NULL: "").
 ///
 /// # Safety
@@ -91,7 +110,8 @@ pub(crate) unsafe fn cstr(p: *const c_char) -> String {
 #[cfg(feature = "manager")]
 pub(crate) fn carray(a: &[c_char]) -> String {
     let bytes: Vec<u8> = a.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-    String::from_utf8_lossy(&bytes).into_owned()
+    // valid UTF-8 (always, for a password) becomes the String without a second copy
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A CString for the C side, or Error::Invalid when `s` holds a NUL byte.
@@ -147,5 +167,20 @@ mod tests {
         assert!(!m.contains("module"), "{}", m);
         #[cfg(unix)]
         assert_eq!(m, "vpn_status: Transport endpoint is not connected (errno 107)");
+    }
+
+    #[test]
+    fn wipe_zeroes_every_byte() {
+        let mut b = *b"secret";
+        wipe(&mut b);
+        assert_eq!(b, [0u8; 6]);
+        let mut s = String::from("pa ss\"w\\rd");
+        let (ptr, len) = (s.as_ptr(), s.len());
+        wipe_string(&mut s);
+        assert!(s.is_empty());
+        // the same allocation, still owned by `s`: its old bytes are zeros now
+        // SAFETY: `s` keeps its buffer (clear() frees nothing) of at least `len` bytes.
+        let old = unsafe { std::slice::from_raw_parts(ptr, len) };
+        assert!(old.iter().all(|&c| c == 0), "{:?}", old);
     }
 }
