@@ -203,6 +203,9 @@ async fn run(a: Args, password: &str) -> Result<Vec<u8>, String> {
 
         // SOCKS5
         let st = m.status().await;
+        // the mode only: the password is never printed
+        eprintln!("app_flow: SOCKS5 proxy {}:{}, authentication: {}", st.socks_addr, st.socks_port,
+                  if st.socks_auth { "username/password" } else { "none" });
         let auth = if st.socks_auth { Some(m.socks_credentials()) } else { None };
         let body = fetch((st.socks_addr.clone(), st.socks_port), auth, &a.url).await?;
         eprintln!("app_flow: fetched {} through SOCKS5", a.url);
