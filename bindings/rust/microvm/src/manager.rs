@@ -22,7 +22,9 @@ pub struct ManagerConfig {
     pub backend: Backend,
     /// Guest kernel (VM backends; `None`: the default one).
     pub kernel_path: Option<PathBuf>,
-    /// Root file system (namespace / WSL2 backends; `None`: the newest `make image`).
+    /// Root file system (namespace / WSL2 backends).  `None`: on Linux the image `make
+    /// image` cached for the library's build; on Windows `rootfs.tar.gz` next to the
+    /// program (the Windows package puts it beside microvm.exe).
     pub rootfs_path: Option<PathBuf>,
     pub memory_mb: u32,
     /// Run the SOCKS5 proxy.
