@@ -102,10 +102,13 @@ windows-package: $(BUILD_WIN)/build.ninja image
 
 # the WSL2 tests run the real agent from the guest image behind a wsl.exe double, and
 # test_win_package.py installs and uses the package; then the Rust crates, cross-built
-# against $(BUILD_WIN), run their tests and the WSL2 flow under Wine
+# against $(BUILD_WIN), run their tests and the WSL2 flow under Wine.  The crates' cross
+# build comes first, untimed (minutes when fresh): test_win_rust.py, in test-windows.sh's
+# timed run, uses its examples/app_flow.exe.
 windows: windows-package
 	@$(DEPS) build windows rust
 	ninja -C $(BUILD_WIN)
+	sh scripts/test-rust-windows.sh $(BUILD_WIN) --build-only
 	sh scripts/test-windows.sh $(BUILD_WIN)
 	sh scripts/test-rust-windows.sh $(BUILD_WIN)
 

@@ -10,8 +10,9 @@
 #     of the guest image: start, request(1025, ping), connect/send/recv, shutdown.
 # Prints "rust-windows: N passed, N failed" (cargo's test counts, plus the example as one).
 # The app's flow through VpnManager (examples/app_flow against a real OpenVPN server) is
-# tests/windows/test_win_rust.py, in scripts/test-windows.sh's pytest run: it builds the
-# example with `--build-only` (the cross build only, here, then exit; no Wine, no root).
+# tests/windows/test_win_rust.py, in scripts/test-windows.sh's pytest run: it uses the
+# example that `--build-only` built before (the cross build only, then exit; no Wine, no
+# root): `make windows` runs that first, outside test-windows.sh's time limits.
 #
 # Needs root (the double chroots into the distro).  Everything runs in network and PID
 # namespaces of its own, as scripts/test-windows.sh does: the agent's fixed ports on

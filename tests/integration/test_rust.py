@@ -50,6 +50,8 @@ def test_app_flow_through_the_vpn(app_flow, image, bed, hostlink, services,  # n
     assert r.returncode == 0, r.stderr
     assert r.stdout == PAGE
     for step in ("VM started (nsbox)", "agent answers", "VPN connected, tunnel address 10.77.8.",
+                 # the proxy required the generated password (the example asks for it)
+                 "SOCKS5 proxy 127.0.0.1:", "authentication: username/password",
                  "through SOCKS5", "VPN disconnected", "VM stopped"):
         assert step in r.stderr, (step, r.stderr)
     # the password went through stdin only

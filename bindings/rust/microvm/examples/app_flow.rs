@@ -4,14 +4,18 @@
 //!
 //!   app_flow [--backend auto|kvm|nsbox|wsl] [--rootfs FILE] --profile FILE --user NAME --url URL
 //!
-//! The password is read from the first line of stdin (never from the command line).  URL is
+//! The password is read from the first line of stdin (never from the command line), without
+//! a buffer of std's in between, and wiped once used (`microvm::wipe_string`), as is every
+//! copy of the SOCKS5 password here.  URL is
 //! `http://HOST:PORT/PATH`; the body of the answer goes to stdout, byte for byte, progress
 //! to stderr; the exit status is 1 at the first step that fails (the VM is stopped then too).
 //! The same program on every OS: tests/integration/test_rust.py runs it on the namespace
 //! backend, tests/windows/test_win_rust.py under Wine on WSL2 (behind the wsl.exe double),
 //! both against a real OpenVPN server.
 
-use std::io::{BufRead, Read, Write};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::mem::ManuallyDrop;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -83,7 +87,9 @@ fn socks5_connect(proxy: (&str, u16), auth: Option<(&str, &str)>, host: &str, po
         msg.extend_from_slice(u.as_bytes());
         msg.push(p.len() as u8);
         msg.extend_from_slice(p.as_bytes());
-        s.write_all(&msg).map_err(io)?;
+        let sent = s.write_all(&msg);
+        microvm::wipe(&mut msg);
+        sent.map_err(io)?;
         s.read_exact(&mut rep).map_err(io)?;
         if rep[1] != 0 {
             return Err("SOCKS authentication failed".into());
@@ -118,8 +124,13 @@ fn socks5_connect(proxy: (&str, u16), auth: Option<(&str, &str)>, host: &str, po
 async fn fetch(proxy: (String, u16), auth: Option<(String, String)>, url: &str) -> Result<Vec<u8>, String> {
     let (host, port, path) = split_url(url).ok_or("URL must be http://HOST[:PORT]/PATH")?;
     tokio::task::spawn_blocking(move || {
-        let auth = auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
-        let mut s = socks5_connect((proxy.0.as_str(), proxy.1), auth, &host, port)?;
+        let mut auth = auth;
+        let conn = socks5_connect((proxy.0.as_str(), proxy.1),
+                                  auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str())), &host, port);
+        if let Some((_, p)) = auth.as_mut() {
+            microvm::wipe_string(p);
+        }
+        let mut s = conn?;
         let req = format!("GET {} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n", path, host);
         s.write_all(req.as_bytes()).map_err(|e| format!("HTTP: {}", e))?;
         let mut resp = Vec::new();
@@ -148,7 +159,7 @@ fn split_url(url: &str) -> Option<(String, u16, String)> {
     Some((host.to_string(), port, path.to_string()))
 }
 
-async fn run(a: Args, password: String) -> Result<Vec<u8>, String> {
+async fn run(a: Args, password: &str) -> Result<Vec<u8>, String> {
     split_url(&a.url).ok_or("URL must be http://HOST[:PORT]/PATH")?;
     let profile = std::fs::read_to_string(&a.profile).map_err(|e| format!("{}: {}", a.profile.display(), e))?;
     let name = a.profile.file_name().and_then(|n| n.to_str()).unwrap_or("profile.ovpn").to_string();
@@ -174,7 +185,7 @@ async fn run(a: Args, password: String) -> Result<Vec<u8>, String> {
         eprintln!("app_flow: agent answers");
 
         // vpn_connect, with web authentication if the server asks for it
-        let mut info = m.vpn_connect(&name, Some(&profile), Some(&a.user), Some(&password)).await?;
+        let mut info = m.vpn_connect(&name, Some(&profile), Some(&a.user), Some(password)).await?;
         if info.state == VpnState::WebAuth {
             eprintln!("app_flow: open {} to authenticate", info.auth_url);
             for _ in 0..120 {
@@ -192,6 +203,9 @@ async fn run(a: Args, password: String) -> Result<Vec<u8>, String> {
 
         // SOCKS5
         let st = m.status().await;
+        // the mode only: the password is never printed
+        eprintln!("app_flow: SOCKS5 proxy {}:{}, authentication: {}", st.socks_addr, st.socks_port,
+                  if st.socks_auth { "username/password" } else { "none" });
         let auth = if st.socks_auth { Some(m.socks_credentials()) } else { None };
         let body = fetch((st.socks_addr.clone(), st.socks_port), auth, &a.url).await?;
         eprintln!("app_flow: fetched {} through SOCKS5", a.url);
@@ -207,16 +221,58 @@ async fn run(a: Args, password: String) -> Result<Vec<u8>, String> {
     result
 }
 
+/// The longest password read; its buffer never grows, so no copy is left behind by a move.
+const PASSWORD_MAX: usize = 1024;
+
+/// The first line of stdin (without its "\n" or "\r\n"), read a byte at a time straight from
+/// the file descriptor (handle on Windows): std's Stdin would keep a copy in its buffer.
+fn read_password() -> Result<String, &'static str> {
+    // SAFETY: stdin's descriptor / handle, borrowed: ManuallyDrop never closes it.
+    #[cfg(unix)]
+    let mut f = ManuallyDrop::new(unsafe {
+        <File as std::os::unix::io::FromRawFd>::from_raw_fd(std::os::unix::io::AsRawFd::as_raw_fd(&std::io::stdin()))
+    });
+    #[cfg(windows)]
+    let mut f = ManuallyDrop::new(unsafe {
+        <File as std::os::windows::io::FromRawHandle>::from_raw_handle(
+            std::os::windows::io::AsRawHandle::as_raw_handle(&std::io::stdin()))
+    });
+    let mut buf = Vec::with_capacity(PASSWORD_MAX);
+    let mut b = [0u8; 1];
+    let res = loop {
+        match f.read(&mut b) {
+            Ok(0) => break Ok(()),
+            Ok(_) if b[0] == b'\n' => break Ok(()),
+            Ok(_) if buf.len() == PASSWORD_MAX => break Err("the password is too long"),
+            Ok(_) => buf.push(b[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break Err("cannot read the password from stdin"),
+        }
+    };
+    b[0] = 0;
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    if let Err(e) = res {
+        microvm::wipe(&mut buf);
+        return Err(e);
+    }
+    String::from_utf8(buf).map_err(|e| {
+        microvm::wipe(&mut e.into_bytes());
+        "the password is not UTF-8"
+    })
+}
+
 #[tokio::main]
 async fn main() {
     let args = parse_args();
-    let mut password = String::new();
-    if std::io::stdin().lock().read_line(&mut password).is_err() {
-        eprintln!("app_flow: cannot read the password from stdin");
+    let mut password = read_password().unwrap_or_else(|e| {
+        eprintln!("app_flow: {}", e);
         std::process::exit(2);
-    }
-    let password = password.trim_end_matches(&['\r', '\n'][..]).to_string();
-    match run(args, password).await {
+    });
+    let result = run(args, &password).await;
+    microvm::wipe_string(&mut password);
+    match result {
         Ok(body) => {
             let mut out = std::io::stdout().lock();
             if out.write_all(&body).and_then(|_| out.flush()).is_err() {

@@ -60,9 +60,40 @@ pub(crate) fn last_error() -> String {
 pub(crate) fn call_error(ret: i32, what: &str) -> Error {
     let mut msg = last_error();
     if msg.is_empty() {
-        msg = format!("{}: {}", what, std::io::Error::from_raw_os_error(-ret));
+        msg = errno_message(what, -ret);
     }
     Error::Call { errno: -ret, msg }
+}
+
+/// "WHAT: TEXT (errno N)", TEXT the C runtime's `strerror(errno)`: the library returns the
+/// C runtime's errno values on every OS (on Windows compat_win.c maps Winsock's codes to
+/// them), which are not Win32 error codes, so not `std::io::Error::from_raw_os_error`'s
+/// (there ENOTCONN, 126, would read "The specified module could not be found").  The number
+/// stays in the text: the Windows CRT knows no words for the POSIX codes above 42.
+pub(crate) fn errno_message(what: &str, errno: i32) -> String {
+    // SAFETY: strerror returns a NUL-terminated string (static, or this thread's buffer for
+    // an unknown code), copied at once.
+    let text = unsafe { cstr(libc::strerror(errno)) };
+    format!("{}: {} (errno {})", what, text, errno)
+}
+
+/// Overwrite a secret (a password) with zeros before its memory is freed: volatile writes,
+/// which the compiler may not drop as dead stores.  The crate wipes the passwords it copies
+/// (`VpnManager::vpn_connect`, `VpnManager::socks_credentials`); an application can wipe
+/// its own the same way (examples/app_flow.rs).
+pub fn wipe(buf: &mut [u8]) {
+    for b in buf.iter_mut() {
+        // SAFETY: a valid, exclusive reference to one byte.
+        unsafe { std::ptr::write_volatile(b, 0) };
+    }
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+}
+
+/// [`wipe`] a String's bytes, then empty it (its allocation stays, zeroed).
+pub fn wipe_string(s: &mut String) {
+    // SAFETY: zero bytes are valid UTF-8, so the String stays valid throughout.
+    wipe(unsafe { s.as_bytes_mut() });
+    s.clear();
 }
 
 /// Copy a C string (NULL: "").
@@ -80,7 +111,8 @@ pub(crate) unsafe fn cstr(p: *const c_char) -> String {
 #[cfg(feature = "manager")]
 pub(crate) fn carray(a: &[c_char]) -> String {
     let bytes: Vec<u8> = a.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-    String::from_utf8_lossy(&bytes).into_owned()
+    // valid UTF-8 (always, for a password) becomes the String without a second copy
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A CString for the C side, or Error::Invalid when `s` holds a NUL byte.
@@ -115,4 +147,41 @@ pub fn backend_name() -> &'static str {
 pub fn is_supported() -> bool {
     // SAFETY: no arguments; NULL or a static string.
     !unsafe { microvm_sys::mvm_backend_default() }.is_null()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text of an errno value is the C runtime's on every OS, not a Win32 error's: the
+    /// same words on Linux and under Wine (Win32's 2, 13 and 22 would read "The system cannot
+    /// find the file specified.", "The data is invalid.", "The parameter is incorrect.").
+    #[test]
+    fn errno_message_is_the_c_runtimes() {
+        assert_eq!(errno_message("open", libc::ENOENT), "open: No such file or directory (errno 2)");
+        assert_eq!(errno_message("x", libc::EACCES), "x: Permission denied (errno 13)");
+        assert_eq!(errno_message("x", libc::EINVAL), "x: Invalid argument (errno 22)");
+        // ENOTCONN: 107 on Linux, 126 in the Windows CRT (Win32's 126 is "The specified
+        // module could not be found.")
+        let m = errno_message("vpn_status", libc::ENOTCONN);
+        assert!(m.starts_with("vpn_status: ") && m.ends_with(&format!(" (errno {})", libc::ENOTCONN)), "{}", m);
+        assert!(!m.contains("module"), "{}", m);
+        #[cfg(unix)]
+        assert_eq!(m, "vpn_status: Transport endpoint is not connected (errno 107)");
+    }
+
+    #[test]
+    fn wipe_zeroes_every_byte() {
+        let mut b = *b"secret";
+        wipe(&mut b);
+        assert_eq!(b, [0u8; 6]);
+        let mut s = String::from("pa ss\"w\\rd");
+        let (ptr, len) = (s.as_ptr(), s.len());
+        wipe_string(&mut s);
+        assert!(s.is_empty());
+        // the same allocation, still owned by `s`: its old bytes are zeros now
+        // SAFETY: `s` keeps its buffer (clear() frees nothing) of at least `len` bytes.
+        let old = unsafe { std::slice::from_raw_parts(ptr, len) };
+        assert!(old.iter().all(|&c| c == 0), "{:?}", old);
+    }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use microvm_sys as sys;
 
-use crate::{call_error, carray, cstr, last_error, to_c, Backend, Error, Result};
+use crate::{call_error, carray, cstr, last_error, to_c, wipe, Backend, Error, Result};
 
 /// How the appliance runs.
 #[derive(Debug, Clone)]
@@ -22,7 +22,9 @@ pub struct ManagerConfig {
     pub backend: Backend,
     /// Guest kernel (VM backends; `None`: the default one).
     pub kernel_path: Option<PathBuf>,
-    /// Root file system (namespace / WSL2 backends; `None`: the newest `make image`).
+    /// Root file system (namespace / WSL2 backends).  `None`: on Linux the image `make
+    /// image` cached for the library's build; on Windows `rootfs.tar.gz` next to the
+    /// program (the Windows package puts it beside microvm.exe).
     pub rootfs_path: Option<PathBuf>,
     pub memory_mb: u32,
     /// Run the SOCKS5 proxy.
@@ -260,13 +262,14 @@ impl VpnManager {
         let n = to_c(name, "name")?;
         let c = content.map(|s| to_c(s, "profile")).transpose()?;
         let u = username.map(|s| to_c(s, "username")).transpose()?;
-        let p = password.map(|s| to_c(s, "password")).transpose()?;
+        let p = password.map(|s| to_c(s, "password").map(WipedCString)).transpose()?;
         self.run(move |m| {
             let ptr = |s: &Option<CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+            let pw = p.as_ref().map_or(std::ptr::null(), |p| p.0.as_ptr());
             // SAFETY: plain data filled by the call; the strings outlive it.
             let mut info = unsafe { std::mem::zeroed::<sys::mvm_vpn_info>() };
             let ret = unsafe {
-                sys::mvm_manager_vpn_connect(m, n.as_ptr(), ptr(&c), ptr(&u), ptr(&p), &mut info)
+                sys::mvm_manager_vpn_connect(m, n.as_ptr(), ptr(&c), ptr(&u), pw, &mut info)
             };
             check(ret, "vpn_connect")?;
             Ok(vpn_info(&info))
@@ -312,10 +315,20 @@ impl VpnManager {
         unsafe { sys::mvm_manager_socks_credentials(self.inner.m, user.as_mut_ptr(), pass.as_mut_ptr()) };
         let out = (carray(&user), carray(&pass));
         // the password should not linger on the stack
-        for b in pass.iter_mut() {
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        // SAFETY: c_char and u8 have the same size and alignment.
+        wipe(unsafe { std::slice::from_raw_parts_mut(pass.as_mut_ptr().cast::<u8>(), pass.len()) });
         out
+    }
+}
+
+/// The copy of a password handed to the C side, wiped ([`wipe`]) when dropped, on every
+/// path: after the call, on an error, or unused when the task never ran.
+struct WipedCString(CString);
+
+impl Drop for WipedCString {
+    fn drop(&mut self) {
+        let mut bytes = std::mem::take(&mut self.0).into_bytes_with_nul();
+        wipe(&mut bytes);
     }
 }
 

@@ -60,7 +60,8 @@ impl Default for RuntimeConfig {
 /// Which backend runs the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// KVM when it can run the guest, else the namespace box.
+    /// The first backend that can run here: on Linux KVM when it can run the guest, else
+    /// the namespace box; on Windows WSL2.
     Auto,
     Kvm,
     /// Linux namespaces: the guest's programs run in a box on the host kernel.
@@ -83,8 +84,9 @@ impl Backend {
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
     pub backend: Backend,
-    /// Root file system for the namespace / WSL2 backends (`None`: the newest image of
-    /// `make image`).
+    /// Root file system for the namespace / WSL2 backends.  `None`: on Linux the image
+    /// `make image` cached for the library's build; on Windows `rootfs.tar.gz` next to the
+    /// program.
     pub rootfs_path: Option<PathBuf>,
     pub cpus: u32,
     /// User-mode networking (libslirp) for VM backends.
