@@ -131,7 +131,12 @@ MVM_API const char *mvm_backend_default(void);
  */
 MVM_API mvm_vm *mvm_vm_new(const struct mvm_config *cfg);
 
-/** mvm_vm_start() - start the guest. Return: 0 or -errno. */
+/**
+ * mvm_vm_start() - start the guest
+ * Return: 0 or -errno with mvm_last_error() set.  -EBUSY: the VM was started before, or
+ * (WSL2, one appliance per Windows user) another VM of this user runs, in this process or
+ * another one: the message names that program.
+ */
 MVM_API int mvm_vm_start(mvm_vm *vm);
 
 /**
@@ -190,7 +195,8 @@ MVM_API void mvm_vm_free(mvm_vm *vm);
  *
  * Return: 1 when it was registered and has been removed, 0 when it was not registered
  * (nothing to do), or -errno with mvm_last_error() set (-ENOENT: WSL is not installed;
- * -ENODEV: WSL cannot run, with the advice).
+ * -ENODEV: WSL cannot run, with the advice; -EBUSY: a VM of this user runs, nothing was
+ * removed).
  */
 MVM_API int mvm_wsl_uninstall(void);
 #endif

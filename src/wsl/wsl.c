@@ -17,6 +17,20 @@
  *		tarball is cfg->rootfs_path, else rootfs.tar.gz next to the running program
  *		(so a Windows package is one directory), else none (an imported distro is used
  *		as it is).
+ * One appliance per Windows user: the distribution, %LOCALAPPDATA%\microvm and the ports
+ * 1025/7602 on the Windows loopback exist once per user, so a second VM (another app
+ * embedding the library, or `microvm.exe up` beside an app) would terminate, re-import or
+ * out-bind the first.  start therefore takes the user's appliance lock first, before any
+ * wsl.exe command, and holds it until the agent has exited (or start failed, or the VM is
+ * freed): %LOCALAPPDATA%\microvm\appliance.lock opened without write sharing
+ * (wsl_lock_take()).  Windows refuses a second such open until the handle is closed, and
+ * closes it when the process dies, however it dies; the handle is not inherited by wsl.exe.
+ * A second start fails with -EBUSY and a message naming the holder (the lock file holds
+ * "PID PROGRAM" while held, nothing once let go) and the next step; it runs no wsl.exe
+ * command at all.  A record found when the lock is taken means its holder died holding it:
+ * its agent may still run in the distribution, so start terminates the distribution first.
+ * mvm_wsl_uninstall() holds the lock too, so it refuses while a VM runs.
+ *
  * start:	wsl_ensure_distro(): `wsl.exe --list --quiet` (UTF-16LE output, parsed by
  *		wsl_list_has()).  The image version is the SHA-256 of the tarball, recorded in
  *		%LOCALAPPDATA%\microvm\wsl\image.sha256 next to the distribution's disk.  Not
@@ -76,6 +90,8 @@
 #define WSL_CONTROL_PORT MVM_AGENT_PORT
 #define WSL_TAIL	1024		/* the agent's last output kept for error messages */
 #define WSL_EXIT_SHUTDOWN MVM_STATUS_POWEROFF	/* the agent's exit status after "shutdown" */
+#define WSL_LOCK_FILE	"appliance.lock"	/* in %LOCALAPPDATA%\microvm: one appliance per user */
+#define WSL_LOCK_REC	256		/* its record: "PID PROGRAM\n" */
 
 struct wsl {
 	mvm_vm *vm;
@@ -88,6 +104,7 @@ struct wsl {
 	HANDLE proc;			/* the wsl.exe running the agent */
 	HANDLE out;			/* read end of its stdout+stderr */
 	HANDLE in;			/* write end of its stdin */
+	HANDLE volatile lock;		/* the user's appliance lock, from start until the exit */
 	pthread_t reader;
 	int reader_started;
 	volatile LONG killed;
@@ -282,7 +299,8 @@ static int wsl_run(const char *const *argv, char *buf, size_t size, size_t *len,
 
 /**
  * wsl_app_dir() - %LOCALAPPDATA%\microvm\@sub (both created)
- * @sub:	"wsl" (the distribution's disk and version record) or "state" (the agent's)
+ * @sub:	"wsl" (the distribution's disk and version record), "state" (the agent's), or
+ *		NULL for %LOCALAPPDATA%\microvm itself (the appliance lock)
  *
  * Return: 0 or -errno with mvm_last_error() set.
  */
@@ -295,11 +313,146 @@ static int wsl_app_dir(char *out, size_t size, const char *sub)
 		return mvm_set_error(-ENOENT, "WSL2: LOCALAPPDATA is not set");
 	snprintf(dir, sizeof(dir), "%s\\microvm", base);
 	CreateDirectoryA(dir, NULL);
-	snprintf(out, size, "%s\\microvm\\%s", base, sub);
+	if (sub)
+		snprintf(out, size, "%s\\microvm\\%s", base, sub);
+	else
+		snprintf(out, size, "%s", dir);
 	if (!CreateDirectoryA(out, NULL) && GetLastError() != ERROR_ALREADY_EXISTS)
 		return mvm_set_error(-EIO, "WSL2: cannot create %s (error %lu)", out,
 				     GetLastError());
 	return 0;
+}
+
+/**
+ * wsl_lock_open() - CreateFileW() of the appliance lock file
+ * @path:	its UTF-8 path
+ * @access/@share/@how: CreateFileW()'s access, share mode and creation disposition
+ *
+ * Return: the handle, or INVALID_HANDLE_VALUE with GetLastError() set.
+ */
+static HANDLE wsl_lock_open(const char *path, DWORD access, DWORD share, DWORD how)
+{
+	wchar_t *wpath = wsl_widen(path);
+	HANDLE h = INVALID_HANDLE_VALUE;
+
+	/* not inheritable: the wsl.exe children must not keep the lock after we are gone */
+	if (wpath)
+		h = CreateFileW(wpath, access, share, NULL, how, FILE_ATTRIBUTE_NORMAL, NULL);
+	else
+		SetLastError(ERROR_INVALID_NAME);
+	free(wpath);
+	return h;
+}
+
+/**
+ * wsl_lock_holder() - who holds the lock, from its record, as "microvm.exe (process 1234)"
+ * @path:	the lock file
+ * @out/@size:	the text; "another program" when the record is unreadable or not yet written
+ */
+static void wsl_lock_holder(const char *path, char *out, size_t size)
+{
+	char rec[WSL_LOCK_REC + 1] = "", *p, *name;
+	unsigned long pid;
+	HANDLE h;
+	DWORD n = 0;
+
+	snprintf(out, size, "another program");
+	h = wsl_lock_open(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, OPEN_EXISTING);
+	if (h == INVALID_HANDLE_VALUE)
+		return;
+	if (ReadFile(h, rec, WSL_LOCK_REC, &n, NULL))
+		rec[n] = '\0';
+	CloseHandle(h);
+	/* "PID PROGRAM\n", written by wsl_lock_take() of another process: only printable */
+	pid = strtoul(rec, &name, 10);
+	if (name == rec || *name != ' ')
+		return;
+	name++;
+	name[strcspn(name, "\r\n")] = '\0';
+	for (p = name; *p; p++)
+		if ((unsigned char)*p < ' ' || *p == 0x7f)
+			*p = '?';
+	if (*name)
+		snprintf(out, size, "%s (process %lu)", name, pid);
+}
+
+/**
+ * wsl_lock_take() - take this Windows user's appliance lock
+ * @what:	what the caller is about to do, for the refusal ("start", "uninstall")
+ * @stale:	set to 1 when the last holder died holding it (its record is still there: its
+ *		agent may still run in the distribution), else 0; may be NULL
+ *
+ * The lock is %LOCALAPPDATA%\microvm\appliance.lock opened without write sharing: Windows
+ * refuses a second such open until the handle is closed, and closes it when the process
+ * dies however it dies.  The holder writes "PID PROGRAM" into it for a refused user to read,
+ * and empties it when it lets go.
+ *
+ * Return: the lock's handle, or NULL with mvm_last_error() set and *@rc = -EBUSY (held: the
+ * message names the holder and what to do) or another -errno.
+ */
+static HANDLE wsl_lock_take(const char *what, int *stale, int *rc)
+{
+	char dir[MAX_PATH * 3], path[MAX_PATH * 3 + 32], rec[WSL_LOCK_REC + 1] = "";
+	char holder[WSL_LOCK_REC + 32];
+	wchar_t self[MAX_PATH], *base;
+	DWORD n = 0;
+	HANDLE h;
+	int len;
+
+	if (stale)
+		*stale = 0;
+	*rc = wsl_app_dir(dir, sizeof(dir), NULL);
+	if (*rc)
+		return NULL;
+	snprintf(path, sizeof(path), "%s\\" WSL_LOCK_FILE, dir);
+	h = wsl_lock_open(path, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ, OPEN_ALWAYS);
+	if (h == INVALID_HANDLE_VALUE && GetLastError() == ERROR_SHARING_VIOLATION) {
+		wsl_lock_holder(path, holder, sizeof(holder));
+		*rc = mvm_set_error(-EBUSY, "WSL2: cannot %s: the appliance of this Windows user "
+				    "is in use by %s (one appliance per user: its WSL "
+				    "distribution, ports and state are shared); stop it first "
+				    "(microvm.exe down, or stop the app that runs it)", what,
+				    holder);
+		return NULL;
+	}
+	if (h == INVALID_HANDLE_VALUE) {
+		*rc = mvm_set_error(-EIO, "WSL2: cannot open %s (error %lu)", path,
+				    GetLastError());
+		return NULL;
+	}
+	if (ReadFile(h, rec, WSL_LOCK_REC, &n, NULL) && n && stale)
+		*stale = 1;
+	/* our record: this process and its program's name */
+	base = NULL;
+	if (GetModuleFileNameW(NULL, self, MAX_PATH))
+		base = wcsrchr(self, L'\\');
+	len = snprintf(rec, sizeof(rec), "%lu ", GetCurrentProcessId());
+	if (!base || !WideCharToMultiByte(CP_UTF8, 0, base + 1, -1, rec + len,
+					  (int)sizeof(rec) - len - 1, NULL, NULL))
+		snprintf(rec + len, sizeof(rec) - (size_t)len, "a program");
+	len = (int)strlen(rec);
+	rec[len++] = '\n';
+	/* should this fail, the lock holds all the same: only a refused user's hint is missing */
+	if (SetFilePointer(h, 0, NULL, FILE_BEGIN) != INVALID_SET_FILE_POINTER && SetEndOfFile(h))
+		WriteFile(h, rec, (DWORD)len, &n, NULL);
+	*rc = 0;
+	return h;
+}
+
+/**
+ * wsl_lock_release() - let go of the appliance lock: empty the record, close the handle
+ * @lock:	the handle (swapped out for NULL, so two threads release it once), or NULL
+ */
+static void wsl_lock_release(HANDLE volatile *lock)
+{
+	HANDLE h = InterlockedExchangePointer((PVOID volatile *)lock, NULL);
+
+	if (!h)
+		return;
+	/* an empty record says "let go in order": the next holder need not clean up after us */
+	if (SetFilePointer(h, 0, NULL, FILE_BEGIN) != INVALID_SET_FILE_POINTER)
+		SetEndOfFile(h);
+	CloseHandle(h);
 }
 
 /**
@@ -508,12 +661,16 @@ static int wsl_ensure_distro(struct wsl *w)
  * `wsl.exe --unregister microvm` (its disk goes with it) and the image version record.
  * The agent's state (the user's profiles) in %LOCALAPPDATA%\microvm\state stays.
  *
+ * Refused (-EBUSY, nothing removed) while a VM of this Windows user runs: it holds the
+ * appliance lock, which the removal holds too.
+ *
  * Return: 1 when it was registered and is gone, 0 when it was not registered (nothing to
  * do), or -errno with mvm_last_error() set.
  */
 int mvm_wsl_uninstall(void)
 {
 	char exe[MAX_PATH * 3], why[512], dir[MAX_PATH * 3];
+	HANDLE volatile lock;
 	int rc;
 
 	rc = wsl_find_exe(exe, sizeof(exe), why, sizeof(why));
@@ -522,18 +679,23 @@ int mvm_wsl_uninstall(void)
 	rc = wsl_app_dir(dir, sizeof(dir), "wsl");
 	if (rc)
 		return rc;
-	rc = wsl_listed(exe);
-	if (rc < 0)
+	/* held for the whole removal: neither unregister a running appliance nor start one */
+	lock = wsl_lock_take("uninstall", NULL, &rc);
+	if (!lock)
 		return rc;
+	rc = wsl_listed(exe);
 	if (rc == 0) {
 		char path[MAX_PATH * 3 + 16];
 
 		wsl_record_path(path, sizeof(path), dir);
 		DeleteFileA(path);
-		return 0;
+	} else if (rc > 0) {
+		rc = wsl_unregister(exe, dir);
+		if (!rc)
+			rc = 1;
 	}
-	rc = wsl_unregister(exe, dir);
-	return rc ? rc : 1;
+	wsl_lock_release(&lock);
+	return rc;
 }
 
 /** wsl_reader() - console pump: the agent's output to the console, then its exit. */
@@ -560,6 +722,8 @@ static void *wsl_reader(void *arg)
 	GetExitCodeProcess(w->proc, &status);
 	if (w->quiet_exit)
 		return NULL;
+	/* let go before the exit is seen: whoever waits for it may start the next appliance */
+	wsl_lock_release(&w->lock);
 	if (w->killed) {
 		reason = MVM_EXIT_KILLED;
 	} else if (status == 0 || status == WSL_EXIT_SHUTDOWN) {
@@ -770,6 +934,7 @@ static void wsl_abort_start(struct wsl *w)
 		pthread_join(w->reader, NULL);
 		w->reader_started = 0;
 	}
+	wsl_lock_release(&w->lock);
 }
 
 /** wsl_start() - &mvm_backend_ops.start: import if needed, run the agent, wait for it. */
@@ -780,16 +945,28 @@ static int wsl_start(void *priv)
 			       "--transport", "tcp", "--listen", "127.0.0.1",
 			       "--auth-secret-file", "/dev/stdin", "--state-dir", w->state_dir,
 			       NULL };
+	const char *term[] = { w->exe, "--terminate", WSL_DISTRO, NULL };
 	char err[1024];
+	size_t len;
 	DWORD n;
-	int rc;
+	int rc, stale;
 
+	/* before anything touches the distribution: it may be another program's running one */
+	w->lock = wsl_lock_take("start", &stale, &rc);
+	if (!w->lock)
+		return rc;
+	if (stale) {
+		/* its last holder died holding it: its agent may still run there (and hold the
+		 * ports); a distro that is not registered makes this fail, which is fine */
+		wsl_run(term, err, sizeof(err), &len, &n, WSL_TERM_MS);
+	}
 	rc = wsl_ensure_distro(w);
-	if (rc)
+	if (!rc)
+		rc = wsl_spawn(argv, &w->proc, &w->out, &w->in);
+	if (rc) {
+		wsl_lock_release(&w->lock);
 		return rc;
-	rc = wsl_spawn(argv, &w->proc, &w->out, &w->in);
-	if (rc)
-		return rc;
+	}
 	/* The secret, first thing on the agent's stdin (never on a command line). */
 	if (!WriteFile(w->in, w->secret, MVM_SECRET_HEX_LEN + 1, &n, NULL) ||
 	    n != MVM_SECRET_HEX_LEN + 1) {
@@ -837,7 +1014,9 @@ static int wsl_kill(void *priv)
 	DWORD status;
 
 	InterlockedExchange(&w->killed, 1);
-	wsl_run(term, out, sizeof(out), &len, &status, WSL_TERM_MS);
+	/* only while we hold the lock: otherwise the distro may run another program's agent */
+	if (w->lock)
+		wsl_run(term, out, sizeof(out), &len, &status, WSL_TERM_MS);
 	if (w->proc)
 		TerminateProcess(w->proc, 1);
 	return 0;
@@ -872,6 +1051,7 @@ static void wsl_destroy(void *priv)
 		CloseHandle(w->out);
 	if (w->proc)
 		CloseHandle(w->proc);
+	wsl_lock_release(&w->lock);
 	mvm_vsock_free(w->vsock);
 	DeleteCriticalSection(&w->tail_lock);
 	SecureZeroMemory(w->secret, sizeof(w->secret));

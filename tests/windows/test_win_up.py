@@ -191,6 +191,23 @@ def wsl_list(app):
     return [ln.strip() for ln in r.stdout.decode("utf-16-le").splitlines()]
 
 
+def test_x_a_second_up_is_refused_and_the_first_runs_on(app):
+    """One appliance per Windows user: a second `up` (on a control pipe of its own, so that
+    it gets as far as starting the VM) fails with the appliance lock's message naming the
+    first, and the first keeps its VM, agent and VPN connection."""
+    r = app.run("up", "--control", r"\\.\pipe\microvm-second-control", "--rootfs",
+                win_path(os.environ["MICROVM_TEST_ROOTFS_UNIX"]), timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "the appliance of this Windows user is in use by microvm.exe (process " in \
+        r.stderr, r.stderr
+    assert "(microvm.exe down, or stop the app that runs it)" in r.stderr, r.stderr
+    assert "microvm is up" not in r.stdout, r.stdout
+    st = status(app)
+    assert st["vm_running"] and st["agent_reachable"], st
+    assert st["vpn"]["state"] == "connected", st
+    assert app.up.poll() is None
+
+
 def test_y_uninstall_is_refused_while_up_runs(app):
     r = app.run("uninstall")
     assert r.returncode == 1, r.stdout + r.stderr

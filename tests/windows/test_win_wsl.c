@@ -7,6 +7,7 @@
  * (the double chroots into the distro) and a network namespace of its own (the agent
  * listens on 127.0.0.1:1025): scripts/test-windows.sh provides both.  Real WSL2 needs
  * Windows with Hyper-V, which this machine is not: see docs/windows.md.
+ * `test_win_wsl.exe --hold IMAGE` is the second process of test_holder_process_dies().
  */
 #include <errno.h>
 #include <pthread.h>
@@ -60,7 +61,7 @@ static int console_wait(struct console_buf *c, const char *needle, int ms)
 
 static char *slurp(const char *name)
 {
-	static char buf[4096];
+	static char buf[65536];
 	char p[MAX_PATH * 2];
 	FILE *f;
 	size_t n;
@@ -588,6 +589,155 @@ static void test_start_timeout(void)
 	setenv_win("MICROVM_WSL_START_TIMEOUT", "30");
 }
 
+/* lines() - how many commands the double has run (lines of its log) */
+static int lines(void)
+{
+	return count("\n");
+}
+
+/* ping_ok() - does @vm's agent answer an authenticated ping? */
+static int ping_ok(mvm_vm *vm)
+{
+	char *resp = request(vm, "{\"cmd\":\"ping\"}\n");
+	int ok = resp && strstr(resp, "\"pong\"");
+
+	free(resp);
+	return ok;
+}
+
+/* refused() - is mvm_last_error() the one-per-user refusal naming @program (process @pid)? */
+static int refused(const char *what, const char *program, unsigned long pid)
+{
+	char want[MAX_PATH + 64];
+
+	snprintf(want, sizeof(want), "cannot %s: the appliance of this Windows user is in use "
+		 "by %s (process %lu)", what, program, pid);
+	if (!strstr(mvm_last_error(), want) ||
+	    !strstr(mvm_last_error(), "(microvm.exe down, or stop the app that runs it)")) {
+		printf("  got: %s\n  want: %s\n", mvm_last_error(), want);
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * One appliance per Windows user, two VMs in one process: the second start fails with
+ * -EBUSY, names the holder and what to do, and runs no wsl.exe command (it brings another
+ * image, which would re-import the distro); uninstall is refused too; the first's agent
+ * still answers.  Once the first has stopped, a new VM starts.
+ */
+static void test_second_vm_refused(void)
+{
+	enum mvm_exit_reason reason = MVM_EXIT_NONE;
+	mvm_vm *a, *b;
+	int before;
+
+	a = vm_new(rootfs2, NULL);
+	CHECK(a != NULL);
+	if (!a)
+		return;
+	CHECK(mvm_vm_start(a) == 0);
+	before = lines();
+	b = vm_new(rootfs, NULL);
+	CHECK(b != NULL);
+	if (b) {
+		CHECK(mvm_vm_start(b) == -EBUSY);
+		CHECK(refused("start", "test_win_wsl.exe", GetCurrentProcessId()));
+		CHECK(mvm_vm_state(b) == MVM_STATE_STOPPED);
+		mvm_vm_free(b);
+	}
+	CHECK(mvm_wsl_uninstall() == -EBUSY);
+	CHECK(refused("uninstall", "test_win_wsl.exe", GetCurrentProcessId()));
+	CHECK(lines() == before);	/* no --list, --import, --terminate, --unregister */
+	CHECK(ping_ok(a));
+	CHECK(mvm_vm_stop(a, 10000) == 0);
+	CHECK(mvm_vm_wait(a, 0, &reason) == 0 && reason == MVM_EXIT_POWEROFF);
+	mvm_vm_free(a);
+	/* let go: the next one starts (same image: no import) */
+	b = vm_new(rootfs2, NULL);
+	CHECK(b != NULL);
+	if (!b)
+		return;
+	CHECK(mvm_vm_start(b) == 0);
+	CHECK(ping_ok(b));
+	CHECK(count("import microvm ") == 2);
+	CHECK(mvm_vm_stop(b, 10000) == 0);
+	mvm_vm_free(b);
+}
+
+/* hold() - `test_win_wsl.exe --hold IMAGE`: start a VM, say so, run until killed */
+static int hold(const char *image)
+{
+	const char *exe = getenv("MICROVM_WSL_EXE");
+	mvm_vm *vm;
+
+	if (!exe)
+		return 1;
+	snprintf(fake_exe, sizeof(fake_exe), "%s", exe);
+	mvm_vsock_free(mvm_vsock_new_tcp(NULL));	/* WSAStartup */
+	vm = vm_new(image, NULL);
+	if (!vm || mvm_vm_start(vm)) {
+		printf("hold: %s\n", mvm_last_error());
+		return 1;
+	}
+	printf("holding\n");
+	Sleep(INFINITE);
+	return 0;
+}
+
+/*
+ * Another process holds the appliance: its program and process are named; when it dies
+ * without stopping (its agent left running in the distro, holding the ports), the lock is
+ * free again, and the next start terminates the orphan before it starts its own.
+ */
+static void test_holder_process_dies(void)
+{
+	SECURITY_ATTRIBUTES sa = { .nLength = sizeof(sa), .bInheritHandle = TRUE };
+	STARTUPINFOA si = { .cb = sizeof(si) };
+	PROCESS_INFORMATION pi;
+	char self[MAX_PATH], cmd[MAX_PATH * 3];
+	enum mvm_exit_reason reason = MVM_EXIT_NONE;
+	HANDLE r, w;
+	mvm_vm *vm;
+	int terms;
+
+	CHECK(GetModuleFileNameA(NULL, self, sizeof(self)) > 0);
+	CHECK(CreatePipe(&r, &w, &sa, 0));
+	SetHandleInformation(r, HANDLE_FLAG_INHERIT, 0);
+	si.dwFlags = STARTF_USESTDHANDLES;
+	si.hStdOutput = w;
+	si.hStdError = w;
+	snprintf(cmd, sizeof(cmd), "\"%s\" --hold \"%s\"", self, rootfs2);
+	CHECK(CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi));
+	CloseHandle(w);
+	CHECK(pipe_wait(r, "holding", 60000));
+	vm = vm_new(rootfs2, NULL);
+	CHECK(vm != NULL);
+	if (vm) {
+		CHECK(mvm_vm_start(vm) == -EBUSY);
+		CHECK(refused("start", "test_win_wsl.exe", pi.dwProcessId));
+		mvm_vm_free(vm);
+	}
+	/* it dies holding the lock; its wsl.exe and agent live on */
+	terms = count("terminate microvm");
+	CHECK(TerminateProcess(pi.hProcess, 9));
+	CHECK(WaitForSingleObject(pi.hProcess, 15000) == WAIT_OBJECT_0);
+	CloseHandle(pi.hProcess);
+	CloseHandle(pi.hThread);
+	CloseHandle(r);
+	CHECK(reachable(PORT));
+	vm = vm_new(rootfs2, NULL);
+	CHECK(vm != NULL);
+	if (!vm)
+		return;
+	CHECK(mvm_vm_start(vm) == 0);
+	CHECK(count("terminate microvm") == terms + 1);	/* the orphan first */
+	CHECK(ping_ok(vm));
+	CHECK(mvm_vm_stop(vm, 10000) == 0);
+	CHECK(mvm_vm_wait(vm, 0, &reason) == 0 && reason == MVM_EXIT_POWEROFF);
+	mvm_vm_free(vm);
+}
+
 /* uninstall unregisters; the profiles stay; a second uninstall is fine */
 static void test_uninstall(void)
 {
@@ -713,7 +863,7 @@ static void cleanup(void)
 		Sleep(500);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static const struct {
 		const char *name;
@@ -735,6 +885,8 @@ int main(void)
 		{ "wsl_disabled_after_import", test_disabled_after_import },
 		{ "wsl_double_forwarding", test_double_forwarding },
 		{ "wsl_start_timeout", test_start_timeout },
+		{ "wsl_second_vm_refused", test_second_vm_refused },
+		{ "wsl_holder_process_dies", test_holder_process_dies },
 		{ "wsl_uninstall", test_uninstall },
 		{ "wsl_rootfs_next_to_program", test_rootfs_next_to_program },
 	};
@@ -742,6 +894,8 @@ int main(void)
 	size_t i;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc == 3 && !strcmp(argv[1], "--hold"))
+		return hold(argv[2]);	/* the other process of test_holder_process_dies() */
 	if (setup()) {
 		printf("windows: 0 passed, 1 failed (setup: error %lu)\n", GetLastError());
 		return 1;
