@@ -52,7 +52,8 @@ pkgs_of() {
 	# cmake and dpkg-dev: scripts/build-win-deps.sh builds libuv and cJSON for mingw-w64
 	# from Debian's source packages (apt-get source)
 	# test_win_up.py: microvm.exe with a real OpenVPN server, curl and OpenSSH (vpnlib)
-	windows) echo "mingw-w64 cmake dpkg-dev wine64 python3 iproute2 util-linux tar
+	# mingw-w64-x86-64-dev: winpthreads, whose copyright file the Windows package carries
+	windows) echo "mingw-w64 mingw-w64-x86-64-dev cmake dpkg-dev wine64 python3 iproute2 util-linux tar
 		python3-pytest openvpn openssl curl netcat-openbsd openssh-server openssh-client
 		procps" ;;
 	# libfdt-dev cannot be installed for two architectures at once (not Multi-Arch: same):

@@ -23,22 +23,25 @@ import hashlib
 import json
 import os
 import pathlib
-import pwd
+import re
 import shlex
 import shutil
 import socket
 import subprocess
+import sys
+import tarfile
 import threading
 import uuid
 import zipfile
 
 import pytest
 
-# (test_win_up puts tests/integration, vpnlib's home, on the path)
-from test_win_up import BUILD, WINE, win_path
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "integration"))
 import sockslib  # noqa: E402
 import vpnlib  # noqa: E402
+from winlib import BUILD, WINE, MicrovmExe, win_path, wine_env  # noqa: E402
 
+TOP = pathlib.Path(__file__).resolve().parents[2]
 CC = "x86_64-w64-mingw32-gcc"
 LAN_IP, WSL_IP = "10.78.0.1", "10.78.0.2"
 TARGET_PORT = 7000
@@ -102,17 +105,39 @@ class Lan:
         self.lan.close()
 
 
-class Installed:
-    """The package unpacked into C:\\Program Files\\microvm, and how to run its programs."""
+def tree_digest(top):
+    """A digest of the names, kinds and contents of everything under TOP."""
+    h = hashlib.sha256()
+    for d, dirs, files in os.walk(top):
+        dirs.sort()
+        h.update(f"dir {os.path.relpath(d, top)}\0".encode())
+        for f in sorted(files):
+            p = pathlib.Path(d, f)
+            h.update(f"file {p.relative_to(top)}\0".encode())
+            h.update(os.readlink(p).encode() if p.is_symlink() else
+                     hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+class Installed(MicrovmExe):
+    """The package unpacked into C:\\Program Files\\microvm: its microvm.exe, run from a
+    directory of its own, without the test run's MICROVM_* (rootfs, build): only the wsl.exe
+    double and its start timeout, as a user's machine with WSL would have wsl.exe."""
+
+    timeout = 90
+
+    @staticmethod
+    def base_env():
+        return wine_env({k: v for k, v in os.environ.items() if not k.startswith("MICROVM_")})
 
     def __init__(self, tmp, lan):
         self.version = project_version()
         self.name = f"microvm-{self.version}-windows-x86_64"
         self.zip = BUILD / f"{self.name}.zip"
         assert self.zip.is_file(), f"{self.zip} missing: run `make windows-package`"
-        self.prefix = pathlib.Path(os.environ.get("WINEPREFIX", BUILD / "wine"))
+        self.prefix = pathlib.Path(self.base_env()["WINEPREFIX"])
         if not (self.prefix / "drive_c").is_dir():   # a prefix of its own: Wine makes it
-            subprocess.run([WINE, "wineboot", "--init"], env=self.env_base(), check=True,
+            subprocess.run([WINE, "wineboot", "--init"], env=self.base_env(), check=True,
                            capture_output=True, timeout=120)
         self.install_dir = self.prefix / "drive_c/Program Files/microvm"
         shutil.rmtree(self.install_dir, ignore_errors=True)
@@ -120,45 +145,13 @@ class Installed:
         with zipfile.ZipFile(self.zip) as z:
             self.names = z.namelist()
             z.extractall(self.install_dir)
+        # docs/windows.md: nothing writes into the install folder (test_zz checks)
+        self.unpacked = tree_digest(self.install_dir)
         self.root = self.install_dir / self.name
         self.root_win = "C:\\Program Files\\microvm\\" + self.name
         self.exe = self.root / "bin/microvm.exe"
-        self.tmp = tmp
-        state = tmp / "fake-wsl"
-        state.mkdir()
-        self.wsl_log = state / "log"
-        # no MICROVM_* of the test run (rootfs, build): only the wsl.exe double and its
-        # start timeout, as a user's machine with WSL would have wsl.exe
-        self.env = dict(self.env_base(),
-                        MICROVM_WSL_EXE=win_path(BUILD / "tests/windows/fake_wsl.exe"),
-                        FAKE_WSL_DIR=win_path(state),
-                        FAKE_WSL_NETNS=f"/run/netns/{lan.wsl.name}",
-                        MICROVM_WSL_START_TIMEOUT="60")
-        user = pwd.getpwuid(os.getuid()).pw_name
-        self.appdir = self.prefix / "drive_c/users" / user / "AppData/Local/microvm"
-        shutil.rmtree(self.appdir, ignore_errors=True)
-
-    @staticmethod
-    def env_base():
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MICROVM_")}
-        env.setdefault("WINEPREFIX", str(BUILD / "wine"))
-        env["WINEDEBUG"] = "-all"
-        return env
-
-    def run(self, *args, timeout=90):
-        """microvm.exe ARGS, started from a directory of its own (not the package's)."""
-        return subprocess.run([WINE, str(self.exe), *args], env=self.env, cwd=self.tmp,
-                              capture_output=True, text=True, timeout=timeout)
-
-    def up_detach(self, timeout=240):
-        """`up --detach`, its output into files (Wine hands its own stderr to the
-        background process too: a pipe would stay open while it runs)."""
-        out, err = self.tmp / "detach.out", self.tmp / "detach.err"
-        with open(out, "w") as o, open(err, "w") as e:
-            r = subprocess.run([WINE, str(self.exe), "up", "--detach"], env=self.env,
-                               cwd=self.tmp, stdin=subprocess.DEVNULL, stdout=o, stderr=e,
-                               timeout=timeout)
-        return r.returncode, out.read_text(), err.read_text()
+        self.tmp = self.cwd = tmp
+        super().__init__(tmp, lan.wsl.name)
 
     def close(self):
         shutil.rmtree(self.install_dir, ignore_errors=True)
@@ -182,6 +175,36 @@ def pkg(lan, tmp_path_factory):
     p.close()
 
 
+def package_script(out, **env):
+    """scripts/windows-package.sh BUILD OUT with ENV."""
+    return subprocess.run(["sh", str(TOP / "scripts/windows-package.sh"), str(BUILD), str(out)],
+                          env=dict(os.environ, **env), capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_0_the_import_check_fails_when_objdump_does(tmp_path):
+    """A failing objdump, or one whose output lists no DLL (not even kernel32.dll), stops
+    the package script: no zip."""
+    r = package_script(tmp_path / "a", OBJDUMP="false")
+    assert r.returncode != 0 and "false -p bin/microvm.exe failed" in r.stderr, r.stderr
+    r = package_script(tmp_path / "b", OBJDUMP="true")
+    assert r.returncode != 0 and "lists no kernel32.dll" in r.stderr, r.stderr
+    assert not list(tmp_path.rglob("*.zip"))
+
+
+def test_0_meson_install_installs_microvm_only(tmp_path):
+    """`meson install` of the cross build puts no libuv or cJSON into the prefix (a
+    mingw libuv.pc in /usr/local/lib/pkgconfig would be found by native builds): only
+    the package script adds them."""
+    r = subprocess.run(["meson", "install", "-C", str(BUILD), "--no-rebuild", "--quiet",
+                        "--destdir", str(tmp_path)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert any(f.endswith("lib/pkgconfig/microvm.pc") for f in files), files
+    assert [f for f in files if re.search(r"uv|cjson", f, re.I)] == [], files
+
+
 def test_a_the_zip_is_one_folder_with_what_a_user_and_an_app_need(pkg):
     assert {n.split("/")[0] for n in pkg.names} == {pkg.name}, sorted(pkg.names)[:5]
     for f in ("bin/microvm.exe", "bin/rootfs.tar.gz", "README.txt",
@@ -190,6 +213,8 @@ def test_a_the_zip_is_one_folder_with_what_a_user_and_an_app_need(pkg):
               "lib/pkgconfig/microvm.pc", "lib/pkgconfig/libuv.pc",
               "lib/pkgconfig/libcjson.pc", "share/doc/libuv/LICENSE",
               "share/doc/cjson/LICENSE", "share/doc/microvm/LICENSE",
+              "share/doc/openvpn/copyright", "share/doc/liblzo2-2/copyright",
+              "share/doc/mingw-w64-x86-64-dev/copyright", "SOURCES.txt",
               "share/man/man1/microvm-up.1"):
         assert (pkg.root / f).is_file(), f
     assert pkg.version in (pkg.root / "README.txt").read_text()
@@ -198,10 +223,51 @@ def test_a_the_zip_is_one_folder_with_what_a_user_and_an_app_need(pkg):
             if p.suffix.lower() == ".dll"] == []
 
 
+def sources_rows(pkg, section):
+    """The rows of SOURCES.txt's table that follows the line starting with SECTION."""
+    lines = (pkg.root / "SOURCES.txt").read_text().splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(section)) + 2
+    rows = []
+    for ln in lines[start:]:
+        if not ln.strip():
+            break
+        rows.append(ln.split())
+    return rows
+
+
+def test_a_the_licences_and_sources_of_every_part_are_there(pkg, tmp_path):
+    """Every Debian package in the rootfs has its copyright file and its source package
+    in SOURCES.txt; openvpn with the version of the openvpn in the rootfs."""
+    rootfs = sources_rows(pkg, "In bin\\rootfs.tar.gz")
+    assert rootfs, (pkg.root / "SOURCES.txt").read_text()
+    for bin_pkg, *_ in rootfs:
+        assert (pkg.root / "share/doc" / bin_pkg / "copyright").is_file(), bin_pkg
+    names = {r[0] for r in rootfs}
+    assert {"openvpn", "liblzo2-2", "libc6", "libssl3"} <= names, names
+    # the openvpn in the rootfs: this machine's (the same bytes), so dpkg knows its version
+    with tarfile.open(pkg.root / "bin/rootfs.tar.gz") as t:
+        t.extract("./usr/sbin/openvpn", tmp_path, set_attrs=False)
+    ovpn = tmp_path / "usr/sbin/openvpn"
+    assert ovpn.read_bytes() == pathlib.Path("/usr/sbin/openvpn").read_bytes()
+    ver = subprocess.run(["dpkg-query", "-W", "-f", "${Version} ${source:Package} "
+                          "${source:Version}", "openvpn"], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert ["openvpn", *ver] in rootfs, rootfs
+    # and the version it says of itself is that one's upstream part
+    ovpn.chmod(0o755)
+    said = subprocess.run([str(ovpn), "--version"], capture_output=True, text=True).stdout
+    upstream = re.match(r"OpenVPN (\S+) ", said).group(1)
+    assert ver[0].split(":")[-1].startswith(upstream + "-"), (upstream, ver)
+    linked = {r[0]: r[1] for r in sources_rows(pkg, "Linked into bin\\microvm.exe")}
+    assert set(linked) == {"libuv1", "cjson", "mingw-w64"}, linked
+    readme = (pkg.root / "README.txt").read_text()
+    assert "GPL" in readme and "SOURCES.txt" in readme, readme
+
+
 def test_b_up_detach_from_program_files_imports_the_packaged_rootfs(pkg):
-    rc, out, err = pkg.up_detach()
-    assert rc == 0, out + err
-    assert "microvm is up" in out, out + err
+    r = pkg.run_detach(pkg.tmp)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "microvm is up" in r.stdout, r.stdout + r.stderr
     # the double imported the tarball next to microvm.exe, under "Program Files"
     imports = [ln for ln in pkg.wsl_log.read_text().splitlines() if ln.startswith("import ")]
     assert imports == [f"import microvm {win_path_c(pkg.appdir)}\\wsl "
@@ -288,7 +354,7 @@ int main(void)
     cc = subprocess.run([CC, "-o", str(exe), str(app), *flags, "-static"],
                         capture_output=True, text=True, timeout=120)
     assert cc.returncode == 0, cc.stderr
-    r = subprocess.run([WINE, str(exe)], env=pkg.env_base(), capture_output=True,
+    r = subprocess.run([WINE, str(exe)], env=pkg.base_env(), capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
@@ -311,3 +377,8 @@ def test_z_uninstall(pkg):
     assert not pkg.appdir.exists(), list(pkg.appdir.rglob("*"))
     assert any(ln.startswith("unregister microvm")
                for ln in pkg.wsl_log.read_text().splitlines())
+
+
+def test_zz_nothing_was_written_into_the_install_folder(pkg):
+    """docs/windows.md: up, status, down and uninstall write only under %LOCALAPPDATA%."""
+    assert tree_digest(pkg.install_dir) == pkg.unpacked

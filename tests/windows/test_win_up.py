@@ -19,7 +19,6 @@ the tests run in file order, and the last one is `down`.  Needs root, the cross 
 import json
 import os
 import pathlib
-import pwd
 import shutil
 import subprocess
 import sys
@@ -31,59 +30,12 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "integratio
 import vpnfixtures  # noqa: E402
 import vpnlib  # noqa: E402
 from vpnfixtures import vpn_bed as bed  # noqa: E402,F401  (fixtures: the test bed)
+from winlib import BUILD, WINE, MicrovmExe, win_path  # noqa: E402
 
-WINE = os.environ.get("WINE", "/usr/lib/wine/wine64")
-BUILD = pathlib.Path(os.environ.get("MICROVM_BUILD_WIN", "build-win")).resolve()
 PAGE = "only inside the VPN, served to microvm.exe\n"
 HTTP_PORT = 8080
 SSH_PORT = 2222
 SOCKS = "127.0.0.1:1080"
-
-
-def win_path(p):
-    """The Windows name of a Unix path (Wine's drive Z: is /)."""
-    return "Z:" + str(p).replace("/", "\\")
-
-
-class MicrovmExe:
-    """microvm.exe and the environment every run of it gets."""
-
-    def __init__(self, tmp, client_ns):
-        state = tmp / "fake-wsl"
-        state.mkdir()
-        self.exe = BUILD / "src/cli/microvm.exe"
-        self.env = dict(os.environ, WINEDEBUG="-all",
-                        MICROVM_WSL_EXE=win_path(BUILD / "tests/windows/fake_wsl.exe"),
-                        FAKE_WSL_DIR=win_path(state),
-                        FAKE_WSL_NETNS=f"/run/netns/{client_ns}",
-                        MICROVM_WSL_START_TIMEOUT="60")
-        self.env.setdefault("WINEPREFIX", str(BUILD / "wine"))
-        # Wine sets %LOCALAPPDATA% from the prefix's profile (the environment's value does
-        # not reach the program): microvm.exe's directory there starts empty, as for a new
-        # user, and the double's distro registry (FAKE_WSL_DIR) is new too
-        user = pwd.getpwuid(os.getuid()).pw_name
-        self.appdir = (pathlib.Path(self.env["WINEPREFIX"]) / "drive_c/users" / user /
-                       "AppData/Local/microvm")
-        shutil.rmtree(self.appdir, ignore_errors=True)
-
-    def popen(self, *args, **kw):
-        return subprocess.Popen([WINE, str(self.exe), *args], env=self.env, **kw)
-
-    def run(self, *args, input=None, timeout=60):
-        return subprocess.run([WINE, str(self.exe), *args], env=self.env, input=input,
-                              capture_output=True, text=True, timeout=timeout)
-
-    def run_detach(self, tmp, *args, input=None, env=None, timeout=240):
-        """`up --detach ARGS`, its output into files: Wine hands its own Unix stderr (for
-        its diagnostics) to every process it starts, the background `up` and wsl.exe too,
-        so a pipe there would not end when the parent exits (as it does on Windows)."""
-        out, err = tmp / "detach.out", tmp / "detach.err"
-        with open(out, "w") as o, open(err, "w") as e:
-            r = subprocess.run([WINE, str(self.exe), "up", "--detach", *args],
-                               env=dict(self.env, **(env or {})),
-                               input=input, stdout=o, stderr=e, text=True, timeout=timeout)
-        return subprocess.CompletedProcess(r.args, r.returncode, out.read_text(),
-                                           err.read_text())
 
 
 services = vpnfixtures.services_fixture(PAGE, HTTP_PORT, SSH_PORT)
