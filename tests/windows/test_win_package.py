@@ -39,7 +39,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "integration"))
 import sockslib  # noqa: E402
 import vpnlib  # noqa: E402
-from winlib import BUILD, WINE, MicrovmExe, win_path, wine_env  # noqa: E402
+from winlib import BUILD, WINE, MicrovmExe, wine_env  # noqa: E402
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
 CC = "x86_64-w64-mingw32-gcc"
