@@ -64,10 +64,11 @@
  *
  * Sandbox: the loop, which parses what clients send and relays bytes, drops every capability
  * and installs socks_loop_syscalls[] (what libuv's epoll backend and the accept path call);
- * the connect workers install socks_worker_syscalls[] and keep CAP_SYS_ADMIN only, which a
- * transport that dials from inside a network namespace (mvm_vsock_new_tcp_netns(),
- * `microvm up --agent-netns`) needs for setns().  The loop, its handles and the listening
- * socket are created by mvm_socks_start() on the caller's thread, before the filters.
+ * the connect workers install socks_worker_syscalls[] and drop every capability too (a
+ * transport that dials from inside a network namespace, mvm_vsock_new_tcp_netns() for
+ * `microvm up --agent-netns`, takes its sockets from a helper thread that entered the
+ * namespace when the transport was made).  The loop, its handles and the listening socket are
+ * created by mvm_socks_start() on the caller's thread, before the filters.
  *
  * Windows: the same code over libuv's IOCP backend, built with mingw-w64 (docs/windows.md).
  * Sockets are Winsock SOCKETs held in ints (src/runtime/compat.h), the guest stream is always
@@ -98,7 +99,6 @@
 #include <sys/resource.h>
 #endif
 #ifdef __linux__
-#include <linux/capability.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 
@@ -1102,9 +1102,6 @@ static const int socks_worker_syscalls[] = {
 	SANDBOX_SYS(sendmsg),		/* namespace backend: ask the box for a stream... */
 	SANDBOX_SYS(recvmsg),		/* ...and receive it (SCM_RIGHTS) */
 	SANDBOX_SYS(openat),		/* a transport may read its key file */
-	SANDBOX_SYS(clone3),		/* --agent-netns: a short thread creates the socket... */
-	SANDBOX_SYS(clone),
-	SANDBOX_SYS(setns),		/* ...inside the agent's network namespace */
 };
 #endif
 
@@ -1142,13 +1139,9 @@ static void *socks_worker(void *arg)
 	struct socks_conn *c;
 #ifdef __linux__
 	struct sandbox_list list = SANDBOX_LIST(socks_worker_syscalls);
-	int ret;
 
 	prctl(PR_SET_NAME, "mvm-socks-conn");
-	ret = sandbox_caps_keep(1ULL << CAP_SYS_ADMIN);
-	if (!ret)
-		ret = sandbox_filter("SOCKS5 connect worker", &list, 1);
-	if (ret)
+	if (sandbox_thread("SOCKS5 connect worker", &list, 1))
 		return NULL;	/* reported; the other workers and the loop's deadlines go on */
 #endif
 	pthread_mutex_lock(&s->lock);
