@@ -34,19 +34,13 @@ ns=mvmbench-$$
 nt=mvmbench-t-$$
 dst=10.77.0.2
 tmp=$(mktemp -d)
-freeport() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$top/bench/socks_places.sh"
 
 cleanup() {
 	for b in "$@"; do
 		MICROVM_CONTROL=$tmp/ctl.${b%%=*}.sock "${b#*=}/src/cli/microvm" down >/dev/null 2>&1 || true
 	done
-	for p in $(ip netns pids "$ns" 2>/dev/null) $(ip netns pids "$nt" 2>/dev/null); do
-		kill "$p" 2>/dev/null || true
-	done
-	sleep 0.3
-	ip netns del "$ns" 2>/dev/null || true
-	ip netns del "$nt" 2>/dev/null || true
-	rm -rf "$tmp"
+	places_down
 }
 trap 'cleanup "$@"' EXIT INT TERM
 
@@ -56,24 +50,9 @@ for b in "$@"; do
 	[ -x "${b#*=}/src/cli/microvm" ] || { echo "socks.sh: no ${b#*=}/src/cli/microvm" >&2; exit 1; }
 done
 
-ip netns add "$ns"
-ip netns add "$nt"
-ip -n "$ns" link set lo up
-ip -n "$nt" link set lo up
-ip -n "$ns" link add veth0 type veth peer name veth1 netns "$nt"
-ip -n "$ns" addr add 10.77.0.1/24 dev veth0
-ip -n "$nt" addr add "$dst/24" dev veth1
-ip -n "$ns" link set veth0 up
-ip -n "$nt" link set veth1 up
+places_up
 inns() { ip netns exec "$ns" "$@"; }
 innt() { ip netns exec "$nt" "$@"; }
-waitport() { # waitport NS PORT
-	i=0
-	until ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q .; do
-		i=$((i + 1)); [ $i -lt 100 ] || { echo "socks.sh: port $2 not up" >&2; exit 1; }
-		sleep 0.1
-	done
-}
 
 # the agent on TCP needs a secret (mode 0600); `up` proves it on every connection
 (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$tmp/secret")

@@ -3,14 +3,15 @@
 # system calls (strace -c -f attached to the running process, all its threads) and user-space
 # instructions (valgrind --tool=callgrind, its counters zeroed before the connections and
 # dumped after them), per connection, for one or more builds of `microvm up` side by side,
-# plus the system calls of the agent's inbound proxy.
+# plus the system calls of the agent's inbound proxy (each build's own agent).
 #
-# The places are those of socks.sh: a network namespace stands in for the guest (the agent,
-# from the first build, serves port 7602 there over TCP with a secret), the 1-byte echo target
+# The places are those of socks.sh: a network namespace stands in for the guest (the agent
+# serves port 7602 there over TCP with a secret), the 1-byte echo target
 # listens in a second one on 10.77.0.2; `microvm up --agent-netns` serves SOCKS5 on the host's
 # 127.0.0.1.  Each connection is the one socks.sh times: connect, SOCKS greeting, CONNECT,
 # reply, one byte echoed, close (bench/socks_bench.py latency, sequential).  Per build:
 #
+#   0. its agent (AGENT= to use one for all builds) started in the guest's namespace;
 #   1. `up --detach`, $WARM connections, strace attached to it and to the agent, $COUNT
 #      connections, strace detached: calls per connection (total, and per system call);
 #   2. `up` in the foreground under callgrind, $WARM connections, counters zeroed, $COUNT
@@ -35,13 +36,13 @@ bench="$py $top/bench/socks_bench.py"
 COUNT=${COUNT:-1000}
 WARM=${WARM:-50}
 [ $# -gt 0 ] || set -- "new=${MICROVM_BUILD:-$top/build}"
-first=${1#*=}
-AGENT=${AGENT:-$first/guest/agent/microvm-agent}
+agent_of() { echo "${AGENT:-$1/guest/agent/microvm-agent}"; }
 NOFILTER=${NOFILTER:-${MICROVM_BUILD:-$top/build}/bench/nofilter.so}
 ns=mvmcount-$$
 nt=mvmcount-t-$$
 dst=10.77.0.2
 tmp=$(mktemp -d)
+. "$top/bench/socks_places.sh"
 ctl=$tmp/ctl.sock
 
 cleanup() {
@@ -49,13 +50,7 @@ cleanup() {
 	for b in "$@"; do
 		MICROVM_CONTROL=$ctl "${b#*=}/src/cli/microvm" down >/dev/null 2>&1 || true
 	done
-	for p in $(ip netns pids "$ns" 2>/dev/null) $(ip netns pids "$nt" 2>/dev/null); do
-		kill "$p" 2>/dev/null || true
-	done
-	sleep 0.3
-	ip netns del "$ns" 2>/dev/null || true
-	ip netns del "$nt" 2>/dev/null || true
-	rm -rf "$tmp"
+	places_down
 }
 trap 'cleanup "$@"' EXIT INT TERM
 
@@ -64,38 +59,17 @@ for t in strace valgrind callgrind_control; do
 	command -v $t >/dev/null || { echo "socks_count.sh: needs $t" >&2; exit 1; }
 done
 [ -f "$NOFILTER" ] || { echo "socks_count.sh: no $NOFILTER (build first)" >&2; exit 1; }
-[ -x "$AGENT" ] || { echo "socks_count.sh: no agent at $AGENT (build first)" >&2; exit 1; }
 for b in "$@"; do
 	[ -x "${b#*=}/src/cli/microvm" ] || { echo "socks_count.sh: no ${b#*=}/src/cli/microvm" >&2; exit 1; }
+	[ -x "$(agent_of "${b#*=}")" ] || { echo "socks_count.sh: no agent in ${b#*=}" >&2; exit 1; }
 done
 
-ip netns add "$ns"
-ip netns add "$nt"
-ip -n "$ns" link set lo up
-ip -n "$nt" link set lo up
-ip -n "$ns" link add veth0 type veth peer name veth1 netns "$nt"
-ip -n "$ns" addr add 10.77.0.1/24 dev veth0
-ip -n "$nt" addr add "$dst/24" dev veth1
-ip -n "$ns" link set veth0 up
-ip -n "$nt" link set veth1 up
-waitport() { # waitport NS PORT (NS "-": the host)
-	i=0
-	while :; do
-		if [ "$1" = - ]; then ss -Hltn "sport = :$2" | grep -q . && return 0
-		else ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q . && return 0; fi
-		i=$((i + 1)); [ $i -lt 600 ] || { echo "socks_count.sh: port $2 not up" >&2; exit 1; }
-		sleep 0.1
-	done
-}
-freeport() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+places_up
 conns() { $bench latency "$dst" 9001 --count "$1" --socks "127.0.0.1:$2" >/dev/null; }
 
 (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$tmp/secret")
-ip netns exec "$ns" "$AGENT" --transport tcp --listen 127.0.0.1 --state-dir "$tmp/state" \
-	--run-dir "$tmp/run" --auth-secret-file "$tmp/secret" >"$tmp/agent.log" 2>&1 &
 ip netns exec "$nt" $bench serve-echo 9001 --bind "$dst" >/dev/null &
-waitport "$ns" 7602; waitport "$nt" 9001
-apid=$(ip netns pids "$ns" | head -1)
+waitport "$nt" 9001
 up_args="--agent-netns /run/netns/$ns --agent-secret-file $tmp/secret"
 
 # strace_on FILE PID: attach (every thread); strace_off: detach, the summary is written
@@ -117,6 +91,12 @@ strace_off() {
 for b in "$@"; do
 	label=${b%%=*}
 	mvm=${b#*=}/src/cli/microvm
+	# 0. the agent
+	ip netns exec "$ns" "$(agent_of "${b#*=}")" --transport tcp --listen 127.0.0.1 \
+		--state-dir "$tmp/state" --run-dir "$tmp/run" --auth-secret-file "$tmp/secret" \
+		>"$tmp/agent.$label.log" 2>&1 &
+	waitport "$ns" 7602
+	apid=$(ip netns pids "$ns" | head -1)
 	# 1. system calls
 	port=$(freeport)
 	MICROVM_CONTROL=$ctl "$mvm" up $up_args --socks "127.0.0.1:$port" --detach >/dev/null
@@ -141,6 +121,8 @@ for b in "$@"; do
 	callgrind_control -d "$vpid" >/dev/null
 	MICROVM_CONTROL=$ctl "$mvm" down >/dev/null
 	wait "$vpid" || true
+	kill "$apid"
+	while kill -0 "$apid" 2>/dev/null; do sleep 0.1; done
 	# the dump callgrind_control asked for (the file without a suffix is the one at exit)
 	ls "$tmp"/cg."$label".*.[0-9]* >/dev/null
 	cat "$tmp"/cg."$label".*.[0-9]* | sed -n 's/^summary: *//p' | head -1 >"$tmp/ins.$label"
@@ -168,20 +150,20 @@ print("|---|---:|---:|---:|")
 for b in builds:
     print(f"| {b} | {ins[b] / count:,.0f} | {per(sysc[b].get('total', 0))} "
           f"| {per(agent[b].get('total', 0))} |")
-names = sorted({n for b in builds for n in sysc[b] if n != "total"},
-               key=lambda n: -max(sysc[b].get(n, 0) for b in builds))
-print(f"\nsystem calls of microvm up per connection:\n")
-print("| system call | " + " | ".join(builds) + " |")
-print("|---|" + "---:|" * len(builds))
-for n in names:
-    if max(sysc[b].get(n, 0) for b in builds) >= count / 100:
-        print(f"| {n} | " + " | ".join(per(sysc[b].get(n, 0)) for b in builds) + " |")
-names = sorted({n for b in builds for n in agent[b] if n != "total"},
-               key=lambda n: -max(agent[b].get(n, 0) for b in builds))
-print(f"\nsystem calls of the agent per connection:\n")
-print("| system call | " + " | ".join(builds) + " |")
-print("|---|" + "---:|" * len(builds))
-for n in names:
-    if max(agent[b].get(n, 0) for b in builds) >= count / 100:
-        print(f"| {n} | " + " | ".join(per(agent[b].get(n, 0)) for b in builds) + " |")
+
+
+def per_call(title, counts):
+    """one row per system call made at least once per 100 connections by any build"""
+    names = sorted({n for b in builds for n in counts[b] if n != "total"},
+                   key=lambda n: -max(counts[b].get(n, 0) for b in builds))
+    print(f"\n{title}:\n")
+    print("| system call | " + " | ".join(builds) + " |")
+    print("|---|" + "---:|" * len(builds))
+    for n in names:
+        if max(counts[b].get(n, 0) for b in builds) >= count / 100:
+            print(f"| {n} | " + " | ".join(per(counts[b].get(n, 0)) for b in builds) + " |")
+
+
+per_call("system calls of microvm up per connection", sysc)
+per_call("system calls of the agent per connection", agent)
 EOF

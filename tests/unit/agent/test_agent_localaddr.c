@@ -61,6 +61,20 @@ static enum policy_reason check(const struct policy *pol, const char *text)
 	return policy_check(pol, (struct sockaddr *)&ss);
 }
 
+/* pair_init() - a list over a datagram socketpair: sv[1] sends the "notifications" */
+static void pair_init(struct localaddr *la, struct fake_if *f, struct policy *base, int sv[2])
+{
+	policy_init(base);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv), 0);
+	localaddr_init(la, sv[0], fake_list, f);
+}
+
+static void pair_fini(struct localaddr *la, int sv[2])
+{
+	localaddr_close(la);
+	close(sv[1]);
+}
+
 static void notify(int fd)
 {
 	assert_int_equal(send(fd, "x", 1, 0), 1);
@@ -75,9 +89,7 @@ static void test_kept_until_notified(void **state)
 	int sv[2], err = 0;
 
 	(void)state;
-	policy_init(&base);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv), 0);
-	localaddr_init(&la, sv[0], fake_list, &f);
+	pair_init(&la, &f, &base, sv);
 	p = localaddr_policy(&la, &base, &err);
 	assert_non_null(p);
 	assert_int_equal(f.calls, 1);
@@ -98,8 +110,7 @@ static void test_kept_until_notified(void **state)
 	assert_non_null(localaddr_policy(&la, &base, &err));
 	assert_int_equal(f.calls, 2);
 	assert_int_equal(la.listings, 2);
-	localaddr_close(&la);
-	close(sv[1]);
+	pair_fini(&la, sv);
 }
 
 static void test_invalidate(void **state)
@@ -110,16 +121,13 @@ static void test_invalidate(void **state)
 	int sv[2], err = 0;
 
 	(void)state;
-	policy_init(&base);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv), 0);
-	localaddr_init(&la, sv[0], fake_list, &f);
+	pair_init(&la, &f, &base, sv);
 	assert_non_null(localaddr_policy(&la, &base, &err));
 	strcpy(f.addr, "10.8.0.10");
 	localaddr_invalidate(&la);	/* the VPN changed state */
 	assert_int_equal(check(localaddr_policy(&la, &base, &err), "10.8.0.10"), POLICY_LOCAL);
 	assert_int_equal(f.calls, 2);
-	localaddr_close(&la);
-	close(sv[1]);
+	pair_fini(&la, sv);
 }
 
 static void test_failed_listing_retried(void **state)
@@ -130,9 +138,7 @@ static void test_failed_listing_retried(void **state)
 	int sv[2], err = 0;
 
 	(void)state;
-	policy_init(&base);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv), 0);
-	localaddr_init(&la, sv[0], fake_list, &f);
+	pair_init(&la, &f, &base, sv);
 	assert_null(localaddr_policy(&la, &base, &err));
 	assert_int_equal(err, -ENOMEM);
 	assert_null(localaddr_policy(&la, &base, &err));	/* still stale: tried again */
@@ -141,8 +147,7 @@ static void test_failed_listing_retried(void **state)
 	assert_int_equal(check(localaddr_policy(&la, &base, &err), "10.0.2.15"), POLICY_LOCAL);
 	assert_non_null(localaddr_policy(&la, &base, &err));
 	assert_int_equal(f.calls, 3);
-	localaddr_close(&la);
-	close(sv[1]);
+	pair_fini(&la, sv);
 }
 
 static void test_without_notifications(void **state)
