@@ -104,3 +104,10 @@ for b in "$@"; do
 	[ $# -eq 1 ] || name="$name ($l)"
 	echo "| $name | $v_t | $(ratio "$v_t" "$d_t") | $v_l | $(ratio "$v_l" "$d_l") |"
 done
+# an A/B: every round's figures too, to pair them (the same round shared the same load)
+if [ $# -gt 1 ]; then
+	for b in "$@"; do
+		l=${b%%=*}
+		echo "$l per round: MiB/s $(tr '\n' ' ' <"$tmp/t.vm.$l")- latency us $(tr '\n' ' ' <"$tmp/l.vm.$l")"
+	done
+fi
