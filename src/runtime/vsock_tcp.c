@@ -99,13 +99,6 @@ struct vsock_tcp_listener {
 };
 
 /**
- * struct vsock_tcp - the transport
- * @lock:	protects @listeners, their states, @quit
- * @changed:	a listener changed state (the loop thread broadcasts)
- * @lt:		the event loop on its thread, started by the first listen; its wake handle
- *		tells it to look at the listeners (or @quit)
- */
-/**
  * struct vsock_tcp_ns - the namespace helper (Linux, mvm_vsock_new_tcp_netns() only)
  * @lock:	protects the rest
  * @want:	the helper waits here for the stock to run low (or @quit)
@@ -127,6 +120,14 @@ struct vsock_tcp_ns {
 	unsigned int waiting;
 };
 
+/**
+ * struct vsock_tcp - the transport
+ * @ns:		the namespace helper (mvm_vsock_new_tcp_netns())
+ * @lock:	protects @listeners, their states, @quit
+ * @changed:	a listener changed state (the loop thread broadcasts)
+ * @lt:		the event loop on its thread, started by the first listen; its wake handle
+ *		tells it to look at the listeners (or @quit)
+ */
 struct vsock_tcp {
 	struct sockaddr_storage addr;	/* port filled per call */
 	socklen_t addr_len;
