@@ -70,7 +70,7 @@ pkgs_of() {
 	nested-arm64) echo "qemu-system-arm qemu-user openssl libcurl4:arm64 liblzo2-2:arm64
 		liblz4-1:arm64 libpkcs11-helper1:arm64 libnl-3-200:arm64 libnl-genl-3-200:arm64
 		libcap-ng0:arm64 libsystemd0:arm64" ;;
-	bench) echo "hyperfine time procps psmisc util-linux" ;;
+	bench) echo "hyperfine time procps psmisc util-linux strace valgrind" ;;
 	rust) echo "cargo rustc librust-tokio-dev librust-libc-dev librust-thiserror-dev
 		librust-pkg-config-dev libstd-rust-dev-windows" ;;
 	*) return 1 ;;

@@ -14,6 +14,7 @@
  *   vpn.c        OpenVPN supervisor and management client              vpn_*
  *   handshake.c  inbound proxy handshake parser (pure, fuzzed)         hs_*
  *   policy.c     inbound proxy destination policy (pure, fuzzed)       policy_*
+ *   localaddr.c  the guest's own addresses, listed again on a change    localaddr_*
  *   ovpn_check.c imported OpenVPN profile allow-list (pure, fuzzed)    ovpn_check_*
  *   proxy.c      inbound proxy: connect and relay                      proxy_*
  *   resolve.c    name resolution off the event loop                    resolve_*
@@ -251,6 +252,34 @@ int policy_parse_routes(struct policy *pol, const char *text, size_t len);
 enum policy_reason policy_check(const struct policy *pol, const struct sockaddr *sa);
 const char *policy_reason_text(enum policy_reason r);
 
+/* ---------------------------------------------------------------- localaddr.c */
+
+/**
+ * struct localaddr - the destination policy with the guest's own addresses, kept until they
+ * may have changed
+ * @pol:	the base policy plus the interface addresses, when @valid
+ * @valid:	@pol is current (as of the last drain of @notify_fd)
+ * @notify_fd:	rtnetlink socket subscribed to address changes, -1: none (list every time)
+ * @list:	adds the interface addresses to a policy (proxy.c: getifaddrs())
+ * @opaque:	for @list
+ * @listings:	how many times @list ran successfully (tests, debug log)
+ */
+struct localaddr {
+	struct policy pol;
+	bool valid;
+	int notify_fd;
+	int (*list)(struct policy *pol, void *opaque);
+	void *opaque;
+	unsigned long listings;
+};
+
+int localaddr_open_netlink(void);
+void localaddr_init(struct localaddr *la, int notify_fd,
+		    int (*list)(struct policy *pol, void *opaque), void *opaque);
+void localaddr_close(struct localaddr *la);
+void localaddr_invalidate(struct localaddr *la);
+const struct policy *localaddr_policy(struct localaddr *la, const struct policy *base, int *err);
+
 /* ---------------------------------------------------------------- ovpn_check.c */
 
 int ovpn_check_profile(const char *text, size_t len, char *err, size_t errlen);
@@ -325,6 +354,7 @@ struct resolver;
  * @nproxies:		how many
  * @resolver:		name resolution thread pool
  * @net_policy:		gateways and name servers of the guest network (proxy_init())
+ * @local:		@net_policy plus the guest's own addresses, as of their last change
  * @graveyard:		objects freed after the current batch of events
  * @ngrave:		entries used
  * @cgrave:		capacity
@@ -351,6 +381,7 @@ struct agent {
 	size_t nproxies;
 	struct resolver *resolver;
 	struct policy net_policy;
+	struct localaddr local;
 	void **graveyard;
 	size_t ngrave, cgrave;
 	struct agent_ev sig_ev, tick_ev;

@@ -14,8 +14,9 @@
  *     - "this network" and unspecified (0.0.0.0/8, ::), which Linux connects to loopback;
  *     - link-local (169.254.0.0/16, fe80::/10), multicast (224.0.0.0/4, ff00::/8) and the
  *       rest of 240.0.0.0/4 including the broadcast address;
- *     - every address of the guest's own interfaces (filled in per connection from
- *       getifaddrs(), so the tunnel's address counts as soon as it exists);
+ *     - every address of the guest's own interfaces (from getifaddrs(), kept by localaddr.c
+ *       and listed again as soon as an address changes, so the tunnel's address counts as
+ *       soon as it exists);
  *     - the user-mode network's gateway and DNS (10.0.2.2, 10.0.2.3, fec0::2, fec0::3: the
  *       gateway is the host's loopback when libslirp's host-loopback mapping is on), and the
  *       gateway and name servers the guest was actually configured with (default routes in

@@ -23,6 +23,10 @@
  *   drained, the other side's write half is shut down; the relay ends when both halves
  *   are shut, or at once on a reset or write error.
  *
+ *   The guest's own addresses, which the policy refuses, are kept between connections and
+ *   listed again only after they may have changed (localaddr.c: an rtnetlink subscription
+ *   read before every check, and the VPN's state changes).
+ *
  *   A relay whose target socket's local address was the tunnel's address when it connected
  *   runs through the VPN. When the VPN goes down (OpenVPN died, stopped or reconnects with
  *   another address) such relays can never move a byte again; proxy_vpn_changed(), the
@@ -106,6 +110,12 @@ static struct agent_listener lsn;
 
 static void proxy_tick(struct agent *a);
 static void proxy_vpn_changed(struct agent *a);
+
+/* proxy_addrs_changed() - the VPN changed state: its addresses may have too */
+static void proxy_addrs_changed(struct agent *a)
+{
+	localaddr_invalidate(&a->local);
+}
 
 /**
  * proxy_close() - drop a connection
@@ -331,18 +341,18 @@ static void connected(struct agent *a, struct proxy_conn *p)
 static void try_connect(struct agent *a, struct proxy_conn *p);
 
 /**
- * proxy_policy_build() - the policy for one connection: the guest network's gateways and
- * name servers plus every address of the guest's interfaces right now
- * @a:		agent
- * @pol:	receives the policy
+ * proxy_list_addrs() - add every address of the guest's interfaces to a policy
+ * (&localaddr.list)
+ * @pol:	the policy
+ * @opaque:	unused
  *
  * Return: 0, or -errno when the interface addresses cannot be listed (the caller refuses)
  */
-static int proxy_policy_build(struct agent *a, struct policy *pol)
+static int proxy_list_addrs(struct policy *pol, void *opaque)
 {
 	struct ifaddrs *ifa, *i;
 
-	*pol = a->net_policy;
+	(void)opaque;
 	if (getifaddrs(&ifa) < 0)
 		return -errno;
 	for (i = ifa; i; i = i->ifa_next) {
@@ -364,16 +374,21 @@ static int proxy_policy_build(struct agent *a, struct policy *pol)
  */
 static bool proxy_filter(struct agent *a, struct proxy_conn *p)
 {
-	struct policy *pol = malloc(sizeof(*pol));	/* ~1.5 KiB: not on the loop's stack */
+	unsigned long listings = a->local.listings;
+	const struct policy *pol;
 	size_t kept = 0;
+	int err = 0;
 
-	if (!pol || proxy_policy_build(a, pol) < 0) {
-		agent_log(a, "proxy %s:%u: cannot list the guest's addresses; refused",
-			  p->host, p->port);
-		free(pol);
+	pol = localaddr_policy(&a->local, &a->net_policy, &err);
+	if (!pol) {
+		agent_log(a, "proxy %s:%u: cannot list the guest's addresses (%s); refused",
+			  p->host, p->port, strerror(-err));
 		p->naddrs = 0;
 		return false;
 	}
+	if (a->local.listings != listings)
+		agent_debug(a, "proxy: the guest's addresses listed again (%zu refused in all)",
+			    pol->n);
 	for (size_t i = 0; i < p->naddrs; i++) {
 		enum policy_reason r = policy_check(pol, (struct sockaddr *)&p->addrs[i]);
 
@@ -386,7 +401,6 @@ static bool proxy_filter(struct agent *a, struct proxy_conn *p)
 				    i, policy_reason_text(r));
 		}
 	}
-	free(pol);
 	p->naddrs = kept;
 	p->ai = 0;
 	return kept > 0;
@@ -690,15 +704,22 @@ static void proxy_policy_init(struct agent *a)
  */
 int proxy_init(struct agent *a, int lfd)
 {
-	int ret = agent_on_tick(a, proxy_tick);
+	int ret = agent_on_tick(a, proxy_tick), fd;
 
 	if (!ret)
 		ret = vpn_on_change(a, proxy_vpn_changed);
+	if (!ret)
+		ret = vpn_on_change(a, proxy_addrs_changed);
 	if (!ret)
 		ret = resolve_init(a, resolved);
 	if (ret)
 		return ret;
 	proxy_policy_init(a);
+	fd = localaddr_open_netlink();
+	if (fd < 0)
+		agent_log(a, "proxy: no address change notifications (%s): the guest's addresses "
+			  "are listed for every connection", strerror(-fd));
+	localaddr_init(&a->local, fd, proxy_list_addrs, NULL);
 	return agent_listener_init(a, &lsn, lfd, "proxy", on_fd);
 }
 
@@ -758,4 +779,5 @@ void proxy_fini(struct agent *a)
 		proxy_close(a, a->proxies);
 	agent_ev_close(a, &lsn.ev);
 	resolve_fini(a);
+	localaddr_close(&a->local);
 }

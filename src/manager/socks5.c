@@ -8,7 +8,8 @@
  * an async handle, a tick timer and two streams per connection: the client's (uv_tcp_t) and
  * the stream to the guest (uv_tcp_t for a TCP transport, uv_pipe_t for the AF_UNIX
  * socketpair end of virtio-vsock and the namespace box).  Each connection owns two fixed
- * buffers, client->guest (up) and guest->client (down); a side is read (uv_read_start) only
+ * buffers (allocated with it, 32 KiB each, never zeroed: only what was read into them is
+ * written out), client->guest (up) and guest->client (down); a side is read (uv_read_start) only
  * while its buffer has room and stopped (uv_read_stop) when it is full, so a slow client only
  * ever fills its own buffers - it cannot hold up anyone else.  Reads land directly in the
  * buffer (alloc callback); each direction has at most one write in flight, tried
@@ -63,10 +64,11 @@
  *
  * Sandbox: the loop, which parses what clients send and relays bytes, drops every capability
  * and installs socks_loop_syscalls[] (what libuv's epoll backend and the accept path call);
- * the connect workers install socks_worker_syscalls[] and keep CAP_SYS_ADMIN only, which a
- * transport that dials from inside a network namespace (mvm_vsock_new_tcp_netns(),
- * `microvm up --agent-netns`) needs for setns().  The loop, its handles and the listening
- * socket are created by mvm_socks_start() on the caller's thread, before the filters.
+ * the connect workers install socks_worker_syscalls[] and drop every capability too (a
+ * transport that dials from inside a network namespace, mvm_vsock_new_tcp_netns() for
+ * `microvm up --agent-netns`, takes its sockets from a helper thread that entered the
+ * namespace when the transport was made).  The loop, its handles and the listening socket are
+ * created by mvm_socks_start() on the caller's thread, before the filters.
  *
  * Windows: the same code over libuv's IOCP backend, built with mingw-w64 (docs/windows.md).
  * Sockets are Winsock SOCKETs held in ints (src/runtime/compat.h), the guest stream is always
@@ -76,6 +78,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +99,6 @@
 #include <sys/resource.h>
 #endif
 #ifdef __linux__
-#include <linux/capability.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 
@@ -128,9 +130,10 @@ struct socks_conn;
 
 /**
  * struct socks_buf - a linear buffer: bytes in [start, end) wait to be written
+ * @data:	SOCKS_BUF_SIZE bytes, the connection's (&socks_conn.bufs)
  */
 struct socks_buf {
-	uint8_t data[SOCKS_BUF_SIZE];
+	uint8_t *data;
 	size_t start;
 	size_t end;
 };
@@ -185,6 +188,8 @@ struct socks_dir {
  * @result:	worker's result: a stream fd or -errno
  * @prev/@next:	list of all connections
  * @qnext:	job or completion queue link
+ * @bufs:	the data of @up and @down, last: a new connection zeroes everything before it
+ *		only (conn_new()), never the 64 KiB here, which nothing reads before it is written
  */
 struct socks_conn {
 	struct mvm_socks *s;
@@ -205,6 +210,7 @@ struct socks_conn {
 	int result;
 	struct socks_conn *prev, *next;
 	struct socks_conn *qnext;
+	uint8_t bufs[2][SOCKS_BUF_SIZE];
 };
 
 struct mvm_socks {
@@ -334,16 +340,16 @@ static size_t dir_room(struct socks_dir *d)
 	struct socks_buf *b = &d->buf;
 
 	if (d->inflight)
-		return sizeof(b->data) - b->end;
+		return SOCKS_BUF_SIZE - b->end;
 	if (b->start == b->end) {
 		b->start = 0;
 		b->end = 0;
-	} else if (b->end == sizeof(b->data) && b->start > 0) {
+	} else if (b->end == SOCKS_BUF_SIZE && b->start > 0) {
 		memmove(b->data, b->data + b->start, b->end - b->start);
 		b->end -= b->start;
 		b->start = 0;
 	}
-	return sizeof(b->data) - b->end;
+	return SOCKS_BUF_SIZE - b->end;
 }
 
 /**
@@ -360,7 +366,7 @@ static bool dir_append(struct socks_dir *d, const void *data, size_t len)
 		memmove(b->data, b->data + b->start, b->end - b->start);
 		b->end -= b->start;
 		b->start = 0;
-		if (sizeof(b->data) - b->end < len)
+		if (SOCKS_BUF_SIZE - b->end < len)
 			return false;
 	}
 	memcpy(b->data + b->end, data, len);
@@ -378,7 +384,7 @@ static bool dir_prepend(struct socks_dir *d, const void *data, size_t len)
 	struct socks_buf *b = &d->buf;
 	size_t n = buf_len(b);
 
-	if (d->inflight || n + len > sizeof(b->data))
+	if (d->inflight || n + len > SOCKS_BUF_SIZE)
 		return false;
 	memmove(b->data + len, b->data + b->start, n);
 	memcpy(b->data, data, len);
@@ -389,6 +395,28 @@ static bool dir_prepend(struct socks_dir *d, const void *data, size_t len)
 }
 
 /* ---- connection lifetime ---------------------------------------------------------------- */
+
+/**
+ * conn_new() - a connection with every field zero but its buffers, which are left as they are
+ *		(zeroing 64 KiB per connection was half the instructions of a short connection)
+ * @s:	server
+ *
+ * Return: the connection, or NULL when out of memory.
+ */
+static struct socks_conn *conn_new(struct mvm_socks *s)
+{
+	struct socks_conn *c = malloc(sizeof(*c));
+
+	if (!c)
+		return NULL;
+	memset(c, 0, offsetof(struct socks_conn, bufs));
+	c->s = s;
+	c->up.conn = c;
+	c->down.conn = c;
+	c->up.buf.data = c->bufs[0];
+	c->down.buf.data = c->bufs[1];
+	return c;
+}
 
 static void conn_close_cb(uv_handle_t *h)
 {
@@ -954,14 +982,11 @@ static void socks_accept(struct mvm_socks *s)
 			socks_log(s, "below the connection limit again");
 			s->full_logged = false;
 		}
-		if ((over && s->nover >= SOCKS_OVER_MAX) || !(c = calloc(1, sizeof(*c)))) {
+		if ((over && s->nover >= SOCKS_OVER_MAX) || !(c = conn_new(s))) {
 			atomic_fetch_add(&s->st_refused, 1);
 			mvm_sock_close(fd);
 			continue;
 		}
-		c->s = s;
-		c->up.conn = c;
-		c->down.conn = c;
 		c->over_cap = over;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof(one));
 		uv_tcp_init(&s->loop, &c->cli.tcp);
@@ -1077,9 +1102,6 @@ static const int socks_worker_syscalls[] = {
 	SANDBOX_SYS(sendmsg),		/* namespace backend: ask the box for a stream... */
 	SANDBOX_SYS(recvmsg),		/* ...and receive it (SCM_RIGHTS) */
 	SANDBOX_SYS(openat),		/* a transport may read its key file */
-	SANDBOX_SYS(clone3),		/* --agent-netns: a short thread creates the socket... */
-	SANDBOX_SYS(clone),
-	SANDBOX_SYS(setns),		/* ...inside the agent's network namespace */
 };
 #endif
 
@@ -1117,13 +1139,9 @@ static void *socks_worker(void *arg)
 	struct socks_conn *c;
 #ifdef __linux__
 	struct sandbox_list list = SANDBOX_LIST(socks_worker_syscalls);
-	int ret;
 
 	prctl(PR_SET_NAME, "mvm-socks-conn");
-	ret = sandbox_caps_keep(1ULL << CAP_SYS_ADMIN);
-	if (!ret)
-		ret = sandbox_filter("SOCKS5 connect worker", &list, 1);
-	if (ret)
+	if (sandbox_thread("SOCKS5 connect worker", &list, 1))
 		return NULL;	/* reported; the other workers and the loop's deadlines go on */
 #endif
 	pthread_mutex_lock(&s->lock);

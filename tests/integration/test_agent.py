@@ -586,6 +586,26 @@ def test_proxy_destination_policy(agent, host, port):
     assert agent.request({"cmd": "ping"}) == {"status": "pong"}
 
 
+def test_proxy_policy_follows_address_changes(agent, bed):
+    # The agent keeps the guest's own addresses between connections (guest/agent/localaddr.c);
+    # an address added or removed by anyone, without any VPN change, counts from the very
+    # next connection on.
+    extra = "10.99.0.1"
+    s, status = agent.proxy(extra, 1025)  # not ours yet (and no route to it)
+    s.close()
+    assert status != 0x02
+    bed.client.run("ip", "addr", "add", extra + "/32", "dev", "lo")
+    try:
+        s, status = agent.proxy(extra, 1025)
+        s.close()
+        assert status == 0x02
+    finally:
+        bed.client.run("ip", "addr", "del", extra + "/32", "dev", "lo")
+    s, status = agent.proxy(extra, 1025)
+    s.close()
+    assert status != 0x02
+
+
 def test_proxy_policy_covers_the_tunnel_address(agent, bed, profile):
     # the tun address appears with the VPN: it is the guest's own too
     tun_ip = connect_alice(agent, profile)["tun_ip"]

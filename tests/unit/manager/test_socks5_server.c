@@ -5,7 +5,9 @@
  * The vsock client runs over a test transport whose connect() returns one end of a
  * socketpair and hands the other to a fake agent thread, so the test sees exactly the bytes
  * the server sends towards the guest (the [len][host][port] handshake, pipelined data) and
- * chooses the status byte.  Runs under ASan/UBSan in `make asan`.
+ * chooses the status byte.  The connect workers run under a seccomp filter that allows no
+ * thread creation, so the fake connect queues the agent's end to a dispatcher thread the test
+ * started, which starts one agent thread per connection.  Runs under ASan/UBSan in `make asan`.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,7 +35,11 @@
  * @hs:		handshake bytes received (plus whatever followed in the same read)
  * @hs_len:	their number
  * @conns:	connect() calls seen
- * @lock:	protects the above between the agent thread and the test
+ * @lock:	protects the above between the agent thread and the test, and the queue
+ * @jobs:	connections for the dispatcher to start agent threads for
+ * @cond:	signalled when @jobs or @stop change
+ * @stop:	the dispatcher ends once @jobs is empty
+ * @disp:	the dispatcher thread
  */
 struct fake {
 	int status;
@@ -40,11 +47,16 @@ struct fake {
 	size_t hs_len;
 	int conns;
 	pthread_mutex_t lock;
+	struct agent_job *jobs;
+	pthread_cond_t cond;
+	bool stop;
+	pthread_t disp;
 };
 
 struct agent_job {
 	struct fake *f;
 	int fd;
+	struct agent_job *next;
 };
 
 /**
@@ -84,11 +96,36 @@ out:
 	return NULL;
 }
 
+/**
+ * dispatcher() - start an agent thread for each queued connection (off the filtered workers)
+ */
+static void *dispatcher(void *arg)
+{
+	struct fake *f = arg;
+	struct agent_job *j;
+	pthread_t t;
+
+	pthread_mutex_lock(&f->lock);
+	for (;;) {
+		while (!f->jobs && !f->stop)
+			pthread_cond_wait(&f->cond, &f->lock);
+		j = f->jobs;
+		if (!j)
+			break;
+		f->jobs = j->next;
+		pthread_mutex_unlock(&f->lock);
+		pthread_create(&t, NULL, agent_thread, j);
+		pthread_detach(t);
+		pthread_mutex_lock(&f->lock);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return NULL;
+}
+
 static int fake_connect(void *ctx, uint32_t port, int timeout_ms)
 {
 	struct fake *f = ctx;
 	struct agent_job *j;
-	pthread_t t;
 	int sv[2], status;
 
 	(void)timeout_ms;
@@ -105,8 +142,11 @@ static int fake_connect(void *ctx, uint32_t port, int timeout_ms)
 	j = malloc(sizeof(*j));
 	j->f = f;
 	j->fd = sv[1];
-	pthread_create(&t, NULL, agent_thread, j);
-	pthread_detach(t);
+	pthread_mutex_lock(&f->lock);
+	j->next = f->jobs;
+	f->jobs = j;
+	pthread_cond_signal(&f->cond);
+	pthread_mutex_unlock(&f->lock);
 	return sv[0];
 }
 
@@ -125,6 +165,8 @@ static int setup_with(void **state, const char *user, const char *pass)
 	struct env *e = calloc(1, sizeof(*e));
 
 	pthread_mutex_init(&e->f.lock, NULL);
+	pthread_cond_init(&e->f.cond, NULL);
+	assert_int_equal(pthread_create(&e->f.disp, NULL, dispatcher, &e->f), 0);
 	e->vs = mvm_vsock_new(&fake_ops, &e->f);
 	assert_non_null(e->vs);
 	mvm_socks_config_init(&cfg);
@@ -157,6 +199,12 @@ static int teardown(void **state)
 
 	mvm_socks_free(e->s);
 	mvm_vsock_free(e->vs);
+	pthread_mutex_lock(&e->f.lock);
+	e->f.stop = true;
+	pthread_cond_signal(&e->f.cond);
+	pthread_mutex_unlock(&e->f.lock);
+	pthread_join(e->f.disp, NULL);
+	pthread_cond_destroy(&e->f.cond);
 	pthread_mutex_destroy(&e->f.lock);
 	free(e);
 	return 0;
