@@ -51,8 +51,21 @@
 #   (stdout, stderr, rc, console.log, and whatever COMMAND wrote to /run/nested) in DIR.
 #
 #   --timeout  whole run, seconds (default 1800)
+#   --stall    seconds without a sign of life from L1 after which the run counts as stalled
+#              (default 240; see "Stalls" below)
+#   --retries  how many times a stalled run boots L1 again (default 1)
 #   --in DIR   a copy of DIR is /run/nested/in in L1 (inputs a command needs)
 #   --mem      L1 memory (default 4096 MiB; arm64: 3072)
+#
+# Stalls: QEMU's TCG, emulating SVM for L1's KVM, has been seen (rarely, on a loaded machine)
+#   to freeze L1 as a whole while L1 runs its guest: QEMU spins, L1's own timers stop, nothing
+#   in L1 runs again, and a check's own time limit never fires. L1's init therefore writes its
+#   uptime to /run/nested/heartbeat every 10 s, from a process of its own; this script watches
+#   that file, and when it has not changed for --stall seconds (or never appeared), it stops
+#   QEMU, keeps that console as console-stalled-N.log, says so, and boots L1 again with an
+#   empty run directory (--retries times). A stall that repeats fails the run. A check that
+#   hangs while L1 lives is not a stall: the heartbeat goes on, and the check's own limits
+#   and --timeout apply.
 #
 # Environment: MICROVM_CACHE (cache root), MICROVM_QEMU (QEMU binary, default
 #   qemu-system-x86_64 / qemu-system-aarch64), MICROVM_NESTED_KEEP=1 (keep the run directory,
@@ -64,6 +77,8 @@ cache=${MICROVM_CACHE:-$home/.cache/microvm}/l1-kernel
 arch=x86_64
 mem=
 timeout=1800
+stall=240
+retries=1
 out=
 in=
 binds=
@@ -97,6 +112,8 @@ while [ $# -gt 0 ]; do
 	--arch) arch=${2:?--arch needs x86_64 or arm64}; shift ;;
 	--mem) mem=${2:?--mem needs MiB}; shift ;;
 	--timeout) timeout=${2:?--timeout needs seconds}; shift ;;
+	--stall) stall=${2:?--stall needs seconds}; shift ;;
+	--retries) retries=${2:?--retries needs a number}; shift ;;
 	--out) out=${2:?--out needs a directory}; shift ;;
 	--in) in=${2:?--in needs a directory}; shift ;;
 	--fetch-kernel) mode=fetch ;;
@@ -370,6 +387,11 @@ else
 	done
 fi
 echo "nested: L1 ready after $(cut -d' ' -f1 /proc/uptime) s"
+# A sign of life for scripts/nested.sh, which stops a frozen L1 ("Stalls" there): started
+# while /dev is still here (busybox opens /dev/null for a background job); it writes into the
+# run directory once that is mounted at /newroot/run/nested below.
+( while :; do echo alive >/newroot/run/nested/heartbeat; sleep 10; done ) \
+	</dev/null >/dev/null 2>&1 &
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys
 mount --move /dev /newroot/dev
@@ -406,7 +428,7 @@ make_initramfs() {
 	mkdir -p "$r/bin" "$r/lib/modules" "$r/proc" "$r/sys" "$r/dev"
 	if [ "$arch" = x86_64 ]; then
 		cp /bin/busybox "$r/bin/busybox"
-		for a in sh mount insmod mkdir cut poweroff chroot hostname sync cat echo; do
+		for a in sh mount insmod mkdir cut poweroff chroot hostname sync cat echo sleep; do
 			ln -s busybox "$r/bin/$a"
 		done
 	fi
@@ -467,6 +489,8 @@ chmod 755 "$run"
 keep=${MICROVM_NESTED_KEEP:-0}
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
+	# a QEMU still running (this script interrupted) goes with it
+	[ -z "${qpid:-}" ] || kill "$qpid" 2>/dev/null || true
 	if [ -n "$out" ]; then
 		mkdir -p "$out"
 		cp -a "$run/share/." "$out/" 2>/dev/null || true
@@ -496,24 +520,63 @@ make_initramfs "$run" "$kdir"
 	printf '%s\n' "$*"
 } >"$run/share/cmd"
 
+# run_l1: boot L1 once and run the command (QEMU in the background, watched for stalls);
+# sets qrc (QEMU's status, 124 on --timeout) and stalled (1 when stopped as stalled).
+run_l1() {
+	stalled=0
+	set +e
+	# shellcheck disable=SC2086 # $qemu_machine is a list of arguments
+	timeout --kill-after=10 "$timeout" "$qemu" $qemu_machine \
+		-m "$mem" -nographic -no-reboot -nodefaults -serial stdio -nic none \
+		-kernel "$kdir/vmlinuz" -initrd "$run/l1.cpio" \
+		-append "console=$console quiet panic=-1 rdinit=/init" \
+		-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
+		-virtfs "local,path=$run/share,mount_tag=out,security_model=none,multidevs=remap" \
+		</dev/null >"$run/share/console.log" 2>&1 &
+	qpid=$!
+	boot=$(date +%s)
+	while kill -0 "$qpid" 2>/dev/null; do
+		sleep 5
+		now=$(date +%s)
+		beat=$(stat -c %Y "$run/share/heartbeat" 2>/dev/null || echo "$boot")
+		[ "$beat" -ge "$boot" ] || beat=$boot
+		if [ $((now - beat)) -gt "$stall" ] && kill -0 "$qpid" 2>/dev/null; then
+			stalled=1
+			# QEMU (a child of timeout) first, then timeout itself; KILL, since a frozen
+			# machine has nothing to save
+			pkill -KILL -P "$qpid" 2>/dev/null
+			kill -KILL "$qpid" 2>/dev/null
+			break
+		fi
+	done
+	wait "$qpid" 2>/dev/null
+	qrc=$?
+	set -e
+}
+
 start=$(date +%s)
-set +e
-# shellcheck disable=SC2086 # $qemu_machine is a list of arguments
-timeout --kill-after=10 "$timeout" "$qemu" $qemu_machine \
-	-m "$mem" -nographic -no-reboot -nodefaults -serial stdio -nic none \
-	-kernel "$kdir/vmlinuz" -initrd "$run/l1.cpio" \
-	-append "console=$console quiet panic=-1 rdinit=/init" \
-	-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
-	-virtfs "local,path=$run/share,mount_tag=out,security_model=none,multidevs=remap" \
-	</dev/null >"$run/share/console.log" 2>&1
-qrc=$?
-set -e
+attempt=0
+while :; do
+	run_l1
+	[ "$stalled" -eq 1 ] || break
+	attempt=$((attempt + 1))
+	cp "$run/share/console.log" "$run/share/console-stalled-$attempt.log"
+	log "L1 gave no sign of life for $stall s (QEMU TCG stalled; its console is in" \
+		"console-stalled-$attempt.log of the run directory)"
+	[ "$attempt" -le "$retries" ] ||
+		die "the nested machine stalled $attempt times (no sign of life from L1 for $stall s each);" \
+			"its console: $(tail -n 5 "$run/share/console.log" | tr '\n' ' ')"
+	log "booting L1 again (retry $attempt of $retries)"
+	# an empty run directory for the new boot: what the stalled one wrote goes
+	find "$run/share" -mindepth 1 -maxdepth 1 ! -name cmd ! -name in ! -name 'console-stalled-*' \
+		-exec rm -rf {} +
+done
 elapsed=$(($(date +%s) - start))
 [ -s "$run/share/stdout" ] && cat "$run/share/stdout"
 [ -s "$run/share/stderr" ] && cat "$run/share/stderr" >&2
 if [ ! -s "$run/share/rc" ]; then
 	tail -n 30 "$run/share/console.log" >&2
-	[ $qrc -eq 124 ] && die "the nested machine did not finish within $timeout s"
+	[ "$qrc" -eq 124 ] && die "the nested machine did not finish within $timeout s"
 	die "the nested machine stopped before the command finished (QEMU status $qrc; its console is above)"
 fi
 log "L1 ran for $elapsed s ($(grep -o 'L1 ready after [0-9.]* s' "$run/share/console.log" || echo 'no ready line'))"
