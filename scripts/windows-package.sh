@@ -18,8 +18,10 @@
 #     - the licences of what is not microvm's: share/doc/PACKAGE/copyright of every Debian
 #       package with files in the rootfs (guest/image/packages.sh) and of
 #       mingw-w64-x86-64-dev (winpthreads and the MinGW-w64 runtime, linked statically
-#       into microvm.exe), and SOURCES.txt naming the Debian source package and version
-#       each of them came from (the source offer of the GPL and LGPL parts).
+#       into microvm.exe), and SOURCES.txt: the Debian source package and version each
+#       of them came from, with the written offer of their source (the usual one of the
+#       GPL-2's section 3(b): for three years, from whoever distributes the package) and
+#       how to get it from Debian meanwhile.
 #   Then:
 #     - every lib/pkgconfig/*.pc gets prefix=${pcfiledir}/../.. (relocatable: the folder can
 #       be anywhere; pkg-config with PKG_CONFIG_LIBDIR=<folder>/lib/pkgconfig just works),
@@ -32,8 +34,9 @@
 #     - python3's zipfile writes OUTDIR/microvm-<version>-windows-x86_64.zip (Debian's
 #       python3, no zip program needed).
 #   The staging directory is OUTDIR/package/ (OUTDIR is BUILD_WIN unless given; emptied
-#   first, and the zip of an earlier run removed); nothing goes into git, and nothing is
-#   written outside OUTDIR.
+#   first).  The zip of an earlier run is removed as soon as its name is known (the
+#   version, from BUILD_WIN), before any other check: a run that fails leaves no zip
+#   behind.  Nothing goes into git, and nothing is written outside OUTDIR.
 #   It takes a few seconds (the rootfs is the bulk: it is stored as it is, already gzip).
 #
 #   stdout: the zip's path as the last line.
@@ -53,13 +56,6 @@ die() {
 build=$(cd "$build" && pwd)
 mkdir -p "$outdir"
 outdir=$(cd "$outdir" && pwd)
-deps=$build/windows-deps.txt
-[ -f "$deps" ] || die "no $deps (meson.build writes it in a Windows build)"
-command -v "$objdump" >/dev/null || die "$objdump missing (scripts/install-deps.sh windows)"
-image=$(sh "$top/guest/image/build.sh" --print-path 2>/dev/null) ||
-	die "no guest image for this build: run \`make image\` first"
-[ -f "$image/rootfs.tar.gz" ] || die "$image/rootfs.tar.gz missing"
-
 # the Meson project's version and install prefix
 info=$(meson introspect --projectinfo --buildoptions "$build" | /usr/bin/python3 -c '
 import json, sys
@@ -73,7 +69,14 @@ stage=$outdir/package
 zip=$outdir/$name.zip
 
 # no zip of an earlier run stays behind if this one fails
-rm -rf "$stage" "$zip"
+rm -rf "$stage" "$zip" "$zip.tmp"
+deps=$build/windows-deps.txt
+[ -f "$deps" ] || die "no $deps (meson.build writes it in a Windows build)"
+command -v "$objdump" >/dev/null || die "$objdump missing (scripts/install-deps.sh windows)"
+image=$(sh "$top/guest/image/build.sh" --print-path 2>/dev/null) ||
+	die "no guest image for this build: run \`make image\` first"
+[ -f "$image/rootfs.tar.gz" ] || die "$image/rootfs.tar.gz missing"
+
 mkdir -p "$stage"
 meson install -C "$build" --no-rebuild --strip --quiet --destdir "$stage/destdir" >/dev/null
 [ -d "$stage/destdir$prefix" ] || die "meson install wrote nothing under $prefix"
@@ -153,10 +156,25 @@ microvm itself (bin\microvm.exe, lib\libmicrovm.a, and the agent and init in
 bin\rootfs.tar.gz) is under the MIT licence (share\doc\microvm\LICENSE); its source is
 microvm's source tree at version $version.
 
-Every other part was built by Debian, or here from Debian's source packages.  For each
-part named below, the corresponding source is Debian's source package of that name and
-version: on Debian, \`apt-get source NAME=VERSION\` fetches it from the Debian archive.
-The licence of each is in share\doc\PACKAGE\copyright (PACKAGE: the binary package).
+Every other part was built by Debian, or here from Debian's source packages, and is
+named below with the Debian source package and version it was built from; that source
+package is its complete corresponding source.  Some of these parts are under the GNU
+GPL or LGPL.  The licence of each is in share\doc\PACKAGE\copyright (PACKAGE: the
+binary package).
+
+Written offer of the source code
+  For at least three years from the date you received this package, whoever distributed
+  it to you will give you, or any third party, on request a complete machine-readable
+  copy of the corresponding source code of every part named below (the Debian source
+  package NAME at version VERSION, as listed), on a medium customarily used for software
+  interchange, for a charge no more than the cost of physically performing the
+  distribution, under the terms of that part's licence.  Ask the distributor of this
+  package for it.
+
+  Meanwhile, you can get it from Debian yourself: on Debian, with a deb-src entry in
+  APT's sources, \`apt-get source NAME=VERSION\` fetches source package NAME at VERSION
+  from the Debian archive; versions the archive no longer carries are kept in Debian's
+  snapshot archive.
 
 Linked into bin\microvm.exe (and into a program built with lib\libmicrovm.a):
 EOF

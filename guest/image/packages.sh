@@ -68,8 +68,14 @@ while read -r path sum; do
 		die "/$path in the image differs from $name here (rebuild the image: make image)"
 	fi
 	for p in $pkgs; do echo "$p"; done
-done <"$tmp/files" | LC_ALL=C sort -u >"$tmp/pkgs"
+done <"$tmp/files" >"$tmp/owned"
+# (no pipe after the loop: a die in it must end the script, not a subshell whose status
+# a pipeline would drop; and dpkg-query -W without a name lists every installed package)
+LC_ALL=C sort -u "$tmp/owned" >"$tmp/pkgs"
+[ -s "$tmp/pkgs" ] || die "no Debian package owns a file of $manifest"
 
 # shellcheck disable=SC2046 # one package name per word
 dpkg-query -W -f '${binary:Package} ${Version} ${source:Package} ${source:Version}\n' \
-	$(cat "$tmp/pkgs") | sed 's/^\([^ :]*\):[^ ]*/\1/' | LC_ALL=C sort -u
+	$(cat "$tmp/pkgs") >"$tmp/versions" ||
+	die "dpkg-query -W failed on $(tr '\n' ' ' <"$tmp/pkgs")"
+sed 's/^\([^ :]*\):[^ ]*/\1/' "$tmp/versions" | LC_ALL=C sort -u

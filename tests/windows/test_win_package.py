@@ -184,12 +184,18 @@ def package_script(out, **env):
 
 def test_0_the_import_check_fails_when_objdump_does(tmp_path):
     """A failing objdump, or one whose output lists no DLL (not even kernel32.dll), stops
-    the package script: no zip."""
-    r = package_script(tmp_path / "a", OBJDUMP="false")
-    assert r.returncode != 0 and "false -p bin/microvm.exe failed" in r.stderr, r.stderr
-    r = package_script(tmp_path / "b", OBJDUMP="true")
-    assert r.returncode != 0 and "lists no kernel32.dll" in r.stderr, r.stderr
-    assert not list(tmp_path.rglob("*.zip"))
+    the package script; and the run, failed, leaves no zip behind: the zip of an earlier
+    run in its output directory (a stale one put there first) is gone."""
+    zip_name = f"microvm-{project_version()}-windows-x86_64.zip"
+    for out, objdump, said in (("a", "false", "false -p bin/microvm.exe failed"),
+                               ("b", "true", "lists no kernel32.dll")):
+        stale = tmp_path / out / zip_name
+        stale.parent.mkdir()
+        stale.write_bytes(b"PK\x05\x06" + bytes(18))     # an empty zip, of an earlier run
+        r = package_script(tmp_path / out, OBJDUMP=objdump)
+        assert r.returncode != 0 and said in r.stderr, r.stderr
+        assert not stale.exists(), f"{stale}: the zip of an earlier run left behind"
+    assert not list(tmp_path.rglob("*.zip*"))
 
 
 def test_0_meson_install_installs_microvm_only(tmp_path):
@@ -260,6 +266,12 @@ def test_a_the_licences_and_sources_of_every_part_are_there(pkg, tmp_path):
     assert ver[0].split(":")[-1].startswith(upstream + "-"), (upstream, ver)
     linked = {r[0]: r[1] for r in sources_rows(pkg, "Linked into bin\\microvm.exe")}
     assert set(linked) == {"libuv1", "cjson", "mingw-w64"}, linked
+    # the written offer of the source, and the way to Debian's copy of it
+    text = " ".join((pkg.root / "SOURCES.txt").read_text().split())
+    for said in ("Written offer of the source code", "For at least three years",
+                 "whoever distributed it to you will give you, or any third party, on request",
+                 "apt-get source NAME=VERSION", "Debian's snapshot archive"):
+        assert said in text, (said, text)
     readme = (pkg.root / "README.txt").read_text()
     assert "GPL" in readme and "SOURCES.txt" in readme, readme
 
