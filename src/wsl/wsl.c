@@ -29,7 +29,12 @@
  * "PID PROGRAM" while held, nothing once let go) and the next step; it runs no wsl.exe
  * command at all.  A record found when the lock is taken means its holder died holding it:
  * its agent may still run in the distribution, so start terminates the distribution first.
+ * So does a wsl.exe that ended with an error under a running VM: the reader lets go but
+ * keeps the record; only a poweroff, or a kill that ran --terminate, empties it.
  * mvm_wsl_uninstall() holds the lock too, so it refuses while a VM runs.
+ * %LOCALAPPDATA% is read as UTF-16 (GetEnvironmentVariableW) and every path under it is
+ * kept in UTF-8 and opened with the wide API (wsl_app_dir(), wsl_fopen()...), so user
+ * folders outside the ANSI code page work.
  *
  * start:	wsl_ensure_distro(): `wsl.exe --list --quiet` (UTF-16LE output, parsed by
  *		wsl_list_has()).  The image version is the SHA-256 of the tarball, recorded in
@@ -56,10 +61,14 @@
  *		exit: status 100 (the agent's "shutdown") or 0 is a poweroff, anything else an
  *		error.
  * request_stop: {"cmd":"shutdown"} to the agent's control port 1025 over TCP.
- * kill:	`wsl.exe --terminate microvm`, then TerminateProcess() on the child.
+ * kill:	`wsl.exe --terminate microvm` if we still hold the lock (checked and run under
+ *		kill_lock, which the reader's release takes too: never another program's
+ *		appliance), then TerminateProcess() on the child.
  * mvm_wsl_uninstall(): `wsl.exe --unregister microvm` and the version record; the
  *		state directory (profiles) stays.  Returns 1 if it removed the distribution,
  *		0 if none was registered (`microvm uninstall` says which).
+ *		mvm_wsl_uninstall_ex(MVM_WSL_PURGE) also deletes %LOCALAPPDATA%\microvm, still
+ *		holding the lock (wsl_purge()): a start in between would lose its state.
  *
  * Command lines are built by wsl_cmdline() (CommandLineToArgvW quoting) and converted from
  * UTF-8 to UTF-16 for CreateProcessW, so paths with blanks or non-ASCII letters work.
