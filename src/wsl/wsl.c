@@ -792,11 +792,12 @@ static int wsl_purge(const char *dir, HANDLE volatile *lock)
 		return mvm_set_error(-EIO, "WSL2: cannot delete %s: bad path", dir);
 	}
 	rc = wsl_remove_tree(wdir, L"" WSL_LOCK_FILE);
-	h = InterlockedExchangePointer((PVOID volatile *)lock, NULL);
+	h = *lock;
 	if (!rc && !SetFileInformationByHandle(h, FileDispositionInfo, &del, sizeof(del)))
 		rc = mvm_set_error(-EIO, "WSL2: cannot delete %s\\" WSL_LOCK_FILE " (error %lu)",
 				   dir, GetLastError());
-	CloseHandle(h);
+	/* deleted on close; if it stays (a failure above), empty: we let go in order */
+	wsl_lock_release(lock, 0);
 	/* not empty: a start came in right after the lock went; it has its own folder now */
 	if (!rc && !RemoveDirectoryW(wdir) && GetLastError() != ERROR_DIR_NOT_EMPTY)
 		rc = mvm_set_error(-EIO, "WSL2: cannot delete %s (error %lu)", dir,
