@@ -199,6 +199,20 @@ MVM_API void mvm_vm_free(mvm_vm *vm);
  * removed).
  */
 MVM_API int mvm_wsl_uninstall(void);
+
+/** MVM_WSL_PURGE - mvm_wsl_uninstall_ex(): also delete %LOCALAPPDATA%\microvm (profiles, logs) */
+#define MVM_WSL_PURGE	1u
+
+/**
+ * mvm_wsl_uninstall_ex() - mvm_wsl_uninstall(), optionally deleting the user's data too
+ * @flags:	0, or MVM_WSL_PURGE: delete %LOCALAPPDATA%\microvm as a whole (the profiles,
+ *		the logs), while still holding the appliance lock, so that no VM can start
+ *		in between and lose its state under it
+ *
+ * Return: as mvm_wsl_uninstall(); with MVM_WSL_PURGE also -EIO when something could not be
+ * deleted (mvm_last_error() names it).
+ */
+MVM_API int mvm_wsl_uninstall_ex(unsigned int flags);
 #endif
 
 /** mvm_exit_reason_name() - "poweroff", "reboot", "panic", "error", "killed", "none". */

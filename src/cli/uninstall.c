@@ -8,7 +8,9 @@
  * agent keeps in %LOCALAPPDATA%\microvm\state, outside the distribution - stays unless
  * --purge is given, which deletes %LOCALAPPDATA%\microvm as a whole: uninstalling to
  * reinstall a new version should not lose a user's profiles, and removing them is one
- * explicit option away.
+ * explicit option away.  The WSL backend does that deletion too (mvm_wsl_uninstall_ex()
+ * with MVM_WSL_PURGE), while it holds the appliance lock: a VM started in between would
+ * otherwise lose its state under it.
  *
  * While `up` runs (its control endpoint answers) the command refuses rather than stopping
  * it: the running appliance carries the user's VPN connections, and `microvm down` says
@@ -82,57 +84,6 @@ static int un_fail(bool json, const char *msg)
 	return CLI_EXIT_FAIL;
 }
 
-#ifdef _WIN32
-/**
- * un_remove_tree() - delete a directory and everything in it
- * @dir:	the directory (ANSI code page, as %LOCALAPPDATA% came)
- *
- * Return: 0 (also when it did not exist) or -EIO with the path that could not go in @why.
- */
-static int un_remove_tree(const char *dir, char *why, size_t whysize)
-{
-	char pat[MAX_PATH * 3], path[MAX_PATH * 3];
-	WIN32_FIND_DATAA fd;
-	HANDLE h;
-	int ret = 0;
-
-	if (snprintf(pat, sizeof(pat), "%s\\*", dir) >= (int)sizeof(pat))
-		return -ENAMETOOLONG;
-	h = FindFirstFileA(pat, &fd);
-	if (h == INVALID_HANDLE_VALUE)
-		return GetLastError() == ERROR_FILE_NOT_FOUND ||
-		       GetLastError() == ERROR_PATH_NOT_FOUND ? 0 : -EIO;
-	do {
-		if (!strcmp(fd.cFileName, ".") || !strcmp(fd.cFileName, ".."))
-			continue;
-		if (snprintf(path, sizeof(path), "%s\\%s", dir, fd.cFileName) >= (int)sizeof(path)) {
-			ret = -ENAMETOOLONG;
-			continue;
-		}
-		/* a link (junction) is removed, never followed */
-		if ((fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) &&
-		    !(fd.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT)) {
-			if (un_remove_tree(path, why, whysize))
-				ret = -EIO;
-			continue;
-		}
-		if (fd.dwFileAttributes & FILE_ATTRIBUTE_READONLY)
-			SetFileAttributesA(path, fd.dwFileAttributes & ~FILE_ATTRIBUTE_READONLY);
-		if (!((fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) ? RemoveDirectoryA(path)
-									: DeleteFileA(path))) {
-			snprintf(why, whysize, "cannot delete %s (error %lu)", path, GetLastError());
-			ret = -EIO;
-		}
-	} while (FindNextFileA(h, &fd));
-	FindClose(h);
-	if (!ret && !RemoveDirectoryA(dir)) {
-		snprintf(why, whysize, "cannot delete %s (error %lu)", dir, GetLastError());
-		ret = -EIO;
-	}
-	return ret;
-}
-#endif
-
 /**
  * cli_uninstall() - `microvm uninstall [--purge] [--json] [--control PATH]`
  * @argc/@argv:	argv[0] is "uninstall"
@@ -172,7 +123,7 @@ int cli_uninstall(int argc, char **argv)
 	}
 #ifdef _WIN32
 	{
-		char path[PATH_MAX], dir[PATH_MAX], why[MAX_PATH * 3 + 64] = "";
+		char path[PATH_MAX];
 		ctl_conn conn;
 		int ret;
 
@@ -183,15 +134,10 @@ int cli_uninstall(int argc, char **argv)
 			return un_fail(json, "'microvm up' is running; stop it with 'microvm down' "
 				       "first (nothing was removed)");
 		}
-		ret = mvm_wsl_uninstall();
+		/* the purge too under the appliance lock: no start can slip in between */
+		ret = mvm_wsl_uninstall_ex(purge ? MVM_WSL_PURGE : 0);
 		if (ret < 0)
 			return un_fail(json, mvm_last_error());
-		if (purge) {
-			if (ctl_files_dir(path, dir, sizeof(dir)))
-				return un_fail(json, "LOCALAPPDATA is not set");
-			if (un_remove_tree(dir, why, sizeof(why)))
-				return un_fail(json, why[0] ? why : "cannot delete the profiles");
-		}
 		if (json) {
 			printf("{\"removed\":%s,\"purged\":%s}\n", ret ? "true" : "false",
 			       purge ? "true" : "false");

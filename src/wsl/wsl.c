@@ -29,7 +29,12 @@
  * "PID PROGRAM" while held, nothing once let go) and the next step; it runs no wsl.exe
  * command at all.  A record found when the lock is taken means its holder died holding it:
  * its agent may still run in the distribution, so start terminates the distribution first.
+ * So does a wsl.exe that ended with an error under a running VM: the reader lets go but
+ * keeps the record; only a poweroff, or a kill that ran --terminate, empties it.
  * mvm_wsl_uninstall() holds the lock too, so it refuses while a VM runs.
+ * %LOCALAPPDATA% is read as UTF-16 (GetEnvironmentVariableW) and every path under it is
+ * kept in UTF-8 and opened with the wide API (wsl_app_dir(), wsl_fopen()...), so user
+ * folders outside the ANSI code page work.
  *
  * start:	wsl_ensure_distro(): `wsl.exe --list --quiet` (UTF-16LE output, parsed by
  *		wsl_list_has()).  The image version is the SHA-256 of the tarball, recorded in
@@ -56,10 +61,14 @@
  *		exit: status 100 (the agent's "shutdown") or 0 is a poweroff, anything else an
  *		error.
  * request_stop: {"cmd":"shutdown"} to the agent's control port 1025 over TCP.
- * kill:	`wsl.exe --terminate microvm`, then TerminateProcess() on the child.
+ * kill:	`wsl.exe --terminate microvm` if we still hold the lock (checked and run under
+ *		kill_lock, which the reader's release takes too: never another program's
+ *		appliance), then TerminateProcess() on the child.
  * mvm_wsl_uninstall(): `wsl.exe --unregister microvm` and the version record; the
  *		state directory (profiles) stays.  Returns 1 if it removed the distribution,
  *		0 if none was registered (`microvm uninstall` says which).
+ *		mvm_wsl_uninstall_ex(MVM_WSL_PURGE) also deletes %LOCALAPPDATA%\microvm, still
+ *		holding the lock (wsl_purge()): a start in between would lose its state.
  *
  * Command lines are built by wsl_cmdline() (CommandLineToArgvW quoting) and converted from
  * UTF-8 to UTF-16 for CreateProcessW, so paths with blanks or non-ASCII letters work.
@@ -108,6 +117,8 @@ struct wsl {
 	pthread_t reader;
 	int reader_started;
 	volatile LONG killed;
+	CRITICAL_SECTION kill_lock;	/* kill's lock check + --terminate vs the reader's release */
+	int terminated;			/* kill ran --terminate, holding the lock (kill_lock) */
 	volatile LONG quiet_exit;	/* start failed: the reader reports no exit */
 	CRITICAL_SECTION tail_lock;
 	char tail[WSL_TAIL];		/* ring of the agent's last output */
@@ -297,6 +308,36 @@ static int wsl_run(const char *const *argv, char *buf, size_t size, size_t *len,
 	return 0;
 }
 
+/** wsl_mkdir() - CreateDirectoryW() of UTF-8 @path; Return: 0 (also if it exists) or -1. */
+static int wsl_mkdir(const char *path)
+{
+	wchar_t *w = wsl_widen(path);
+	int ok = w && (CreateDirectoryW(w, NULL) || GetLastError() == ERROR_ALREADY_EXISTS);
+
+	free(w);
+	return ok ? 0 : -1;
+}
+
+/** wsl_delete() - DeleteFileW() of UTF-8 @path. */
+static void wsl_delete(const char *path)
+{
+	wchar_t *w = wsl_widen(path);
+
+	if (w)
+		DeleteFileW(w);
+	free(w);
+}
+
+/** wsl_fopen() - _wfopen() of UTF-8 @path (fopen() would take it in the ANSI code page) */
+static FILE *wsl_fopen(const char *path, const wchar_t *mode)
+{
+	wchar_t *w = wsl_widen(path);
+	FILE *f = w ? _wfopen(w, mode) : NULL;
+
+	free(w);
+	return f;
+}
+
 /**
  * wsl_app_dir() - %LOCALAPPDATA%\microvm\@sub (both created)
  * @sub:	"wsl" (the distribution's disk and version record), "state" (the agent's), or
@@ -306,18 +347,22 @@ static int wsl_run(const char *const *argv, char *buf, size_t size, size_t *len,
  */
 static int wsl_app_dir(char *out, size_t size, const char *sub)
 {
-	const char *base = getenv("LOCALAPPDATA");
-	char dir[MAX_PATH * 3];
+	wchar_t wbase[MAX_PATH];
+	char base[MAX_PATH * 3], dir[MAX_PATH * 3 + 16];
+	DWORD n;
 
-	if (!base || !*base)
+	/* the wide variable: the ANSI one mangles a C:\\Users\\Müller outside the code page */
+	n = GetEnvironmentVariableW(L"LOCALAPPDATA", wbase, MAX_PATH);
+	if (!n || n >= MAX_PATH ||
+	    !WideCharToMultiByte(CP_UTF8, 0, wbase, -1, base, sizeof(base), NULL, NULL))
 		return mvm_set_error(-ENOENT, "WSL2: LOCALAPPDATA is not set");
 	snprintf(dir, sizeof(dir), "%s\\microvm", base);
-	CreateDirectoryA(dir, NULL);
+	wsl_mkdir(dir);
 	if (sub)
 		snprintf(out, size, "%s\\microvm\\%s", base, sub);
 	else
 		snprintf(out, size, "%s", dir);
-	if (!CreateDirectoryA(out, NULL) && GetLastError() != ERROR_ALREADY_EXISTS)
+	if (wsl_mkdir(out))
 		return mvm_set_error(-EIO, "WSL2: cannot create %s (error %lu)", out,
 				     GetLastError());
 	return 0;
@@ -357,7 +402,9 @@ static void wsl_lock_holder(const char *path, char *out, size_t size)
 	DWORD n = 0;
 
 	snprintf(out, size, "another program");
-	h = wsl_lock_open(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, OPEN_EXISTING);
+	/* sharing all the holder has: it has write and delete access */
+	h = wsl_lock_open(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE |
+			  FILE_SHARE_DELETE, OPEN_EXISTING);
 	if (h == INVALID_HANDLE_VALUE)
 		return;
 	if (ReadFile(h, rec, WSL_LOCK_REC, &n, NULL))
@@ -405,7 +452,9 @@ static HANDLE wsl_lock_take(const char *what, int *stale, int *rc)
 	if (*rc)
 		return NULL;
 	snprintf(path, sizeof(path), "%s\\" WSL_LOCK_FILE, dir);
-	h = wsl_lock_open(path, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ, OPEN_ALWAYS);
+	/* DELETE: a purge removes the file through this handle (wsl_purge()) */
+	h = wsl_lock_open(path, GENERIC_READ | GENERIC_WRITE | DELETE, FILE_SHARE_READ,
+			  OPEN_ALWAYS);
 	if (h == INVALID_HANDLE_VALUE && GetLastError() == ERROR_SHARING_VIOLATION) {
 		wsl_lock_holder(path, holder, sizeof(holder));
 		*rc = mvm_set_error(-EBUSY, "WSL2: cannot %s: the appliance of this Windows user "
@@ -442,15 +491,17 @@ static HANDLE wsl_lock_take(const char *what, int *stale, int *rc)
 /**
  * wsl_lock_release() - let go of the appliance lock: empty the record, close the handle
  * @lock:	the handle (swapped out for NULL, so two threads release it once), or NULL
+ * @keep:	keep the record: our agent may still run in the distribution (wsl.exe failed
+ *		and nobody ran --terminate), so the next holder must terminate it first
  */
-static void wsl_lock_release(HANDLE volatile *lock)
+static void wsl_lock_release(HANDLE volatile *lock, int keep)
 {
 	HANDLE h = InterlockedExchangePointer((PVOID volatile *)lock, NULL);
 
 	if (!h)
 		return;
 	/* an empty record says "let go in order": the next holder need not clean up after us */
-	if (SetFilePointer(h, 0, NULL, FILE_BEGIN) != INVALID_SET_FILE_POINTER)
+	if (!keep && SetFilePointer(h, 0, NULL, FILE_BEGIN) != INVALID_SET_FILE_POINTER)
 		SetEndOfFile(h);
 	CloseHandle(h);
 }
@@ -541,7 +592,7 @@ static int wsl_record_matches(const char *dir, const char *hex)
 	FILE *f;
 
 	wsl_record_path(path, sizeof(path), dir);
-	f = fopen(path, "rb");
+	f = wsl_fopen(path, L"rb");
 	if (!f)
 		return 0;
 	if (!fgets(got, sizeof(got), f))
@@ -569,7 +620,7 @@ static int wsl_unregister(const char *exe, const char *dir)
 	if (status)
 		return wsl_fail("`wsl --unregister " WSL_DISTRO "`", status, out, len);
 	wsl_record_path(path, sizeof(path), dir);
-	DeleteFileA(path);
+	wsl_delete(path);
 	return 0;
 }
 
@@ -646,7 +697,7 @@ static int wsl_ensure_distro(struct wsl *w)
 	if (status)
 		return wsl_fail("`wsl --import " WSL_DISTRO "`", status, out, len);
 	wsl_record_path(path, sizeof(path), dir);
-	f = fopen(path, "wb");
+	f = wsl_fopen(path, L"wb");
 	if (!f || fprintf(f, "%s\n", hex) < 0 || fclose(f)) {
 		if (f)
 			fclose(f);
@@ -656,10 +707,112 @@ static int wsl_ensure_distro(struct wsl *w)
 }
 
 /**
- * mvm_wsl_uninstall() - unregister the appliance's WSL distribution
+ * wsl_path_fail() - set "WSL2: cannot @what PATH (error N)" for UTF-16 @path, in UTF-8
+ * Return: -EIO.
+ */
+static int wsl_path_fail(const char *what, const wchar_t *path, DWORD err)
+{
+	char u[MAX_PATH * 6];
+
+	if (!WideCharToMultiByte(CP_UTF8, 0, path, -1, u, sizeof(u), NULL, NULL))
+		snprintf(u, sizeof(u), "a file");
+	return mvm_set_error(-EIO, "WSL2: cannot %s %s (error %lu)", what, u, err);
+}
+
+/**
+ * wsl_remove_tree() - delete directory @dir and everything in it, but @skip (a name in @dir)
+ * @dir:	the directory (UTF-16; it may contain letters outside the ANSI code page)
+ * @skip:	a file left in place (its folder too), or NULL
+ *
+ * A link (junction) is removed, never followed.
+ * Return: 0 (also when @dir did not exist) or -EIO with mvm_last_error() naming what stayed.
+ */
+static int wsl_remove_tree(const wchar_t *dir, const wchar_t *skip)
+{
+	wchar_t pat[MAX_PATH * 2], path[MAX_PATH * 2];
+	WIN32_FIND_DATAW fd;
+	HANDLE h;
+	int ret = 0;
+
+	if (_snwprintf(pat, MAX_PATH * 2, L"%ls\\*", dir) >= MAX_PATH * 2 - 1)
+		return wsl_path_fail("delete (path too long)", dir, 0);
+	h = FindFirstFileW(pat, &fd);
+	if (h == INVALID_HANDLE_VALUE)
+		return GetLastError() == ERROR_FILE_NOT_FOUND ||
+		       GetLastError() == ERROR_PATH_NOT_FOUND ? 0 :
+		       wsl_path_fail("list", dir, GetLastError());
+	do {
+		DWORD attr = fd.dwFileAttributes;
+		BOOL ok;
+
+		if (!wcscmp(fd.cFileName, L".") || !wcscmp(fd.cFileName, L"..") ||
+		    (skip && !_wcsicmp(fd.cFileName, skip)))
+			continue;
+		if (_snwprintf(path, MAX_PATH * 2, L"%ls\\%ls", dir, fd.cFileName) >=
+		    MAX_PATH * 2 - 1) {
+			ret = wsl_path_fail("delete in (path too long)", dir, 0);
+			continue;
+		}
+		if ((attr & FILE_ATTRIBUTE_DIRECTORY) && !(attr & FILE_ATTRIBUTE_REPARSE_POINT)) {
+			if (wsl_remove_tree(path, NULL))
+				ret = -EIO;
+			continue;
+		}
+		if (attr & FILE_ATTRIBUTE_READONLY)
+			SetFileAttributesW(path, attr & ~FILE_ATTRIBUTE_READONLY);
+		ok = (attr & FILE_ATTRIBUTE_DIRECTORY) ? RemoveDirectoryW(path) : DeleteFileW(path);
+		if (!ok)
+			ret = wsl_path_fail("delete", path, GetLastError());
+	} while (FindNextFileW(h, &fd));
+	FindClose(h);
+	if (!ret && !skip && !RemoveDirectoryW(dir))
+		ret = wsl_path_fail("delete", dir, GetLastError());
+	return ret;
+}
+
+/**
+ * wsl_purge() - delete %LOCALAPPDATA%\microvm (@dir) as a whole, appliance lock @lock held
+ *
+ * Everything but the lock file goes while the lock is held, so no VM can start in between
+ * and have its state deleted under it; then the lock file is deleted through its own handle
+ * (delete on close) and the folder last.  A start that comes in after that gap finds no lock
+ * and makes a new, empty folder: nothing of it is lost.
+ *
+ * Return: 0 or -EIO with mvm_last_error() set; the lock is let go either way.
+ */
+static int wsl_purge(const char *dir, HANDLE volatile *lock)
+{
+	FILE_DISPOSITION_INFO del = { .DeleteFile = TRUE };
+	wchar_t *wdir = wsl_widen(dir);
+	HANDLE h;
+	int rc;
+
+	if (!wdir) {
+		wsl_lock_release(lock, 0);
+		return mvm_set_error(-EIO, "WSL2: cannot delete %s: bad path", dir);
+	}
+	rc = wsl_remove_tree(wdir, L"" WSL_LOCK_FILE);
+	h = *lock;
+	if (!rc && !SetFileInformationByHandle(h, FileDispositionInfo, &del, sizeof(del)))
+		rc = mvm_set_error(-EIO, "WSL2: cannot delete %s\\" WSL_LOCK_FILE " (error %lu)",
+				   dir, GetLastError());
+	/* deleted on close; if it stays (a failure above), empty: we let go in order */
+	wsl_lock_release(lock, 0);
+	/* not empty: a start came in right after the lock went; it has its own folder now */
+	if (!rc && !RemoveDirectoryW(wdir) && GetLastError() != ERROR_DIR_NOT_EMPTY)
+		rc = mvm_set_error(-EIO, "WSL2: cannot delete %s (error %lu)", dir,
+				   GetLastError());
+	free(wdir);
+	return rc;
+}
+
+/**
+ * mvm_wsl_uninstall_ex() - unregister the appliance's WSL distribution, MVM_WSL_PURGE: and
+ * delete %LOCALAPPDATA%\microvm
  *
  * `wsl.exe --unregister microvm` (its disk goes with it) and the image version record.
- * The agent's state (the user's profiles) in %LOCALAPPDATA%\microvm\state stays.
+ * The agent's state (the user's profiles) in %LOCALAPPDATA%\microvm\state stays unless
+ * @flags has MVM_WSL_PURGE (wsl_purge(), under the lock).
  *
  * Refused (-EBUSY, nothing removed) while a VM of this Windows user runs: it holds the
  * appliance lock, which the removal holds too.
@@ -667,16 +820,18 @@ static int wsl_ensure_distro(struct wsl *w)
  * Return: 1 when it was registered and is gone, 0 when it was not registered (nothing to
  * do), or -errno with mvm_last_error() set.
  */
-int mvm_wsl_uninstall(void)
+int mvm_wsl_uninstall_ex(unsigned int flags)
 {
-	char exe[MAX_PATH * 3], why[512], dir[MAX_PATH * 3];
+	char exe[MAX_PATH * 3], why[512], dir[MAX_PATH * 3], top[MAX_PATH * 3];
 	HANDLE volatile lock;
-	int rc;
+	int rc, prc;
 
 	rc = wsl_find_exe(exe, sizeof(exe), why, sizeof(why));
 	if (rc)
 		return mvm_set_error(rc, "WSL2: %s", why);
 	rc = wsl_app_dir(dir, sizeof(dir), "wsl");
+	if (!rc)
+		rc = wsl_app_dir(top, sizeof(top), NULL);
 	if (rc)
 		return rc;
 	/* held for the whole removal: neither unregister a running appliance nor start one */
@@ -688,14 +843,25 @@ int mvm_wsl_uninstall(void)
 		char path[MAX_PATH * 3 + 16];
 
 		wsl_record_path(path, sizeof(path), dir);
-		DeleteFileA(path);
+		wsl_delete(path);
 	} else if (rc > 0) {
 		rc = wsl_unregister(exe, dir);
 		if (!rc)
 			rc = 1;
 	}
-	wsl_lock_release(&lock);
+	if (rc >= 0 && (flags & MVM_WSL_PURGE)) {
+		prc = wsl_purge(top, &lock);
+		if (prc)
+			rc = prc;
+	}
+	wsl_lock_release(&lock, 0);
 	return rc;
+}
+
+/** mvm_wsl_uninstall() - mvm_wsl_uninstall_ex(0): the profiles stay. */
+int mvm_wsl_uninstall(void)
+{
+	return mvm_wsl_uninstall_ex(0);
 }
 
 /** wsl_reader() - console pump: the agent's output to the console, then its exit. */
@@ -705,6 +871,7 @@ static void *wsl_reader(void *arg)
 	char buf[4096], detail[128] = "";
 	enum mvm_exit_reason reason;
 	DWORD n, status = 1;
+	int clean;
 
 	while (ReadFile(w->out, buf, sizeof(buf), &n, NULL) && n) {
 		DWORD i;
@@ -722,8 +889,17 @@ static void *wsl_reader(void *arg)
 	GetExitCodeProcess(w->proc, &status);
 	if (w->quiet_exit)
 		return NULL;
-	/* let go before the exit is seen: whoever waits for it may start the next appliance */
-	wsl_lock_release(&w->lock);
+	/*
+	 * Let go before the exit is seen: whoever waits for it may start the next appliance.
+	 * The record goes only when our agent is known to be gone: it powered off, or kill
+	 * terminated the distribution.  A wsl.exe that failed or was killed otherwise may
+	 * leave the agent running (holding 1025/7602): the record makes the next start
+	 * terminate it first.  Under kill_lock: kill terminates only while we hold the lock.
+	 */
+	EnterCriticalSection(&w->kill_lock);
+	clean = w->terminated || (!w->killed && (status == 0 || status == WSL_EXIT_SHUTDOWN));
+	wsl_lock_release(&w->lock, !clean);
+	LeaveCriticalSection(&w->kill_lock);
 	if (w->killed) {
 		reason = MVM_EXIT_KILLED;
 	} else if (status == 0 || status == WSL_EXIT_SHUTDOWN) {
@@ -809,6 +985,7 @@ static int wsl_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 	w->vm = vm;
 	w->control_port = WSL_CONTROL_PORT;
 	InitializeCriticalSection(&w->tail_lock);
+	InitializeCriticalSection(&w->kill_lock);
 	rc = wsl_find_exe(w->exe, sizeof(w->exe), why, sizeof(why));
 	if (rc) {
 		mvm_set_error(rc, "WSL2: %s", why);
@@ -837,6 +1014,7 @@ static int wsl_create(mvm_vm *vm, const struct mvm_config *cfg, void **priv)
 err:
 	mvm_vsock_free(w->vsock);
 	DeleteCriticalSection(&w->tail_lock);
+	DeleteCriticalSection(&w->kill_lock);
 	free(w->rootfs);
 	free(w);
 	return rc;
@@ -934,7 +1112,7 @@ static void wsl_abort_start(struct wsl *w)
 		pthread_join(w->reader, NULL);
 		w->reader_started = 0;
 	}
-	wsl_lock_release(&w->lock);
+	wsl_lock_release(&w->lock, 0);
 }
 
 /** wsl_start() - &mvm_backend_ops.start: import if needed, run the agent, wait for it. */
@@ -964,7 +1142,7 @@ static int wsl_start(void *priv)
 	if (!rc)
 		rc = wsl_spawn(argv, &w->proc, &w->out, &w->in);
 	if (rc) {
-		wsl_lock_release(&w->lock);
+		wsl_lock_release(&w->lock, 0);
 		return rc;
 	}
 	/* The secret, first thing on the agent's stdin (never on a command line). */
@@ -1014,9 +1192,14 @@ static int wsl_kill(void *priv)
 	DWORD status;
 
 	InterlockedExchange(&w->killed, 1);
-	/* only while we hold the lock: otherwise the distro may run another program's agent */
-	if (w->lock)
-		wsl_run(term, out, sizeof(out), &len, &status, WSL_TERM_MS);
+	/*
+	 * Only while we hold the lock: otherwise the distro may run another program's agent.
+	 * kill_lock keeps the reader from letting go between the check and the terminate.
+	 */
+	EnterCriticalSection(&w->kill_lock);
+	if (w->lock && !wsl_run(term, out, sizeof(out), &len, &status, WSL_TERM_MS) && !status)
+		w->terminated = 1;
+	LeaveCriticalSection(&w->kill_lock);
 	if (w->proc)
 		TerminateProcess(w->proc, 1);
 	return 0;
@@ -1051,9 +1234,10 @@ static void wsl_destroy(void *priv)
 		CloseHandle(w->out);
 	if (w->proc)
 		CloseHandle(w->proc);
-	wsl_lock_release(&w->lock);
+	wsl_lock_release(&w->lock, 0);
 	mvm_vsock_free(w->vsock);
 	DeleteCriticalSection(&w->tail_lock);
+	DeleteCriticalSection(&w->kill_lock);
 	SecureZeroMemory(w->secret, sizeof(w->secret));
 	free(w->rootfs);
 	free(w);

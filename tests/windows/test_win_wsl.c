@@ -20,6 +20,8 @@
 #include "runtime/compat.h"
 #include "win_peer.h"	/* CHECK() */
 
+#include <tlhelp32.h>
+
 static char fake_exe[MAX_PATH], state_dir[MAX_PATH], rootfs[MAX_PATH], rootfs2[MAX_PATH];
 static char appdata[MAX_PATH];
 
@@ -738,6 +740,87 @@ static void test_holder_process_dies(void)
 	mvm_vm_free(vm);
 }
 
+/* lock_record() - the appliance lock's record ("PID PROGRAM\n", or "" once let go in order) */
+static const char *lock_record(void)
+{
+	static char rec[512];
+	char p[MAX_PATH * 2];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s\\microvm\\appliance.lock", appdata);
+	f = fopen(p, "rb");
+	if (f) {
+		n = fread(rec, 1, sizeof(rec) - 1, f);
+		fclose(f);
+	}
+	rec[n] = '\0';
+	return rec;
+}
+
+/* agent_wsl_exe() - our wsl.exe child that runs the agent (the only one still running) */
+static HANDLE agent_wsl_exe(void)
+{
+	PROCESSENTRY32 pe = { .dwSize = sizeof(pe) };
+	HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0), h = NULL;
+
+	if (snap == INVALID_HANDLE_VALUE)
+		return NULL;
+	for (BOOL ok = Process32First(snap, &pe); ok && !h; ok = Process32Next(snap, &pe))
+		if (pe.th32ParentProcessID == GetCurrentProcessId() &&
+		    !_stricmp(pe.szExeFile, "fake_wsl.exe"))
+			h = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, pe.th32ProcessID);
+	CloseHandle(snap);
+	return h;
+}
+
+/*
+ * wsl.exe dies under a running appliance (status 3, an error): the lock's record stays, for
+ * its agent may still run in the distribution; the next start terminates it first.  A
+ * poweroff lets go in order: empty record, no terminate at the next start.
+ */
+static void test_crashed_wsl_keeps_record(void)
+{
+	enum mvm_exit_reason reason = MVM_EXIT_NONE;
+	HANDLE child;
+	mvm_vm *vm;
+	int terms;
+
+	vm = vm_new(rootfs2, NULL);
+	CHECK(vm != NULL);
+	if (!vm)
+		return;
+	CHECK(mvm_vm_start(vm) == 0);
+	child = agent_wsl_exe();
+	CHECK(child != NULL);
+	if (child) {
+		CHECK(TerminateProcess(child, 3));
+		CloseHandle(child);
+	}
+	CHECK(mvm_vm_wait(vm, 15000, &reason) == 0 && reason == MVM_EXIT_ERROR);
+	mvm_vm_free(vm);
+	CHECK(strstr(lock_record(), "test_win_wsl.exe") != NULL);
+	terms = count("terminate microvm");
+	vm = vm_new(rootfs2, NULL);
+	CHECK(vm != NULL);
+	if (!vm)
+		return;
+	CHECK(mvm_vm_start(vm) == 0);
+	CHECK(count("terminate microvm") == terms + 1);	/* what the dead wsl.exe left */
+	CHECK(ping_ok(vm));
+	CHECK(mvm_vm_stop(vm, 10000) == 0);
+	CHECK(mvm_vm_wait(vm, 0, &reason) == 0 && reason == MVM_EXIT_POWEROFF);
+	mvm_vm_free(vm);
+	CHECK(lock_record()[0] == '\0');
+	vm = vm_new(rootfs2, NULL);
+	CHECK(vm && mvm_vm_start(vm) == 0);
+	CHECK(count("terminate microvm") == terms + 1);	/* let go in order: nothing to clean */
+	if (vm) {
+		CHECK(mvm_vm_stop(vm, 10000) == 0);
+		mvm_vm_free(vm);
+	}
+}
+
 /* uninstall unregisters; the profiles stay; a second uninstall is fine */
 static void test_uninstall(void)
 {
@@ -784,6 +867,61 @@ static void test_rootfs_next_to_program(void)
 }
 
 /* copy() - @from to @to; @extra appended (bytes) */
+/* wexists() - does UTF-16 path @dir\@name exist? */
+static int wexists(const wchar_t *dir, const wchar_t *name)
+{
+	wchar_t p[MAX_PATH * 2];
+
+	_snwprintf(p, MAX_PATH * 2, L"%ls%ls", dir, name);
+	p[MAX_PATH * 2 - 1] = L'\0';
+	return GetFileAttributesW(p) != INVALID_FILE_ATTRIBUTES;
+}
+
+/*
+ * --purge (MVM_WSL_PURGE) with a %LOCALAPPDATA% outside the ANSI code page (a user folder
+ * like C:\Users\Müller-Ω): refused with nothing removed while the appliance lock is held;
+ * else the profiles, the lock file and the folder all go.
+ */
+static void test_purge_non_ascii_appdata(void)
+{
+	wchar_t wapp[MAX_PATH], env[MAX_PATH + 16];
+	char saved[MAX_PATH];
+	HANDLE held;
+	FILE *f;
+
+	snprintf(saved, sizeof(saved), "%s", appdata);
+	CHECK(MultiByteToWideChar(CP_ACP, 0, appdata, -1, wapp, MAX_PATH) > 0);
+	wcscat(wapp, L"\\M\u00fcller-\u03a9");
+	CHECK(CreateDirectoryW(wapp, NULL));
+	_snwprintf(env, MAX_PATH + 16, L"LOCALAPPDATA=%ls", wapp);
+	env[MAX_PATH + 15] = L'\0';
+	CHECK(_wputenv(env) == 0);
+	/* nothing registered, nothing there: the lock's folder is made, then purged */
+	CHECK(mvm_wsl_uninstall_ex(MVM_WSL_PURGE) == 0);
+	CHECK(!wexists(wapp, L"\\microvm"));
+	/* a profile there */
+	CHECK(CreateDirectoryW(wcscat(wcscpy(env, wapp), L"\\microvm"), NULL));
+	CHECK(CreateDirectoryW(wcscat(env, L"\\state"), NULL));
+	f = _wfopen(wcscat(env, L"\\corp.ovpn"), L"wb");
+	CHECK(f != NULL);
+	if (f)
+		fclose(f);
+	/* the lock held as a VM of this user holds it (CreateFileW without write sharing) */
+	held = CreateFileW(wcscat(wcscpy(env, wapp), L"\\microvm\\appliance.lock"),
+			   GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ, NULL, OPEN_ALWAYS, 0,
+			   NULL);
+	CHECK(held != INVALID_HANDLE_VALUE);
+	CHECK(mvm_wsl_uninstall_ex(MVM_WSL_PURGE) == -EBUSY);
+	CHECK(wexists(wapp, L"\\microvm\\state\\corp.ovpn"));
+	CloseHandle(held);
+	CHECK(mvm_wsl_uninstall_ex(MVM_WSL_PURGE) == 0);
+	CHECK(!wexists(wapp, L"\\microvm\\state\\corp.ovpn"));
+	CHECK(!wexists(wapp, L"\\microvm\\appliance.lock"));
+	CHECK(!wexists(wapp, L"\\microvm"));
+	CHECK(RemoveDirectoryW(wapp));
+	setenv_win("LOCALAPPDATA", saved);
+}
+
 static int copy(const char *from, const char *to, const void *extra, size_t extra_len)
 {
 	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
@@ -887,8 +1025,10 @@ int main(int argc, char **argv)
 		{ "wsl_start_timeout", test_start_timeout },
 		{ "wsl_second_vm_refused", test_second_vm_refused },
 		{ "wsl_holder_process_dies", test_holder_process_dies },
+		{ "wsl_crashed_wsl_keeps_record", test_crashed_wsl_keeps_record },
 		{ "wsl_uninstall", test_uninstall },
 		{ "wsl_rootfs_next_to_program", test_rootfs_next_to_program },
+		{ "wsl_purge_non_ascii_appdata", test_purge_non_ascii_appdata },
 	};
 	int passed = 0, failed = 0;
 	size_t i;
