@@ -11,7 +11,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -177,21 +176,6 @@ static void test_without_notifications(void **state)
 	close(pfd[1]);
 }
 
-/* the real lister: getifaddrs(), as proxy.c does */
-static int real_list(struct policy *pol, void *opaque)
-{
-	struct ifaddrs *ifa, *i;
-
-	(void)opaque;
-	if (getifaddrs(&ifa) < 0)
-		return -errno;
-	for (i = ifa; i; i = i->ifa_next)
-		if (i->ifa_addr)
-			policy_add(pol, i->ifa_addr, POLICY_LOCAL);
-	freeifaddrs(ifa);
-	return 0;
-}
-
 /* set_addr() - give lo an extra IPv4 address through SIOCSIFADDR on the alias "lo:1" */
 static int set_addr(const char *addr)
 {
@@ -231,7 +215,7 @@ static void test_real_netlink(void **state)
 		fd = localaddr_open_netlink();
 		if (fd < 0)
 			_exit(3);
-		localaddr_init(&la, fd, real_list, NULL);
+		localaddr_init(&la, fd, localaddr_list_ifaddrs, NULL);
 		p = localaddr_policy(&la, &base, &err);
 		if (!p || check(p, "10.99.0.1") != POLICY_ALLOW)
 			_exit(4);
