@@ -6,8 +6,9 @@
  * address changed"), and a fake lister hands out the addresses the test sets, counting its
  * calls: the list is made once, kept while nothing changes, made again after a notification,
  * after localaddr_invalidate() (the VPN changed) and after a failed listing, and for every use
- * when the notification socket is gone or broken.  The last test uses a real rtnetlink
- * subscription in a network namespace of its own (root only).
+ * when the notification socket is gone or broken.  The last two tests use a real rtnetlink
+ * subscription in a network namespace of its own (root only): one address change, and an
+ * overrun of the socket's receive buffer (ENOBUFS).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,10 +18,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -236,6 +239,95 @@ static void test_real_netlink(void **state)
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/**
+ * netlink_drops() - the notifications the kernel dropped for netlink socket @fd
+ * Return: the Drops column of /proc/self/net/netlink for it, -1 when not found.
+ */
+static long netlink_drops(int fd)
+{
+	unsigned long drops, ino;
+	char line[256];
+	struct stat sb;
+	long ret = -1;
+	FILE *f;
+
+	if (fstat(fd, &sb))
+		return -1;
+	f = fopen("/proc/self/net/netlink", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*s %*d %*u %*x %*d %*d %*d %*d %lu %lu", &drops, &ino) == 2 &&
+		    ino == sb.st_ino)
+			ret = (long)drops;
+	fclose(f);
+	return ret;
+}
+
+/*
+ * An overrun of the notification socket (ENOBUFS: the kernel dropped notifications) makes the
+ * list stale although the messages telling what changed are lost, and the socket is kept.
+ * A real rtnetlink subscription with the smallest receive buffer, in a namespace of its own,
+ * sees a hundred address changes (root only).
+ */
+static void test_overrun_relists(void **state)
+{
+	pid_t pid;
+	int st;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct localaddr la;
+		struct policy base;
+		const struct policy *p;
+		int err = 0, fd, zero = 0, e;
+		socklen_t len = sizeof(e);
+		char addr[32];
+
+		if (unshare(CLONE_NEWNET))
+			_exit(2);
+		policy_init(&base);
+		fd = localaddr_open_netlink();
+		if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &zero, sizeof(zero)))
+			_exit(3);
+		localaddr_init(&la, fd, localaddr_list_ifaddrs, NULL);
+		if (!localaddr_policy(&la, &base, &err) || la.listings != 1)
+			_exit(4);
+		for (int i = 1; i <= 100; i++) {
+			snprintf(addr, sizeof(addr), "10.99.1.%d", i);
+			if (set_addr(addr))
+				_exit(5);
+		}
+		/* notifications were dropped (reading the error would clear it: it comes
+		 * before the messages still queued, so it alone must make the list stale) */
+		if (netlink_drops(fd) <= 0)
+			_exit(6);
+		p = localaddr_policy(&la, &base, &err);
+		if (!p || la.listings != 2 || check(p, "10.99.1.100") != POLICY_LOCAL ||
+		    check(p, "10.99.1.99") != POLICY_ALLOW)
+			_exit(7);
+		/* the socket still works: quiet, the list is kept; one more change is seen */
+		if (la.notify_fd != fd || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) || e)
+			_exit(8);
+		if (!localaddr_policy(&la, &base, &err) || la.listings != 2)
+			_exit(9);
+		if (set_addr("10.99.2.1"))
+			_exit(10);
+		p = localaddr_policy(&la, &base, &err);
+		if (!p || la.listings != 3 || check(p, "10.99.2.1") != POLICY_LOCAL)
+			_exit(11);
+		localaddr_close(&la);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -244,6 +336,7 @@ int main(void)
 		cmocka_unit_test(test_failed_listing_retried),
 		cmocka_unit_test(test_without_notifications),
 		cmocka_unit_test(test_real_netlink),
+		cmocka_unit_test(test_overrun_relists),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
