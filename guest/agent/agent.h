@@ -260,7 +260,7 @@ const char *policy_reason_text(enum policy_reason r);
  * @pol:	the base policy plus the interface addresses, when @valid
  * @valid:	@pol is current (as of the last drain of @notify_fd)
  * @notify_fd:	rtnetlink socket subscribed to address changes, -1: none (list every time)
- * @list:	adds the interface addresses to a policy (proxy.c: getifaddrs())
+ * @list:	adds the interface addresses to a policy (the proxy: localaddr_list_ifaddrs())
  * @opaque:	for @list
  * @listings:	how many times @list ran successfully (tests, debug log)
  */
@@ -274,6 +274,7 @@ struct localaddr {
 };
 
 int localaddr_open_netlink(void);
+int localaddr_list_ifaddrs(struct policy *pol, void *opaque);
 void localaddr_init(struct localaddr *la, int notify_fd,
 		    int (*list)(struct policy *pol, void *opaque), void *opaque);
 void localaddr_close(struct localaddr *la);

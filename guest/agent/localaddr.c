@@ -29,6 +29,7 @@
  *   for netlink (tests/unit/agent/test_agent_localaddr.c).
  */
 #include <errno.h>
+#include <ifaddrs.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <string.h>
@@ -59,6 +60,30 @@ int localaddr_open_netlink(void)
 		return err;
 	}
 	return fd;
+}
+
+/**
+ * localaddr_list_ifaddrs() - add every address of the guest's interfaces to a policy (the
+ * &localaddr.list of the proxy)
+ * @pol:	the policy
+ * @opaque:	unused
+ *
+ * Return: 0, or -errno when the interface addresses cannot be listed or do not fit (the
+ * caller refuses)
+ */
+int localaddr_list_ifaddrs(struct policy *pol, void *opaque)
+{
+	struct ifaddrs *ifa, *i;
+	int rc = 0;
+
+	(void)opaque;
+	if (getifaddrs(&ifa) < 0)
+		return -errno;
+	for (i = ifa; i && !rc; i = i->ifa_next)
+		if (i->ifa_addr && policy_add(pol, i->ifa_addr, POLICY_LOCAL) == -ENOSPC)
+			rc = -ENOSPC;
+	freeifaddrs(ifa);
+	return rc;
 }
 
 /**

@@ -41,7 +41,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -339,31 +338,6 @@ static void connected(struct agent *a, struct proxy_conn *p)
 }
 
 static void try_connect(struct agent *a, struct proxy_conn *p);
-
-/**
- * proxy_list_addrs() - add every address of the guest's interfaces to a policy
- * (&localaddr.list)
- * @pol:	the policy
- * @opaque:	unused
- *
- * Return: 0, or -errno when the interface addresses cannot be listed (the caller refuses)
- */
-static int proxy_list_addrs(struct policy *pol, void *opaque)
-{
-	struct ifaddrs *ifa, *i;
-
-	(void)opaque;
-	if (getifaddrs(&ifa) < 0)
-		return -errno;
-	for (i = ifa; i; i = i->ifa_next) {
-		if (i->ifa_addr && policy_add(pol, i->ifa_addr, POLICY_LOCAL) == -ENOSPC) {
-			freeifaddrs(ifa);
-			return -ENOSPC;
-		}
-	}
-	freeifaddrs(ifa);
-	return 0;
-}
 
 /**
  * proxy_filter() - drop the candidate addresses the destination policy refuses
@@ -719,7 +693,7 @@ int proxy_init(struct agent *a, int lfd)
 	if (fd < 0)
 		agent_log(a, "proxy: no address change notifications (%s): the guest's addresses "
 			  "are listed for every connection", strerror(-fd));
-	localaddr_init(&a->local, fd, proxy_list_addrs, NULL);
+	localaddr_init(&a->local, fd, localaddr_list_ifaddrs, NULL);
 	return agent_listener_init(a, &lsn, lfd, "proxy", on_fd);
 }
 

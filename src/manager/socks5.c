@@ -459,12 +459,28 @@ static void conn_unlink(struct mvm_socks *s, struct socks_conn *c)
 }
 
 /**
+ * conn_wipe_auth() - wipe what the client sent while its RFC 1929 message may be incomplete
+ * @c:	connection
+ *
+ * A complete authentication message is wiped once parsed (conn_parse()); one cut short (the
+ * client went away, timed out or sent garbage) would stay in the buffer, which conn_new() no
+ * longer zeroes, and in freed heap memory.  Everything from the buffer's start up to its end
+ * is covered: the handshake never fills it, so it was never compacted before this point.
+ */
+static void conn_wipe_auth(struct socks_conn *c)
+{
+	if (c->phase <= PH_AUTH && c->up.buf.end)
+		explicit_bzero(c->up.buf.data, c->up.buf.end);
+}
+
+/**
  * conn_free() - close and forget a connection (or mark it dead while a worker holds it)
  * @s:	server
  * @c:	connection
  */
 static void conn_free(struct mvm_socks *s, struct socks_conn *c)
 {
+	conn_wipe_auth(c);
 	if (c->cli_open) {
 		c->cli_open = false;
 		c->cli_reading = false;
@@ -507,6 +523,7 @@ static void conn_refuse(struct mvm_socks *s, struct socks_conn *c)
 {
 	atomic_fetch_add(&s->st_refused, 1);
 	conn_close_agt(c);
+	conn_wipe_auth(c);
 	c->phase = PH_CLOSING;
 	if (!c->up.inflight)
 		c->up.buf.start = c->up.buf.end = 0;

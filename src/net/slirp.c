@@ -587,7 +587,6 @@ static struct mvm_slirp *slirp_create(const struct mvm_slirp_cfg *cfg, mvm_slirp
 	struct mvm_slirp_cfg defaults;
 	SlirpConfig sc;
 	struct mvm_slirp *s;
-	sigset_t all, old;
 	size_t i;
 	int err;
 
@@ -649,10 +648,7 @@ static struct mvm_slirp *slirp_create(const struct mvm_slirp_cfg *cfg, mvm_slirp
 	}
 
 	/* The thread takes no signals: SIGPIPE from a slirp socket stays harmless. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = -pthread_create(&s->thread, NULL, slirp_thread, s);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	err = sandbox_thread_start(&s->thread, slirp_thread, s);
 	if (err) {
 		mvm_set_error(err, "slirp: cannot start thread: %s", strerror(-err));
 		goto err_cleanup;

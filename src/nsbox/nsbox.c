@@ -671,7 +671,6 @@ static void nsbox_reap_failed(struct nsbox *nb)
 static int nsbox_start(void *priv)
 {
 	struct nsbox *nb = priv;
-	sigset_t all, old;
 	int ret;
 
 	if (nb->started)
@@ -708,10 +707,7 @@ static int nsbox_start(void *priv)
 		ret = mvm_set_error(-errno, "nsbox: eventfd: %s", strerror(errno));
 		goto err;
 	}
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ret = -pthread_create(&nb->thread, NULL, nsbox_thread, nb);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	ret = sandbox_thread_start(&nb->thread, nsbox_thread, nb);
 	if (ret) {
 		mvm_set_error(ret, "nsbox: cannot start thread");
 		goto err;

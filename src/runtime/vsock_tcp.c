@@ -20,7 +20,11 @@
  * connection costs its socket() and about one futex wake-up instead of a thread's start
  * and exit (clone3, setns, set_robust_list, rseq, madvise, the join: a tenth of the system
  * calls of a SOCKS connection through `microvm up --agent-netns`, docs/performance.md).
- * The callers need no capability for it (the SOCKS connect workers keep none).
+ * The callers need no capability for it (the SOCKS connect workers keep none).  The helper
+ * (`mvm-vsock-ns`) takes no signals: it lives as long as the transport, in the namespace and
+ * under the filter, where an application's handler would kill the process.  A refill that
+ * fails (EMFILE) is answered to a caller only when one waits on an empty stock; otherwise it
+ * is dropped and the next caller's wake-up tries again, so nobody gets an old error.
  *
  * listen: the socket is created (in the namespace, if any), bound and listening in the caller's
  * thread, so its errors (-EADDRINUSE) are the caller's.  One libuv loop per transport, on a thread
@@ -51,6 +55,8 @@
 #include <sched.h>
 #endif
 #ifdef __linux__
+#include <sys/prctl.h>
+
 #include "sandbox/sandbox.h"
 #endif
 
@@ -105,7 +111,8 @@ struct vsock_tcp_listener {
  * @ready:	callers wait here for a socket or an error
  * @thread:	the helper, while @started
  * @spare:	sockets created in the namespace, @nspare of them
- * @err:	-errno the helper could not create a socket with, for one caller (0: none)
+ * @err:	-errno the helper could not create a socket with, for the caller waiting for it
+ *		when the stock was empty (0: none; never kept from an earlier refill)
  * @waiting:	callers waiting on @ready
  */
 struct vsock_tcp_ns {
@@ -158,8 +165,12 @@ static void *vsock_tcp_ns_thread(void *arg)
 {
 	struct vsock_tcp *tcp = arg;
 	struct vsock_tcp_ns *ns = &tcp->ns;
+	bool later = false;
 	int fail = 0, fd;
 
+#ifdef __linux__
+	prctl(PR_SET_NAME, "mvm-vsock-ns");
+#endif
 	if (setns(tcp->netns_fd, CLONE_NEWNET))
 		fail = -errno;
 #ifdef __linux__
@@ -172,9 +183,11 @@ static void *vsock_tcp_ns_thread(void *arg)
 #endif
 	pthread_mutex_lock(&ns->lock);
 	while (!ns->quit) {
-		/* refill when down to half, or at once for a waiting caller; never spin when full */
-		if (ns->err || ns->nspare == VSOCK_TCP_SPARE ||
+		/* refill when down to half, or at once for a waiting caller; never spin when full,
+		 * nor after a failure (@later: try again on the next wake-up) */
+		if (later || ns->err || ns->nspare == VSOCK_TCP_SPARE ||
 		    (ns->nspare > VSOCK_TCP_SPARE / 2 && !ns->waiting)) {
+			later = false;
 			pthread_cond_wait(&ns->want, &ns->lock);
 			continue;
 		}
@@ -182,14 +195,21 @@ static void *vsock_tcp_ns_thread(void *arg)
 			pthread_mutex_unlock(&ns->lock);
 			fd = fail ? fail : mvm_sock_stream(tcp->addr.ss_family);
 			pthread_mutex_lock(&ns->lock);
-			if (fd < 0)
-				ns->err = fd;
-			else
+			if (fd >= 0) {
 				ns->spare[ns->nspare++] = fd;
-			if (ns->waiting)
+				if (ns->waiting)
+					pthread_cond_broadcast(&ns->ready);
+				continue;
+			}
+			/* The error goes to a caller waiting for it now, never kept for a later one
+			 * (an EMFILE from minutes ago): with spares in stock or nobody waiting, it
+			 * is dropped and the next caller's wake-up tries again. */
+			if (ns->waiting && !ns->nspare) {
+				ns->err = fd;
 				pthread_cond_broadcast(&ns->ready);
-			if (fd < 0)
-				break;
+			}
+			later = true;
+			break;
 		}
 	}
 	pthread_mutex_unlock(&ns->lock);
@@ -203,10 +223,10 @@ static void *vsock_tcp_ns_thread(void *arg)
  */
 static int vsock_tcp_ns_start(struct vsock_tcp *tcp)
 {
-	int rc = pthread_create(&tcp->ns.thread, NULL, vsock_tcp_ns_thread, tcp);
+	int rc = sandbox_thread_start(&tcp->ns.thread, vsock_tcp_ns_thread, tcp);
 
 	if (rc)
-		return -rc;
+		return rc;
 	tcp->ns.started = true;
 	return 0;
 }

@@ -11,6 +11,7 @@
 #ifndef MVM_SANDBOX_H
 #define MVM_SANDBOX_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,5 +45,6 @@ bool sandbox_supported(void);
 int sandbox_filter(const char *who, const struct sandbox_list *lists, size_t nlists);
 int sandbox_caps_keep(uint64_t keep);
 int sandbox_thread(const char *who, const struct sandbox_list *lists, size_t nlists);
+int sandbox_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
 
 #endif

@@ -507,6 +507,10 @@ class Agent:
     def pid(self):
         return self.proc.pid
 
+    def log_count(self, text):
+        """How many lines of the agent's output (--verbose) so far contain @text."""
+        return sum(text in line for line in self.log_path.read_text().splitlines())
+
     def connect_unauthenticated(self, port, timeout=10):
         """A raw TCP connection to @port from inside the namespace (no handshake)."""
         return self.ns.connect("127.0.0.1", port, timeout)

@@ -6,22 +6,24 @@
  * address changed"), and a fake lister hands out the addresses the test sets, counting its
  * calls: the list is made once, kept while nothing changes, made again after a notification,
  * after localaddr_invalidate() (the VPN changed) and after a failed listing, and for every use
- * when the notification socket is gone or broken.  The last test uses a real rtnetlink
- * subscription in a network namespace of its own (root only).
+ * when the notification socket is gone or broken.  The last two tests use a real rtnetlink
+ * subscription in a network namespace of its own (root only): one address change, and an
+ * overrun of the socket's receive buffer (ENOBUFS).
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -177,21 +179,6 @@ static void test_without_notifications(void **state)
 	close(pfd[1]);
 }
 
-/* the real lister: getifaddrs(), as proxy.c does */
-static int real_list(struct policy *pol, void *opaque)
-{
-	struct ifaddrs *ifa, *i;
-
-	(void)opaque;
-	if (getifaddrs(&ifa) < 0)
-		return -errno;
-	for (i = ifa; i; i = i->ifa_next)
-		if (i->ifa_addr)
-			policy_add(pol, i->ifa_addr, POLICY_LOCAL);
-	freeifaddrs(ifa);
-	return 0;
-}
-
 /* set_addr() - give lo an extra IPv4 address through SIOCSIFADDR on the alias "lo:1" */
 static int set_addr(const char *addr)
 {
@@ -208,48 +195,141 @@ static int set_addr(const char *addr)
 	return rc;
 }
 
-static void test_real_netlink(void **state)
+/**
+ * in_netns() - run @body in a child process with a network namespace of its own (root only)
+ * @body:	returns the child's exit status: 0 for success, else the step that failed
+ *
+ * The address changes a body makes are seen by nothing else.
+ */
+static void in_netns(int (*body)(void))
 {
 	pid_t pid;
 	int st;
 
-	(void)state;
 	if (geteuid() != 0)
 		skip();
 	pid = fork();
 	assert_true(pid >= 0);
-	if (pid == 0) {
-		/* a namespace of our own: the address change is seen by nothing else */
-		struct localaddr la;
-		struct policy base;
-		const struct policy *p;
-		int err = 0, fd;
-
-		if (unshare(CLONE_NEWNET))
-			_exit(2);
-		policy_init(&base);
-		fd = localaddr_open_netlink();
-		if (fd < 0)
-			_exit(3);
-		localaddr_init(&la, fd, real_list, NULL);
-		p = localaddr_policy(&la, &base, &err);
-		if (!p || check(p, "10.99.0.1") != POLICY_ALLOW)
-			_exit(4);
-		if (set_addr("10.99.0.1"))
-			_exit(5);
-		/* no waiting: the notification was queued before the ioctl returned */
-		p = localaddr_policy(&la, &base, &err);
-		if (!p || check(p, "10.99.0.1") != POLICY_LOCAL || la.listings != 2)
-			_exit(6);
-		p = localaddr_policy(&la, &base, &err);
-		if (!p || la.listings != 2)
-			_exit(7);
-		localaddr_close(&la);
-		_exit(0);
-	}
+	if (pid == 0)
+		_exit(unshare(CLONE_NEWNET) ? 2 : body());
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* one address change, seen by the next use */
+static int real_netlink(void)
+{
+	struct localaddr la;
+	struct policy base;
+	const struct policy *p;
+	int err = 0, fd;
+
+	policy_init(&base);
+	fd = localaddr_open_netlink();
+	if (fd < 0)
+		return 3;
+	localaddr_init(&la, fd, localaddr_list_ifaddrs, NULL);
+	p = localaddr_policy(&la, &base, &err);
+	if (!p || check(p, "10.99.0.1") != POLICY_ALLOW)
+		return 4;
+	if (set_addr("10.99.0.1"))
+		return 5;
+	/* no waiting: the notification was queued before the ioctl returned */
+	p = localaddr_policy(&la, &base, &err);
+	if (!p || check(p, "10.99.0.1") != POLICY_LOCAL || la.listings != 2)
+		return 6;
+	p = localaddr_policy(&la, &base, &err);
+	if (!p || la.listings != 2)
+		return 7;
+	localaddr_close(&la);
+	return 0;
+}
+
+static void test_real_netlink(void **state)
+{
+	(void)state;
+	in_netns(real_netlink);
+}
+
+/**
+ * netlink_drops() - the notifications the kernel dropped for netlink socket @fd
+ * Return: the Drops column of /proc/self/net/netlink for it, -1 when not found.
+ */
+static long netlink_drops(int fd)
+{
+	unsigned long drops, ino;
+	char line[256];
+	struct stat sb;
+	long ret = -1;
+	FILE *f;
+
+	if (fstat(fd, &sb))
+		return -1;
+	f = fopen("/proc/self/net/netlink", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*s %*d %*u %*x %*d %*d %*d %*d %lu %lu", &drops, &ino) == 2 &&
+		    ino == sb.st_ino)
+			ret = (long)drops;
+	fclose(f);
+	return ret;
+}
+
+/*
+ * An overrun of the notification socket (ENOBUFS: the kernel dropped notifications) makes the
+ * list stale although the messages telling what changed are lost, and the socket is kept.
+ * A real rtnetlink subscription with the smallest receive buffer, in a namespace of its own,
+ * sees a hundred address changes (root only).
+ */
+static int overrun_relists(void)
+{
+	struct localaddr la;
+	struct policy base;
+	const struct policy *p;
+	int err = 0, fd, zero = 0, e;
+	socklen_t len = sizeof(e);
+	char addr[32];
+
+	policy_init(&base);
+	fd = localaddr_open_netlink();
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &zero, sizeof(zero)))
+		return 3;
+	localaddr_init(&la, fd, localaddr_list_ifaddrs, NULL);
+	if (!localaddr_policy(&la, &base, &err) || la.listings != 1)
+		return 4;
+	for (int i = 1; i <= 100; i++) {
+		snprintf(addr, sizeof(addr), "10.99.1.%d", i);
+		if (set_addr(addr))
+			return 5;
+	}
+	/* notifications were dropped (reading the error would clear it: it comes
+	 * before the messages still queued, so it alone must make the list stale) */
+	if (netlink_drops(fd) <= 0)
+		return 6;
+	p = localaddr_policy(&la, &base, &err);
+	if (!p || la.listings != 2 || check(p, "10.99.1.100") != POLICY_LOCAL ||
+	    check(p, "10.99.1.99") != POLICY_ALLOW)
+		return 7;
+	/* the socket still works: quiet, the list is kept; one more change is seen */
+	if (la.notify_fd != fd || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) || e)
+		return 8;
+	if (!localaddr_policy(&la, &base, &err) || la.listings != 2)
+		return 9;
+	if (set_addr("10.99.2.1"))
+		return 10;
+	p = localaddr_policy(&la, &base, &err);
+	if (!p || la.listings != 3 || check(p, "10.99.2.1") != POLICY_LOCAL)
+		return 11;
+	localaddr_close(&la);
+	return 0;
+}
+
+static void test_overrun_relists(void **state)
+{
+	(void)state;
+	in_netns(overrun_relists);
 }
 
 int main(void)
@@ -260,6 +340,7 @@ int main(void)
 		cmocka_unit_test(test_failed_listing_retried),
 		cmocka_unit_test(test_without_notifications),
 		cmocka_unit_test(test_real_netlink),
+		cmocka_unit_test(test_overrun_relists),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,12 +8,17 @@
  * chooses the status byte.  The connect workers run under a seccomp filter that allows no
  * thread creation, so the fake connect queues the agent's end to a dispatcher thread the test
  * started, which starts one agent thread per connection.  Runs under ASan/UBSan in `make asan`.
+ *
+ * The library's free() is wrapped (-Wl,--wrap=free, meson.build): a block freed while a test
+ * watches is searched for a secret, which shows what a connection leaves in freed memory.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,6 +33,32 @@
 
 #include "microvm/socks.h"
 #include "runtime/vsock_client.h"
+
+/* ---- free() wrapped: what the library leaves in memory it frees ---- */
+
+#define SECRET "Zq7-SECRET-pw"	/* a password a client starts to send */
+
+static atomic_bool watch_free;		/* look into blocks freed from now on */
+static atomic_int secret_freed;		/* freed blocks holding SECRET */
+static atomic_int conns_freed;		/* freed blocks the size of a connection (64 KiB+) */
+
+void __real_free(void *p);
+void __wrap_free(void *p);
+
+/** __wrap_free() - the library's free(): count blocks that still hold SECRET */
+void __wrap_free(void *p)
+{
+	size_t n;
+
+	if (p && atomic_load(&watch_free)) {
+		n = malloc_usable_size(p);
+		if (memmem(p, n, SECRET, strlen(SECRET)))
+			atomic_fetch_add(&secret_freed, 1);
+		if (n >= 65536)
+			atomic_fetch_add(&conns_freed, 1);
+	}
+	__real_free(p);
+}
 
 /**
  * struct fake - the fake guest
@@ -392,6 +423,39 @@ static void test_auth(void **state)
 	close(fd);
 }
 
+/*
+ * An RFC 1929 message cut short (the client goes away in the middle of its password) is never
+ * parsed, so nothing wiped it after use: the connection wipes it before its memory is freed.
+ */
+static void test_auth_cut_short_wiped(void **state)
+{
+	struct env *e = *state;
+	/* user "alice", a password of 20 bytes of which only the first 13 arrive */
+	const uint8_t part[] = { 1, 5, 'a', 'l', 'i', 'c', 'e', 20 };
+	struct mvm_socks_stats st;
+	uint8_t r[2];
+	int fd, before;
+
+	fd = dial(e->port);
+	send_all(fd, "\x05\x01\x02", 3);
+	recv_all(fd, r, 2);
+	assert_memory_equal(r, "\x05\x02", 2);
+	send_all(fd, part, sizeof(part));
+	send_all(fd, SECRET, strlen(SECRET));
+	usleep(100 * 1000);		/* the server has read it and waits for the rest */
+	atomic_store(&secret_freed, 0);
+	before = atomic_load(&conns_freed);
+	atomic_store(&watch_free, true);
+	close(fd);
+	for (int i = 0; i < 200 && atomic_load(&conns_freed) == before; i++)
+		usleep(10 * 1000);
+	atomic_store(&watch_free, false);
+	assert_true(atomic_load(&conns_freed) > before);	/* the connection is gone */
+	assert_int_equal(atomic_load(&secret_freed), 0);
+	mvm_socks_stats(e->s, &st);
+	assert_int_equal(st.active, 0);
+}
+
 static void test_listen_rules(void **state)
 {
 	struct mvm_socks_config cfg;
@@ -505,6 +569,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_agent_status_mapped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsupported_and_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth, setup_auth, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_cut_short_wiped, setup_auth, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
 	};

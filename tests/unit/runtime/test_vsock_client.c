@@ -4,12 +4,14 @@
  * 127.0.0.1 (ephemeral ports): long responses, EOF without newline, refused ports, servers
  * that never answer, listeners, and dialling from inside a network namespace.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -596,6 +599,118 @@ static void test_netns(void **state)
 	mvm_vsock_free(vs);
 }
 
+/**
+ * thread_sigblk() - the blocked-signal mask of this process's thread named @comm
+ * Return: the mask (bit N-1: signal N), or 0 when no thread has that name.
+ */
+static unsigned long long thread_sigblk(const char *comm)
+{
+	unsigned long long mask = 0;
+	char path[300], buf[64], line[256];
+	struct dirent *e;
+	DIR *d = opendir("/proc/self/task");
+	FILE *f;
+
+	assert_non_null(d);
+	while (!mask && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (!fgets(buf, sizeof(buf), f) || strncmp(buf, comm, strlen(comm)) ||
+		    buf[strlen(comm)] != '\n') {
+			fclose(f);
+			continue;
+		}
+		fclose(f);
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+		f = fopen(path, "r");
+		assert_non_null(f);
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "SigBlk: %llx", &mask) == 1)
+				break;
+		fclose(f);
+	}
+	closedir(d);
+	return mask;
+}
+
+/* The namespace helper is named and takes none of the application's signals. */
+static void test_netns_helper_signals(void **state)
+{
+	unsigned long long blk = 0, want = 0;
+	sigset_t cur;
+	mvm_vsock *vs;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();	/* setns() into our own namespace needs CAP_SYS_ADMIN */
+	vs = mvm_vsock_new_tcp_netns("/proc/self/ns/net", NULL);
+	assert_non_null(vs);
+	for (int i = 0; i < 200 && !(blk = thread_sigblk("mvm-vsock-ns")); i++)
+		usleep(10 * 1000);	/* the helper names itself when it starts */
+	for (int sig = 1; sig < 32; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			want |= 1ull << (sig - 1);
+	assert_int_equal(blk & want, want);
+	/* and the caller's mask is left as it was */
+	assert_int_equal(pthread_sigmask(SIG_BLOCK, NULL, &cur), 0);
+	assert_false(sigismember(&cur, SIGTERM));
+	mvm_vsock_free(vs);
+}
+
+/*
+ * The namespace helper's stock when socket() fails during a refill (EMFILE): the failure is
+ * not kept for a later caller once descriptors are free again; the next wake-up refills.
+ */
+static void test_netns_refill_after_emfile(void **state)
+{
+	struct rlimit old, low;
+	int fds[1024], nfd = 0, c[6], nc = 0, lfd, fd;
+	uint16_t port;
+	mvm_vsock *vs;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();	/* setns() into our own namespace needs CAP_SYS_ADMIN */
+	lfd = listen_any(&port);
+	vs = mvm_vsock_new_tcp_netns("/proc/self/ns/net", NULL);
+	assert_non_null(vs);
+	fd = mvm_vsock_connect(vs, port, 2000);	/* starts the stock: 3 or 4 left */
+	assert_true(fd >= 0);
+	close(fd);
+	usleep(100 * 1000);
+	/* no descriptor left: the refill the next takes ask for fails with EMFILE */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 256;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (nfd < (int)(sizeof(fds) / sizeof(fds[0])) && (fd = dup(lfd)) >= 0)
+		fds[nfd++] = fd;
+	assert_int_equal(errno, EMFILE);
+	for (int i = 0; i < 2; i++) {
+		c[nc] = mvm_vsock_connect(vs, port, 2000);
+		assert_true(c[nc] >= 0);
+		nc++;
+		usleep(100 * 1000);	/* the helper's failed refill */
+	}
+	while (nfd)
+		close(fds[--nfd]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	/* the stock runs out and is refilled: no stale EMFILE for any of these */
+	for (int i = 0; i < 4; i++) {
+		c[nc] = mvm_vsock_connect(vs, port, 2000);
+		assert_true(c[nc] >= 0);
+		nc++;
+	}
+	while (nc)
+		close(c[--nc]);
+	close(lfd);
+	mvm_vsock_free(vs);
+}
+
 static void *concurrent_worker(void *arg)
 {
 	mvm_vsock *vs = arg;
@@ -655,6 +770,8 @@ int main(void)
 		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_bad_args),
 		cmocka_unit_test(test_netns),
+		cmocka_unit_test(test_netns_helper_signals),
+		cmocka_unit_test(test_netns_refill_after_emfile),
 		cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

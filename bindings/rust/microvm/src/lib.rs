@@ -111,8 +111,14 @@ pub(crate) unsafe fn cstr(p: *const c_char) -> String {
 #[cfg(feature = "manager")]
 pub(crate) fn carray(a: &[c_char]) -> String {
     let bytes: Vec<u8> = a.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-    // valid UTF-8 (always, for a password) becomes the String without a second copy
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    // valid UTF-8 (always, for a password) becomes the String without a second copy; the
+    // lossy copy of anything else leaves the original bytes wiped, not just freed
+    String::from_utf8(bytes).unwrap_or_else(|e| {
+        let mut raw = e.into_bytes();
+        let s = String::from_utf8_lossy(&raw).into_owned();
+        wipe(&mut raw);
+        s
+    })
 }
 
 /// A CString for the C side, or Error::Invalid when `s` holds a NUL byte.
