@@ -41,15 +41,7 @@ fn parse_args() -> Args {
     while let Some(opt) = it.next() {
         let val = it.next().unwrap_or_else(|| usage());
         match opt.as_str() {
-            "--backend" => {
-                a.backend = match val.as_str() {
-                    "auto" => Backend::Auto,
-                    "kvm" => Backend::Kvm,
-                    "nsbox" => Backend::Nsbox,
-                    "wsl" => Backend::Wsl,
-                    _ => usage(),
-                }
-            }
+            "--backend" => a.backend = val.parse().unwrap_or_else(|_| usage()),
             "--rootfs" => a.rootfs = Some(PathBuf::from(val)),
             "--profile" => a.profile = PathBuf::from(val),
             "--user" => a.user = val,

@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use microvm::{Backend, RuntimeConfig, RuntimeOptions, VmRuntime, VsockClient};
+use microvm::{RuntimeConfig, RuntimeOptions, VmRuntime, VsockClient};
 use tokio::sync::mpsc;
 
 fn usage() -> ! {
@@ -46,14 +46,7 @@ async fn main() {
     while let Some(opt) = args.next() {
         let val = args.next().unwrap_or_else(|| usage());
         match opt.as_str() {
-            "--backend" => {
-                opts.backend = match val.as_str() {
-                    "auto" => Backend::Auto,
-                    "nsbox" => Backend::Nsbox,
-                    "wsl" => Backend::Wsl,
-                    _ => usage(),
-                }
-            }
+            "--backend" => opts.backend = val.parse().unwrap_or_else(|_| usage()),
             "--rootfs" => opts.rootfs_path = Some(PathBuf::from(val)),
             _ => usage(),
         }

@@ -69,6 +69,23 @@ pub enum Backend {
     Wsl,
 }
 
+/// A backend by the name `microvm up --backend` takes ("auto", "kvm", "nsbox", "wsl"), so an
+/// app's configuration and the CLI spell it the same way.  Any other name is refused with it
+/// in the error.
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    fn from_str(name: &str) -> std::result::Result<Backend, String> {
+        match name {
+            "auto" => Ok(Backend::Auto),
+            "kvm" => Ok(Backend::Kvm),
+            "nsbox" => Ok(Backend::Nsbox),
+            "wsl" => Ok(Backend::Wsl),
+            _ => Err(format!("unknown backend '{}' (auto, kvm, nsbox or wsl)", name)),
+        }
+    }
+}
+
 impl Backend {
     pub(crate) fn to_c(self) -> sys::mvm_backend_kind {
         match self {
@@ -325,5 +342,20 @@ impl RuntimeHandle {
         })
         .await;
         r.unwrap_or_else(|e| Err(Error::Invalid(format!("{}: {}", what, e))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backend;
+
+    #[test]
+    fn backend_names_are_the_cli_ones() {
+        for (name, b) in [("auto", Backend::Auto), ("kvm", Backend::Kvm), ("nsbox", Backend::Nsbox),
+                          ("wsl", Backend::Wsl)] {
+            assert_eq!(name.parse::<Backend>(), Ok(b));
+        }
+        let err = "hvf".parse::<Backend>().unwrap_err();
+        assert!(err.contains("'hvf'") && err.contains("nsbox"), "{}", err);
     }
 }
