@@ -52,20 +52,23 @@
 #
 #   --timeout  whole run, seconds (default 1800)
 #   --stall    seconds without a sign of life from L1 after which the run counts as stalled
-#              (default 240; see "Stalls" below)
-#   --retries  how many times a stalled run boots L1 again (default 1)
+#              (default 120, plus 120 s for L1's boot before its first sign; see "Stalls")
+#   --retries  how many times a stalled run boots L1 again (default 2)
 #   --in DIR   a copy of DIR is /run/nested/in in L1 (inputs a command needs)
 #   --mem      L1 memory (default 4096 MiB; arm64: 3072)
 #
-# Stalls: QEMU's TCG, emulating SVM for L1's KVM, has been seen (rarely, on a loaded machine)
-#   to freeze L1 as a whole while L1 runs its guest: QEMU spins, L1's own timers stop, nothing
-#   in L1 runs again, and a check's own time limit never fires. L1's init therefore writes its
-#   uptime to /run/nested/heartbeat every 10 s, from a process of its own; this script watches
-#   that file, and when it has not changed for --stall seconds (or never appeared), it stops
-#   QEMU, keeps that console as console-stalled-N.log, says so, and boots L1 again with an
-#   empty run directory (--retries times). A stall that repeats fails the run. A check that
-#   hangs while L1 lives is not a stall: the heartbeat goes on, and the check's own limits
-#   and --timeout apply.
+# Stalls: QEMU's TCG, emulating SVM for L1's KVM, has been seen to freeze L1 as a whole while L1
+#   runs its guest (a few times in a hundred L2 boots, more on a loaded machine): QEMU spins,
+#   L1's own timers stop, nothing in L1 runs again, and a check's own time limit never fires.
+#   L1's init therefore writes /run/nested/heartbeat every 10 s, from a process of its own;
+#   this script watches that file, and when it has not changed for --stall seconds, it samples
+#   the vCPU's registers and QEMU's threads through QEMU's monitor into stall-N.txt, stops QEMU,
+#   keeps that console as console-stalled-N.log, says so, and boots L1 again (--retries times)
+#   with the same run directory: what the command wrote there stays, and its stdout and stderr
+#   go on from where they were, so a command that records its steps there (l1_checks.py) resumes
+#   at the step that was cut short. A stall that repeats more often fails the run. A check that
+#   hangs while L1 lives is not a stall: the heartbeat goes on, and the check's own limits and
+#   --timeout apply.
 #
 # Environment: MICROVM_CACHE (cache root), MICROVM_QEMU (QEMU binary, default
 #   qemu-system-x86_64 / qemu-system-aarch64), MICROVM_NESTED_KEEP=1 (keep the run directory,
@@ -77,8 +80,9 @@ cache=${MICROVM_CACHE:-$home/.cache/microvm}/l1-kernel
 arch=x86_64
 mem=
 timeout=1800
-stall=240
-retries=1
+stall=120
+retries=2
+boot_grace=120
 out=
 in=
 binds=
@@ -412,9 +416,11 @@ for b in $binds; do
 done
 mkdir -p /newroot/run/nested
 mount --move /out /newroot/run/nested
+# the first sign of life now (the writer above may have written into the tmpfs before)
+echo alive >/newroot/run/nested/heartbeat
 hostname nested-l1
 chroot /newroot /bin/sh -c 'ip link set lo up 2>/dev/null; cd /; sh /run/nested/cmd \
-	>/run/nested/stdout 2>/run/nested/stderr </dev/null; echo $? >/run/nested/rc'
+	>>/run/nested/stdout 2>>/run/nested/stderr </dev/null; echo $? >/run/nested/rc'
 sync
 poweroff -f
 EOF
@@ -520,14 +526,43 @@ make_initramfs "$run" "$kdir"
 	printf '%s\n' "$*"
 } >"$run/share/cmd"
 
+# monitor CMD: send one command to QEMU's human monitor (the socket of this boot); its reply.
+monitor() {
+	printf '%s\n' "$1" | timeout 5 socat - "unix-connect:$run/monitor.sock" 2>&1 |
+		tr -d '\r' | sed 's/\x1b\[[0-9;]*[A-Za-z]//g' | grep -v '^(qemu)\|^QEMU .* monitor'
+}
+
+# stall_report N: what QEMU was doing when L1 went silent, into stall-N.txt of the run
+# directory: the vCPU's registers five times a second apart (a RIP that never moves, or one in
+# L2's kernel - its guest-physical layout has no KASLR - tells where it spins), and the CPU
+# time and state of each QEMU thread.
+stall_report() {
+	f=$run/share/stall-$1.txt
+	{
+		echo "L1 silent since $(date -u -d "@$beat" +%T) UTC, stopped at $(date -u +%T) UTC"
+		for i in 1 2 3 4 5; do
+			monitor "info registers" | grep -E '^(RIP|RAX|RSP|CR0|EFER|GS )'
+			sleep 1
+		done
+		monitor "info lapic" | head -n 20
+		for t in /proc/"$(pgrep -P "$qpid" | head -n 1)"/task/*; do
+			printf '%s %s\n' "$(cat "$t/comm")" "$(cut -d' ' -f3,14,15 "$t/stat")"
+		done
+	} >"$f" 2>&1
+}
+
 # run_l1: boot L1 once and run the command (QEMU in the background, watched for stalls);
-# sets qrc (QEMU's status, 124 on --timeout) and stalled (1 when stopped as stalled).
+# sets qrc (QEMU's status, 124 on --timeout), stalled (1 when stopped as stalled) and gap (the
+# longest silence of L1's heartbeat once it began, seconds).
 run_l1() {
 	stalled=0
+	gap=0
+	rm -f "$run/monitor.sock"
 	set +e
 	# shellcheck disable=SC2086 # $qemu_machine is a list of arguments
 	timeout --kill-after=10 "$timeout" "$qemu" $qemu_machine \
 		-m "$mem" -nographic -no-reboot -nodefaults -serial stdio -nic none \
+		-monitor "unix:$run/monitor.sock,server=on,wait=off" \
 		-kernel "$kdir/vmlinuz" -initrd "$run/l1.cpio" \
 		-append "console=$console quiet panic=-1 rdinit=/init" \
 		-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
@@ -538,10 +573,19 @@ run_l1() {
 	while kill -0 "$qpid" 2>/dev/null; do
 		sleep 5
 		now=$(date +%s)
-		beat=$(stat -c %Y "$run/share/heartbeat" 2>/dev/null || echo "$boot")
-		[ "$beat" -ge "$boot" ] || beat=$boot
-		if [ $((now - beat)) -gt "$stall" ] && kill -0 "$qpid" 2>/dev/null; then
+		# until L1's first heartbeat, its boot gets $boot_grace seconds more (a loaded
+		# machine boots L1 slowly)
+		beat=$(stat -c %Y "$run/share/heartbeat" 2>/dev/null || echo 0)
+		limit=$stall
+		if [ "$beat" -lt "$boot" ]; then
+			beat=$boot
+			limit=$((stall + boot_grace))
+		else
+			[ $((now - beat)) -le "$gap" ] || gap=$((now - beat))
+		fi
+		if [ $((now - beat)) -gt "$limit" ] && kill -0 "$qpid" 2>/dev/null; then
 			stalled=1
+			stall_report $((attempt + 1))
 			# QEMU (a child of timeout) first, then timeout itself; KILL, since a frozen
 			# machine has nothing to save
 			pkill -KILL -P "$qpid" 2>/dev/null
@@ -561,15 +605,15 @@ while :; do
 	[ "$stalled" -eq 1 ] || break
 	attempt=$((attempt + 1))
 	cp "$run/share/console.log" "$run/share/console-stalled-$attempt.log"
-	log "L1 gave no sign of life for $stall s (QEMU TCG stalled; its console is in" \
-		"console-stalled-$attempt.log of the run directory)"
+	log "L1 gave no sign of life for $limit s (QEMU TCG stalled; its console is in" \
+		"console-stalled-$attempt.log, what QEMU did in stall-$attempt.txt of the run directory)"
 	[ "$attempt" -le "$retries" ] ||
 		die "the nested machine stalled $attempt times (no sign of life from L1 for $stall s each);" \
 			"its console: $(tail -n 5 "$run/share/console.log" | tr '\n' ' ')"
-	log "booting L1 again (retry $attempt of $retries)"
-	# an empty run directory for the new boot: what the stalled one wrote goes
-	find "$run/share" -mindepth 1 -maxdepth 1 ! -name cmd ! -name in ! -name 'console-stalled-*' \
-		-exec rm -rf {} +
+	log "booting L1 again (retry $attempt of $retries); the command finds what it wrote"
+	# the new boot keeps what the command wrote (a command that records its steps resumes);
+	# only this boot's own files go
+	rm -f "$run/share/rc" "$run/share/heartbeat" "$run/share/console.log"
 done
 elapsed=$(($(date +%s) - start))
 [ -s "$run/share/stdout" ] && cat "$run/share/stdout"
@@ -579,5 +623,6 @@ if [ ! -s "$run/share/rc" ]; then
 	[ "$qrc" -eq 124 ] && die "the nested machine did not finish within $timeout s"
 	die "the nested machine stopped before the command finished (QEMU status $qrc; its console is above)"
 fi
-log "L1 ran for $elapsed s ($(grep -o 'L1 ready after [0-9.]* s' "$run/share/console.log" || echo 'no ready line'))"
+log "L1 ran for $elapsed s ($(grep -o 'L1 ready after [0-9.]* s' "$run/share/console.log" || echo 'no ready line');" \
+	"longest silence of its heartbeat $gap s)"
 exit "$(cat "$run/share/rc")"

@@ -7,7 +7,9 @@ Each check is independent (its own temporary directory, its own processes, every
 started stopped before the next one) and records what a user would see - the commands' output,
 exit statuses, timings - as OUTDIR/<check>.json.  It asserts nothing: the pytest side
 (test_nested_kvm.py) reads the records and asserts, one test per check, so one L1 boot
-serves every test.  A check that raises records the traceback instead.
+serves every test.  A check that raises records the traceback instead.  A check already
+recorded in OUTDIR is not run again: when QEMU stalls, scripts/nested.sh boots L1 once more with
+the same run directory, and the checks go on from the one that was cut short.
 
 The project's kernel and image are the ones `make kernel` / `make image` cached; L1 sees this
 machine's root (and so the build tree and the cache) read-only, with a tmpfs on top.
@@ -353,6 +355,9 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     names = sys.argv[2:] or list(CHECKS)
     for name in names:
+        if (out / f"{name}.json").exists():  # recorded before L1 stalled and booted again
+            print(f"l1: {name}: recorded by an earlier boot", flush=True)
+            continue
         t0 = time.monotonic()
         tmp = pathlib.Path(tempfile.mkdtemp(prefix=f"l1-{name}-"))
         try:
@@ -363,7 +368,9 @@ def main():
             subprocess.run(["kill", "-9", str(pid)])
         shutil.rmtree(tmp, ignore_errors=True)
         rec["seconds"] = round(time.monotonic() - t0, 1)
-        (out / f"{name}.json").write_text(json.dumps(rec, indent=1))
+        tmpf = out / f".{name}.json"  # renamed when complete: a stall never leaves half a record
+        tmpf.write_text(json.dumps(rec, indent=1))
+        os.replace(tmpf, out / f"{name}.json")
         print(f"l1: {name}: {'done' if rec['ok'] else 'raised'} in {rec['seconds']} s",
               flush=True)
 
