@@ -149,7 +149,7 @@ integration: build kernel image kernel-arm64 image-arm64
 # One boot of the nested machine runs every check (tests/nested/l1_checks.py).
 nested: build kernel image
 	@$(DEPS) test
-	$(PYTHON) -m pytest -v -rs tests/nested/test_nested_kvm.py
+	$(PYTHON) -m pytest -v -rs tests/nested/test_nested_kvm.py tests/nested/test_nested_stall.py
 
 # One boot of the arm64 nested machine runs every check (tests/nested/l1_checks_arm64.sh).
 nested-arm64: arm64 kernel-arm64 image-arm64
