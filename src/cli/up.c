@@ -48,6 +48,7 @@
 
 #include "cli/cli.h"
 #include "cli/control.h"
+#include "runtime/compat.h"
 #include "sandbox/secret.h"
 #include "microvm/manager.h"
 #ifdef _WIN32
@@ -1079,7 +1080,7 @@ static bool up_serve(struct up_ctx *u)
  * up_file() - the path of up.log or socks.secret (ctl_files_dir(); created on Windows)
  * @u:		appliance
  * @name:	the file's name
- * @out:	PATH_MAX bytes
+ * @out:	PATH_MAX bytes; UTF-8 on Windows: open it with mvm_fs_open()
  *
  * Return: 0 or -errno.
  */
@@ -1091,10 +1092,10 @@ static int up_file(struct up_ctx *u, const char *name, char *out)
 	if (ret)
 		return ret;
 #ifdef _WIN32
-	if (!CreateDirectoryA(dir, NULL) && GetLastError() != ERROR_ALREADY_EXISTS)
-		return -EACCES;
-#endif
+	return snprintf(out, PATH_MAX, "%s\\%s", dir, name) >= PATH_MAX ? -ENAMETOOLONG : 0;
+#else
 	return snprintf(out, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX ? -ENAMETOOLONG : 0;
+#endif
 }
 
 /**
@@ -1115,8 +1116,8 @@ static int up_write_secret(struct up_ctx *u)
 		explicit_bzero(pass, sizeof(pass));
 		return ret;
 	}
-	unlink(u->secret_path);
-	fd = open(u->secret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	mvm_fs_unlink(u->secret_path);
+	fd = mvm_fs_open(u->secret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (!f) {
 		ret = -errno;
@@ -1142,7 +1143,7 @@ static int up_open_log(struct up_ctx *u)
 
 	if (up_file(u, "up.log", path))
 		return -1;
-	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	return mvm_fs_open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 }
 
 /* the manager's config and the VM and SOCKS configs it points to */
@@ -2020,7 +2021,7 @@ out:
 		uv_run(u.loop, UV_RUN_NOWAIT);
 	}
 	if (u.secret_path[0])
-		unlink(u.secret_path);
+		mvm_fs_unlink(u.secret_path);
 	if (ready >= 0)
 		close(ready);
 	/* answers still on the thread pool hold the manager: free only if none */
