@@ -747,7 +747,7 @@ int ctl_read_password(bool from_stdin, const char *prompt, char *buf, size_t cap
 int ctl_read_file(const char *path, char **out)
 {
 	const size_t max = MVM_PROFILE_MAX;
-	FILE *f = fopen(path, "r");
+	FILE *f = mvm_fs_fopen(path, "r");	/* UTF-8 @path: the wide API on Windows */
 	size_t len = 0, cap = 8192, n;
 	char *buf, *nb;
 	int ret = 0;

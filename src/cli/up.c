@@ -1831,7 +1831,7 @@ static int up_read_agent_secret(const char *path, char out[MVM_SECRET_HEX_LEN + 
 	ssize_t n = -1;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = mvm_fs_open(path, O_RDONLY | O_CLOEXEC, 0);
 	if (fd < 0) {
 		why = strerror(errno);
 #ifndef _WIN32
@@ -1917,7 +1917,7 @@ int cli_up(int argc, char **argv)
 		have_pass = true;
 	}
 	if (o.socks_pw_file) {
-		f = fopen(o.socks_pw_file, "r");
+		f = mvm_fs_fopen(o.socks_pw_file, "r");
 		if (!f || !fgets(socks_pass, sizeof(socks_pass), f)) {
 			fprintf(stderr, "microvm up: --socks-password-file %s: cannot read it\n",
 				o.socks_pw_file);

@@ -121,11 +121,13 @@ def test_0_the_ansi_code_page_cannot_hold_the_folder(app):
     assert r.stdout.decode("cp" + acp).strip() == LOCAL.replace("Пётр 王", "???? ?"), r
 
 
-def test_a_up_detach_keeps_its_files_in_the_users_folder(app, bed, tmp_path):
-    prof = tmp_path / "corp.ovpn"
-    prof.write_text(bed.profile())
+def test_a_up_detach_keeps_its_files_in_the_users_folder(app, bed):
+    """The profile comes from the user's folder too: microvm.exe takes its arguments in
+    UTF-16 (the C runtime's argv would say C:\\users\\???? ?\\corp.ovpn)."""
+    app.home.joinpath("corp.ovpn").write_text(bed.profile())
     r = app.run_detach(app.tmp, "--rootfs", win_path(os.environ["MICROVM_TEST_ROOTFS_UNIX"]),
-                       "--profile", win_path(prof), "--user", "alice", "--password-stdin",
+                       "--profile", f"C:\\users\\{USER}\\corp.ovpn", "--user", "alice",
+                       "--password-stdin",
                        "--socks-auth", input=vpnlib.USERS["alice"] + "\n")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "microvm is up" in r.stdout, r.stdout + r.stderr
