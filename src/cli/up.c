@@ -80,7 +80,7 @@ int cli_up(int argc, char **argv);
 struct up_ctx {
 	mvm_manager *m;
 	char ctl_path[PATH_MAX];
-	char secret_path[PATH_MAX];
+	char secret_path[CLI_PATH_MAX];
 	uv_loop_t *loop;
 	uv_pipe_t server;
 	uv_signal_t signals[UP_NSIGS];
@@ -1080,22 +1080,23 @@ static bool up_serve(struct up_ctx *u)
  * up_file() - the path of up.log or socks.secret (ctl_files_dir(); created on Windows)
  * @u:		appliance
  * @name:	the file's name
- * @out:	PATH_MAX bytes; UTF-8 on Windows: open it with mvm_fs_open()
+ * @out:	CLI_PATH_MAX bytes; UTF-8 on Windows: open it with mvm_fs_open()
  *
  * Return: 0 or -errno.
  */
 static int up_file(struct up_ctx *u, const char *name, char *out)
 {
-	char dir[PATH_MAX];
+	char dir[CLI_PATH_MAX];
 	int ret = ctl_files_dir(u->ctl_path, dir, sizeof(dir));
 
 	if (ret)
 		return ret;
 #ifdef _WIN32
-	return snprintf(out, PATH_MAX, "%s\\%s", dir, name) >= PATH_MAX ? -ENAMETOOLONG : 0;
+	ret = snprintf(out, CLI_PATH_MAX, "%s\\%s", dir, name);
 #else
-	return snprintf(out, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX ? -ENAMETOOLONG : 0;
+	ret = snprintf(out, CLI_PATH_MAX, "%s/%s", dir, name);
 #endif
+	return ret < 0 || ret >= CLI_PATH_MAX ? -ENAMETOOLONG : 0;
 }
 
 /**
@@ -1139,7 +1140,7 @@ static int up_write_secret(struct up_ctx *u)
  */
 static int up_open_log(struct up_ctx *u)
 {
-	char path[PATH_MAX];
+	char path[CLI_PATH_MAX];
 
 	if (up_file(u, "up.log", path))
 		return -1;
@@ -1431,7 +1432,7 @@ static int up_connect_profile(struct up_ctx *u, const char *path, const char *co
 			      const char *user, const char *pass)
 {
 	struct mvm_vpn_info info;
-	char tmp[PATH_MAX];
+	char tmp[CLI_PATH_MAX];
 	int ret;
 
 	snprintf(tmp, sizeof(tmp), "%s", path);
