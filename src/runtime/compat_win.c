@@ -289,7 +289,8 @@ int mvm_fs_unlink(const char *path)
 /**
  * mvm_fs_app_dir() - %LOCALAPPDATA%\microvm, or its sub-folder @sub, as UTF-8; both created
  * @sub:	"wsl", "state"... or NULL for %LOCALAPPDATA%\microvm itself
- * @out/@size:	the path; on a failure to create it, the path that failed (for messages)
+ * @out/@size:	the path; on a failure to create it, the path that failed (for messages);
+ *		untouched if LOCALAPPDATA is not set
  *
  * %LOCALAPPDATA% is the user's own (its ACL keeps other users out), so what `up` and the
  * WSL2 backend keep there (up.log, socks.secret, the appliance lock, the distribution's

@@ -304,9 +304,11 @@ static int wsl_run(const char *const *argv, char *buf, size_t size, size_t *len,
  */
 static int wsl_app_dir(char *out, size_t size, const char *sub)
 {
-	int rc = mvm_fs_app_dir(sub, out, size);
+	int rc;
 
-	if (rc == -ENOENT)
+	out[0] = '\0';		/* stays empty if LOCALAPPDATA is not set */
+	rc = mvm_fs_app_dir(sub, out, size);
+	if (rc == -ENOENT && !out[0])
 		return mvm_set_error(rc, "WSL2: LOCALAPPDATA is not set");
 	if (rc == -ENAMETOOLONG)
 		return mvm_set_error(rc, "WSL2: the path of %%LOCALAPPDATA%%\\microvm is too long");

@@ -112,9 +112,17 @@ static void test_getenv(void)
 static void test_no_localappdata(void)
 {
 	char out[MAX_PATH * 3];
+	wchar_t missing[MAX_PATH * 2];
 
+	out[0] = '\0';
 	SetEnvironmentVariableW(L"LOCALAPPDATA", NULL);
 	CHECK(mvm_fs_app_dir(NULL, out, sizeof(out)) == -ENOENT);
+	CHECK(out[0] == '\0');		/* unset: nothing to name (wsl_app_dir() says so) */
+	/* set, to a folder that does not exist: the path that failed is named */
+	swprintf(missing, MAX_PATH * 2, L"%ls\\gone\\deeper", base_w);
+	SetEnvironmentVariableW(L"LOCALAPPDATA", missing);
+	CHECK(mvm_fs_app_dir(NULL, out, sizeof(out)) == -ENOENT);
+	CHECK(strstr(out, "\\gone\\deeper\\microvm") != NULL);
 	SetEnvironmentVariableW(L"LOCALAPPDATA", base_w);
 }
 
