@@ -69,7 +69,8 @@ enum mvm_exit_reason {
  * @initrd_path: initramfs, or NULL
  * @cmdline:	kernel command line; the runtime appends its own device arguments
  * @rootfs_path: root file system (directory or .tar.gz) for the namespace/WSL2 backends;
- *		NULL for the namespace backend: the image `make image` cached for this build
+ *		NULL for the namespace backend: the image `make image` cached for this build.
+ *		On Windows every path is UTF-8 (not the ANSI code page; docs/windows.md)
  * @mem_mib:	guest memory in MiB
  * @cpus:	number of vCPUs
  * @guest_cid:	vsock context id of the guest (host is 2)

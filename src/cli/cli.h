@@ -3,6 +3,19 @@
 #ifndef MVM_CLI_H
 #define MVM_CLI_H
 
+#include <limits.h>
+
+/*
+ * A file name's buffer.  Windows: file names are UTF-8 here (runtime/compat.h) and the API
+ * takes up to MAX_PATH (260) UTF-16 units, up to 3 bytes each in UTF-8; mingw's PATH_MAX
+ * is 260 bytes, too short for a folder named in Cyrillic or Chinese letters.
+ */
+#ifdef _WIN32
+#define CLI_PATH_MAX	(260 * 3)
+#else
+#define CLI_PATH_MAX	PATH_MAX
+#endif
+
 /**
  * struct cli_command - a subcommand
  * @name:	what the user types

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef _WIN32
+#include <winsock2.h>	/* before windows.h; runtime/compat.h brings it */
 #include <windows.h>
 #else
 #include <libgen.h>
@@ -27,6 +28,7 @@
 #endif
 
 #include "cli/control.h"
+#include "runtime/compat.h"
 #include "sandbox/secret.h"
 
 /**
@@ -38,22 +40,31 @@
  */
 int ctl_default_path(char *out, size_t cap)
 {
-	const char *env = getenv("MICROVM_CONTROL");
+	char env[4096];
 	int n;
 #ifdef _WIN32
-	char user[257];
-	DWORD ulen = sizeof(user);
+	wchar_t wuser[257];
+	char user[257 * 3];
+	DWORD ulen = 257;
 
-	if (env && *env)
+	/* wide, as UTF-8 (libuv's uv_pipe_bind() and ctl_connect() take that): in the ANSI
+	 * code page the users Пётр and Павел would both be "????" and share one name */
+	n = mvm_fs_getenv("MICROVM_CONTROL", env, sizeof(env));
+	if (n == -ENAMETOOLONG)
+		return n;
+	if (!n)
 		n = snprintf(out, cap, "%s", env);
 	else
 		n = snprintf(out, cap, "\\\\.\\pipe\\microvm-%s-control",
-			     GetUserNameA(user, &ulen) ? user : "user");
+			     GetUserNameW(wuser, &ulen) &&
+			     WideCharToMultiByte(CP_UTF8, 0, wuser, -1, user, sizeof(user),
+						 NULL, NULL) ? user : "user");
 #else
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	const char *ctl = getenv("MICROVM_CONTROL"), *xdg = getenv("XDG_RUNTIME_DIR");
 
-	if (env && *env)
-		n = snprintf(out, cap, "%s", env);
+	(void)env;
+	if (ctl && *ctl)
+		n = snprintf(out, cap, "%s", ctl);
 	else if (xdg && *xdg)
 		n = snprintf(out, cap, "%s/microvm/control.sock", xdg);
 	else
@@ -81,28 +92,25 @@ int ctl_path(const char *opt, char *out, size_t cap)
  * ctl_files_dir() - where `up` keeps up.log and socks.secret
  * @path:	the control endpoint
  *
- * POSIX: the socket's directory (0700).  Windows: %LOCALAPPDATA%\microvm (a pipe has no
- * directory; the profile's ACL keeps other users out).
- * Return: 0 or -ENAMETOOLONG / -ENOENT (no %LOCALAPPDATA%).
+ * POSIX: the socket's directory (0700).  Windows: %LOCALAPPDATA%\microvm, created (a pipe
+ * has no directory; the profile's ACL keeps other users out), as UTF-8: open the files in
+ * it with mvm_fs_open() / mvm_fs_fopen() (runtime/compat.h), which take UTF-8.
+ * Return: 0 or -ENAMETOOLONG / -ENOENT (no %LOCALAPPDATA%) / -errno (cannot create it).
  */
 int ctl_files_dir(const char *path, char *out, size_t cap)
 {
-	int n;
 #ifdef _WIN32
-	const char *local = getenv("LOCALAPPDATA");
-
 	(void)path;
-	if (!local || !*local)
-		return -ENOENT;
-	n = snprintf(out, cap, "%s\\microvm", local);
+	return mvm_fs_app_dir(NULL, out, cap);
 #else
 	char tmp[4096];
+	int n;
 
 	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	n = snprintf(out, cap, "%s", dirname(tmp));
-#endif
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+#endif
 }
 
 #ifdef _WIN32
@@ -739,7 +747,7 @@ int ctl_read_password(bool from_stdin, const char *prompt, char *buf, size_t cap
 int ctl_read_file(const char *path, char **out)
 {
 	const size_t max = MVM_PROFILE_MAX;
-	FILE *f = fopen(path, "r");
+	FILE *f = mvm_fs_fopen(path, "r");	/* UTF-8 @path: the wide API on Windows */
 	size_t len = 0, cap = 8192, n;
 	char *buf, *nb;
 	int ret = 0;

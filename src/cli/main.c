@@ -9,9 +9,18 @@
  * On Windows (microvm.exe) the same table: `run` boots a kernel with KVM and exists only on
  * Linux, so there it is listed as such and says so when used, rather than vanishing; in the
  * same way `uninstall` (the WSL distribution) is listed on Linux as Windows-only.
+ *
+ * On Windows the arguments are taken from GetCommandLineW() and handed on in UTF-8, the
+ * encoding of every file name in this code (runtime/compat.h): the C runtime's argv is in
+ * the ANSI code page, which turns a C:\Users\Пётр\corp.ovpn into C:\Users\????\corp.ovpn.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <windows.h>
+#include <shellapi.h>
+#endif
 
 #include "cli/cli.h"
 #include "microvm/version.h"
@@ -119,9 +128,48 @@ static int cli_help(int argc, char **argv)
 	return c->run(2, args);
 }
 
+#ifdef _WIN32
+/**
+ * cli_utf8_argv() - this process' arguments in UTF-8, from its UTF-16 command line
+ * @argc:	receives their number
+ *
+ * Return: a NULL-terminated array that lives as long as the process, or NULL.
+ */
+static char **cli_utf8_argv(int *argc)
+{
+	wchar_t **wargv = CommandLineToArgvW(GetCommandLineW(), argc);
+	char **argv = wargv ? calloc((size_t)*argc + 1, sizeof(*argv)) : NULL;
+	int i, len;
+
+	for (i = 0; argv && i < *argc; i++) {
+		len = WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, NULL, 0, NULL, NULL);
+		argv[i] = len > 0 ? malloc((size_t)len) : NULL;
+		if (!argv[i] ||
+		    !WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, argv[i], len, NULL, NULL)) {
+			while (i >= 0)
+				free(argv[i--]);
+			free(argv);
+			argv = NULL;
+		}
+	}
+	if (wargv)
+		LocalFree(wargv);
+	return argv;
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	const struct cli_command *c;
+#ifdef _WIN32
+	int wargc;
+	char **uargv = cli_utf8_argv(&wargc);
+
+	if (uargv) {
+		argc = wargc;
+		argv = uargv;
+	}
+#endif
 
 	/* no arguments: a newcomer asking what this is, not a mistake */
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {

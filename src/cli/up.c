@@ -48,6 +48,7 @@
 
 #include "cli/cli.h"
 #include "cli/control.h"
+#include "runtime/compat.h"
 #include "sandbox/secret.h"
 #include "microvm/manager.h"
 #ifdef _WIN32
@@ -79,7 +80,7 @@ int cli_up(int argc, char **argv);
 struct up_ctx {
 	mvm_manager *m;
 	char ctl_path[PATH_MAX];
-	char secret_path[PATH_MAX];
+	char secret_path[CLI_PATH_MAX];
 	uv_loop_t *loop;
 	uv_pipe_t server;
 	uv_signal_t signals[UP_NSIGS];
@@ -1079,22 +1080,23 @@ static bool up_serve(struct up_ctx *u)
  * up_file() - the path of up.log or socks.secret (ctl_files_dir(); created on Windows)
  * @u:		appliance
  * @name:	the file's name
- * @out:	PATH_MAX bytes
+ * @out:	CLI_PATH_MAX bytes; UTF-8 on Windows: open it with mvm_fs_open()
  *
  * Return: 0 or -errno.
  */
 static int up_file(struct up_ctx *u, const char *name, char *out)
 {
-	char dir[PATH_MAX];
+	char dir[CLI_PATH_MAX];
 	int ret = ctl_files_dir(u->ctl_path, dir, sizeof(dir));
 
 	if (ret)
 		return ret;
 #ifdef _WIN32
-	if (!CreateDirectoryA(dir, NULL) && GetLastError() != ERROR_ALREADY_EXISTS)
-		return -EACCES;
+	ret = snprintf(out, CLI_PATH_MAX, "%s\\%s", dir, name);
+#else
+	ret = snprintf(out, CLI_PATH_MAX, "%s/%s", dir, name);
 #endif
-	return snprintf(out, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX ? -ENAMETOOLONG : 0;
+	return ret < 0 || ret >= CLI_PATH_MAX ? -ENAMETOOLONG : 0;
 }
 
 /**
@@ -1115,8 +1117,8 @@ static int up_write_secret(struct up_ctx *u)
 		explicit_bzero(pass, sizeof(pass));
 		return ret;
 	}
-	unlink(u->secret_path);
-	fd = open(u->secret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	mvm_fs_unlink(u->secret_path);
+	fd = mvm_fs_open(u->secret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (!f) {
 		ret = -errno;
@@ -1138,11 +1140,11 @@ static int up_write_secret(struct up_ctx *u)
  */
 static int up_open_log(struct up_ctx *u)
 {
-	char path[PATH_MAX];
+	char path[CLI_PATH_MAX];
 
 	if (up_file(u, "up.log", path))
 		return -1;
-	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	return mvm_fs_open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 }
 
 /* the manager's config and the VM and SOCKS configs it points to */
@@ -1430,7 +1432,7 @@ static int up_connect_profile(struct up_ctx *u, const char *path, const char *co
 			      const char *user, const char *pass)
 {
 	struct mvm_vpn_info info;
-	char tmp[PATH_MAX];
+	char tmp[CLI_PATH_MAX];
 	int ret;
 
 	snprintf(tmp, sizeof(tmp), "%s", path);
@@ -1830,7 +1832,7 @@ static int up_read_agent_secret(const char *path, char out[MVM_SECRET_HEX_LEN + 
 	ssize_t n = -1;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = mvm_fs_open(path, O_RDONLY | O_CLOEXEC, 0);
 	if (fd < 0) {
 		why = strerror(errno);
 #ifndef _WIN32
@@ -1916,7 +1918,7 @@ int cli_up(int argc, char **argv)
 		have_pass = true;
 	}
 	if (o.socks_pw_file) {
-		f = fopen(o.socks_pw_file, "r");
+		f = mvm_fs_fopen(o.socks_pw_file, "r");
 		if (!f || !fgets(socks_pass, sizeof(socks_pass), f)) {
 			fprintf(stderr, "microvm up: --socks-password-file %s: cannot read it\n",
 				o.socks_pw_file);
@@ -2020,7 +2022,7 @@ out:
 		uv_run(u.loop, UV_RUN_NOWAIT);
 	}
 	if (u.secret_path[0])
-		unlink(u.secret_path);
+		mvm_fs_unlink(u.secret_path);
 	if (ready >= 0)
 		close(ready);
 	/* answers still on the thread pool hold the manager: free only if none */

@@ -163,7 +163,7 @@ static void vpn_print_state(const cJSON *vpn)
  */
 static int vpn_import(const char *path, const char *file, const struct vpn_opts *o)
 {
-	char *content, tmp[PATH_MAX];
+	char *content, tmp[CLI_PATH_MAX];
 	cJSON *req, *resp;
 	int ret;
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /**
- * DOC: compat - the few socket calls that differ between POSIX and Winsock2
+ * DOC: compat - the few socket and file calls that differ between POSIX and Windows
  *
  * libmicrovm's portable core (error, runtime, console, vsock client, TCP transport) builds
  * for Linux and, with mingw-w64, for Windows.  Streams stay plain ints in the public API:
@@ -12,11 +12,26 @@
  * - mvm_sock_errno(): the last socket error as a POSIX errno value (WSA codes mapped)
  * - mvm_sock_wait(): wait for readability/writability/connect with a timeout (poll/select)
  * - mvm_sock_so_error(), mvm_sock_nonblock(), mvm_sock_close(), MVM_MSG_NOSIGNAL/DONTWAIT
+ *
+ * File names are UTF-8 everywhere in the code.  On Windows the C runtime's fopen(), open(),
+ * mkdir(), getenv() and the "A" API take and give strings in the ANSI code page (1252 on a
+ * Western-European system), which cannot hold a user folder such as C:\Users\Пётр: the
+ * name comes back with '?' in it and the file cannot be made.  So every file the program
+ * names goes through these, which are the plain POSIX calls on Linux and the wide ("W")
+ * calls on Windows, converting UTF-8 <-> UTF-16 at the call:
+ *
+ * - mvm_fs_getenv(): an environment variable as UTF-8 (GetEnvironmentVariableW)
+ * - mvm_fs_fopen(), mvm_fs_open(), mvm_fs_mkdir() (0700 on POSIX), mvm_fs_unlink()
+ * - Windows only: mvm_fs_app_dir() (%LOCALAPPDATA%\microvm[\SUB], created: the home of
+ *   up.log, socks.secret, the appliance lock, the WSL disk and the agent's state) and
+ *   mvm_fs_widen() (UTF-8 to a malloc()ed UTF-16 string, for any other "W" call)
  */
 #ifndef MVM_RUNTIME_COMPAT_H
 #define MVM_RUNTIME_COMPAT_H
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 
 #ifdef _WIN32
 #include <winsock2.h>
@@ -34,13 +49,24 @@ int mvm_sock_wait(int fd, int want_write, int timeout_ms);
 int mvm_sock_close(int fd);
 int mvm_sock_so_error(int fd);
 
+int mvm_fs_getenv(const char *name, char *out, size_t size);
+FILE *mvm_fs_fopen(const char *path, const char *mode);
+int mvm_fs_open(const char *path, int flags, int mode);
+int mvm_fs_mkdir(const char *path);
+int mvm_fs_unlink(const char *path);
+int mvm_fs_app_dir(const char *sub, char *out, size_t size);
+wchar_t *mvm_fs_widen(const char *utf8);
+
 #else
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MVM_MSG_NOSIGNAL MSG_NOSIGNAL
@@ -107,6 +133,46 @@ static inline int mvm_sock_so_error(int fd)
 static inline int mvm_sock_close(int fd)
 {
 	return close(fd);
+}
+
+/**
+ * mvm_fs_getenv() - environment variable @name copied into @out
+ * Return: 0, -ENOENT (unset or empty) or -ENAMETOOLONG.
+ */
+static inline int mvm_fs_getenv(const char *name, char *out, size_t size)
+{
+	const char *v = getenv(name);
+
+	if (!v || !*v)
+		return -ENOENT;
+	if (strlen(v) >= size)
+		return -ENAMETOOLONG;
+	memcpy(out, v, strlen(v) + 1);
+	return 0;
+}
+
+/** mvm_fs_fopen() - fopen(); Return: the stream, or NULL with errno set. */
+static inline FILE *mvm_fs_fopen(const char *path, const char *mode)
+{
+	return fopen(path, mode);
+}
+
+/** mvm_fs_open() - open(); Return: a descriptor, or -1 with errno set. */
+static inline int mvm_fs_open(const char *path, int flags, int mode)
+{
+	return open(path, flags, mode);
+}
+
+/** mvm_fs_mkdir() - create directory @path, mode 0700; Return: 0 (also if it exists) or -errno. */
+static inline int mvm_fs_mkdir(const char *path)
+{
+	return mkdir(path, 0700) && errno != EEXIST ? -errno : 0;
+}
+
+/** mvm_fs_unlink() - remove file @path; Return: 0 or -errno. */
+static inline int mvm_fs_unlink(const char *path)
+{
+	return unlink(path) ? -errno : 0;
 }
 #endif
 

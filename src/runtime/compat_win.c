@@ -1,7 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* compat_win.c - Winsock2 side of compat.h (Windows builds only). */
+/*
+ * compat_win.c - Windows side of compat.h (Windows builds only): Winsock2, and files named
+ * in UTF-8 opened through the wide API (see compat.h on why not the ANSI one).
+ */
 #include <errno.h>
+#include <fcntl.h>
+#include <io.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
 
 #include "runtime/compat.h"
 
@@ -121,4 +130,189 @@ int mvm_sock_so_error(int fd)
 	if (getsockopt((SOCKET)fd, SOL_SOCKET, SO_ERROR, (char *)&err, &len))
 		return mvm_sock_errno();
 	return mvm_wsa_errno(err);
+}
+
+/**
+ * mvm_fs_win_errno() - a Windows file error (GetLastError()) as a POSIX errno value
+ * Return: the errno value (EIO for codes without a counterpart).
+ */
+static int mvm_fs_win_errno(DWORD err)
+{
+	switch (err) {
+	case ERROR_FILE_NOT_FOUND:
+	case ERROR_PATH_NOT_FOUND:
+	case ERROR_ENVVAR_NOT_FOUND:
+		return ENOENT;
+	case ERROR_ACCESS_DENIED:
+	case ERROR_SHARING_VIOLATION:
+		return EACCES;
+	case ERROR_ALREADY_EXISTS:
+	case ERROR_FILE_EXISTS:
+		return EEXIST;
+	case ERROR_INVALID_NAME:
+	case ERROR_BAD_PATHNAME:
+	case ERROR_NO_UNICODE_TRANSLATION:
+		return EINVAL;
+	case ERROR_FILENAME_EXCED_RANGE:
+	case ERROR_INSUFFICIENT_BUFFER:
+		return ENAMETOOLONG;
+	case ERROR_NOT_ENOUGH_MEMORY:
+	case ERROR_OUTOFMEMORY:
+		return ENOMEM;
+	default:
+		return EIO;
+	}
+}
+
+/**
+ * mvm_fs_widen() - @utf8 as a malloc()ed UTF-16 string (free() it)
+ *
+ * Invalid UTF-8 is refused rather than guessed at (MB_ERR_INVALID_CHARS): a name in the
+ * ANSI code page passed here by mistake fails instead of opening another file.
+ * Return: the string, or NULL with errno set (EINVAL, ENOMEM).
+ */
+wchar_t *mvm_fs_widen(const char *utf8)
+{
+	int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, utf8, -1, NULL, 0);
+	wchar_t *w;
+
+	if (n <= 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	w = malloc((size_t)n * sizeof(*w));
+	if (!w) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, utf8, -1, w, n);
+	return w;
+}
+
+/**
+ * mvm_fs_getenv() - environment variable @name (ASCII) as UTF-8, from its UTF-16 value
+ * @out/@size:	the value, NUL-terminated
+ *
+ * Not getenv(): the C runtime's copy of the environment is in the ANSI code page, and a
+ * %LOCALAPPDATA% of C:\Users\Пётр\AppData\Local comes back as C:\Users\????\AppData\Local.
+ * Return: 0, -ENOENT (unset or empty) or -ENAMETOOLONG.
+ */
+int mvm_fs_getenv(const char *name, char *out, size_t size)
+{
+	wchar_t wname[64], *val;
+	DWORD n;
+	int rc = 0;
+
+	if (!MultiByteToWideChar(CP_UTF8, 0, name, -1, wname, 64))
+		return -ENAMETOOLONG;
+	n = GetEnvironmentVariableW(wname, NULL, 0);
+	if (!n)
+		return -ENOENT;
+	val = malloc((size_t)n * sizeof(*val));
+	if (!val)
+		return -ENOMEM;
+	if (GetEnvironmentVariableW(wname, val, n) != n - 1 || !*val)
+		rc = -ENOENT;	/* changed in between, or empty */
+	else if (!size || size > INT_MAX ||
+		 !WideCharToMultiByte(CP_UTF8, 0, val, -1, out, (int)size, NULL, NULL))
+		rc = -ENAMETOOLONG;
+	free(val);
+	return rc;
+}
+
+/**
+ * mvm_fs_fopen() - _wfopen() of UTF-8 @path
+ * @mode:	fopen()'s mode ("r", "wb"...)
+ * Return: the stream, or NULL with errno set.
+ */
+FILE *mvm_fs_fopen(const char *path, const char *mode)
+{
+	wchar_t *wpath = mvm_fs_widen(path), *wmode = mvm_fs_widen(mode);
+	FILE *f = NULL;
+
+	if (wpath && wmode)
+		f = _wfopen(wpath, wmode);
+	free(wpath);
+	free(wmode);
+	return f;
+}
+
+/**
+ * mvm_fs_open() - _wopen() of UTF-8 @path: a C runtime descriptor
+ * @flags/@mode: open()'s (O_NOINHERIT stands for O_CLOEXEC; 0600 is _S_IREAD | _S_IWRITE)
+ * Return: the descriptor, or -1 with errno set.
+ */
+int mvm_fs_open(const char *path, int flags, int mode)
+{
+	wchar_t *wpath = mvm_fs_widen(path);
+	int fd;
+
+	if (!wpath)
+		return -1;
+	fd = _wopen(wpath, flags, mode);
+	free(wpath);
+	return fd;
+}
+
+/**
+ * mvm_fs_mkdir() - CreateDirectoryW() of UTF-8 @path (the parent's ACL applies: under
+ * %LOCALAPPDATA% only the user and the system)
+ * Return: 0 (also if it exists) or -errno.
+ */
+int mvm_fs_mkdir(const char *path)
+{
+	wchar_t *wpath = mvm_fs_widen(path);
+	int rc = 0;
+
+	if (!wpath)
+		return -errno;
+	if (!CreateDirectoryW(wpath, NULL) && GetLastError() != ERROR_ALREADY_EXISTS)
+		rc = -mvm_fs_win_errno(GetLastError());
+	free(wpath);
+	return rc;
+}
+
+/** mvm_fs_unlink() - DeleteFileW() of UTF-8 @path; Return: 0 or -errno. */
+int mvm_fs_unlink(const char *path)
+{
+	wchar_t *wpath = mvm_fs_widen(path);
+	int rc = 0;
+
+	if (!wpath)
+		return -errno;
+	if (!DeleteFileW(wpath))
+		rc = -mvm_fs_win_errno(GetLastError());
+	free(wpath);
+	return rc;
+}
+
+/**
+ * mvm_fs_app_dir() - %LOCALAPPDATA%\microvm, or its sub-folder @sub, as UTF-8; both created
+ * @sub:	"wsl", "state"... or NULL for %LOCALAPPDATA%\microvm itself
+ * @out/@size:	the path; on a failure to create it, the path that failed (for messages);
+ *		untouched if LOCALAPPDATA is not set
+ *
+ * %LOCALAPPDATA% is the user's own (its ACL keeps other users out), so what `up` and the
+ * WSL2 backend keep there (up.log, socks.secret, the appliance lock, the distribution's
+ * disk, the agent's state) is private to the user.
+ * Return: 0, -ENOENT (LOCALAPPDATA unset), -ENAMETOOLONG, or mvm_fs_mkdir()'s -errno.
+ */
+int mvm_fs_app_dir(const char *sub, char *out, size_t size)
+{
+	char base[MAX_PATH * 3];
+	int rc, n;
+
+	rc = mvm_fs_getenv("LOCALAPPDATA", base, sizeof(base));
+	if (rc)
+		return rc;
+	n = snprintf(out, size, "%s\\microvm", base);
+	if (n < 0 || (size_t)n >= size)
+		return -ENAMETOOLONG;
+	rc = mvm_fs_mkdir(out);
+	if (rc || !sub)
+		return rc;
+	n = snprintf(out, size, "%s\\microvm\\%s", base, sub);
+	if (n < 0 || (size_t)n >= size)
+		return -ENAMETOOLONG;
+	return mvm_fs_mkdir(out);
 }

@@ -33,8 +33,8 @@
  * keeps the record; only a poweroff, or a kill that ran --terminate, empties it.
  * mvm_wsl_uninstall() holds the lock too, so it refuses while a VM runs.
  * %LOCALAPPDATA% is read as UTF-16 (GetEnvironmentVariableW) and every path under it is
- * kept in UTF-8 and opened with the wide API (wsl_app_dir(), wsl_fopen()...), so user
- * folders outside the ANSI code page work.
+ * kept in UTF-8 and opened with the wide API (mvm_fs_app_dir(), mvm_fs_fopen()... in
+ * runtime/compat.h, shared with microvm.exe), so user folders outside the ANSI code page work.
  *
  * start:	wsl_ensure_distro(): `wsl.exe --list --quiet` (UTF-16LE output, parsed by
  *		wsl_list_has()).  The image version is the SHA-256 of the tarball, recorded in
@@ -128,21 +128,24 @@ struct wsl {
 /** wsl_find_exe() - wsl.exe's path into @out; Return: 0 or -ENOENT with @why filled. */
 static int wsl_find_exe(char *out, size_t size, char *why, size_t why_len)
 {
-	const char *env = getenv("MICROVM_WSL_EXE");
-	char sys[MAX_PATH];
+	wchar_t sys[MAX_PATH], *wout;
+	DWORD attr;
 	UINT n;
 
-	if (env && *env) {
-		snprintf(out, size, "%s", env);
-	} else {
-		n = GetSystemDirectoryA(sys, sizeof(sys));
-		if (!n || n >= sizeof(sys)) {
+	/* wide: a wsl.exe under a folder outside the ANSI code page (a test double's) */
+	if (mvm_fs_getenv("MICROVM_WSL_EXE", out, size)) {
+		n = GetSystemDirectoryW(sys, MAX_PATH);
+		if (!n || n >= MAX_PATH ||
+		    !WideCharToMultiByte(CP_UTF8, 0, sys, -1, out, (int)size - 16, NULL, NULL)) {
 			snprintf(why, why_len, "cannot find the Windows system directory");
 			return -ENOENT;
 		}
-		snprintf(out, size, "%s\\wsl.exe", sys);
+		strcat(out, "\\wsl.exe");
 	}
-	if (GetFileAttributesA(out) == INVALID_FILE_ATTRIBUTES) {
+	wout = mvm_fs_widen(out);
+	attr = wout ? GetFileAttributesW(wout) : INVALID_FILE_ATTRIBUTES;
+	free(wout);
+	if (attr == INVALID_FILE_ATTRIBUTES) {
 		snprintf(why, why_len, "%s not found: WSL is not installed "
 			 "(run `wsl --install --no-distribution` as administrator)", out);
 		return -ENOENT;
@@ -156,22 +159,6 @@ static int wsl_usable(char *why, size_t why_len)
 	char exe[MAX_PATH * 3];
 
 	return wsl_find_exe(exe, sizeof(exe), why, why_len) == 0;
-}
-
-/** wsl_widen() - UTF-8 to a malloc'd UTF-16 string, or NULL. */
-static wchar_t *wsl_widen(const char *s)
-{
-	int n = MultiByteToWideChar(CP_UTF8, 0, s, -1, NULL, 0);
-	wchar_t *w;
-
-	if (n <= 0)
-		return NULL;
-	w = malloc((size_t)n * sizeof(*w));
-	if (w && MultiByteToWideChar(CP_UTF8, 0, s, -1, w, n) <= 0) {
-		free(w);
-		w = NULL;
-	}
-	return w;
 }
 
 /**
@@ -201,7 +188,7 @@ static int wsl_spawn(const char *const *argv, HANDLE *proc, HANDLE *out, HANDLE 
 		rc = mvm_set_error(rc, "WSL2: command line for %s too long", argv[0]);
 		goto out;
 	}
-	wcmd = wsl_widen(cmd);
+	wcmd = mvm_fs_widen(cmd);
 	if (!wcmd) {
 		rc = mvm_set_error(-EINVAL, "WSL2: command line is not valid UTF-8: %s", cmd);
 		goto out;
@@ -308,38 +295,8 @@ static int wsl_run(const char *const *argv, char *buf, size_t size, size_t *len,
 	return 0;
 }
 
-/** wsl_mkdir() - CreateDirectoryW() of UTF-8 @path; Return: 0 (also if it exists) or -1. */
-static int wsl_mkdir(const char *path)
-{
-	wchar_t *w = wsl_widen(path);
-	int ok = w && (CreateDirectoryW(w, NULL) || GetLastError() == ERROR_ALREADY_EXISTS);
-
-	free(w);
-	return ok ? 0 : -1;
-}
-
-/** wsl_delete() - DeleteFileW() of UTF-8 @path. */
-static void wsl_delete(const char *path)
-{
-	wchar_t *w = wsl_widen(path);
-
-	if (w)
-		DeleteFileW(w);
-	free(w);
-}
-
-/** wsl_fopen() - _wfopen() of UTF-8 @path (fopen() would take it in the ANSI code page) */
-static FILE *wsl_fopen(const char *path, const wchar_t *mode)
-{
-	wchar_t *w = wsl_widen(path);
-	FILE *f = w ? _wfopen(w, mode) : NULL;
-
-	free(w);
-	return f;
-}
-
 /**
- * wsl_app_dir() - %LOCALAPPDATA%\microvm\@sub (both created)
+ * wsl_app_dir() - %LOCALAPPDATA%\microvm\@sub (both created), as UTF-8: mvm_fs_app_dir()
  * @sub:	"wsl" (the distribution's disk and version record), "state" (the agent's), or
  *		NULL for %LOCALAPPDATA%\microvm itself (the appliance lock)
  *
@@ -347,24 +304,16 @@ static FILE *wsl_fopen(const char *path, const wchar_t *mode)
  */
 static int wsl_app_dir(char *out, size_t size, const char *sub)
 {
-	wchar_t wbase[MAX_PATH];
-	char base[MAX_PATH * 3], dir[MAX_PATH * 3 + 16];
-	DWORD n;
+	int rc;
 
-	/* the wide variable: the ANSI one mangles a C:\\Users\\Müller outside the code page */
-	n = GetEnvironmentVariableW(L"LOCALAPPDATA", wbase, MAX_PATH);
-	if (!n || n >= MAX_PATH ||
-	    !WideCharToMultiByte(CP_UTF8, 0, wbase, -1, base, sizeof(base), NULL, NULL))
-		return mvm_set_error(-ENOENT, "WSL2: LOCALAPPDATA is not set");
-	snprintf(dir, sizeof(dir), "%s\\microvm", base);
-	wsl_mkdir(dir);
-	if (sub)
-		snprintf(out, size, "%s\\microvm\\%s", base, sub);
-	else
-		snprintf(out, size, "%s", dir);
-	if (wsl_mkdir(out))
-		return mvm_set_error(-EIO, "WSL2: cannot create %s (error %lu)", out,
-				     GetLastError());
+	out[0] = '\0';		/* stays empty if LOCALAPPDATA is not set */
+	rc = mvm_fs_app_dir(sub, out, size);
+	if (rc == -ENOENT && !out[0])
+		return mvm_set_error(rc, "WSL2: LOCALAPPDATA is not set");
+	if (rc == -ENAMETOOLONG)
+		return mvm_set_error(rc, "WSL2: the path of %%LOCALAPPDATA%%\\microvm is too long");
+	if (rc)
+		return mvm_set_error(rc, "WSL2: cannot create %s (%s)", out, strerror(-rc));
 	return 0;
 }
 
@@ -377,7 +326,7 @@ static int wsl_app_dir(char *out, size_t size, const char *sub)
  */
 static HANDLE wsl_lock_open(const char *path, DWORD access, DWORD share, DWORD how)
 {
-	wchar_t *wpath = wsl_widen(path);
+	wchar_t *wpath = mvm_fs_widen(path);
 	HANDLE h = INVALID_HANDLE_VALUE;
 
 	/* not inheritable: the wsl.exe children must not keep the lock after we are gone */
@@ -541,7 +490,7 @@ static int wsl_image_version(const char *path, char hex[65])
 	BCRYPT_ALG_HANDLE alg = NULL;
 	BCRYPT_HASH_HANDLE h = NULL;
 	unsigned char digest[32], *buf;
-	wchar_t *wpath = wsl_widen(path);
+	wchar_t *wpath = mvm_fs_widen(path);
 	HANDLE f = INVALID_HANDLE_VALUE;
 	DWORD n;
 	int rc = -EIO, i;
@@ -592,7 +541,7 @@ static int wsl_record_matches(const char *dir, const char *hex)
 	FILE *f;
 
 	wsl_record_path(path, sizeof(path), dir);
-	f = wsl_fopen(path, L"rb");
+	f = mvm_fs_fopen(path, "rb");
 	if (!f)
 		return 0;
 	if (!fgets(got, sizeof(got), f))
@@ -620,7 +569,7 @@ static int wsl_unregister(const char *exe, const char *dir)
 	if (status)
 		return wsl_fail("`wsl --unregister " WSL_DISTRO "`", status, out, len);
 	wsl_record_path(path, sizeof(path), dir);
-	wsl_delete(path);
+	mvm_fs_unlink(path);
 	return 0;
 }
 
@@ -697,7 +646,7 @@ static int wsl_ensure_distro(struct wsl *w)
 	if (status)
 		return wsl_fail("`wsl --import " WSL_DISTRO "`", status, out, len);
 	wsl_record_path(path, sizeof(path), dir);
-	f = wsl_fopen(path, L"wb");
+	f = mvm_fs_fopen(path, "wb");
 	if (!f || fprintf(f, "%s\n", hex) < 0 || fclose(f)) {
 		if (f)
 			fclose(f);
@@ -783,7 +732,7 @@ static int wsl_remove_tree(const wchar_t *dir, const wchar_t *skip)
 static int wsl_purge(const char *dir, HANDLE volatile *lock)
 {
 	FILE_DISPOSITION_INFO del = { .DeleteFile = TRUE };
-	wchar_t *wdir = wsl_widen(dir);
+	wchar_t *wdir = mvm_fs_widen(dir);
 	HANDLE h;
 	int rc;
 
@@ -843,7 +792,7 @@ int mvm_wsl_uninstall_ex(unsigned int flags)
 		char path[MAX_PATH * 3 + 16];
 
 		wsl_record_path(path, sizeof(path), dir);
-		wsl_delete(path);
+		mvm_fs_unlink(path);
 	} else if (rc > 0) {
 		rc = wsl_unregister(exe, dir);
 		if (!rc)
@@ -953,7 +902,7 @@ static char *wsl_find_rootfs(const char *given, int *rc)
 
 	*rc = 0;
 	if (given) {
-		wchar_t *w = wsl_widen(given);
+		wchar_t *w = mvm_fs_widen(given);
 		DWORD attr = w ? GetFileAttributesW(w) : INVALID_FILE_ATTRIBUTES;
 
 		free(w);

@@ -47,7 +47,9 @@
 
 #include <winsock2.h>
 #include <windows.h>
+#include <shellapi.h>
 
+#include "runtime/compat.h"
 #include "wsl/wsl_cmd.h"
 
 #define WSL_FAIL 0xffffffffu	/* wsl.exe's exit status when it fails itself */
@@ -88,6 +90,16 @@ static void note(const char *what, const char *a, const char *b, const char *c)
 	fprintf(f, "%s %s%s%s%s%s\n", what, a, b ? " " : "", b ? b : "", c ? " " : "",
 		c ? c : "");
 	fclose(f);
+}
+
+/* exists() - is there a file or folder at UTF-8 @p? */
+static int exists(const char *p)
+{
+	wchar_t *w = mvm_fs_widen(p);
+	DWORD attr = w ? GetFileAttributesW(w) : INVALID_FILE_ATTRIBUTES;
+
+	free(w);
+	return attr != INVALID_FILE_ATTRIBUTES;
 }
 
 /* unix_path() - Wine's Unix name of a Windows path (static buffer) */
@@ -231,14 +243,14 @@ static DWORD import(const char *name, const char *dir, const char *tar, int vers
 		    "ERROR_ALREADY_EXISTS\n");
 		return WSL_FAIL;
 	}
-	if (GetFileAttributesA(tar) == INVALID_FILE_ATTRIBUTES) {
+	if (!exists(tar)) {
 		say("The system cannot find the file specified.\nError code: Wsl/Service/"
 		    "RegisterDistro/ERROR_FILE_NOT_FOUND\n");
 		return WSL_FAIL;
 	}
-	CreateDirectoryA(dir, NULL);
+	mvm_fs_mkdir(dir);
 	snprintf(vhdx, sizeof(vhdx), "%s\\ext4.vhdx", dir);
-	if (GetFileAttributesA(vhdx) != INVALID_FILE_ATTRIBUTES) {
+	if (exists(vhdx)) {
 		say("The file exists.\nError code: Wsl/Service/RegisterDistro/ERROR_FILE_EXISTS\n");
 		return WSL_FAIL;
 	}
@@ -260,7 +272,7 @@ static DWORD import(const char *name, const char *dir, const char *tar, int vers
 		    "RegisterDistro/0x8000000d\n");
 		return WSL_FAIL;
 	}
-	f = fopen(vhdx, "w");
+	f = mvm_fs_fopen(vhdx, "w");
 	if (f)
 		fclose(f);
 	f = fopen(path("distros"), "a");
@@ -304,7 +316,7 @@ static DWORD unregister(const char *name)
 	snprintf(root, sizeof(root), "%s/%s", u, d.name);
 	helper(args, 0);
 	snprintf(vhdx, sizeof(vhdx), "%s\\ext4.vhdx", d.dir);
-	DeleteFileA(vhdx);
+	mvm_fs_unlink(vhdx);
 	forget(d.name);
 	say("The operation completed successfully.\n");
 	return 0;
@@ -407,8 +419,9 @@ static DWORD helper(const char *const *args, int bridge_stdin)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	char self[MAX_PATH], cmd[8192], token[40], status_w[MAX_PATH * 2], status_u[MAX_PATH * 3];
-	STARTUPINFOA si = { .cb = sizeof(si) };
+	STARTUPINFOW si = { .cb = sizeof(si) };
 	PROCESS_INFORMATION pi;
+	wchar_t *wcmd = NULL;
 	unsigned char rnd[16];
 	int len = sizeof(sa), i, n;
 	SOCKET ls, c = INVALID_SOCKET;
@@ -462,10 +475,13 @@ static DWORD helper(const char *const *args, int bridge_stdin)
 		argv[n] = NULL;
 		n = wsl_cmdline(cmd, sizeof(cmd), argv);
 	}
-	if (n < 0 || !CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+	wcmd = n < 0 ? NULL : mvm_fs_widen(cmd);
+	if (!wcmd || !CreateProcessW(NULL, wcmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+		free(wcmd);
 		printf("fake-wsl: cannot start wsl_distro.py\n");
 		return WSL_FAIL;
 	}
+	free(wcmd);
 	/* the helper connects within seconds, or something is wrong */
 	{
 		fd_set rd;
@@ -516,7 +532,8 @@ static DWORD helper(const char *const *args, int bridge_stdin)
 	return st;
 }
 
-int main(int argc, char **argv)
+/* wsl() - the command: @argv in UTF-8 */
+static int wsl(int argc, char **argv)
 {
 	const char *dir = getenv("FAKE_WSL_DIR"), *distro = "microvm", *user = "root";
 	char cmdline[8192] = "";
@@ -597,4 +614,29 @@ int main(int argc, char **argv)
 			      argv[i]);
 	note("shell", distro, user, cmdline);
 	return (int)run(distro, user, NULL, cmdline);
+}
+
+/*
+ * main() - wsl.exe takes its command line as UTF-16 (a path under C:\Users\Пётр arrives
+ * whole): the arguments from GetCommandLineW(), in UTF-8, not the ANSI argv
+ */
+int main(void)
+{
+	wchar_t **wargv;
+	char **argv;
+	int argc, i, len;
+
+	wargv = CommandLineToArgvW(GetCommandLineW(), &argc);
+	argv = wargv ? calloc((size_t)argc + 1, sizeof(*argv)) : NULL;
+	if (!argv)
+		return 2;
+	for (i = 0; i < argc; i++) {
+		len = WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, NULL, 0, NULL, NULL);
+		argv[i] = len > 0 ? malloc((size_t)len) : NULL;
+		if (!argv[i])
+			return 2;
+		WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, argv[i], len, NULL, NULL);
+	}
+	LocalFree(wargv);
+	return wsl(argc, argv);
 }
