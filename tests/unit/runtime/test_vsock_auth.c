@@ -58,15 +58,19 @@ static ssize_t read_some(int fd, void *buf, size_t n)
 static void *agent_thread(void *arg)
 {
 	struct agent *a = arg;
-	uint8_t key[MVM_AUTH_KEY_LEN], buf[64], out[MVM_AUTH_CHALLENGE_LEN];
-	struct mvm_auth st;
+	uint8_t buf[64], out[MVM_AUTH_CHALLENGE_LEN];
+	struct mvm_auth_key key = { 0 };
+	struct mvm_auth st = { 0 };
 	int fd = accept(a->lfd, NULL, NULL);
 	ssize_t n;
 
 	if (fd < 0)
 		return NULL;
-	mvm_auth_key_from_hex(a->mode == AG_OTHER_KEY ? OTHER : SECRET, 64, key);
-	mvm_auth_agent_init(&st, key, a->port);
+	if (mvm_auth_key_init_hex(&key, a->mode == AG_OTHER_KEY ? OTHER : SECRET, 64) ||
+	    mvm_auth_agent_init(&st, &key, a->port)) {
+		a->result = -ENOMEM;
+		goto out;
+	}
 	if (a->mode == AG_PLAIN) {
 		(void)!write(fd, "{\"status\":\"pong\"}\n", 18);
 		while (read_some(fd, buf, sizeof(buf)) > 0)
@@ -110,6 +114,8 @@ static void *agent_thread(void *arg)
 	(void)!write(fd, a->got, a->got_len);
 	(void)!write(fd, "\n", 1);
 out:
+	mvm_auth_wipe(&st);
+	mvm_auth_key_fini(&key);
 	close(fd);
 	return NULL;
 }
