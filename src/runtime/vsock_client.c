@@ -25,7 +25,9 @@
  *   the secret nothing but a random nonce is sent, so an impostor learns nothing; a failure
  *   is -EACCES, "the agent at HOST:PORT failed authentication (wrong secret or not our
  *   agent)".  Callers (mvm_vsock_request(), the SOCKS server) see no difference.  An
- *   unkeyed client connects plainly (virtio-vsock: only our VMM reaches the guest).
+ *   unkeyed client connects plainly (virtio-vsock: only our VMM reaches the guest).  The
+ *   key is set up for HMAC once, in mvm_vsock_set_secret(); each connect copies it under
+ *   the lock, so connects in parallel threads never share a context in use.
  *
  * Streams are plain file descriptors owned by the caller; freeing the client does not close
  * them.  On Windows they are Winsock SOCKETs (close them with mvm_vsock_close_stream());

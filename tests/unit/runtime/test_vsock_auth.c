@@ -257,6 +257,29 @@ static void test_set_secret(void **state)
 	mvm_vsock_free(vs);
 }
 
+/* A replaced secret: the next connect uses the new key, the old one is gone (ASan: freed once) */
+static void test_secret_replaced(void **state)
+{
+	mvm_vsock *vs = keyed(OTHER);
+	char *resp = NULL;
+	struct agent a;
+
+	(void)state;
+	assert_int_equal(mvm_vsock_set_secret(vs, SECRET), 0);
+	agent_start(&a, AG_GOOD);
+	assert_int_equal(mvm_vsock_request(vs, a.port, "x", 1, &resp, NULL, 2000), 0);
+	assert_string_equal(resp, "ok:x");
+	free(resp);
+	agent_join(&a);
+	assert_int_equal(a.result, MVM_AUTH_DONE);
+	/* and back: the agent with SECRET is refused again */
+	assert_int_equal(mvm_vsock_set_secret(vs, OTHER), 0);
+	agent_start(&a, AG_GOOD);
+	assert_int_equal(mvm_vsock_connect(vs, a.port, 2000), -EACCES);
+	agent_join(&a);
+	mvm_vsock_free(vs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_silent_agent),
 		cmocka_unit_test(test_wrong_secret_on_host),
 		cmocka_unit_test(test_set_secret),
+		cmocka_unit_test(test_secret_replaced),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
