@@ -27,8 +27,8 @@
  *   inner and outer pads already hashed) when the secret is loaded, and each handshake
  *   takes its own copy of it (mvm_auth_host_hello(), mvm_auth_agent_init()), which computes
  *   its two MACs and is freed, wiped, by mvm_auth_wipe().  Making the keyed context is what
- *   costs (libcrypto fetches the algorithm and hashes the padded key, twice as much as the
- *   MAC itself); copying it is cheap.  A key is only read by the handshakes that copy it,
+ *   costs (libcrypto fetches the algorithm and hashes the padded key: more than the MAC
+ *   itself); copying it is cheap (docs/performance.md).  A key is only read by the handshakes that copy it,
  *   so several threads may start handshakes from one key at once; whoever owns the key
  *   keeps it until no handshake is being started from it any more (mvm_auth_key_fini()
  *   wipes and frees it; a handshake's copy does not depend on it).
