@@ -152,6 +152,24 @@ static mvm_vsock *keyed(const char *secret)
 	return vs;
 }
 
+/**
+ * request_x() - start an agent in @mode, send it "x" through @vs, expect @want back
+ * @vs:		client
+ * @mode:	the agent's behaviour
+ * @want:	the answer
+ * @a:		receives the agent, joined
+ */
+static void request_x(mvm_vsock *vs, enum agent_mode mode, const char *want, struct agent *a)
+{
+	char *resp = NULL;
+
+	agent_start(a, mode);
+	assert_int_equal(mvm_vsock_request(vs, a->port, "x", 1, &resp, NULL, 2000), 0);
+	assert_string_equal(resp, want);
+	free(resp);
+	agent_join(a);
+}
+
 static void test_good_agent(void **state)
 {
 	struct agent a;
@@ -240,7 +258,6 @@ static void test_set_secret(void **state)
 {
 	mvm_vsock *vs = mvm_vsock_new_tcp("127.0.0.1");
 	struct agent a;
-	char *resp = NULL;
 
 	(void)state;
 	assert_int_equal(mvm_vsock_set_secret(vs, "abc"), -EINVAL);
@@ -249,11 +266,7 @@ static void test_set_secret(void **state)
 	/* unkeyed: plain, as over virtio-vsock */
 	assert_int_equal(mvm_vsock_set_secret(vs, SECRET), 0);
 	assert_int_equal(mvm_vsock_set_secret(vs, NULL), 0);
-	agent_start(&a, AG_PLAIN);
-	assert_int_equal(mvm_vsock_request(vs, a.port, "x", 1, &resp, NULL, 2000), 0);
-	assert_string_equal(resp, "{\"status\":\"pong\"}");
-	free(resp);
-	agent_join(&a);
+	request_x(vs, AG_PLAIN, "{\"status\":\"pong\"}", &a);
 	mvm_vsock_free(vs);
 }
 
@@ -261,16 +274,11 @@ static void test_set_secret(void **state)
 static void test_secret_replaced(void **state)
 {
 	mvm_vsock *vs = keyed(OTHER);
-	char *resp = NULL;
 	struct agent a;
 
 	(void)state;
 	assert_int_equal(mvm_vsock_set_secret(vs, SECRET), 0);
-	agent_start(&a, AG_GOOD);
-	assert_int_equal(mvm_vsock_request(vs, a.port, "x", 1, &resp, NULL, 2000), 0);
-	assert_string_equal(resp, "ok:x");
-	free(resp);
-	agent_join(&a);
+	request_x(vs, AG_GOOD, "ok:x", &a);
 	assert_int_equal(a.result, MVM_AUTH_DONE);
 	/* and back: the agent with SECRET is refused again */
 	assert_int_equal(mvm_vsock_set_secret(vs, OTHER), 0);
