@@ -6,7 +6,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 build=${MICROVM_BUILD:-build}
-for b in boot vsock socks socks_count nsbox; do
+for b in boot vsock socks socks_count hmac_cost nsbox; do
 	echo "=== bench/$b.sh"
 	case $b in
 	vsock) sh bench/vsock.sh "$build" ;;

@@ -3,7 +3,7 @@
 # system calls (strace -c -f attached to the running process, all its threads) and user-space
 # instructions (valgrind --tool=callgrind, its counters zeroed before the connections and
 # dumped after them), per connection, for one or more builds of `microvm up` side by side,
-# plus the system calls of the agent's inbound proxy (each build's own agent).
+# plus the same two counts for the agent's inbound proxy (each build's own agent).
 #
 # The places are those of socks.sh: a network namespace stands in for the guest (the agent
 # serves port 7602 there over TCP with a secret), the 1-byte echo target
@@ -14,15 +14,16 @@
 #   0. its agent (AGENT= to use one for all builds) started in the guest's namespace;
 #   1. `up --detach`, $WARM connections, strace attached to it and to the agent, $COUNT
 #      connections, strace detached: calls per connection (total, and per system call);
-#   2. `up` in the foreground under callgrind, $WARM connections, counters zeroed, $COUNT
-#      connections, counters dumped: instructions per connection (every thread, user space).
+#   2. the agent restarted under callgrind, `up` in the foreground under callgrind, $WARM
+#      connections, both counters zeroed, $COUNT connections, both dumped: instructions per
+#      connection (every thread, user space) of `up` and of the agent.
 #
 # What else the process does meanwhile (the manager's watchdog pings the agent every 2 s) is
 # counted too; it is a few calls per second, well under 0.1 per connection here.  Under
 # callgrind the threads run one at a time and no seccomp filter is installed (valgrind has no
-# seccomp(): bench/nofilter.c, preloaded, makes libseccomp's calls succeed without a filter,
-# which runs in the kernel and costs no user-space instruction); the system-call counts come
-# from the normal, filtered run.
+# seccomp(): bench/nofilter.c, preloaded into `up` and the agent, makes libseccomp's calls
+# succeed without a filter, which runs in the kernel and costs no user-space instruction); the
+# system-call counts come from the normal, filtered run.
 #
 # Needs root, strace and valgrind.  Usage:
 #   sh bench/socks_count.sh [LABEL=BUILD_DIR ...]    (default: new=build; COUNT=1000 WARM=50)
@@ -46,7 +47,7 @@ tmp=$(mktemp -d)
 ctl=$tmp/ctl.sock
 
 cleanup() {
-	[ -z "${KEEP:-}" ] || { mkdir -p "$KEEP" && cp "$tmp"/sys.* "$tmp"/agent.* "$tmp"/cg.* "$KEEP"/ 2>/dev/null; } || true
+	[ -z "${KEEP:-}" ] || { mkdir -p "$KEEP" && cp "$tmp"/sys.* "$tmp"/agent.* "$tmp"/cg.* "$tmp"/cga.* "$KEEP"/ 2>/dev/null; } || true
 	for b in "$@"; do
 		MICROVM_CONTROL=$ctl "${b#*=}/src/cli/microvm" down >/dev/null 2>&1 || true
 	done
@@ -88,15 +89,26 @@ strace_off() {
 	wait "$(cat "$1.pid")" 2>/dev/null || true
 }
 
+# agent_start LABEL BUILD [WRAPPER...]: the build's agent in the guest's namespace; apid=its pid
+agent_start() {
+	label_=$1 build_=$2
+	shift 2
+	ip netns exec "$ns" "$@" "$(agent_of "$build_")" --transport tcp --listen 127.0.0.1 \
+		--state-dir "$tmp/state" --run-dir "$tmp/run" --auth-secret-file "$tmp/secret" \
+		>>"$tmp/agent.$label_.log" 2>&1 &
+	waitport "$ns" 7602
+	apid=$(ip netns pids "$ns" | head -1)
+}
+agent_stop() {
+	kill "$apid"
+	while kill -0 "$apid" 2>/dev/null; do sleep 0.1; done
+}
+
 for b in "$@"; do
 	label=${b%%=*}
 	mvm=${b#*=}/src/cli/microvm
 	# 0. the agent
-	ip netns exec "$ns" "$(agent_of "${b#*=}")" --transport tcp --listen 127.0.0.1 \
-		--state-dir "$tmp/state" --run-dir "$tmp/run" --auth-secret-file "$tmp/secret" \
-		>"$tmp/agent.$label.log" 2>&1 &
-	waitport "$ns" 7602
-	apid=$(ip netns pids "$ns" | head -1)
+	agent_start "$label" "${b#*=}"
 	# 1. system calls
 	port=$(freeport)
 	MICROVM_CONTROL=$ctl "$mvm" up $up_args --socks "127.0.0.1:$port" --detach >/dev/null
@@ -108,7 +120,10 @@ for b in "$@"; do
 	strace_off "$tmp/sys.$label"
 	strace_off "$tmp/agent.$label"
 	MICROVM_CONTROL=$ctl "$mvm" down >/dev/null
+	agent_stop
 	# 2. instructions
+	agent_start "$label" "${b#*=}" env LD_PRELOAD="$NOFILTER" valgrind --tool=callgrind -q \
+		--callgrind-out-file="$tmp/cga.$label.%p"
 	port=$(freeport)
 	LD_PRELOAD=$NOFILTER MICROVM_CONTROL=$ctl valgrind --tool=callgrind -q \
 		--callgrind-out-file="$tmp/cg.$label.%p" "$mvm" up $up_args \
@@ -117,15 +132,17 @@ for b in "$@"; do
 	waitport - "$port"
 	conns "$WARM" "$port"
 	callgrind_control -z "$vpid" >/dev/null
+	callgrind_control -z "$apid" >/dev/null
 	conns "$COUNT" "$port"
 	callgrind_control -d "$vpid" >/dev/null
+	callgrind_control -d "$apid" >/dev/null
 	MICROVM_CONTROL=$ctl "$mvm" down >/dev/null
 	wait "$vpid" || true
-	kill "$apid"
-	while kill -0 "$apid" 2>/dev/null; do sleep 0.1; done
-	# the dump callgrind_control asked for (the file without a suffix is the one at exit)
-	ls "$tmp"/cg."$label".*.[0-9]* >/dev/null
+	agent_stop
+	# the dumps callgrind_control asked for (the file without a suffix is the one at exit)
+	ls "$tmp"/cg."$label".*.[0-9]* "$tmp"/cga."$label".*.[0-9]* >/dev/null
 	cat "$tmp"/cg."$label".*.[0-9]* | sed -n 's/^summary: *//p' | head -1 >"$tmp/ins.$label"
+	cat "$tmp"/cga."$label".*.[0-9]* | sed -n 's/^summary: *//p' | head -1 >"$tmp/ains.$label"
 done
 
 $py - "$tmp" "$COUNT" "$@" <<'EOF'
@@ -143,13 +160,15 @@ def calls(path):
 sysc = {b: calls(f"{tmp}/sys.{b}") for b in builds}
 agent = {b: calls(f"{tmp}/agent.{b}") for b in builds}
 ins = {b: int(open(f"{tmp}/ins.{b}").read().split()[0]) for b in builds}
+ains = {b: int(open(f"{tmp}/ains.{b}").read().split()[0]) for b in builds}
 per = lambda n: f"{n / count:.2f}"
 print(f"per SOCKS connection ({count} connections):\n")
-print("| build | instructions (microvm up) | system calls (microvm up) | system calls (agent) |")
-print("|---|---:|---:|---:|")
+print("| build | instructions (microvm up) | system calls (microvm up) "
+      "| instructions (agent) | system calls (agent) |")
+print("|---|---:|---:|---:|---:|")
 for b in builds:
     print(f"| {b} | {ins[b] / count:,.0f} | {per(sysc[b].get('total', 0))} "
-          f"| {per(agent[b].get('total', 0))} |")
+          f"| {ains[b] / count:,.0f} | {per(agent[b].get('total', 0))} |")
 
 
 def per_call(title, counts):

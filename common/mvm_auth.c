@@ -3,15 +3,17 @@
  * auth.c - the authenticated-transport handshake (see mvm_auth.h for the theory of operation)
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #ifdef _WIN32
 #include <windows.h>
 #include <bcrypt.h>
 #else
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #endif
 
@@ -80,24 +82,214 @@ int mvm_auth_random(void *buf, size_t n)
 #endif
 }
 
+#ifdef _WIN32
 /**
- * mvm_auth_mac() - HMAC-SHA256(key, label | port (4 bytes BE) | nh | na)
- * @key:	the shared key
+ * auth_alg() - CNG's HMAC-SHA256 provider, opened once for the process
+ *
+ * Keyed hashes and their copies must not outlive the provider they were made with, and a
+ * handshake's copy may outlive the key it came from (mvm_vsock_set_secret() replaces a key
+ * while a connect is under way), so the provider is never closed.  Two threads racing here
+ * each open one; the loser closes its own.
+ *
+ * Return: the provider, or NULL.
+ */
+static BCRYPT_ALG_HANDLE auth_alg(void)
+{
+	static PVOID alg;
+	BCRYPT_ALG_HANDLE a = InterlockedCompareExchangePointer(&alg, NULL, NULL), prev;
+
+	if (a)
+		return a;
+	if (BCryptOpenAlgorithmProvider(&a, BCRYPT_SHA256_ALGORITHM, NULL,
+					BCRYPT_ALG_HANDLE_HMAC_FLAG) != 0)
+		return NULL;
+	prev = InterlockedCompareExchangePointer(&alg, a, NULL);
+	if (prev) {
+		BCryptCloseAlgorithmProvider(a, 0);
+		return prev;
+	}
+	return a;
+}
+#endif
+
+/**
+ * auth_ctx_dup() - a copy of a keyed context, independent of the original
+ * @mac:	keyed context (struct mvm_auth_key's or a handshake's)
+ *
+ * Only reads @mac, so threads may copy one key at the same time.
+ *
+ * Return: the copy, or NULL (out of memory, or no key).
+ */
+static void *auth_ctx_dup(const void *mac)
+{
+	if (!mac)
+		return NULL;
+#ifdef _WIN32
+	{
+		BCRYPT_HASH_HANDLE h = NULL;
+
+		if (BCryptDuplicateHash((BCRYPT_HASH_HANDLE)mac, &h, NULL, 0, 0) != 0)
+			return NULL;
+		return h;
+	}
+#else
+	return EVP_MAC_CTX_dup(mac);
+#endif
+}
+
+/**
+ * auth_ctx_free() - free a keyed context; the library wipes the key state it holds
+ * @mac:	context, or NULL
+ */
+static void auth_ctx_free(void *mac)
+{
+	if (!mac)
+		return;
+#ifdef _WIN32
+	BCryptDestroyHash((BCRYPT_HASH_HANDLE)mac);
+#else
+	EVP_MAC_CTX_free(mac);
+#endif
+}
+
+/**
+ * auth_ctx_mac() - HMAC-SHA256 of @msg under the key @mac was made with
+ * @mac:	keyed context; still usable for the next MAC afterwards
+ * @used:	whether @mac computed a MAC before (a fresh copy of a key's context did not);
+ *		set here
+ * @msg:	message
+ * @n:		its length
+ * @out:	receives the MAC
+ *
+ * libcrypto: EVP_MAC_init() without a key starts a used context over from its hashed inner
+ * pad (its state right after the key); a fresh copy is in that state already.  CNG has no
+ * such reset (a hash is finished once), so the MAC is computed on a copy.
+ *
+ * Return: 0 or -EIO when the crypto library fails.
+ */
+static int auth_ctx_mac(void *mac, bool *used, const uint8_t *msg, size_t n,
+			uint8_t out[MVM_AUTH_MAC_LEN])
+{
+#ifdef _WIN32
+	BCRYPT_HASH_HANDLE h = auth_ctx_dup(mac);
+	int ret = -EIO;
+
+	*used = true;
+	if (h && BCryptHashData(h, (PUCHAR)msg, (ULONG)n, 0) == 0 &&
+	    BCryptFinishHash(h, out, MVM_AUTH_MAC_LEN, 0) == 0)
+		ret = 0;
+	auth_ctx_free(h);
+	return ret;
+#else
+	size_t ol = 0;
+	bool reset = *used;
+
+	*used = true;
+	if (!mac || (reset && !EVP_MAC_init(mac, NULL, 0, NULL)) || !EVP_MAC_update(mac, msg, n) ||
+	    !EVP_MAC_final(mac, out, &ol, MVM_AUTH_MAC_LEN) || ol != MVM_AUTH_MAC_LEN)
+		return -EIO;
+	return 0;
+#endif
+}
+
+/**
+ * mvm_auth_key_init() - set a key up for HMAC-SHA256, once for all its handshakes
+ * @k:		receives the keyed context (must not hold one: mvm_auth_key_fini() first)
+ * @key:	the shared key; the caller wipes its own copy
+ *
+ * Return: 0, -ENOMEM or -EIO (the crypto library failed); @k is left without a key then.
+ */
+int mvm_auth_key_init(struct mvm_auth_key *k, const uint8_t key[MVM_AUTH_KEY_LEN])
+{
+#ifdef _WIN32
+	BCRYPT_ALG_HANDLE alg = auth_alg();
+	BCRYPT_HASH_HANDLE h = NULL;
+
+	k->mac = NULL;
+	if (!alg || BCryptCreateHash(alg, &h, NULL, 0, (PUCHAR)key, MVM_AUTH_KEY_LEN, 0) != 0)
+		return -EIO;
+	k->mac = h;
+	return 0;
+#else
+	char digest[] = "SHA256";
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+	int ret = 0;
+
+	k->mac = NULL;
+	/* the context holds its own reference to the algorithm */
+	EVP_MAC_free(hmac);
+	if (!ctx)
+		return hmac ? -ENOMEM : -EIO;
+	if (!EVP_MAC_init(ctx, key, MVM_AUTH_KEY_LEN, params)) {
+		EVP_MAC_CTX_free(ctx);
+		ret = -EIO;
+	} else {
+		k->mac = ctx;
+	}
+	return ret;
+#endif
+}
+
+/**
+ * mvm_auth_key_init_hex() - mvm_auth_key_init() from the auth secret's hex form
+ * @k:		receives the keyed context (must not hold one)
+ * @hex:	MVM_SECRET_HEX_LEN hex characters (either case)
+ * @len:	length of @hex
+ *
+ * The decoded key exists only on this function's stack and is wiped before it returns.
+ *
+ * Return: 0, -EINVAL when @hex is not exactly 64 hex characters, -ENOMEM or -EIO.
+ */
+int mvm_auth_key_init_hex(struct mvm_auth_key *k, const char *hex, size_t len)
+{
+	uint8_t key[MVM_AUTH_KEY_LEN];
+	int ret = mvm_auth_key_from_hex(hex, len, key);
+
+	k->mac = NULL;
+	if (!ret)
+		ret = mvm_auth_key_init(k, key);
+	mvm_auth_cleanse(key, sizeof(key));
+	return ret;
+}
+
+/**
+ * mvm_auth_key_fini() - free a key's context (the library wipes the key state in it)
+ * @k:		key; afterwards without a key (again usable with mvm_auth_key_init())
+ *
+ * Handshakes already started from @k keep working: each has its own copy.
+ */
+void mvm_auth_key_fini(struct mvm_auth_key *k)
+{
+	if (!k)
+		return;
+	auth_ctx_free(k->mac);
+	k->mac = NULL;
+}
+
+/**
+ * auth_mac() - HMAC-SHA256(key, label | port (4 bytes BE) | nh | na)
+ * @mac:	keyed context (a handshake's copy)
+ * @used:	whether @mac computed a MAC before (auth_ctx_mac()); set here
  * @label:	MVM_AUTH_LABEL_AGENT or MVM_AUTH_LABEL_HOST (without its NUL)
  * @port:	the connection's port
  * @nh:		the host's nonce
  * @na:		the agent's nonce
  * @out:	receives the MAC
  *
- * Return: 0 or -EIO when the crypto library fails.
+ * Return: 0, -EINVAL for a label over 64 bytes, or -EIO when the crypto library fails.
  */
-int mvm_auth_mac(const uint8_t key[MVM_AUTH_KEY_LEN], const char *label, uint32_t port,
-		 const uint8_t nh[MVM_AUTH_NONCE_LEN], const uint8_t na[MVM_AUTH_NONCE_LEN],
-		 uint8_t out[MVM_AUTH_MAC_LEN])
+static int auth_mac(void *mac, bool *used, const char *label, uint32_t port,
+		    const uint8_t nh[MVM_AUTH_NONCE_LEN], const uint8_t na[MVM_AUTH_NONCE_LEN],
+		    uint8_t out[MVM_AUTH_MAC_LEN])
 {
 	uint8_t msg[64 + 4 + 2 * MVM_AUTH_NONCE_LEN];
 	size_t ll = strlen(label), n = 0;
-	int ret = -EIO;
+	int ret;
 
 	if (ll > 64)
 		return -EINVAL;
@@ -111,32 +303,41 @@ int mvm_auth_mac(const uint8_t key[MVM_AUTH_KEY_LEN], const char *label, uint32_
 	n += MVM_AUTH_NONCE_LEN;
 	memcpy(msg + n, na, MVM_AUTH_NONCE_LEN);
 	n += MVM_AUTH_NONCE_LEN;
-#ifdef _WIN32
-	{
-		BCRYPT_ALG_HANDLE alg = NULL;
-		BCRYPT_HASH_HANDLE h = NULL;
-
-		if (BCryptOpenAlgorithmProvider(&alg, BCRYPT_SHA256_ALGORITHM, NULL,
-						BCRYPT_ALG_HANDLE_HMAC_FLAG) == 0 &&
-		    BCryptCreateHash(alg, &h, NULL, 0, (PUCHAR)key, MVM_AUTH_KEY_LEN, 0) == 0 &&
-		    BCryptHashData(h, msg, (ULONG)n, 0) == 0 &&
-		    BCryptFinishHash(h, out, MVM_AUTH_MAC_LEN, 0) == 0)
-			ret = 0;
-		if (h)
-			BCryptDestroyHash(h);
-		if (alg)
-			BCryptCloseAlgorithmProvider(alg, 0);
-	}
-#else
-	{
-		unsigned int ol = 0;
-
-		if (HMAC(EVP_sha256(), key, MVM_AUTH_KEY_LEN, msg, n, out, &ol) &&
-		    ol == MVM_AUTH_MAC_LEN)
-			ret = 0;
-	}
-#endif
+	ret = auth_ctx_mac(mac, used, msg, n, out);
 	mvm_auth_cleanse(msg, sizeof(msg));
+	return ret;
+}
+
+/**
+ * mvm_auth_mac() - HMAC-SHA256(key, label | port (4 bytes BE) | nh | na), one-off
+ * @k:		the shared key (mvm_auth_key_init())
+ * @label:	MVM_AUTH_LABEL_AGENT or MVM_AUTH_LABEL_HOST (without its NUL)
+ * @port:	the connection's port
+ * @nh:		the host's nonce
+ * @na:		the agent's nonce
+ * @out:	receives the MAC
+ *
+ * The MAC a handshake computes, on a copy of @k's context (known-answer tests; a
+ * handshake computes it on its own copy).
+ *
+ * Return: 0, -EINVAL (label over 64 bytes, or @k holds no key), -ENOMEM, or -EIO when the
+ * crypto library fails.
+ */
+int mvm_auth_mac(const struct mvm_auth_key *k, const char *label, uint32_t port,
+		 const uint8_t nh[MVM_AUTH_NONCE_LEN], const uint8_t na[MVM_AUTH_NONCE_LEN],
+		 uint8_t out[MVM_AUTH_MAC_LEN])
+{
+	bool used = false;
+	void *mac;
+	int ret;
+
+	if (!k || !k->mac)
+		return -EINVAL;
+	mac = auth_ctx_dup(k->mac);
+	if (!mac)
+		return -ENOMEM;
+	ret = auth_mac(mac, &used, label, port, nh, na, out);
+	auth_ctx_free(mac);
 	return ret;
 }
 
@@ -163,27 +364,50 @@ int mvm_auth_equal(const void *a, const void *b, size_t n)
 #endif
 }
 
-/** mvm_auth_wipe() - forget the key and the nonces of a finished handshake. */
+/**
+ * mvm_auth_wipe() - end a handshake: free its copy of the keyed context, forget the nonces
+ * @st:		handshake state (started or not, or all zero; wiping twice is harmless)
+ */
 void mvm_auth_wipe(struct mvm_auth *st)
 {
+	auth_ctx_free(st->mac);
 	mvm_auth_cleanse(st, sizeof(*st));
 }
 
 /**
+ * auth_start() - a fresh handshake state holding its own copy of @k's keyed context
+ * @st:		handshake state (initialised here; mvm_auth_wipe() it whatever the result)
+ * @k:		the shared key
+ * @port:	the port the connection is for
+ *
+ * Return: 0, -EINVAL (@k holds no key) or -ENOMEM.
+ */
+static int auth_start(struct mvm_auth *st, const struct mvm_auth_key *k, uint32_t port)
+{
+	memset(st, 0, sizeof(*st));
+	st->port = port;
+	if (!k || !k->mac)
+		return -EINVAL;
+	st->mac = auth_ctx_dup(k->mac);
+	return st->mac ? 0 : -ENOMEM;
+}
+
+/**
  * mvm_auth_host_hello() - start a handshake as the host: the HELLO message
- * @st:		handshake state (initialised here)
- * @key:	the shared key
+ * @st:		handshake state (initialised here; mvm_auth_wipe() it whatever the result)
+ * @k:		the shared key; only read, and not needed once this returns
  * @port:	the port the connection is for
  * @out:	receives HELLO (MVM_AUTH_HELLO_LEN bytes) to send
  *
- * Return: 0 or -EIO (no randomness).
+ * Return: 0, -EINVAL (@k holds no key), -ENOMEM or -EIO (no randomness).
  */
-int mvm_auth_host_hello(struct mvm_auth *st, const uint8_t key[MVM_AUTH_KEY_LEN],
-			uint32_t port, uint8_t out[MVM_AUTH_HELLO_LEN])
+int mvm_auth_host_hello(struct mvm_auth *st, const struct mvm_auth_key *k, uint32_t port,
+			uint8_t out[MVM_AUTH_HELLO_LEN])
 {
-	memset(st, 0, sizeof(*st));
-	memcpy(st->key, key, MVM_AUTH_KEY_LEN);
-	st->port = port;
+	int ret = auth_start(st, k, port);
+
+	if (ret)
+		return ret;
 	if (mvm_auth_random(st->nh, sizeof(st->nh)))
 		return -EIO;
 	memcpy(out, MVM_AUTH_MAGIC, MVM_AUTH_MAGIC_LEN);
@@ -209,29 +433,34 @@ int mvm_auth_host_finish(struct mvm_auth *st, const uint8_t chall[MVM_AUTH_CHALL
 	if (memcmp(chall, MVM_AUTH_MAGIC, MVM_AUTH_MAGIC_LEN))
 		return -EPROTO;
 	memcpy(st->na, chall + MVM_AUTH_MAGIC_LEN, MVM_AUTH_NONCE_LEN);
-	ret = mvm_auth_mac(st->key, MVM_AUTH_LABEL_AGENT, st->port, st->nh, st->na, mac);
+	ret = auth_mac(st->mac, &st->used, MVM_AUTH_LABEL_AGENT, st->port, st->nh, st->na, mac);
 	if (ret)
 		return ret;
 	if (!mvm_auth_equal(mac, chall + MVM_AUTH_MAGIC_LEN + MVM_AUTH_NONCE_LEN, sizeof(mac)))
 		ret = -EACCES;
 	else
-		ret = mvm_auth_mac(st->key, MVM_AUTH_LABEL_HOST, st->port, st->nh, st->na, proof);
+		ret = auth_mac(st->mac, &st->used, MVM_AUTH_LABEL_HOST, st->port, st->nh, st->na,
+			       proof);
 	mvm_auth_cleanse(mac, sizeof(mac));
 	return ret;
 }
 
 /**
  * mvm_auth_agent_init() - start a handshake as the agent
- * @st:		handshake state
- * @key:	the shared key
+ * @st:		handshake state (initialised here; mvm_auth_wipe() it whatever the result)
+ * @k:		the shared key; only read, and not needed once this returns
  * @port:	the port the connection came in on
+ *
+ * Return: 0, -EINVAL (@k holds no key) or -ENOMEM; on failure @st is failed already
+ * (mvm_auth_agent_want() is 0, input is refused).
  */
-void mvm_auth_agent_init(struct mvm_auth *st, const uint8_t key[MVM_AUTH_KEY_LEN],
-			 uint32_t port)
+int mvm_auth_agent_init(struct mvm_auth *st, const struct mvm_auth_key *k, uint32_t port)
 {
-	memset(st, 0, sizeof(*st));
-	memcpy(st->key, key, MVM_AUTH_KEY_LEN);
-	st->port = port;
+	int ret = auth_start(st, k, port);
+
+	if (ret)
+		st->state = -1;
+	return ret;
 }
 
 /**
@@ -295,8 +524,8 @@ int mvm_auth_agent_input(struct mvm_auth *st, const uint8_t *data, size_t n,
 		}
 		memcpy(out, MVM_AUTH_MAGIC, MVM_AUTH_MAGIC_LEN);
 		memcpy(out + MVM_AUTH_MAGIC_LEN, st->na, MVM_AUTH_NONCE_LEN);
-		ret = mvm_auth_mac(st->key, MVM_AUTH_LABEL_AGENT, st->port, st->nh, st->na,
-				   out + MVM_AUTH_MAGIC_LEN + MVM_AUTH_NONCE_LEN);
+		ret = auth_mac(st->mac, &st->used, MVM_AUTH_LABEL_AGENT, st->port, st->nh, st->na,
+			       out + MVM_AUTH_MAGIC_LEN + MVM_AUTH_NONCE_LEN);
 		if (ret) {
 			st->state = -1;
 			return ret;
@@ -305,7 +534,7 @@ int mvm_auth_agent_input(struct mvm_auth *st, const uint8_t *data, size_t n,
 		st->len = 0;
 		return MVM_AUTH_SEND;
 	}
-	ret = mvm_auth_mac(st->key, MVM_AUTH_LABEL_HOST, st->port, st->nh, st->na, mac);
+	ret = auth_mac(st->mac, &st->used, MVM_AUTH_LABEL_HOST, st->port, st->nh, st->na, mac);
 	if (!ret && !mvm_auth_equal(mac, st->buf, sizeof(mac)))
 		ret = -EACCES;
 	mvm_auth_cleanse(mac, sizeof(mac));

@@ -20,12 +20,23 @@
  *   bytes received (fuzzed by fuzz-agent-auth); the I/O belongs to the callers, which also
  *   bound the time a handshake may take.
  *
- *   Crypto comes from the platform's library: OpenSSL's libcrypto on Linux (HMAC-SHA256,
- *   RAND_bytes, CRYPTO_memcmp), CNG (BCrypt) on Windows.
+ *   Crypto comes from the platform's library: OpenSSL's libcrypto on Linux (HMAC-SHA256
+ *   through EVP_MAC, RAND_bytes, CRYPTO_memcmp), CNG (BCrypt) on Windows.
+ *
+ *   The key is set up for HMAC once: mvm_auth_key_init() makes a keyed context (HMAC's
+ *   inner and outer pads already hashed) when the secret is loaded, and each handshake
+ *   takes its own copy of it (mvm_auth_host_hello(), mvm_auth_agent_init()), which computes
+ *   its two MACs and is freed, wiped, by mvm_auth_wipe().  Making the keyed context is what
+ *   costs (libcrypto fetches the algorithm and hashes the padded key: more than the MAC
+ *   itself); copying it is cheap (docs/performance.md).  A key is only read by the handshakes that copy it,
+ *   so several threads may start handshakes from one key at once; whoever owns the key
+ *   keeps it until no handshake is being started from it any more (mvm_auth_key_fini()
+ *   wipes and frees it; a handshake's copy does not depend on it).
  */
 #ifndef MVM_COMMON_AUTH_H
 #define MVM_COMMON_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,8 +48,20 @@
 #define MVM_AUTH_DONE	2	/* authenticated: the port's own protocol follows */
 
 /**
+ * struct mvm_auth_key - a key set up for HMAC-SHA256 once (mvm_auth_key_init())
+ * @mac:	the keyed context: an EVP_MAC_CTX (libcrypto) or a BCRYPT_HASH_HANDLE (CNG);
+ *		NULL when the key is not set
+ *
+ * Zero-initialised, it is "no key"; mvm_auth_key_fini() returns it to that.
+ */
+struct mvm_auth_key {
+	void *mac;
+};
+
+/**
  * struct mvm_auth - one handshake, either side
- * @key:	the shared key
+ * @mac:	this handshake's copy of the keyed context (freed by mvm_auth_wipe())
+ * @used:	whether @mac has computed a MAC (it must be reset before the next)
  * @port:	the port the connection is for (bound into both MACs)
  * @nh:		the host's nonce
  * @na:		the agent's nonce
@@ -47,7 +70,8 @@
  * @state:	agent: 0 reading HELLO, 1 reading PROOF, 2 done, -1 failed
  */
 struct mvm_auth {
-	uint8_t key[MVM_AUTH_KEY_LEN];
+	void *mac;
+	bool used;
 	uint32_t port;
 	uint8_t nh[MVM_AUTH_NONCE_LEN];
 	uint8_t na[MVM_AUTH_NONCE_LEN];
@@ -57,21 +81,23 @@ struct mvm_auth {
 };
 
 int mvm_auth_key_from_hex(const char *hex, size_t len, uint8_t key[MVM_AUTH_KEY_LEN]);
+int mvm_auth_key_init(struct mvm_auth_key *k, const uint8_t key[MVM_AUTH_KEY_LEN]);
+int mvm_auth_key_init_hex(struct mvm_auth_key *k, const char *hex, size_t len);
+void mvm_auth_key_fini(struct mvm_auth_key *k);
 int mvm_auth_random(void *buf, size_t n);
-int mvm_auth_mac(const uint8_t key[MVM_AUTH_KEY_LEN], const char *label, uint32_t port,
+int mvm_auth_mac(const struct mvm_auth_key *k, const char *label, uint32_t port,
 		 const uint8_t nh[MVM_AUTH_NONCE_LEN], const uint8_t na[MVM_AUTH_NONCE_LEN],
 		 uint8_t out[MVM_AUTH_MAC_LEN]);
 int mvm_auth_equal(const void *a, const void *b, size_t n);
 void mvm_auth_wipe(struct mvm_auth *st);
 void mvm_auth_cleanse(void *p, size_t n);
 
-int mvm_auth_host_hello(struct mvm_auth *st, const uint8_t key[MVM_AUTH_KEY_LEN],
-			uint32_t port, uint8_t out[MVM_AUTH_HELLO_LEN]);
+int mvm_auth_host_hello(struct mvm_auth *st, const struct mvm_auth_key *k, uint32_t port,
+			uint8_t out[MVM_AUTH_HELLO_LEN]);
 int mvm_auth_host_finish(struct mvm_auth *st, const uint8_t chall[MVM_AUTH_CHALLENGE_LEN],
 			 uint8_t proof[MVM_AUTH_PROOF_LEN]);
 
-void mvm_auth_agent_init(struct mvm_auth *st, const uint8_t key[MVM_AUTH_KEY_LEN],
-			 uint32_t port);
+int mvm_auth_agent_init(struct mvm_auth *st, const struct mvm_auth_key *k, uint32_t port);
 size_t mvm_auth_agent_want(const struct mvm_auth *st);
 int mvm_auth_agent_input(struct mvm_auth *st, const uint8_t *data, size_t n,
 			 uint8_t out[MVM_AUTH_CHALLENGE_LEN]);

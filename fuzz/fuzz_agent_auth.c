@@ -10,6 +10,7 @@
  *     challenge it makes verifies on the host side (the real host, same key, same nonce),
  *     whose proof the agent then accepts;
  *   - the fuzzer's own bytes never authenticate (they cannot know the agent's fresh nonce).
+ * The key is set up once (as the agent does); every handshake works on its own copy.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -24,8 +25,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const uint8_t key[MVM_AUTH_KEY_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
-	uint8_t out[MVM_AUTH_CHALLENGE_LEN], proof[MVM_AUTH_PROOF_LEN];
+	static const uint8_t raw[MVM_AUTH_KEY_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+	/* the agent's key, set up once as the agent does when it loads its secret */
+	static struct mvm_auth_key key;
+	uint8_t out[MVM_AUTH_CHALLENGE_LEN], proof[MVM_AUTH_PROOF_LEN], hello[MVM_AUTH_HELLO_LEN];
 	struct mvm_auth st, host;
 	size_t chunk, off = 1, fed = 0;
 	bool failed = false, sent = false;
@@ -33,7 +36,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	chunk = (size_t)(data[0] % 16) + 1;
-	mvm_auth_agent_init(&st, key, 1025);
+	if (!key.mac && mvm_auth_key_init(&key, raw))
+		abort();
+	if (mvm_auth_agent_init(&st, &key, 1025))
+		abort();
 	while (off < size) {
 		size_t want = mvm_auth_agent_want(&st);
 		size_t n = size - off < chunk ? size - off : chunk;
@@ -54,12 +60,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			sent = true;
 			/* The real host with the same key and nonce accepts the challenge... */
-			memset(&host, 0, sizeof(host));
-			memcpy(host.key, key, sizeof(key));
-			host.port = 1025;
+			if (mvm_auth_host_hello(&host, &key, 1025, hello))
+				abort();
 			memcpy(host.nh, data + 1 + MVM_AUTH_MAGIC_LEN, MVM_AUTH_NONCE_LEN);
 			if (mvm_auth_host_finish(&host, out, proof))
 				abort();
+			mvm_auth_wipe(&host);
 			/* ...but the fuzzer's next bytes are what the agent checks as the proof. */
 		} else if (r < 0) {
 			if (r != -EPROTO && r != -EACCES)

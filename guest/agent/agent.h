@@ -344,7 +344,8 @@ struct resolver;
  * @epfd:		the epoll instance
  * @profile_dir:	state_dir/profiles
  * @auth_secret:	64 hex characters
- * @auth_key:		the key they encode (the TCP handshake's HMAC key)
+ * @auth_key:		the key they encode, set up once for the TCP handshake's HMAC (none
+ *			when the secret is the agent's own: vsock only, no handshake)
  * @auth:		connections still in the authentication handshake (TCP)
  * @nauth:		how many
  * @vpn:		the OpenVPN supervisor
@@ -371,7 +372,7 @@ struct agent {
 	int epfd;
 	char profile_dir[300];
 	char auth_secret[65];
-	uint8_t auth_key[MVM_AUTH_KEY_LEN];
+	struct mvm_auth_key auth_key;
 	struct auth_conn *auth;
 	size_t nauth;
 	struct vpn *vpn;

@@ -182,7 +182,14 @@ void auth_begin(struct agent *a, int fd, unsigned int port, void (*adopt)(struct
 	c->port = port;
 	c->adopt = adopt;
 	c->deadline = agent_now_ms() + MVM_AUTH_TIMEOUT_MS;
-	mvm_auth_agent_init(&c->st, a->auth_key, port);
+	if (mvm_auth_agent_init(&c->st, &a->auth_key, port)) {
+		agent_log(a, "port %u: cannot start an authentication handshake; connection "
+			  "refused", port);
+		mvm_auth_wipe(&c->st);
+		free(c);
+		close(fd);
+		return;
+	}
 	c->next = a->auth;
 	if (a->auth)
 		a->auth->prev = c;
@@ -220,7 +227,7 @@ int auth_init(struct agent *a)
 }
 
 /**
- * auth_fini() - close every pending handshake (agent exit)
+ * auth_fini() - close every pending handshake and free the key's context (agent exit)
  * @a:		agent
  */
 void auth_fini(struct agent *a)
@@ -231,4 +238,5 @@ void auth_fini(struct agent *a)
 		agent_ev_close(a, &c->ev);
 		auth_unlink(a, c);
 	}
+	mvm_auth_key_fini(&a->auth_key);
 }

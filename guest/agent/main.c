@@ -132,10 +132,11 @@ static ssize_t read_secret(struct agent *a, char *buf, size_t size)
  * @a:		agent
  *
  * The secret is what get_auth_secret answers and, decoded, the key of the TCP
- * authentication handshake; over TCP it must come from the host.
+ * authentication handshake, set up for HMAC here, once (mvm_auth_key_init_hex()); over TCP
+ * it must come from the host.
  *
  * Return: 0 or -errno (-ENOKEY: TCP without a secret; -EINVAL: not 64 hex characters;
- * -EPERM: the file is readable by others)
+ * -EPERM: the file is readable by others; -ENOMEM, -EIO: libcrypto failed)
  */
 static int load_secret(struct agent *a)
 {
@@ -151,8 +152,7 @@ static int load_secret(struct agent *a)
 			return (int)n;
 		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
 			n--;
-		if (mvm_auth_key_from_hex(buf, (size_t)n, a->auth_key))
-			ret = -EINVAL;
+		ret = mvm_auth_key_init_hex(&a->auth_key, buf, (size_t)n);
 		for (ssize_t i = 0; !ret && i < n; i++)
 			a->auth_secret[i] = (char)(buf[i] >= 'A' && buf[i] <= 'F' ? buf[i] - 'A' + 'a'
 										 : buf[i]);
@@ -169,7 +169,6 @@ static int load_secret(struct agent *a)
 		a->auth_secret[2 * i + 1] = hex[rnd[i] & 15];
 	}
 	a->auth_secret[64] = '\0';
-	memcpy(a->auth_key, rnd, sizeof(a->auth_key));
 	explicit_bzero(rnd, sizeof(rnd));
 	return 0;
 }

@@ -69,10 +69,11 @@ MVM_API mvm_vsock *mvm_vsock_new_tcp_netns(const char *netns_path, const char *h
  * (docs/protocol.md, "Authentication over TCP"): mvm_vsock_connect() then runs the mutual
  * handshake before it returns a stream, and fails with -EACCES ("the agent at HOST:PORT
  * failed authentication (wrong secret or not our agent)") when the peer does not prove the
- * same secret.  The namespace and WSL2 backends key their clients themselves.  The secret is
- * copied; nothing keeps @secret.
+ * same secret.  The namespace and WSL2 backends key their clients themselves.  The key is
+ * set up for HMAC here, once, and copied for each handshake; nothing keeps @secret.
  *
- * Return: 0, or -EINVAL when @secret is not 64 hex characters.
+ * Return: 0, -EINVAL when @secret is not 64 hex characters, or -ENOMEM / -EIO when the
+ * crypto library cannot set the key up.
  */
 MVM_API int mvm_vsock_set_secret(mvm_vsock *vs, const char *secret);
 

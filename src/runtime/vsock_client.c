@@ -25,7 +25,9 @@
  *   the secret nothing but a random nonce is sent, so an impostor learns nothing; a failure
  *   is -EACCES, "the agent at HOST:PORT failed authentication (wrong secret or not our
  *   agent)".  Callers (mvm_vsock_request(), the SOCKS server) see no difference.  An
- *   unkeyed client connects plainly (virtio-vsock: only our VMM reaches the guest).
+ *   unkeyed client connects plainly (virtio-vsock: only our VMM reaches the guest).  The
+ *   key is set up for HMAC once, in mvm_vsock_set_secret(); each connect copies it under
+ *   the lock, so connects in parallel threads never share a context in use.
  *
  * Streams are plain file descriptors owned by the caller; freeing the client does not close
  * them.  On Windows they are Winsock SOCKETs (close them with mvm_vsock_close_stream());
@@ -53,7 +55,7 @@ struct mvm_vsock {
 	size_t nports;
 	size_t cap;
 	bool keyed;		/* authenticate every stream with @key */
-	uint8_t key[MVM_AUTH_KEY_LEN];
+	struct mvm_auth_key key;	/* set up for HMAC once, copied per handshake */
 	char peer[80];		/* "the agent at HOST" for error messages */
 };
 
@@ -93,7 +95,7 @@ void mvm_vsock_free(mvm_vsock *vs)
 		vs->ops->destroy(vs->ctx);
 	pthread_mutex_destroy(&vs->lock);
 	free(vs->ports);
-	mvm_auth_cleanse(vs->key, sizeof(vs->key));
+	mvm_auth_key_fini(&vs->key);
 	free(vs);
 }
 
@@ -133,25 +135,21 @@ static int vsock_read_exact(int fd, uint8_t *buf, size_t len, int64_t deadline)
 
 /**
  * vsock_authenticate() - the host side of the handshake on a fresh stream
- * @key:	the agent's key
+ * @st:		the handshake, started by mvm_auth_host_hello() (wiped here)
+ * @hello:	the HELLO it made
  * @fd:		the stream
- * @port:	its port
  * @deadline:	absolute ms or negative
  *
  * Return: 0; -EACCES when the peer is not an agent holding our key (wrong MAC, not the
  * handshake, or closed instead of answering); -ETIMEDOUT; -errno.
  */
-static int vsock_authenticate(const uint8_t key[MVM_AUTH_KEY_LEN], int fd, uint32_t port,
-			      int64_t deadline)
+static int vsock_authenticate(struct mvm_auth *st, const uint8_t hello[MVM_AUTH_HELLO_LEN],
+			      int fd, int64_t deadline)
 {
-	uint8_t hello[MVM_AUTH_HELLO_LEN], chall[MVM_AUTH_CHALLENGE_LEN];
-	uint8_t proof[MVM_AUTH_PROOF_LEN];
-	struct mvm_auth st;
+	uint8_t chall[MVM_AUTH_CHALLENGE_LEN], proof[MVM_AUTH_PROOF_LEN];
 	int rc;
 
-	rc = mvm_auth_host_hello(&st, key, port, hello);
-	if (!rc)
-		rc = vsock_write_all(fd, (const char *)hello, sizeof(hello), deadline);
+	rc = vsock_write_all(fd, (const char *)hello, MVM_AUTH_HELLO_LEN, deadline);
 	/* The magic first: a peer that answers something else is refused at once. */
 	if (!rc)
 		rc = vsock_read_exact(fd, chall, MVM_AUTH_MAGIC_LEN, deadline);
@@ -161,34 +159,44 @@ static int vsock_authenticate(const uint8_t key[MVM_AUTH_KEY_LEN], int fd, uint3
 		rc = vsock_read_exact(fd, chall + MVM_AUTH_MAGIC_LEN,
 				      sizeof(chall) - MVM_AUTH_MAGIC_LEN, deadline);
 	if (!rc)
-		rc = mvm_auth_host_finish(&st, chall, proof);
+		rc = mvm_auth_host_finish(st, chall, proof);
 	if (rc == -EPROTO || rc == -ECONNRESET)
 		rc = -EACCES;
 	/* Only now, with the agent proven, does anything but a nonce leave this host. */
 	if (!rc)
 		rc = vsock_write_all(fd, (const char *)proof, sizeof(proof), deadline);
-	mvm_auth_wipe(&st);
+	mvm_auth_wipe(st);
 	mvm_auth_cleanse(proof, sizeof(proof));
 	return rc;
 }
 
+/*
+ * The key's HMAC context is made here, once per secret, outside the lock; connects copy it
+ * under the lock (mvm_auth_host_hello()), so the old one is freed only once it is out of
+ * reach, and a handshake under way keeps its own copy.
+ */
 int mvm_vsock_set_secret(mvm_vsock *vs, const char *secret)
 {
-	uint8_t key[MVM_AUTH_KEY_LEN];
+	struct mvm_auth_key key = { 0 }, old;
+	int rc;
 
 	if (!vs)
 		return mvm_set_error(-EINVAL, "vsock: no client");
-	if (secret && mvm_auth_key_from_hex(secret, strlen(secret), key))
-		return mvm_set_error(-EINVAL, "vsock: the agent secret must be %d hex characters",
-				     MVM_SECRET_HEX_LEN);
+	if (secret) {
+		rc = mvm_auth_key_init_hex(&key, secret, strlen(secret));
+		if (rc == -EINVAL)
+			return mvm_set_error(rc, "vsock: the agent secret must be %d hex characters",
+					     MVM_SECRET_HEX_LEN);
+		if (rc)
+			return mvm_set_error(rc, "vsock: cannot set up the agent key: %s",
+					     strerror(-rc));
+	}
 	pthread_mutex_lock(&vs->lock);
 	vs->keyed = secret != NULL;
-	if (secret)
-		memcpy(vs->key, key, sizeof(key));
-	else
-		mvm_auth_cleanse(vs->key, sizeof(vs->key));
+	old = vs->key;
+	vs->key = key;
 	pthread_mutex_unlock(&vs->lock);
-	mvm_auth_cleanse(key, sizeof(key));
+	mvm_auth_key_fini(&old);
 	return 0;
 }
 
@@ -202,10 +210,11 @@ void vsock_set_peer(mvm_vsock *vs, const char *host)
 int mvm_vsock_connect(mvm_vsock *vs, uint32_t port, int timeout_ms)
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : vsock_now_ms() + timeout_ms;
-	uint8_t key[MVM_AUTH_KEY_LEN];
+	uint8_t hello[MVM_AUTH_HELLO_LEN];
 	char peer[sizeof(vs->peer)];
+	struct mvm_auth st;
 	bool keyed;
-	int fd, rc;
+	int fd, rc = 0;
 
 	if (!vs)
 		return mvm_set_error(-EINVAL, "vsock: no client");
@@ -213,13 +222,21 @@ int mvm_vsock_connect(mvm_vsock *vs, uint32_t port, int timeout_ms)
 	if (fd >= 0) {
 		pthread_mutex_lock(&vs->lock);
 		keyed = vs->keyed;
-		memcpy(key, vs->key, sizeof(key));
+		/* copies the key's context: the handshake needs @vs->key no more */
+		if (keyed)
+			rc = mvm_auth_host_hello(&st, &vs->key, port, hello);
 		snprintf(peer, sizeof(peer), "%s", vs->peer[0] ? vs->peer : "127.0.0.1");
 		pthread_mutex_unlock(&vs->lock);
 		if (!keyed)
 			return fd;
-		rc = vsock_authenticate(key, fd, port, deadline);
-		mvm_auth_cleanse(key, sizeof(key));
+		if (rc) {
+			mvm_auth_wipe(&st);
+			mvm_sock_close(fd);
+			return mvm_set_error(rc, "the agent at %s:%u: cannot start the "
+					     "authentication handshake: %s", peer, port,
+					     strerror(-rc));
+		}
+		rc = vsock_authenticate(&st, hello, fd, deadline);
 		if (!rc)
 			return fd;
 		mvm_sock_close(fd);

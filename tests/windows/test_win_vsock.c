@@ -87,6 +87,7 @@ static void test_auth_known_answer(void)
 		0xe4, 0x42, 0x55, 0x40, 0x02, 0x52, 0x2a, 0x75, 0x6a, 0x69, 0x2e, 0xa2, 0xc6, 0xac,
 		0x07, 0x38, 0xff, 0xfa,
 	};
+	struct mvm_auth_key key = { 0 };
 	uint8_t k[32], nh[32], na[32], mac[32];
 	int i;
 
@@ -94,8 +95,15 @@ static void test_auth_known_answer(void)
 		k[i] = (uint8_t)i;
 	memset(nh, 0xaa, sizeof(nh));
 	memset(na, 0x55, sizeof(na));
-	CHECK(mvm_auth_mac(k, MVM_AUTH_LABEL_AGENT, 1025, nh, na, mac) == 0);
+	CHECK(mvm_auth_key_init(&key, k) == 0);
+	CHECK(mvm_auth_mac(&key, MVM_AUTH_LABEL_AGENT, 1025, nh, na, mac) == 0);
 	CHECK(memcmp(mac, want, sizeof(want)) == 0);
+	/* the key's handle, reused: the same MAC again (CNG computes on a copy of it) */
+	memset(mac, 0, sizeof(mac));
+	CHECK(mvm_auth_mac(&key, MVM_AUTH_LABEL_AGENT, 1025, nh, na, mac) == 0);
+	CHECK(memcmp(mac, want, sizeof(want)) == 0);
+	mvm_auth_key_fini(&key);
+	CHECK(key.mac == NULL);
 	CHECK(mvm_auth_equal(mac, want, sizeof(want)));
 	CHECK(mvm_auth_random(nh, sizeof(nh)) == 0);
 }

@@ -2,6 +2,7 @@
 /*
  * win_peer.c - the Windows tests' harness and fake agent (see win_peer.h).
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,13 +59,15 @@ static void *peer_thread(void *arg)
 	if (c == INVALID_SOCKET)
 		return NULL;
 	if (p->mode == PEER_AUTH_ECHO || p->mode == PEER_AUTH_OTHER) {
-		uint8_t key[MVM_AUTH_KEY_LEN], buf[MVM_AUTH_HELLO_LEN], out[MVM_AUTH_CHALLENGE_LEN];
-		struct mvm_auth st;
+		uint8_t buf[MVM_AUTH_HELLO_LEN], out[MVM_AUTH_CHALLENGE_LEN];
+		struct mvm_auth_key key = { 0 };
+		struct mvm_auth st = { 0 };
 		size_t want;
-		int r = MVM_AUTH_MORE;
+		int r = -EIO;
 
-		mvm_auth_key_from_hex(p->mode == PEER_AUTH_ECHO ? SECRET : OTHER, 64, key);
-		mvm_auth_agent_init(&st, key, (uint32_t)p->port);
+		if (!mvm_auth_key_init_hex(&key, p->mode == PEER_AUTH_ECHO ? SECRET : OTHER, 64) &&
+		    !mvm_auth_agent_init(&st, &key, (uint32_t)p->port))
+			r = MVM_AUTH_MORE;
 		while ((want = mvm_auth_agent_want(&st)) > 0) {
 			n = recv(c, (char *)buf, (int)want, 0);
 			if (n <= 0)
@@ -75,6 +78,8 @@ static void *peer_thread(void *arg)
 			if (r == MVM_AUTH_SEND)
 				send(c, (const char *)out, (int)sizeof(out), 0);
 		}
+		mvm_auth_wipe(&st);
+		mvm_auth_key_fini(&key);
 		if (r != MVM_AUTH_DONE) {
 			closesocket(c);
 			return NULL;

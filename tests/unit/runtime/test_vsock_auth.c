@@ -58,15 +58,19 @@ static ssize_t read_some(int fd, void *buf, size_t n)
 static void *agent_thread(void *arg)
 {
 	struct agent *a = arg;
-	uint8_t key[MVM_AUTH_KEY_LEN], buf[64], out[MVM_AUTH_CHALLENGE_LEN];
-	struct mvm_auth st;
+	uint8_t buf[64], out[MVM_AUTH_CHALLENGE_LEN];
+	struct mvm_auth_key key = { 0 };
+	struct mvm_auth st = { 0 };
 	int fd = accept(a->lfd, NULL, NULL);
 	ssize_t n;
 
 	if (fd < 0)
 		return NULL;
-	mvm_auth_key_from_hex(a->mode == AG_OTHER_KEY ? OTHER : SECRET, 64, key);
-	mvm_auth_agent_init(&st, key, a->port);
+	if (mvm_auth_key_init_hex(&key, a->mode == AG_OTHER_KEY ? OTHER : SECRET, 64) ||
+	    mvm_auth_agent_init(&st, &key, a->port)) {
+		a->result = -ENOMEM;
+		goto out;
+	}
 	if (a->mode == AG_PLAIN) {
 		(void)!write(fd, "{\"status\":\"pong\"}\n", 18);
 		while (read_some(fd, buf, sizeof(buf)) > 0)
@@ -110,6 +114,8 @@ static void *agent_thread(void *arg)
 	(void)!write(fd, a->got, a->got_len);
 	(void)!write(fd, "\n", 1);
 out:
+	mvm_auth_wipe(&st);
+	mvm_auth_key_fini(&key);
 	close(fd);
 	return NULL;
 }
@@ -144,6 +150,24 @@ static mvm_vsock *keyed(const char *secret)
 	assert_non_null(vs);
 	assert_int_equal(mvm_vsock_set_secret(vs, secret), 0);
 	return vs;
+}
+
+/**
+ * request_x() - start an agent in @mode, send it "x" through @vs, expect @want back
+ * @vs:		client
+ * @mode:	the agent's behaviour
+ * @want:	the answer
+ * @a:		receives the agent, joined
+ */
+static void request_x(mvm_vsock *vs, enum agent_mode mode, const char *want, struct agent *a)
+{
+	char *resp = NULL;
+
+	agent_start(a, mode);
+	assert_int_equal(mvm_vsock_request(vs, a->port, "x", 1, &resp, NULL, 2000), 0);
+	assert_string_equal(resp, want);
+	free(resp);
+	agent_join(a);
 }
 
 static void test_good_agent(void **state)
@@ -234,7 +258,6 @@ static void test_set_secret(void **state)
 {
 	mvm_vsock *vs = mvm_vsock_new_tcp("127.0.0.1");
 	struct agent a;
-	char *resp = NULL;
 
 	(void)state;
 	assert_int_equal(mvm_vsock_set_secret(vs, "abc"), -EINVAL);
@@ -243,10 +266,24 @@ static void test_set_secret(void **state)
 	/* unkeyed: plain, as over virtio-vsock */
 	assert_int_equal(mvm_vsock_set_secret(vs, SECRET), 0);
 	assert_int_equal(mvm_vsock_set_secret(vs, NULL), 0);
-	agent_start(&a, AG_PLAIN);
-	assert_int_equal(mvm_vsock_request(vs, a.port, "x", 1, &resp, NULL, 2000), 0);
-	assert_string_equal(resp, "{\"status\":\"pong\"}");
-	free(resp);
+	request_x(vs, AG_PLAIN, "{\"status\":\"pong\"}", &a);
+	mvm_vsock_free(vs);
+}
+
+/* A replaced secret: the next connect uses the new key, the old one is gone (ASan: freed once) */
+static void test_secret_replaced(void **state)
+{
+	mvm_vsock *vs = keyed(OTHER);
+	struct agent a;
+
+	(void)state;
+	assert_int_equal(mvm_vsock_set_secret(vs, SECRET), 0);
+	request_x(vs, AG_GOOD, "ok:x", &a);
+	assert_int_equal(a.result, MVM_AUTH_DONE);
+	/* and back: the agent with SECRET is refused again */
+	assert_int_equal(mvm_vsock_set_secret(vs, OTHER), 0);
+	agent_start(&a, AG_GOOD);
+	assert_int_equal(mvm_vsock_connect(vs, a.port, 2000), -EACCES);
 	agent_join(&a);
 	mvm_vsock_free(vs);
 }
@@ -261,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_silent_agent),
 		cmocka_unit_test(test_wrong_secret_on_host),
 		cmocka_unit_test(test_set_secret),
+		cmocka_unit_test(test_secret_replaced),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
