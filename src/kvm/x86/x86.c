@@ -17,6 +17,11 @@
  *                kernel needs there), MP table, GDT and page tables (src/arch/x86/).
  *   cpu_init:    CPUID, and for the bootstrap vCPU long mode at the kernel's entry with
  *                %rsi = zero page (the others wait for INIT/SIPI from the in-kernel LAPIC).
+ *                CPUID is what KVM supports, with the vCPU's APIC id, the hypervisor bit
+ *                and, when KVM emulates it, the LAPIC's TSC-deadline mode: KVM does not
+ *                list that bit itself (KVM_CAP_TSC_DEADLINE_TIMER says it), and without it
+ *                the guest calibrates its LAPIC timer against the PIT, spinning for 100 ms
+ *                of its boot until 25 timer interrupts arrived (docs/kvm.md).
  *   cpu_exit:    KVM_EXIT_IO to the port bus; KVM_EXIT_HLT with IF=0 (only without the
  *                in-kernel LAPIC) = poweroff; KVM_EXIT_SHUTDOWN (triple fault) = reboot;
  *                KVM_EXIT_INTERNAL_ERROR with the faulting %rip.
@@ -73,7 +78,8 @@ static int kvm_x86_get_cpuid(struct kvm_vm *kvm)
 }
 
 /**
- * kvm_arch_vm_init() - TSS, identity map, in-kernel irqchip and PIT, supported CPUID
+ * kvm_arch_vm_init() - TSS, identity map, in-kernel irqchip and PIT, supported CPUID and
+ * whether KVM emulates the TSC-deadline timer
  * @kvm:	the VM (vm_fd open)
  * Return: 0 or -errno with mvm_last_error() set.
  */
@@ -90,6 +96,8 @@ int kvm_arch_vm_init(struct kvm_vm *kvm)
 		return mvm_set_error(-errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
 	if (ioctl(kvm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return mvm_set_error(-errno, "KVM_CREATE_PIT2: %s", strerror(errno));
+	kvm->arch.tsc_deadline = ioctl(kvm->kvm_fd, KVM_CHECK_EXTENSION,
+				       KVM_CAP_TSC_DEADLINE_TIMER) > 0;
 	return kvm_x86_get_cpuid(kvm);
 }
 
@@ -205,7 +213,8 @@ int kvm_arch_load_guest(struct kvm_vm *kvm)
 }
 
 /**
- * kvm_x86_set_cpuid() - supported CPUID with this vCPU's APIC id
+ * kvm_x86_set_cpuid() - supported CPUID with this vCPU's APIC id, the hypervisor bit and,
+ * when KVM emulates it, the TSC-deadline timer (see the theory of operation)
  */
 static int kvm_x86_set_cpuid(struct kvm_vm *kvm, struct kvm_cpu *cpu)
 {
@@ -228,6 +237,8 @@ static int kvm_x86_set_cpuid(struct kvm_vm *kvm, struct kvm_cpu *cpu)
 			if (kvm->ncpus > 1)
 				e->edx |= 1u << 28;	/* HTT: the logical count is valid */
 			e->ecx |= 1u << 31;		/* running under a hypervisor */
+			if (kvm->arch.tsc_deadline)
+				e->ecx |= 1u << 24;	/* TSC-deadline LAPIC timer */
 			break;
 		case 0xb:
 		case 0x1f:
