@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1437,7 +1436,7 @@ static int up_connect_profile(struct up_ctx *u, const char *path, const char *co
 
 	snprintf(tmp, sizeof(tmp), "%s", path);
 	cli_progress_begin("microvm up: connecting the VPN");
-	ret = mvm_manager_vpn_connect(u->m, basename(tmp), content, user, pass, &info);
+	ret = mvm_manager_vpn_connect(u->m, mvm_fs_path_tail(tmp), content, user, pass, &info);
 	cli_progress_end();
 	if (ret) {
 		fprintf(stderr, "microvm up: VPN: %s\n", mvm_last_error());
@@ -1483,12 +1482,12 @@ static int up_check_files(const struct up_config *cfg, const struct up_opts *o,
 
 	*profile = NULL;
 	for (i = 0; vm && i < sizeof(files) / sizeof(files[0]); i++)
-		if (files[i].path && access(files[i].path, R_OK)) {
+		if (files[i].path && mvm_fs_access(files[i].path, R_OK)) {
 			fprintf(stderr, "microvm up: %s %s: %s\n", files[i].opt, files[i].path,
 				strerror(errno));
 			return CLI_EXIT_USAGE;
 		}
-	if (cfg->vm.rootfs_path && !attach && access(cfg->vm.rootfs_path, R_OK)) {
+	if (cfg->vm.rootfs_path && !attach && mvm_fs_access(cfg->vm.rootfs_path, R_OK)) {
 		fprintf(stderr, "microvm up: --rootfs %s: %s\n", cfg->vm.rootfs_path,
 			strerror(errno));
 		return CLI_EXIT_USAGE;

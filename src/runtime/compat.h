@@ -21,7 +21,11 @@
  * calls on Windows, converting UTF-8 <-> UTF-16 at the call:
  *
  * - mvm_fs_getenv(): an environment variable as UTF-8 (GetEnvironmentVariableW)
- * - mvm_fs_fopen(), mvm_fs_open(), mvm_fs_mkdir() (0700 on POSIX), mvm_fs_unlink()
+ * - mvm_fs_fopen(), mvm_fs_open(), mvm_fs_access(), mvm_fs_mkdir() (0700 on POSIX),
+ *   mvm_fs_unlink()
+ * - mvm_fs_path_tail(): the last component of a path, byte-wise (not basename(): mingw's
+ *   converts through the ANSI code page, which splits UTF-8 on a CJK system and overflows
+ *   on an invalid sequence)
  * - Windows only: mvm_fs_app_dir() (%LOCALAPPDATA%\microvm[\SUB], created: the home of
  *   up.log, socks.secret, the appliance lock, the WSL disk and the agent's state) and
  *   mvm_fs_widen() (UTF-8 to a malloc()ed UTF-16 string, for any other "W" call)
@@ -32,6 +36,43 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
+
+/**
+ * mvm_fs_path_tail_as() - the last component of @path, in place (basename() without the
+ * locale): trailing separators are cut off, and the rest after the last separator returned
+ * @path:	a writable copy of the path (UTF-8: '/', '\\' and ':' are never part of a
+ *		multi-byte sequence, so a byte scan is safe)
+ * @windows:	'\\' is a separator too, and a leading drive ("C:") is skipped
+ *
+ * Return: a pointer into @path; @path itself (then "", or the drive "C:") if nothing but
+ * separators follows the drive.
+ */
+static inline char *mvm_fs_path_tail_as(char *path, int windows)
+{
+	char *start = path, *end, *p;
+
+	if (windows && ((path[0] | 0x20) >= 'a' && (path[0] | 0x20) <= 'z') && path[1] == ':')
+		start += 2;
+	end = start + strlen(start);
+	while (end > start && (end[-1] == '/' || (windows && end[-1] == '\\')))
+		*--end = '\0';
+	if (end == start)
+		return path;
+	for (p = end; p > start && p[-1] != '/' && !(windows && p[-1] == '\\'); p--)
+		;
+	return p;
+}
+
+/** mvm_fs_path_tail() - mvm_fs_path_tail_as() with this system's separators. */
+static inline char *mvm_fs_path_tail(char *path)
+{
+#ifdef _WIN32
+	return mvm_fs_path_tail_as(path, 1);
+#else
+	return mvm_fs_path_tail_as(path, 0);
+#endif
+}
 
 #ifdef _WIN32
 #include <winsock2.h>
@@ -52,6 +93,7 @@ int mvm_sock_so_error(int fd);
 int mvm_fs_getenv(const char *name, char *out, size_t size);
 FILE *mvm_fs_fopen(const char *path, const char *mode);
 int mvm_fs_open(const char *path, int flags, int mode);
+int mvm_fs_access(const char *path, int mode);
 int mvm_fs_mkdir(const char *path);
 int mvm_fs_unlink(const char *path);
 int mvm_fs_app_dir(const char *sub, char *out, size_t size);
@@ -136,13 +178,15 @@ static inline int mvm_sock_close(int fd)
 }
 
 /**
- * mvm_fs_getenv() - environment variable @name copied into @out
+ * mvm_fs_getenv() - environment variable @name copied into @out ("" on an error)
  * Return: 0, -ENOENT (unset or empty) or -ENAMETOOLONG.
  */
 static inline int mvm_fs_getenv(const char *name, char *out, size_t size)
 {
 	const char *v = getenv(name);
 
+	if (size)
+		out[0] = '\0';
 	if (!v || !*v)
 		return -ENOENT;
 	if (strlen(v) >= size)
@@ -161,6 +205,12 @@ static inline FILE *mvm_fs_fopen(const char *path, const char *mode)
 static inline int mvm_fs_open(const char *path, int flags, int mode)
 {
 	return open(path, flags, mode);
+}
+
+/** mvm_fs_access() - access(); Return: 0, or -1 with errno set. */
+static inline int mvm_fs_access(const char *path, int mode)
+{
+	return access(path, mode);
 }
 
 /** mvm_fs_mkdir() - create directory @path, mode 0700; Return: 0 (also if it exists) or -errno. */

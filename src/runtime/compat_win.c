@@ -159,6 +159,11 @@ static int mvm_fs_win_errno(DWORD err)
 	case ERROR_NOT_ENOUGH_MEMORY:
 	case ERROR_OUTOFMEMORY:
 		return ENOMEM;
+	case ERROR_DISK_FULL:
+	case ERROR_HANDLE_DISK_FULL:
+		return ENOSPC;
+	case ERROR_WRITE_PROTECT:
+		return EROFS;
 	default:
 		return EIO;
 	}
@@ -191,31 +196,46 @@ wchar_t *mvm_fs_widen(const char *utf8)
 
 /**
  * mvm_fs_getenv() - environment variable @name (ASCII) as UTF-8, from its UTF-16 value
- * @out/@size:	the value, NUL-terminated
+ * @out/@size:	the value, NUL-terminated; "" on every error (when @size allows)
  *
  * Not getenv(): the C runtime's copy of the environment is in the ANSI code page, and a
  * %LOCALAPPDATA% of C:\Users\Пётр\AppData\Local comes back as C:\Users\????\AppData\Local.
- * Return: 0, -ENOENT (unset or empty) or -ENAMETOOLONG.
+ * A value that grows between the size query and the copy (another thread) is read again;
+ * one with an unpaired surrogate (not a name Windows can have made) is refused
+ * (WC_ERR_INVALID_CHARS) rather than turned into U+FFFD.
+ * Return: 0, -ENOENT (unset or empty), -ENAMETOOLONG (@name or the value too long),
+ * -ENOMEM, or -EINVAL (not valid UTF-16).
  */
 int mvm_fs_getenv(const char *name, char *out, size_t size)
 {
-	wchar_t wname[64], *val;
-	DWORD n;
-	int rc = 0;
+	wchar_t wname[64], *val = NULL;
+	DWORD n, got;
+	int rc = 0, tries;
 
-	if (!MultiByteToWideChar(CP_UTF8, 0, name, -1, wname, 64))
+	if (size)
+		out[0] = '\0';
+	if (!size || size > INT_MAX || !MultiByteToWideChar(CP_UTF8, 0, name, -1, wname, 64))
 		return -ENAMETOOLONG;
 	n = GetEnvironmentVariableW(wname, NULL, 0);
-	if (!n)
-		return -ENOENT;
-	val = malloc((size_t)n * sizeof(*val));
-	if (!val)
-		return -ENOMEM;
-	if (GetEnvironmentVariableW(wname, val, n) != n - 1 || !*val)
-		rc = -ENOENT;	/* changed in between, or empty */
-	else if (!size || size > INT_MAX ||
-		 !WideCharToMultiByte(CP_UTF8, 0, val, -1, out, (int)size, NULL, NULL))
-		rc = -ENAMETOOLONG;
+	for (tries = 0; tries < 4; tries++) {
+		if (!n)
+			return -ENOENT;
+		free(val);
+		val = malloc((size_t)n * sizeof(*val));
+		if (!val)
+			return -ENOMEM;
+		got = GetEnvironmentVariableW(wname, val, n);
+		if (got < n)
+			break;		/* fitted: got is the length without the NUL */
+		n = got;		/* grew in between: the size it needs now */
+	}
+	if (tries == 4 || !got || !*val)
+		rc = -ENOENT;	/* kept changing, removed, or empty */
+	else if (!WideCharToMultiByte(CP_UTF8, WC_ERR_INVALID_CHARS, val, -1, out, (int)size,
+				      NULL, NULL))
+		rc = GetLastError() == ERROR_INSUFFICIENT_BUFFER ? -ENAMETOOLONG : -EINVAL;
+	if (rc)
+		out[0] = '\0';
 	free(val);
 	return rc;
 }
@@ -255,9 +275,27 @@ int mvm_fs_open(const char *path, int flags, int mode)
 }
 
 /**
+ * mvm_fs_access() - _waccess() of UTF-8 @path
+ * @mode:	F_OK, R_OK, W_OK (X_OK is dropped: the C runtime refuses it, and Windows has no
+ *		execute bit to check)
+ * Return: 0, or -1 with errno set.
+ */
+int mvm_fs_access(const char *path, int mode)
+{
+	wchar_t *wpath = mvm_fs_widen(path);
+	int rc;
+
+	if (!wpath)
+		return -1;
+	rc = _waccess(wpath, mode & 6);
+	free(wpath);
+	return rc;
+}
+
+/**
  * mvm_fs_mkdir() - CreateDirectoryW() of UTF-8 @path (the parent's ACL applies: under
  * %LOCALAPPDATA% only the user and the system)
- * Return: 0 (also if it exists) or -errno.
+ * Return: 0 (also if the folder exists), -ENOTDIR (a file has the name) or -errno.
  */
 int mvm_fs_mkdir(const char *path)
 {
@@ -266,8 +304,15 @@ int mvm_fs_mkdir(const char *path)
 
 	if (!wpath)
 		return -errno;
-	if (!CreateDirectoryW(wpath, NULL) && GetLastError() != ERROR_ALREADY_EXISTS)
-		rc = -mvm_fs_win_errno(GetLastError());
+	if (!CreateDirectoryW(wpath, NULL)) {
+		DWORD err = GetLastError(), attr;
+
+		if (err != ERROR_ALREADY_EXISTS)
+			rc = -mvm_fs_win_errno(err);
+		else if ((attr = GetFileAttributesW(wpath)) != INVALID_FILE_ATTRIBUTES &&
+			 !(attr & FILE_ATTRIBUTE_DIRECTORY))
+			rc = -ENOTDIR;	/* a file of that name */
+	}
 	free(wpath);
 	return rc;
 }
