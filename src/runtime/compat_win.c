@@ -295,7 +295,9 @@ int mvm_fs_access(const char *path, int mode)
 /**
  * mvm_fs_mkdir() - CreateDirectoryW() of UTF-8 @path (the parent's ACL applies: under
  * %LOCALAPPDATA% only the user and the system)
- * Return: 0 (also if the folder exists), -ENOTDIR (a file has the name) or -errno.
+ * A file of that name counts as existing too, as mkdir()'s EEXIST does on POSIX: the
+ * caller's next open in it fails instead (test_win_wsl's agent_exits_early relies on that).
+ * Return: 0 (also if it exists) or -errno.
  */
 int mvm_fs_mkdir(const char *path)
 {
@@ -304,15 +306,8 @@ int mvm_fs_mkdir(const char *path)
 
 	if (!wpath)
 		return -errno;
-	if (!CreateDirectoryW(wpath, NULL)) {
-		DWORD err = GetLastError(), attr;
-
-		if (err != ERROR_ALREADY_EXISTS)
-			rc = -mvm_fs_win_errno(err);
-		else if ((attr = GetFileAttributesW(wpath)) != INVALID_FILE_ATTRIBUTES &&
-			 !(attr & FILE_ATTRIBUTE_DIRECTORY))
-			rc = -ENOTDIR;	/* a file of that name */
-	}
+	if (!CreateDirectoryW(wpath, NULL) && GetLastError() != ERROR_ALREADY_EXISTS)
+		rc = -mvm_fs_win_errno(GetLastError());
 	free(wpath);
 	return rc;
 }
