@@ -910,12 +910,9 @@ static int up_mkdirs(const char *path)
  */
 static int up_bind(uv_pipe_t *server, const char *path)
 {
-	EXPLICIT_ACCESS_W ea = { 0 };
-	union { TOKEN_USER tu; char buf[256]; } tu;
-	HANDLE tok = NULL;
 	uv_os_fd_t h;
 	PACL dacl = NULL;
-	DWORD len, err = ERROR_ACCESS_DENIED;
+	DWORD err = ERROR_ACCESS_DENIED;
 	int ret;
 
 	if (_strnicmp(path, "\\\\.\\pipe\\", 9))
@@ -923,16 +920,8 @@ static int up_bind(uv_pipe_t *server, const char *path)
 	ret = uv_pipe_bind(server, path);
 	if (ret)
 		return ret;
-	if (uv_fileno((uv_handle_t *)server, &h) == 0 &&
-	    OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok) &&
-	    GetTokenInformation(tok, TokenUser, &tu, sizeof(tu), &len)) {
-		ea.grfAccessPermissions = GENERIC_ALL;
-		ea.grfAccessMode = SET_ACCESS;
-		ea.grfInheritance = NO_INHERITANCE;
-		ea.Trustee.TrusteeForm = TRUSTEE_IS_SID;
-		ea.Trustee.TrusteeType = TRUSTEE_IS_USER;
-		ea.Trustee.ptstrName = (LPWSTR)tu.tu.User.Sid;
-		err = SetEntriesInAclW(1, &ea, NULL, &dacl);
+	if (uv_fileno((uv_handle_t *)server, &h) == 0) {
+		err = mvm_win_private_acl(0, NO_INHERITANCE, &dacl);
 		if (err == ERROR_SUCCESS)
 			err = SetSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION |
 					      PROTECTED_DACL_SECURITY_INFORMATION, NULL, NULL, dacl,
@@ -940,8 +929,6 @@ static int up_bind(uv_pipe_t *server, const char *path)
 	}
 	if (dacl)
 		LocalFree(dacl);
-	if (tok)
-		CloseHandle(tok);
 	return err == ERROR_SUCCESS ? 0 : UV_EACCES;
 }
 
@@ -1117,7 +1104,7 @@ static int up_write_secret(struct up_ctx *u)
 		return ret;
 	}
 	mvm_fs_unlink(u->secret_path);
-	fd = mvm_fs_open(u->secret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = mvm_fs_open_private(u->secret_path);	/* Windows: the user's and SYSTEM's only */
 	f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (!f) {
 		ret = -errno;

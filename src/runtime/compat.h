@@ -16,13 +16,18 @@
  * File names are UTF-8 everywhere in the code.  On Windows the C runtime's fopen(), open(),
  * mkdir(), getenv() and the "A" API take and give strings in the ANSI code page (1252 on a
  * Western-European system), which cannot hold a user folder such as C:\Users\Пётр: the
- * name comes back with '?' in it and the file cannot be made.  So every file the program
- * names goes through these, which are the plain POSIX calls on Linux and the wide ("W")
- * calls on Windows, converting UTF-8 <-> UTF-16 at the call:
+ * name comes back with '?' in it and the file cannot be made.  So every file name that
+ * comes from the user, the environment or %LOCALAPPDATA% goes through these (or through
+ * libuv, which takes UTF-8 itself); only fixed ASCII names ("NUL") do not.  They are the
+ * plain POSIX calls on Linux and the wide ("W") calls on Windows, converting UTF-8 <->
+ * UTF-16 at the call:
  *
  * - mvm_fs_getenv(): an environment variable as UTF-8 (GetEnvironmentVariableW)
  * - mvm_fs_fopen(), mvm_fs_open(), mvm_fs_access(), mvm_fs_mkdir() (0700 on POSIX),
  *   mvm_fs_unlink()
+ * - mvm_fs_open_private(): a new file only the user can read (0600; on Windows a protected
+ *   DACL of the user and SYSTEM: _wopen()'s mode sets only the read-only attribute)
+ * - Windows only: mvm_win_private_acl() (that DACL, also the control pipe's)
  * - mvm_fs_path_tail(): the last component of a path, byte-wise (not basename(): mingw's
  *   converts through the ANSI code page, which splits UTF-8 on a CJK system and overflows
  *   on an invalid sequence)
@@ -94,6 +99,8 @@ int mvm_fs_getenv(const char *name, char *out, size_t size);
 FILE *mvm_fs_fopen(const char *path, const char *mode);
 int mvm_fs_open(const char *path, int flags, int mode);
 int mvm_fs_access(const char *path, int mode);
+int mvm_fs_open_private(const char *path);
+DWORD mvm_win_private_acl(int system, DWORD inherit, PACL *dacl);
 int mvm_fs_mkdir(const char *path);
 int mvm_fs_unlink(const char *path);
 int mvm_fs_app_dir(const char *sub, char *out, size_t size);
@@ -211,6 +218,15 @@ static inline int mvm_fs_open(const char *path, int flags, int mode)
 static inline int mvm_fs_access(const char *path, int mode)
 {
 	return access(path, mode);
+}
+
+/**
+ * mvm_fs_open_private() - create @path new (O_EXCL), write-only, mode 0600, close-on-exec
+ * Return: a descriptor, or -1 with errno set.
+ */
+static inline int mvm_fs_open_private(const char *path)
+{
+	return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 }
 
 /** mvm_fs_mkdir() - create directory @path, mode 0700; Return: 0 (also if it exists) or -errno. */

@@ -14,6 +14,8 @@
 
 #include "runtime/compat.h"
 
+#include <aclapi.h>	/* after compat.h: winsock2.h before windows.h */
+
 static pthread_once_t mvm_wsa_once = PTHREAD_ONCE_INIT;
 static int mvm_wsa_rc;
 
@@ -293,8 +295,144 @@ int mvm_fs_access(const char *path, int mode)
 }
 
 /**
- * mvm_fs_mkdir() - CreateDirectoryW() of UTF-8 @path (the parent's ACL applies: under
- * %LOCALAPPDATA% only the user and the system)
+ * mvm_win_private_acl() - a DACL that admits this process' user, and SYSTEM if @system,
+ * with full control (GENERIC_ALL), and no one else
+ * @inherit:	the entries' inheritance: NO_INHERITANCE (a pipe, a file) or
+ *		SUB_CONTAINERS_AND_OBJECTS_INHERIT (a folder: OICI, its contents get the same)
+ * @dacl:	out: the list (LocalFree() it)
+ *
+ * Shared by the control pipe (up_bind(): the user only) and the private folder and files
+ * below (the user and SYSTEM, as Windows gives a profile's own folders).
+ * Return: ERROR_SUCCESS or the Windows error.
+ */
+DWORD mvm_win_private_acl(int system, DWORD inherit, PACL *dacl)
+{
+	EXPLICIT_ACCESS_W ea[2];
+	union { TOKEN_USER tu; char buf[256]; } tu;
+	BYTE sys_sid[SECURITY_MAX_SID_SIZE];
+	DWORD len = sizeof(sys_sid), err = ERROR_SUCCESS;
+	HANDLE tok = NULL;
+	int i;
+
+	*dacl = NULL;
+	memset(ea, 0, sizeof(ea));
+	if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok) ||
+	    !GetTokenInformation(tok, TokenUser, &tu, sizeof(tu), &len) ||
+	    (system && !CreateWellKnownSid(WinLocalSystemSid, NULL, sys_sid,
+					   &(DWORD){ sizeof(sys_sid) })))
+		err = GetLastError() ? GetLastError() : ERROR_ACCESS_DENIED;
+	if (tok)
+		CloseHandle(tok);
+	if (err != ERROR_SUCCESS)
+		return err;
+	for (i = 0; i < 1 + !!system; i++) {
+		ea[i].grfAccessPermissions = GENERIC_ALL;
+		ea[i].grfAccessMode = SET_ACCESS;
+		ea[i].grfInheritance = inherit;
+		ea[i].Trustee.TrusteeForm = TRUSTEE_IS_SID;
+		ea[i].Trustee.TrusteeType = i ? TRUSTEE_IS_WELL_KNOWN_GROUP : TRUSTEE_IS_USER;
+		ea[i].Trustee.ptstrName = i ? (LPWSTR)sys_sid : (LPWSTR)tu.tu.User.Sid;
+	}
+	return SetEntriesInAclW((ULONG)(1 + !!system), ea, NULL, dacl);
+}
+
+/**
+ * mvm_fs_private_sa() - security attributes for a new private folder or file: the DACL of
+ * mvm_win_private_acl() (the user and SYSTEM), protected (SE_DACL_PROTECTED: nothing
+ * inherited from the parent), handles not inherited
+ * @sd/@sa:	filled; @dacl: out, LocalFree() it after the create call
+ * Return: ERROR_SUCCESS or the Windows error.
+ */
+static DWORD mvm_fs_private_sa(DWORD inherit, SECURITY_DESCRIPTOR *sd, SECURITY_ATTRIBUTES *sa,
+			       PACL *dacl)
+{
+	DWORD err = mvm_win_private_acl(1, inherit, dacl);
+
+	if (err != ERROR_SUCCESS)
+		return err;
+	if (!InitializeSecurityDescriptor(sd, SECURITY_DESCRIPTOR_REVISION) ||
+	    !SetSecurityDescriptorDacl(sd, TRUE, *dacl, FALSE) ||
+	    !SetSecurityDescriptorControl(sd, SE_DACL_PROTECTED, SE_DACL_PROTECTED)) {
+		err = GetLastError();
+		LocalFree(*dacl);
+		*dacl = NULL;
+		return err;
+	}
+	sa->nLength = sizeof(*sa);
+	sa->lpSecurityDescriptor = sd;
+	sa->bInheritHandle = FALSE;
+	return ERROR_SUCCESS;
+}
+
+/**
+ * mvm_fs_open_private() - create UTF-8 @path for writing, new (fails if it exists), with a
+ * protected DACL of the user and SYSTEM only (CreateFileW), as a C runtime descriptor
+ *
+ * Not _wopen(..., 0600): on Windows that only decides the read-only attribute, and the
+ * file would take its ACL from the folder.  For secrets (socks.secret).
+ * Return: the descriptor, or -1 with errno set.
+ */
+int mvm_fs_open_private(const char *path)
+{
+	wchar_t *wpath = mvm_fs_widen(path);
+	SECURITY_DESCRIPTOR sd;
+	SECURITY_ATTRIBUTES sa;
+	PACL dacl = NULL;
+	HANDLE h = INVALID_HANDLE_VALUE;
+	DWORD err;
+	int fd = -1;
+
+	if (!wpath)
+		return -1;
+	err = mvm_fs_private_sa(NO_INHERITANCE, &sd, &sa, &dacl);
+	if (err == ERROR_SUCCESS) {
+		h = CreateFileW(wpath, GENERIC_WRITE, 0, &sa, CREATE_NEW, FILE_ATTRIBUTE_NORMAL,
+				NULL);
+		err = h == INVALID_HANDLE_VALUE ? GetLastError() : ERROR_SUCCESS;
+	}
+	if (dacl)
+		LocalFree(dacl);
+	free(wpath);
+	if (err != ERROR_SUCCESS) {
+		errno = mvm_fs_win_errno(err);
+		return -1;
+	}
+	fd = _open_osfhandle((intptr_t)h, _O_WRONLY);
+	if (fd < 0)
+		CloseHandle(h);
+	return fd;
+}
+
+/**
+ * mvm_fs_mkdir_private() - CreateDirectoryW() of UTF-8 @path with a protected DACL of the
+ * user and SYSTEM only, inherited by what is made in it (OICI)
+ *
+ * A folder that exists already keeps its ACL (the user's, or an administrator's choice).
+ * Return: 0 (also if it exists) or -errno.
+ */
+static int mvm_fs_mkdir_private(const char *path)
+{
+	wchar_t *wpath = mvm_fs_widen(path);
+	SECURITY_DESCRIPTOR sd;
+	SECURITY_ATTRIBUTES sa;
+	PACL dacl = NULL;
+	DWORD err;
+
+	if (!wpath)
+		return -errno;
+	err = mvm_fs_private_sa(SUB_CONTAINERS_AND_OBJECTS_INHERIT, &sd, &sa, &dacl);
+	if (err == ERROR_SUCCESS && !CreateDirectoryW(wpath, &sa))
+		err = GetLastError();
+	if (dacl)
+		LocalFree(dacl);
+	free(wpath);
+	return err == ERROR_SUCCESS || err == ERROR_ALREADY_EXISTS ? 0 : -mvm_fs_win_errno(err);
+}
+
+/**
+ * mvm_fs_mkdir() - CreateDirectoryW() of UTF-8 @path, its ACL inherited from the parent
+ * (in %LOCALAPPDATA%\microvm, made by mvm_fs_app_dir(): the user and SYSTEM only)
+ *
  * A file of that name counts as existing too, as mkdir()'s EEXIST does on POSIX: the
  * caller's next open in it fails instead (test_win_wsl's agent_exits_early relies on that).
  * Return: 0 (also if it exists) or -errno.
@@ -332,9 +470,13 @@ int mvm_fs_unlink(const char *path)
  * @out/@size:	the path; on a failure to create it, the path that failed (for messages);
  *		untouched if LOCALAPPDATA is not set
  *
- * %LOCALAPPDATA% is the user's own (its ACL keeps other users out), so what `up` and the
- * WSL2 backend keep there (up.log, socks.secret, the appliance lock, the distribution's
- * disk, the agent's state) is private to the user.
+ * %LOCALAPPDATA%\microvm is created with a DACL of its own, not inherited from whatever
+ * folder %LOCALAPPDATA% names: the user and SYSTEM, full control, inherited by everything
+ * made in it (OICI), protected (mvm_fs_mkdir_private()); so what `up` and the WSL2 backend
+ * keep there (up.log, socks.secret, the appliance lock, the distribution's disk, the
+ * agent's state) is private to the user.  A folder that exists already keeps its ACL (it
+ * is not changed behind the user's or an administrator's back); socks.secret carries the
+ * same DACL itself (mvm_fs_open_private()) in any case.
  * Return: 0, -ENOENT (LOCALAPPDATA unset), -ENAMETOOLONG, or mvm_fs_mkdir()'s -errno.
  */
 int mvm_fs_app_dir(const char *sub, char *out, size_t size)
@@ -348,7 +490,7 @@ int mvm_fs_app_dir(const char *sub, char *out, size_t size)
 	n = snprintf(out, size, "%s\\microvm", base);
 	if (n < 0 || (size_t)n >= size)
 		return -ENAMETOOLONG;
-	rc = mvm_fs_mkdir(out);
+	rc = mvm_fs_mkdir_private(out);
 	if (rc || !sub)
 		return rc;
 	n = snprintf(out, size, "%s\\microvm\\%s", base, sub);

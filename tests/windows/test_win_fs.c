@@ -20,6 +20,8 @@
 #include <wchar.h>
 
 #include "runtime/compat.h"
+
+#include <aclapi.h>	/* after compat.h: winsock2.h before windows.h */
 #include "win_peer.h"
 
 #define NON_ANSI	L"\x041f\x0451\x0442\x0440 \x738b"	/* "Пётр 王" */
@@ -148,6 +150,86 @@ static void test_path_tail(void)
 	CHECK(strcmp(mvm_fs_path_tail(p), "c.ovpn") == 0);
 }
 
+/**
+ * only_user_and_system() - does @path's DACL have exactly two entries, explicit (none
+ * inherited from the parent), allowing the process' user and SYSTEM?
+ *
+ * Windows also reports SE_DACL_PROTECTED; Wine (8.0) keeps the entries but not that bit
+ * (control 0x8004), so it is printed, not checked.
+ */
+static int only_user_and_system(const char *path)
+{
+	union { TOKEN_USER tu; char buf[256]; } tu;
+	BYTE sys[SECURITY_MAX_SID_SIZE];
+	DWORD len = sizeof(sys), i;
+	PSECURITY_DESCRIPTOR sd = NULL;
+	SECURITY_DESCRIPTOR_CONTROL ctl = 0;
+	DWORD rev;
+	PACL dacl = NULL;
+	HANDLE tok;
+	wchar_t *w = mvm_fs_widen(path);
+	int ok = 0, user = 0, system = 0;
+
+	if (!w || !OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok))
+		goto out;
+	if (!GetTokenInformation(tok, TokenUser, &tu, sizeof(tu), &len) ||
+	    !CreateWellKnownSid(WinLocalSystemSid, NULL, sys, &(DWORD){ sizeof(sys) })) {
+		CloseHandle(tok);
+		goto out;
+	}
+	CloseHandle(tok);
+	if (GetNamedSecurityInfoW(w, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL,
+				  &dacl, NULL, &sd) != ERROR_SUCCESS || !dacl ||
+	    !GetSecurityDescriptorControl(sd, &ctl, &rev))
+		goto out;
+	for (i = 0; i < dacl->AceCount; i++) {
+		ACCESS_ALLOWED_ACE *ace;
+
+		if (!GetAce(dacl, i, (void **)&ace) ||
+		    ace->Header.AceType != ACCESS_ALLOWED_ACE_TYPE ||
+		    (ace->Header.AceFlags & INHERITED_ACE))
+			goto out;
+		if (EqualSid((PSID)&ace->SidStart, tu.tu.User.Sid))
+			user++;
+		else if (EqualSid((PSID)&ace->SidStart, (PSID)sys))
+			system++;
+		else
+			goto out;	/* anyone else */
+	}
+	ok = user == 1 && system == 1 && dacl->AceCount == 2;
+	if (!ok || !(ctl & SE_DACL_PROTECTED))
+		printf("  %s: control %#x, %u entries (user %d, SYSTEM %d)\n", path, ctl,
+		       dacl->AceCount, user, system);
+out:
+	if (sd)
+		LocalFree(sd);
+	free(w);
+	return ok;
+}
+
+/* %LOCALAPPDATA%\microvm and socks.secret: the user's and SYSTEM's only, not inherited */
+static void test_private(void)
+{
+	char dir[MAX_PATH * 3], path[MAX_PATH * 3 + 32];
+	int fd;
+
+	CHECK(mvm_fs_app_dir(NULL, dir, sizeof(dir)) == 0);
+	CHECK(only_user_and_system(dir));
+	snprintf(path, sizeof(path), "%s\\secret", dir);
+	fd = mvm_fs_open_private(path);
+	CHECK(fd >= 0);
+	if (fd >= 0) {
+		CHECK(_write(fd, "s\n", 2) == 2);
+		_close(fd);
+	}
+	CHECK(only_user_and_system(path));
+	fd = mvm_fs_open_private(path);		/* new only */
+	CHECK(fd == -1 && errno == EEXIST);
+	if (fd >= 0)
+		_close(fd);
+	CHECK(mvm_fs_unlink(path) == 0);
+}
+
 static void test_getenv(void)
 {
 	char out[64];
@@ -189,7 +271,7 @@ static void test_no_localappdata(void)
 static void cleanup(void)
 {
 	static const wchar_t *const files[] = {
-		L"\\microvm\\up.log", L"\\m\x00fcller.txt",
+		L"\\microvm\\up.log", L"\\microvm\\secret", L"\\m\x00fcller.txt",
 	};
 	wchar_t p[MAX_PATH * 2];
 	size_t i;
@@ -211,6 +293,7 @@ int main(void)
 {
 	static const struct win_test tests[] = {
 		{ "app_dir", test_app_dir },
+		{ "private", test_private },
 		{ "files", test_files },
 		{ "getenv", test_getenv },
 		{ "path_tail", test_path_tail },
