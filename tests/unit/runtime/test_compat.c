@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,45 +18,43 @@
 
 #include "runtime/compat.h"
 
-/** tail() - mvm_fs_path_tail_as() of a copy of @path (static buffer) */
-static const char *tail(const char *path, int windows)
-{
-	static char buf[256];
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	return mvm_fs_path_tail_as(buf, windows);
-}
-
-static void test_tail_windows(void **state)
-{
-	(void)state;
-	assert_string_equal(tail("C:\\Users\\x\\corp.ovpn", 1), "corp.ovpn");
-	assert_string_equal(tail("C:/Users/x/corp.ovpn", 1), "corp.ovpn");
-	assert_string_equal(tail("C:corp.ovpn", 1), "corp.ovpn");
-	assert_string_equal(tail("corp.ovpn", 1), "corp.ovpn");
-	assert_string_equal(tail("dir\\sub\\\\", 1), "sub");
-	assert_string_equal(tail("\\\\server\\share\\a.ovpn", 1), "a.ovpn");
+/* path, Windows separators?, its tail */
+static const struct { const char *path; int windows; const char *want; } tails[] = {
+	{ "C:\\Users\\x\\corp.ovpn", 1, "corp.ovpn" },
+	{ "C:/Users/x/corp.ovpn", 1, "corp.ovpn" },
+	{ "C:corp.ovpn", 1, "corp.ovpn" },
+	{ "corp.ovpn", 1, "corp.ovpn" },
+	{ "dir\\sub\\\\", 1, "sub" },
+	{ "\\\\server\\share\\a.ovpn", 1, "a.ovpn" },
 	/* "Пётр 王\表.ovpn": UTF-8 bytes, whatever the code page; "表" is 0xe8 0xa1 0xa8 and
 	 * in Shift-JIS 0x95 0x5c, a trail byte equal to '\\': a byte scan of UTF-8 never splits */
-	assert_string_equal(tail("C:\\Users\\\xd0\x9f\xd1\x91\xd1\x82\xd1\x80 \xe7\x8e\x8b\\"
-				 "\xe8\xa1\xa8.ovpn", 1), "\xe8\xa1\xa8.ovpn");
+	{ "C:\\Users\\\xd0\x9f\xd1\x91\xd1\x82\xd1\x80 \xe7\x8e\x8b\\\xe8\xa1\xa8.ovpn", 1,
+	  "\xe8\xa1\xa8.ovpn" },
 	/* not valid UTF-8 (a lone continuation byte, a cut sequence): still just bytes */
-	assert_string_equal(tail("C:\\a\\\x80\xe7\x8e.ovpn", 1), "\x80\xe7\x8e.ovpn");
-	assert_string_equal(tail("C:\\", 1), "C:");
-	assert_string_equal(tail("", 1), "");
-}
+	{ "C:\\a\\\x80\xe7\x8e.ovpn", 1, "\x80\xe7\x8e.ovpn" },
+	{ "C:\\", 1, "C:" },
+	{ "", 1, "" },
+	{ "/home/x/corp.ovpn", 0, "corp.ovpn" },
+	{ "corp.ovpn", 0, "corp.ovpn" },
+	{ "a/b//", 0, "b" },
+	/* a backslash and a colon are ordinary name bytes on POSIX */
+	{ "/x/a\\b.ovpn", 0, "a\\b.ovpn" },
+	{ "C:x", 0, "C:x" },
+	{ "/", 0, "" },
+};
 
-static void test_tail_posix(void **state)
+static void test_tail(void **state)
 {
+	char buf[256];
+	size_t i;
+
 	(void)state;
-	assert_string_equal(tail("/home/x/corp.ovpn", 0), "corp.ovpn");
-	assert_string_equal(tail("corp.ovpn", 0), "corp.ovpn");
-	assert_string_equal(tail("a/b//", 0), "b");
-	/* a backslash and a colon are ordinary name bytes here */
-	assert_string_equal(tail("/x/a\\b.ovpn", 0), "a\\b.ovpn");
-	assert_string_equal(tail("C:x", 0), "C:x");
-	assert_string_equal(tail("/", 0), "");
-	assert_string_equal(mvm_fs_path_tail((char[]){ "/etc/hosts" }), "hosts");
+	for (i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+		snprintf(buf, sizeof(buf), "%s", tails[i].path);
+		assert_string_equal(mvm_fs_path_tail_as(buf, tails[i].windows), tails[i].want);
+	}
+	snprintf(buf, sizeof(buf), "/etc/hosts");
+	assert_string_equal(mvm_fs_path_tail(buf), "hosts");	/* POSIX: '/' only */
 }
 
 static void test_access_getenv(void **state)
@@ -81,8 +80,7 @@ static void test_access_getenv(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_tail_windows),
-		cmocka_unit_test(test_tail_posix),
+		cmocka_unit_test(test_tail),
 		cmocka_unit_test(test_access_getenv),
 	};
 
