@@ -53,7 +53,7 @@ pkgs_of() {
 	# from Debian's source packages (apt-get source)
 	# test_win_up.py: microvm.exe with a real OpenVPN server, curl and OpenSSH (vpnlib)
 	# mingw-w64-x86-64-dev: winpthreads, whose copyright file the Windows package carries
-	windows) echo "mingw-w64 mingw-w64-x86-64-dev cmake dpkg-dev wine64 python3 iproute2 util-linux tar
+	windows) echo "mingw-w64 mingw-w64-x86-64-dev cmake dpkg-dev wine64 locales python3 iproute2 util-linux tar
 		python3-pytest openvpn openssl curl netcat-openbsd openssh-server openssh-client
 		procps" ;;
 	# libfdt-dev cannot be installed for two architectures at once (not Multi-Arch: same):

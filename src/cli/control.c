@@ -36,13 +36,13 @@
  *
  * Linux: $XDG_RUNTIME_DIR/microvm/control.sock, else /run/microvm/control.sock.  Windows:
  * \\.\pipe\microvm-USER-control (one appliance per user; control.h).
- * Return: 0 or -ENAMETOOLONG.
+ * Return: 0 or -ENAMETOOLONG (Windows: or mvm_fs_getenv()'s -ENOMEM / -EINVAL).
  */
 int ctl_default_path(char *out, size_t cap)
 {
-	char env[4096];
 	int n;
 #ifdef _WIN32
+	char env[4096];
 	wchar_t wuser[257];
 	char user[257 * 3];
 	DWORD ulen = 257;
@@ -50,8 +50,8 @@ int ctl_default_path(char *out, size_t cap)
 	/* wide, as UTF-8 (libuv's uv_pipe_bind() and ctl_connect() take that): in the ANSI
 	 * code page the users Пётр and Павел would both be "????" and share one name */
 	n = mvm_fs_getenv("MICROVM_CONTROL", env, sizeof(env));
-	if (n == -ENAMETOOLONG)
-		return n;
+	if (n && n != -ENOENT)
+		return n;	/* only -ENOENT means unset */
 	if (!n)
 		n = snprintf(out, cap, "%s", env);
 	else
@@ -62,7 +62,6 @@ int ctl_default_path(char *out, size_t cap)
 #else
 	const char *ctl = getenv("MICROVM_CONTROL"), *xdg = getenv("XDG_RUNTIME_DIR");
 
-	(void)env;
 	if (ctl && *ctl)
 		n = snprintf(out, cap, "%s", ctl);
 	else if (xdg && *xdg)
@@ -75,7 +74,7 @@ int ctl_default_path(char *out, size_t cap)
 
 /**
  * ctl_path() - the control endpoint: @opt if given (--control), else the default
- * Return: 0 or -ENAMETOOLONG.
+ * Return: 0 or -ENAMETOOLONG (or ctl_default_path()'s -errno).
  */
 int ctl_path(const char *opt, char *out, size_t cap)
 {

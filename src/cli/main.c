@@ -133,6 +133,11 @@ static int cli_help(int argc, char **argv)
  * cli_utf8_argv() - this process' arguments in UTF-8, from its UTF-16 command line
  * @argc:	receives their number
  *
+ * CommandLineToArgvW() splits by the rules of the Microsoft C runtime (quotes, and
+ * backslashes before a quote doubled), the rules that up_win_child_cmdline() and
+ * wsl_cmdline() quote by, so an argument they pass comes back here unchanged.  An argument
+ * with an unpaired surrogate has no UTF-8 form: refused (WC_ERR_INVALID_CHARS), not turned
+ * into U+FFFD and a different file name.
  * Return: a NULL-terminated array that lives as long as the process, or NULL.
  */
 static char **cli_utf8_argv(int *argc)
@@ -142,10 +147,11 @@ static char **cli_utf8_argv(int *argc)
 	int i, len;
 
 	for (i = 0; argv && i < *argc; i++) {
-		len = WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, NULL, 0, NULL, NULL);
+		len = WideCharToMultiByte(CP_UTF8, WC_ERR_INVALID_CHARS, wargv[i], -1, NULL, 0,
+					  NULL, NULL);
 		argv[i] = len > 0 ? malloc((size_t)len) : NULL;
-		if (!argv[i] ||
-		    !WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, argv[i], len, NULL, NULL)) {
+		if (!argv[i] || !WideCharToMultiByte(CP_UTF8, WC_ERR_INVALID_CHARS, wargv[i], -1,
+						     argv[i], len, NULL, NULL)) {
 			while (i >= 0)
 				free(argv[i--]);
 			free(argv);
@@ -165,10 +171,14 @@ int main(int argc, char **argv)
 	int wargc;
 	char **uargv = cli_utf8_argv(&wargc);
 
-	if (uargv) {
-		argc = wargc;
-		argv = uargv;
+	/* no fallback to the ANSI argv: it would name other files ("????") */
+	if (!uargv) {
+		fprintf(stderr, "microvm: cannot read the command line in UTF-8 (an argument "
+			"that is not valid UTF-16, or out of memory)\n");
+		return CLI_EXIT_USAGE;
 	}
+	argc = wargc;
+	argv = uargv;
 #endif
 
 	/* no arguments: a newcomer asking what this is, not a mistake */

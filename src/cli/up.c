@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -911,12 +910,9 @@ static int up_mkdirs(const char *path)
  */
 static int up_bind(uv_pipe_t *server, const char *path)
 {
-	EXPLICIT_ACCESS_W ea = { 0 };
-	union { TOKEN_USER tu; char buf[256]; } tu;
-	HANDLE tok = NULL;
 	uv_os_fd_t h;
 	PACL dacl = NULL;
-	DWORD len, err = ERROR_ACCESS_DENIED;
+	DWORD err = ERROR_ACCESS_DENIED;
 	int ret;
 
 	if (_strnicmp(path, "\\\\.\\pipe\\", 9))
@@ -924,16 +920,8 @@ static int up_bind(uv_pipe_t *server, const char *path)
 	ret = uv_pipe_bind(server, path);
 	if (ret)
 		return ret;
-	if (uv_fileno((uv_handle_t *)server, &h) == 0 &&
-	    OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok) &&
-	    GetTokenInformation(tok, TokenUser, &tu, sizeof(tu), &len)) {
-		ea.grfAccessPermissions = GENERIC_ALL;
-		ea.grfAccessMode = SET_ACCESS;
-		ea.grfInheritance = NO_INHERITANCE;
-		ea.Trustee.TrusteeForm = TRUSTEE_IS_SID;
-		ea.Trustee.TrusteeType = TRUSTEE_IS_USER;
-		ea.Trustee.ptstrName = (LPWSTR)tu.tu.User.Sid;
-		err = SetEntriesInAclW(1, &ea, NULL, &dacl);
+	if (uv_fileno((uv_handle_t *)server, &h) == 0) {
+		err = mvm_win_private_acl(0, NO_INHERITANCE, &dacl);
 		if (err == ERROR_SUCCESS)
 			err = SetSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION |
 					      PROTECTED_DACL_SECURITY_INFORMATION, NULL, NULL, dacl,
@@ -941,8 +929,6 @@ static int up_bind(uv_pipe_t *server, const char *path)
 	}
 	if (dacl)
 		LocalFree(dacl);
-	if (tok)
-		CloseHandle(tok);
 	return err == ERROR_SUCCESS ? 0 : UV_EACCES;
 }
 
@@ -1118,7 +1104,7 @@ static int up_write_secret(struct up_ctx *u)
 		return ret;
 	}
 	mvm_fs_unlink(u->secret_path);
-	fd = mvm_fs_open(u->secret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = mvm_fs_open_private(u->secret_path);	/* Windows: the user's and SYSTEM's only */
 	f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (!f) {
 		ret = -errno;
@@ -1437,7 +1423,7 @@ static int up_connect_profile(struct up_ctx *u, const char *path, const char *co
 
 	snprintf(tmp, sizeof(tmp), "%s", path);
 	cli_progress_begin("microvm up: connecting the VPN");
-	ret = mvm_manager_vpn_connect(u->m, basename(tmp), content, user, pass, &info);
+	ret = mvm_manager_vpn_connect(u->m, mvm_fs_path_tail(tmp), content, user, pass, &info);
 	cli_progress_end();
 	if (ret) {
 		fprintf(stderr, "microvm up: VPN: %s\n", mvm_last_error());
@@ -1483,12 +1469,12 @@ static int up_check_files(const struct up_config *cfg, const struct up_opts *o,
 
 	*profile = NULL;
 	for (i = 0; vm && i < sizeof(files) / sizeof(files[0]); i++)
-		if (files[i].path && access(files[i].path, R_OK)) {
+		if (files[i].path && mvm_fs_access(files[i].path, R_OK)) {
 			fprintf(stderr, "microvm up: %s %s: %s\n", files[i].opt, files[i].path,
 				strerror(errno));
 			return CLI_EXIT_USAGE;
 		}
-	if (cfg->vm.rootfs_path && !attach && access(cfg->vm.rootfs_path, R_OK)) {
+	if (cfg->vm.rootfs_path && !attach && mvm_fs_access(cfg->vm.rootfs_path, R_OK)) {
 		fprintf(stderr, "microvm up: --rootfs %s: %s\n", cfg->vm.rootfs_path,
 			strerror(errno));
 		return CLI_EXIT_USAGE;

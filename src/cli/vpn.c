@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 
 #include "cli/cli.h"
 #include "cli/control.h"
+#include "runtime/compat.h"
 #include "sandbox/secret.h"
 
 int cli_vpn(int argc, char **argv);
@@ -175,7 +175,7 @@ static int vpn_import(const char *path, const char *file, const struct vpn_opts 
 	snprintf(tmp, sizeof(tmp), "%s", file);
 	req = cJSON_CreateObject();
 	cJSON_AddStringToObject(req, "cmd", "vpn_import");
-	cJSON_AddStringToObject(req, "name", o->name ? o->name : basename(tmp));
+	cJSON_AddStringToObject(req, "name", o->name ? o->name : mvm_fs_path_tail(tmp));
 	cJSON_AddStringToObject(req, "content", content);
 	free(content);
 	resp = ctl_call(path, req);
@@ -185,7 +185,7 @@ static int vpn_import(const char *path, const char *file, const struct vpn_opts 
 	if (ret)
 		ctl_print_error("vpn import", resp);
 	else
-		printf("imported %s\n", o->name ? o->name : basename(tmp));
+		printf("imported %s\n", o->name ? o->name : mvm_fs_path_tail(tmp));
 	cJSON_Delete(resp);
 	return ret;
 }

@@ -16,12 +16,21 @@
  * File names are UTF-8 everywhere in the code.  On Windows the C runtime's fopen(), open(),
  * mkdir(), getenv() and the "A" API take and give strings in the ANSI code page (1252 on a
  * Western-European system), which cannot hold a user folder such as C:\Users\Пётр: the
- * name comes back with '?' in it and the file cannot be made.  So every file the program
- * names goes through these, which are the plain POSIX calls on Linux and the wide ("W")
- * calls on Windows, converting UTF-8 <-> UTF-16 at the call:
+ * name comes back with '?' in it and the file cannot be made.  So every file name that
+ * comes from the user, the environment or %LOCALAPPDATA% goes through these (or through
+ * libuv, which takes UTF-8 itself); only fixed ASCII names ("NUL") do not.  They are the
+ * plain POSIX calls on Linux and the wide ("W") calls on Windows, converting UTF-8 <->
+ * UTF-16 at the call:
  *
  * - mvm_fs_getenv(): an environment variable as UTF-8 (GetEnvironmentVariableW)
- * - mvm_fs_fopen(), mvm_fs_open(), mvm_fs_mkdir() (0700 on POSIX), mvm_fs_unlink()
+ * - mvm_fs_fopen(), mvm_fs_open(), mvm_fs_access(), mvm_fs_mkdir() (0700 on POSIX),
+ *   mvm_fs_unlink()
+ * - mvm_fs_open_private(): a new file only the user can read (0600; on Windows a protected
+ *   DACL of the user and SYSTEM: _wopen()'s mode sets only the read-only attribute)
+ * - Windows only: mvm_win_private_acl() (that DACL, also the control pipe's)
+ * - mvm_fs_path_tail(): the last component of a path, byte-wise (not basename(): mingw's
+ *   converts through the ANSI code page, which splits UTF-8 on a CJK system and overflows
+ *   on an invalid sequence)
  * - Windows only: mvm_fs_app_dir() (%LOCALAPPDATA%\microvm[\SUB], created: the home of
  *   up.log, socks.secret, the appliance lock, the WSL disk and the agent's state) and
  *   mvm_fs_widen() (UTF-8 to a malloc()ed UTF-16 string, for any other "W" call)
@@ -32,6 +41,43 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
+
+/**
+ * mvm_fs_path_tail_as() - the last component of @path, in place (basename() without the
+ * locale): trailing separators are cut off, and the rest after the last separator returned
+ * @path:	a writable copy of the path (UTF-8: '/', '\\' and ':' are never part of a
+ *		multi-byte sequence, so a byte scan is safe)
+ * @windows:	'\\' is a separator too, and a leading drive ("C:") is skipped
+ *
+ * Return: a pointer into @path; @path itself (then "", or the drive "C:") if nothing but
+ * separators follows the drive.
+ */
+static inline char *mvm_fs_path_tail_as(char *path, int windows)
+{
+	char *start = path, *end, *p;
+
+	if (windows && ((path[0] | 0x20) >= 'a' && (path[0] | 0x20) <= 'z') && path[1] == ':')
+		start += 2;
+	end = start + strlen(start);
+	while (end > start && (end[-1] == '/' || (windows && end[-1] == '\\')))
+		*--end = '\0';
+	if (end == start)
+		return path;
+	for (p = end; p > start && p[-1] != '/' && !(windows && p[-1] == '\\'); p--)
+		;
+	return p;
+}
+
+/** mvm_fs_path_tail() - mvm_fs_path_tail_as() with this system's separators. */
+static inline char *mvm_fs_path_tail(char *path)
+{
+#ifdef _WIN32
+	return mvm_fs_path_tail_as(path, 1);
+#else
+	return mvm_fs_path_tail_as(path, 0);
+#endif
+}
 
 #ifdef _WIN32
 #include <winsock2.h>
@@ -52,6 +98,9 @@ int mvm_sock_so_error(int fd);
 int mvm_fs_getenv(const char *name, char *out, size_t size);
 FILE *mvm_fs_fopen(const char *path, const char *mode);
 int mvm_fs_open(const char *path, int flags, int mode);
+int mvm_fs_access(const char *path, int mode);
+int mvm_fs_open_private(const char *path);
+DWORD mvm_win_private_acl(int system, DWORD inherit, PACL *dacl);
 int mvm_fs_mkdir(const char *path);
 int mvm_fs_unlink(const char *path);
 int mvm_fs_app_dir(const char *sub, char *out, size_t size);
@@ -136,13 +185,15 @@ static inline int mvm_sock_close(int fd)
 }
 
 /**
- * mvm_fs_getenv() - environment variable @name copied into @out
+ * mvm_fs_getenv() - environment variable @name copied into @out ("" on an error)
  * Return: 0, -ENOENT (unset or empty) or -ENAMETOOLONG.
  */
 static inline int mvm_fs_getenv(const char *name, char *out, size_t size)
 {
 	const char *v = getenv(name);
 
+	if (size)
+		out[0] = '\0';
 	if (!v || !*v)
 		return -ENOENT;
 	if (strlen(v) >= size)
@@ -161,6 +212,21 @@ static inline FILE *mvm_fs_fopen(const char *path, const char *mode)
 static inline int mvm_fs_open(const char *path, int flags, int mode)
 {
 	return open(path, flags, mode);
+}
+
+/** mvm_fs_access() - access(); Return: 0, or -1 with errno set. */
+static inline int mvm_fs_access(const char *path, int mode)
+{
+	return access(path, mode);
+}
+
+/**
+ * mvm_fs_open_private() - create @path new (O_EXCL), write-only, mode 0600, close-on-exec
+ * Return: a descriptor, or -1 with errno set.
+ */
+static inline int mvm_fs_open_private(const char *path)
+{
+	return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 }
 
 /** mvm_fs_mkdir() - create directory @path, mode 0700; Return: 0 (also if it exists) or -errno. */

@@ -125,15 +125,28 @@ struct wsl {
 	size_t tail_pos, tail_len;
 };
 
-/** wsl_find_exe() - wsl.exe's path into @out; Return: 0 or -ENOENT with @why filled. */
+/**
+ * wsl_find_exe() - wsl.exe's path into @out: $MICROVM_WSL_EXE, else the system's
+ *
+ * Only an unset (or empty) MICROVM_WSL_EXE falls back to the system's wsl.exe: one that is
+ * set but cannot be read (too long, not valid UTF-16, no memory) is an error, not a silent
+ * switch to another program.
+ * Return: 0, or -ENOENT / mvm_fs_getenv()'s -errno with @why filled.
+ */
 static int wsl_find_exe(char *out, size_t size, char *why, size_t why_len)
 {
 	wchar_t sys[MAX_PATH], *wout;
 	DWORD attr;
 	UINT n;
+	int rc;
 
 	/* wide: a wsl.exe under a folder outside the ANSI code page (a test double's) */
-	if (mvm_fs_getenv("MICROVM_WSL_EXE", out, size)) {
+	rc = mvm_fs_getenv("MICROVM_WSL_EXE", out, size);
+	if (rc && rc != -ENOENT) {
+		snprintf(why, why_len, "MICROVM_WSL_EXE: %s", strerror(-rc));
+		return rc;
+	}
+	if (rc) {
 		n = GetSystemDirectoryW(sys, MAX_PATH);
 		if (!n || n >= MAX_PATH ||
 		    !WideCharToMultiByte(CP_UTF8, 0, sys, -1, out, (int)size - 16, NULL, NULL)) {

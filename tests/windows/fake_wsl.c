@@ -54,13 +54,19 @@
 
 #define WSL_FAIL 0xffffffffu	/* wsl.exe's exit status when it fails itself */
 
-static char state[MAX_PATH];
+#define FW_PATH	(MAX_PATH * 3 + 16)	/* a UTF-8 path: up to 3 bytes per UTF-16 unit */
+#define FW_PATH_W	795		/* FW_PATH - 1: scanf's width for a field of it */
+#define FW_STR2(x)	#x
+#define FW_STR(x)	FW_STR2(x)
+_Static_assert(FW_PATH_W == FW_PATH - 1, "FW_PATH_W");
+
+static char state[MAX_PATH * 3];
 static const char *mode = "";
 
 /* path() - @name in the state directory (one of four rotating static buffers) */
 static const char *path(const char *name)
 {
-	static char p[4][MAX_PATH * 2];
+	static char p[4][FW_PATH];
 	static int i;
 
 	i = (i + 1) % 4;
@@ -83,7 +89,7 @@ static void say(const char *text)
 /* note() - one line into the log the tests read: @what and up to three words */
 static void note(const char *what, const char *a, const char *b, const char *c)
 {
-	FILE *f = fopen(path("log"), "a");
+	FILE *f = mvm_fs_fopen(path("log"), "a");
 
 	if (!f)
 		return;
@@ -126,21 +132,21 @@ static const char *unix_path(const char *win)
 struct distro {
 	char name[64];
 	int version;
-	char dir[MAX_PATH];
+	char dir[FW_PATH];
 };
 
 /* find() - the registration of @name (case-insensitive, as WSL); Return: 1 if found */
 static int find(const char *name, struct distro *d)
 {
-	char line[MAX_PATH + 80];
-	FILE *f = fopen(path("distros"), "r");
+	char line[FW_PATH + 80];
+	FILE *f = mvm_fs_fopen(path("distros"), "r");
 	int found = 0;
 
 	if (!f)
 		return 0;
 	while (!found && fgets(line, sizeof(line), f)) {
 		line[strcspn(line, "\r\n")] = '\0';
-		if (sscanf(line, "%63[^|]|%d|%259[^\n]", d->name, &d->version, d->dir) == 3 &&
+		if (sscanf(line, "%63[^|]|%d|%" FW_STR(FW_PATH_W) "[^\n]", d->name, &d->version, d->dir) == 3 &&
 		    !_stricmp(d->name, name))
 			found = 1;
 	}
@@ -151,19 +157,24 @@ static int find(const char *name, struct distro *d)
 /* forget() - drop @name from the registry */
 static void forget(const char *name)
 {
-	char line[MAX_PATH + 80], n[64];
-	FILE *f = fopen(path("distros"), "r"), *o;
+	char line[FW_PATH + 80], n[64];
+	FILE *f = mvm_fs_fopen(path("distros"), "r"), *o;
 
 	if (!f)
 		return;
-	o = fopen(path("distros.new"), "w");
+	o = mvm_fs_fopen(path("distros.new"), "w");
 	while (o && fgets(line, sizeof(line), f))
 		if (sscanf(line, "%63[^|]", n) != 1 || _stricmp(n, name))
 			fputs(line, o);
 	fclose(f);
 	if (o) {
 		fclose(o);
-		MoveFileExA(path("distros.new"), path("distros"), MOVEFILE_REPLACE_EXISTING);
+		wchar_t *from = mvm_fs_widen(path("distros.new")), *to = mvm_fs_widen(path("distros"));
+
+		if (from && to)
+			MoveFileExW(from, to, MOVEFILE_REPLACE_EXISTING);
+		free(from);
+		free(to);
 	}
 }
 
@@ -202,8 +213,8 @@ static DWORD no_such_distro(void)
 /* list_quiet() - `wsl --list --quiet`: one registered name per line, UTF-16LE */
 static DWORD list_quiet(void)
 {
-	char line[MAX_PATH + 80], n[64];
-	FILE *f = fopen(path("distros"), "r");
+	char line[FW_PATH + 80], n[64];
+	FILE *f = mvm_fs_fopen(path("distros"), "r");
 	int any = 0;
 
 	while (f && fgets(line, sizeof(line), f))
@@ -224,7 +235,7 @@ static DWORD list_quiet(void)
 /* import() - `wsl --import @name @dir @tar --version @version`, wsl.exe's checks first */
 static DWORD import(const char *name, const char *dir, const char *tar, int version)
 {
-	char vhdx[MAX_PATH * 2], root[MAX_PATH * 3], tar_u[MAX_PATH * 3];
+	char vhdx[FW_PATH], root[MAX_PATH * 3], tar_u[MAX_PATH * 3];
 	struct distro d;
 	const char *u;
 	FILE *f;
@@ -275,7 +286,7 @@ static DWORD import(const char *name, const char *dir, const char *tar, int vers
 	f = mvm_fs_fopen(vhdx, "w");
 	if (f)
 		fclose(f);
-	f = fopen(path("distros"), "a");
+	f = mvm_fs_fopen(path("distros"), "a");
 	if (!f)
 		return WSL_FAIL;
 	fprintf(f, "%s|%d|%s\n", name, version, dir);
@@ -301,7 +312,7 @@ static void kill_distro(const char *name)
 /* unregister() - `wsl --unregister @name`: stop it, delete its file system and disk */
 static DWORD unregister(const char *name)
 {
-	char vhdx[MAX_PATH * 2], root[MAX_PATH * 3];
+	char vhdx[FW_PATH], root[MAX_PATH * 3];
 	const char *args[] = { "remove", root, NULL };
 	struct distro d;
 	const char *u;
@@ -325,12 +336,12 @@ static DWORD unregister(const char *name)
 /* login() - @user's uid and login shell from the distro's /etc/passwd; Return: 1 if found */
 static int login(const char *name, const char *user, int *uid, char *shell, size_t size)
 {
-	char p[MAX_PATH * 2], line[512], u[64], sh[256];
+	char p[FW_PATH + 80], line[512], u[64], sh[256];
 	int gid;
 	FILE *f;
 
 	snprintf(p, sizeof(p), "%s\\fs\\%s\\etc\\passwd", state, name);
-	f = fopen(p, "r");
+	f = mvm_fs_fopen(p, "r");
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f)) {
@@ -418,7 +429,7 @@ static DWORD WINAPI pump_stdin(void *arg)
 static DWORD helper(const char *const *args, int bridge_stdin)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
-	char self[MAX_PATH], cmd[8192], token[40], status_w[MAX_PATH * 2], status_u[MAX_PATH * 3];
+	char self[MAX_PATH * 3], cmd[8192], token[40], status_w[FW_PATH + 32], status_u[MAX_PATH * 3];
 	STARTUPINFOW si = { .cb = sizeof(si) };
 	PROCESS_INFORMATION pi;
 	wchar_t *wcmd = NULL;
@@ -438,7 +449,7 @@ static DWORD helper(const char *const *args, int bridge_stdin)
 	for (i = 0; i < 16; i++)
 		snprintf(token + 2 * i, 3, "%02x", rnd[i]);
 	snprintf(status_w, sizeof(status_w), "%s\\status-%lu", state, GetCurrentProcessId());
-	DeleteFileA(status_w);
+	mvm_fs_unlink(status_w);
 	u = unix_path(state);
 	if (!u)
 		return WSL_FAIL;
@@ -450,14 +461,21 @@ static DWORD helper(const char *const *args, int bridge_stdin)
 	    getsockname(ls, (struct sockaddr *)&sa, &len))
 		return WSL_FAIL;
 
-	GetModuleFileNameA(NULL, self, sizeof(self));
+	{
+		wchar_t wself[MAX_PATH];
+		DWORD got = GetModuleFileNameW(NULL, wself, MAX_PATH);
+
+		if (!got || got >= MAX_PATH ||
+		    !WideCharToMultiByte(CP_UTF8, 0, wself, -1, self, sizeof(self), NULL, NULL))
+			return WSL_FAIL;
+	}
 	slash = strrchr(self, '\\');
 	if (!slash)
 		return WSL_FAIL;
 	*slash = '\0';
 	{
 		const char *argv[64];
-		char prog[MAX_PATH + 16], script[MAX_PATH * 3], port[8];
+		char prog[MAX_PATH * 3 + 16], script[MAX_PATH * 3], port[8];
 
 		/* python3 by its Unix path; Wine starts a Linux program like a Windows one */
 		snprintf(prog, sizeof(prog), "%s\\wsl_distro.py", self);
@@ -519,12 +537,12 @@ static DWORD helper(const char *const *args, int bridge_stdin)
 	closesocket(c);
 	/* the status file is written before the connection closes */
 	for (i = 0; i < 100; i++) {
-		f = fopen(status_w, "r");
+		f = mvm_fs_fopen(status_w, "r");
 		if (f) {
 			if (fscanf(f, "%lu", &st) != 1)
 				st = WSL_FAIL;
 			fclose(f);
-			DeleteFileA(status_w);
+			mvm_fs_unlink(status_w);
 			break;
 		}
 		Sleep(50);
@@ -535,19 +553,19 @@ static DWORD helper(const char *const *args, int bridge_stdin)
 /* wsl() - the command: @argv in UTF-8 */
 static int wsl(int argc, char **argv)
 {
-	const char *dir = getenv("FAKE_WSL_DIR"), *distro = "microvm", *user = "root";
+	const char *distro = "microvm", *user = "root";
 	char cmdline[8192] = "";
 	WSADATA wsa;
 	int i, n = 0;
 
-	if (!dir)
+	/* wide, as UTF-8: the state folder may be under a non-ANSI user folder too */
+	if (mvm_fs_getenv("FAKE_WSL_DIR", state, sizeof(state)))
 		return 2;
-	snprintf(state, sizeof(state), "%s", dir);
 	mode = getenv("FAKE_WSL_MODE") ? getenv("FAKE_WSL_MODE") : "";
 	_setmode(_fileno(stdout), _O_BINARY);
 	WSAStartup(MAKEWORD(2, 2), &wsa);
-	CreateDirectoryA(path("fs"), NULL);
-	CreateDirectoryA(path("run"), NULL);
+	mvm_fs_mkdir(path("fs"));
+	mvm_fs_mkdir(path("run"));
 	if (!strcmp(mode, "absent"))
 		return (int)not_installed();
 

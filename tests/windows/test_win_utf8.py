@@ -88,23 +88,36 @@ def app(bed, services, tmp_path_factory):
     m.files = m.local / "microvm"
     shutil.rmtree(m.home, ignore_errors=True)
     m.local.mkdir(parents=True)
+    # the rootfs, the profile and the SOCKS password come from the user's folder too
+    shutil.copyfile(image, m.home / "rootfs.tar.gz")
     subprocess.run([WINESERVER, "-p"], env=m.env, check=True, timeout=60)
-    # the session's own processes (services.exe...) start with the first program and keep
-    # its Unix output open: give them none, or the next capture_output would never end
-    subprocess.run([WINE, "cmd", "/c", "exit"], env=m.env, stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
-    old = reg_value(m.env, VOLATILE, "LOCALAPPDATA")
-    assert old, "Wine's prefix has no LOCALAPPDATA in HKCU\\Volatile Environment"
-    set_localappdata(m.env, tmp, LOCAL)
+    old = None
     try:
+        # the session's own processes (services.exe...) start with the first program and
+        # keep its Unix output open: give them none, or the next capture_output would never
+        # end
+        subprocess.run([WINE, "cmd", "/c", "exit"], env=m.env, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        old = reg_value(m.env, VOLATILE, "LOCALAPPDATA")
+        assert old, "Wine's prefix has no LOCALAPPDATA in HKCU\\Volatile Environment"
+        set_localappdata(m.env, tmp, LOCAL)
         yield m
     finally:
-        subprocess.run([WINE, str(m.exe), "down"], env=m.env, capture_output=True,
-                       timeout=90)
-        set_localappdata(m.env, tmp, old)
-        subprocess.run([WINESERVER, "-k"], env=m.env, timeout=60)
-        subprocess.run([WINESERVER, "-w"], env=m.env, timeout=60)
-        shutil.rmtree(m.home, ignore_errors=True)
+        # each step on its own: one failing (a `down` that times out) skips none of the rest
+        steps = [lambda: subprocess.run([WINE, str(m.exe), "down"], env=m.env,
+                                        capture_output=True, timeout=90)]
+        if old:
+            steps.append(lambda: set_localappdata(m.env, tmp, old))
+        steps += [lambda: subprocess.run([WINESERVER, "-k"], env=m.env, timeout=60),
+                  lambda: subprocess.run([WINESERVER, "-w"], env=m.env, timeout=60),
+                  lambda: shutil.rmtree(m.home, ignore_errors=True)]
+        errors = []
+        for step in steps:
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001  (reported below, after the rest ran)
+                errors.append(repr(e))
+        assert not errors, errors
 
 
 def test_0_the_ansi_code_page_cannot_hold_the_folder(app):
@@ -125,7 +138,7 @@ def test_a_up_detach_keeps_its_files_in_the_users_folder(app, bed):
     """The profile comes from the user's folder too: microvm.exe takes its arguments in
     UTF-16 (the C runtime's argv would say C:\\users\\???? ?\\corp.ovpn)."""
     app.home.joinpath("corp.ovpn").write_text(bed.profile())
-    r = app.run_detach(app.tmp, "--rootfs", win_path(os.environ["MICROVM_TEST_ROOTFS_UNIX"]),
+    r = app.run_detach(app.tmp, "--rootfs", f"C:\\users\\{USER}\\rootfs.tar.gz",
                        "--profile", f"C:\\users\\{USER}\\corp.ovpn", "--user", "alice",
                        "--password-stdin",
                        "--socks-auth", input=vpnlib.USERS["alice"] + "\n")
@@ -150,6 +163,31 @@ def test_b_status_names_the_secret_file(app):
     assert st["vm_running"] and st["agent_reachable"] and st["hypervisor"] == "WSL2", st
     assert st["vpn"]["state"] == "connected", st
     assert st["socks"]["secret_file"] == f"{LOCAL}\\microvm\\socks.secret", st
+
+
+def test_b2_socks_password_file_from_the_users_folder(app):
+    """--socks-password-file (and --rootfs) in the user's folder are read: a second `up`
+    gets past them to "already running"; a missing one is named as given."""
+    app.home.joinpath("socks.pw").write_text("s3cret-for-bob\n")
+    args = ["up", "--rootfs", f"C:\\users\\{USER}\\rootfs.tar.gz", "--socks-user", "bob",
+            "--socks-password-file"]
+    r = app.run(*args, f"C:\\users\\{USER}\\socks.pw", timeout=90)
+    assert r.returncode != 0 and "already running" in r.stderr, r.stdout + r.stderr
+    r = app.run(*args, f"C:\\users\\{USER}\\gone.pw", timeout=90)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"--socks-password-file C:\\users\\{USER}\\gone.pw: cannot read it" in r.stderr, \
+        r.stderr
+
+
+def test_b3_vpn_import_from_the_users_folder(app, bed):
+    """`vpn import` of a profile in the user's folder: it is read (wide API), and named
+    after the file (the path's byte-wise tail; profile names themselves are ASCII)."""
+    app.home.joinpath("office.ovpn").write_text(bed.profile())
+    r = app.run("vpn", "import", f"C:\\users\\{USER}\\office.ovpn", timeout=90)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == "imported office.ovpn", r.stdout
+    r = app.run("vpn", "profiles", timeout=90)
+    assert r.returncode == 0 and "office.ovpn" in r.stdout, r.stdout + r.stderr
 
 
 def test_c_socks5_through_the_appliance(app):
