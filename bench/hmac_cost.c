@@ -41,7 +41,8 @@ static void handshake(const struct mvm_auth_key *k)
 	uint8_t proof[MVM_AUTH_PROOF_LEN];
 	struct mvm_auth host = { 0 }, agent = { 0 };
 
-	if (mvm_auth_host_hello(&host, k, 1025, hello) || mvm_auth_agent_init(&agent, k, 1025) ||
+	if (mvm_auth_host_start(&host, k, 1025) || mvm_auth_host_hello(&host, hello) ||
+	    mvm_auth_agent_init(&agent, k, 1025) ||
 	    mvm_auth_agent_input(&agent, hello, sizeof(hello), chall) != MVM_AUTH_SEND ||
 	    mvm_auth_host_finish(&host, chall, proof) ||
 	    mvm_auth_agent_input(&agent, proof, sizeof(proof), chall) != MVM_AUTH_DONE)

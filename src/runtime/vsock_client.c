@@ -172,7 +172,7 @@ static int vsock_authenticate(struct mvm_auth *st, const uint8_t hello[MVM_AUTH_
 
 /*
  * The key's HMAC context is made here, once per secret, outside the lock; connects copy it
- * under the lock (mvm_auth_host_hello()), so the old one is freed only once it is out of
+ * under the lock (mvm_auth_host_start()), so the old one is freed only once it is out of
  * reach, and a handshake under way keeps its own copy.
  */
 int mvm_vsock_set_secret(mvm_vsock *vs, const char *secret)
@@ -224,11 +224,14 @@ int mvm_vsock_connect(mvm_vsock *vs, uint32_t port, int timeout_ms)
 		keyed = vs->keyed;
 		/* copies the key's context: the handshake needs @vs->key no more */
 		if (keyed)
-			rc = mvm_auth_host_hello(&st, &vs->key, port, hello);
+			rc = mvm_auth_host_start(&st, &vs->key, port);
 		snprintf(peer, sizeof(peer), "%s", vs->peer[0] ? vs->peer : "127.0.0.1");
 		pthread_mutex_unlock(&vs->lock);
 		if (!keyed)
 			return fd;
+		/* the nonce is drawn outside the lock */
+		if (!rc)
+			rc = mvm_auth_host_hello(&st, hello);
 		if (rc) {
 			mvm_auth_wipe(&st);
 			mvm_sock_close(fd);
