@@ -154,27 +154,27 @@ static void auth_ctx_free(void *mac)
 }
 
 /**
- * auth_ctx_mac() - HMAC-SHA256 of @msg under the key @mac was made with
- * @mac:	keyed context; only read (the MAC is computed on a copy of it)
+ * auth_ctx_mac() - HMAC-SHA256 of @msg on a fresh copy of a keyed context, used up
+ * @mac:	a fresh copy of the key's context (never used); freed here and set to NULL
  * @msg:	message
  * @n:		its length
  * @out:	receives the MAC
  *
- * Every MAC is computed on its own fresh copy of the keyed context, never on a used one
- * started over: resetting a used libcrypto context with EVP_MAC_init(ctx, NULL, 0, NULL)
- * does not reset it on OpenSSL 3.0.0-3.0.2 (openssl#17811), and CNG has no reset at all
- * (a hash is finished once).
+ * Every MAC is computed on its own fresh copy of the key's context, never on a used one
+ * started over: restarting a used libcrypto context with EVP_MAC_init(ctx, NULL, 0, NULL)
+ * does not reset it on OpenSSL 3.0.0-3.0.2 (openssl#17811), and CNG has no restart at all
+ * (a hash is finished once).  A copy is used once: a second MAC on it fails (-EIO).
  *
- * Return: 0, -ENOMEM (no copy) or -EIO when the crypto library fails.
+ * Return: 0 or -EIO (no copy, or the crypto library failed).
  */
-static int auth_ctx_mac(const void *mac, const uint8_t *msg, size_t n,
-			uint8_t out[MVM_AUTH_MAC_LEN])
+static int auth_ctx_mac(void **mac, const uint8_t *msg, size_t n, uint8_t out[MVM_AUTH_MAC_LEN])
 {
-	void *h = auth_ctx_dup(mac);
+	void *h = *mac;
 	int ret = -EIO;
 
 	if (!h)
-		return mac ? -ENOMEM : -EIO;
+		return -EIO;
+	*mac = NULL;
 #ifdef _WIN32
 	if (BCryptHashData(h, (PUCHAR)msg, (ULONG)n, 0) == 0 &&
 	    BCryptFinishHash(h, out, MVM_AUTH_MAC_LEN, 0) == 0)
@@ -289,7 +289,7 @@ void mvm_auth_key_fini(struct mvm_auth_key *k)
 
 /**
  * auth_mac() - HMAC-SHA256(key, label | port (4 bytes BE) | nh | na)
- * @mac:	keyed context (a handshake's copy; only read)
+ * @mac:	a fresh copy of the key's context: used up (auth_ctx_mac())
  * @label:	MVM_AUTH_LABEL_AGENT or MVM_AUTH_LABEL_HOST (without its NUL)
  * @port:	the connection's port
  * @nh:		the host's nonce
@@ -298,7 +298,7 @@ void mvm_auth_key_fini(struct mvm_auth_key *k)
  *
  * Return: 0, -EINVAL for a label over 64 bytes, or -EIO when the crypto library fails.
  */
-static int auth_mac(const void *mac, const char *label, uint32_t port,
+static int auth_mac(void **mac, const char *label, uint32_t port,
 		    const uint8_t nh[MVM_AUTH_NONCE_LEN], const uint8_t na[MVM_AUTH_NONCE_LEN],
 		    uint8_t out[MVM_AUTH_MAC_LEN])
 {
@@ -342,9 +342,14 @@ int mvm_auth_mac(const struct mvm_auth_key *k, const char *label, uint32_t port,
 		 const uint8_t nh[MVM_AUTH_NONCE_LEN], const uint8_t na[MVM_AUTH_NONCE_LEN],
 		 uint8_t out[MVM_AUTH_MAC_LEN])
 {
+	void *mac;
+
 	if (!k || !k->mac)
 		return -EINVAL;
-	return auth_mac(k->mac, label, port, nh, na, out);
+	mac = auth_ctx_dup(k->mac);
+	if (!mac)
+		return -ENOMEM;
+	return auth_mac(&mac, label, port, nh, na, out);
 }
 
 /**
@@ -371,17 +376,18 @@ int mvm_auth_equal(const void *a, const void *b, size_t n)
 }
 
 /**
- * mvm_auth_wipe() - end a handshake: free its copy of the keyed context, forget the nonces
+ * mvm_auth_wipe() - end a handshake: free its copies of the key's context, forget the nonces
  * @st:		handshake state (started or not, or all zero; wiping twice is harmless)
  */
 void mvm_auth_wipe(struct mvm_auth *st)
 {
-	auth_ctx_free(st->mac);
+	auth_ctx_free(st->mac[0]);
+	auth_ctx_free(st->mac[1]);
 	mvm_auth_cleanse(st, sizeof(*st));
 }
 
 /**
- * auth_start() - a fresh handshake state holding its own copy of @k's keyed context
+ * auth_start() - a fresh handshake state holding two copies of @k's context, one per MAC
  * @st:		handshake state (initialised here; mvm_auth_wipe() it whatever the result)
  * @k:		the shared key
  * @port:	the port the connection is for
@@ -394,17 +400,18 @@ static int auth_start(struct mvm_auth *st, const struct mvm_auth_key *k, uint32_
 	st->port = port;
 	if (!k || !k->mac)
 		return -EINVAL;
-	st->mac = auth_ctx_dup(k->mac);
-	return st->mac ? 0 : -ENOMEM;
+	st->mac[0] = auth_ctx_dup(k->mac);
+	st->mac[1] = auth_ctx_dup(k->mac);
+	return st->mac[0] && st->mac[1] ? 0 : -ENOMEM;
 }
 
 /**
- * mvm_auth_host_start() - start a handshake as the host: take its copy of the key
+ * mvm_auth_host_start() - start a handshake as the host: take its copies of the key
  * @st:		handshake state (initialised here; mvm_auth_wipe() it whatever the result)
  * @k:		the shared key; only read, and not needed once this returns
  * @port:	the port the connection is for
  *
- * Cheap (one context copy): callers holding a lock over @k call this under it and
+ * Cheap (two context copies): callers holding a lock over @k call this under it and
  * mvm_auth_host_hello() (which draws the nonce) after releasing it.
  *
  * Return: 0, -EINVAL (@k holds no key) or -ENOMEM.
@@ -423,7 +430,7 @@ int mvm_auth_host_start(struct mvm_auth *st, const struct mvm_auth_key *k, uint3
  */
 int mvm_auth_host_hello(struct mvm_auth *st, uint8_t out[MVM_AUTH_HELLO_LEN])
 {
-	if (!st->mac)
+	if (!st->mac[0])
 		return -EINVAL;
 	if (mvm_auth_random(st->nh, sizeof(st->nh)))
 		return -EIO;
@@ -450,13 +457,13 @@ int mvm_auth_host_finish(struct mvm_auth *st, const uint8_t chall[MVM_AUTH_CHALL
 	if (memcmp(chall, MVM_AUTH_MAGIC, MVM_AUTH_MAGIC_LEN))
 		return -EPROTO;
 	memcpy(st->na, chall + MVM_AUTH_MAGIC_LEN, MVM_AUTH_NONCE_LEN);
-	ret = auth_mac(st->mac, MVM_AUTH_LABEL_AGENT, st->port, st->nh, st->na, mac);
+	ret = auth_mac(&st->mac[0], MVM_AUTH_LABEL_AGENT, st->port, st->nh, st->na, mac);
 	if (ret)
 		return ret;
 	if (!mvm_auth_equal(mac, chall + MVM_AUTH_MAGIC_LEN + MVM_AUTH_NONCE_LEN, sizeof(mac)))
 		ret = -EACCES;
 	else
-		ret = auth_mac(st->mac, MVM_AUTH_LABEL_HOST, st->port, st->nh, st->na,
+		ret = auth_mac(&st->mac[1], MVM_AUTH_LABEL_HOST, st->port, st->nh, st->na,
 			       proof);
 	mvm_auth_cleanse(mac, sizeof(mac));
 	return ret;
@@ -541,7 +548,7 @@ int mvm_auth_agent_input(struct mvm_auth *st, const uint8_t *data, size_t n,
 		}
 		memcpy(out, MVM_AUTH_MAGIC, MVM_AUTH_MAGIC_LEN);
 		memcpy(out + MVM_AUTH_MAGIC_LEN, st->na, MVM_AUTH_NONCE_LEN);
-		ret = auth_mac(st->mac, MVM_AUTH_LABEL_AGENT, st->port, st->nh, st->na,
+		ret = auth_mac(&st->mac[0], MVM_AUTH_LABEL_AGENT, st->port, st->nh, st->na,
 			       out + MVM_AUTH_MAGIC_LEN + MVM_AUTH_NONCE_LEN);
 		if (ret) {
 			st->state = -1;
@@ -551,7 +558,7 @@ int mvm_auth_agent_input(struct mvm_auth *st, const uint8_t *data, size_t n,
 		st->len = 0;
 		return MVM_AUTH_SEND;
 	}
-	ret = auth_mac(st->mac, MVM_AUTH_LABEL_HOST, st->port, st->nh, st->na, mac);
+	ret = auth_mac(&st->mac[1], MVM_AUTH_LABEL_HOST, st->port, st->nh, st->na, mac);
 	if (!ret && !mvm_auth_equal(mac, st->buf, sizeof(mac)))
 		ret = -EACCES;
 	mvm_auth_cleanse(mac, sizeof(mac));

@@ -24,10 +24,10 @@
  *   through EVP_MAC, RAND_bytes, CRYPTO_memcmp), CNG (BCrypt) on Windows.
  *
  *   The key is set up for HMAC once: mvm_auth_key_init() makes a keyed context when the
- *   secret is loaded, and each handshake takes its own copy of it (mvm_auth_host_start(),
- *   mvm_auth_agent_init()); each of the handshake's two MACs is computed on a fresh copy of
- *   that (never on a used context started over: that reset is broken in OpenSSL 3.0.0-3.0.2),
- *   and mvm_auth_wipe() frees it.  Making the keyed context is what costs (libcrypto fetches
+ *   secret is loaded, and each handshake takes two copies of it (mvm_auth_host_start(),
+ *   mvm_auth_agent_init()), one for each of its two MACs: every MAC is computed on a fresh
+ *   copy, never on a used context started over (that restart is broken in OpenSSL
+ *   3.0.0-3.0.2); mvm_auth_wipe() frees what is left.  Making the keyed context is what costs (libcrypto fetches
  *   the algorithm and hashes the padded key: more than the MAC itself); copying it is cheap
  *   (docs/performance.md).
  *
@@ -69,8 +69,9 @@ struct mvm_auth_key {
 
 /**
  * struct mvm_auth - one handshake, either side
- * @mac:	this handshake's copy of the keyed context (freed by mvm_auth_wipe()); each
- *		MAC is computed on a fresh copy of it
+ * @mac:	this handshake's two fresh copies of the key's context: [0] computes the
+ *		agent's MAC, [1] the host's; each is used once and freed (the rest by
+ *		mvm_auth_wipe())
  * @port:	the port the connection is for (bound into both MACs)
  * @nh:		the host's nonce
  * @na:		the agent's nonce
@@ -79,7 +80,7 @@ struct mvm_auth_key {
  * @state:	agent: 0 reading HELLO, 1 reading PROOF, 2 done, -1 failed
  */
 struct mvm_auth {
-	void *mac;
+	void *mac[2];
 	uint32_t port;
 	uint8_t nh[MVM_AUTH_NONCE_LEN];
 	uint8_t na[MVM_AUTH_NONCE_LEN];

@@ -433,8 +433,10 @@ static void test_teardown(void **state)
 	mvm_auth_wipe(&host);
 	mvm_auth_wipe(&host);
 	mvm_auth_wipe(&ag);
-	assert_null(host.mac);
-	assert_null(ag.mac);
+	assert_null(host.mac[0]);
+	assert_null(host.mac[1]);
+	assert_null(ag.mac[0]);
+	assert_null(ag.mac[1]);
 
 	/* no key: nothing starts, and the agent state is failed */
 	assert_int_equal(mvm_auth_host_start(&host, &none, 1025), -EINVAL);
