@@ -138,7 +138,8 @@ static void *auth_ctx_dup(const void *mac)
 }
 
 /**
- * auth_ctx_free() - free a keyed context; the library wipes the key state it holds
+ * auth_ctx_free() - free a keyed context; the library clears the raw key and pads it holds
+ * (libcrypto: OPENSSL_secure_clear_free(), EVP_MD_CTX cleansing; CNG: up to CNG)
  * @mac:	context, or NULL
  */
 static void auth_ctx_free(void *mac)
@@ -153,43 +154,42 @@ static void auth_ctx_free(void *mac)
 }
 
 /**
- * auth_ctx_mac() - HMAC-SHA256 of @msg under the key @mac was made with
- * @mac:	keyed context; still usable for the next MAC afterwards
- * @used:	whether @mac computed a MAC before (a fresh copy of a key's context did not);
- *		set here
+ * auth_ctx_mac() - HMAC-SHA256 of @msg on a fresh copy of a keyed context, used up
+ * @mac:	a fresh copy of the key's context (never used); freed here and set to NULL
  * @msg:	message
  * @n:		its length
  * @out:	receives the MAC
  *
- * libcrypto: EVP_MAC_init() without a key starts a used context over from its hashed inner
- * pad (its state right after the key); a fresh copy is in that state already.  CNG has no
- * such reset (a hash is finished once), so the MAC is computed on a copy.
+ * Every MAC is computed on its own fresh copy of the key's context, never on a used one
+ * started over: restarting a used libcrypto context with EVP_MAC_init(ctx, NULL, 0, NULL)
+ * does not reset it on OpenSSL 3.0.0-3.0.2 (openssl#17811), and CNG has no restart at all
+ * (a hash is finished once).  A copy is used once: a second MAC on it fails (-EIO).
  *
- * Return: 0 or -EIO when the crypto library fails.
+ * Return: 0 or -EIO (no copy, or the crypto library failed).
  */
-static int auth_ctx_mac(void *mac, bool *used, const uint8_t *msg, size_t n,
-			uint8_t out[MVM_AUTH_MAC_LEN])
+static int auth_ctx_mac(void **mac, const uint8_t *msg, size_t n, uint8_t out[MVM_AUTH_MAC_LEN])
 {
-#ifdef _WIN32
-	BCRYPT_HASH_HANDLE h = auth_ctx_dup(mac);
+	void *h = *mac;
 	int ret = -EIO;
 
-	*used = true;
-	if (h && BCryptHashData(h, (PUCHAR)msg, (ULONG)n, 0) == 0 &&
+	if (!h)
+		return -EIO;
+	*mac = NULL;
+#ifdef _WIN32
+	if (BCryptHashData(h, (PUCHAR)msg, (ULONG)n, 0) == 0 &&
 	    BCryptFinishHash(h, out, MVM_AUTH_MAC_LEN, 0) == 0)
 		ret = 0;
+#else
+	{
+		size_t ol = 0;
+
+		if (EVP_MAC_update(h, msg, n) && EVP_MAC_final(h, out, &ol, MVM_AUTH_MAC_LEN) &&
+		    ol == MVM_AUTH_MAC_LEN)
+			ret = 0;
+	}
+#endif
 	auth_ctx_free(h);
 	return ret;
-#else
-	size_t ol = 0;
-	bool reset = *used;
-
-	*used = true;
-	if (!mac || (reset && !EVP_MAC_init(mac, NULL, 0, NULL)) || !EVP_MAC_update(mac, msg, n) ||
-	    !EVP_MAC_final(mac, out, &ol, MVM_AUTH_MAC_LEN) || ol != MVM_AUTH_MAC_LEN)
-		return -EIO;
-	return 0;
-#endif
 }
 
 /**
@@ -197,7 +197,15 @@ static int auth_ctx_mac(void *mac, bool *used, const uint8_t *msg, size_t n,
  * @k:		receives the keyed context (must not hold one: mvm_auth_key_fini() first)
  * @key:	the shared key; the caller wipes its own copy
  *
- * Return: 0, -ENOMEM or -EIO (the crypto library failed); @k is left without a key then.
+ * What the context holds: libcrypto's HMAC (OpenSSL 3.0) keeps the hashed inner and outer
+ * pads *and a copy of the raw key* (hmac_setkey(): OPENSSL_secure_malloc, which is plain
+ * heap when no secure heap is set up, as here), and every EVP_MAC_CTX_dup() copies that raw
+ * key too.  Freeing a context clears it (OPENSSL_secure_clear_free() for the key,
+ * EVP_MD_CTX cleansing for the pads).  CNG allocates the hash object itself (we pass no
+ * buffer), so what it keeps and wiping it on BCryptDestroyHash() are up to CNG.
+ *
+ * Return: 0; -EBUSY when @k holds a key already (it is left as it was); -ENOMEM or -EIO
+ * (the crypto library failed), @k is left without a key then.
  */
 int mvm_auth_key_init(struct mvm_auth_key *k, const uint8_t key[MVM_AUTH_KEY_LEN])
 {
@@ -205,7 +213,8 @@ int mvm_auth_key_init(struct mvm_auth_key *k, const uint8_t key[MVM_AUTH_KEY_LEN
 	BCRYPT_ALG_HANDLE alg = auth_alg();
 	BCRYPT_HASH_HANDLE h = NULL;
 
-	k->mac = NULL;
+	if (k->mac)
+		return -EBUSY;
 	if (!alg || BCryptCreateHash(alg, &h, NULL, 0, (PUCHAR)key, MVM_AUTH_KEY_LEN, 0) != 0)
 		return -EIO;
 	k->mac = h;
@@ -216,11 +225,14 @@ int mvm_auth_key_init(struct mvm_auth_key *k, const uint8_t key[MVM_AUTH_KEY_LEN
 		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
 		OSSL_PARAM_construct_end(),
 	};
-	EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+	EVP_MAC *hmac;
+	EVP_MAC_CTX *ctx;
 	int ret = 0;
 
-	k->mac = NULL;
+	if (k->mac)
+		return -EBUSY;
+	hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
 	/* the context holds its own reference to the algorithm */
 	EVP_MAC_free(hmac);
 	if (!ctx)
@@ -241,16 +253,20 @@ int mvm_auth_key_init(struct mvm_auth_key *k, const uint8_t key[MVM_AUTH_KEY_LEN
  * @hex:	MVM_SECRET_HEX_LEN hex characters (either case)
  * @len:	length of @hex
  *
- * The decoded key exists only on this function's stack and is wiped before it returns.
+ * The decoded key is on this function's stack only until it returns (wiped); the keyed
+ * context keeps its own copy of it (mvm_auth_key_init()).
  *
- * Return: 0, -EINVAL when @hex is not exactly 64 hex characters, -ENOMEM or -EIO.
+ * Return: 0, -EINVAL when @hex is not exactly 64 hex characters, -EBUSY when @k holds a key
+ * already, -ENOMEM or -EIO.
  */
 int mvm_auth_key_init_hex(struct mvm_auth_key *k, const char *hex, size_t len)
 {
 	uint8_t key[MVM_AUTH_KEY_LEN];
-	int ret = mvm_auth_key_from_hex(hex, len, key);
+	int ret;
 
-	k->mac = NULL;
+	if (k->mac)
+		return -EBUSY;
+	ret = mvm_auth_key_from_hex(hex, len, key);
 	if (!ret)
 		ret = mvm_auth_key_init(k, key);
 	mvm_auth_cleanse(key, sizeof(key));
@@ -258,7 +274,7 @@ int mvm_auth_key_init_hex(struct mvm_auth_key *k, const char *hex, size_t len)
 }
 
 /**
- * mvm_auth_key_fini() - free a key's context (the library wipes the key state in it)
+ * mvm_auth_key_fini() - free a key's context (the library clears the key and pads in it)
  * @k:		key; afterwards without a key (again usable with mvm_auth_key_init())
  *
  * Handshakes already started from @k keep working: each has its own copy.
@@ -273,8 +289,7 @@ void mvm_auth_key_fini(struct mvm_auth_key *k)
 
 /**
  * auth_mac() - HMAC-SHA256(key, label | port (4 bytes BE) | nh | na)
- * @mac:	keyed context (a handshake's copy)
- * @used:	whether @mac computed a MAC before (auth_ctx_mac()); set here
+ * @mac:	a fresh copy of the key's context: used up (auth_ctx_mac())
  * @label:	MVM_AUTH_LABEL_AGENT or MVM_AUTH_LABEL_HOST (without its NUL)
  * @port:	the connection's port
  * @nh:		the host's nonce
@@ -283,7 +298,7 @@ void mvm_auth_key_fini(struct mvm_auth_key *k)
  *
  * Return: 0, -EINVAL for a label over 64 bytes, or -EIO when the crypto library fails.
  */
-static int auth_mac(void *mac, bool *used, const char *label, uint32_t port,
+static int auth_mac(void **mac, const char *label, uint32_t port,
 		    const uint8_t nh[MVM_AUTH_NONCE_LEN], const uint8_t na[MVM_AUTH_NONCE_LEN],
 		    uint8_t out[MVM_AUTH_MAC_LEN])
 {
@@ -303,7 +318,7 @@ static int auth_mac(void *mac, bool *used, const char *label, uint32_t port,
 	n += MVM_AUTH_NONCE_LEN;
 	memcpy(msg + n, na, MVM_AUTH_NONCE_LEN);
 	n += MVM_AUTH_NONCE_LEN;
-	ret = auth_ctx_mac(mac, used, msg, n, out);
+	ret = auth_ctx_mac(mac, msg, n, out);
 	mvm_auth_cleanse(msg, sizeof(msg));
 	return ret;
 }
@@ -327,18 +342,14 @@ int mvm_auth_mac(const struct mvm_auth_key *k, const char *label, uint32_t port,
 		 const uint8_t nh[MVM_AUTH_NONCE_LEN], const uint8_t na[MVM_AUTH_NONCE_LEN],
 		 uint8_t out[MVM_AUTH_MAC_LEN])
 {
-	bool used = false;
 	void *mac;
-	int ret;
 
 	if (!k || !k->mac)
 		return -EINVAL;
 	mac = auth_ctx_dup(k->mac);
 	if (!mac)
 		return -ENOMEM;
-	ret = auth_mac(mac, &used, label, port, nh, na, out);
-	auth_ctx_free(mac);
-	return ret;
+	return auth_mac(&mac, label, port, nh, na, out);
 }
 
 /**
@@ -365,17 +376,18 @@ int mvm_auth_equal(const void *a, const void *b, size_t n)
 }
 
 /**
- * mvm_auth_wipe() - end a handshake: free its copy of the keyed context, forget the nonces
+ * mvm_auth_wipe() - end a handshake: free its copies of the key's context, forget the nonces
  * @st:		handshake state (started or not, or all zero; wiping twice is harmless)
  */
 void mvm_auth_wipe(struct mvm_auth *st)
 {
-	auth_ctx_free(st->mac);
+	auth_ctx_free(st->mac[0]);
+	auth_ctx_free(st->mac[1]);
 	mvm_auth_cleanse(st, sizeof(*st));
 }
 
 /**
- * auth_start() - a fresh handshake state holding its own copy of @k's keyed context
+ * auth_start() - a fresh handshake state holding two copies of @k's context, one per MAC
  * @st:		handshake state (initialised here; mvm_auth_wipe() it whatever the result)
  * @k:		the shared key
  * @port:	the port the connection is for
@@ -388,26 +400,38 @@ static int auth_start(struct mvm_auth *st, const struct mvm_auth_key *k, uint32_
 	st->port = port;
 	if (!k || !k->mac)
 		return -EINVAL;
-	st->mac = auth_ctx_dup(k->mac);
-	return st->mac ? 0 : -ENOMEM;
+	st->mac[0] = auth_ctx_dup(k->mac);
+	st->mac[1] = auth_ctx_dup(k->mac);
+	return st->mac[0] && st->mac[1] ? 0 : -ENOMEM;
 }
 
 /**
- * mvm_auth_host_hello() - start a handshake as the host: the HELLO message
+ * mvm_auth_host_start() - start a handshake as the host: take its copies of the key
  * @st:		handshake state (initialised here; mvm_auth_wipe() it whatever the result)
  * @k:		the shared key; only read, and not needed once this returns
  * @port:	the port the connection is for
+ *
+ * Cheap (two context copies): callers holding a lock over @k call this under it and
+ * mvm_auth_host_hello() (which draws the nonce) after releasing it.
+ *
+ * Return: 0, -EINVAL (@k holds no key) or -ENOMEM.
+ */
+int mvm_auth_host_start(struct mvm_auth *st, const struct mvm_auth_key *k, uint32_t port)
+{
+	return auth_start(st, k, port);
+}
+
+/**
+ * mvm_auth_host_hello() - the HELLO message: draw the host's nonce
+ * @st:		state from mvm_auth_host_start()
  * @out:	receives HELLO (MVM_AUTH_HELLO_LEN bytes) to send
  *
- * Return: 0, -EINVAL (@k holds no key), -ENOMEM or -EIO (no randomness).
+ * Return: 0, -EINVAL (@st was not started) or -EIO (no randomness).
  */
-int mvm_auth_host_hello(struct mvm_auth *st, const struct mvm_auth_key *k, uint32_t port,
-			uint8_t out[MVM_AUTH_HELLO_LEN])
+int mvm_auth_host_hello(struct mvm_auth *st, uint8_t out[MVM_AUTH_HELLO_LEN])
 {
-	int ret = auth_start(st, k, port);
-
-	if (ret)
-		return ret;
+	if (!st->mac[0])
+		return -EINVAL;
 	if (mvm_auth_random(st->nh, sizeof(st->nh)))
 		return -EIO;
 	memcpy(out, MVM_AUTH_MAGIC, MVM_AUTH_MAGIC_LEN);
@@ -417,7 +441,7 @@ int mvm_auth_host_hello(struct mvm_auth *st, const struct mvm_auth_key *k, uint3
 
 /**
  * mvm_auth_host_finish() - check the agent's CHALLENGE and make our PROOF
- * @st:		state from mvm_auth_host_hello()
+ * @st:		state from mvm_auth_host_start() and mvm_auth_host_hello()
  * @chall:	the MVM_AUTH_CHALLENGE_LEN bytes the agent sent
  * @proof:	receives PROOF (MVM_AUTH_PROOF_LEN bytes) to send, only on success
  *
@@ -433,13 +457,13 @@ int mvm_auth_host_finish(struct mvm_auth *st, const uint8_t chall[MVM_AUTH_CHALL
 	if (memcmp(chall, MVM_AUTH_MAGIC, MVM_AUTH_MAGIC_LEN))
 		return -EPROTO;
 	memcpy(st->na, chall + MVM_AUTH_MAGIC_LEN, MVM_AUTH_NONCE_LEN);
-	ret = auth_mac(st->mac, &st->used, MVM_AUTH_LABEL_AGENT, st->port, st->nh, st->na, mac);
+	ret = auth_mac(&st->mac[0], MVM_AUTH_LABEL_AGENT, st->port, st->nh, st->na, mac);
 	if (ret)
 		return ret;
 	if (!mvm_auth_equal(mac, chall + MVM_AUTH_MAGIC_LEN + MVM_AUTH_NONCE_LEN, sizeof(mac)))
 		ret = -EACCES;
 	else
-		ret = auth_mac(st->mac, &st->used, MVM_AUTH_LABEL_HOST, st->port, st->nh, st->na,
+		ret = auth_mac(&st->mac[1], MVM_AUTH_LABEL_HOST, st->port, st->nh, st->na,
 			       proof);
 	mvm_auth_cleanse(mac, sizeof(mac));
 	return ret;
@@ -524,7 +548,7 @@ int mvm_auth_agent_input(struct mvm_auth *st, const uint8_t *data, size_t n,
 		}
 		memcpy(out, MVM_AUTH_MAGIC, MVM_AUTH_MAGIC_LEN);
 		memcpy(out + MVM_AUTH_MAGIC_LEN, st->na, MVM_AUTH_NONCE_LEN);
-		ret = auth_mac(st->mac, &st->used, MVM_AUTH_LABEL_AGENT, st->port, st->nh, st->na,
+		ret = auth_mac(&st->mac[0], MVM_AUTH_LABEL_AGENT, st->port, st->nh, st->na,
 			       out + MVM_AUTH_MAGIC_LEN + MVM_AUTH_NONCE_LEN);
 		if (ret) {
 			st->state = -1;
@@ -534,7 +558,7 @@ int mvm_auth_agent_input(struct mvm_auth *st, const uint8_t *data, size_t n,
 		st->len = 0;
 		return MVM_AUTH_SEND;
 	}
-	ret = auth_mac(st->mac, &st->used, MVM_AUTH_LABEL_HOST, st->port, st->nh, st->na, mac);
+	ret = auth_mac(&st->mac[1], MVM_AUTH_LABEL_HOST, st->port, st->nh, st->na, mac);
 	if (!ret && !mvm_auth_equal(mac, st->buf, sizeof(mac)))
 		ret = -EACCES;
 	mvm_auth_cleanse(mac, sizeof(mac));

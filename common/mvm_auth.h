@@ -23,15 +23,24 @@
  *   Crypto comes from the platform's library: OpenSSL's libcrypto on Linux (HMAC-SHA256
  *   through EVP_MAC, RAND_bytes, CRYPTO_memcmp), CNG (BCrypt) on Windows.
  *
- *   The key is set up for HMAC once: mvm_auth_key_init() makes a keyed context (HMAC's
- *   inner and outer pads already hashed) when the secret is loaded, and each handshake
- *   takes its own copy of it (mvm_auth_host_hello(), mvm_auth_agent_init()), which computes
- *   its two MACs and is freed, wiped, by mvm_auth_wipe().  Making the keyed context is what
- *   costs (libcrypto fetches the algorithm and hashes the padded key: more than the MAC
- *   itself); copying it is cheap (docs/performance.md).  A key is only read by the handshakes that copy it,
- *   so several threads may start handshakes from one key at once; whoever owns the key
- *   keeps it until no handshake is being started from it any more (mvm_auth_key_fini()
- *   wipes and frees it; a handshake's copy does not depend on it).
+ *   The key is set up for HMAC once: mvm_auth_key_init() makes a keyed context when the
+ *   secret is loaded, and each handshake takes two copies of it (mvm_auth_host_start(),
+ *   mvm_auth_agent_init()), one for each of its two MACs: every MAC is computed on a fresh
+ *   copy, never on a used context started over (that restart is broken in OpenSSL
+ *   3.0.0-3.0.2); mvm_auth_wipe() frees what is left.  Making the keyed context is what costs (libcrypto fetches
+ *   the algorithm and hashes the padded key: more than the MAC itself); copying it is cheap
+ *   (docs/performance.md).
+ *
+ *   What a keyed context holds: libcrypto's keeps the hashed inner and outer pads and also a
+ *   copy of the raw key (OPENSSL_secure_malloc: plain heap without a secure heap), and each
+ *   copy of the context copies that key; freeing one clears both
+ *   (OPENSSL_secure_clear_free(), EVP_MD_CTX cleansing).  CNG allocates its hash objects
+ *   itself (we pass no buffer); wiping them on BCryptDestroyHash() is up to CNG.
+ *
+ *   Threads: a key is only read by the handshakes that copy it; its owner copies it under
+ *   the owner's lock (the vsock client's, the agent's single thread) and replaces or frees
+ *   it (mvm_auth_key_fini()) under the same lock.  A handshake's copy does not depend on
+ *   the key once taken.
  */
 #ifndef MVM_COMMON_AUTH_H
 #define MVM_COMMON_AUTH_H
@@ -60,8 +69,9 @@ struct mvm_auth_key {
 
 /**
  * struct mvm_auth - one handshake, either side
- * @mac:	this handshake's copy of the keyed context (freed by mvm_auth_wipe())
- * @used:	whether @mac has computed a MAC (it must be reset before the next)
+ * @mac:	this handshake's two fresh copies of the key's context: [0] computes the
+ *		agent's MAC, [1] the host's; each is used once and freed (the rest by
+ *		mvm_auth_wipe())
  * @port:	the port the connection is for (bound into both MACs)
  * @nh:		the host's nonce
  * @na:		the agent's nonce
@@ -70,8 +80,7 @@ struct mvm_auth_key {
  * @state:	agent: 0 reading HELLO, 1 reading PROOF, 2 done, -1 failed
  */
 struct mvm_auth {
-	void *mac;
-	bool used;
+	void *mac[2];
 	uint32_t port;
 	uint8_t nh[MVM_AUTH_NONCE_LEN];
 	uint8_t na[MVM_AUTH_NONCE_LEN];
@@ -92,8 +101,8 @@ int mvm_auth_equal(const void *a, const void *b, size_t n);
 void mvm_auth_wipe(struct mvm_auth *st);
 void mvm_auth_cleanse(void *p, size_t n);
 
-int mvm_auth_host_hello(struct mvm_auth *st, const struct mvm_auth_key *k, uint32_t port,
-			uint8_t out[MVM_AUTH_HELLO_LEN]);
+int mvm_auth_host_start(struct mvm_auth *st, const struct mvm_auth_key *k, uint32_t port);
+int mvm_auth_host_hello(struct mvm_auth *st, uint8_t out[MVM_AUTH_HELLO_LEN]);
 int mvm_auth_host_finish(struct mvm_auth *st, const uint8_t chall[MVM_AUTH_CHALLENGE_LEN],
 			 uint8_t proof[MVM_AUTH_PROOF_LEN]);
 

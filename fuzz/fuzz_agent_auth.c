@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			sent = true;
 			/* The real host with the same key and nonce accepts the challenge... */
-			if (mvm_auth_host_hello(&host, &key, 1025, hello))
+			if (mvm_auth_host_start(&host, &key, 1025) || mvm_auth_host_hello(&host, hello))
 				abort();
 			memcpy(host.nh, data + 1 + MVM_AUTH_MAGIC_LEN, MVM_AUTH_NONCE_LEN);
 			if (mvm_auth_host_finish(&host, out, proof))

@@ -227,8 +227,8 @@ int auth_init(struct agent *a)
 }
 
 /**
- * auth_fini() - close every pending handshake and free the key's context (agent exit)
- * @a:		agent
+ * auth_fini() - close every pending handshake, free the key's context, wipe the secret
+ * @a:		agent (set up or not: also called when setup fails)
  */
 void auth_fini(struct agent *a)
 {
@@ -239,4 +239,5 @@ void auth_fini(struct agent *a)
 		auth_unlink(a, c);
 	}
 	mvm_auth_key_fini(&a->auth_key);
+	explicit_bzero(a->auth_secret, sizeof(a->auth_secret));
 }

@@ -462,8 +462,11 @@ int main(int argc, char **argv)
 	ret = parse_args(argc, argv, &a.opts);
 	if (ret)
 		return ret > 0 ? 0 : 1;
-	if (setup(&a) || agent_sandbox(&a))
+	if (setup(&a) || agent_sandbox(&a)) {
+		/* the key and the secret are wiped on every way out */
+		auth_fini(&a);
 		return 1;
+	}
 	agent_loop_run(&a);
 	vpn_shutdown(&a);
 	if (a.quit == AGENT_EXIT_POWEROFF) {

@@ -783,8 +783,11 @@ static mvm_vsock *nsbox_vsock(void *priv)
 
 	if (!nb->vsock) {
 		nb->vsock = mvm_vsock_new(&nsbox_vsock_ops, nb);
-		if (nb->vsock) {
-			mvm_vsock_set_secret(nb->vsock, nb->secret);
+		if (nb->vsock && mvm_vsock_set_secret(nb->vsock, nb->secret)) {
+			/* no client without its key (mvm_last_error() says why) */
+			mvm_vsock_free(nb->vsock);
+			nb->vsock = NULL;
+		} else if (nb->vsock) {
 			vsock_set_peer(nb->vsock, "127.0.0.1 in the box");
 		}
 	}

@@ -25,9 +25,11 @@
  *   the secret nothing but a random nonce is sent, so an impostor learns nothing; a failure
  *   is -EACCES, "the agent at HOST:PORT failed authentication (wrong secret or not our
  *   agent)".  Callers (mvm_vsock_request(), the SOCKS server) see no difference.  An
- *   unkeyed client connects plainly (virtio-vsock: only our VMM reaches the guest).  The
- *   key is set up for HMAC once, in mvm_vsock_set_secret(); each connect copies it under
- *   the lock, so connects in parallel threads never share a context in use.
+ *   unkeyed client connects plainly (virtio-vsock: only our VMM reaches the guest); a
+ *   client given a secret whose key could not be set up (bad hex, out of memory) stays
+ *   keyed without a key, so its connects fail rather than go out in plaintext.  The key is
+ *   set up for HMAC once, in mvm_vsock_set_secret(); each connect copies it under the lock
+ *   and draws its nonce outside it, so connects in parallel threads never share a context.
  *
  * Streams are plain file descriptors owned by the caller; freeing the client does not close
  * them.  On Windows they are Winsock SOCKETs (close them with mvm_vsock_close_stream());
@@ -172,7 +174,7 @@ static int vsock_authenticate(struct mvm_auth *st, const uint8_t hello[MVM_AUTH_
 
 /*
  * The key's HMAC context is made here, once per secret, outside the lock; connects copy it
- * under the lock (mvm_auth_host_hello()), so the old one is freed only once it is out of
+ * under the lock (mvm_auth_host_start()), so the old one is freed only once it is out of
  * reach, and a handshake under way keeps its own copy.
  */
 int mvm_vsock_set_secret(mvm_vsock *vs, const char *secret)
@@ -182,21 +184,23 @@ int mvm_vsock_set_secret(mvm_vsock *vs, const char *secret)
 
 	if (!vs)
 		return mvm_set_error(-EINVAL, "vsock: no client");
-	if (secret) {
-		rc = mvm_auth_key_init_hex(&key, secret, strlen(secret));
-		if (rc == -EINVAL)
-			return mvm_set_error(rc, "vsock: the agent secret must be %d hex characters",
-					     MVM_SECRET_HEX_LEN);
-		if (rc)
-			return mvm_set_error(rc, "vsock: cannot set up the agent key: %s",
-					     strerror(-rc));
-	}
+	rc = secret ? mvm_auth_key_init_hex(&key, secret, strlen(secret)) : 0;
+	/*
+	 * Fail closed: a secret was given, so the client stays keyed even when its key could
+	 * not be set up; without a key every connect then fails (mvm_auth_host_start():
+	 * -EINVAL) instead of going out unauthenticated.
+	 */
 	pthread_mutex_lock(&vs->lock);
 	vs->keyed = secret != NULL;
 	old = vs->key;
 	vs->key = key;
 	pthread_mutex_unlock(&vs->lock);
 	mvm_auth_key_fini(&old);
+	if (rc == -EINVAL)
+		return mvm_set_error(rc, "vsock: the agent secret must be %d hex characters",
+				     MVM_SECRET_HEX_LEN);
+	if (rc)
+		return mvm_set_error(rc, "vsock: cannot set up the agent key: %s", strerror(-rc));
 	return 0;
 }
 
@@ -224,11 +228,14 @@ int mvm_vsock_connect(mvm_vsock *vs, uint32_t port, int timeout_ms)
 		keyed = vs->keyed;
 		/* copies the key's context: the handshake needs @vs->key no more */
 		if (keyed)
-			rc = mvm_auth_host_hello(&st, &vs->key, port, hello);
+			rc = mvm_auth_host_start(&st, &vs->key, port);
 		snprintf(peer, sizeof(peer), "%s", vs->peer[0] ? vs->peer : "127.0.0.1");
 		pthread_mutex_unlock(&vs->lock);
 		if (!keyed)
 			return fd;
+		/* the nonce is drawn outside the lock */
+		if (!rc)
+			rc = mvm_auth_host_hello(&st, hello);
 		if (rc) {
 			mvm_auth_wipe(&st);
 			mvm_sock_close(fd);

@@ -79,14 +79,27 @@ static void test_auth_refused(void)
 	mvm_vsock_free(vs);
 }
 
-/* CNG's HMAC-SHA256 gives the same MAC as libcrypto and authlib.py (known answer) */
+/*
+ * CNG's HMAC-SHA256 gives the known answers for both MACs, directly and through both sides'
+ * state machines (each side's second MAC after its first).  HMAC-SHA256(key 00 01 .. 1f,
+ * LABEL | 00000401 | aa*32 | 55*32), computed outside this code by Python's hmac the way
+ * tests/integration/authlib.py's mac() does and checked with `openssl dgst -sha256 -mac HMAC`
+ * (the same constants as tests/unit/agent/test_agent_auth.c).
+ */
 static void test_auth_known_answer(void)
 {
-	static const uint8_t want[32] = {
+	static const uint8_t want_agent[32] = {
 		0xc4, 0xdb, 0xee, 0xaa, 0x79, 0xef, 0xa4, 0x40, 0xcc, 0xc9, 0x40, 0x34, 0xe8, 0x42,
 		0xe4, 0x42, 0x55, 0x40, 0x02, 0x52, 0x2a, 0x75, 0x6a, 0x69, 0x2e, 0xa2, 0xc6, 0xac,
 		0x07, 0x38, 0xff, 0xfa,
 	};
+	static const uint8_t want_host[32] = {
+		0xc5, 0x30, 0xcd, 0x79, 0x53, 0x67, 0x1b, 0x34, 0xe5, 0xb3, 0xfc, 0xed, 0x2c, 0x3c,
+		0x0c, 0x2e, 0x09, 0x86, 0x9f, 0xbf, 0xcb, 0x5c, 0x94, 0xd5, 0xa1, 0x59, 0xd3, 0xeb,
+		0x5a, 0x76, 0x41, 0x50,
+	};
+	uint8_t hello[MVM_AUTH_HELLO_LEN], chall[MVM_AUTH_CHALLENGE_LEN], proof[MVM_AUTH_PROOF_LEN];
+	struct mvm_auth host = { 0 }, ag = { 0 };
 	struct mvm_auth_key key = { 0 };
 	uint8_t k[32], nh[32], na[32], mac[32];
 	int i;
@@ -96,15 +109,31 @@ static void test_auth_known_answer(void)
 	memset(nh, 0xaa, sizeof(nh));
 	memset(na, 0x55, sizeof(na));
 	CHECK(mvm_auth_key_init(&key, k) == 0);
+	CHECK(mvm_auth_key_init(&key, k) == -EBUSY);
 	CHECK(mvm_auth_mac(&key, MVM_AUTH_LABEL_AGENT, 1025, nh, na, mac) == 0);
-	CHECK(memcmp(mac, want, sizeof(want)) == 0);
-	/* the key's handle, reused: the same MAC again (CNG computes on a copy of it) */
-	memset(mac, 0, sizeof(mac));
-	CHECK(mvm_auth_mac(&key, MVM_AUTH_LABEL_AGENT, 1025, nh, na, mac) == 0);
-	CHECK(memcmp(mac, want, sizeof(want)) == 0);
+	CHECK(memcmp(mac, want_agent, sizeof(want_agent)) == 0);
+	CHECK(mvm_auth_mac(&key, MVM_AUTH_LABEL_HOST, 1025, nh, na, mac) == 0);
+	CHECK(memcmp(mac, want_host, sizeof(want_host)) == 0);
+	/* host: its nonce fixed, it accepts the known agent MAC and answers the known proof */
+	CHECK(mvm_auth_host_start(&host, &key, 1025) == 0);
+	CHECK(mvm_auth_host_hello(&host, hello) == 0);
+	memcpy(host.nh, nh, sizeof(nh));
+	memcpy(chall, MVM_AUTH_MAGIC, MVM_AUTH_MAGIC_LEN);
+	memcpy(chall + MVM_AUTH_MAGIC_LEN, na, sizeof(na));
+	memcpy(chall + MVM_AUTH_MAGIC_LEN + MVM_AUTH_NONCE_LEN, want_agent, sizeof(want_agent));
+	CHECK(mvm_auth_host_finish(&host, chall, proof) == 0);
+	CHECK(memcmp(proof, want_host, sizeof(want_host)) == 0);
+	/* agent: its nonce fixed after the challenge, it accepts the known proof */
+	memcpy(hello + MVM_AUTH_MAGIC_LEN, nh, sizeof(nh));
+	CHECK(mvm_auth_agent_init(&ag, &key, 1025) == 0);
+	CHECK(mvm_auth_agent_input(&ag, hello, sizeof(hello), chall) == MVM_AUTH_SEND);
+	memcpy(ag.na, na, sizeof(na));
+	CHECK(mvm_auth_agent_input(&ag, want_host, sizeof(want_host), chall) == MVM_AUTH_DONE);
+	mvm_auth_wipe(&host);
+	mvm_auth_wipe(&ag);
 	mvm_auth_key_fini(&key);
 	CHECK(key.mac == NULL);
-	CHECK(mvm_auth_equal(mac, want, sizeof(want)));
+	CHECK(mvm_auth_equal(mac, want_host, sizeof(want_host)));
 	CHECK(mvm_auth_random(nh, sizeof(nh)) == 0);
 }
 

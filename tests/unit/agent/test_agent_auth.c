@@ -3,9 +3,10 @@
  * test_agent_auth.c - the TCP authentication handshake (common/mvm_auth.c): the agent's
  * state machine against the host's side, byte by byte, and against truncated, garbage,
  * replayed, reflected, port-swapped and wrong-key input; a known-answer MAC shared with
- * tests/integration/authlib.py; the key's HMAC context, set up once and copied per
- * handshake: reused contexts give the MACs fresh ones give, and a key freed while a
- * handshake copied from it runs (ASan checks the teardown: make asan).
+ * tests/integration/authlib.py, for both MACs and through both sides' state machines; the
+ * key's HMAC context, set up once and copied per handshake: the MACs libcrypto's one-shot
+ * HMAC() gives, a live key not set up twice, and a key freed while a handshake copied from
+ * it runs (ASan checks the teardown: make asan).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,6 +16,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "mvm_auth.h"
 
@@ -36,7 +39,8 @@ static void host_start(struct mvm_auth *host, const struct mvm_auth_key *k, uint
 		       uint8_t *hello)
 {
 	mvm_auth_wipe(host);
-	assert_int_equal(mvm_auth_host_hello(host, k, port, hello), 0);
+	assert_int_equal(mvm_auth_host_start(host, k, port), 0);
+	assert_int_equal(mvm_auth_host_hello(host, hello), 0);
 }
 
 /** agent_hello() - feed @hello to a fresh agent (@ag wiped first); expect the challenge. */
@@ -199,80 +203,170 @@ static void test_port_and_key_bound(void **state)
 	mvm_auth_wipe(&ag);
 }
 
-static void test_known_answer(void **state)
-{
-	/* HMAC-SHA256(0..31, "microvm-auth-1 agent" | 00000401 | aa*32 | 55*32), as computed
-	 * by tests/integration/authlib.py */
-	static const uint8_t want[32] = {
-		0xc4, 0xdb, 0xee, 0xaa, 0x79, 0xef, 0xa4, 0x40, 0xcc, 0xc9, 0x40, 0x34, 0xe8, 0x42,
-		0xe4, 0x42, 0x55, 0x40, 0x02, 0x52, 0x2a, 0x75, 0x6a, 0x69, 0x2e, 0xa2, 0xc6, 0xac,
-		0x07, 0x38, 0xff, 0xfa,
-	};
-	struct mvm_auth_key k = { 0 };
-	uint8_t raw[32], nh[32], na[32], mac[32];
+/*
+ * HMAC-SHA256(key 00 01 .. 1f, LABEL | 00000401 | aa*32 | 55*32) for both labels, computed
+ * outside this code by Python's hmac the way tests/integration/authlib.py's mac() does
+ * (hmac.new(bytes(range(32)), label + (1025).to_bytes(4, "big") + b"\xaa"*32 + b"\x55"*32,
+ * hashlib.sha256)) and checked with `openssl dgst -sha256 -mac HMAC -macopt hexkey:...`.
+ */
+static const uint8_t kat_agent[32] = {
+	0xc4, 0xdb, 0xee, 0xaa, 0x79, 0xef, 0xa4, 0x40, 0xcc, 0xc9, 0x40, 0x34, 0xe8, 0x42, 0xe4,
+	0x42, 0x55, 0x40, 0x02, 0x52, 0x2a, 0x75, 0x6a, 0x69, 0x2e, 0xa2, 0xc6, 0xac, 0x07, 0x38,
+	0xff, 0xfa,
+};
+static const uint8_t kat_host[32] = {
+	0xc5, 0x30, 0xcd, 0x79, 0x53, 0x67, 0x1b, 0x34, 0xe5, 0xb3, 0xfc, 0xed, 0x2c, 0x3c, 0x0c,
+	0x2e, 0x09, 0x86, 0x9f, 0xbf, 0xcb, 0x5c, 0x94, 0xd5, 0xa1, 0x59, 0xd3, 0xeb, 0x5a, 0x76,
+	0x41, 0x50,
+};
 
-	(void)state;
+/** kat_key() - the known-answer key 00 01 .. 1f, set up in @k */
+static void kat_key(struct mvm_auth_key *k)
+{
+	uint8_t raw[32];
+
 	for (int i = 0; i < 32; i++)
 		raw[i] = (uint8_t)i;
-	memset(nh, 0xaa, sizeof(nh));
-	memset(na, 0x55, sizeof(na));
-	assert_int_equal(mvm_auth_key_init(&k, raw), 0);
-	assert_int_equal(mvm_auth_mac(&k, MVM_AUTH_LABEL_AGENT, 1025, nh, na, mac), 0);
-	mvm_auth_key_fini(&k);
-	assert_null(k.mac);
-	assert_memory_equal(mac, want, sizeof(want));
-	assert_true(mvm_auth_equal(mac, want, sizeof(want)));
-	mac[31] ^= 1;
-	assert_false(mvm_auth_equal(mac, want, sizeof(want)));
+	assert_int_equal(mvm_auth_key_init(k, raw), 0);
 }
 
-/** fresh_mac() - the MAC from a key context made for this one MAC and freed at once */
-static void fresh_mac(const uint8_t *raw, const char *label, uint32_t port, const uint8_t *nh,
-		      const uint8_t *na, uint8_t *mac)
+static void test_known_answer(void **state)
 {
 	struct mvm_auth_key k = { 0 };
+	uint8_t nh[32], na[32], mac[32];
 
-	assert_int_equal(mvm_auth_key_init(&k, raw), 0);
-	assert_int_equal(mvm_auth_mac(&k, label, port, nh, na, mac), 0);
+	(void)state;
+	memset(nh, 0xaa, sizeof(nh));
+	memset(na, 0x55, sizeof(na));
+	kat_key(&k);
+	assert_int_equal(mvm_auth_mac(&k, MVM_AUTH_LABEL_AGENT, 1025, nh, na, mac), 0);
+	assert_memory_equal(mac, kat_agent, sizeof(kat_agent));
+	assert_int_equal(mvm_auth_mac(&k, MVM_AUTH_LABEL_HOST, 1025, nh, na, mac), 0);
+	assert_memory_equal(mac, kat_host, sizeof(kat_host));
 	mvm_auth_key_fini(&k);
+	assert_null(k.mac);
+	assert_true(mvm_auth_equal(mac, kat_host, sizeof(kat_host)));
+	mac[31] ^= 1;
+	assert_false(mvm_auth_equal(mac, kat_host, sizeof(kat_host)));
 }
 
 /*
- * The key's context is made once and serves many MACs: a context used over and over (the
- * shared key, and a handshake's copy computing its second MAC after its first) gives the
- * MAC a context made afresh for that one MAC gives.
+ * The known answers through the state machines, each side computing its second MAC on the
+ * handshake's copy after its first (what OpenSSL 3.0.0-3.0.2 got wrong when a used context
+ * was restarted): the host, its nonce fixed to aa*32, accepts the known agent MAC and
+ * answers the known proof; the agent, its nonce fixed to 55*32 after its challenge, accepts
+ * that proof.
  */
-static void test_reused_context_same_mac(void **state)
+static void test_known_answer_handshake(void **state)
 {
 	uint8_t hello[MVM_AUTH_HELLO_LEN], chall[MVM_AUTH_CHALLENGE_LEN], proof[MVM_AUTH_PROOF_LEN];
-	uint8_t nh[MVM_AUTH_NONCE_LEN], na[MVM_AUTH_NONCE_LEN], mac[MVM_AUTH_MAC_LEN];
+	struct mvm_auth host = { 0 }, ag = { 0 };
+	struct mvm_auth_key k = { 0 };
+
+	(void)state;
+	kat_key(&k);
+	/* host */
+	assert_int_equal(mvm_auth_host_start(&host, &k, 1025), 0);
+	assert_int_equal(mvm_auth_host_hello(&host, hello), 0);
+	memset(host.nh, 0xaa, sizeof(host.nh));
+	memcpy(chall, MVM_AUTH_MAGIC, MVM_AUTH_MAGIC_LEN);
+	memset(chall + MVM_AUTH_MAGIC_LEN, 0x55, MVM_AUTH_NONCE_LEN);
+	memcpy(chall + MVM_AUTH_MAGIC_LEN + MVM_AUTH_NONCE_LEN, kat_agent, sizeof(kat_agent));
+	assert_int_equal(mvm_auth_host_finish(&host, chall, proof), 0);
+	assert_memory_equal(proof, kat_host, sizeof(kat_host));
+	/* agent */
+	memset(hello + MVM_AUTH_MAGIC_LEN, 0xaa, MVM_AUTH_NONCE_LEN);
+	assert_int_equal(mvm_auth_agent_init(&ag, &k, 1025), 0);
+	assert_int_equal(mvm_auth_agent_input(&ag, hello, sizeof(hello), chall), MVM_AUTH_SEND);
+	memset(ag.na, 0x55, sizeof(ag.na));
+	assert_int_equal(mvm_auth_agent_input(&ag, kat_host, sizeof(kat_host), chall),
+			 MVM_AUTH_DONE);
+	mvm_auth_wipe(&host);
+	mvm_auth_wipe(&ag);
+	mvm_auth_key_fini(&k);
+}
+
+/**
+ * ref_mac() - the MAC computed independently of mvm_auth.c: libcrypto's one-shot HMAC()
+ * over the message built here (label | port BE | nh | na)
+ */
+static void ref_mac(const uint8_t *raw, const char *label, uint32_t port, const uint8_t *nh,
+		    const uint8_t *na, uint8_t *mac)
+{
+	uint8_t msg[64 + 4 + 2 * MVM_AUTH_NONCE_LEN];
+	size_t ll = strlen(label);
+	unsigned int ol = 0;
+
+	memcpy(msg, label, ll);
+	msg[ll] = (uint8_t)(port >> 24);
+	msg[ll + 1] = (uint8_t)(port >> 16);
+	msg[ll + 2] = (uint8_t)(port >> 8);
+	msg[ll + 3] = (uint8_t)port;
+	memcpy(msg + ll + 4, nh, MVM_AUTH_NONCE_LEN);
+	memcpy(msg + ll + 4 + MVM_AUTH_NONCE_LEN, na, MVM_AUTH_NONCE_LEN);
+	assert_non_null(HMAC(EVP_sha256(), raw, MVM_AUTH_KEY_LEN, msg,
+			     ll + 4 + 2 * MVM_AUTH_NONCE_LEN, mac, &ol));
+	assert_int_equal(ol, MVM_AUTH_MAC_LEN);
+}
+
+/*
+ * The key's context is made once and serves many handshakes: over 50 handshakes with fresh
+ * random nonces from the shared key, both sides' MACs are the ones HMAC() computes from the
+ * raw key.
+ */
+static void test_shared_key_many_handshakes(void **state)
+{
+	uint8_t hello[MVM_AUTH_HELLO_LEN], chall[MVM_AUTH_CHALLENGE_LEN], proof[MVM_AUTH_PROOF_LEN];
+	uint8_t nh[MVM_AUTH_NONCE_LEN], na[MVM_AUTH_NONCE_LEN];
 	uint8_t want[MVM_AUTH_MAC_LEN];
 	struct mvm_auth host = { 0 }, ag = { 0 };
 
 	(void)state;
 	for (int round = 0; round < 50; round++) {
-		host_start(&host, key, round % 2 ? 7602 : 1025, hello);
-		agent_hello(&ag, key, round % 2 ? 7602 : 1025, hello, chall);
+		uint32_t port = round % 2 ? 7602 : 1025;
+
+		host_start(&host, key, port, hello);
+		agent_hello(&ag, key, port, hello, chall);
 		memcpy(nh, hello + MVM_AUTH_MAGIC_LEN, sizeof(nh));
 		memcpy(na, chall + MVM_AUTH_MAGIC_LEN, sizeof(na));
-		/* the agent's copy made its first MAC: the one a fresh context makes */
-		fresh_mac(key_bytes, MVM_AUTH_LABEL_AGENT, round % 2 ? 7602 : 1025, nh, na, want);
+		ref_mac(key_bytes, MVM_AUTH_LABEL_AGENT, port, nh, na, want);
 		assert_memory_equal(chall + MVM_AUTH_MAGIC_LEN + MVM_AUTH_NONCE_LEN, want,
 				    sizeof(want));
-		/* the host's copy checks it, then makes its second MAC, the proof */
 		assert_int_equal(mvm_auth_host_finish(&host, chall, proof), 0);
-		fresh_mac(key_bytes, MVM_AUTH_LABEL_HOST, round % 2 ? 7602 : 1025, nh, na, want);
+		ref_mac(key_bytes, MVM_AUTH_LABEL_HOST, port, nh, na, want);
 		assert_memory_equal(proof, want, sizeof(want));
-		/* the agent's copy, on its second MAC, accepts exactly that */
 		assert_int_equal(mvm_auth_agent_input(&ag, proof, sizeof(proof), chall),
 				 MVM_AUTH_DONE);
-		/* and the shared key, after all these copies, still makes the same MAC */
-		assert_int_equal(mvm_auth_mac(key, MVM_AUTH_LABEL_HOST, round % 2 ? 7602 : 1025,
-					      nh, na, mac), 0);
-		assert_memory_equal(mac, want, sizeof(want));
 	}
 	mvm_auth_wipe(&host);
 	mvm_auth_wipe(&ag);
+}
+
+/* A live key is not set up again over itself (that would leak it unwiped): -EBUSY, unchanged */
+static void test_key_init_busy(void **state)
+{
+	static const char hex[] = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+	uint8_t nh[32], na[32], mac[32], raw[32] = { 0 };
+	struct mvm_auth_key k = { 0 };
+	void *was;
+
+	(void)state;
+	memset(nh, 0xaa, sizeof(nh));
+	memset(na, 0x55, sizeof(na));
+	kat_key(&k);
+	was = k.mac;
+	assert_int_equal(mvm_auth_key_init(&k, raw), -EBUSY);
+	assert_ptr_equal(k.mac, was);
+	assert_int_equal(mvm_auth_key_init_hex(&k, hex, 64), -EBUSY);
+	assert_ptr_equal(k.mac, was);
+	/* still the original key */
+	assert_int_equal(mvm_auth_mac(&k, MVM_AUTH_LABEL_HOST, 1025, nh, na, mac), 0);
+	assert_memory_equal(mac, kat_host, sizeof(kat_host));
+	/* freed, it can be set up again */
+	mvm_auth_key_fini(&k);
+	assert_int_equal(mvm_auth_key_init_hex(&k, hex, 64), 0);
+	assert_non_null(k.mac);
+	mvm_auth_key_fini(&k);
 }
 
 /*
@@ -339,11 +433,14 @@ static void test_teardown(void **state)
 	mvm_auth_wipe(&host);
 	mvm_auth_wipe(&host);
 	mvm_auth_wipe(&ag);
-	assert_null(host.mac);
-	assert_null(ag.mac);
+	assert_null(host.mac[0]);
+	assert_null(host.mac[1]);
+	assert_null(ag.mac[0]);
+	assert_null(ag.mac[1]);
 
 	/* no key: nothing starts, and the agent state is failed */
-	assert_int_equal(mvm_auth_host_hello(&host, &none, 1025, hello), -EINVAL);
+	assert_int_equal(mvm_auth_host_start(&host, &none, 1025), -EINVAL);
+	assert_int_equal(mvm_auth_host_hello(&host, hello), -EINVAL);
 	assert_int_equal(mvm_auth_agent_init(&ag, &none, 1025), -EINVAL);
 	assert_int_equal(mvm_auth_agent_want(&ag), 0);
 	assert_int_equal(mvm_auth_agent_input(&ag, hello, 1, chall), -EPROTO);
@@ -351,8 +448,10 @@ static void test_teardown(void **state)
 			 -EINVAL);
 	mvm_auth_wipe(&host);
 	mvm_auth_wipe(&ag);
-	/* a bad secret sets no key */
-	assert_int_equal(mvm_auth_key_init_hex(&k, "0g", 2), -EINVAL);
+	/* a bad secret sets no key: a bad character at full length, none at all */
+	assert_int_equal(mvm_auth_key_init_hex(&k, "00112233445566778899aabbccddeeff"
+						   "00112233445566778899aabbccddeefg", 64),
+			 -EINVAL);
 	assert_null(k.mac);
 	assert_int_equal(mvm_auth_key_init_hex(&k, NULL, 64), -EINVAL);
 	assert_null(k.mac);
@@ -406,7 +505,9 @@ int main(void)
 		cmocka_unit_test(test_replayed_proof),
 		cmocka_unit_test(test_port_and_key_bound),
 		cmocka_unit_test(test_known_answer),
-		cmocka_unit_test(test_reused_context_same_mac),
+		cmocka_unit_test(test_known_answer_handshake),
+		cmocka_unit_test(test_shared_key_many_handshakes),
+		cmocka_unit_test(test_key_init_busy),
 		cmocka_unit_test(test_wrong_key),
 		cmocka_unit_test(test_teardown),
 		cmocka_unit_test(test_key_from_hex),

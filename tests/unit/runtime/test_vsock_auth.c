@@ -3,7 +3,9 @@
  * test_vsock_auth.c - the vsock client's side of the TCP authentication handshake
  * (mvm_vsock_set_secret(), inside mvm_vsock_connect()), against small agents on 127.0.0.1:
  * the real agent-side state machine with the right key, with another key, an old plain
- * agent that answers JSON at once, one that closes, one that never answers.
+ * agent that answers JSON at once, one that closes, one that never answers; a secret
+ * replaced from another thread while a connect is under way; a client whose secret could
+ * not be set up refusing to connect in plaintext.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -33,6 +35,7 @@ enum agent_mode {
 	AG_PLAIN,	/* an unauthenticated agent: answers a JSON line at once */
 	AG_CLOSE,	/* reads the HELLO, closes */
 	AG_SILENT,	/* reads the HELLO, never answers */
+	AG_REPLACE,	/* as AG_GOOD, but after the HELLO replaces @replace's secret with OTHER */
 };
 
 struct agent {
@@ -43,6 +46,8 @@ struct agent {
 	char got[256];		/* what followed the handshake */
 	size_t got_len;
 	int result;		/* agent side: MVM_AUTH_DONE or the error */
+	mvm_vsock *replace;	/* AG_REPLACE: the client whose secret is replaced mid-connect */
+	int replace_rc;		/* what mvm_vsock_set_secret() returned there */
 };
 
 static ssize_t read_some(int fd, void *buf, size_t n)
@@ -92,6 +97,8 @@ static void *agent_thread(void *arg)
 		if (r == MVM_AUTH_SEND) {
 			if (a->mode == AG_CLOSE)
 				goto out;
+			if (a->mode == AG_REPLACE)	/* the connect waits for the challenge */
+				a->replace_rc = mvm_vsock_set_secret(a->replace, OTHER);
 			if (a->mode == AG_SILENT) {
 				while (read_some(fd, buf, sizeof(buf)) > 0)
 					;
@@ -120,13 +127,15 @@ out:
 	return NULL;
 }
 
-static void agent_start(struct agent *a, enum agent_mode mode)
+/** agent_start_for() - start an agent in @mode; AG_REPLACE replaces @replace's secret */
+static void agent_start_for(struct agent *a, enum agent_mode mode, mvm_vsock *replace)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sin);
 
 	memset(a, 0, sizeof(*a));
 	a->mode = mode;
+	a->replace = replace;
 	a->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(a->lfd >= 0);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -135,6 +144,11 @@ static void agent_start(struct agent *a, enum agent_mode mode)
 	assert_int_equal(getsockname(a->lfd, (struct sockaddr *)&sin, &len), 0);
 	a->port = ntohs(sin.sin_port);
 	assert_int_equal(pthread_create(&a->thread, NULL, agent_thread, a), 0);
+}
+
+static void agent_start(struct agent *a, enum agent_mode mode)
+{
+	agent_start_for(a, mode, NULL);
 }
 
 static void agent_join(struct agent *a)
@@ -288,6 +302,55 @@ static void test_secret_replaced(void **state)
 	mvm_vsock_free(vs);
 }
 
+/*
+ * The secret replaced from another thread (the agent's) while a connect waits for the
+ * challenge: that connect completes on the key it copied, the old key is freed under it
+ * (ASan: no use after free, freed once), and the next connect uses the new key.
+ */
+static void test_secret_replaced_during_connect(void **state)
+{
+	mvm_vsock *vs = keyed(SECRET);
+	struct agent a;
+
+	(void)state;
+	agent_start_for(&a, AG_REPLACE, vs);
+	{
+		char *resp = NULL;
+
+		assert_int_equal(mvm_vsock_request(vs, a.port, "x", 1, &resp, NULL, 2000), 0);
+		assert_string_equal(resp, "ok:x");
+		free(resp);
+	}
+	agent_join(&a);
+	assert_int_equal(a.replace_rc, 0);
+	assert_int_equal(a.result, MVM_AUTH_DONE);
+	agent_start(&a, AG_GOOD);
+	assert_int_equal(mvm_vsock_connect(vs, a.port, 2000), -EACCES);
+	agent_join(&a);
+	mvm_vsock_free(vs);
+}
+
+/*
+ * A secret that cannot be set up leaves the client keyed without a key: it refuses to
+ * connect rather than talk to the agent in plaintext, fresh or after a good secret.
+ */
+static void test_bad_secret_fails_closed(void **state)
+{
+	mvm_vsock *vs = mvm_vsock_new_tcp("127.0.0.1");
+	struct agent a;
+
+	(void)state;
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(mvm_vsock_set_secret(vs, round ? SECRET "0" : "abc"), -EINVAL);
+		agent_start(&a, AG_PLAIN);
+		assert_int_equal(mvm_vsock_connect(vs, a.port, 2000), -EINVAL);
+		assert_non_null(strstr(mvm_last_error(), "cannot start the authentication"));
+		agent_join(&a);
+		assert_int_equal(mvm_vsock_set_secret(vs, SECRET), 0);
+	}
+	mvm_vsock_free(vs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -299,6 +362,8 @@ int main(void)
 		cmocka_unit_test(test_wrong_secret_on_host),
 		cmocka_unit_test(test_set_secret),
 		cmocka_unit_test(test_secret_replaced),
+		cmocka_unit_test(test_secret_replaced_during_connect),
+		cmocka_unit_test(test_bad_secret_fails_closed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
