@@ -62,11 +62,14 @@
 #   L1's own timers stop, nothing in L1 runs again, and a check's own time limit never fires.
 #   L1's init therefore writes /run/nested/heartbeat every 10 s, from a process of its own;
 #   this script watches that file, and when it has not changed for --stall seconds, it samples
-#   the vCPU's registers and QEMU's threads through QEMU's monitor into stall-N.txt, stops QEMU,
+#   the vCPUs' registers through QEMU's monitor and QEMU's threads from /proc into stall-N.txt
+#   (and goes on watching if L1 spoke or finished meanwhile), stops QEMU,
 #   keeps that console as console-stalled-N.log, says so, and boots L1 again (--retries times)
 #   with the same run directory: what the command wrote there stays, and its stdout and stderr
 #   go on from where they were, so a command that records its steps there (l1_checks.py) resumes
-#   at the step that was cut short. A stall that repeats more often fails the run. A check that
+#   at the step that was cut short (a line in stdout and stderr marks the new boot; a command
+#   that finished before L1 froze keeps its status). A stall that repeats more often fails the
+#   run; --timeout bounds all boots together. A check that
 #   hangs while L1 lives is not a stall: the heartbeat goes on, and the check's own limits and
 #   --timeout apply.
 #
@@ -144,6 +147,7 @@ x86_64 | amd64)
 	qemu_pkg="qemu-system-x86"
 	qemu_machine="-machine q35,accel=tcg -cpu EPYC,+svm,+npt -smp 1"
 	console=ttyS0
+	regs='^(RIP|RAX|RSI|CR0|EFER|GS )'
 	resolved=resolved
 	: "${mem:=4096}"
 	;;
@@ -156,6 +160,7 @@ arm64 | aarch64)
 	# pauth-impdef: QEMU's own pointer-authentication algorithm, ~3x faster under TCG
 	qemu_machine="-M virt,virtualization=on,gic-version=3 -accel tcg -cpu max,pauth-impdef=on -smp 2"
 	console=ttyAMA0
+	regs='^( ?PC=|X0[0-3]=|PSTATE=)'
 	resolved="resolved-arm64"
 	: "${mem:=3072}"
 	;;
@@ -526,27 +531,37 @@ make_initramfs "$run" "$kdir"
 	printf '%s\n' "$*"
 } >"$run/share/cmd"
 
-# monitor CMD: send one command to QEMU's human monitor (the socket of this boot); its reply.
+# monitor CMD: send one command to QEMU's human monitor (the socket of this boot); its reply
+# (socat keeps the connection a second after the command, for a slow main loop to answer).
 monitor() {
-	printf '%s\n' "$1" | timeout 5 socat - "unix-connect:$run/monitor.sock" 2>&1 |
+	if ! command -v socat >/dev/null 2>&1; then
+		echo "(socat not installed: no samples from QEMU's monitor; scripts/install-deps.sh test)"
+		return
+	fi
+	{ printf '%s\n' "$1"; sleep 1; } | timeout 8 socat -t 3 - "unix-connect:$run/monitor.sock" 2>&1 |
 		tr -d '\r' | sed 's/\x1b\[[0-9;]*[A-Za-z]//g' | grep -v '^(qemu)\|^QEMU .* monitor'
 }
 
 # stall_report N: what QEMU was doing when L1 went silent, into stall-N.txt of the run
-# directory: the vCPU's registers five times a second apart (a RIP that never moves, or one in
-# L2's kernel - its guest-physical layout has no KASLR - tells where it spins), and the CPU
-# time and state of each QEMU thread.
+# directory: every vCPU's registers (from QEMU's monitor) five times a second apart (a PC that
+# never moves, or one in L2's kernel - its addresses have no KASLR - tells where it spins), x86's
+# local APIC (an interrupt held in IRR with nothing raised for it was the cause once:
+# docs/kvm.md), and, from /proc, the state and CPU time of each QEMU thread (named by
+# debug-threads: the vCPU threads are "CPU n/TCG").
 stall_report() {
 	f=$run/share/stall-$1.txt
 	{
 		echo "L1 silent since $(date -u -d "@$beat" +%T) UTC, stopped at $(date -u +%T) UTC"
 		for i in 1 2 3 4 5; do
-			monitor "info registers" | grep -E '^(RIP|RAX|RSP|CR0|EFER|GS )'
+			monitor "info registers -a" | grep -E "$regs"
 			sleep 1
 		done
-		monitor "info lapic" | head -n 20
-		for t in /proc/"$(pgrep -P "$qpid" | head -n 1)"/task/*; do
-			printf '%s %s\n' "$(cat "$t/comm")" "$(cut -d' ' -f3,14,15 "$t/stat")"
+		[ "$arch" != x86_64 ] || monitor "info lapic" | head -n 20
+		qemu_pid=$(pgrep -P "$qpid" | head -n 1)
+		echo "QEMU's threads (name: state, user and system CPU time in clock ticks):"
+		for t in /proc/${qemu_pid:-none}/task/*; do
+			[ -r "$t/stat" ] || continue
+			printf '%s: %s\n' "$(cat "$t/comm")" "$(sed 's/.*) //' "$t/stat" | cut -d' ' -f1,12,13)"
 		done
 	} >"$f" 2>&1
 }
@@ -556,11 +571,12 @@ stall_report() {
 # longest silence of L1's heartbeat once it began, seconds).
 run_l1() {
 	stalled=0
-	gap=0
+	left=$((timeout - ($(date +%s) - start)))
+	[ "$left" -gt 0 ] || { qrc=124; return; }
 	rm -f "$run/monitor.sock"
 	set +e
 	# shellcheck disable=SC2086 # $qemu_machine is a list of arguments
-	timeout --kill-after=10 "$timeout" "$qemu" $qemu_machine \
+	timeout --kill-after=10 "$left" "$qemu" $qemu_machine -name nested-l1,debug-threads=on \
 		-m "$mem" -nographic -no-reboot -nodefaults -serial stdio -nic none \
 		-monitor "unix:$run/monitor.sock,server=on,wait=off" \
 		-kernel "$kdir/vmlinuz" -initrd "$run/l1.cpio" \
@@ -584,8 +600,14 @@ run_l1() {
 			[ $((now - beat)) -le "$gap" ] || gap=$((now - beat))
 		fi
 		if [ $((now - beat)) -gt "$limit" ] && kill -0 "$qpid" 2>/dev/null; then
-			stalled=1
 			stall_report $((attempt + 1))
+			# the report takes seconds: a machine that finished or spoke meanwhile lives on
+			if ! kill -0 "$qpid" 2>/dev/null ||
+				[ "$(stat -c %Y "$run/share/heartbeat" 2>/dev/null || echo 0)" -gt "$beat" ]; then
+				rm -f "$run/share/stall-$((attempt + 1)).txt"
+				continue
+			fi
+			stalled=1
 			# QEMU (a child of timeout) first, then timeout itself; KILL, since a frozen
 			# machine has nothing to save
 			pkill -KILL -P "$qpid" 2>/dev/null
@@ -600,26 +622,32 @@ run_l1() {
 
 start=$(date +%s)
 attempt=0
+gap=0
 while :; do
 	run_l1
 	[ "$stalled" -eq 1 ] || break
+	# the command finished before L1 froze (in its sync or poweroff): that is its result
+	[ ! -s "$run/share/rc" ] || break
 	attempt=$((attempt + 1))
 	cp "$run/share/console.log" "$run/share/console-stalled-$attempt.log"
 	log "L1 gave no sign of life for $limit s (QEMU TCG stalled; its console is in" \
 		"console-stalled-$attempt.log, what QEMU did in stall-$attempt.txt of the run directory)"
 	[ "$attempt" -le "$retries" ] ||
-		die "the nested machine stalled $attempt times (no sign of life from L1 for $stall s each);" \
+		die "the nested machine stalled $attempt times (no sign of life from L1 for $limit s the last time);" \
 			"its console: $(tail -n 5 "$run/share/console.log" | tr '\n' ' ')"
 	log "booting L1 again (retry $attempt of $retries); the command finds what it wrote"
 	# the new boot keeps what the command wrote (a command that records its steps resumes);
 	# only this boot's own files go
 	rm -f "$run/share/rc" "$run/share/heartbeat" "$run/share/console.log"
+	for o in stdout stderr; do
+		[ ! -s "$run/share/$o" ] || printf '\n[nested: L1 booted again after a stall]\n' >>"$run/share/$o"
+	done
 done
 elapsed=$(($(date +%s) - start))
 [ -s "$run/share/stdout" ] && cat "$run/share/stdout"
 [ -s "$run/share/stderr" ] && cat "$run/share/stderr" >&2
 if [ ! -s "$run/share/rc" ]; then
-	tail -n 30 "$run/share/console.log" >&2
+	[ ! -f "$run/share/console.log" ] || tail -n 30 "$run/share/console.log" >&2
 	[ "$qrc" -eq 124 ] && die "the nested machine did not finish within $timeout s"
 	die "the nested machine stopped before the command finished (QEMU status $qrc; its console is above)"
 fi

@@ -16,7 +16,7 @@ struct kvm_cpuid2;
  * @low_size:	bytes of RAM below the MMIO hole (BOOT_MMIO_HOLE); the rest is at 4 GiB
  * @i8042:	the keyboard controller (its reset line reboots the guest)
  * @cpuid:	what KVM_GET_SUPPORTED_CPUID offered, adjusted per vCPU
- * @tsc_deadline: KVM emulates the LAPIC's TSC-deadline mode (KVM_CAP_TSC_DEADLINE_TIMER)
+ * @tsc_deadline: offer the LAPIC's TSC-deadline mode (KVM_CAP_TSC_DEADLINE_TIMER, not PVM)
  * @entry:	the kernel's 64-bit entry point
  */
 struct kvm_arch {
