@@ -68,9 +68,16 @@
  *
  * Reset.  A driver reset drops every connection (host fds are closed, so host programs see
  * EOF; pending connects fail with -ECONNRESET); listeners stay.
+ *
+ * Teardown.  Bytes in a connection's ring were taken from the guest: its write() returned, so
+ * it counts them as sent (a guest program that writes, closes and powers off at once is
+ * normal).  Before the device is freed with the VM, vsock_dev_free() writes every ring to its
+ * host fd (and applies the guest's shutdown), waiting for slow host programs at most
+ * VSOCK_DRAIN_MS in all; then the fds are closed.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -948,11 +955,51 @@ void vsock_dev_reset(struct vsock_dev *d)
 	pthread_mutex_unlock(&d->lock);
 }
 
-/** vsock_dev_free() - reset and free (no thread may use @d any more) */
+/**
+ * vsock_drain_rings() - at teardown, deliver what the guest sent and we still buffer
+ * @d:		the device (its thread stopped)
+ *
+ * Writes each connection's ring to its host fd, polling for room, at most VSOCK_DRAIN_MS for
+ * all connections together (a host program that does not read loses the rest); a host end that
+ * is gone resets that connection.  See "Teardown" above.
+ */
+static void vsock_drain_rings(struct vsock_dev *d)
+{
+	struct timespec t0, now;
+	struct vsock_conn *c;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pthread_mutex_lock(&d->lock);
+	for (c = d->head.next; c != &d->head; c = c->next) {
+		while (c->ring_len && !c->free_after_rst) {
+			struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+			long left;
+
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left = VSOCK_DRAIN_MS - ((now.tv_sec - t0.tv_sec) * 1000 +
+						 (now.tv_nsec - t0.tv_nsec) / 1000000);
+			if (left <= 0) {
+				pthread_mutex_unlock(&d->lock);
+				return;
+			}
+			if (poll(&p, 1, (int)left) <= 0 || !(p.revents & POLLOUT))
+				break;
+			if (vsock_flush_ring(d, c) < 0)
+				break;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/**
+ * vsock_dev_free() - deliver the guest's buffered bytes (vsock_drain_rings()), reset and free
+ * @d:		the device; no thread may use it any more
+ */
 void vsock_dev_free(struct vsock_dev *d)
 {
 	if (!d)
 		return;
+	vsock_drain_rings(d);
 	vsock_dev_reset(d);
 	if (d->epfd >= 0)
 		close(d->epfd);

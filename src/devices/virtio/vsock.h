@@ -17,6 +17,7 @@
 #define VSOCK_HDR_LEN		44
 #define VSOCK_MAX_PAYLOAD	(64 * 1024)	/* per packet, both directions */
 #define VSOCK_BUF_ALLOC		(256 * 1024)	/* what we advertise per connection */
+#define VSOCK_DRAIN_MS		5000		/* teardown: longest wait for host readers */
 #define VSOCK_MAX_CONNS		MVM_VSOCK_MAX_CONNS
 
 /* virtio_vsock_hdr.op */

@@ -496,6 +496,75 @@ static void test_half_close(void **state)
 	assert_int_equal(vsock_dev_guest_errors(d), 0);
 }
 
+struct drain_reader {
+	int fd;
+	uint32_t got;
+	int bad;
+	pthread_t t;
+};
+
+/* the host program: reads to EOF, checking the pattern test_teardown_delivers_buffered sent */
+static void *drain_reader_thread(void *arg)
+{
+	struct drain_reader *r = arg;
+	static uint8_t buf[65536];
+	ssize_t n;
+
+	usleep(200 * 1000);	/* the device is freed while nothing was read yet */
+	while ((n = read(r->fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i] != (uint8_t)((r->got + (uint32_t)i) * 13))
+				r->bad = 1;
+		r->got += (uint32_t)n;
+	}
+	return NULL;
+}
+
+/*
+ * The guest writes until its credit is gone (the host program reads nothing: the host socket
+ * fills, then our ring), closes, and the VM goes away: the host program still reads every
+ * byte, then EOF.  (A guest whose write() returned counts those bytes as sent.)
+ */
+static void test_teardown_delivers_buffered(void **state)
+{
+	struct vsock_dev *d = *state;
+	static uint8_t chunk[VSOCK_MAX_PAYLOAD];
+	uint32_t hport, sent = 0, peer_fwd = 0, peer_alloc = VSOCK_BUF_ALLOC;
+	struct drain_reader r = { 0 };
+	struct pkt p;
+
+	r.fd = established(d, 1045, 65536, &hport);
+	for (;;) {
+		uint32_t n = peer_alloc - (sent - peer_fwd);
+
+		if (n > sizeof(chunk))
+			n = sizeof(chunk);
+		if (!n) {	/* out of credit: is an update coming? */
+			vsock_dev_poll(d, 100);
+			if (!grecv(d, &p, sizeof(p.data)))
+				break;
+			assert_int_equal(p.h.op, VSOCK_OP_CREDIT_UPDATE);
+			peer_fwd = p.h.fwd_cnt;
+			peer_alloc = p.h.buf_alloc;
+			continue;
+		}
+		for (uint32_t i = 0; i < n; i++)
+			chunk[i] = (uint8_t)((sent + i) * 13);
+		assert_int_equal(gsend(d, VSOCK_OP_RW, 1045, hport, 0, chunk, n, 65536, 0), 0);
+		sent += n;
+	}
+	assert_true(sent - peer_fwd > 0);	/* some of it waits in our ring */
+	gsend(d, VSOCK_OP_SHUTDOWN, 1045, hport, VSOCK_SHUTDOWN_SEND | VSOCK_SHUTDOWN_RCV, NULL,
+	      0, 65536, 0);
+	assert_int_equal(pthread_create(&r.t, NULL, drain_reader_thread, &r), 0);
+	vsock_dev_free(d);
+	*state = NULL;
+	pthread_join(r.t, NULL);
+	close(r.fd);
+	assert_int_equal(r.got, sent);
+	assert_false(r.bad);
+}
+
 static void test_guest_close(void **state)
 {
 	struct vsock_dev *d = *state;
@@ -791,6 +860,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_credit_from_guest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credit_lie, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_half_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_teardown_delivers_buffered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_rst, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_packets, setup, teardown),
