@@ -57,23 +57,21 @@
 #   --in DIR   a copy of DIR is /run/nested/in in L1 (inputs a command needs)
 #   --mem      L1 memory (default 4096 MiB; arm64: 3072)
 #
-# Stalls: QEMU's TCG, emulating SVM for L1's KVM, has been seen to freeze L1 as a whole while L1
-#   runs its guest (a few times in a hundred L2 boots, more on a loaded machine): QEMU spins,
-#   L1's own timers stop, nothing in L1 runs again, and a check's own time limit never fires.
-#   L1's init therefore writes /run/nested/heartbeat every 10 s, from a process of its own;
-#   this script watches that file, and when it has not changed for --stall seconds, it first
-#   presses a key through QEMU's monitor (QEMU lost L1's timer interrupt, and a device
-#   interrupt makes it look again: docs/kvm.md) and goes on if L1 speaks within 20 s; if not, it samples
-#   the vCPUs' registers through QEMU's monitor and QEMU's threads from /proc into stall-N.txt
-#   (and goes on watching if L1 spoke or finished meanwhile), stops QEMU,
-#   keeps that console as console-stalled-N.log, says so, and boots L1 again (--retries times)
-#   with the same run directory: what the command wrote there stays, and its stdout and stderr
-#   go on from where they were, so a command that records its steps there (l1_checks.py) resumes
-#   at the step that was cut short (a line in stdout and stderr marks the new boot; a command
-#   that finished before L1 froze keeps its status). A stall that repeats more often fails the
-#   run; --timeout bounds all boots together. A check that
-#   hangs while L1 lives is not a stall: the heartbeat goes on, and the check's own limits and
-#   --timeout apply.
+# Stalls: QEMU's TCG, emulating SVM for L1's KVM, has been seen to freeze L1 as a whole (a few
+#   times in a hundred L2 boots, more on a loaded machine): it loses L1's timer interrupt, so L1
+#   halts for good or its guest spins for good, and a check's own time limit never fires. L1's
+#   init therefore writes /run/nested/heartbeat every 10 s, from a process of its own; this script
+#   watches that file, and when it has not changed for --stall seconds, it first presses a key
+#   through QEMU's monitor (a device interrupt makes QEMU look at L1's APIC again: docs/kvm.md)
+#   and goes on if L1 speaks within 20 s. If not, it samples the vCPUs' registers through QEMU's
+#   monitor and QEMU's threads from /proc into stall-N.txt (and goes on watching if L1 spoke or
+#   finished meanwhile), stops QEMU, keeps that console as console-stalled-N.log, says so, and
+#   boots L1 again (--retries times) with the same run directory: what the command wrote there
+#   stays, and its stdout and stderr go on from where they were (after a line that marks the new
+#   boot), so a command that records its steps there (l1_checks.py) resumes at the step that was
+#   cut short; a command that finished before L1 froze keeps its status. A stall that repeats more
+#   often fails the run; --timeout bounds all boots together. A check that hangs while L1 lives is
+#   not a stall: the heartbeat goes on, and the check's own limits and --timeout apply.
 #
 # Environment: MICROVM_CACHE (cache root), MICROVM_QEMU (QEMU binary, default
 #   qemu-system-x86_64 / qemu-system-aarch64), MICROVM_NESTED_KEEP=1 (keep the run directory,
@@ -561,7 +559,7 @@ stall_report() {
 		[ "$arch" != x86_64 ] || monitor "info lapic" | head -n 20
 		qemu_pid=$(pgrep -P "$qpid" | head -n 1)
 		echo "QEMU's threads (name: state, user and system CPU time in clock ticks):"
-		for t in /proc/${qemu_pid:-none}/task/*; do
+		for t in "/proc/${qemu_pid:-none}"/task/*; do
 			[ -r "$t/stat" ] || continue
 			printf '%s: %s\n' "$(cat "$t/comm")" "$(sed 's/.*) //' "$t/stat" | cut -d' ' -f1,12,13)"
 		done
