@@ -165,34 +165,6 @@ int ctl_same_user(unsigned long pid)
 }
 
 /**
- * ctl_win_errno() - a Windows error as -errno
- */
-static int ctl_win_errno(DWORD err)
-{
-	switch (err) {
-	case ERROR_FILE_NOT_FOUND:
-	case ERROR_PATH_NOT_FOUND:
-		return -ENOENT;
-	case ERROR_ACCESS_DENIED:
-		return -EACCES;
-	case ERROR_PIPE_BUSY:
-	case ERROR_SEM_TIMEOUT:
-		return -EBUSY;
-	case ERROR_BROKEN_PIPE:
-	case ERROR_NO_DATA:
-	case ERROR_PIPE_NOT_CONNECTED:
-		return -EPIPE;
-	case ERROR_OPERATION_ABORTED:
-		return -EINTR;
-	case ERROR_BAD_PATHNAME:
-	case ERROR_INVALID_NAME:
-		return -EINVAL;
-	default:
-		return -EIO;
-	}
-}
-
-/**
  * ctl_connect() - connect to the `up` process' named pipe
  * @path:	\\.\pipe\NAME
  * @out:	the pipe's handle (overlapped)
@@ -217,7 +189,7 @@ int ctl_connect(const char *path, ctl_conn *out)
 			break;
 		/* every instance busy: `up` creates the next one as it accepts */
 		if (GetLastError() != ERROR_PIPE_BUSY || tries == 50)
-			return ctl_win_errno(GetLastError());
+			return -mvm_win_errno(GetLastError());
 		WaitNamedPipeW(wpath, 100);
 	}
 	if (!GetNamedPipeServerProcessId(h, &pid) || !ctl_same_user(pid)) {
@@ -269,7 +241,7 @@ static long ctl_io(HANDLE h, void *buf, size_t len, bool wr, int timeout_ms)
 		return -ETIMEDOUT;
 	if (!wr && (err == ERROR_BROKEN_PIPE || err == ERROR_PIPE_NOT_CONNECTED))
 		return 0;
-	return ctl_win_errno(err);
+	return -mvm_win_errno(err);
 }
 
 /**

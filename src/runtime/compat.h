@@ -27,7 +27,8 @@
  *   mvm_fs_unlink()
  * - mvm_fs_open_private(): a new file only the user can read (0600; on Windows a protected
  *   DACL of the user and SYSTEM: _wopen()'s mode sets only the read-only attribute)
- * - Windows only: mvm_win_private_acl() (that DACL, also the control pipe's)
+ * - Windows only: mvm_win_private_acl() (that DACL, also the control pipe's) and
+ *   mvm_win_errno() (GetLastError() as errno, for files and pipes)
  * - mvm_fs_path_tail(): the last component of a path, byte-wise (not basename(): mingw's
  *   converts through the ANSI code page, which splits UTF-8 on a CJK system and overflows
  *   on an invalid sequence)
@@ -101,6 +102,7 @@ int mvm_fs_open(const char *path, int flags, int mode);
 int mvm_fs_access(const char *path, int mode);
 int mvm_fs_open_private(const char *path);
 DWORD mvm_win_private_acl(int system, DWORD inherit, PACL *dacl);
+int mvm_win_errno(DWORD err);
 int mvm_fs_mkdir(const char *path);
 int mvm_fs_unlink(const char *path);
 int mvm_fs_app_dir(const char *sub, char *out, size_t size);

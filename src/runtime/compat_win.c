@@ -135,10 +135,11 @@ int mvm_sock_so_error(int fd)
 }
 
 /**
- * mvm_fs_win_errno() - a Windows file error (GetLastError()) as a POSIX errno value
+ * mvm_win_errno() - a Windows error (GetLastError()) of a file or pipe call as a POSIX errno
+ * value; the one mapping of the program (microvm.exe's control pipe uses it too)
  * Return: the errno value (EIO for codes without a counterpart).
  */
-static int mvm_fs_win_errno(DWORD err)
+int mvm_win_errno(DWORD err)
 {
 	switch (err) {
 	case ERROR_FILE_NOT_FOUND:
@@ -166,6 +167,15 @@ static int mvm_fs_win_errno(DWORD err)
 		return ENOSPC;
 	case ERROR_WRITE_PROTECT:
 		return EROFS;
+	case ERROR_PIPE_BUSY:
+	case ERROR_SEM_TIMEOUT:
+		return EBUSY;
+	case ERROR_BROKEN_PIPE:
+	case ERROR_NO_DATA:
+	case ERROR_PIPE_NOT_CONNECTED:
+		return EPIPE;
+	case ERROR_OPERATION_ABORTED:
+		return EINTR;
 	default:
 		return EIO;
 	}
@@ -394,7 +404,7 @@ int mvm_fs_open_private(const char *path)
 		LocalFree(dacl);
 	free(wpath);
 	if (err != ERROR_SUCCESS) {
-		errno = mvm_fs_win_errno(err);
+		errno = mvm_win_errno(err);
 		return -1;
 	}
 	fd = _open_osfhandle((intptr_t)h, _O_WRONLY);
@@ -426,7 +436,7 @@ static int mvm_fs_mkdir_private(const char *path)
 	if (dacl)
 		LocalFree(dacl);
 	free(wpath);
-	return err == ERROR_SUCCESS || err == ERROR_ALREADY_EXISTS ? 0 : -mvm_fs_win_errno(err);
+	return err == ERROR_SUCCESS || err == ERROR_ALREADY_EXISTS ? 0 : -mvm_win_errno(err);
 }
 
 /**
@@ -445,7 +455,7 @@ int mvm_fs_mkdir(const char *path)
 	if (!wpath)
 		return -errno;
 	if (!CreateDirectoryW(wpath, NULL) && GetLastError() != ERROR_ALREADY_EXISTS)
-		rc = -mvm_fs_win_errno(GetLastError());
+		rc = -mvm_win_errno(GetLastError());
 	free(wpath);
 	return rc;
 }
@@ -459,7 +469,7 @@ int mvm_fs_unlink(const char *path)
 	if (!wpath)
 		return -errno;
 	if (!DeleteFileW(wpath))
-		rc = -mvm_fs_win_errno(GetLastError());
+		rc = -mvm_win_errno(GetLastError());
 	free(wpath);
 	return rc;
 }
